@@ -1,0 +1,20 @@
+"""The ``unisockets`` command line (one entry point, click subcommands).
+
+Each subcommand lives in its own module of this package and is registered
+on :data:`main` below.
+"""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="unisockets")
+def main() -> None:
+    """unisockets: Berkeley sockets over WebRTC data channels."""
+
+
+# Subcommands register themselves here, one import each.

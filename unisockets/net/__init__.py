@@ -1,0 +1,1 @@
+"""net layer; see unisockets/__init__.py."""

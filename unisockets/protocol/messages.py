@@ -1,0 +1,300 @@
+"""The 13 signaling messages of shared/PROTOCOL.md, as validated value objects.
+
+Every message is a frozen, slotted, keyword-only dataclass whose fields are the
+wire fields in snake_case (``offererId`` → ``offerer_id``). Constructing one
+validates every field, so an invalid message cannot exist: ids must be
+canonical dotted IPv4 strings, subnets three octets, aliases ``ip:port`` with a
+port in 0..65535, SDP and candidate strings bounded in size, booleans real
+booleans. A bad value raises :class:`~unisockets.protocol.errors.LocalProtocolError`;
+:func:`unisockets.protocol.wire.decode` turns that into a
+:class:`~unisockets.protocol.errors.RemoteProtocolError` for received input.
+
+The field order of each class is the order in which the original TypeScript
+implementation writes the fields, so that :func:`~unisockets.protocol.wire.encode`
+reproduces recorded frames byte for byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final, Literal
+
+from .addresses import is_alias, is_id, is_subnet
+from .errors import LocalProtocolError
+
+__all__ = [
+    "MAX_CANDIDATE_LENGTH",
+    "MAX_CONNECTION_ID_LENGTH",
+    "MAX_SDP_LENGTH",
+    "MESSAGE_TYPES",
+    "REJECTED_ID",
+    "Accept",
+    "Accepting",
+    "Acknowledged",
+    "Alias",
+    "Answer",
+    "Bind",
+    "Candidate",
+    "Connect",
+    "Goodbye",
+    "Greeting",
+    "Knock",
+    "Message",
+    "Offer",
+    "Shutdown",
+]
+
+#: The ``id`` of a rejected ``acknowledged`` (the original server's value).
+REJECTED_ID: Final = "-1"
+#: Longest SDP offer/answer accepted, in characters (real ones are 0.5 to 5 KB).
+MAX_SDP_LENGTH: Final = 16 * 1024
+#: Longest ICE candidate string (a JSON RTCIceCandidateInit), in characters.
+MAX_CANDIDATE_LENGTH: Final = 2 * 1024
+#: Longest ``clientConnectionId`` accepted, in characters (originals send a 36-char UUID).
+MAX_CONNECTION_ID_LENGTH: Final = 128
+
+FieldKind = Literal["id", "subnet", "alias", "bool", "sdp", "candidate", "connection_id"]
+
+
+def _wire(name: str, kind: FieldKind) -> Any:
+    """A required field with its camelCase wire name and value kind."""
+    return field(metadata={"wire": name, "kind": kind})
+
+
+def _optional(name: str, kind: FieldKind) -> Any:
+    """An optional field (omitted on the wire when ``None``)."""
+    return field(default=None, metadata={"wire": name, "kind": kind, "optional": True})
+
+
+def _check_string(value: object, limit: int, what: str) -> None:
+    if type(value) is not str:
+        raise LocalProtocolError(f"{what} must be a string, not {type(value).__name__}")
+    if not 0 < len(value) <= limit:
+        raise LocalProtocolError(f"{what} must be 1..{limit} characters, got {len(value)}")
+
+
+def _validate(kind: str, value: object, name: str) -> None:
+    """Raise LocalProtocolError unless ``value`` is a valid value of ``kind``."""
+    if kind == "id":
+        if not is_id(value):
+            raise LocalProtocolError(f"{name} must be a dotted IPv4 id, got {value!r:.80}")
+    elif kind == "subnet":
+        if not is_subnet(value):
+            raise LocalProtocolError(f"{name} must be a three-octet subnet, got {value!r:.80}")
+    elif kind == "alias":
+        if not is_alias(value):
+            raise LocalProtocolError(f"{name} must be an ipv4:port alias, got {value!r:.80}")
+    elif kind == "bool":
+        if type(value) is not bool:
+            raise LocalProtocolError(f"{name} must be a boolean, got {value!r:.80}")
+    elif kind == "sdp":
+        _check_string(value, MAX_SDP_LENGTH, name)
+    elif kind == "candidate":
+        _check_string(value, MAX_CANDIDATE_LENGTH, name)
+    elif kind == "connection_id":
+        _check_string(value, MAX_CONNECTION_ID_LENGTH, name)
+    else:  # pragma: no cover - the field tables below use only the kinds above
+        raise AssertionError(kind)
+
+
+class _Validated:
+    """Mixin: validates every dataclass field against its ``kind`` after construction."""
+
+    __slots__ = ()
+    OPCODE: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if value is None and f.metadata.get("optional"):
+                continue
+            _validate(f.metadata["kind"], value, f.name)
+
+
+_MESSAGE = dataclass(frozen=True, slots=True, kw_only=True)
+
+
+@_MESSAGE
+class Knock(_Validated):
+    """``knock`` (node → server): ask to join ``subnet``, e.g. ``"10.0.0"``."""
+
+    OPCODE: ClassVar[str] = "knock"
+    subnet: str = _wire("subnet", "subnet")
+
+
+@_MESSAGE
+class Acknowledged(_Validated):
+    """``acknowledged`` (server → node): the answer to a knock.
+
+    ``id`` is the node's new address, and ``rejected`` is false. When the subnet
+    is full, ``rejected`` is true and ``id`` is :data:`REJECTED_ID` (``"-1"``),
+    as the original server sends it.
+    """
+
+    OPCODE: ClassVar[str] = "acknowledged"
+    id: str = _wire("id", "id")
+    rejected: bool = _wire("rejected", "bool")
+
+    def __post_init__(self) -> None:
+        if self.rejected is True and self.id == REJECTED_ID:
+            return
+        _Validated.__post_init__(self)
+
+
+@_MESSAGE
+class Greeting(_Validated):
+    """``greeting`` (server → existing node): ``answerer_id`` joined, ``offerer_id`` offers."""
+
+    OPCODE: ClassVar[str] = "greeting"
+    offerer_id: str = _wire("offererId", "id")
+    answerer_id: str = _wire("answererId", "id")
+
+
+@_MESSAGE
+class Offer(_Validated):
+    """``offer`` (both ways): an SDP offer from ``offerer_id`` for ``answerer_id``."""
+
+    OPCODE: ClassVar[str] = "offer"
+    offerer_id: str = _wire("offererId", "id")
+    answerer_id: str = _wire("answererId", "id")
+    offer: str = _wire("offer", "sdp")
+
+
+@_MESSAGE
+class Answer(_Validated):
+    """``answer`` (both ways): the SDP answer of ``answerer_id`` to ``offerer_id``'s offer."""
+
+    OPCODE: ClassVar[str] = "answer"
+    offerer_id: str = _wire("offererId", "id")
+    answerer_id: str = _wire("answererId", "id")
+    answer: str = _wire("answer", "sdp")
+
+
+@_MESSAGE
+class Candidate(_Validated):
+    """``candidate`` (both ways): a trickled ICE candidate.
+
+    ``offerer_id`` is the *sender* (the node the candidate describes) and
+    ``answerer_id`` the recipient, whatever their offer/answer roles.
+    ``candidate`` is a JSON string of an RTCIceCandidateInit
+    (``candidate``, ``sdpMid``, ``sdpMLineIndex``, ``usernameFragment``).
+    """
+
+    OPCODE: ClassVar[str] = "candidate"
+    offerer_id: str = _wire("offererId", "id")
+    answerer_id: str = _wire("answererId", "id")
+    candidate: str = _wire("candidate", "candidate")
+
+
+@_MESSAGE
+class Bind(_Validated):
+    """``bind`` (node → server): node ``id`` claims ``alias``."""
+
+    OPCODE: ClassVar[str] = "bind"
+    id: str = _wire("id", "id")
+    alias: str = _wire("alias", "alias")
+
+
+@_MESSAGE
+class Alias(_Validated):
+    """``alias`` (server → node): ``alias`` owned by ``id`` was set (``set``) or removed.
+
+    Also the answer to bind, connect and shutdown, see PROTOCOL.md's flows.
+    ``client_connection_id`` ties it to a ``connect``; ``is_connection_alias``
+    marks the connecting node's own local alias.
+    """
+
+    OPCODE: ClassVar[str] = "alias"
+    id: str = _wire("id", "id")
+    alias: str = _wire("alias", "alias")
+    set: bool = _wire("set", "bool")
+    client_connection_id: str | None = _optional("clientConnectionId", "connection_id")
+    is_connection_alias: bool | None = _optional("isConnectionAlias", "bool")
+
+
+@_MESSAGE
+class Accepting(_Validated):
+    """``accepting`` (node → server): node ``id`` accepts connections on ``alias``."""
+
+    OPCODE: ClassVar[str] = "accepting"
+    id: str = _wire("id", "id")
+    alias: str = _wire("alias", "alias")
+
+
+@_MESSAGE
+class Accept(_Validated):
+    """``accept`` (server → listening node): ``client_alias`` connected to ``bound_alias``."""
+
+    OPCODE: ClassVar[str] = "accept"
+    bound_alias: str = _wire("boundAlias", "alias")
+    client_alias: str = _wire("clientAlias", "alias")
+
+
+@_MESSAGE
+class Connect(_Validated):
+    """``connect`` (node → server): node ``id`` connects to ``remote_alias``.
+
+    ``client_connection_id`` is an id the node picks (a UUID v4 string) to match
+    the server's answers to this request.
+    """
+
+    OPCODE: ClassVar[str] = "connect"
+    id: str = _wire("id", "id")
+    client_connection_id: str = _wire("clientConnectionId", "connection_id")
+    remote_alias: str = _wire("remoteAlias", "alias")
+
+
+@_MESSAGE
+class Shutdown(_Validated):
+    """``shutdown`` (node → server): node ``id`` releases ``alias`` (unbind)."""
+
+    OPCODE: ClassVar[str] = "shutdown"
+    id: str = _wire("id", "id")
+    alias: str = _wire("alias", "alias")
+
+
+@_MESSAGE
+class Goodbye(_Validated):
+    """``goodbye`` (server → node): node ``id`` left the network."""
+
+    OPCODE: ClassVar[str] = "goodbye"
+    id: str = _wire("id", "id")
+
+
+#: Any signaling message.
+Message = (
+    Knock
+    | Acknowledged
+    | Greeting
+    | Offer
+    | Answer
+    | Candidate
+    | Bind
+    | Alias
+    | Accepting
+    | Accept
+    | Connect
+    | Shutdown
+    | Goodbye
+)
+
+#: Every message class by its wire opcode.
+MESSAGE_TYPES: Final[dict[str, type[Message]]] = {
+    cls.OPCODE: cls
+    for cls in (
+        Knock,
+        Acknowledged,
+        Greeting,
+        Offer,
+        Answer,
+        Candidate,
+        Bind,
+        Alias,
+        Accepting,
+        Accept,
+        Connect,
+        Shutdown,
+        Goodbye,
+    )
+}

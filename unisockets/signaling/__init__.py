@@ -1,0 +1,1 @@
+"""signaling layer; see unisockets/__init__.py."""

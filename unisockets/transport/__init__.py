@@ -1,0 +1,1 @@
+"""transport layer; see unisockets/__init__.py."""
