@@ -17,6 +17,7 @@ reproduces recorded frames byte for byte.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Literal
 
@@ -54,6 +55,9 @@ MAX_CANDIDATE_LENGTH: Final = 2 * 1024
 #: Longest ``clientConnectionId`` accepted, in characters (originals send a 36-char UUID).
 MAX_CONNECTION_ID_LENGTH: Final = 128
 
+#: A lone UTF-16 surrogate: representable in a Python str, not in UTF-8.
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
 FieldKind = Literal["id", "subnet", "alias", "bool", "sdp", "candidate", "connection_id"]
 
 
@@ -72,6 +76,9 @@ def _check_string(value: object, limit: int, what: str) -> None:
         raise LocalProtocolError(f"{what} must be a string, not {type(value).__name__}")
     if not 0 < len(value) <= limit:
         raise LocalProtocolError(f"{what} must be 1..{limit} characters, got {len(value)}")
+    if _SURROGATE.search(value) is not None:
+        # JSON may escape a lone surrogate ("\ud800"); no UTF-8 frame can carry it.
+        raise LocalProtocolError(f"{what} holds a lone surrogate, which is not valid Unicode")
 
 
 def _validate(kind: str, value: object, name: str) -> None:
@@ -112,10 +119,7 @@ class _Validated:
             _validate(f.metadata["kind"], value, f.name)
 
 
-_MESSAGE = dataclass(frozen=True, slots=True, kw_only=True)
-
-
-@_MESSAGE
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Knock(_Validated):
     """``knock`` (node → server): ask to join ``subnet``, e.g. ``"10.0.0"``."""
 
@@ -123,7 +127,7 @@ class Knock(_Validated):
     subnet: str = _wire("subnet", "subnet")
 
 
-@_MESSAGE
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Acknowledged(_Validated):
     """``acknowledged`` (server → node): the answer to a knock.
 
@@ -142,7 +146,7 @@ class Acknowledged(_Validated):
         _Validated.__post_init__(self)
 
 
-@_MESSAGE
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Greeting(_Validated):
     """``greeting`` (server → existing node): ``answerer_id`` joined, ``offerer_id`` offers."""
 
@@ -151,7 +155,7 @@ class Greeting(_Validated):
     answerer_id: str = _wire("answererId", "id")
 
 
-@_MESSAGE
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Offer(_Validated):
     """``offer`` (both ways): an SDP offer from ``offerer_id`` for ``answerer_id``."""
 
@@ -161,7 +165,7 @@ class Offer(_Validated):
     offer: str = _wire("offer", "sdp")
 
 
-@_MESSAGE
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Answer(_Validated):
     """``answer`` (both ways): the SDP answer of ``answerer_id`` to ``offerer_id``'s offer."""
 
@@ -171,7 +175,7 @@ class Answer(_Validated):
     answer: str = _wire("answer", "sdp")
 
 
-@_MESSAGE
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Candidate(_Validated):
     """``candidate`` (both ways): a trickled ICE candidate.
 
@@ -187,7 +191,7 @@ class Candidate(_Validated):
     candidate: str = _wire("candidate", "candidate")
 
 
-@_MESSAGE
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Bind(_Validated):
     """``bind`` (node → server): node ``id`` claims ``alias``."""
 
@@ -196,7 +200,7 @@ class Bind(_Validated):
     alias: str = _wire("alias", "alias")
 
 
-@_MESSAGE
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Alias(_Validated):
     """``alias`` (server → node): ``alias`` owned by ``id`` was set (``set``) or removed.
 
@@ -213,7 +217,7 @@ class Alias(_Validated):
     is_connection_alias: bool | None = _optional("isConnectionAlias", "bool")
 
 
-@_MESSAGE
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Accepting(_Validated):
     """``accepting`` (node → server): node ``id`` accepts connections on ``alias``."""
 
@@ -222,7 +226,7 @@ class Accepting(_Validated):
     alias: str = _wire("alias", "alias")
 
 
-@_MESSAGE
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Accept(_Validated):
     """``accept`` (server → listening node): ``client_alias`` connected to ``bound_alias``."""
 
@@ -231,7 +235,7 @@ class Accept(_Validated):
     client_alias: str = _wire("clientAlias", "alias")
 
 
-@_MESSAGE
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Connect(_Validated):
     """``connect`` (node → server): node ``id`` connects to ``remote_alias``.
 
@@ -245,7 +249,7 @@ class Connect(_Validated):
     remote_alias: str = _wire("remoteAlias", "alias")
 
 
-@_MESSAGE
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Shutdown(_Validated):
     """``shutdown`` (node → server): node ``id`` releases ``alias`` (unbind)."""
 
@@ -254,7 +258,7 @@ class Shutdown(_Validated):
     alias: str = _wire("alias", "alias")
 
 
-@_MESSAGE
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Goodbye(_Validated):
     """``goodbye`` (server → node): node ``id`` left the network."""
 

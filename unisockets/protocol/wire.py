@@ -105,7 +105,7 @@ def _reject_constant(name: str) -> None:
 _FIELDS: Final[dict[type, tuple[tuple[str, str, bool], ...]]] = {
     cls: tuple(
         (f.name, f.metadata["wire"], bool(f.metadata.get("optional")))
-        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        for f in dataclasses.fields(cls)
     )
     for cls in MESSAGE_TYPES.values()
 }
