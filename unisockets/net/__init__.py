@@ -1,1 +1,37 @@
-"""net layer; see unisockets/__init__.py."""
+"""Berkeley socket semantics and the objects users hold.
+
+Nodes (:func:`open_node`), listeners (:class:`trio.abc.Listener`), streams
+(:class:`SocketStream`, a :class:`trio.abc.HalfCloseableStream`), socket
+objects (:class:`Socket`), anyio adapters, and the one-liners
+:func:`listen` / :func:`connect`.
+"""
+
+from .addresses import Address
+from .anyio_adapters import AnyioListener, AnyioSocketStream
+from .listeners import NativeListener, OverlayListener
+from .node import NativeNode, Node, OverlayNode, connection_label, open_node
+from .shortcuts import connect, listen
+from .sockets import AF_INET, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_STREAM, Socket
+from .streams import SocketStream
+
+__all__ = [
+    "AF_INET",
+    "SHUT_RD",
+    "SHUT_RDWR",
+    "SHUT_WR",
+    "SOCK_STREAM",
+    "Address",
+    "AnyioListener",
+    "AnyioSocketStream",
+    "NativeListener",
+    "NativeNode",
+    "Node",
+    "OverlayListener",
+    "OverlayNode",
+    "Socket",
+    "SocketStream",
+    "connect",
+    "connection_label",
+    "listen",
+    "open_node",
+]

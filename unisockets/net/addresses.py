@@ -1,0 +1,63 @@
+"""Socket addresses as users see them: ``(host, port)`` tuples, like :mod:`socket`'s AF_INET.
+
+Overlay aliases (``"10.0.0.3:1234"``, shared/PROTOCOL.md) become
+``("10.0.0.3", 1234)`` tuples at this layer, and back.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from ..protocol.addresses import format_alias, is_id, parse_alias
+
+__all__ = ["Address", "address_to_alias", "alias_to_address", "check_address", "oserror"]
+
+#: A socket address: ``(host, port)`` with a dotted IPv4 host and a port 0..65535.
+Address = tuple[str, int]
+
+
+def oserror(code: int, detail: str | None = None) -> OSError:
+    """Build an :class:`OSError` with a real errno and the system's message for it.
+
+    ``OSError(errno.ECONNREFUSED, ...)`` is automatically a
+    :class:`ConnectionRefusedError`, and so on, as with the OS's own sockets.
+
+    Args:
+        code: an :mod:`errno` value.
+        detail: appended to the system message, e.g. the address concerned.
+    """
+    message = os.strerror(code)
+    if detail:
+        message = f"{message}: {detail}"
+    return OSError(code, message)
+
+
+def check_address(address: object) -> Address:
+    """Validate a user-given socket address.
+
+    Args:
+        address: a ``(host, port)`` tuple (a list of two also works).
+
+    Returns:
+        The address as a ``(str, int)`` tuple.
+
+    Raises:
+        OSError: ``EINVAL`` when it is not a ``(dotted IPv4 host, port 0..65535)`` pair.
+    """
+    if isinstance(address, tuple | list) and len(address) == 2:
+        host, port = address
+        valid_port = type(port) is int and 0 <= port <= 65535
+        if valid_port and (host in ("", "0.0.0.0", "localhost") or is_id(host)):
+            return host, port
+    raise oserror(errno.EINVAL, f"not an IPv4 (host, port) address: {address!r}")
+
+
+def alias_to_address(alias: str) -> Address:
+    """``"10.0.0.3:1234"`` → ``("10.0.0.3", 1234)``."""
+    return parse_alias(alias)
+
+
+def address_to_alias(address: Address) -> str:
+    """``("10.0.0.3", 1234)`` → ``"10.0.0.3:1234"``."""
+    return format_alias(*address)

@@ -1,0 +1,150 @@
+"""Listeners: :class:`trio.abc.Listener` of :class:`~unisockets.net.streams.SocketStream`.
+
+:class:`OverlayListener` accepts connections that signaling announces for one
+bound alias and keeps up to ``backlog`` established connections waiting for
+:meth:`~OverlayListener.accept`, like a kernel's accept queue: a connection
+that arrives while nobody is in ``accept`` is *not* lost (the original
+unisockets lost it while telling the client it had connected). A connection
+that arrives while the queue is full is closed at once, so its client sees
+the stream end instead of waiting forever.
+
+:class:`NativeListener` does the same over an OS TCP listening socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from .addresses import Address
+from .streams import SocketStream
+
+__all__ = ["NativeListener", "OverlayListener"]
+
+logger = logging.getLogger("unisockets.net")
+
+
+class OverlayListener(trio.abc.Listener[SocketStream]):
+    """Accepts overlay connections to one bound address.
+
+    Created by :meth:`unisockets.net.OverlayNode.listen`; implements
+    :class:`trio.abc.Listener`.
+
+    Attributes:
+        address: the bound ``(host, port)``.
+        backlog: how many established connections may wait for :meth:`accept`.
+    """
+
+    def __init__(
+        self,
+        address: Address,
+        backlog: int,
+        on_close: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.address = address
+        self.backlog = backlog
+        self._send, self._receive = trio.open_memory_channel[SocketStream](math.inf)
+        self._queued = 0
+        self._on_close = on_close
+        self._closed = False
+        self.cancel_scope = trio.CancelScope()
+
+    def offer(self, stream: SocketStream) -> bool:
+        """Queue an established connection for :meth:`accept`.
+
+        Returns:
+            False (and the caller must close ``stream``) when the backlog is
+            full or the listener is closed.
+        """
+        if self._closed or self._queued >= self.backlog:
+            return False
+        self._queued += 1
+        self._send.send_nowait(stream)
+        return True
+
+    async def accept(self) -> SocketStream:
+        """Wait for the next connection (trio ``Listener.accept``).
+
+        Returns:
+            The connected stream; its ``remote_address`` is the connecting
+            socket's address.
+
+        Raises:
+            trio.ClosedResourceError: the listener was closed (before or while waiting).
+            trio.BusyResourceError: never; several tasks may accept concurrently,
+                each connection goes to one of them.
+        """
+        if self._closed:
+            raise trio.ClosedResourceError("the listener is closed")
+        try:
+            stream = await self._receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise trio.ClosedResourceError("the listener is closed") from None
+        self._queued -= 1
+        return stream
+
+    async def aclose(self) -> None:
+        """Stop listening: release the address, close every queued connection. Idempotent."""
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closed = True
+        self.cancel_scope.cancel()
+        self._send.close()
+        with trio.CancelScope(shield=True):
+            while True:
+                try:
+                    stream = self._receive.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+                await stream.aclose()
+            await self._on_close()
+        self._receive.close()
+
+    def __repr__(self) -> str:
+        return f"<OverlayListener {self.address[0]}:{self.address[1]}>"
+
+
+class NativeListener(trio.abc.Listener[SocketStream]):
+    """A listener over an OS TCP listening socket (the native fallback).
+
+    Attributes:
+        address: the bound ``(host, port)`` (the real port when 0 was asked for).
+    """
+
+    def __init__(
+        self,
+        listener: trio.SocketListener,
+        track: Callable[[SocketStream], SocketStream] = lambda stream: stream,
+    ) -> None:
+        self._listener = listener
+        self._track = track
+        host, port = listener.socket.getsockname()[:2]
+        self.address: Address = (host, port)
+
+    async def accept(self) -> SocketStream:
+        """Wait for the next connection (trio ``Listener.accept``).
+
+        Raises:
+            trio.ClosedResourceError: the listener was closed.
+            trio.BusyResourceError: another task is already in ``accept``.
+        """
+        stream = await self._listener.accept()
+        return self._track(wrap_native_stream(stream))
+
+    async def aclose(self) -> None:
+        """Close the listening socket."""
+        await self._listener.aclose()
+
+    def __repr__(self) -> str:
+        return f"<NativeListener {self.address[0]}:{self.address[1]}>"
+
+
+def wrap_native_stream(stream: trio.SocketStream) -> SocketStream:
+    """Wrap an OS TCP :class:`trio.SocketStream` as a :class:`SocketStream`."""
+    local = stream.socket.getsockname()[:2]
+    remote = stream.socket.getpeername()[:2]
+    return SocketStream(stream, local_address=(local[0], local[1]), remote_address=remote)

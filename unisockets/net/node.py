@@ -1,0 +1,615 @@
+"""Nodes: a program's place on the network, overlay (WebRTC) or native (OS TCP).
+
+A node owns every task it needs in one nursery: the signaling reader, the peer
+links, the accept loops. Leaving its ``async with`` (:func:`open_node`)
+cancels and closes all of them; no task, thread, socket or peer connection
+outlives it (shared/DESIGN.md, "The runtime").
+
+Overlay connection set-up (shared/PROTOCOL.md, "Connect"): the connecting
+node asks signaling to ``connect`` to the remote alias and gets its own
+connection alias back; it then opens a data channel to the listening node,
+labelled with both aliases (:func:`connection_label`). The listening node,
+told by signaling's ``accept`` which client alias connected, takes the data
+channel with that label. When the connection closes, the connecting node
+releases its connection alias with ``shutdown`` (a wire-compatible addition:
+the original never freed them).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import random
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING, Any, Literal
+
+import trio
+
+from ..protocol.addresses import format_alias, parse_alias
+from ..transport.base import MessagePipe, PeerTransport, SignalSender
+from .addresses import Address, check_address, oserror
+from .listeners import NativeListener, OverlayListener, wrap_native_stream
+from .streams import SocketStream
+
+if TYPE_CHECKING:
+    from ..signaling.client import SignalingClient
+    from .sockets import Socket
+
+__all__ = [
+    "EPHEMERAL_PORTS",
+    "NativeNode",
+    "Node",
+    "OverlayNode",
+    "connection_label",
+    "open_node",
+]
+
+logger = logging.getLogger("unisockets.net")
+
+#: Ports picked for ``bind`` to port 0 (IANA's dynamic range, RFC 6335).
+EPHEMERAL_PORTS = range(49152, 65536)
+#: Default listen backlog (connections waiting for ``accept``).
+DEFAULT_BACKLOG = 128
+
+
+def connection_label(client_alias: str, bound_alias: str) -> str:
+    """The data channel label of one overlay connection: ``"<client alias>><bound alias>"``.
+
+    Both sides compute it: the connecting side from its connection alias and
+    the alias it connected to, the accepting side from signaling's ``accept``.
+    """
+    return f"{client_alias}>{bound_alias}"
+
+
+class Node(ABC):
+    """The API common to overlay and native nodes (shared/DESIGN.md, "Public API")."""
+
+    @property
+    @abstractmethod
+    def address(self) -> str:
+        """This node's IPv4 address, e.g. ``"10.0.0.1"`` (overlay) or ``"127.0.0.1"`` (native)."""
+
+    @abstractmethod
+    async def bind(self, port: int) -> Binding:
+        """Claim ``port`` on this node's address (``0``: any free port).
+
+        Returns:
+            The binding; call :meth:`Binding.listen` to accept connections on it.
+
+        Raises:
+            OSError: ``EADDRINUSE`` when the address is taken.
+        """
+
+    @abstractmethod
+    async def connect(self, address: Address) -> SocketStream:
+        """Connect to a listening socket.
+
+        Args:
+            address: ``(host, port)`` of the listener, e.g. ``("10.0.0.1", 1234)``.
+
+        Returns:
+            The connected stream.
+
+        Raises:
+            OSError: ``ECONNREFUSED`` when nobody accepts there, ``EINVAL`` for
+                a malformed address, ``ETIMEDOUT`` / ``ECONNRESET`` when the
+                connection could not be set up.
+        """
+
+    def listen(self, port: int, backlog: int = DEFAULT_BACKLOG) -> _ListenCall:
+        """Bind ``port`` and listen on it.
+
+        Use either ``listener = await node.listen(port)`` or
+        ``async with node.listen(port) as listener:`` (which closes it on exit).
+
+        Args:
+            port: the port to bind, 0..65535 (``0``: any free port).
+            backlog: how many established connections may wait for ``accept``;
+                more arrivals are closed at once.
+
+        Returns:
+            An awaitable / async context manager giving a
+            :class:`trio.abc.Listener` of :class:`SocketStream`.
+
+        Raises:
+            OSError: ``EADDRINUSE`` when the port is taken, ``EINVAL`` for a bad port.
+        """
+        return _ListenCall(self, port, backlog)
+
+    def socket(self) -> Socket:
+        """Create a Berkeley-style stream socket on this node (``SOCK_STREAM``)."""
+        from .sockets import Socket
+
+        return Socket(self)
+
+    _nursery: trio.Nursery
+
+    def _spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        """Run ``fn(*args)`` in the node's nursery (closes and EOFs of socket objects)."""
+        self._nursery.start_soon(fn, *args)
+
+
+class Binding(ABC):
+    """A claimed ``(host, port)`` on a node, not yet listening."""
+
+    address: Address
+
+    @abstractmethod
+    def listen(self, backlog: int = DEFAULT_BACKLOG) -> trio.abc.Listener[SocketStream]:
+        """Start accepting connections; returns the listener (which owns this binding)."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Release the address without listening."""
+
+
+class _ListenCall:
+    """What :meth:`Node.listen` returns: awaitable, and an async context manager."""
+
+    def __init__(self, node: Node, port: int, backlog: int) -> None:
+        self._node, self._port, self._backlog = node, port, backlog
+        self._listener: trio.abc.Listener[SocketStream] | None = None
+
+    async def _open(self) -> trio.abc.Listener[SocketStream]:
+        if type(self._port) is not int or not 0 <= self._port <= 65535:
+            raise oserror(errno.EINVAL, f"bad port {self._port!r}")
+        if type(self._backlog) is not int or self._backlog < 0:
+            raise oserror(errno.EINVAL, f"bad backlog {self._backlog!r}")
+        binding = await self._node.bind(self._port)
+        return binding.listen(max(self._backlog, 1))
+
+    def __await__(self) -> Generator[Any, None, trio.abc.Listener[SocketStream]]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> trio.abc.Listener[SocketStream]:
+        self._listener = await self._open()
+        return self._listener
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._listener is not None
+        await self._listener.aclose()
+
+
+class _SignalAdapter(SignalSender):
+    """Sends a WebRTC transport's offers, answers and candidates over signaling."""
+
+    def __init__(self, signaling: SignalingClient) -> None:
+        self._signaling = signaling
+
+    async def send_offer(self, peer_id: str, sdp: str) -> None:
+        await self._signaling.send_offer(peer_id, sdp)
+
+    async def send_answer(self, peer_id: str, sdp: str) -> None:
+        await self._signaling.send_answer(peer_id, sdp)
+
+    async def send_candidate(self, peer_id: str, candidate: str) -> None:
+        await self._signaling.send_candidate(peer_id, candidate)
+
+
+class OverlayNode(Node):
+    """A node on a unisockets overlay network (signaling server + peer transport).
+
+    Created by :func:`open_node`; see the module docstring for how
+    connections are set up.
+
+    Attributes:
+        signaling: the node's signaling client.
+        transport: the peer transport (WebRTC, or in-memory for tests).
+    """
+
+    def __init__(
+        self,
+        signaling: SignalingClient,
+        transport: PeerTransport,
+        loopback: PeerTransport,
+        nursery: trio.Nursery,
+        *,
+        accept_timeout: float,
+    ) -> None:
+        self.signaling = signaling
+        self.transport = transport
+        self._loopback = loopback
+        self._nursery = nursery
+        self._accept_timeout = accept_timeout
+        self._streams: set[SocketStream] = set()
+        self._listeners: set[OverlayListener] = set()
+        self._release_send, self._release_receive = trio.open_memory_channel[str](1024)
+        self._closed = False
+
+    @property
+    def address(self) -> str:
+        """This node's overlay address, assigned by the signaling server (e.g. ``"10.0.0.1"``)."""
+        return self.signaling.id
+
+    def _host(self, host: str) -> str:
+        return self.address if host in ("", "0.0.0.0", "localhost") else host
+
+    def _transport_for(self, peer_id: str) -> PeerTransport:
+        return self._loopback if peer_id == self.address else self.transport
+
+    async def bind(self, port: int) -> Binding:
+        """Bind ``port`` on this node's overlay address (signaling ``bind``).
+
+        Port 0 picks a free port in :data:`EPHEMERAL_PORTS`.
+
+        Raises:
+            OSError: ``EADDRINUSE`` when the alias is taken (the server answered
+                ``alias{set:false}``), ``EINVAL`` for a bad port.
+        """
+        self._check_open()
+        if type(port) is not int or not 0 <= port <= 65535:
+            raise oserror(errno.EINVAL, f"bad port {port!r}")
+        if port != 0:
+            await self.signaling.bind(format_alias(self.address, port))
+            return _OverlayBinding(self, (self.address, port))
+        for candidate in random.sample(EPHEMERAL_PORTS, 64):
+            try:
+                await self.signaling.bind(format_alias(self.address, candidate))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                continue
+            return _OverlayBinding(self, (self.address, candidate))
+        raise oserror(errno.EADDRINUSE, "no free ephemeral port found")
+
+    async def connect(self, address: Address) -> SocketStream:
+        """Connect to an overlay listener by address (signaling ``connect`` + a data channel).
+
+        Args:
+            address: ``(host, port)``; ``host`` may be this node's own address.
+
+        Raises:
+            OSError: ``ECONNREFUSED`` (nobody accepting there), ``EINVAL`` (bad
+                address), ``ETIMEDOUT`` (signaling or the peer link timed out),
+                ``ECONNRESET`` (the peer link failed while connecting).
+        """
+        self._check_open()
+        host, port = check_address(address)
+        remote_alias = format_alias(self._host(host), port)
+        try:
+            local_alias, remote_alias = await self.signaling.connect(remote_alias)
+        except TimeoutError as exc:
+            raise oserror(errno.ETIMEDOUT, f"connect to {remote_alias}") from exc
+        peer_id = parse_alias(remote_alias)[0]
+        label = connection_label(local_alias, remote_alias)
+        try:
+            pipe = await self._transport_for(peer_id).open_pipe(peer_id, label)
+        except BaseException as exc:
+            self._release_alias(local_alias)
+            if isinstance(exc, TimeoutError):
+                raise oserror(errno.ETIMEDOUT, f"link to {peer_id}") from exc
+            if isinstance(exc, trio.BrokenResourceError):
+                raise oserror(errno.ECONNRESET, f"link to {peer_id}") from exc
+            raise
+        return self._track(
+            pipe,
+            local_address=parse_alias(local_alias),
+            remote_address=parse_alias(remote_alias),
+            release=local_alias,
+        )
+
+    def _track(
+        self,
+        pipe: MessagePipe,
+        *,
+        local_address: Address,
+        remote_address: Address,
+        release: str | None,
+    ) -> SocketStream:
+        from ..transport.stream import PipeStream
+
+        def on_close() -> None:
+            self._streams.discard(stream)
+            if release is not None:
+                self._release_alias(release)
+
+        stream = SocketStream(
+            PipeStream(pipe),
+            local_address=local_address,
+            remote_address=remote_address,
+            on_close=on_close,
+        )
+        self._streams.add(stream)
+        return stream
+
+    def _release_alias(self, alias: str) -> None:
+        """Queue a signaling ``shutdown`` of a connection alias we no longer use."""
+        try:
+            self._release_send.send_nowait(alias)
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            logger.debug("not releasing %s (node closing or queue full)", alias)
+
+    async def _release_loop(self) -> None:
+        async for alias in self._release_receive:
+            try:
+                await self.signaling.shutdown(alias)
+            except (OSError, TimeoutError) as exc:
+                logger.debug("release of %s failed: %s", alias, exc)
+
+    async def _accept_loop(self, listener: OverlayListener, alias: str) -> None:
+        with listener.cancel_scope:
+            async with trio.open_nursery() as nursery:
+                while True:
+                    client_alias = await self.signaling.accept(alias)
+                    nursery.start_soon(self._establish, listener, alias, client_alias)
+
+    async def _establish(self, listener: OverlayListener, alias: str, client_alias: str) -> None:
+        peer_id = parse_alias(client_alias)[0]
+        label = connection_label(client_alias, alias)
+        try:
+            with trio.fail_after(self._accept_timeout):
+                pipe = await self._transport_for(peer_id).accept_pipe(peer_id, label)
+        except (TimeoutError, trio.BrokenResourceError) as exc:
+            logger.info("connection %s -> %s not established: %r", client_alias, alias, exc)
+            return
+        stream = self._track(
+            pipe,
+            local_address=parse_alias(alias),
+            remote_address=parse_alias(client_alias),
+            release=None,
+        )
+        if not listener.offer(stream):
+            logger.info("backlog of %s full: closing %s", alias, client_alias)
+            await stream.aclose()
+
+    def _start_listening(self, address: Address, backlog: int) -> OverlayListener:
+        alias = format_alias(*address)
+
+        async def release() -> None:
+            self._listeners.discard(listener)
+            if not self._closed:
+                self._release_alias(alias)
+
+        listener = OverlayListener(address, backlog, release)
+        self._listeners.add(listener)
+        self._nursery.start_soon(self._accept_loop, listener, alias)
+        return listener
+
+    async def _pump_signaling(self) -> None:
+        """Hand signaling events to the transport (offers, answers, candidates, leaves)."""
+        from ..protocol import events
+
+        transport: Any = self.transport
+        webrtc = hasattr(transport, "handle_offer")
+        async for event in self.signaling.events:
+            try:
+                if isinstance(event, events.PeerLeft):
+                    await self.transport.peer_left(event.peer_id)
+                elif isinstance(event, events.IdChanged):
+                    self.transport.local_id = event.new_id
+                    self._loopback.local_id = event.new_id
+                elif not webrtc:
+                    continue
+                elif isinstance(event, events.PeerGreeted):
+                    await transport.handle_greeting(event.peer_id)
+                elif isinstance(event, events.OfferReceived):
+                    await transport.handle_offer(event.peer_id, event.sdp)
+                elif isinstance(event, events.AnswerReceived):
+                    await transport.handle_answer(event.peer_id, event.sdp)
+                elif isinstance(event, events.CandidateReceived):
+                    await transport.handle_candidate(event.peer_id, event.candidate)
+            except (OSError, trio.BrokenResourceError, ValueError) as exc:
+                # A peer's bad SDP or candidate must not take the node down.
+                logger.warning("signaling event %r failed: %r", event, exc)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("the node is closed")
+
+    async def _close(self) -> None:
+        self._closed = True
+        with trio.CancelScope(shield=True):
+            for listener in list(self._listeners):
+                await listener.aclose()
+            for stream in list(self._streams):
+                await trio.aclose_forcefully(stream)
+        self._release_send.close()
+
+    def __repr__(self) -> str:
+        return f"<OverlayNode {self.address}>"
+
+
+class _OverlayBinding(Binding):
+    def __init__(self, node: OverlayNode, address: Address) -> None:
+        self._node = node
+        self.address = address
+
+    def listen(self, backlog: int = DEFAULT_BACKLOG) -> trio.abc.Listener[SocketStream]:
+        return self._node._start_listening(self.address, backlog)
+
+    async def aclose(self) -> None:
+        self._node._release_alias(format_alias(*self.address))
+        await trio.lowlevel.checkpoint()
+
+
+class NativeNode(Node):
+    """The native fallback: the same API over the OS's TCP (no signaling server).
+
+    Created by ``open_node(None)``. Streams and listeners it made are closed
+    when the node closes, as with an overlay node.
+    """
+
+    def __init__(self, host: str, nursery: trio.Nursery) -> None:
+        self._host = host
+        self._nursery = nursery
+        self._resources: set[trio.abc.AsyncResource] = set()
+
+    @property
+    def address(self) -> str:
+        """The host address given to :func:`open_node` (default ``"127.0.0.1"``)."""
+        return self._host
+
+    async def bind(self, port: int) -> Binding:
+        """Bind an OS TCP socket on ``(address, port)``.
+
+        Raises:
+            OSError: from the OS, e.g. ``EADDRINUSE``; ``EINVAL`` for a bad port.
+        """
+        if type(port) is not int or not 0 <= port <= 65535:
+            raise oserror(errno.EINVAL, f"bad port {port!r}")
+        sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
+            await sock.bind((self._host, port))
+        except BaseException:
+            sock.close()
+            raise
+        return _NativeBinding(self, sock)
+
+    async def connect(self, address: Address) -> SocketStream:
+        """Connect over OS TCP.
+
+        Raises:
+            OSError: from the OS, e.g. ``ECONNREFUSED``; ``EINVAL`` for a bad address.
+        """
+        host, port = check_address(address)
+        if host in ("", "0.0.0.0"):
+            host = self._host
+        # One literal IPv4 address: a plain socket connect reports the OS's
+        # errno (trio.open_tcp_stream folds failures into one errno-less OSError).
+        sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_STREAM)
+        try:
+            await sock.connect((host, port))
+        except BaseException:
+            sock.close()
+            raise
+        return self._track(wrap_native_stream(trio.SocketStream(sock)))
+
+    def _track(self, stream: SocketStream) -> SocketStream:
+        self._resources.add(stream)
+        stream.add_close_callback(lambda: self._resources.discard(stream))
+        return stream
+
+    async def _close(self) -> None:
+        with trio.CancelScope(shield=True):
+            for resource in list(self._resources):
+                await trio.aclose_forcefully(resource)
+
+    def __repr__(self) -> str:
+        return f"<NativeNode {self._host}>"
+
+
+class _NativeBinding(Binding):
+    def __init__(self, node: NativeNode, sock: trio.socket.SocketType) -> None:
+        self._node = node
+        self._sock = sock
+        host, port = sock.getsockname()[:2]
+        self.address = (host, port)
+
+    def listen(self, backlog: int = DEFAULT_BACKLOG) -> trio.abc.Listener[SocketStream]:
+        self._sock.listen(backlog)
+        listener = NativeListener(trio.SocketListener(self._sock), self._node._track)
+        self._node._resources.add(listener)
+        return listener
+
+    async def aclose(self) -> None:
+        self._sock.close()
+        await trio.lowlevel.checkpoint()
+
+
+@asynccontextmanager
+async def open_node(
+    signaling_url: str | None,
+    subnet: str = "10.0.0",
+    *,
+    rtc_configuration: Any = None,
+    backend: Literal["webrtc", "memory"] = "webrtc",
+    memory_network: Any = None,
+    host: str = "127.0.0.1",
+    ssl_context: Any = None,
+    request_timeout: float = 10.0,
+    accept_timeout: float = 20.0,
+) -> AsyncIterator[Node]:
+    """Join a unisockets network (or use the OS's TCP) for the duration of the block.
+
+    Args:
+        signaling_url: ``ws://`` or ``wss://`` URL of a signaling server, or
+            ``None`` for the native fallback over OS TCP.
+        subnet: the overlay subnet to join, three octets (``"10.0.0"``).
+        rtc_configuration: an ``aiortc.RTCConfiguration`` (ICE servers); the
+            default has none (loopback and LAN only).
+        backend: ``"webrtc"`` (real data channels) or ``"memory"`` (an
+            in-process transport for tests; needs ``memory_network``).
+        memory_network: the :class:`unisockets.transport.memory.MemoryNetwork`
+            shared by the in-memory nodes of one process.
+        host: with ``signaling_url=None``, the local address to use.
+        ssl_context: TLS settings for ``wss://`` signaling.
+        request_timeout: seconds a signaling request (bind, connect) may take.
+        accept_timeout: seconds the accepting side waits for a connection's
+            data channel after signaling announced it.
+
+    Yields:
+        The :class:`Node`; leaving the block closes every listener, stream,
+        peer link and task of the node.
+
+    Raises:
+        unisockets.signaling.SignalingError: the server is unreachable or the
+            subnet is full.
+    """
+    if signaling_url is None:
+        async with _open_native_node(host) as native:
+            yield native
+        return
+    from ..signaling.client import open_signaling_client
+    from ..transport.memory import MemoryNetwork, open_memory_transport
+
+    body_error: BaseException | None = None
+    async with AsyncExitStack() as stack:
+        signaling = await stack.enter_async_context(
+            open_signaling_client(
+                signaling_url, subnet, ssl_context=ssl_context, request_timeout=request_timeout
+            )
+        )
+        transport: PeerTransport
+        if backend == "memory":
+            if memory_network is None:
+                raise ValueError("backend='memory' needs memory_network=MemoryNetwork()")
+            transport = await stack.enter_async_context(
+                open_memory_transport(memory_network, signaling.id)
+            )
+        elif backend == "webrtc":
+            from ..transport.webrtc import open_webrtc_transport
+
+            transport = await stack.enter_async_context(
+                open_webrtc_transport(
+                    signaling.id, _SignalAdapter(signaling), rtc_configuration=rtc_configuration
+                )
+            )
+        else:
+            raise ValueError(f"unknown backend {backend!r}")
+        loopback = await stack.enter_async_context(
+            open_memory_transport(MemoryNetwork(), signaling.id)
+        )
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        node = OverlayNode(signaling, transport, loopback, nursery, accept_timeout=accept_timeout)
+        nursery.start_soon(node._pump_signaling)
+        nursery.start_soon(node._release_loop)
+        try:
+            yield node
+        except BaseException as exc:
+            # Re-raised below, after every layer closed normally, so that the
+            # caller gets its own exception back rather than an ExceptionGroup.
+            body_error = exc
+        finally:
+            await node._close()
+            nursery.cancel_scope.cancel()
+    if body_error is not None:
+        raise body_error
+
+
+@asynccontextmanager
+async def _open_native_node(host: str) -> AsyncIterator[NativeNode]:
+    body_error: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        node = NativeNode(host, nursery)
+        try:
+            yield node
+        except BaseException as exc:
+            body_error = exc  # re-raised below, unwrapped (see open_node)
+        finally:
+            await node._close()
+            nursery.cancel_scope.cancel()
+    if body_error is not None:
+        raise body_error

@@ -1,0 +1,330 @@
+"""Berkeley-style socket objects, async in the spirit of :mod:`trio.socket`.
+
+``sock = node.socket()`` gives a ``SOCK_STREAM`` socket on that node's network
+(overlay or native). The calls and their errors follow POSIX sockets:
+errors are :class:`OSError` with a real errno (``ECONNREFUSED``,
+``EADDRINUSE``, ``EADDRNOTAVAIL``, ``ENOTCONN``, ``EISCONN``, ``EBADF``,
+``EINVAL``, ``EPIPE``, ``ECONNRESET``), so code written against
+:mod:`socket` handles them unchanged.
+
+``shutdown`` and ``close`` are synchronous, as in :mod:`socket` and
+:mod:`trio.socket`: they take effect at once for this socket, and the EOF or
+close reaches the peer from a task of the node's nursery, after any
+``send``/``sendall`` already in progress.
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import socket as _stdlib_socket
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING, Literal
+
+import trio
+
+from .addresses import Address, check_address, oserror
+from .streams import SocketStream
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from .node import Binding, Node
+
+__all__ = ["AF_INET", "SHUT_RD", "SHUT_RDWR", "SHUT_WR", "SOCK_STREAM", "Socket"]
+
+AF_INET = _stdlib_socket.AF_INET
+SOCK_STREAM = _stdlib_socket.SOCK_STREAM
+SHUT_RD = _stdlib_socket.SHUT_RD
+SHUT_WR = _stdlib_socket.SHUT_WR
+SHUT_RDWR = _stdlib_socket.SHUT_RDWR
+
+_State = Literal["fresh", "bound", "listening", "connecting", "connected", "closed"]
+
+
+@contextmanager
+def _translate(what: str) -> Iterator[None]:
+    """Turn trio's stream errors into the OSError a socket call would raise."""
+    try:
+        yield
+    except trio.BrokenResourceError as exc:
+        raise oserror(errno.ECONNRESET, what) from exc
+    except trio.ClosedResourceError:
+        raise oserror(errno.EBADF, what) from None
+
+
+class Socket:
+    """A stream socket on a unisockets node (``AF_INET``, ``SOCK_STREAM``).
+
+    Create it with :meth:`unisockets.net.Node.socket`. Usable as a context
+    manager (``with`` closes it, ``async with`` closes it and waits).
+
+    Attributes:
+        family: always ``AF_INET``.
+        type: always ``SOCK_STREAM``.
+    """
+
+    family = AF_INET
+    type = SOCK_STREAM
+
+    def __init__(self, node: Node, stream: SocketStream | None = None) -> None:
+        self._node = node
+        self._state: _State = "connected" if stream is not None else "fresh"
+        self._binding: Binding | None = None
+        self._listener: trio.abc.Listener[SocketStream] | None = None
+        self._stream = stream
+        self._send_lock = trio.Lock()
+        self._receive_lock = trio.Lock()
+        self._shut_rd = False
+        self._shut_wr = False
+
+    # -- addresses -------------------------------------------------------
+
+    def getsockname(self) -> Address:
+        """This socket's ``(host, port)``; ``("0.0.0.0", 0)`` before bind/connect.
+
+        Raises:
+            OSError: ``EBADF`` when closed.
+        """
+        self._check_open()
+        if self._stream is not None:
+            return self._stream.local_address
+        if self._binding is not None:
+            return self._binding.address
+        return ("0.0.0.0", 0)
+
+    def getpeername(self) -> Address:
+        """The connected peer's ``(host, port)``.
+
+        Raises:
+            OSError: ``ENOTCONN`` when not connected, ``EBADF`` when closed.
+        """
+        self._check_open()
+        if self._stream is None:
+            raise oserror(errno.ENOTCONN)
+        return self._stream.remote_address
+
+    # -- server side -----------------------------------------------------
+
+    async def bind(self, address: Address) -> None:
+        """Bind to ``(host, port)`` on this node (port 0: any free port).
+
+        ``host`` may be ``""``, ``"0.0.0.0"`` or the node's own address.
+
+        Raises:
+            OSError: ``EADDRINUSE`` (taken), ``EADDRNOTAVAIL`` (another node's
+                address), ``EINVAL`` (already bound or connected, bad address),
+                ``EBADF`` (closed).
+        """
+        self._check_open()
+        host, port = check_address(address)
+        if self._state != "fresh":
+            raise oserror(errno.EINVAL, "socket already bound or connected")
+        if host not in ("", "0.0.0.0", "localhost", self._node.address):
+            raise oserror(errno.EADDRNOTAVAIL, f"{host} is not this node's address")
+        self._state = "bound"
+        try:
+            self._binding = await self._node.bind(port)
+        except BaseException:
+            self._state = "fresh"
+            raise
+
+    def listen(self, backlog: int = 128) -> None:
+        """Start accepting connections; up to ``backlog`` wait for :meth:`accept`.
+
+        Raises:
+            OSError: ``EINVAL`` when not bound (bind first) or connected,
+                ``EBADF`` when closed.
+        """
+        self._check_open()
+        if self._state == "listening":
+            return
+        if self._state != "bound" or self._binding is None:
+            raise oserror(errno.EINVAL, "listen needs a bound, unconnected socket")
+        if type(backlog) is not int:
+            raise oserror(errno.EINVAL, f"bad backlog {backlog!r}")
+        self._listener = self._binding.listen(max(backlog, 1))
+        self._state = "listening"
+
+    async def accept(self) -> tuple[Socket, Address]:
+        """Wait for a connection.
+
+        Returns:
+            ``(socket, address)``: a connected socket and the peer's ``(host, port)``.
+
+        Raises:
+            OSError: ``EINVAL`` when not listening, ``EBADF`` when closed
+                (also when closed while waiting).
+        """
+        self._check_open()
+        if self._listener is None:
+            raise oserror(errno.EINVAL, "accept needs a listening socket")
+        with _translate("accept"):
+            stream = await self._listener.accept()
+        return Socket(self._node, stream), stream.remote_address
+
+    # -- client side -----------------------------------------------------
+
+    async def connect(self, address: Address) -> None:
+        """Connect to a listening socket at ``(host, port)``.
+
+        Raises:
+            OSError: ``ECONNREFUSED`` (nobody accepting there), ``EISCONN``
+                (already connected), ``EINVAL`` (bound/listening socket, bad
+                address), ``ETIMEDOUT``, ``EBADF`` (closed).
+        """
+        self._check_open()
+        if self._state in ("connected", "connecting"):
+            raise oserror(errno.EISCONN)
+        if self._state != "fresh":
+            raise oserror(errno.EINVAL, "connect on a bound or listening socket")
+        self._state = "connecting"
+        try:
+            stream = await self._node.connect(check_address(address))
+        except BaseException:
+            if self._state == "connecting":
+                self._state = "fresh"
+            raise
+        if self._is_closed():  # closed while connecting
+            await trio.aclose_forcefully(stream)
+            raise oserror(errno.EBADF)
+        self._stream = stream
+        self._state = "connected"
+
+    # -- data ------------------------------------------------------------
+
+    async def send(self, data: bytes | bytearray | memoryview) -> int:
+        """Send ``data``; returns the number of bytes sent (all of them).
+
+        Raises:
+            OSError: ``ENOTCONN``, ``EPIPE`` (after ``shutdown(SHUT_WR)``),
+                ``ECONNRESET`` (connection broke), ``EBADF`` (closed).
+        """
+        await self.sendall(data)
+        return len(data)
+
+    async def sendall(self, data: bytes | bytearray | memoryview) -> None:
+        """Send all of ``data`` (in order with other sends on this socket).
+
+        Raises:
+            OSError: as :meth:`send`.
+        """
+        stream = self._connected_stream()
+        async with self._send_lock:
+            if self._shut_wr:
+                raise oserror(errno.EPIPE)
+            self._check_open()
+            with _translate("send"):
+                await stream.send_all(data)
+
+    async def recv(self, bufsize: int) -> bytes:
+        """Receive up to ``bufsize`` bytes.
+
+        Returns:
+            At least one byte, or ``b""`` at EOF (the peer shut down its
+            sending side or closed) and after ``shutdown(SHUT_RD)``.
+
+        Raises:
+            OSError: ``ENOTCONN``, ``EINVAL`` (``bufsize`` < 1),
+                ``ECONNRESET`` (connection broke), ``EBADF`` (closed).
+        """
+        stream = self._connected_stream()
+        if type(bufsize) is not int or bufsize < 1:
+            raise oserror(errno.EINVAL, f"bad bufsize {bufsize!r}")
+        async with self._receive_lock:
+            if self._shut_rd:
+                return b""
+            self._check_open()
+            with _translate("recv"):
+                return bytes(await stream.receive_some(bufsize))
+
+    def shutdown(self, how: int) -> None:
+        """Shut down one or both directions (``SHUT_RD``, ``SHUT_WR``, ``SHUT_RDWR``).
+
+        ``SHUT_WR`` sends EOF to the peer after any send in progress;
+        ``SHUT_RD`` makes later :meth:`recv` calls return ``b""``.
+
+        Raises:
+            OSError: ``ENOTCONN`` when not connected, ``EINVAL`` for a bad
+                ``how``, ``EBADF`` when closed.
+        """
+        stream = self._connected_stream()
+        if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
+            raise oserror(errno.EINVAL, f"bad shutdown mode {how!r}")
+        if how in (SHUT_RD, SHUT_RDWR):
+            self._shut_rd = True
+        if how in (SHUT_WR, SHUT_RDWR) and not self._shut_wr:
+            self._shut_wr = True
+            self._node._spawn(self._send_eof, stream)
+
+    async def _send_eof(self, stream: SocketStream) -> None:
+        async with self._send_lock:
+            with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await stream.send_eof()
+
+    # -- closing ---------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the socket at once; the close reaches the peer from a node task. Idempotent."""
+        resource = self._begin_close()
+        if resource is not None:
+            self._node._spawn(resource.aclose)
+
+    async def aclose(self) -> None:
+        """Close the socket and wait until the close has been sent. Idempotent."""
+        resource = self._begin_close()
+        if resource is not None:
+            async with self._send_lock:
+                await resource.aclose()
+        else:
+            await trio.lowlevel.checkpoint()
+
+    def _begin_close(self) -> trio.abc.AsyncResource | Binding | None:
+        if self._state == "closed":
+            return None
+        self._state = "closed"
+        resource: trio.abc.AsyncResource | Binding | None = (
+            self._stream or self._listener or self._binding
+        )
+        return resource
+
+    def __enter__(self) -> Socket:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: builtins.type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Socket:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: builtins.type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- helpers ---------------------------------------------------------
+
+    def _is_closed(self) -> bool:
+        return self._state == "closed"
+
+    def _check_open(self) -> None:
+        if self._is_closed():
+            raise oserror(errno.EBADF)
+
+    def _connected_stream(self) -> SocketStream:
+        self._check_open()
+        if self._stream is None:
+            raise oserror(errno.ENOTCONN)
+        return self._stream
+
+    def __repr__(self) -> str:
+        return f"<unisockets.Socket {self._state} on {self._node!r}>"
