@@ -48,8 +48,10 @@ __all__ = [
 
 #: The ``id`` of a rejected ``acknowledged`` (the original server's value).
 REJECTED_ID: Final = "-1"
-#: Longest SDP offer/answer accepted, in characters (real ones are 0.5 to 5 KB).
-MAX_SDP_LENGTH: Final = 16 * 1024
+#: Longest SDP offer/answer accepted, in characters (real ones are 0.5 to 5 KB). Chosen so
+#: that every valid message encodes to at most ``wire.MAX_MESSAGE_LENGTH`` (64 KiB) even at
+#: the worst case of 6 bytes per character (a control character JSON writes as ``\u00XX``).
+MAX_SDP_LENGTH: Final = 10 * 1024
 #: Longest ICE candidate string (a JSON RTCIceCandidateInit), in characters.
 MAX_CANDIDATE_LENGTH: Final = 2 * 1024
 #: Longest ``clientConnectionId`` accepted, in characters (originals send a 36-char UUID).
