@@ -349,7 +349,7 @@ def test_messages_are_frozen_and_keyword_only() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         knock.subnet = "10.0.1"  # type: ignore[misc]
     with pytest.raises(TypeError):
-        Knock("10.0.0")  # type: ignore[misc]
+        Knock("10.0.0")  # type: ignore[call-arg]
 
 
 def test_encode_of_a_non_message_is_a_local_error() -> None:
