@@ -1,0 +1,462 @@
+"""The WebRTC transport: message pipes between nodes over aiortc data channels.
+
+:func:`open_webrtc_transport` starts what a node needs to reach its peers over
+WebRTC: one asyncio loop thread (:mod:`unisockets.transport.bridge`), one peer
+link per peer (:mod:`unisockets.transport.webrtc_link`: one
+RTCPeerConnection each), and one data channel per pipe
+(:mod:`unisockets.transport.webrtc_pipe`). The node feeds it the signaling
+events it receives (``handle_greeting``/``offer``/``answer``/``candidate``,
+:meth:`~WebRTCTransport.peer_left`) and gives it a
+:class:`~unisockets.transport.base.SignalSender` for what it must send.
+
+Links are made when signaling greets a new member (the existing member
+offers, as in the original) and on demand when a pipe is opened to a peer
+with no link; a failed link is dropped and a new one made on the next demand.
+The accepting side matches incoming data channels to
+:meth:`~WebRTCTransport.accept_pipe` calls by ``(peer id, label)``; channels
+nobody claims within the claim timeout are closed.
+
+See ``docs/transport.md`` for the design, the measurements and the limits.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import types
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+
+import trio
+from aiortc import RTCConfiguration
+
+from .base import PeerTransport, SignalSender
+from .bridge import AsyncioBridge, open_asyncio_bridge
+from .webrtc_ice import install_aioice_tuning, set_host_addresses
+from .webrtc_link import LEGACY_LABEL, LinkState, PeerLink
+from .webrtc_pipe import MAX_MESSAGE_SIZE, DataChannelPipe
+
+__all__ = ["LOOPBACK", "WebRTCTransport", "open_webrtc_transport"]
+
+logger = logging.getLogger(__name__)
+
+#: ``host_addresses`` for peers on one machine: gather only 127.0.0.1 (tests, demos).
+LOOPBACK: tuple[str, ...] = ("127.0.0.1",)
+#: The longest data channel label, in UTF-8 bytes (DCEP's label length is 16 bits).
+MAX_LABEL_BYTES = 65535
+
+
+class _Waiter:
+    """An :meth:`WebRTCTransport.accept_pipe` call waiting for its channel."""
+
+    __slots__ = ("error", "event", "pipe")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.pipe: DataChannelPipe | None = None
+        self.error: BaseException | None = None
+
+
+class WebRTCTransport(PeerTransport):
+    """Message pipes to other nodes over WebRTC data channels (see the module docstring).
+
+    Created by :func:`open_webrtc_transport`; the constructor is internal.
+
+    Attributes:
+        max_message_size: the largest message a pipe carries, in bytes.
+    """
+
+    max_message_size = MAX_MESSAGE_SIZE
+
+    def __init__(
+        self,
+        local_id: str,
+        signal: SignalSender,
+        *,
+        bridge: AsyncioBridge,
+        nursery: trio.Nursery,
+        configuration: RTCConfiguration,
+        link_timeout: float,
+        claim_timeout: float,
+    ) -> None:
+        self._local_id = local_id
+        self._signal = signal
+        self._bridge = bridge
+        self._nursery = nursery
+        self._configuration = configuration
+        self._link_timeout = link_timeout
+        self._claim_timeout = claim_timeout
+        self._links: dict[str, PeerLink] = {}
+        self._waiters: dict[tuple[str, str], list[_Waiter]] = {}
+        self._unclaimed: dict[tuple[str, str], list[tuple[DataChannelPipe, trio.CancelScope]]] = {}
+        self._closed = False
+
+    # --- identity and diagnostics ----------------------------------------------------------
+
+    @property
+    def local_id(self) -> str:
+        """This node's id. Setting a new one (signaling rejoined) fails every link."""
+        return self._local_id
+
+    @local_id.setter
+    def local_id(self, value: str) -> None:
+        if value == self._local_id:
+            return
+        self._local_id = value
+        for link in list(self._links.values()):
+            link.fail(trio.BrokenResourceError("our node id changed"))
+
+    @property
+    def links(self) -> Mapping[str, PeerLink]:
+        """The live peer links by peer id (read-only view, for tests and diagnostics)."""
+        return types.MappingProxyType(self._links)
+
+    # --- PeerTransport ---------------------------------------------------------------------
+
+    async def open_pipe(self, peer_id: str, label: str) -> DataChannelPipe:
+        """Open a data channel labelled ``label`` to ``peer_id``; wait until the peer acks it.
+
+        Makes the peer link first if there is none (this node offers).
+
+        Args:
+            peer_id: the peer's node id.
+            label: the pipe's label, 1..65535 UTF-8 bytes, not ``"channel"``.
+
+        Returns:
+            The open pipe.
+
+        Raises:
+            ValueError: bad ``peer_id`` or ``label``.
+            trio.ClosedResourceError: the transport is closed.
+            trio.BrokenResourceError: the link could not be set up (within the link
+                timeout) or failed.
+            TimeoutError: the peer did not ack the channel within the link timeout.
+        """
+        self._check_open()
+        self._check_peer(peer_id)
+        _check_label(label)
+        link = self._links.get(peer_id) or self._start_link(peer_id, offer=True)
+        pipe = await link.open_pipe(label)
+        try:
+            with trio.move_on_after(self._link_timeout) as scope:
+                await pipe._wait_open()
+        except BaseException:
+            pipe._close()
+            raise
+        if scope.cancelled_caught:
+            pipe._close()
+            raise TimeoutError(f"pipe {label!r} to {peer_id} not open after {self._link_timeout} s")
+        return pipe
+
+    async def accept_pipe(self, peer_id: str, label: str) -> DataChannelPipe:
+        """Return the pipe ``peer_id`` opened, or opens within the link timeout, as ``label``.
+
+        Args:
+            peer_id: the peer's node id.
+            label: the label the peer opened the pipe with.
+
+        Returns:
+            The pipe (open, or already closed by the peer: reading it tells).
+
+        Raises:
+            ValueError: bad ``peer_id`` or ``label``.
+            trio.ClosedResourceError: the transport is (or got) closed.
+            trio.BrokenResourceError: the link to ``peer_id`` failed first.
+            TimeoutError: no such pipe arrived within the link timeout.
+        """
+        self._check_open()
+        self._check_peer(peer_id)
+        _check_label(label)
+        key = (peer_id, label)
+        queued = self._unclaimed.get(key)
+        if queued:
+            pipe, scope = queued.pop(0)
+            if not queued:
+                del self._unclaimed[key]
+            scope.cancel()
+            await trio.lowlevel.checkpoint()
+            return pipe
+        waiter = _Waiter()
+        self._waiters.setdefault(key, []).append(waiter)
+        try:
+            with trio.move_on_after(self._link_timeout):
+                await waiter.event.wait()
+        except BaseException:
+            if waiter.pipe is not None:
+                waiter.pipe._close()
+            raise
+        finally:
+            waiters = self._waiters.get(key, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+                if not waiters:
+                    del self._waiters[key]
+        if waiter.pipe is not None:
+            return waiter.pipe
+        if waiter.error is not None:
+            raise waiter.error
+        raise TimeoutError(f"no pipe {label!r} from {peer_id} within {self._link_timeout} s")
+
+    async def peer_left(self, peer_id: str) -> None:
+        """Signaling said ``peer_id`` left: break its pipes and drop its link.
+
+        Args:
+            peer_id: the node that left.
+        """
+        error = trio.BrokenResourceError(f"{peer_id} left")
+        link = self._links.get(peer_id)
+        if link is not None:
+            link.fail(error)
+        else:
+            self._fail_waiters(peer_id, error)
+        await trio.lowlevel.checkpoint()
+
+    # --- signaling inputs ------------------------------------------------------------------
+
+    async def handle_greeting(self, peer_id: str) -> None:
+        """Signaling greeted a new member ``peer_id``: offer it a link (PROTOCOL.md, Join).
+
+        Returns at once; the offer is made by the link's task. A connected link
+        to the same id is stale (that node left and a new one took its id) and
+        is replaced; a link still connecting is kept.
+
+        Args:
+            peer_id: the new member's id.
+
+        Raises:
+            ValueError: ``peer_id`` is not a usable peer id.
+        """
+        await trio.lowlevel.checkpoint()
+        if self._closed:
+            return
+        self._check_peer(peer_id)
+        link = self._links.get(peer_id)
+        if link is not None and link.state is LinkState.CONNECTED:
+            link.fail(trio.BrokenResourceError(f"{peer_id} joined again"))
+            link = None
+        if link is None:
+            self._start_link(peer_id, offer=True)
+
+    async def handle_offer(self, peer_id: str, sdp: str) -> None:
+        """Take ``peer_id``'s SDP offer; the link answers it (or wins the glare).
+
+        Returns at once. A bad SDP fails that link only.
+
+        Args:
+            peer_id: the offerer.
+            sdp: its session description.
+
+        Raises:
+            ValueError: ``peer_id`` is not a usable peer id.
+        """
+        await trio.lowlevel.checkpoint()
+        if self._closed:
+            return
+        self._check_peer(peer_id)
+        link = self._links.get(peer_id) or self._start_link(peer_id, offer=False)
+        link.post("offer", sdp)
+
+    async def handle_answer(self, peer_id: str, sdp: str) -> None:
+        """Take ``peer_id``'s SDP answer to our offer (ignored if we made none).
+
+        Args:
+            peer_id: the answerer.
+            sdp: its session description.
+        """
+        await trio.lowlevel.checkpoint()
+        link = self._links.get(peer_id)
+        if link is None or self._closed:
+            logger.info("ignoring an answer from %s: no link", peer_id)
+            return
+        link.post("answer", sdp)
+
+    async def handle_candidate(self, peer_id: str, candidate: str) -> None:
+        """Take one of ``peer_id``'s ICE candidates (a JSON ``RTCIceCandidateInit`` string).
+
+        Candidates are added once the remote description is set; bad ones are
+        logged and ignored; candidates for a peer with no link are dropped.
+
+        Args:
+            peer_id: the peer the candidate describes.
+            candidate: the JSON string from the ``candidate`` message.
+        """
+        await trio.lowlevel.checkpoint()
+        link = self._links.get(peer_id)
+        if link is None or self._closed:
+            logger.debug("dropping a candidate from %s: no link", peer_id)
+            return
+        link.post("candidate", candidate)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("the WebRTC transport is closed")
+
+    def _check_peer(self, peer_id: str) -> None:
+        if not isinstance(peer_id, str) or not peer_id:
+            raise ValueError(f"bad peer id {peer_id!r}")
+        if peer_id == self._local_id:
+            raise ValueError(f"{peer_id} is this node; pipes to self need no WebRTC")
+
+    def _start_link(self, peer_id: str, *, offer: bool) -> PeerLink:
+        link = PeerLink(
+            peer_id,
+            bridge=self._bridge,
+            signal=self._signal,
+            local_id=lambda: self._local_id,
+            configuration=self._configuration,
+            link_timeout=self._link_timeout,
+            on_incoming=self._incoming_pipe,
+            on_failed=self._link_failed,
+            on_restart=self._link_restarted,
+        )
+        self._links[peer_id] = link
+        self._nursery.start_soon(link.run, name=f"webrtc link to {peer_id}")
+        if offer:
+            link.post("offer-now")
+        return link
+
+    def _link_failed(self, link: PeerLink, error: BaseException, replaced: bool) -> None:
+        if self._links.get(link.peer_id) is link:
+            del self._links[link.peer_id]
+        for key in [key for key in self._unclaimed if key[0] == link.peer_id]:
+            for pipe, scope in self._unclaimed.pop(key):
+                scope.cancel()
+                pipe._close()
+        if not replaced:
+            self._fail_waiters(link.peer_id, error)
+
+    def _link_restarted(self, link: PeerLink, sdp: str) -> None:
+        if self._closed:
+            return
+        self._start_link(link.peer_id, offer=False).post("offer", sdp)
+
+    def _fail_waiters(self, peer_id: str, error: BaseException) -> None:
+        for key in [key for key in self._waiters if key[0] == peer_id]:
+            for waiter in self._waiters.pop(key):
+                failure = trio.BrokenResourceError(f"link to {peer_id} failed")
+                failure.__cause__ = error
+                waiter.error = failure
+                waiter.event.set()
+
+    def _incoming_pipe(self, link: PeerLink, pipe: DataChannelPipe) -> None:
+        key = (link.peer_id, pipe.label)
+        waiters = self._waiters.get(key)
+        if waiters:
+            waiter = waiters.pop(0)
+            if not waiters:
+                del self._waiters[key]
+            waiter.pipe = pipe
+            waiter.event.set()
+            return
+        scope = trio.CancelScope()
+        self._unclaimed.setdefault(key, []).append((pipe, scope))
+        self._nursery.start_soon(self._expire_unclaimed, key, pipe, scope)
+
+    async def _expire_unclaimed(
+        self, key: tuple[str, str], pipe: DataChannelPipe, scope: trio.CancelScope
+    ) -> None:
+        with scope:
+            await trio.sleep(self._claim_timeout)
+            queued = self._unclaimed.get(key, [])
+            if (pipe, scope) in queued:
+                queued.remove((pipe, scope))
+                if not queued:
+                    del self._unclaimed[key]
+            logger.info("closing pipe %r from %s: nobody claimed it", key[1], key[0])
+            pipe._close()
+
+    def _close(self) -> None:
+        """Fail every link and waiter, close unclaimed pipes (the links' tasks close the PCs)."""
+        if self._closed:
+            return
+        self._closed = True
+        closed = trio.BrokenResourceError("the WebRTC transport closed")
+        for link in list(self._links.values()):
+            link.fail(closed)
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                waiter.error = trio.ClosedResourceError("the WebRTC transport closed")
+                waiter.event.set()
+        self._waiters.clear()
+        for queued in self._unclaimed.values():
+            for pipe, scope in queued:
+                scope.cancel()
+                pipe._close()
+        self._unclaimed.clear()
+
+
+def _check_label(label: str) -> None:
+    if not isinstance(label, str) or not label:
+        raise ValueError(f"a pipe label must be a non-empty string, not {label!r}")
+    if label == LEGACY_LABEL:
+        raise ValueError(f"{LEGACY_LABEL!r} is the legacy peer channel's label")
+    if len(label.encode()) > MAX_LABEL_BYTES:
+        raise ValueError(f"a pipe label takes at most {MAX_LABEL_BYTES} UTF-8 bytes")
+
+
+@asynccontextmanager
+async def open_webrtc_transport(
+    local_id: str,
+    signal: SignalSender,
+    *,
+    rtc_configuration: RTCConfiguration | None = None,
+    link_timeout: float = 15.0,
+    claim_timeout: float = 10.0,
+    host_addresses: Sequence[str] | None = None,
+) -> AsyncIterator[WebRTCTransport]:
+    """Run a WebRTC transport for the node ``local_id`` (see the module docstring).
+
+    Starts the asyncio thread on entry. On exit (also on error or
+    cancellation) every pipe breaks, every peer connection is closed on the
+    asyncio thread, and the thread is stopped and joined: nothing outlives the
+    ``async with``.
+
+    Args:
+        local_id: this node's id (from signaling's ``acknowledged``).
+        signal: where offers, answers and candidates go.
+        rtc_configuration: aiortc's configuration; the default has no ICE
+            servers (``iceServers=[]``), so nothing is contacted on the
+            internet. Pass STUN/TURN servers here for peers behind NATs.
+        link_timeout: seconds a link may take to connect, a pipe to open, and
+            :meth:`~WebRTCTransport.accept_pipe` to wait.
+        claim_timeout: seconds an incoming pipe waits for ``accept_pipe`` before
+            it is closed.
+        host_addresses: local IP addresses to gather ICE host candidates on,
+            e.g. :data:`LOOPBACK`; None for every non-loopback interface (aioice's
+            choice), or 127.0.0.1 on a machine that has none.
+
+    Yields:
+        The transport.
+
+    Raises:
+        ValueError: a timeout is not a positive number, or a host address is bad.
+    """
+    for name, value in (("link_timeout", link_timeout), ("claim_timeout", claim_timeout)):
+        if not (isinstance(value, int | float) and value > 0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+    configuration = rtc_configuration or RTCConfiguration(iceServers=[])
+    install_aioice_tuning()
+    body_error: BaseException | None = None
+    async with open_asyncio_bridge() as bridge:
+        set_host_addresses(bridge.loop, host_addresses)
+        async with trio.open_nursery() as nursery:
+            transport = WebRTCTransport(
+                local_id,
+                signal,
+                bridge=bridge,
+                nursery=nursery,
+                configuration=configuration,
+                link_timeout=link_timeout,
+                claim_timeout=claim_timeout,
+            )
+            try:
+                yield transport
+            except BaseException as exc:
+                body_error = exc  # re-raised below, not wrapped in an ExceptionGroup
+            finally:
+                transport._close()
+                nursery.cancel_scope.cancel()
+    if body_error is not None:
+        raise body_error

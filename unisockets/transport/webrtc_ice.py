@@ -1,0 +1,238 @@
+"""ICE details of the WebRTC transport: host addresses, liveness, candidate JSON.
+
+aiortc (through aioice) gathers host candidates on every non-loopback
+interface and has no option to change that; it puts all its candidates in the
+SDP (no trickle); and it only declares a peer gone when ICE consent expires
+(RFC 7675: 30 s). This module adjusts the three, in one place:
+
+- :func:`install_aioice_tuning` wraps ``aioice.ice.get_host_addresses`` so a
+  loop registered with :func:`set_host_addresses` gathers on the addresses it
+  chose (e.g. ``("127.0.0.1",)`` for tests and loopback-only machines), and
+  falls back to 127.0.0.1 when the machine has no other address (aioice would
+  gather nothing: aiortc notes, pitfall 8). Loops not registered are left
+  alone. It also raises aioice's UDP receive buffer (pitfall 2) and shortens
+  the consent-freshness check so a vanished peer (killed process, cable
+  pulled) fails its link within seconds: :data:`CONSENT_INTERVAL` x
+  :data:`CONSENT_FAILURES`. These two are process-wide aioice settings.
+- :func:`candidate_to_json` / :func:`candidate_from_json` convert between
+  aiortc's :class:`aiortc.RTCIceCandidate` and the JSON ``RTCIceCandidateInit``
+  strings that ``candidate`` messages carry (PROTOCOL.md, "Peer link").
+- :func:`local_candidates` lists an SDP's candidates as such JSON strings, so
+  trickling peers (browsers, original nodes) get them as messages too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import threading
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import aioice.ice
+import aioice.turn
+from aiortc import RTCIceCandidate
+from aiortc.sdp import SessionDescription, candidate_from_sdp, candidate_to_sdp
+
+__all__ = [
+    "CONSENT_FAILURES",
+    "CONSENT_INTERVAL",
+    "UDP_RECEIVE_BUFFER",
+    "candidate_from_json",
+    "candidate_to_json",
+    "install_aioice_tuning",
+    "local_candidates",
+    "remote_ufrags",
+    "set_host_addresses",
+]
+
+#: Seconds between ICE consent checks (aioice's default is 5; RFC 7675 allows local policy).
+CONSENT_INTERVAL = 1.0
+#: Consecutive unanswered consent checks (0.5 s each) after which the link is declared dead.
+CONSENT_FAILURES = 4
+#: UDP receive buffer for ICE sockets, bytes (aioice's default 256 KiB drops bursts).
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+
+_install_lock = threading.Lock()
+_installed = False
+_original_get_host_addresses = aioice.ice.get_host_addresses
+#: Per-loop host addresses; a registered loop maps to None for "aioice's choice".
+_loop_addresses: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[str, ...] | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def install_aioice_tuning() -> None:
+    """Apply this module's aioice adjustments (idempotent, thread-safe).
+
+    Process-wide effects: aioice consent checks every :data:`CONSENT_INTERVAL`
+    seconds with :data:`CONSENT_FAILURES` allowed misses, and ICE sockets get
+    :data:`UDP_RECEIVE_BUFFER` bytes of receive buffer (never lowered).
+    Host-address selection changes only for loops registered with
+    :func:`set_host_addresses`.
+    """
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        aioice.ice.get_host_addresses = _get_host_addresses
+        aioice.ice.CONSENT_INTERVAL = CONSENT_INTERVAL  # type: ignore[assignment]  # aioice: int
+        aioice.ice.CONSENT_FAILURES = CONSENT_FAILURES
+        aioice.turn.UDP_SOCKET_BUFFER_SIZE = max(
+            aioice.turn.UDP_SOCKET_BUFFER_SIZE, UDP_RECEIVE_BUFFER
+        )
+        _installed = True
+
+
+def set_host_addresses(loop: asyncio.AbstractEventLoop, addresses: Sequence[str] | None) -> None:
+    """Choose the local addresses that peer connections on ``loop`` gather host candidates on.
+
+    Args:
+        loop: the asyncio loop the peer connections run on (forgotten when it is
+            garbage-collected).
+        addresses: IP address strings (IPv4 or IPv6), e.g. ``("127.0.0.1",)``;
+            ``None`` for aioice's choice (every non-loopback interface), with
+            127.0.0.1 when there is no such interface.
+
+    Raises:
+        ValueError: an entry is not an IP address, or the sequence is empty.
+    """
+    if addresses is not None:
+        if isinstance(addresses, str) or not addresses:
+            raise ValueError("host addresses must be a non-empty sequence of IP addresses")
+        for address in addresses:
+            ipaddress.ip_address(address)  # raises ValueError
+        addresses = tuple(addresses)
+    _loop_addresses[loop] = addresses
+
+
+def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    """aioice's host-address hook: our choice on registered loops, aioice's elsewhere."""
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop not in _loop_addresses:
+        return _original_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
+    chosen = _loop_addresses[loop]
+    if chosen is None:
+        found = _original_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
+        return found or (["127.0.0.1"] if use_ipv4 else [])
+    return [
+        address
+        for address in chosen
+        if (ipaddress.ip_address(address).version == 4 and use_ipv4)
+        or (ipaddress.ip_address(address).version == 6 and use_ipv6)
+    ]
+
+
+def candidate_to_json(
+    candidate: RTCIceCandidate,
+    *,
+    sdp_mid: str | None,
+    sdp_mline_index: int | None,
+    username_fragment: str | None,
+) -> str:
+    """Encode one candidate as a JSON ``RTCIceCandidateInit`` (W3C WebRTC, section 4.8.1.1).
+
+    Args:
+        candidate: the aiortc candidate.
+        sdp_mid: the media stream id it belongs to (``a=mid``), or None.
+        sdp_mline_index: the index of its ``m=`` line, or None.
+        username_fragment: the ICE ufrag of the session it belongs to, or None.
+
+    Returns:
+        A JSON object string with ``candidate`` (``"candidate:..."`` as in SDP),
+        ``sdpMid``, ``sdpMLineIndex`` and ``usernameFragment``.
+    """
+    return json.dumps(
+        {
+            "candidate": "candidate:" + candidate_to_sdp(candidate),
+            "sdpMid": sdp_mid,
+            "sdpMLineIndex": sdp_mline_index,
+            "usernameFragment": username_fragment,
+        }
+    )
+
+
+def candidate_from_json(text: str) -> tuple[RTCIceCandidate, str | None] | None:
+    """Decode a JSON ``RTCIceCandidateInit`` received in a ``candidate`` message.
+
+    Args:
+        text: the JSON string (as browsers and original nodes send it).
+
+    Returns:
+        ``(candidate, username_fragment)``, or None for the end-of-candidates
+        marker (an empty ``candidate`` field).
+
+    Raises:
+        ValueError: the text is not such an object or its candidate line does not parse.
+    """
+    try:
+        init: Any = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"candidate is not JSON: {text[:80]!r}") from exc
+    if not isinstance(init, dict):
+        raise ValueError("candidate JSON is not an object")
+    line = init.get("candidate")
+    if not isinstance(line, str):
+        raise ValueError("candidate JSON has no 'candidate' string")
+    if not line:
+        return None
+    line = line.removeprefix("a=").removeprefix("candidate:")
+    try:
+        candidate = candidate_from_sdp(line)
+    except (AssertionError, ValueError, IndexError) as exc:  # aiortc asserts on short lines
+        raise ValueError(f"bad candidate line: {line[:80]!r}") from exc
+    mid = init.get("sdpMid")
+    index = init.get("sdpMLineIndex")
+    ufrag = init.get("usernameFragment")
+    candidate.sdpMid = mid if isinstance(mid, str) else None
+    candidate.sdpMLineIndex = index if isinstance(index, int) and index >= 0 else None
+    if candidate.sdpMid is None and candidate.sdpMLineIndex is None:
+        candidate.sdpMLineIndex = 0  # we negotiate one m= line (the data channels)
+    return candidate, ufrag if isinstance(ufrag, str) else None
+
+
+def local_candidates(sdp: str) -> list[str]:
+    """List the candidates in an SDP as JSON ``RTCIceCandidateInit`` strings.
+
+    Args:
+        sdp: a session description (ours, from aiortc, candidates included).
+
+    Returns:
+        One JSON string per ``a=candidate`` line, in order.
+    """
+    description = SessionDescription.parse(sdp)
+    found = []
+    for index, media in enumerate(description.media):
+        ufrag = media.ice.usernameFragment if media.ice is not None else None
+        for candidate in media.ice_candidates:
+            found.append(
+                candidate_to_json(
+                    candidate,
+                    sdp_mid=media.rtp.muxId or None,
+                    sdp_mline_index=index,
+                    username_fragment=ufrag,
+                )
+            )
+    return found
+
+
+def remote_ufrags(sdp: str) -> set[str]:
+    """The ICE username fragments a session description declares.
+
+    Args:
+        sdp: a session description.
+
+    Returns:
+        The set of ``a=ice-ufrag`` values (session- and media-level).
+    """
+    description = SessionDescription.parse(sdp)
+    return {
+        media.ice.usernameFragment
+        for media in description.media
+        if media.ice is not None and media.ice.usernameFragment
+    }

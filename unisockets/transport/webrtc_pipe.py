@@ -1,0 +1,370 @@
+"""A message pipe over one WebRTC data channel (aiortc), used from trio.
+
+Each :class:`DataChannelPipe` is one reliable, ordered data channel inside a
+peer link. It lives in two threads (see :mod:`unisockets.transport.bridge`):
+methods named ``_aio_*`` run in the asyncio thread and touch the
+:class:`aiortc.RTCDataChannel`; every other method runs in trio and touches
+only the trio-side state. aiortc's event handlers hand events to trio in
+batches and never raise (aiortc notes, pitfall 1).
+
+Backpressure (send side): the trio side counts the bytes it handed to the
+loop (``submitted``); the loop reports how many of them left the channel's
+buffer (``acked`` = bytes sent - ``bufferedAmount``) whenever the buffer is at
+or below :data:`LOW_WATER` after a send, and on every ``bufferedamountlow``
+event. :meth:`DataChannelPipe.send_message` waits while ``submitted - acked``
+exceeds :data:`HIGH_WATER`. The report after each send closes the missed
+wake-up window of pitfall 5: once the loop has processed every submitted
+message, either the buffer is low (reported then) or it becomes low later
+(reported by the event).
+
+Receive side: aiortc has no receive flow control (pitfall 4), so received
+messages are queued for trio without bound; the byte-stream layer above
+(:mod:`unisockets.transport.stream`) bounds them with its credits.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import trio
+
+from .base import MessagePipe
+
+if TYPE_CHECKING:
+    from aiortc import RTCDataChannel
+
+    from .bridge import AsyncioBridge
+
+__all__ = ["HIGH_WATER", "LOW_WATER", "MAX_MESSAGE_SIZE", "DataChannelPipe", "PipeStatistics"]
+
+logger = logging.getLogger(__name__)
+
+#: The largest message a pipe carries, bytes (the stream layer's frames fit in it).
+MAX_MESSAGE_SIZE = 16 * 1024
+#: Bytes sent but not yet handed to SCTP above which send_message waits.
+HIGH_WATER = 256 * 1024
+#: The channel's ``bufferedAmountLowThreshold``, bytes; must stay below HIGH_WATER.
+LOW_WATER = 64 * 1024
+
+
+class _State(enum.Enum):
+    OPENING = "opening"  # ours, waiting for the peer's DCEP ACK
+    OPEN = "open"
+    EOF = "eof"  # the peer closed the channel cleanly
+    BROKEN = "broken"  # the channel or its link failed
+    CLOSED = "closed"  # we closed it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PipeStatistics:
+    """A snapshot of a pipe's queues (for tests and diagnostics).
+
+    Attributes:
+        buffered_amount: bytes given to :meth:`DataChannelPipe.send_message`
+            not yet known to have left the data channel's buffer for SCTP (an
+            upper bound: the asyncio side reports progress only when the buffer
+            is low after a send or drains below :data:`LOW_WATER`).
+        queued_messages: messages received and not yet read.
+        queued_bytes: their total size in bytes.
+        tasks_waiting_send: trio tasks blocked in ``send_message`` (backpressure).
+        tasks_waiting_receive: trio tasks blocked in ``receive_message``.
+        state: ``"opening"``, ``"open"``, ``"eof"``, ``"broken"`` or ``"closed"``.
+    """
+
+    buffered_amount: int
+    queued_messages: int
+    queued_bytes: int
+    tasks_waiting_send: int
+    tasks_waiting_receive: int
+    state: str
+
+
+class DataChannelPipe(MessagePipe):
+    """A :class:`~unisockets.transport.base.MessagePipe` over one aiortc data channel.
+
+    Created by the WebRTC transport (:meth:`WebRTCTransport.open_pipe
+    <unisockets.transport.webrtc.WebRTCTransport.open_pipe>` and the accepting
+    side's ``datachannel`` handler); not by users.
+
+    Attributes:
+        label: the data channel's label.
+        peer_id: the node at the other end.
+        max_message_size: :data:`MAX_MESSAGE_SIZE`.
+    """
+
+    def __init__(
+        self,
+        bridge: AsyncioBridge,
+        peer_id: str,
+        label: str,
+        *,
+        incoming: bool,
+        on_close: Callable[[DataChannelPipe], object] | None = None,
+    ) -> None:
+        self.label = label
+        self.peer_id = peer_id
+        self.max_message_size = MAX_MESSAGE_SIZE
+        self._bridge = bridge
+        self._on_close = on_close
+        # trio side
+        self._state = _State.OPEN if incoming else _State.OPENING
+        self._error: BaseException | None = None
+        self._received: collections.deque[bytes] = collections.deque()
+        self._received_bytes = 0
+        self._receivers = trio.lowlevel.ParkingLot()
+        self._senders = trio.lowlevel.ParkingLot()
+        self._opened = trio.Event()
+        self._submitted = 0
+        self._acked = 0
+        if incoming:
+            self._opened.set()
+        # asyncio side
+        self._channel: RTCDataChannel | None = None
+        self._aio_sent = 0
+
+    # --- public API (trio) -----------------------------------------------------------------
+
+    async def send_message(self, data: bytes) -> None:
+        """Send one message; wait while more than :data:`HIGH_WATER` bytes are buffered.
+
+        Args:
+            data: 1..:data:`MAX_MESSAGE_SIZE` bytes (any bytes-like object).
+
+        Raises:
+            ValueError: ``data`` is empty or too large.
+            trio.ClosedResourceError: this side closed the pipe.
+            trio.BrokenResourceError: the link failed or the peer closed the pipe.
+        """
+        data = bytes(data)
+        if not data:
+            raise ValueError("a message must not be empty")
+        if len(data) > MAX_MESSAGE_SIZE:
+            raise ValueError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_SIZE}")
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            self._check_sendable()
+            if self._submitted - self._acked <= HIGH_WATER:
+                break
+            await self._senders.park()
+        self._submitted += len(data)
+        self._bridge.call_soon(self._aio_send, data)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def receive_message(self) -> bytes:
+        """Receive the next message, waiting for one.
+
+        Messages that arrived before the link broke are still returned; the
+        error comes after them.
+
+        Returns:
+            The message (never empty).
+
+        Raises:
+            trio.EndOfChannel: the peer closed the pipe and every message was read.
+            trio.ClosedResourceError: this side closed the pipe.
+            trio.BrokenResourceError: the link failed (after the queued messages).
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            if self._state is _State.CLOSED:
+                raise trio.ClosedResourceError("the pipe was closed")
+            if self._received:
+                message = self._received.popleft()
+                self._received_bytes -= len(message)
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return message
+            if self._state is _State.BROKEN:
+                raise trio.BrokenResourceError(f"pipe {self.label!r} broke") from self._error
+            if self._state is _State.EOF:
+                raise trio.EndOfChannel
+            await self._receivers.park()
+
+    async def aclose(self) -> None:
+        """Close the pipe (idempotent); messages already sent are still delivered.
+
+        The data channel is closed in the asyncio thread: aiortc sends what is
+        buffered, then resets the stream (W3C WebRTC 6.2.4), and the peer sees
+        :class:`trio.EndOfChannel` after the last message.
+        """
+        self._close()
+        await trio.lowlevel.checkpoint()
+
+    def statistics(self) -> PipeStatistics:
+        """Return a snapshot of the pipe's queues and state."""
+        return PipeStatistics(
+            buffered_amount=self._submitted - self._acked,
+            queued_messages=len(self._received),
+            queued_bytes=self._received_bytes,
+            tasks_waiting_send=self._senders.statistics().tasks_waiting,
+            tasks_waiting_receive=self._receivers.statistics().tasks_waiting,
+            state=self._state.value,
+        )
+
+    # --- trio side -------------------------------------------------------------------------
+
+    def _check_sendable(self) -> None:
+        if self._state is _State.OPEN:
+            return
+        if self._state is _State.CLOSED:
+            raise trio.ClosedResourceError("the pipe was closed")
+        if self._state is _State.EOF:
+            raise trio.BrokenResourceError(f"the peer closed pipe {self.label!r}")
+        if self._state is _State.BROKEN:
+            raise trio.BrokenResourceError(f"pipe {self.label!r} broke") from self._error
+        raise trio.BrokenResourceError(f"pipe {self.label!r} is not open yet")
+
+    def _close(self) -> None:
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        self._received.clear()
+        self._received_bytes = 0
+        self._opened.set()
+        self._wake_all()
+        if self._on_close is not None:
+            self._on_close(self)
+        if not self._bridge.closing:
+            self._bridge.call_soon(self._aio_close)
+
+    def _wake_all(self) -> None:
+        self._receivers.unpark_all()
+        self._senders.unpark_all()
+
+    def _on_open(self) -> None:
+        if self._state is _State.OPENING:
+            self._state = _State.OPEN
+        self._opened.set()
+
+    def _deliver(self, data: bytes) -> None:
+        if self._state is _State.CLOSED:
+            return
+        self._received.append(data)
+        self._received_bytes += len(data)
+        self._receivers.unpark_all()
+
+    def _on_acked(self, acked: int) -> None:
+        if acked > self._acked:
+            self._acked = acked
+            if self._submitted - acked <= HIGH_WATER:
+                self._senders.unpark_all()
+
+    def _on_channel_closed(self, clean: bool) -> None:
+        if self._state is _State.OPEN and clean:
+            self._state = _State.EOF
+        elif self._state in (_State.OPEN, _State.OPENING):
+            self._error = trio.BrokenResourceError(
+                "the data channel closed before it opened"
+                if self._state is _State.OPENING
+                else "the peer link closed"
+            )
+            self._state = _State.BROKEN
+        self._opened.set()
+        self._wake_all()
+        if self._on_close is not None:
+            self._on_close(self)
+
+    def _break(self, error: BaseException) -> None:
+        """Fail the pipe (link failure, transport closing); idempotent."""
+        if self._state in (_State.OPEN, _State.OPENING):
+            self._state = _State.BROKEN
+            self._error = error
+        self._opened.set()
+        self._wake_all()
+        if self._on_close is not None:
+            self._on_close(self)
+
+    async def _wait_open(self) -> None:
+        """Wait for the peer's DCEP ACK (outgoing pipes).
+
+        Raises:
+            trio.BrokenResourceError: the channel or its link failed first.
+            trio.ClosedResourceError: the pipe was closed meanwhile.
+        """
+        await self._opened.wait()
+        if self._state is _State.CLOSED:
+            raise trio.ClosedResourceError("the pipe was closed")
+        if self._state is _State.BROKEN:
+            raise trio.BrokenResourceError(f"pipe {self.label!r} did not open") from self._error
+
+    # --- asyncio side ----------------------------------------------------------------------
+
+    def _aio_attach(self, channel: RTCDataChannel) -> None:
+        """Bind to ``channel`` and register the handlers (asyncio thread)."""
+        self._channel = channel
+        channel.bufferedAmountLowThreshold = LOW_WATER
+        channel.on("open", self._aio_on_open)
+        channel.on("message", self._aio_on_message)
+        channel.on("close", self._aio_on_close)
+        channel.on("bufferedamountlow", self._aio_on_low)
+
+    def _aio_on_open(self) -> None:
+        try:
+            self._bridge.to_trio(self._on_open)
+        except Exception as exc:  # pragma: no cover - to_trio does not raise
+            logger.exception("data channel open handler failed")
+            self._aio_fail(exc)
+
+    def _aio_on_message(self, message: bytes | str) -> None:
+        try:
+            data = message.encode() if isinstance(message, str) else message
+            if data:  # empty messages (browsers can send them) carry nothing for us
+                self._bridge.to_trio(self._deliver, data)
+        except Exception as exc:
+            logger.exception("data channel message handler failed")
+            self._aio_fail(exc)
+
+    def _aio_on_close(self) -> None:
+        try:
+            channel = self._channel
+            # A stream reset by the peer leaves the SCTP association up; a dying
+            # association closes every channel after setting its state to "closed".
+            clean = channel is not None and channel.transport.state != "closed"
+            self._bridge.to_trio(self._on_channel_closed, clean)
+        except Exception as exc:
+            logger.exception("data channel close handler failed")
+            self._aio_fail(exc)
+
+    def _aio_on_low(self) -> None:
+        try:
+            channel = self._channel
+            if channel is not None:
+                self._bridge.to_trio(self._on_acked, self._aio_sent - channel.bufferedAmount)
+        except Exception as exc:
+            logger.exception("data channel bufferedamountlow handler failed")
+            self._aio_fail(exc)
+
+    def _aio_fail(self, error: BaseException) -> None:
+        """Fail the pipe from the asyncio thread and close its channel; never raises."""
+        try:
+            self._bridge.to_trio(self._break, error)
+            if self._channel is not None:
+                self._channel.close()
+        except Exception:
+            logger.exception("could not fail a data channel")
+
+    def _aio_send(self, data: bytes) -> None:
+        channel = self._channel
+        if channel is None or channel.readyState != "open":
+            return  # closing or closed: the close handler tells trio
+        try:
+            channel.send(data)
+        except Exception as exc:
+            self._aio_fail(exc)
+            return
+        self._aio_sent += len(data)
+        buffered = channel.bufferedAmount
+        if buffered <= LOW_WATER:
+            self._bridge.to_trio(self._on_acked, self._aio_sent - buffered)
+
+    def _aio_close(self) -> None:
+        channel = self._channel
+        if channel is not None:
+            try:
+                channel.close()
+            except Exception:
+                logger.exception("could not close a data channel")
