@@ -225,3 +225,9 @@ def test_render_mermaid_alias_machine_draws_every_transition_once() -> None:
             drawn.add((AliasState(source), AliasInput(label), AliasState(target)))
     assert drawn == {(s, e, t) for (s, e), t in ALIAS_TRANSITIONS.items()}
     assert len(lines) == 5 + len({(s, t) for (s, _), t in ALIAS_TRANSITIONS.items()})
+
+
+def test_render_mermaid_without_argument_draws_both_server_machines() -> None:
+    both = render_mermaid()
+    assert both == render_mermaid(CLIENT_MACHINE) + "\n" + render_mermaid(ALIAS_MACHINE)
+    assert both.count("stateDiagram-v2") == 2

@@ -31,7 +31,10 @@ from this table is not a violation but a refusal, answered as the original
 server answers it:
 
 - ``bind`` of a port the member holds: ``alias{set:false}`` to the binder.
-- ``accepting`` on a port that is not bound: ignored, no reply.
+- ``accepting`` on a port that is free or a connection alias: ignored, no
+  reply. (The original server also marked a connection alias accepting;
+  nodes never ask for that, and nobody can connect to the client end of a
+  connection.)
 - ``accept`` (a ``connect`` naming the alias) when it is not accepting: the
   connection is refused, ``alias{set:false, clientConnectionId}`` to the
   connecting member.
@@ -49,7 +52,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 __all__ = [
     "ALIAS_MACHINE",
@@ -209,8 +212,8 @@ ALIAS_MACHINE: Final = StateMachine(
 )
 
 
-def render_mermaid(machine: StateMachine[S, I]) -> str:
-    """Render a state machine as a Mermaid ``stateDiagram-v2``.
+def render_mermaid(machine: StateMachine[Any, Any] | None = None) -> str:
+    """Render a state machine as a Mermaid ``stateDiagram-v2``, for the docs.
 
     Every ``(state, input) -> next`` pair of the table becomes one labelled
     edge; inputs that lead from the same state to the same next state share
@@ -218,13 +221,18 @@ def render_mermaid(machine: StateMachine[S, I]) -> str:
     by their enum value.
 
     Args:
-        machine: the table to draw, e.g. :data:`CLIENT_MACHINE` or :data:`ALIAS_MACHINE`.
+        machine: the table to draw (any :class:`StateMachine`, also the
+            client's in :mod:`unisockets.protocol.client_states`); ``None``
+            draws the server's two: :data:`CLIENT_MACHINE`, a blank line, then
+            :data:`ALIAS_MACHINE`.
 
     Returns:
         The diagram source: newline-separated lines, ending with a newline,
         starting with a ``---`` front-matter block holding the quoted title,
         then ``stateDiagram-v2``.
     """
+    if machine is None:
+        return render_mermaid(CLIENT_MACHINE) + "\n" + render_mermaid(ALIAS_MACHINE)
     edges: dict[tuple[str, str], list[str]] = {}
     for (state, event), target in machine.transitions.items():
         edges.setdefault((str(state.value), str(target.value)), []).append(str(event.value))
