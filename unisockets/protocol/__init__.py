@@ -34,9 +34,28 @@ from .messages import (
     Offer,
     Shutdown,
 )
+from .server import DEFAULT_SUFFIXES, AliasInfo, Outgoing, SignalingServerProtocol
+from .server_states import (
+    ALIAS_MACHINE,
+    CLIENT_MACHINE,
+    AliasState,
+    ClientState,
+    StateMachine,
+)
+from .server_states import render_mermaid as render_server_mermaid
 from .wire import MAX_MESSAGE_LENGTH, decode, encode
 
 __all__ = [
+    "ALIAS_MACHINE",
+    "CLIENT_MACHINE",
+    "DEFAULT_SUFFIXES",
+    "AliasInfo",
+    "AliasState",
+    "ClientState",
+    "Outgoing",
+    "SignalingServerProtocol",
+    "StateMachine",
+    "render_server_mermaid",
     "MAX_MESSAGE_LENGTH",
     "MESSAGE_TYPES",
     "REJECTED_ID",
