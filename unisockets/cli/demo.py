@@ -16,6 +16,9 @@ import trio
 
 __all__ = ["demo"]
 
+#: The demo's two nodes share this machine: their peer link stays on loopback.
+LOOPBACK = ["127.0.0.1"]
+
 
 async def run_demo(messages: int, port: int) -> None:
     """Run the demo, printing each step.
@@ -39,11 +42,13 @@ async def run_demo(messages: int, port: int) -> None:
     click.echo("unisockets demo: two nodes, one echo, over a real WebRTC data channel")
     async with unisockets.open_signaling_server(host="127.0.0.1", port=0) as server:
         t = step(f"signaling server listening on {server.url}", start)
-        async with unisockets.open_node(server.url, subnet="10.0.0") as alice:
+        async with unisockets.open_node(server.url, "10.0.0", ice_addresses=LOOPBACK) as alice:
             t = step(f"node A joined as {alice.address}", t)
             async with alice.listen(port) as listener:
                 t = step(f"node A listening on {alice.address}:{port}", t)
-                async with unisockets.open_node(server.url, subnet="10.0.0") as bob:
+                async with unisockets.open_node(
+                    server.url, "10.0.0", ice_addresses=LOOPBACK
+                ) as bob:
                     t = step(f"node B joined as {bob.address}", t)
 
                     async def echo_one(stream: unisockets.SocketStream) -> None:

@@ -35,6 +35,14 @@ _native_option = click.option(
     "--native", is_flag=True, help="Use the OS's TCP instead of a signaling server."
 )
 _subnet_option = click.option("--subnet", default="10.0.0", show_default=True)
+_ice_option = click.option(
+    "--ice-address",
+    "ice_addresses",
+    multiple=True,
+    metavar="IP",
+    help="Local address to gather WebRTC host candidates on (repeatable); "
+    "default: every non-loopback interface.",
+)
 
 
 def _signaling_url(signaling: str | None, native: bool) -> str | None:
@@ -47,10 +55,16 @@ def _signaling_url(signaling: str | None, native: bool) -> str | None:
 @_signaling_option
 @_native_option
 @_subnet_option
+@_ice_option
 @click.option("--port", default=1234, show_default=True, help="The port to listen on.")
 @click.option("--log-level", default="warning", show_default=True)
 def echo_server(
-    signaling: str | None, native: bool, subnet: str, port: int, log_level: str
+    signaling: str | None,
+    native: bool,
+    subnet: str,
+    ice_addresses: tuple[str, ...],
+    port: int,
+    log_level: str,
 ) -> None:
     """Echo every connection's bytes back (the original's echo server)."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
@@ -70,7 +84,10 @@ def echo_server(
             click.echo(f"closed {peer}")
 
     async def main() -> None:
-        async with unisockets.open_node(url, subnet) as node, node.listen(port) as listener:
+        async with (
+            unisockets.open_node(url, subnet, ice_addresses=ice_addresses or None) as node,
+            node.listen(port) as listener,
+        ):
             click.echo(f"listening on {node.address}:{port}")
             await trio.serve_listeners(handle, [listener])
 
@@ -84,10 +101,16 @@ def echo_server(
 @_signaling_option
 @_native_option
 @_subnet_option
+@_ice_option
 @click.option("--remote", required=True, metavar="HOST:PORT", help="The echo server's address.")
 @click.option("--log-level", default="warning", show_default=True)
 def echo_client(
-    signaling: str | None, native: bool, subnet: str, remote: str, log_level: str
+    signaling: str | None,
+    native: bool,
+    subnet: str,
+    ice_addresses: tuple[str, ...],
+    remote: str,
+    log_level: str,
 ) -> None:
     """Send stdin's lines to an echo server and print what comes back."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
@@ -96,7 +119,7 @@ def echo_client(
     import unisockets
 
     async def main() -> None:
-        async with unisockets.open_node(url, subnet) as node:
+        async with unisockets.open_node(url, subnet, ice_addresses=ice_addresses or None) as node:
             stream = await node.connect(address)
             click.echo(
                 "connected {}:{} -> {}:{}".format(*stream.local_address, *stream.remote_address)

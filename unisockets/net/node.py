@@ -21,7 +21,7 @@ import errno
 import logging
 import random
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -521,6 +521,7 @@ async def open_node(
     ssl_context: Any = None,
     request_timeout: float = 10.0,
     accept_timeout: float = 20.0,
+    ice_addresses: Sequence[str] | None = None,
 ) -> AsyncIterator[Node]:
     """Join a unisockets network (or use the OS's TCP) for the duration of the block.
 
@@ -539,6 +540,9 @@ async def open_node(
         request_timeout: seconds a signaling request (bind, connect) may take.
         accept_timeout: seconds the accepting side waits for a connection's
             data channel after signaling announced it.
+        ice_addresses: local IP addresses WebRTC gathers ICE host candidates
+            on, e.g. ``["127.0.0.1"]`` to stay on loopback; ``None``: every
+            non-loopback interface (127.0.0.1 on a machine that has none).
 
     Yields:
         The :class:`Node`; leaving the block closes every listener, stream,
@@ -574,7 +578,10 @@ async def open_node(
 
             transport = await stack.enter_async_context(
                 open_webrtc_transport(
-                    signaling.id, _SignalAdapter(signaling), rtc_configuration=rtc_configuration
+                    signaling.id,
+                    _SignalAdapter(signaling),
+                    rtc_configuration=rtc_configuration,
+                    host_addresses=ice_addresses,
                 )
             )
         else:
