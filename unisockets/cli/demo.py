@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import AbstractAsyncContextManager
 
 import click
 import trio
@@ -34,6 +35,9 @@ async def run_demo(messages: int, port: int) -> None:
 
     start = time.perf_counter()
 
+    def join(url: str) -> AbstractAsyncContextManager[unisockets.Node]:
+        return unisockets.open_node(url, "10.0.0", ice_addresses=LOOPBACK)
+
     def step(text: str, since: float) -> float:
         now = time.perf_counter()
         click.echo(f"  {text:<52} {1000 * (now - since):8.1f} ms")
@@ -42,7 +46,7 @@ async def run_demo(messages: int, port: int) -> None:
     click.echo("unisockets demo: two nodes, one echo, over a real WebRTC data channel")
     async with unisockets.open_signaling_server(host="127.0.0.1", port=0) as server:
         t = step(f"signaling server listening on {server.url}", start)
-        async with unisockets.open_node(server.url, "10.0.0", ice_addresses=LOOPBACK) as alice:
+        async with join(server.url) as alice:
             t = step(f"node A joined as {alice.address}", t)
             async with alice.listen(port) as listener:
                 t = step(f"node A listening on {alice.address}:{port}", t)

@@ -9,6 +9,7 @@ server has closed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -91,10 +92,8 @@ def echo_server(
             click.echo(f"listening on {node.address}:{port}")
             await trio.serve_listeners(handle, [listener])
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         trio.run(main)
-    except KeyboardInterrupt:
-        pass
 
 
 @click.command("echo-client")
