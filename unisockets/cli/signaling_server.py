@@ -1,0 +1,198 @@
+"""``unisockets signaling-server``: run the signaling server until SIGINT or SIGTERM.
+
+The first line on standard output is the URL the server listens on (the
+real port when ``--port 0``), so scripts and tests can read it; logs go to
+standard error. Ctrl-C (SIGINT) and SIGTERM close every client (1001) and exit
+with status 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import ssl
+import sys
+from functools import partial
+
+import click
+import trio
+
+from unisockets.signaling.limits import (
+    DEFAULT_BURST,
+    DEFAULT_MAX_CLIENTS,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_MESSAGES_PER_SECOND,
+    DEFAULT_PING_INTERVAL,
+)
+
+__all__ = ["parse_subnet_range", "signaling_server"]
+
+#: The port of the original server, ours by default too (shared/DESIGN.md, "Command line").
+DEFAULT_PORT = 6999
+
+
+def parse_subnet_range(text: str) -> range:
+    """Parse ``"FIRST-LAST"`` (inclusive, within 0..255) into the range of suffixes.
+
+    Args:
+        text: e.g. ``"1-254"`` (ours) or ``"0-255"`` (the original's).
+
+    Returns:
+        ``range(FIRST, LAST + 1)``.
+
+    Raises:
+        ValueError: not two integers 0 <= FIRST <= LAST <= 255 joined by ``-``.
+    """
+    first, sep, last = text.strip().partition("-")
+    if not (sep and first.strip().isdigit() and last.strip().isdigit()):
+        raise ValueError(f"expected FIRST-LAST, e.g. 1-254, got {text!r}")
+    low, high = int(first), int(last)
+    if not 0 <= low <= high <= 255:
+        raise ValueError(f"expected 0 <= FIRST <= LAST <= 255, got {text!r}")
+    return range(low, high + 1)
+
+
+def _subnet_range(_ctx: click.Context, _param: click.Parameter, value: str) -> range:
+    try:
+        return parse_subnet_range(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command("signaling-server")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port; 0 picks a free one (the URL on the first output line has it).",
+)
+@click.option(
+    "--subnet-range",
+    "suffixes",
+    default="1-254",
+    show_default=True,
+    callback=_subnet_range,
+    help="Last octets handed out as node ids, FIRST-LAST (the original used 0-255).",
+)
+@click.option(
+    "--ping-interval",
+    default=DEFAULT_PING_INTERVAL,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds between WebSocket pings; a client missing one is dropped.",
+)
+@click.option(
+    "--max-message-size",
+    default=DEFAULT_MAX_MESSAGE_SIZE,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Largest message a client may send, in characters (close 1009 over it).",
+)
+@click.option(
+    "--max-clients",
+    default=DEFAULT_MAX_CLIENTS,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="WebSocket clients at once (close 1013 over it).",
+)
+@click.option(
+    "--rate",
+    default=DEFAULT_MAX_MESSAGES_PER_SECOND,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Messages per second a client may send, sustained (close 1008 over it).",
+)
+@click.option(
+    "--burst",
+    default=DEFAULT_BURST,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Messages a client may send at once above --rate.",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM certificate chain: serve wss:// (needs --tls-key).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM private key for --tls-cert.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+)
+def signaling_server(
+    host: str,
+    port: int,
+    suffixes: range,
+    ping_interval: float,
+    max_message_size: int,
+    max_clients: int,
+    rate: float,
+    burst: int,
+    tls_cert: str | None,
+    tls_key: str | None,
+    log_level: str,
+) -> None:
+    """Run the signaling server (joins, binds and connects are logged to stderr)."""
+    logging.basicConfig(
+        level=log_level.upper(), stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
+    )
+    ssl_context = None
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    if tls_cert is not None and tls_key is not None:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ssl_context.load_cert_chain(tls_cert, tls_key)
+        except (ssl.SSLError, OSError) as exc:
+            raise click.UsageError(f"cannot load the TLS certificate or key: {exc}") from None
+
+    from unisockets.signaling.server import serve_signaling
+
+    async def run() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                server = await nursery.start(
+                    partial(
+                        serve_signaling,
+                        host,
+                        port,
+                        suffixes=suffixes,
+                        ping_interval=ping_interval,
+                        max_message_size=max_message_size,
+                        max_messages_per_second=rate,
+                        burst=burst,
+                        max_clients=max_clients,
+                        ssl_context=ssl_context,
+                    )
+                )
+                print(server.url, flush=True)
+                async for signum in signals:
+                    logging.getLogger("unisockets.signaling.server").info(
+                        "%s: shutting down", signal.Signals(signum).name
+                    )
+                    break
+                nursery.cancel_scope.cancel()
+
+    error: BaseException | None = None
+    try:
+        trio.run(run)
+    except* OSError as group:
+        error = _first_leaf(group)
+    if error is not None:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {error}")
+
+
+def _first_leaf(group: BaseExceptionGroup[OSError]) -> BaseException:
+    """The first exception of a (nested) exception group that is not itself a group."""
+    first: BaseException = group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first

@@ -1,0 +1,147 @@
+"""One WebSocket client of the signaling server: its outgoing queue and how it ends.
+
+A :class:`Client` is the server's handle on one accepted WebSocket. Other
+clients' tasks put messages for it into its bounded outgoing queue with
+:meth:`Client.send` (never waiting); its own writer task drains the queue.
+Whoever decides that the client must go (its reader on bad input, its pinger,
+a sender finding its queue full, the server shutting down) calls
+:meth:`Client.fail`, which records the close code and reason and stops the
+client's reader; the client's own task then leaves the network and closes the
+WebSocket. No method here waits, so the server can call them while it feeds
+its synchronous state machine.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import trio
+from trio_websocket import WebSocketConnection
+
+__all__ = ["Client", "close_reason_text"]
+
+logger: Final = logging.getLogger("unisockets.signaling.server")
+
+#: Longest close reason RFC 6455 §5.5 allows (a control frame holds 125 bytes, 2 are the code).
+MAX_CLOSE_REASON_BYTES: Final = 123
+
+#: Close codes that end a connection normally (RFC 6455 §7.4.1): normal, going away, none given.
+NORMAL_CLOSE_CODES: Final = frozenset({1000, 1001, 1005})
+
+
+def close_reason_text(reason: str) -> str:
+    """Cut ``reason`` to the 123 UTF-8 bytes a close frame can carry, on a character boundary."""
+    data = reason.encode("utf-8")
+    if len(data) <= MAX_CLOSE_REASON_BYTES:
+        return reason
+    return data[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
+
+
+class Client:
+    """The server's state for one accepted WebSocket client.
+
+    Args:
+        key: the client's key in the signaling state machine (unique per server).
+        ws: the accepted WebSocket.
+        remote: the peer's address for logs, e.g. ``"127.0.0.1:53422"``.
+        send_queue_size: how many outgoing messages may wait; one more makes
+            the client a slow consumer.
+
+    Attributes:
+        key: as given.
+        ws: as given.
+        remote: as given.
+        name: how logs name the client: its id once it joined, else ``remote``.
+        reading: the cancel scope around the client's reader and pinger;
+            :meth:`fail` cancels it.
+        outbox: the receiving end of the outgoing queue (for the writer task).
+        close_code: the WebSocket close code the server will send, or
+            ``None`` while the client is healthy or when there is nothing to
+            send (the connection is already gone).
+        close_reason: the reason sent with ``close_code``, or why it ended.
+        discard: whether the writer must drop what is still queued (slow consumer).
+        failed: whether :meth:`fail` was called.
+        left: whether the client has left the signaling state machine.
+    """
+
+    __slots__ = (
+        "_outbox_send",
+        "close_code",
+        "close_reason",
+        "discard",
+        "failed",
+        "key",
+        "left",
+        "name",
+        "outbox",
+        "reading",
+        "remote",
+        "ws",
+    )
+
+    def __init__(
+        self, key: int, ws: WebSocketConnection, remote: str, send_queue_size: int
+    ) -> None:
+        self.key = key
+        self.ws = ws
+        self.remote = remote
+        self.name = remote
+        self.reading = trio.CancelScope()
+        self._outbox_send, self.outbox = trio.open_memory_channel[str](send_queue_size)
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.discard = False
+        self.failed = False
+        self.left = False
+
+    def send(self, text: str) -> None:
+        """Queue one text frame for the writer task, without waiting.
+
+        Dropped silently once the client is failing or finished. If the queue
+        is full, the client is a slow consumer: it fails with 1008 and what is
+        queued is discarded.
+
+        Args:
+            text: the frame, already encoded.
+        """
+        if self.failed or self.left:
+            return
+        try:
+            self._outbox_send.send_nowait(text)
+        except trio.WouldBlock:
+            self.fail(1008, "slow consumer", discard=True)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the writer is gone: the client is on its way out
+
+    def fail(self, code: int | None, reason: str, *, discard: bool = False) -> None:
+        """End the client: record why, and stop its reader and pinger.
+
+        Only the first call counts. Never waits; the client's own task then
+        leaves the network, lets the writer finish and closes the WebSocket.
+
+        Args:
+            code: the close code to send (RFC 6455 §7.4.1), or ``None`` when
+                the connection is already gone and nothing can be sent.
+            reason: a human-readable reason, sent in the close frame (cut to
+                123 bytes) and logged.
+            discard: drop the messages still queued instead of sending them
+                before the close frame (for slow consumers).
+        """
+        if self.failed:
+            return
+        self.failed = True
+        self.close_code = code
+        self.close_reason = reason
+        self.discard = discard
+        self.reading.cancel()
+        if code is None:
+            return  # nothing to send; the caller logged how the connection ended
+        if code in NORMAL_CLOSE_CODES:
+            logger.info("%s: closing (%s): %s", self.name, code, reason)
+        else:
+            logger.warning("%s: error close %d: %s", self.name, code, reason)
+
+    def stop_writing(self) -> None:
+        """Close the outgoing queue: the writer sends the rest (unless discarding), then ends."""
+        self._outbox_send.close()

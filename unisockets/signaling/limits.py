@@ -1,0 +1,144 @@
+"""The limits a public signaling server enforces on its clients, and their defaults.
+
+:class:`ServerLimits` gathers every knob of
+:func:`~unisockets.signaling.server.open_signaling_server` that protects the
+server from its clients; :class:`TokenBucket` is the per-client
+rate limiter. Both are plain values: no I/O, no clock (the caller passes the
+time in), so they are tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = [
+    "DEFAULT_BURST",
+    "DEFAULT_CLOSE_TIMEOUT",
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_MAX_CLIENTS",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MAX_MESSAGES_PER_SECOND",
+    "DEFAULT_PING_INTERVAL",
+    "DEFAULT_SEND_QUEUE_SIZE",
+    "ServerLimits",
+    "TokenBucket",
+]
+
+#: Seconds between two WebSocket pings to a client (the original server's 30 s).
+DEFAULT_PING_INTERVAL = 30.0
+#: Largest message a client may send: 64 KiB, in characters of a text frame.
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024
+#: Messages a client may send per second, sustained.
+DEFAULT_MAX_MESSAGES_PER_SECOND = 100.0
+#: Messages a client may send at once (a node joining a subnet of 100 members
+#: answers 100 offers and trickles a few candidates to each).
+DEFAULT_BURST = 500
+#: Clients connected at once, members or not.
+DEFAULT_MAX_CLIENTS = 1024
+#: Messages waiting for one client before it counts as a slow consumer.
+DEFAULT_SEND_QUEUE_SIZE = 1024
+#: Seconds from the TCP connection to the ``knock`` (TLS, HTTP upgrade and join).
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+#: Seconds allowed for a closing client to take its last messages and the close frame.
+DEFAULT_CLOSE_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerLimits:
+    """What the signaling server allows each client; every field has a public-server default.
+
+    Attributes:
+        ping_interval: seconds between WebSocket pings; a client that has not
+            answered a ping when the next one is due is dropped (close 1011).
+        max_message_size: largest incoming message, in characters of a text
+            frame (bytes of a binary one); larger ones close the client with 1009.
+        max_messages_per_second: sustained rate of incoming messages per
+            client; exceeding the bucket closes the client with 1008.
+        burst: size of the token bucket (messages a client may send at once).
+        max_clients: WebSocket clients at once; one more gets close 1013.
+        send_queue_size: outgoing messages queued for one client; one more
+            closes it with 1008 ("slow consumer").
+        handshake_timeout: seconds from the TCP connection until the client
+            must have knocked (covers TLS, the HTTP upgrade and the join);
+            otherwise it is dropped (close 1008 if the WebSocket is open).
+        close_timeout: seconds a closing client gets to take its remaining
+            messages and finish the close handshake before the TCP connection
+            is cut.
+
+    Raises:
+        ValueError: a field is out of range (not positive, or not finite where
+            a duration or a rate is expected).
+    """
+
+    ping_interval: float = DEFAULT_PING_INTERVAL
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    max_messages_per_second: float = DEFAULT_MAX_MESSAGES_PER_SECOND
+    burst: int = DEFAULT_BURST
+    max_clients: int = DEFAULT_MAX_CLIENTS
+    send_queue_size: int = DEFAULT_SEND_QUEUE_SIZE
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT
+
+    def __post_init__(self) -> None:
+        for name in ("ping_interval", "max_messages_per_second", "handshake_timeout"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if not (
+            isinstance(self.close_timeout, int | float)
+            and math.isfinite(self.close_timeout)
+            and self.close_timeout >= 0
+        ):
+            raise ValueError(f"close_timeout must be >= 0 seconds, got {self.close_timeout!r}")
+        for name in ("max_message_size", "burst", "max_clients", "send_queue_size"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+class TokenBucket:
+    """A token bucket: ``rate`` tokens per second, at most ``capacity`` saved up.
+
+    The bucket starts full. Each :meth:`take` spends one token if there is
+    one. Time is passed in (seconds on any monotonic clock, e.g.
+    :func:`trio.current_time`), so the bucket never reads a clock itself.
+
+    Args:
+        rate: tokens added per second, > 0.
+        capacity: the most tokens the bucket holds (the burst), >= 1.
+        now: the current time, in seconds.
+    """
+
+    __slots__ = ("_capacity", "_last", "_rate", "_tokens")
+
+    def __init__(self, rate: float, capacity: int, now: float) -> None:
+        self._rate = float(rate)
+        self._capacity = float(capacity)
+        self._tokens = float(capacity)
+        self._last = now
+
+    @property
+    def tokens(self) -> float:
+        """Tokens left after the last :meth:`take` (not refilled to the present)."""
+        return self._tokens
+
+    def take(self, now: float) -> bool:
+        """Spend one token if the bucket has one at time ``now``.
+
+        Args:
+            now: the current time, in seconds on the clock given to the
+                constructor; an earlier time than the last call counts as no
+                time passed.
+
+        Returns:
+            ``True`` if a token was spent (the message is allowed), ``False``
+            if the bucket is empty (the rate is exceeded; nothing is spent).
+        """
+        elapsed = max(0.0, now - self._last)
+        self._last = max(self._last, now)
+        self._tokens = min(self._capacity, self._tokens + elapsed * self._rate)
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False

@@ -1,0 +1,632 @@
+"""The signaling server: the sans-IO server protocol driven over real WebSockets.
+
+A thin trio driver (shared/DESIGN.md, "Layers"): the state machine
+:class:`~unisockets.protocol.server.SignalingServerProtocol` decides
+everything; this module moves its inputs and outputs over real WebSockets
+(trio-websocket) and enforces the limits of
+:class:`~unisockets.signaling.limits.ServerLimits`.
+
+How it runs:
+
+- One task per TCP connection, all in the server's nursery. Each accepted
+  WebSocket client also gets a writer task (draining its bounded outgoing
+  queue) and a pinger task, in a nursery of its own.
+- The state machine is synchronous and trio runs one task at a time, so a
+  client's task feeds it a message and queues every output with no
+  checkpoint in between: that is the server's one lock. Queuing never waits;
+  a client whose queue overflows is closed as a slow consumer, so one slow
+  reader never holds up the others.
+- Whatever a client sends, the worst outcome is that *this* client is closed
+  with a code and a reason (1003 binary frame, 1008 protocol violation, rate
+  or handshake limit, slow consumer, 1009 oversize, 1011 missed ping or
+  internal error) and leaves like any other: ``goodbye`` and alias removals go
+  to the rest (PROTOCOL.md, "Leave"). Unexpected exceptions are logged and end
+  only the client they happened in.
+- Leaving the server (the ``async with`` of :func:`open_signaling_server`, or
+  cancelling :func:`serve_signaling`) closes every client with 1001 and gives
+  them ``close_timeout`` seconds to take it before cutting the connections.
+
+Logs go to the stdlib logger ``"unisockets.signaling.server"``: joins (id,
+remote address), leaves, binds, connects (accepted or refused) at INFO, every
+error close with its reason at WARNING, unexpected exceptions at ERROR.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any, Final
+
+import trio
+from trio_websocket import ConnectionClosed, WebSocketRequest, wrap_server_stream
+
+from unisockets.protocol import (
+    Acknowledged,
+    Alias,
+    Bind,
+    Connect,
+    Knock,
+    Message,
+    RemoteProtocolError,
+    Shutdown,
+    decode,
+    encode,
+)
+from unisockets.protocol.server import SignalingServerProtocol
+
+from ._client import NORMAL_CLOSE_CODES, Client, close_reason_text, logger
+from .limits import (
+    DEFAULT_BURST,
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_CLIENTS,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_MESSAGES_PER_SECOND,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_SEND_QUEUE_SIZE,
+    ServerLimits,
+    TokenBucket,
+)
+
+__all__ = ["SignalingServer", "open_signaling_server", "serve_signaling"]
+
+#: Incoming messages trio-websocket buffers per client before it stops reading the socket.
+_RECEIVE_QUEUE_SIZE: Final = 4
+
+
+class _Connection:
+    """One TCP connection: its shielded cancel scope, and its client once the WebSocket is open."""
+
+    __slots__ = ("client", "scope")
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope(shield=True)
+        self.client: Client | None = None
+
+
+class _ReaderWatch:
+    """A nursery stand-in for ``wrap_server_stream``: a finished reader ends the handshake wait.
+
+    trio-websocket's reader task ends when the connection breaks (EOF, reset,
+    a failed TLS handshake, bytes that are not HTTP), but the wait for the
+    upgrade request is not woken by that. Running the reader through this
+    wrapper cancels ``handshake`` (the scope of that wait) as soon as the
+    reader is done, instead of holding the connection until the deadline.
+    """
+
+    __slots__ = ("_handshake", "_nursery")
+
+    def __init__(self, nursery: trio.Nursery, handshake: trio.CancelScope) -> None:
+        self._nursery = nursery
+        self._handshake = handshake
+
+    def start_soon(self, fn: Callable[[], Awaitable[object]], *, name: object = None) -> None:
+        """Start ``fn()`` in the real nursery, watched."""
+        self._nursery.start_soon(self._watch, fn, name=name)
+
+    async def _watch(self, fn: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await fn()
+        finally:
+            self._handshake.cancel()  # harmless once the handshake scope is done
+
+
+class SignalingServer:
+    """A running signaling server, as yielded by :func:`open_signaling_server`.
+
+    Do not construct it yourself: use :func:`open_signaling_server` or
+    :func:`serve_signaling`.
+
+    Attributes:
+        host: the host the server was asked to listen on, e.g. ``"127.0.0.1"``.
+        port: the TCP port it listens on (the kernel's pick when asked for 0).
+        url: the URL nodes connect to: ``ws://host:port``, or ``wss://`` with
+            TLS; IPv6 hosts in brackets.
+        limits: the limits it enforces.
+    """
+
+    def __init__(
+        self,
+        listeners: list[trio.SocketListener] | list[trio.SSLListener[trio.SocketStream]],
+        *,
+        host: str,
+        protocol: SignalingServerProtocol[int],
+        limits: ServerLimits,
+        tls: bool,
+    ) -> None:
+        self._listeners = listeners
+        self._protocol = protocol
+        self.limits = limits
+        self.host = host
+        self.port: int = _listener_port(listeners[0])
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"{'wss' if tls else 'ws'}://{shown}:{self.port}"
+        self._keys = itertools.count(1)
+        self._connections: set[_Connection] = set()
+        self._clients: dict[int, Client] = {}
+        self._slots = 0
+        self._closing = False
+        self._drained = trio.Event()
+
+    @property
+    def client_count(self) -> int:
+        """WebSocket clients connected now (members or not yet joined)."""
+        return len(self._clients)
+
+    @property
+    def member_ids(self) -> list[str]:
+        """Ids of the clients that joined a subnet, in the order they connected."""
+        ids = (self._protocol.member_id(key) for key in self._clients)
+        return [member for member in ids if member is not None]
+
+    async def serve(
+        self, *, task_status: trio.TaskStatus[SignalingServer] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Accept clients until cancelled, then close them all (1001) and return.
+
+        Supports ``await nursery.start(server.serve)``: reports ``self`` once listening.
+        """
+        async with trio.open_nursery() as nursery:
+            try:
+                await nursery.start(
+                    partial(
+                        trio.serve_listeners,
+                        self._handle_stream,
+                        list(self._listeners),
+                        handler_nursery=nursery,
+                    )
+                )
+                logger.info("listening on %s", self.url)
+                task_status.started(self)
+                await trio.sleep_forever()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self._shut_down()
+
+    async def _shut_down(self) -> None:
+        """Close every client with 1001, wait ``close_timeout`` for them, then cut the rest."""
+        self._closing = True
+        for connection in list(self._connections):
+            if connection.client is None:
+                connection.scope.cancel()
+            else:
+                connection.client.fail(1001, "server shutting down")
+        if self._connections:
+            with trio.move_on_after(self.limits.close_timeout + 1.0):
+                await self._drained.wait()
+        for connection in list(self._connections):
+            connection.scope.cancel()
+        logger.info("stopped listening on %s", self.url)
+
+    async def _handle_stream(self, stream: trio.abc.Stream) -> None:
+        """Serve one TCP connection from accept to close; never raises (but Cancelled)."""
+        if self._closing:
+            await trio.aclose_forcefully(stream)
+            return
+        connection = _Connection()
+        self._connections.add(connection)
+        # Shielded so that leaving the server can close each client gracefully;
+        # _shut_down() cancels the scope when the grace period is over.
+        with connection.scope:
+            remote = _peer_name(stream)
+            try:
+                await self._run_connection(connection, stream, remote)
+            except* Exception as group:
+                logger.error("%s: unexpected error", remote, exc_info=group)
+            finally:
+                await trio.aclose_forcefully(stream)
+                self._connections.discard(connection)
+                if self._closing and not self._connections:
+                    self._drained.set()
+
+    async def _run_connection(
+        self, connection: _Connection, stream: trio.abc.Stream, remote: str
+    ) -> None:
+        limits = self.limits
+        deadline = trio.current_time() + limits.handshake_timeout
+        async with trio.open_nursery() as nursery:  # trio-websocket's reader task lives here
+            try:
+                request: WebSocketRequest | None = None
+                with trio.move_on_at(deadline) as handshake:
+                    request = await wrap_server_stream(
+                        _ReaderWatch(nursery, handshake),  # type: ignore[arg-type]
+                        stream,
+                        message_queue_size=_RECEIVE_QUEUE_SIZE,
+                        max_message_size=limits.max_message_size,
+                    )
+                if request is None:
+                    if trio.current_time() >= deadline:
+                        logger.info(
+                            "%s: no WebSocket handshake within %g s",
+                            remote,
+                            limits.handshake_timeout,
+                        )
+                    else:
+                        logger.info("%s: gone before the WebSocket handshake", remote)
+                    return
+                await self._serve_request(connection, request, remote, deadline)
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _serve_request(
+        self, connection: _Connection, request: WebSocketRequest, remote: str, deadline: float
+    ) -> None:
+        full = self._slots >= self.limits.max_clients
+        if not full:
+            self._slots += 1
+        try:
+            ws = None
+            with trio.move_on_at(deadline):
+                try:
+                    ws = await request.accept()
+                except ConnectionClosed:
+                    logger.info("%s: vanished during the WebSocket handshake", remote)
+                    return
+            if ws is None:
+                logger.info("%s: WebSocket handshake timed out", remote)
+                return
+            if full:
+                logger.warning(
+                    "%s: error close 1013: server full (%d clients)", remote, self._slots
+                )
+                with trio.move_on_after(self.limits.close_timeout):
+                    await ws.aclose(1013, f"server full ({self.limits.max_clients} clients)")
+                return
+            client = Client(next(self._keys), ws, remote, self.limits.send_queue_size)
+            self._clients[client.key] = client
+            connection.client = client
+            try:
+                self._deliver(self._protocol.client_connected(client.key))
+                await self._run_client(client, deadline)
+            finally:
+                self._leave(client)
+        finally:
+            if not full:
+                self._slots -= 1
+
+    async def _run_client(self, client: Client, deadline: float) -> None:
+        """Run one client's reader, pinger and writer; leave; close the WebSocket."""
+        if self._closing:
+            client.fail(1001, "server shutting down")
+        close_deadline = math.inf
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._write, client)
+            with client.reading:
+                async with trio.open_nursery() as readers:
+                    readers.start_soon(self._ping, client)
+                    await self._read(client, deadline)
+                    readers.cancel_scope.cancel()
+            # Leave at once, so the others learn it without waiting for the close handshake.
+            self._leave(client)
+            client.stop_writing()
+            close_deadline = trio.current_time() + self.limits.close_timeout
+            nursery.cancel_scope.deadline = close_deadline
+        if client.close_code is not None:
+            with trio.move_on_at(close_deadline):
+                await client.ws.aclose(client.close_code, close_reason_text(client.close_reason))
+
+    async def _read(self, client: Client, deadline: float) -> None:
+        """Feed the client's messages to the state machine until it closes or must go."""
+        limits = self.limits
+        bucket = TokenBucket(limits.max_messages_per_second, limits.burst, trio.current_time())
+        while True:
+            joined = self._protocol.member_id(client.key) is not None
+            data: str | bytes | None = None
+            with trio.move_on_at(math.inf if joined else deadline):
+                try:
+                    data = await client.ws.get_message()
+                except ConnectionClosed as exc:
+                    self._closed_by_peer(client, exc)
+                    return
+            if data is None:
+                client.fail(1008, f"no knock within {limits.handshake_timeout:g} s")
+                return
+            if isinstance(data, bytes):
+                client.fail(1003, "binary frames are not supported: send JSON text frames")
+                return
+            if not bucket.take(trio.current_time()):
+                client.fail(
+                    1008,
+                    f"rate limit exceeded ({limits.max_messages_per_second:g} messages/s,"
+                    f" burst {limits.burst})",
+                )
+                return
+            try:
+                message, outputs = self._receive(client, data)
+            except RemoteProtocolError as exc:
+                client.fail(exc.close_code, str(exc))
+                return
+            except Exception:
+                logger.exception("%s: unexpected error handling %.200r", client.name, data)
+                client.fail(1011, "internal server error")
+                return
+            self._log_request(client, message, outputs)
+            self._deliver(outputs)
+
+    def _receive(self, client: Client, data: str) -> tuple[Message, list[tuple[int, Message]]]:
+        """Decode one frame and feed it to the state machine; RemoteProtocolError if it is bad."""
+        message = decode(data)
+        return message, self._protocol.receive(client.key, message)
+
+    async def _write(self, client: Client) -> None:
+        """Send the client's queued frames in order, until the queue closes."""
+        async with client.outbox:
+            async for text in client.outbox:
+                if client.discard:
+                    return
+                try:
+                    await client.ws.send_message(text)
+                except ConnectionClosed as exc:
+                    self._closed_by_peer(client, exc)
+                    return
+
+    async def _ping(self, client: Client) -> None:
+        """Ping every ``ping_interval`` seconds; fail the client if a pong is that late."""
+        interval = self.limits.ping_interval
+        while True:
+            await trio.sleep(interval)
+            answered = False
+            with trio.move_on_after(interval):
+                try:
+                    await client.ws.ping()
+                except ConnectionClosed:
+                    return  # the reader sees the close too
+                answered = True
+            if not answered:
+                client.fail(1011, f"no pong within {interval:g} s")
+                return
+
+    def _closed_by_peer(self, client: Client, exc: ConnectionClosed) -> None:
+        """Record a connection the peer closed (or that broke): nothing left to send."""
+        if client.failed:
+            return
+        reason = exc.reason
+        code = reason.code if reason is not None else 1006
+        text = (reason.reason if reason is not None else None) or ""
+        if code in NORMAL_CLOSE_CODES or code == 1006:  # 1006: no close frame, e.g. TCP reset
+            logger.debug("%s: closed by the client (%d %s)", client.name, code, text)
+        else:
+            # e.g. 1009 sent by trio-websocket for a message over max_message_size
+            logger.warning("%s: error close %d: %s", client.name, code, text)
+        client.fail(None, f"closed {code}{' ' + text if text else ''}")
+
+    def _leave(self, client: Client) -> None:
+        """Take the client out of the state machine once, and tell the others."""
+        if client.left:
+            return
+        client.left = True
+        self._clients.pop(client.key, None)
+        member = self._protocol.member_id(client.key)
+        try:
+            outputs = self._protocol.client_disconnected(client.key)
+        except Exception:
+            logger.exception("%s: unexpected error on leave", client.name)
+            return
+        if member is not None:
+            logger.info("leave %s (%s): %s", member, client.remote, client.close_reason)
+        else:
+            logger.debug("%s: gone without joining: %s", client.remote, client.close_reason)
+        self._deliver(outputs)
+
+    def _deliver(self, outputs: list[tuple[int, Message]]) -> None:
+        """Queue each output for its recipient, encoding each message once."""
+        encoded: dict[int, str] = {}
+        for key, message in outputs:
+            client = self._clients.get(key)
+            if client is None:
+                continue
+            text = encoded.get(id(message))
+            if text is None:
+                text = encoded[id(message)] = encode(message)
+            client.send(text)
+
+    def _log_request(
+        self, client: Client, message: Message, outputs: list[tuple[int, Message]]
+    ) -> None:
+        """Log joins, binds, shutdowns and connects from a request and the server's answers."""
+        own = [out for key, out in outputs if key == client.key]
+        if isinstance(message, Knock):
+            ack = next((out for out in own if isinstance(out, Acknowledged)), None)
+            if ack is not None and not ack.rejected:
+                client.name = ack.id
+                logger.info("join %s (%s)", ack.id, client.remote)
+            else:
+                logger.info("%s: knock on full subnet %s rejected", client.remote, message.subnet)
+        elif isinstance(message, Bind | Shutdown):
+            verb = "bind" if isinstance(message, Bind) else "shutdown"
+            reply = next(
+                (o for o in own if isinstance(o, Alias) and o.alias == message.alias), None
+            )
+            done = reply is not None and reply.set == isinstance(message, Bind)
+            logger.info(
+                "%s %s %s: %s", verb, client.name, message.alias, "ok" if done else "refused"
+            )
+        elif isinstance(message, Connect):
+            mine = [
+                o
+                for o in own
+                if isinstance(o, Alias) and o.client_connection_id == message.client_connection_id
+            ]
+            local = next((o.alias for o in mine if o.is_connection_alias), None)
+            if local is not None:
+                logger.info("connect %s -> %s: accepted", local, message.remote_alias)
+            else:
+                logger.info("connect %s -> %s: refused", client.name, message.remote_alias)
+        else:
+            logger.debug("%s: %s", client.name, message.OPCODE)
+
+
+def _listener_port(listener: trio.SocketListener | trio.SSLListener[trio.SocketStream]) -> int:
+    inner = listener.transport_listener if isinstance(listener, trio.SSLListener) else listener
+    assert isinstance(inner, trio.SocketListener)
+    port: int = inner.socket.getsockname()[1]
+    return port
+
+
+def _peer_name(stream: trio.abc.Stream) -> str:
+    """``"host:port"`` of the stream's peer for logs (``"[v6]:port"``), or the stream's repr."""
+    inner: Any = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+    if isinstance(inner, trio.SocketStream):
+        try:
+            host, port = inner.socket.getpeername()[:2]
+        except OSError:
+            return "(disconnected)"
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return repr(stream)
+
+
+async def serve_signaling(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    suffixes: range = range(1, 255),
+    ping_interval: float = DEFAULT_PING_INTERVAL,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    max_messages_per_second: float = DEFAULT_MAX_MESSAGES_PER_SECOND,
+    burst: int = DEFAULT_BURST,
+    max_clients: int = DEFAULT_MAX_CLIENTS,
+    send_queue_size: int = DEFAULT_SEND_QUEUE_SIZE,
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    ssl_context: ssl.SSLContext | None = None,
+    task_status: trio.TaskStatus[SignalingServer] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a signaling server until cancelled (``nursery.start()``-compatible).
+
+    ``server = await nursery.start(serve_signaling, "127.0.0.1", 0)`` returns
+    once the server listens. Cancelling it closes every client with 1001 and
+    gives them ``close_timeout`` seconds to take it (the close runs shielded).
+
+    Args:
+        host: the address to listen on, e.g. ``"127.0.0.1"``, ``"0.0.0.0"``,
+            ``"::"``. A name that resolves to several addresses gets one
+            listener each; with ``port=0`` their ports may differ and
+            ``server.port`` is the first one's.
+        port: the TCP port, or 0 for one the kernel picks (see ``server.port``).
+        suffixes: the last octets handed out as ids, lowest first; the
+            default 1..254 skips the network and broadcast addresses,
+            ``range(0, 256)`` is the original server's.
+        ping_interval: seconds between WebSocket pings; a client that has not
+            answered one when the next is due is dropped (1011).
+        max_message_size: largest incoming message, in characters (1009 over it).
+        max_messages_per_second: sustained incoming messages per client (1008 over it).
+        burst: messages a client may send at once (the token bucket's size).
+        max_clients: WebSocket clients at once; more are closed with 1013.
+        send_queue_size: outgoing messages queued per client; a client whose
+            queue overflows is a slow consumer (1008).
+        handshake_timeout: seconds from TCP connect until the client must have
+            sent ``knock`` (1008, or a dropped connection before the upgrade).
+        close_timeout: seconds a closing client gets for its last messages and
+            the close handshake.
+        ssl_context: a server-side TLS context to serve ``wss://``, or ``None``.
+        task_status: reports the :class:`SignalingServer` once listening.
+
+    Raises:
+        ValueError: a limit is out of range.
+        LocalProtocolError: ``suffixes`` is not a non-empty range in 0..255.
+        OSError: the address cannot be bound (e.g. ``EADDRINUSE``).
+    """
+    server = await _open_server(
+        host,
+        port,
+        suffixes=suffixes,
+        ssl_context=ssl_context,
+        limits=ServerLimits(
+            ping_interval=ping_interval,
+            max_message_size=max_message_size,
+            max_messages_per_second=max_messages_per_second,
+            burst=burst,
+            max_clients=max_clients,
+            send_queue_size=send_queue_size,
+            handshake_timeout=handshake_timeout,
+            close_timeout=close_timeout,
+        ),
+    )
+    await server.serve(task_status=task_status)
+
+
+@asynccontextmanager
+async def open_signaling_server(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    suffixes: range = range(1, 255),
+    ping_interval: float = DEFAULT_PING_INTERVAL,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    max_messages_per_second: float = DEFAULT_MAX_MESSAGES_PER_SECOND,
+    burst: int = DEFAULT_BURST,
+    max_clients: int = DEFAULT_MAX_CLIENTS,
+    send_queue_size: int = DEFAULT_SEND_QUEUE_SIZE,
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    ssl_context: ssl.SSLContext | None = None,
+) -> AsyncIterator[SignalingServer]:
+    """Run a signaling server for the body of an ``async with``.
+
+    ``async with open_signaling_server() as server:`` listens on
+    ``server.url``; leaving the block closes every client (1001), waits up to
+    ``close_timeout`` seconds for them, and stops. The arguments are those of
+    :func:`serve_signaling`. An exception from the body propagates as it is
+    (not wrapped in an exception group).
+
+    Yields:
+        The running :class:`SignalingServer`.
+
+    Raises:
+        ValueError: a limit is out of range.
+        LocalProtocolError: ``suffixes`` is not a non-empty range in 0..255.
+        OSError: the address cannot be bound (e.g. ``EADDRINUSE``).
+    """
+    server = await _open_server(
+        host,
+        port,
+        suffixes=suffixes,
+        ssl_context=ssl_context,
+        limits=ServerLimits(
+            ping_interval=ping_interval,
+            max_message_size=max_message_size,
+            max_messages_per_second=max_messages_per_second,
+            burst=burst,
+            max_clients=max_clients,
+            send_queue_size=send_queue_size,
+            handshake_timeout=handshake_timeout,
+            close_timeout=close_timeout,
+        ),
+    )
+    body_error: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        try:
+            yield server
+        except BaseException as exc:  # re-raised below, outside the nursery
+            body_error = exc
+        finally:
+            nursery.cancel_scope.cancel()
+    if body_error is not None:
+        raise body_error
+
+
+async def _open_server(
+    host: str,
+    port: int,
+    *,
+    suffixes: range,
+    ssl_context: ssl.SSLContext | None,
+    limits: ServerLimits,
+) -> SignalingServer:
+    """Bind the listeners and build the (not yet serving) server."""
+    protocol: SignalingServerProtocol[int] = SignalingServerProtocol(suffixes=suffixes)
+    listeners: list[trio.SocketListener] | list[trio.SSLListener[trio.SocketStream]]
+    if ssl_context is None:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    else:
+        listeners = await trio.open_ssl_over_tcp_listeners(
+            port, ssl_context, host=host, https_compatible=True
+        )
+    return SignalingServer(
+        listeners, host=host, protocol=protocol, limits=limits, tls=ssl_context is not None
+    )
