@@ -115,6 +115,11 @@ class MemoryPipe(MessagePipe):
         """Bytes sent from this end that the other end has not received yet."""
         return self._outgoing.size
 
+    @property
+    def buffered_messages(self) -> int:
+        """Messages sent from this end that the other end has not received yet."""
+        return len(self._outgoing.messages)
+
     def _check_usable(self) -> None:
         if self._closed:
             raise trio.ClosedResourceError("this end of the pipe was closed") from None
