@@ -377,6 +377,13 @@ async def test_joins_binds_connects_and_leaves_are_logged(caplog: pytest.LogCapt
     caplog.set_level(logging.INFO, logger="unisockets.signaling.server")
     async with open_signaling_server() as server:
         await assert_healthy(server.url, subnet="10.9.9")
+        async with open_member(server.url, "10.9.8") as lonely:
+            await lonely.send(
+                Connect(id="10.9.8.1", client_connection_id=CID, remote_alias="10.9.8.9:1")
+            )
+            await lonely.expect(
+                Alias(id="10.9.8.1", alias="10.9.8.1:0", set=False, client_connection_id=CID)
+            )
     text = "\n".join(
         r.getMessage() for r in caplog.records if r.name == "unisockets.signaling.server"
     )
@@ -384,6 +391,7 @@ async def test_joins_binds_connects_and_leaves_are_logged(caplog: pytest.LogCapt
     assert "bind 10.9.9.1 10.9.9.1:8080: ok" in text
     assert "connect 10.9.9.2:0 -> 10.9.9.1:8080: accepted" in text
     assert "leave 10.9.9.2 (127.0.0.1:" in text
+    assert "connect 10.9.8.1 -> 10.9.8.9:1: refused" in text
 
 
 @pytest.mark.trio

@@ -20,7 +20,7 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_MAX_MESSAGES_PER_SECOND",
     "DEFAULT_PING_INTERVAL",
-    "DEFAULT_SEND_QUEUE_SIZE",
+    "DEFAULT_SEND_QUEUE_BYTES",
     "ServerLimits",
     "TokenBucket",
 ]
@@ -36,9 +36,10 @@ DEFAULT_MAX_MESSAGES_PER_SECOND = 100.0
 DEFAULT_BURST = 500
 #: Clients connected at once, members or not.
 DEFAULT_MAX_CLIENTS = 1024
-#: Messages waiting for one client before it counts as a slow consumer.
-DEFAULT_SEND_QUEUE_SIZE = 1024
-#: Seconds from the TCP connection to the ``knock`` (TLS, HTTP upgrade and join).
+#: Outgoing text waiting for one client (beyond what the kernel buffers) before it
+#: counts as a slow consumer: 1 MiB, about 250 SDP offers.
+DEFAULT_SEND_QUEUE_BYTES = 1024 * 1024
+#: Seconds from the TCP connection until the client has joined (TLS, HTTP upgrade, knock).
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 #: Seconds allowed for a closing client to take its last messages and the close frame.
 DEFAULT_CLOSE_TIMEOUT = 5.0
@@ -57,11 +58,16 @@ class ServerLimits:
             client; exceeding the bucket closes the client with 1008.
         burst: size of the token bucket (messages a client may send at once).
         max_clients: WebSocket clients at once; one more gets close 1013.
-        send_queue_size: outgoing messages queued for one client; one more
-            closes it with 1008 ("slow consumer").
+        send_queue_bytes: outgoing text queued for one client, in characters
+            (frames are JSON, nearly all ASCII, so about bytes); a message
+            that would go over it closes the client with 1008 ("slow
+            consumer"). The queue fills only once the kernel's socket buffer
+            is full, i.e. when the client does not read at the rate others
+            send to it.
         handshake_timeout: seconds from the TCP connection until the client
-            must have knocked (covers TLS, the HTTP upgrade and the join);
-            otherwise it is dropped (close 1008 if the WebSocket is open).
+            must have joined: TLS, the HTTP upgrade and a ``knock`` that got
+            an id. Otherwise it is dropped (close 1008 if the WebSocket is
+            open, else the TCP connection is closed).
         close_timeout: seconds a closing client gets to take its remaining
             messages and finish the close handshake before the TCP connection
             is cut.
@@ -76,7 +82,7 @@ class ServerLimits:
     max_messages_per_second: float = DEFAULT_MAX_MESSAGES_PER_SECOND
     burst: int = DEFAULT_BURST
     max_clients: int = DEFAULT_MAX_CLIENTS
-    send_queue_size: int = DEFAULT_SEND_QUEUE_SIZE
+    send_queue_bytes: int = DEFAULT_SEND_QUEUE_BYTES
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT
 
@@ -91,7 +97,7 @@ class ServerLimits:
             and self.close_timeout >= 0
         ):
             raise ValueError(f"close_timeout must be >= 0 seconds, got {self.close_timeout!r}")
-        for name in ("max_message_size", "burst", "max_clients", "send_queue_size"):
+        for name in ("max_message_size", "burst", "max_clients", "send_queue_bytes"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")

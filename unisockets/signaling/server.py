@@ -44,21 +44,10 @@ from typing import Any, Final
 import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest, wrap_server_stream
 
-from unisockets.protocol import (
-    Acknowledged,
-    Alias,
-    Bind,
-    Connect,
-    Knock,
-    Message,
-    RemoteProtocolError,
-    Shutdown,
-    decode,
-    encode,
-)
+from unisockets.protocol import Message, RemoteProtocolError, decode, encode
 from unisockets.protocol.server import SignalingServerProtocol
 
-from ._client import NORMAL_CLOSE_CODES, Client, close_reason_text, logger
+from ._server_client import NORMAL_CLOSE_CODES, Client, close_reason_text, logger
 from .limits import (
     DEFAULT_BURST,
     DEFAULT_CLOSE_TIMEOUT,
@@ -67,7 +56,7 @@ from .limits import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_MESSAGES_PER_SECOND,
     DEFAULT_PING_INTERVAL,
-    DEFAULT_SEND_QUEUE_SIZE,
+    DEFAULT_SEND_QUEUE_BYTES,
     ServerLimits,
     TokenBucket,
 )
@@ -276,7 +265,7 @@ class SignalingServer:
                 with trio.move_on_after(self.limits.close_timeout):
                     await ws.aclose(1013, f"server full ({self.limits.max_clients} clients)")
                 return
-            client = Client(next(self._keys), ws, remote, self.limits.send_queue_size)
+            client = Client(next(self._keys), ws, remote, self.limits.send_queue_bytes)
             self._clients[client.key] = client
             connection.client = client
             try:
@@ -323,7 +312,7 @@ class SignalingServer:
                     self._closed_by_peer(client, exc)
                     return
             if data is None:
-                client.fail(1008, f"no knock within {limits.handshake_timeout:g} s")
+                client.fail(1008, f"did not join within {limits.handshake_timeout:g} s")
                 return
             if isinstance(data, bytes):
                 client.fail(1003, "binary frames are not supported: send JSON text frames")
@@ -337,6 +326,8 @@ class SignalingServer:
                 return
             try:
                 message, outputs = self._receive(client, data)
+                self._deliver(outputs)
+                client.log_request(message, [out for key, out in outputs if key == client.key])
             except RemoteProtocolError as exc:
                 client.fail(exc.close_code, str(exc))
                 return
@@ -344,8 +335,6 @@ class SignalingServer:
                 logger.exception("%s: unexpected error handling %.200r", client.name, data)
                 client.fail(1011, "internal server error")
                 return
-            self._log_request(client, message, outputs)
-            self._deliver(outputs)
 
     def _receive(self, client: Client, data: str) -> tuple[Message, list[tuple[int, Message]]]:
         """Decode one frame and feed it to the state machine; RemoteProtocolError if it is bad."""
@@ -356,6 +345,7 @@ class SignalingServer:
         """Send the client's queued frames in order, until the queue closes."""
         async with client.outbox:
             async for text in client.outbox:
+                client.dequeued(text)
                 if client.discard:
                     return
                 try:
@@ -413,8 +403,13 @@ class SignalingServer:
         self._deliver(outputs)
 
     def _deliver(self, outputs: list[tuple[int, Message]]) -> None:
-        """Queue each output for its recipient, encoding each message once."""
+        """Queue each output for its recipient, in order, encoding each message once.
+
+        Everything is encoded before anything is queued, so that a message
+        that cannot be encoded (a bug) leaves no half-delivered broadcast.
+        """
         encoded: dict[int, str] = {}
+        frames: list[tuple[Client, str]] = []
         for key, message in outputs:
             client = self._clients.get(key)
             if client is None:
@@ -422,42 +417,9 @@ class SignalingServer:
             text = encoded.get(id(message))
             if text is None:
                 text = encoded[id(message)] = encode(message)
+            frames.append((client, text))
+        for client, text in frames:
             client.send(text)
-
-    def _log_request(
-        self, client: Client, message: Message, outputs: list[tuple[int, Message]]
-    ) -> None:
-        """Log joins, binds, shutdowns and connects from a request and the server's answers."""
-        own = [out for key, out in outputs if key == client.key]
-        if isinstance(message, Knock):
-            ack = next((out for out in own if isinstance(out, Acknowledged)), None)
-            if ack is not None and not ack.rejected:
-                client.name = ack.id
-                logger.info("join %s (%s)", ack.id, client.remote)
-            else:
-                logger.info("%s: knock on full subnet %s rejected", client.remote, message.subnet)
-        elif isinstance(message, Bind | Shutdown):
-            verb = "bind" if isinstance(message, Bind) else "shutdown"
-            reply = next(
-                (o for o in own if isinstance(o, Alias) and o.alias == message.alias), None
-            )
-            done = reply is not None and reply.set == isinstance(message, Bind)
-            logger.info(
-                "%s %s %s: %s", verb, client.name, message.alias, "ok" if done else "refused"
-            )
-        elif isinstance(message, Connect):
-            mine = [
-                o
-                for o in own
-                if isinstance(o, Alias) and o.client_connection_id == message.client_connection_id
-            ]
-            local = next((o.alias for o in mine if o.is_connection_alias), None)
-            if local is not None:
-                logger.info("connect %s -> %s: accepted", local, message.remote_alias)
-            else:
-                logger.info("connect %s -> %s: refused", client.name, message.remote_alias)
-        else:
-            logger.debug("%s: %s", client.name, message.OPCODE)
 
 
 def _listener_port(listener: trio.SocketListener | trio.SSLListener[trio.SocketStream]) -> int:
@@ -489,7 +451,7 @@ async def serve_signaling(
     max_messages_per_second: float = DEFAULT_MAX_MESSAGES_PER_SECOND,
     burst: int = DEFAULT_BURST,
     max_clients: int = DEFAULT_MAX_CLIENTS,
-    send_queue_size: int = DEFAULT_SEND_QUEUE_SIZE,
+    send_queue_bytes: int = DEFAULT_SEND_QUEUE_BYTES,
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ssl_context: ssl.SSLContext | None = None,
@@ -516,10 +478,12 @@ async def serve_signaling(
         max_messages_per_second: sustained incoming messages per client (1008 over it).
         burst: messages a client may send at once (the token bucket's size).
         max_clients: WebSocket clients at once; more are closed with 1013.
-        send_queue_size: outgoing messages queued per client; a client whose
-            queue overflows is a slow consumer (1008).
+        send_queue_bytes: outgoing text queued per client, in characters
+            (about bytes); a client whose queue would go over it is a slow
+            consumer (1008).
         handshake_timeout: seconds from TCP connect until the client must have
-            sent ``knock`` (1008, or a dropped connection before the upgrade).
+            joined (a ``knock`` that got an id): 1008, or a dropped connection
+            if the WebSocket upgrade did not happen in time.
         close_timeout: seconds a closing client gets for its last messages and
             the close handshake.
         ssl_context: a server-side TLS context to serve ``wss://``, or ``None``.
@@ -541,7 +505,7 @@ async def serve_signaling(
             max_messages_per_second=max_messages_per_second,
             burst=burst,
             max_clients=max_clients,
-            send_queue_size=send_queue_size,
+            send_queue_bytes=send_queue_bytes,
             handshake_timeout=handshake_timeout,
             close_timeout=close_timeout,
         ),
@@ -560,7 +524,7 @@ async def open_signaling_server(
     max_messages_per_second: float = DEFAULT_MAX_MESSAGES_PER_SECOND,
     burst: int = DEFAULT_BURST,
     max_clients: int = DEFAULT_MAX_CLIENTS,
-    send_queue_size: int = DEFAULT_SEND_QUEUE_SIZE,
+    send_queue_bytes: int = DEFAULT_SEND_QUEUE_BYTES,
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ssl_context: ssl.SSLContext | None = None,
@@ -592,7 +556,7 @@ async def open_signaling_server(
             max_messages_per_second=max_messages_per_second,
             burst=burst,
             max_clients=max_clients,
-            send_queue_size=send_queue_size,
+            send_queue_bytes=send_queue_bytes,
             handshake_timeout=handshake_timeout,
             close_timeout=close_timeout,
         ),

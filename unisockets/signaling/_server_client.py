@@ -14,10 +14,13 @@ its synchronous state machine.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Final
 
 import trio
 from trio_websocket import WebSocketConnection
+
+from unisockets.protocol import Acknowledged, Alias, Bind, Connect, Knock, Message, Shutdown
 
 __all__ = ["Client", "close_reason_text"]
 
@@ -45,8 +48,9 @@ class Client:
         key: the client's key in the signaling state machine (unique per server).
         ws: the accepted WebSocket.
         remote: the peer's address for logs, e.g. ``"127.0.0.1:53422"``.
-        send_queue_size: how many outgoing messages may wait; one more makes
-            the client a slow consumer.
+        send_queue_bytes: how much outgoing text (in characters) may wait;
+            a message that would go over it makes the client a slow consumer
+            (one message alone is always queued, whatever its size).
 
     Attributes:
         key: as given.
@@ -55,7 +59,9 @@ class Client:
         name: how logs name the client: its id once it joined, else ``remote``.
         reading: the cancel scope around the client's reader and pinger;
             :meth:`fail` cancels it.
-        outbox: the receiving end of the outgoing queue (for the writer task).
+        outbox: the receiving end of the outgoing queue (for the writer task,
+            which calls :meth:`dequeued` for each message it takes).
+        queued: characters of text in the outgoing queue.
         close_code: the WebSocket close code the server will send, or
             ``None`` while the client is healthy or when there is nothing to
             send (the connection is already gone).
@@ -67,6 +73,7 @@ class Client:
 
     __slots__ = (
         "_outbox_send",
+        "_queue_limit",
         "close_code",
         "close_reason",
         "discard",
@@ -75,20 +82,23 @@ class Client:
         "left",
         "name",
         "outbox",
+        "queued",
         "reading",
         "remote",
         "ws",
     )
 
     def __init__(
-        self, key: int, ws: WebSocketConnection, remote: str, send_queue_size: int
+        self, key: int, ws: WebSocketConnection, remote: str, send_queue_bytes: int
     ) -> None:
         self.key = key
         self.ws = ws
         self.remote = remote
         self.name = remote
         self.reading = trio.CancelScope()
-        self._outbox_send, self.outbox = trio.open_memory_channel[str](send_queue_size)
+        self._outbox_send, self.outbox = trio.open_memory_channel[str](math.inf)
+        self._queue_limit = send_queue_bytes
+        self.queued = 0
         self.close_code: int | None = None
         self.close_reason = ""
         self.discard = False
@@ -99,20 +109,26 @@ class Client:
         """Queue one text frame for the writer task, without waiting.
 
         Dropped silently once the client is failing or finished. If the queue
-        is full, the client is a slow consumer: it fails with 1008 and what is
-        queued is discarded.
+        would go over ``send_queue_bytes``, the client is a slow consumer: it
+        fails with 1008 and what is queued is discarded.
 
         Args:
             text: the frame, already encoded.
         """
         if self.failed or self.left:
             return
+        if self.queued and self.queued + len(text) > self._queue_limit:
+            self.fail(1008, "slow consumer", discard=True)
+            return
         try:
             self._outbox_send.send_nowait(text)
-        except trio.WouldBlock:
-            self.fail(1008, "slow consumer", discard=True)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the writer is gone: the client is on its way out
+            return  # the writer is gone: the client is on its way out
+        self.queued += len(text)
+
+    def dequeued(self, text: str) -> None:
+        """Account for ``text``, taken from :attr:`outbox` by the writer."""
+        self.queued -= len(text)
 
     def fail(self, code: int | None, reason: str, *, discard: bool = False) -> None:
         """End the client: record why, and stop its reader and pinger.
@@ -145,3 +161,44 @@ class Client:
     def stop_writing(self) -> None:
         """Close the outgoing queue: the writer sends the rest (unless discarding), then ends."""
         self._outbox_send.close()
+
+    def log_request(self, message: Message, replies: list[Message]) -> None:
+        """Log a join, bind, shutdown or connect, with its outcome read from the server's replies.
+
+        Args:
+            message: what the client sent.
+            replies: the messages the server sends back to this client for it, in order.
+        """
+        if isinstance(message, Knock):
+            ack = next((r for r in replies if isinstance(r, Acknowledged)), None)
+            if ack is not None and not ack.rejected:
+                self.name = ack.id
+                logger.info("join %s (%s)", ack.id, self.remote)
+            else:
+                logger.info("%s: knock on full subnet %s rejected", self.remote, message.subnet)
+        elif isinstance(message, Bind | Shutdown):
+            verb = "bind" if isinstance(message, Bind) else "shutdown"
+            reply = next(
+                (r for r in replies if isinstance(r, Alias) and r.alias == message.alias), None
+            )
+            # a bind is done when its alias is set, a shutdown when its alias is unset
+            done = reply is not None and reply.set == isinstance(message, Bind)
+            outcome = "ok" if done else "refused"
+            logger.info("%s %s %s: %s", verb, self.name, message.alias, outcome)
+        elif isinstance(message, Connect):
+            local = next(
+                (
+                    r.alias
+                    for r in replies
+                    if isinstance(r, Alias)
+                    and r.client_connection_id == message.client_connection_id
+                    and r.is_connection_alias
+                ),
+                None,
+            )
+            if local is not None:
+                logger.info("connect %s -> %s: accepted", local, message.remote_alias)
+            else:
+                logger.info("connect %s -> %s: refused", self.name, message.remote_alias)
+        else:
+            logger.debug("%s: %s", self.name, message.OPCODE)
