@@ -1,0 +1,127 @@
+"""Markdown for the API reference pages, generated from the packages at build time.
+
+- :func:`exports` lists a package's ``__all__`` with where each name is
+  defined. Each name is a plain autorefs cross-reference to its canonical
+  path, so ``mkdocs build --strict`` fails if a public name is exported but
+  documented on no page.
+- :func:`modules` emits one mkdocstrings ``::: module`` block per public
+  submodule of a package, in a preferred order then alphabetically, so a new
+  module shows up in the reference without anyone editing a page.
+
+Objects are read with Griffe (static analysis, the same view mkdocstrings
+has); nothing is imported.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import griffe
+from griffe_rst import RstToMarkdown
+
+__all__ = ["exports", "load", "modules"]
+
+#: The project root (this file is docs/hooks/docgen_api.py).
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@cache
+def load(package: str) -> griffe.Module:
+    """The package as Griffe sees it (cached for the build).
+
+    Args:
+        package: a top-level package name, e.g. ``"unisockets"``.
+
+    Returns:
+        The loaded package, its aliases resolved where they point inside it.
+    """
+    extensions = griffe.load_extensions("griffe_sphinx", RstToMarkdown())
+    loader = griffe.GriffeLoader(search_paths=[str(ROOT)], extensions=extensions)
+    module = loader.load(package)
+    loader.resolve_aliases(implicit=False, external=False)
+    assert isinstance(module, griffe.Module)
+    return module
+
+
+def _find(path: str) -> griffe.Object | griffe.Alias:
+    top = path.split(".", 1)[0]
+    root = load(top)
+    if path == top:
+        return root
+    return root[path.split(".", 1)[1]]
+
+
+def _summary(obj: griffe.Object | griffe.Alias) -> str:
+    try:
+        docstring = obj.docstring
+    except griffe.AliasResolutionError:
+        return ""
+    if docstring is None:
+        return ""
+    first = docstring.value.strip().split("\n\n")[0]
+    return " ".join(first.split()).replace("|", "\\|")
+
+
+def _kind(obj: griffe.Object | griffe.Alias) -> str:
+    try:
+        return obj.kind.value
+    except griffe.AliasResolutionError:
+        return "?"
+
+
+def exports(package: str) -> str:
+    """A table of the names ``package`` exports (its ``__all__``).
+
+    Args:
+        package: a dotted package name, e.g. ``"unisockets.net"``.
+
+    Returns:
+        A Markdown table: name (linked to its documentation), kind, defined in,
+        summary. A package without ``__all__`` gets a sentence saying so.
+
+    Raises:
+        RuntimeError: a name in ``__all__`` is not defined in the package.
+    """
+    module = _find(package)
+    names = module.exports
+    if not names:
+        return f"`{package}` re-exports no names; its modules are documented below.\n"
+    rows = ["| name | kind | defined in | summary |", "| --- | --- | --- | --- |"]
+    for name in names:
+        if name not in module.members:
+            raise RuntimeError(f"{package}.__all__ names {name!r}, which it does not define")
+        member = module.members[name]
+        target = member.target_path if member.is_alias else member.path
+        defined_in = target.rsplit(".", 1)[0]
+        rows.append(
+            f"| [`{name}`][{target}] | {_kind(member)} | `{defined_in}` | {_summary(member)} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def modules(package: str, *preferred: str) -> str:
+    """mkdocstrings blocks for every public submodule of ``package``.
+
+    Args:
+        package: a dotted package name, e.g. ``"unisockets.protocol"``.
+        preferred: submodule names (``"node"``, ``"shortcuts"``) to put first,
+            in this order; the others follow alphabetically.
+
+    Returns:
+        One ``::: package.module`` line per submodule, separated by blank lines.
+
+    Raises:
+        RuntimeError: a preferred name is not a public submodule.
+    """
+    module = _find(package)
+    submodules = sorted(
+        name
+        for name, member in module.members.items()
+        if not member.is_alias and member.is_module and not name.startswith("_")
+    )
+    for name in preferred:
+        if name not in submodules:
+            raise RuntimeError(f"{package} has no public submodule {name!r}")
+    ordered = [*preferred, *(name for name in submodules if name not in preferred)]
+    return "\n\n".join(f"::: {package}.{name}" for name in ordered) + "\n"
