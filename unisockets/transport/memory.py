@@ -537,6 +537,8 @@ async def open_memory_transport(
     Raises:
         ValueError: ``local_id`` is already on the network.
     """
+    if local_id in network.ids:  # checked here so that the error is not wrapped by the nursery
+        raise ValueError(f"{local_id} is already on this memory network")
     body_error: BaseException | None = None
     async with trio.open_nursery() as nursery:
         transport = MemoryTransport(network, local_id, nursery)
