@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from unisockets.signaling._server_client import close_reason_text
 from unisockets.signaling.limits import ServerLimits, TokenBucket
 
 
@@ -55,3 +56,10 @@ def test_limits_have_public_server_defaults() -> None:
 def test_limits_out_of_range_raise_value_error(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         ServerLimits(**kwargs)  # type: ignore[arg-type]
+
+
+def test_close_reasons_are_cut_to_123_utf8_bytes_on_a_character_boundary() -> None:
+    assert close_reason_text("slow consumer") == "slow consumer"
+    assert close_reason_text("x" * 200) == "x" * 123
+    cut = close_reason_text("é" * 100)  # 2 bytes each
+    assert cut == "é" * 61 and len(cut.encode()) == 122

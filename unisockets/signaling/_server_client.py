@@ -34,7 +34,15 @@ NORMAL_CLOSE_CODES: Final = frozenset({1000, 1001, 1005})
 
 
 def close_reason_text(reason: str) -> str:
-    """Cut ``reason`` to the 123 UTF-8 bytes a close frame can carry, on a character boundary."""
+    """Cut ``reason`` to the 123 UTF-8 bytes a close frame can carry (RFC 6455 §5.5).
+
+    Args:
+        reason: any text.
+
+    Returns:
+        ``reason`` itself if it fits, else its longest prefix that fits,
+        cut on a character boundary.
+    """
     data = reason.encode("utf-8")
     if len(data) <= MAX_CLOSE_REASON_BYTES:
         return reason

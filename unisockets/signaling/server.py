@@ -157,7 +157,13 @@ class SignalingServer:
     ) -> None:
         """Accept clients until cancelled, then close them all (1001) and return.
 
-        Supports ``await nursery.start(server.serve)``: reports ``self`` once listening.
+        On cancellation every client gets close 1001 ("server shutting down")
+        and up to ``limits.close_timeout`` seconds to take it; the shutdown
+        runs shielded, then the remaining connections are cut.
+
+        Args:
+            task_status: for ``await nursery.start(server.serve)``: reports
+                ``self`` once the listeners accept connections.
         """
         async with trio.open_nursery() as nursery:
             try:
