@@ -1,0 +1,73 @@
+"""unisockets in a browser tab: Pyodide's asyncio loop, the page's WebSocket and WebRTC.
+
+The same sans-IO core as the native package (:mod:`unisockets.protocol`:
+the signaling client state machine, the wire codec, the stream framing),
+driven by the browser's own ``WebSocket`` (signaling) and
+``RTCPeerConnection``/``RTCDataChannel`` (data plane), so a tab interoperates
+with native nodes (:mod:`unisockets.net`, aiortc) and with other tabs.
+
+Usage inside Pyodide (``await`` at top level, e.g. ``pyodide.runPythonAsync``)::
+
+    from unisockets.browser import open_node
+
+    async with open_node("ws://127.0.0.1:6999", subnet="10.0.0") as node:
+        print(node.address)                       # "10.0.0.3"
+        async with node.listen(1234) as listener:
+            stream = await listener.accept()
+            await stream.send_all(await stream.receive_some())
+        stream = await node.connect(("10.0.0.1", 1234))
+
+Nothing here imports trio or aiortc. See docs/browser.md for what differs
+from the trio API and why.
+"""
+
+from .errors import (
+    BrokenResourceError,
+    BusyResourceError,
+    ClosedResourceError,
+    SignalingError,
+)
+from .links import LEGACY_LABEL, LinkState, PeerLink, PeerLinks, offer_wins
+from .node import (
+    DEFAULT_BACKLOG,
+    EPHEMERAL_PORTS,
+    BrowserNode,
+    Listener,
+    connection_label,
+    open_node,
+)
+from .pipes import MAX_MESSAGE_SIZE, DataChannelPipe, Pipe, loopback_pair
+from .signaling import BrowserSignaling
+from .sockets import AF_INET, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_STREAM, Socket
+from .streams import Address, Stream
+
+__all__ = [
+    "AF_INET",
+    "DEFAULT_BACKLOG",
+    "EPHEMERAL_PORTS",
+    "LEGACY_LABEL",
+    "MAX_MESSAGE_SIZE",
+    "SHUT_RD",
+    "SHUT_RDWR",
+    "SHUT_WR",
+    "SOCK_STREAM",
+    "Address",
+    "BrokenResourceError",
+    "BrowserNode",
+    "BrowserSignaling",
+    "BusyResourceError",
+    "ClosedResourceError",
+    "DataChannelPipe",
+    "LinkState",
+    "Listener",
+    "PeerLink",
+    "PeerLinks",
+    "Pipe",
+    "SignalingError",
+    "Socket",
+    "Stream",
+    "connection_label",
+    "loopback_pair",
+    "offer_wins",
+    "open_node",
+]

@@ -1,0 +1,63 @@
+"""The browser driver's error vocabulary: trio's three stream errors, and real ``OSError``\\ s.
+
+trio does not import under Pyodide, so this package defines exceptions with
+the names and meanings of trio's (``trio/_core/_exceptions.py``,
+shared/STYLE.md "Errors in three tiers"):
+
+- :class:`ClosedResourceError`: *you* closed the stream or node (raised ``from None``).
+- :class:`BrokenResourceError`: the peer or the link broke it (chained ``from`` the cause).
+- :class:`BusyResourceError`: two tasks sent (or received) on one stream at once.
+
+Socket objects and node calls raise :class:`OSError` with a real errno
+(``ECONNREFUSED``, ``EADDRINUSE``, ``ETIMEDOUT``, ...) built by :func:`oserror`.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = [
+    "BrokenResourceError",
+    "BusyResourceError",
+    "ClosedResourceError",
+    "SignalingError",
+    "oserror",
+]
+
+
+class ClosedResourceError(Exception):
+    """The stream, listener or node was closed by this side (trio's ``ClosedResourceError``)."""
+
+
+class BrokenResourceError(Exception):
+    """The peer reset or vanished, or the link failed (trio's ``BrokenResourceError``).
+
+    The underlying cause, when there is one, is in ``__cause__``.
+    """
+
+
+class BusyResourceError(Exception):
+    """Another task is already sending (or receiving) on this stream (trio's)."""
+
+
+class SignalingError(ConnectionError):
+    """The signaling server could not be reached, refused the join, or went away."""
+
+
+def oserror(code: int, detail: str | None = None) -> OSError:
+    """Build an :class:`OSError` with a real errno and the system's message for it.
+
+    ``OSError(errno.ECONNREFUSED, ...)`` is a :class:`ConnectionRefusedError`, and
+    so on, exactly as the OS's sockets raise them.
+
+    Args:
+        code: an :mod:`errno` value.
+        detail: appended to the system message, e.g. the address concerned.
+
+    Returns:
+        The error (not raised).
+    """
+    message = os.strerror(code)
+    if detail:
+        message = f"{message}: {detail}"
+    return OSError(code, message)

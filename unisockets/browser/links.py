@@ -1,0 +1,559 @@
+"""Peer links in the browser: one ``RTCPeerConnection`` per peer, driven from asyncio.
+
+The same rules as the native transport (:mod:`unisockets.transport.webrtc`,
+:mod:`unisockets.transport.webrtc_link`), so a tab and an aiortc node agree:
+
+- *Who offers*: on ``greeting`` the existing member offers (PROTOCOL.md,
+  "Peer link"); a node that needs a pipe to a peer it has no link with
+  offers on demand. The offerer creates the legacy ``"channel"`` data channel
+  (kept open, its messages ignored) before its offer.
+- *Glare* (both offer at once): the lower id's offer wins (IPv4 ids compared
+  numerically); the other side drops its peer connection and answers.
+- *Restart*: an offer on a link already negotiated means the peer started
+  over: that link fails and a fresh one answers the offer.
+- *Candidates* are trickled as JSON ``RTCIceCandidateInit`` strings
+  (``candidate.toJSON()``) once our description was sent; the peer's wait
+  until its description is set. A candidate the browser refuses (e.g. for a
+  peer connection dropped in a glare) is logged and ignored.
+- *Pipes*: each connection is its own data channel, labelled
+  ``"<client alias>><bound alias>"``, opened in-band (DCEP) by the connecting
+  side once the link is connected; the accepting side matches channels to
+  :meth:`PeerLinks.accept_pipe` calls by ``(peer id, label)`` and closes those
+  nobody claims within the claim timeout.
+
+Each link's signaling inputs are queued and handled one at a time by the
+link's task (in the node's task group), so a slow ``createOffer`` never races
+the next input. A link fails (breaking its pipes) when ICE or DTLS fail, when
+it is not connected within the link timeout, when a step throws, or when the
+node says so (peer left, node closing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import ipaddress
+import json
+from collections.abc import Callable, Coroutine, Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
+from ._js import Listeners, js_global, js_object, logger, settle
+from .errors import BrokenResourceError, ClosedResourceError
+from .pipes import DataChannelPipe, Pipe
+from .signaling import BrowserSignaling
+
+__all__ = ["LEGACY_LABEL", "LinkState", "PeerLink", "PeerLinks", "offer_wins"]
+
+#: The label of the peer-level data channel the original unisockets opens (PROTOCOL.md).
+LEGACY_LABEL: Final = "channel"
+#: Signaling inputs a link queues before it declares itself flooded and fails.
+MAX_QUEUED_INPUTS: Final = 256
+#: Remote candidates kept while waiting for the remote description; more are dropped.
+MAX_PENDING_CANDIDATES: Final = 64
+
+Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
+
+
+class LinkState(enum.Enum):
+    """Where a peer link is in its life."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    FAILED = "failed"
+
+
+def _id_key(node_id: str) -> tuple[int, int, str]:
+    try:
+        return (0, int(ipaddress.ip_address(node_id)), "")
+    except ValueError:
+        return (1, 0, node_id)
+
+
+def offer_wins(local_id: str, peer_id: str) -> bool:
+    """Whether our offer beats the peer's in a glare: the lower id wins (as natively).
+
+    Args:
+        local_id: our node id.
+        peer_id: the peer's node id.
+
+    Returns:
+        True if ``local_id`` orders before ``peer_id``.
+    """
+    return _id_key(local_id) < _id_key(peer_id)
+
+
+class PeerLink:
+    """The peer connection to one peer (see the module docstring). Made by :class:`PeerLinks`.
+
+    Attributes:
+        peer_id: the peer's node id.
+        state: a :class:`LinkState`.
+        role: ``"offerer"``, ``"answerer"`` or None (nothing negotiated yet).
+        failure: why the link failed, or None.
+        pipes: the open pipes on this link.
+        connected_after: seconds from the link's creation to ``connected``, or None.
+    """
+
+    def __init__(self, peer_id: str, links: PeerLinks) -> None:
+        self.peer_id = peer_id
+        self.state = LinkState.CONNECTING
+        self.role: str | None = None
+        self.failure: BaseException | None = None
+        self.pipes: set[Pipe] = set()
+        self.connected_after: float | None = None
+        self._links = links
+        loop = asyncio.get_running_loop()
+        self._started = loop.time()
+        self._inputs: asyncio.Queue[tuple[str, str]] = asyncio.Queue(MAX_QUEUED_INPUTS)
+        self._connected: asyncio.Future[None] = loop.create_future()
+        self._watchdog = loop.call_later(links.link_timeout, self._timed_out)
+        self._task: asyncio.Task[None] | None = None
+        self._pc: Any = None
+        self._pc_listeners = Listeners(on_error=self.fail)
+        self._legacy: list[Any] = []
+        self._negotiation = "new"  # "new", "have-local-offer" or "stable"
+        self._description_sent = False
+        self._local_candidates: list[str] = []
+        self._remote_set = False
+        self._pending: list[Any] = []
+
+    def __repr__(self) -> str:
+        return f"<PeerLink {self.peer_id} {self.state.value} {self.role or '-'}>"
+
+    # --- control -----------------------------------------------------------------------------
+
+    def start(self, spawn: Spawn) -> None:
+        """Start the link's task with ``spawn`` (the node's task group)."""
+        self._task = spawn(self._run())
+
+    def post(self, kind: str, payload: str = "") -> None:
+        """Queue an input: ``"offer-now"``, ``"offer"``, ``"answer"`` or ``"candidate"``."""
+        if self.state is LinkState.FAILED:
+            return
+        try:
+            self._inputs.put_nowait((kind, payload))
+        except asyncio.QueueFull:
+            self.fail(BrokenResourceError(f"signaling from {self.peer_id} floods the link"))
+
+    def fail(self, error: BaseException, *, replaced: bool = False) -> None:
+        """Fail the link: break its pipes, stop its task, close its peer connection. Idempotent.
+
+        Args:
+            error: the cause pipes are broken with.
+            replaced: a new link to the same peer takes over (accept waiters stay).
+        """
+        if self.state is LinkState.FAILED:
+            return
+        logger.debug("link to %s failed: %s", self.peer_id, error)
+        self.state = LinkState.FAILED
+        self.failure = error
+        self._watchdog.cancel()
+        settle(self._connected)
+        for pipe in list(self.pipes):
+            pipe.break_(error)
+        self.pipes.clear()
+        self._close_pc()
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+        self._links._link_failed(self, error, replaced)
+
+    async def wait_connected(self) -> None:
+        """Wait until connected.
+
+        Raises:
+            BrokenResourceError: the link failed or timed out first.
+        """
+        await asyncio.shield(self._connected)
+        if self.state is not LinkState.CONNECTED:
+            raise BrokenResourceError(f"no link to {self.peer_id}") from self.failure
+
+    async def open_pipe(self, label: str) -> DataChannelPipe:
+        """Open a data channel labelled ``label`` once connected; return its (opening) pipe.
+
+        Raises:
+            BrokenResourceError: the link failed.
+        """
+        await self.wait_connected()
+        channel = self._pc.createDataChannel(label, js_object({"ordered": True}))
+        pipe = DataChannelPipe(channel, self.peer_id, incoming=False, link_alive=self._alive)
+        self._adopt(pipe)
+        return pipe
+
+    # --- the task ----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            while self.state is not LinkState.FAILED:
+                kind, payload = await self._inputs.get()
+                if kind == "offer-now":
+                    await self._send_offer()
+                elif kind == "offer":
+                    await self._take_offer(payload)
+                elif kind == "answer":
+                    await self._take_answer(payload)
+                elif kind == "candidate":
+                    await self._take_candidate(payload)
+        except asyncio.CancelledError:
+            self._close_pc()
+            raise
+        except Exception as exc:  # a JsException from the browser, or ours
+            error = BrokenResourceError(f"link to {self.peer_id} failed: {exc!r}")
+            error.__cause__ = exc
+            self.fail(error)
+
+    async def _send_offer(self) -> None:
+        if self._negotiation != "new":
+            return
+        self.role = "offerer"
+        pc = self._new_pc()
+        self._legacy.append(pc.createDataChannel(LEGACY_LABEL))
+        offer = await pc.createOffer()
+        await pc.setLocalDescription(offer)
+        self._negotiation = "have-local-offer"
+        self._links.signaling.send_offer(self.peer_id, str(pc.localDescription.sdp))
+        self._description_sent_now()
+
+    async def _take_offer(self, sdp: str) -> None:
+        if self._negotiation == "have-local-offer":
+            if offer_wins(self._links.local_id(), self.peer_id):
+                logger.debug("glare with %s: our offer wins", self.peer_id)
+                return
+            logger.debug("glare with %s: answering theirs", self.peer_id)
+        elif self._negotiation == "stable":
+            self.fail(
+                BrokenResourceError(f"{self.peer_id} renegotiated: it restarted the link"),
+                replaced=True,
+            )
+            self._links._start(self.peer_id).post("offer", sdp)
+            return
+        self.role = "answerer"
+        self._close_pc()
+        self._description_sent = False
+        self._local_candidates.clear()
+        pc = self._new_pc()
+        await pc.setRemoteDescription(js_object({"type": "offer", "sdp": sdp}))
+        await self._remote_description_set()
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+        self._negotiation = "stable"
+        self._links.signaling.send_answer(self.peer_id, str(pc.localDescription.sdp))
+        self._description_sent_now()
+
+    async def _take_answer(self, sdp: str) -> None:
+        if self._negotiation != "have-local-offer":
+            logger.info("ignoring an unexpected answer from %s", self.peer_id)
+            return
+        await self._pc.setRemoteDescription(js_object({"type": "answer", "sdp": sdp}))
+        self._negotiation = "stable"
+        await self._remote_description_set()
+
+    async def _take_candidate(self, text: str) -> None:
+        try:
+            init = json.loads(text)
+        except ValueError:
+            logger.warning("ignoring a candidate from %s: not JSON", self.peer_id)
+            return
+        if not isinstance(init, dict) or not isinstance(init.get("candidate"), str):
+            logger.warning("ignoring a candidate from %s: no candidate line", self.peer_id)
+            return
+        if not init["candidate"]:
+            return  # end-of-candidates: nothing to do
+        if not self._remote_set:
+            if len(self._pending) < MAX_PENDING_CANDIDATES:
+                self._pending.append(init)
+            return
+        await self._add_candidates([init])
+
+    async def _remote_description_set(self) -> None:
+        self._remote_set = True
+        pending, self._pending = self._pending, []
+        await self._add_candidates(pending)
+
+    async def _add_candidates(self, inits: list[dict[str, Any]]) -> None:
+        for init in inits:
+            fields = {k: v for k, v in init.items() if v is not None}
+            try:
+                await self._pc.addIceCandidate(js_object(fields))
+            except Exception as exc:  # wrong ufrag (glare), unparsable line
+                logger.info("candidate from %s refused: %s", self.peer_id, exc)
+
+    # --- the peer connection -----------------------------------------------------------------
+
+    def _new_pc(self) -> Any:
+        pc = js_global("RTCPeerConnection").new(js_object(self._links.rtc_configuration))
+        self._pc = pc
+        self._remote_set = False
+        self._pc_listeners.add(pc, "connectionstatechange", lambda _: self._on_state(pc))
+        self._pc_listeners.add(pc, "icecandidate", self._on_candidate)
+        self._pc_listeners.add(pc, "datachannel", lambda event: self._on_datachannel(event.channel))
+        return pc
+
+    def _close_pc(self) -> None:
+        pc, self._pc = self._pc, None
+        self._pc_listeners.clear()
+        for channel in self._legacy:
+            _quietly_close(channel)
+        self._legacy.clear()
+        if pc is not None:
+            _quietly_close(pc)
+
+    def _alive(self) -> bool:
+        return (
+            self.state is LinkState.CONNECTED
+            and self._pc is not None
+            and str(self._pc.connectionState) == "connected"
+        )
+
+    def _on_state(self, pc: Any) -> None:
+        if pc is not self._pc or self.state is LinkState.FAILED:
+            return
+        state = str(pc.connectionState)
+        if state == "connected" and self.state is LinkState.CONNECTING:
+            self.state = LinkState.CONNECTED
+            self.connected_after = asyncio.get_running_loop().time() - self._started
+            self._watchdog.cancel()
+            settle(self._connected)
+        elif state in ("failed", "closed"):
+            self.fail(BrokenResourceError(f"the peer connection to {self.peer_id} {state}"))
+
+    def _on_candidate(self, event: Any) -> None:
+        candidate = event.candidate
+        if candidate is None or not str(candidate.candidate):
+            return  # end of gathering
+        text = str(js_global("JSON").stringify(candidate.toJSON()))
+        if self._description_sent:
+            self._links.signaling.send_candidate(self.peer_id, text)
+        else:
+            self._local_candidates.append(text)
+
+    def _description_sent_now(self) -> None:
+        self._description_sent = True
+        candidates, self._local_candidates = self._local_candidates, []
+        for text in candidates:
+            self._links.signaling.send_candidate(self.peer_id, text)
+
+    def _on_datachannel(self, channel: Any) -> None:
+        if str(channel.label) == LEGACY_LABEL:
+            self._legacy.append(channel)  # kept open, as the original does
+            return
+        pipe = DataChannelPipe(channel, self.peer_id, incoming=True, link_alive=self._alive)
+        self._adopt(pipe)
+        self._links._incoming(pipe)
+
+    def _adopt(self, pipe: Pipe) -> None:
+        self.pipes.add(pipe)
+        pipe.add_close_callback(self.pipes.discard)
+
+    def _timed_out(self) -> None:
+        if self.state is LinkState.CONNECTING:
+            timeout = self._links.link_timeout
+            self.fail(BrokenResourceError(f"no link to {self.peer_id} within {timeout} s"))
+
+
+class PeerLinks:
+    """Every peer link of one node, and the pipes waiting to be claimed.
+
+    Args:
+        signaling: the node's signaling session (offers, answers, candidates go out there).
+        spawn: starts a task in the node's task group.
+        rtc_configuration: the ``RTCConfiguration`` as a dict; ``iceServers``
+            defaults to ``[]`` (loopback and LAN only, no STUN).
+        link_timeout: seconds a link may take to connect, and a pipe to open.
+        claim_timeout: seconds an incoming pipe waits for its ``accept_pipe``.
+    """
+
+    def __init__(
+        self,
+        signaling: BrowserSignaling,
+        spawn: Spawn,
+        *,
+        rtc_configuration: Mapping[str, Any] | None = None,
+        link_timeout: float = 20.0,
+        claim_timeout: float = 20.0,
+    ) -> None:
+        self.signaling = signaling
+        self.rtc_configuration = {"iceServers": [], **(rtc_configuration or {})}
+        self.link_timeout = link_timeout
+        self.claim_timeout = claim_timeout
+        self._spawn = spawn
+        self._links: dict[str, PeerLink] = {}
+        self._waiters: dict[tuple[str, str], list[asyncio.Future[Pipe]]] = {}
+        self._unclaimed: dict[tuple[str, str], list[tuple[Pipe, asyncio.TimerHandle]]] = {}
+        self._closed = False
+
+    @property
+    def links(self) -> Mapping[str, PeerLink]:
+        """The live links by peer id (read-only view, for status displays and tests)."""
+        return MappingProxyType(self._links)
+
+    def local_id(self) -> str:
+        """This node's id."""
+        return self.signaling.id
+
+    # --- signaling inputs --------------------------------------------------------------------
+
+    def handle_greeting(self, peer_id: str) -> None:
+        """A new member joined: offer it a link (a connected link to that id is stale)."""
+        if self._closed:
+            return
+        link = self._links.get(peer_id)
+        if link is not None and link.state is LinkState.CONNECTED:
+            link.fail(BrokenResourceError(f"{peer_id} joined again"))
+            link = None
+        if link is None:
+            self._start(peer_id).post("offer-now")
+
+    def handle_offer(self, peer_id: str, sdp: str) -> None:
+        """Take ``peer_id``'s offer (answer it, or win the glare)."""
+        if not self._closed:
+            (self._links.get(peer_id) or self._start(peer_id)).post("offer", sdp)
+
+    def handle_answer(self, peer_id: str, sdp: str) -> None:
+        """Take ``peer_id``'s answer to our offer (ignored without a link)."""
+        link = self._links.get(peer_id)
+        if link is not None and not self._closed:
+            link.post("answer", sdp)
+
+    def handle_candidate(self, peer_id: str, candidate: str) -> None:
+        """Take one of ``peer_id``'s candidates (dropped without a link)."""
+        link = self._links.get(peer_id)
+        if link is not None and not self._closed:
+            link.post("candidate", candidate)
+
+    def peer_left(self, peer_id: str) -> None:
+        """``peer_id`` left the network: fail its link and its waiters."""
+        error = BrokenResourceError(f"{peer_id} left")
+        link = self._links.get(peer_id)
+        if link is not None:
+            link.fail(error)
+        else:
+            self._fail_waiters(peer_id, error)
+
+    # --- pipes -------------------------------------------------------------------------------
+
+    async def open_pipe(self, peer_id: str, label: str) -> Pipe:
+        """Open a pipe labelled ``label`` to ``peer_id`` (making the link if needed).
+
+        Raises:
+            ClosedResourceError: the node is closing.
+            BrokenResourceError: the link failed or could not be made.
+            TimeoutError: the peer did not acknowledge the channel in time.
+        """
+        self._check_open()
+        link = self._links.get(peer_id)
+        if link is None:
+            link = self._start(peer_id)
+            link.post("offer-now")
+        pipe = await link.open_pipe(label)
+        try:
+            async with asyncio.timeout(self.link_timeout):
+                await pipe.wait_open()
+        except BaseException:
+            pipe.close()
+            raise
+        return pipe
+
+    async def accept_pipe(self, peer_id: str, label: str) -> Pipe:
+        """Return the pipe ``peer_id`` opened (or opens) as ``label``.
+
+        Raises:
+            ClosedResourceError: the node is closing.
+            BrokenResourceError: the link to ``peer_id`` failed first.
+        """
+        self._check_open()
+        key = (peer_id, label)
+        queued = self._unclaimed.get(key)
+        if queued:
+            pipe, timer = queued.pop(0)
+            if not queued:
+                del self._unclaimed[key]
+            timer.cancel()
+            return pipe
+        waiter: asyncio.Future[Pipe] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(key, []).append(waiter)
+        try:
+            return await waiter
+        finally:
+            waiters = self._waiters.get(key, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+                if not waiters:
+                    del self._waiters[key]
+
+    def deliver(self, pipe: Pipe) -> None:
+        """Hand an incoming pipe to its ``accept_pipe`` (also used for loopback pipes)."""
+        self._incoming(pipe)
+
+    def close(self) -> None:
+        """Fail every link and waiter, close unclaimed pipes (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        for link in list(self._links.values()):
+            link.fail(BrokenResourceError("the node closed"))
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                settle(waiter, error=ClosedResourceError("the node closed"))
+        self._waiters.clear()
+        for queued in self._unclaimed.values():
+            for pipe, timer in queued:
+                timer.cancel()
+                pipe.close()
+        self._unclaimed.clear()
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedResourceError("the node is closed")
+
+    def _start(self, peer_id: str) -> PeerLink:
+        link = PeerLink(peer_id, self)
+        self._links[peer_id] = link
+        link.start(self._spawn)
+        return link
+
+    def _link_failed(self, link: PeerLink, error: BaseException, replaced: bool) -> None:
+        if self._links.get(link.peer_id) is link:
+            del self._links[link.peer_id]
+        for key in [key for key in self._unclaimed if key[0] == link.peer_id]:
+            for pipe, timer in self._unclaimed.pop(key):
+                timer.cancel()
+                pipe.close()
+        if not replaced:
+            self._fail_waiters(link.peer_id, error)
+
+    def _fail_waiters(self, peer_id: str, error: BaseException) -> None:
+        for key in [key for key in self._waiters if key[0] == peer_id]:
+            for waiter in self._waiters.pop(key):
+                failure = BrokenResourceError(f"link to {peer_id} failed")
+                failure.__cause__ = error
+                settle(waiter, error=failure)
+
+    def _incoming(self, pipe: Pipe) -> None:
+        key = (pipe.peer_id, pipe.label)
+        for waiter in self._waiters.get(key, []):
+            if not waiter.done():
+                settle(waiter, pipe)
+                return
+        timer = asyncio.get_running_loop().call_later(self.claim_timeout, self._expire, key, pipe)
+        self._unclaimed.setdefault(key, []).append((pipe, timer))
+
+    def _expire(self, key: tuple[str, str], pipe: Pipe) -> None:
+        queued = self._unclaimed.get(key, [])
+        for entry in queued:
+            if entry[0] is pipe:
+                queued.remove(entry)
+                break
+        if not queued:
+            self._unclaimed.pop(key, None)
+        logger.info("closing pipe %r from %s: nobody claimed it", key[1], key[0])
+        pipe.close()
+
+
+def _quietly_close(js_object_with_close: Any) -> None:
+    try:
+        js_object_with_close.close()
+    except Exception:
+        logger.debug("close failed", exc_info=True)

@@ -1,0 +1,544 @@
+"""A node in a browser tab: join, listen, accept, connect (asyncio on Pyodide's loop).
+
+:func:`open_node` joins an overlay network through the page's ``WebSocket``
+and reaches peers over the page's ``RTCPeerConnection`` data channels. The
+node has the user-facing shapes of :func:`unisockets.net.open_node` (shared/
+DESIGN.md, "Public API"); the differences come from the runtime
+(docs/browser.md):
+
+- it is asyncio, not trio (trio does not import under Pyodide): ``async
+  with``, ``await`` and task cancellation work as usual; errors keep trio's
+  names (:mod:`unisockets.browser.errors`);
+- no native fallback (a page cannot open TCP sockets), no reconnection of
+  signaling, and every blocking call must be awaited (there are no threads).
+
+Connection set-up is the native node's (:mod:`unisockets.net.node`): the
+connecting side asks signaling to ``connect``, then opens a data channel
+labelled :func:`connection_label` ``(its connection alias, the bound
+alias)``; the listening side, told by ``accept`` which client connected,
+takes the channel with that label. The connecting side releases its
+connection alias with ``shutdown`` when the stream closes. Connections to the
+node's own address use an in-page pipe pair instead of WebRTC.
+
+The node owns one :class:`asyncio.TaskGroup`: peer links, accept loops and
+alias releases run in it, and leaving ``async with open_node(...)`` closes
+every stream, listener and peer connection and cancels every task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import random
+from collections import deque
+from collections.abc import AsyncIterator, Coroutine, Generator, Mapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Final
+
+from ..protocol.addresses import format_alias, is_id, parse_alias
+from ..protocol.events import (
+    AnswerReceived,
+    CandidateReceived,
+    Event,
+    OfferReceived,
+    PeerGreeted,
+    PeerLeft,
+)
+from ._js import logger, require_browser, settle
+from ._loop import clamp_past_timers
+from .errors import BrokenResourceError, ClosedResourceError, SignalingError, oserror
+from .links import PeerLinks
+from .pipes import Pipe, loopback_pair
+from .signaling import DEFAULT_REQUEST_TIMEOUT, BrowserSignaling
+from .streams import Address, Stream
+
+if TYPE_CHECKING:
+    from .sockets import Socket
+
+__all__ = [
+    "DEFAULT_BACKLOG",
+    "EPHEMERAL_PORTS",
+    "BrowserNode",
+    "Listener",
+    "check_address",
+    "connection_label",
+    "open_node",
+]
+
+#: Ports picked for ``bind`` to port 0 (IANA's dynamic range, RFC 6335), as natively.
+EPHEMERAL_PORTS: Final = range(49152, 65536)
+#: Default listen backlog (established connections waiting for ``accept``).
+DEFAULT_BACKLOG: Final = 128
+
+
+def connection_label(client_alias: str, bound_alias: str) -> str:
+    """The data channel label of one connection: ``"<client alias>><bound alias>"``.
+
+    The same function as :func:`unisockets.net.node.connection_label` (which
+    this package cannot import: it needs trio); both sides compute it.
+    """
+    return f"{client_alias}>{bound_alias}"
+
+
+def check_address(address: object) -> Address:
+    """Validate a user-given ``(host, port)`` address.
+
+    Raises:
+        OSError: ``EINVAL`` unless a (dotted IPv4 host, port 0..65535) pair.
+    """
+    if isinstance(address, tuple | list) and len(address) == 2:
+        host, port = address
+        if (
+            type(port) is int
+            and 0 <= port <= 65535
+            and (host in ("", "0.0.0.0", "localhost") or is_id(host))
+        ):
+            return host, port
+    raise oserror(errno.EINVAL, f"not an IPv4 (host, port) address: {address!r}")
+
+
+class Listener:
+    """Accepts connections on one bound address (the shape of :class:`trio.abc.Listener`).
+
+    Made by :meth:`BrowserNode.listen`. Usable as ``async with listener:``.
+
+    Attributes:
+        address: the bound ``(host, port)``.
+    """
+
+    def __init__(self, node: BrowserNode, address: Address, backlog: int) -> None:
+        self.address = address
+        self._node = node
+        self._backlog = backlog
+        self._ready: deque[Stream] = deque()
+        self._closed = False
+        self._failure: BaseException | None = None
+        self._waiters: set[asyncio.Future[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Listener {self.address[0]}:{self.address[1]}>"
+
+    async def __aenter__(self) -> Listener:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def accept(self) -> Stream:
+        """Wait for the next connection.
+
+        Returns:
+            The connected stream; its ``remote_address`` is the client's
+            connection alias, e.g. ``("10.0.0.2", 0)``.
+
+        Raises:
+            ClosedResourceError: the listener (or node) was closed, also while waiting.
+            SignalingError: the signaling session ended (no more connections can arrive).
+        """
+        while True:
+            if self._closed:
+                raise ClosedResourceError("the listener was closed")
+            if self._ready:
+                return self._ready.popleft()
+            if self._failure is not None:
+                raise SignalingError(str(self._failure)) from self._failure
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.add(waiter)
+            try:
+                await waiter
+            finally:
+                self._waiters.discard(waiter)
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, set()
+        for waiter in waiters:
+            settle(waiter)
+
+    def _offer(self, stream: Stream) -> bool:
+        if self._closed or len(self._ready) >= self._backlog:
+            return False
+        self._ready.append(stream)
+        self._wake()
+        return True
+
+    def _ended(self, error: BaseException) -> None:
+        self._failure = error
+        self._wake()
+
+    async def aclose(self) -> None:
+        """Stop listening, release the address, close connections not yet accepted. Idempotent."""
+        if self._closed:
+            await asyncio.sleep(0)
+            return
+        self._closed = True
+        self._wake()
+        if self._task is not None:
+            self._task.cancel()
+        while self._ready:
+            await self._ready.popleft().aclose()
+        self._node._listener_closed(self)
+
+
+class _ListenCall:
+    """What :meth:`BrowserNode.listen` returns: awaitable, and an async context manager."""
+
+    def __init__(self, node: BrowserNode, port: int, backlog: int) -> None:
+        self._node, self._port, self._backlog = node, port, backlog
+        self._listener: Listener | None = None
+
+    def __await__(self) -> Generator[Any, None, Listener]:
+        return self._node._listen(self._port, self._backlog).__await__()
+
+    async def __aenter__(self) -> Listener:
+        self._listener = await self._node._listen(self._port, self._backlog)
+        return self._listener
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._listener is not None
+        await self._listener.aclose()
+
+
+class BrowserNode:
+    """This tab's place on a unisockets overlay network. Made by :func:`open_node`.
+
+    Attributes:
+        signaling: the signaling session (its ``protocol`` knows peers and aliases).
+        links: the peer links (``links.links`` maps peer ids to links).
+        streams: the open streams of this node (connected and accepted).
+        listeners: the open listeners.
+    """
+
+    def __init__(
+        self,
+        signaling: BrowserSignaling,
+        tasks: asyncio.TaskGroup,
+        *,
+        rtc_configuration: Mapping[str, Any] | None,
+        link_timeout: float,
+        accept_timeout: float,
+    ) -> None:
+        self.signaling = signaling
+        self._tasks = tasks
+        self._spawned: set[asyncio.Task[None]] = set()
+        self._accept_timeout = accept_timeout
+        self.links = PeerLinks(
+            signaling,
+            self._spawn,
+            rtc_configuration=rtc_configuration,
+            link_timeout=link_timeout,
+            claim_timeout=accept_timeout,
+        )
+        self.streams: set[Stream] = set()
+        self.listeners: set[Listener] = set()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<BrowserNode {self.signaling.protocol.id}>"
+
+    @property
+    def address(self) -> str:
+        """This node's overlay address, e.g. ``"10.0.0.1"`` (assigned by the server)."""
+        return self.signaling.id
+
+    @property
+    def peers(self) -> frozenset[str]:
+        """Ids of the other members this node was introduced to."""
+        return self.signaling.protocol.peers
+
+    # --- the public calls --------------------------------------------------------------------
+
+    async def bind(self, port: int) -> Address:
+        """Claim ``port`` on this node's address (``0``: a free port of :data:`EPHEMERAL_PORTS`).
+
+        Returns:
+            The bound ``(host, port)``. Listen on it with :meth:`listen_bound`,
+            or release it with :meth:`unbind`.
+
+        Raises:
+            OSError: ``EADDRINUSE`` when taken, ``EINVAL`` for a bad port,
+                ``ETIMEDOUT`` when signaling does not answer.
+            ClosedResourceError: the node is closed.
+        """
+        self._check_open()
+        if type(port) is not int or not 0 <= port <= 65535:
+            raise oserror(errno.EINVAL, f"bad port {port!r}")
+        ports = [port] if port else random.sample(EPHEMERAL_PORTS, 64)
+        for candidate in ports:
+            try:
+                await self.signaling.bind(format_alias(self.address, candidate))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE or port:
+                    raise
+                continue
+            return (self.address, candidate)
+        raise oserror(errno.EADDRINUSE, "no free ephemeral port found")
+
+    async def unbind(self, address: Address) -> None:
+        """Release a bound address that is not listening.
+
+        Raises:
+            OSError: ``EPERM``/``ETIMEDOUT`` from signaling.
+        """
+        await self.signaling.shutdown(format_alias(*address))
+
+    def listen(self, port: int, backlog: int = DEFAULT_BACKLOG) -> _ListenCall:
+        """Bind ``port`` and listen on it.
+
+        Use ``listener = await node.listen(port)`` or
+        ``async with node.listen(port) as listener:`` (closes it on exit).
+
+        Args:
+            port: 0..65535 (``0``: any free port).
+            backlog: established connections that may wait for ``accept``;
+                more are closed at once.
+
+        Returns:
+            An awaitable / async context manager giving a :class:`Listener`.
+
+        Raises:
+            OSError: ``EADDRINUSE`` when the port is taken, ``EINVAL`` for bad arguments.
+        """
+        return _ListenCall(self, port, backlog)
+
+    def listen_bound(self, address: Address, backlog: int = DEFAULT_BACKLOG) -> Listener:
+        """Start accepting on an address returned by :meth:`bind` (socket objects use this)."""
+        self._check_open()
+        listener = Listener(self, address, max(1, backlog))
+        self.listeners.add(listener)
+        listener._task = self._spawn(self._accept_loop(listener))
+        return listener
+
+    async def connect(self, address: Address) -> Stream:
+        """Connect to a listener at ``(host, port)`` on the overlay (or on this node).
+
+        Raises:
+            OSError: ``ECONNREFUSED`` (nobody accepting there), ``EINVAL`` (bad
+                address), ``ETIMEDOUT`` (signaling or the data channel timed
+                out), ``ECONNRESET`` (the peer link failed while connecting).
+            ClosedResourceError: the node is closed.
+        """
+        self._check_open()
+        host, port = check_address(address)
+        if host in ("", "0.0.0.0", "localhost"):
+            host = self.address
+        local_alias, remote_alias = await self.signaling.connect(format_alias(host, port))
+        peer_id = parse_alias(remote_alias)[0]
+        label = connection_label(local_alias, remote_alias)
+        try:
+            if peer_id == self.address:
+                pipe, other = loopback_pair(peer_id, label)
+                self.links.deliver(other)
+            else:
+                pipe = await self.links.open_pipe(peer_id, label)
+        except BaseException as exc:
+            self._release(local_alias)
+            if isinstance(exc, TimeoutError):
+                raise oserror(errno.ETIMEDOUT, f"data channel to {peer_id}") from exc
+            if isinstance(exc, BrokenResourceError):
+                raise oserror(errno.ECONNRESET, f"link to {peer_id}") from exc
+            raise
+        return self._track(pipe, local_alias, remote_alias, release=True)
+
+    def socket(self) -> Socket:
+        """Create a Berkeley-style stream socket on this node (see :mod:`.sockets`)."""
+        from .sockets import Socket
+
+        return Socket(self)
+
+    def statistics(self) -> dict[str, Any]:
+        """A snapshot for status displays: id, peers, links, connections and their bytes.
+
+        Returns:
+            A JSON-able dict: ``address``, ``peers`` (sorted ids), ``links``
+            (peer id -> state), ``connections`` (list of dicts with ``local``,
+            ``remote``, ``sent``, ``received`` in bytes).
+        """
+        return {
+            "address": self.signaling.protocol.id,
+            "peers": sorted(self.peers),
+            "links": {peer: link.state.value for peer, link in self.links.links.items()},
+            "connections": [
+                {
+                    "local": format_alias(*s.local_address),
+                    "remote": format_alias(*s.remote_address),
+                    "sent": s.bytes_sent,
+                    "received": s.bytes_received,
+                }
+                for s in sorted(self.streams, key=lambda s: s.local_address + s.remote_address)
+            ],
+        }
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedResourceError("the node is closed")
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = self._tasks.create_task(coroutine)
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
+        return task
+
+    async def _listen(self, port: int, backlog: int) -> Listener:
+        if type(backlog) is not int or backlog < 0:
+            raise oserror(errno.EINVAL, f"bad backlog {backlog!r}")
+        return self.listen_bound(await self.bind(port), backlog)
+
+    def _track(self, pipe: Pipe, local_alias: str, remote_alias: str, *, release: bool) -> Stream:
+        def on_close(stream: Stream) -> None:
+            self.streams.discard(stream)
+            if release:
+                self._release(local_alias)
+
+        stream = Stream(
+            pipe,
+            local_address=parse_alias(local_alias),
+            remote_address=parse_alias(remote_alias),
+            on_close=on_close,
+        )
+        self.streams.add(stream)
+        return stream
+
+    def _release(self, alias: str) -> None:
+        """Send ``shutdown`` for an alias we no longer use, from a node task."""
+        if self._closed or not self.signaling.connected:
+            return
+        self._spawn(self._release_now(alias))
+
+    async def _release_now(self, alias: str) -> None:
+        try:
+            await self.signaling.shutdown(alias)
+        except (OSError, SignalingError) as exc:
+            logger.debug("release of %s failed: %s", alias, exc)
+
+    def _listener_closed(self, listener: Listener) -> None:
+        self.listeners.discard(listener)
+        alias = format_alias(*listener.address)
+        self.signaling.forget_alias(alias)
+        self._release(alias)
+
+    async def _accept_loop(self, listener: Listener) -> None:
+        alias = format_alias(*listener.address)
+        try:
+            while True:
+                self.signaling.accept(alias)
+                client_alias = await self.signaling.next_connection(alias)
+                self._spawn(self._establish(listener, alias, client_alias))
+        except SignalingError as exc:
+            listener._ended(exc)
+
+    async def _establish(self, listener: Listener, alias: str, client_alias: str) -> None:
+        peer_id = parse_alias(client_alias)[0]
+        label = connection_label(client_alias, alias)
+        try:
+            async with asyncio.timeout(self._accept_timeout):
+                pipe = await self.links.accept_pipe(peer_id, label)
+        except (TimeoutError, BrokenResourceError, ClosedResourceError) as exc:
+            logger.info("connection %s -> %s not established: %r", client_alias, alias, exc)
+            return
+        stream = self._track(pipe, alias, client_alias, release=False)
+        if not listener._offer(stream):
+            logger.info("backlog of %s full: closing %s", alias, client_alias)
+            await stream.aclose()
+
+    def _on_event(self, event: Event) -> None:
+        """Signaling events for the peer links (called by the signaling listener)."""
+        if isinstance(event, PeerGreeted):
+            self.links.handle_greeting(event.peer_id)
+        elif isinstance(event, OfferReceived):
+            self.links.handle_offer(event.peer_id, event.sdp)
+        elif isinstance(event, AnswerReceived):
+            self.links.handle_answer(event.peer_id, event.sdp)
+        elif isinstance(event, CandidateReceived):
+            self.links.handle_candidate(event.peer_id, event.candidate)
+        elif isinstance(event, PeerLeft):
+            self.links.peer_left(event.peer_id)
+
+    async def _close(self) -> None:
+        self._closed = True
+        for listener in list(self.listeners):
+            await listener.aclose()
+        for stream in list(self.streams):
+            try:
+                async with asyncio.timeout(1.0):
+                    await stream.aclose()
+            except TimeoutError:
+                stream.pipe.close()
+        self.links.close()
+        self.signaling.close()
+        for task in list(self._spawned):
+            task.cancel()
+
+
+@asynccontextmanager
+async def open_node(
+    signaling_url: str,
+    subnet: str = "10.0.0",
+    *,
+    rtc_configuration: Mapping[str, Any] | None = None,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    link_timeout: float = 20.0,
+    accept_timeout: float = 20.0,
+) -> AsyncIterator[BrowserNode]:
+    """Join a unisockets network from this browser tab for the duration of the block.
+
+    Args:
+        signaling_url: ``ws://`` or ``wss://`` URL of a signaling server
+            (``python -m unisockets signaling-server``).
+        subnet: the overlay subnet to join, three octets (``"10.0.0"``).
+        rtc_configuration: an ``RTCConfiguration`` as a dict, e.g.
+            ``{"iceServers": [{"urls": "stun:..."}]}``; the default has no ICE
+            servers (loopback and LAN only).
+        request_timeout: seconds a signaling request (join, bind, connect) may take.
+        link_timeout: seconds a peer link may take to connect, and a data channel to open.
+        accept_timeout: seconds the accepting side waits for a connection's
+            data channel after signaling announced it.
+
+    Yields:
+        The :class:`BrowserNode`; leaving the block closes every listener,
+        stream, peer connection and task of the node, and the WebSocket.
+
+    Raises:
+        SignalingError: the server is unreachable or the subnet is full.
+        RuntimeError: not running under Pyodide.
+    """
+    require_browser()
+    clamp_past_timers(asyncio.get_running_loop())
+    node: BrowserNode | None = None
+    early: list[Event] = []  # peer events that arrive before the node exists
+
+    def on_event(event: Event) -> None:
+        if node is None:
+            early.append(event)
+        else:
+            node._on_event(event)
+
+    signaling = BrowserSignaling(
+        signaling_url, subnet, on_event=on_event, request_timeout=request_timeout
+    )
+    await signaling.open()
+    body_error: BaseException | None = None
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            node = BrowserNode(
+                signaling,
+                tasks,
+                rtc_configuration=rtc_configuration,
+                link_timeout=link_timeout,
+                accept_timeout=accept_timeout,
+            )
+            for event in early:
+                node._on_event(event)
+            early.clear()
+            try:
+                yield node
+            except BaseException as exc:
+                body_error = exc  # re-raised below, unwrapped (as unisockets.net.open_node)
+            finally:
+                await node._close()
+    finally:
+        signaling.close()
+    if body_error is not None:
+        raise body_error

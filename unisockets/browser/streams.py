@@ -1,0 +1,362 @@
+"""A byte stream with half-close and flow control over one browser pipe (asyncio).
+
+:class:`Stream` drives the same sans-IO framing as the native
+:class:`~unisockets.transport.stream.PipeStream`
+(:class:`unisockets.protocol.stream.StreamConnection`: DATA, EOF, CREDIT and
+RESET frames, a credit window per direction), so a tab and a native node
+speak one data-plane wire. Its methods have the names and the contract of
+:class:`trio.abc.HalfCloseableStream` (``send_all``, ``receive_some``,
+``send_eof``, ``aclose``, ``wait_send_all_might_not_block``), on asyncio.
+
+Why it is simpler than ``PipeStream``: in the browser the pipe *pushes*
+messages (an event listener), and sending never blocks. So each frame is
+handled the moment it arrives, from the listener: DATA goes into the receive
+buffer, CREDIT releases pending DATA, which is sent right there; EOF and
+RESET change the state. Waiting callers are woken after each frame. No task
+reads the pipe, and no lock orders writes (there is one thread).
+
+Errors follow trio's vocabulary (:mod:`unisockets.browser.errors`):
+:class:`ClosedResourceError` after our own :meth:`Stream.aclose` (also for
+calls blocked at that time), :class:`BrokenResourceError` (chained from the
+cause) when the link failed, the pipe ended without an EOF frame, or the peer
+reset the stream or broke the protocol, :class:`BusyResourceError` for two
+concurrent senders or receivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import operator
+from collections.abc import Callable
+from typing import Final
+
+from ..protocol.errors import LocalProtocolError, RemoteProtocolError
+from ..protocol.stream import (
+    DEFAULT_WINDOW,
+    DataReceived,
+    ResetReceived,
+    StreamConnection,
+    StreamState,
+)
+from ._js import logger, settle
+from .errors import BrokenResourceError, BusyResourceError, ClosedResourceError
+from .pipes import Pipe
+
+__all__ = ["DEFAULT_RECEIVE_SIZE", "Address", "Stream"]
+
+#: Bytes :meth:`Stream.receive_some` returns at most when called without ``max_bytes``.
+DEFAULT_RECEIVE_SIZE: Final = 64 * 1024
+
+#: A socket address: ``(dotted IPv4 host, port)``.
+Address = tuple[str, int]
+
+
+class Stream:
+    """A connected overlay stream (TCP-like: ordered bytes, half-close, flow control).
+
+    Returned by :meth:`BrowserNode.connect <unisockets.browser.node.BrowserNode.connect>`
+    and :meth:`Listener.accept <unisockets.browser.node.Listener.accept>`; not
+    created by users. Usable as ``async with stream:`` (closes it).
+
+    Attributes:
+        local_address: our ``(host, port)``, e.g. ``("10.0.0.2", 0)``.
+        remote_address: the peer's ``(host, port)``.
+        bytes_sent: stream bytes handed to :meth:`send_all` so far.
+        bytes_received: stream bytes returned by :meth:`receive_some` so far.
+    """
+
+    def __init__(
+        self,
+        pipe: Pipe,
+        *,
+        local_address: Address,
+        remote_address: Address,
+        window: int = DEFAULT_WINDOW,
+        on_close: Callable[[Stream], object] | None = None,
+    ) -> None:
+        self.pipe = pipe
+        self.local_address = local_address
+        self.remote_address = remote_address
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self._conn = StreamConnection(max_message_size=pipe.max_message_size, receive_window=window)
+        self._buffer = bytearray()
+        self._waiters: set[asyncio.Future[None]] = set()
+        self._sending = False
+        self._receiving = False
+        self._closed = False
+        self._send_failure: BrokenResourceError | None = None
+        self._receive_failure: BrokenResourceError | None = None
+        self._on_close = on_close
+        pipe.set_receiver(self._on_message, self._on_pipe_end)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Stream {self.local_address[0]}:{self.local_address[1]} -> "
+            f"{self.remote_address[0]}:{self.remote_address[1]} {self._conn!r}>"
+        )
+
+    async def __aenter__(self) -> Stream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` was called."""
+        return self._closed
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes received and not yet returned by :meth:`receive_some` (at most the window)."""
+        return len(self._buffer)
+
+    # --- frames from the pipe (event listener context: never raises) --------------------------
+
+    def _on_message(self, message: bytes) -> None:
+        if self._conn.receive_state is StreamState.ERROR:
+            return
+        try:
+            events = self._conn.receive_frame(message)
+        except RemoteProtocolError as exc:
+            self._buffer.clear()
+            self._fail(f"protocol violation by the peer: {exc}", exc)
+            self._write_quietly(self._conn.reset(str(exc)))
+            self.pipe.close()
+            return
+        except LocalProtocolError:
+            return  # already in ERROR: nothing more to read
+        for event in events:
+            if isinstance(event, DataReceived):
+                self._buffer += event.data
+            elif isinstance(event, ResetReceived):
+                self._buffer.clear()
+                self._fail(f"the peer reset the stream: {event.reason or 'no reason given'}", None)
+                self.pipe.close()
+        if self._send_failure is None and self._conn.send_state is not StreamState.ERROR:
+            self._write_quietly(self._conn.flush())  # credit may have released pending data
+        self._wake()
+
+    def _on_pipe_end(self, error: BaseException | None) -> None:
+        if error is not None:
+            self._fail("the peer link failed", error)
+        else:
+            if self._send_failure is None:
+                self._send_failure = BrokenResourceError("the peer closed the stream")
+            if self._conn.receive_state is not StreamState.EOF_RECEIVED:
+                self._fail("the pipe ended without an end-of-stream frame", None)
+        self._wake()
+
+    def _fail(self, message: str, cause: BaseException | None) -> None:
+        error = BrokenResourceError(message)
+        error.__cause__ = cause
+        if self._send_failure is None:
+            self._send_failure = error
+        if self._receive_failure is None:
+            self._receive_failure = error
+
+    def _write(self, frames: list[bytes]) -> None:
+        """Send frames in order; a failing pipe breaks the send side and raises."""
+        for frame in frames:
+            try:
+                self.pipe.send(frame)
+            except (BrokenResourceError, ClosedResourceError) as exc:
+                if self._send_failure is None:
+                    failure = BrokenResourceError(f"cannot send on the pipe: {exc}")
+                    failure.__cause__ = exc
+                    self._send_failure = failure
+                self._check_closed()
+                raise self._send_failure from exc
+
+    def _write_quietly(self, frames: list[bytes]) -> None:
+        with contextlib.suppress(BrokenResourceError, ClosedResourceError):
+            self._write(frames)  # a failure: the next call on the stream reports it
+
+    # --- waiting -----------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, set()
+        for waiter in waiters:
+            settle(waiter)
+
+    async def _changed(self) -> None:
+        """Wait until a frame arrived, the pipe ended, or the stream was closed."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        try:
+            await waiter
+        finally:
+            self._waiters.discard(waiter)
+        self._check_closed()
+
+    def _check_closed(self) -> None:
+        if self._closed:
+            raise ClosedResourceError("the stream was closed") from None
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Receive up to ``max_bytes`` bytes, waiting for at least one.
+
+        Args:
+            max_bytes: the most to return, >= 1; ``None`` means up to 64 KiB.
+
+        Returns:
+            1..``max_bytes`` bytes, or ``b""`` if and only if the peer sent EOF
+            and every byte before it was returned (trio's contract).
+
+        Raises:
+            BusyResourceError: another task is in ``receive_some``.
+            ClosedResourceError: this stream was closed (also while waiting).
+            BrokenResourceError: the link failed, the pipe ended without EOF, or
+                the peer reset the stream or broke the protocol.
+            ValueError: ``max_bytes`` < 1.
+        """
+        if max_bytes is not None:
+            max_bytes = operator.index(max_bytes)
+            if max_bytes < 1:
+                raise ValueError("max_bytes must be >= 1")
+        if self._receiving:
+            raise BusyResourceError("another task is receiving on this stream")
+        self._receiving = True
+        try:
+            await asyncio.sleep(0)
+            while True:
+                self._check_closed()
+                if self._buffer:
+                    n = min(len(self._buffer), max_bytes or DEFAULT_RECEIVE_SIZE)
+                    chunk = bytes(self._buffer[:n])
+                    del self._buffer[:n]
+                    self.bytes_received += n
+                    if self._conn.receive_state is not StreamState.ERROR:
+                        self._write_quietly(self._conn.consumed(n))
+                    return chunk
+                if self._receive_failure is not None:
+                    raise self._receive_failure
+                if self._conn.receive_state is StreamState.EOF_RECEIVED:
+                    return b""
+                await self._changed()
+        finally:
+            self._receiving = False
+
+    # --- sending -----------------------------------------------------------------------------
+
+    def _check_send(self) -> None:
+        self._check_closed()
+        if self._send_failure is not None:
+            raise self._send_failure
+        if self._conn.send_state is StreamState.EOF_SENT:
+            raise ClosedResourceError("send_eof() was called on this stream")
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Send all of ``data``, waiting while the peer's credit is used up.
+
+        Returns once every byte was handed to the pipe. If cancelled while
+        waiting for credit, the rest is still sent before any later data.
+
+        Raises:
+            BusyResourceError: another task is sending.
+            ClosedResourceError: this stream was closed, or ``send_eof`` was called.
+            BrokenResourceError: the link failed or the peer closed or reset.
+        """
+        if self._sending:
+            raise BusyResourceError("another task is sending on this stream")
+        self._sending = True
+        try:
+            await asyncio.sleep(0)
+            self._check_send()
+            self._write(self._conn.send_data(data))
+            self.bytes_sent += len(data)
+            await self._drain()
+        finally:
+            self._sending = False
+
+    async def _drain(self) -> None:
+        """Wait until no data or EOF waits for credit (the frame handler sends them)."""
+        while self._conn.pending_bytes or self._conn.eof_pending:
+            if self._send_failure is not None:
+                raise self._send_failure
+            await self._changed()
+        if self._send_failure is not None:
+            raise self._send_failure
+
+    async def wait_send_all_might_not_block(self) -> None:
+        """Wait until the peer granted credit for more data (trio ``SendStream``).
+
+        Raises:
+            BusyResourceError: another task is sending.
+            ClosedResourceError: this stream was closed (also while waiting).
+        """
+        if self._sending:
+            raise BusyResourceError("another task is sending on this stream")
+        self._sending = True
+        try:
+            await asyncio.sleep(0)
+            self._check_closed()
+            while (
+                self._send_failure is None
+                and self._conn.send_state is StreamState.OPEN
+                and (self._conn.pending_bytes or not self._conn.send_credit)
+            ):
+                await self._changed()
+        finally:
+            self._sending = False
+
+    async def send_eof(self) -> None:
+        """Half-close: after the data sent so far the peer reads ``b""``. Idempotent.
+
+        Receiving still works.
+
+        Raises:
+            BusyResourceError: another task is sending.
+            ClosedResourceError: this stream was closed.
+            BrokenResourceError: the link failed or the peer closed or reset.
+        """
+        if self._sending:
+            raise BusyResourceError("another task is sending on this stream")
+        self._sending = True
+        try:
+            await asyncio.sleep(0)
+            self._check_closed()
+            if self._conn.send_state is StreamState.EOF_SENT and not self._conn.eof_pending:
+                return
+            if self._send_failure is not None:
+                raise self._send_failure
+            self._write(self._conn.send_eof())
+            await self._drain()
+        finally:
+            self._sending = False
+
+    # --- closing -----------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close: send EOF if not sent yet, let the frames leave, close the pipe. Idempotent.
+
+        The peer reads everything sent, then ``b""``, as with TCP. Data still
+        waiting for credit cannot be delivered: the peer gets a RESET
+        (:class:`BrokenResourceError`) instead. Calls blocked on this stream
+        raise :class:`ClosedResourceError`.
+        """
+        if self._closed:
+            await asyncio.sleep(0)
+            return
+        self._closed = True
+        self._buffer.clear()
+        self._wake()
+        try:
+            if self._send_failure is None and self._conn.send_state is not StreamState.ERROR:
+                if self._conn.pending_bytes:
+                    self._write_quietly(self._conn.reset("closed with unsent data"))
+                else:
+                    self._write_quietly(self._conn.send_eof())
+                await self.pipe.wait_drained()
+        finally:
+            self.pipe.close()
+            if self._on_close is not None:
+                callback, self._on_close = self._on_close, None
+                try:
+                    callback(self)
+                except Exception:
+                    logger.exception("stream close callback failed")
