@@ -1,0 +1,3 @@
+module unisockets.example/echoclient
+
+go 1.24

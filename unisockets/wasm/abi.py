@@ -1,0 +1,224 @@
+"""The guest ABI: constants, errno numbers and struct layouts shared with the C header.
+
+Everything here is pure data and pure functions (no wasmtime, no trio), so it
+is testable on its own. Sources:
+
+- the import signatures are the original unisockets' ``unisockets.h``
+  (examples/c/unisockets.h is our compatible copy);
+- constant and errno values are WASI preview 1's (``wasi/api.h`` of
+  wasi-libc) and Linux's, because programs built with the header's
+  ``UNISOCKETS_WITH_CUSTOM_ARPA_INET`` mode use Linux's values;
+- ``struct sockaddr_in`` is 16 bytes on wasm32: family (u16, little-endian)
+  at 0, port (u16, big-endian) at 2, IPv4 address at 4, 8 bytes of zeros.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import struct
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = [
+    "IMPORT_MODULE",
+    "SOCKADDR_IN_SIZE",
+    "WASI_MODULE",
+    "Flavour",
+    "SocketKind",
+    "decode_sockaddr_in",
+    "encode_sockaddr_in",
+    "shutdown_how",
+    "socket_kind",
+    "wasi_errno",
+]
+
+#: The module name of the ``unisockets_*`` imports.
+IMPORT_MODULE = "env"
+#: The module name of WASI preview 1's imports.
+WASI_MODULE = "wasi_snapshot_preview1"
+#: ``sizeof(struct sockaddr_in)`` on wasm32, in bytes.
+SOCKADDR_IN_SIZE = 16
+#: The smallest address length a ``bind``/``connect`` accepts: family, port, IPv4 (bytes).
+SOCKADDR_IN_MIN = 8
+
+
+class Flavour(Enum):
+    """Which constant values a guest uses: wasi-libc's or Linux's."""
+
+    WASI = "wasi"
+    LINUX = "linux"
+
+
+#: ``AF_INET`` per flavour (wasi-libc: 1; Linux: 2, which is wasi-libc's AF_INET6).
+AF_INET = {Flavour.WASI: 1, Flavour.LINUX: 2}
+#: ``SOCK_STREAM`` per flavour (wasi-libc: WASI's filetype socket_stream, 6).
+SOCK_STREAM = {Flavour.WASI: 6, Flavour.LINUX: 1}
+#: ``IPPROTO_TCP`` (same in both).
+IPPROTO_TCP = 6
+#: The low bits of ``type`` that hold the socket type; the rest are flags
+#: (``SOCK_NONBLOCK`` / ``SOCK_CLOEXEC``), which are ignored.
+SOCK_TYPE_MASK = 0xFF
+
+# ``shutdown`` modes, as (read, write) pairs, per flavour: WASI's sdflags are
+# bits (RD=1, WR=2, RDWR=3); Linux's are an enumeration (RD=0, WR=1, RDWR=2).
+_SHUTDOWN = {
+    Flavour.WASI: {1: (True, False), 2: (False, True), 3: (True, True)},
+    Flavour.LINUX: {0: (True, False), 1: (False, True), 2: (True, True)},
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SocketKind:
+    """What a guest asked ``socket()`` for, once validated.
+
+    Attributes:
+        flavour: the constant values the guest uses (decides ``accept``'s
+            ``sin_family`` and how ``shutdown`` modes read).
+    """
+
+    flavour: Flavour
+
+
+def socket_kind(domain: int, type_: int, protocol: int) -> SocketKind | int:
+    """Validate ``socket(domain, type, protocol)`` arguments.
+
+    Args:
+        domain: ``AF_INET``, 1 (wasi-libc) or 2 (Linux).
+        type_: ``SOCK_STREAM``, 6 (wasi-libc) or 1 (Linux), possibly or-ed
+            with ``SOCK_NONBLOCK`` / ``SOCK_CLOEXEC`` flags (ignored).
+        protocol: 0 or ``IPPROTO_TCP`` (6).
+
+    Returns:
+        The socket's kind, or a Python :mod:`errno` value: ``EAFNOSUPPORT``
+        (another family), ``EPROTOTYPE``-like ``ESOCKTNOSUPPORT`` (another
+        type), ``EPROTONOSUPPORT`` (another protocol).
+    """
+    kind = type_ & SOCK_TYPE_MASK
+    if kind == SOCK_STREAM[Flavour.WASI]:
+        flavour = Flavour.WASI
+    elif kind == SOCK_STREAM[Flavour.LINUX]:
+        flavour = Flavour.LINUX
+    else:
+        return errno.ESOCKTNOSUPPORT
+    if domain not in (AF_INET[Flavour.WASI], AF_INET[Flavour.LINUX]):
+        return errno.EAFNOSUPPORT
+    if protocol not in (0, IPPROTO_TCP):
+        return errno.EPROTONOSUPPORT
+    return SocketKind(flavour=flavour)
+
+
+def shutdown_how(flavour: Flavour, how: int) -> tuple[bool, bool] | None:
+    """Read a ``shutdown`` mode in the socket's flavour.
+
+    Args:
+        flavour: the flavour the socket was created with.
+        how: the guest's ``SHUT_RD`` / ``SHUT_WR`` / ``SHUT_RDWR`` value.
+
+    Returns:
+        ``(shut_read, shut_write)``, or ``None`` for a value the flavour does not define.
+    """
+    return _SHUTDOWN[flavour].get(how)
+
+
+def decode_sockaddr_in(raw: bytes) -> tuple[str, int] | int:
+    """Decode a guest's ``struct sockaddr_in``.
+
+    Args:
+        raw: the ``address_length`` bytes the guest passed (at least 8).
+
+    Returns:
+        ``(dotted IPv4 host, port)``, or a Python :mod:`errno` value:
+        ``EINVAL`` (too short), ``EAFNOSUPPORT`` (not AF_INET in either flavour).
+    """
+    if len(raw) < SOCKADDR_IN_MIN:
+        return errno.EINVAL
+    family = int.from_bytes(raw[0:2], "little")
+    if family not in AF_INET.values():
+        return errno.EAFNOSUPPORT
+    (port,) = struct.unpack_from(">H", raw, 2)
+    host = str(ipaddress.IPv4Address(bytes(raw[4:8])))
+    return host, port
+
+
+def encode_sockaddr_in(flavour: Flavour, host: str, port: int) -> bytes:
+    """Encode ``(host, port)`` as a 16-byte ``struct sockaddr_in`` for the guest.
+
+    Args:
+        flavour: decides ``sin_family`` (1 for wasi-libc, 2 for Linux values).
+        host: dotted IPv4 address; anything else (``""``) encodes as 0.0.0.0.
+        port: 0..65535, written in network byte order.
+    """
+    try:
+        packed = ipaddress.IPv4Address(host).packed
+    except ValueError:
+        packed = bytes(4)
+    return struct.pack("<H", AF_INET[flavour]) + struct.pack(">H", port) + packed + bytes(8)
+
+
+# Python's (Linux's) errno values -> WASI preview 1's ``__wasi_errno_t``, which
+# wasi-libc's errno.h uses (its strerror/perror print the usual messages).
+_WASI_ERRNO = {
+    errno.E2BIG: 1,
+    errno.EACCES: 2,
+    errno.EADDRINUSE: 3,
+    errno.EADDRNOTAVAIL: 4,
+    errno.EAFNOSUPPORT: 5,
+    errno.EAGAIN: 6,
+    errno.EALREADY: 7,
+    errno.EBADF: 8,
+    errno.EBADMSG: 9,
+    errno.EBUSY: 10,
+    errno.ECANCELED: 11,
+    errno.ECONNABORTED: 13,
+    errno.ECONNREFUSED: 14,
+    errno.ECONNRESET: 15,
+    errno.EDESTADDRREQ: 17,
+    errno.EEXIST: 20,
+    errno.EFAULT: 21,
+    errno.EHOSTUNREACH: 23,
+    errno.EINPROGRESS: 26,
+    errno.EINTR: 27,
+    errno.EINVAL: 28,
+    errno.EIO: 29,
+    errno.EISCONN: 30,
+    errno.EMFILE: 33,
+    errno.EMSGSIZE: 35,
+    errno.ENETDOWN: 38,
+    errno.ENETRESET: 39,
+    errno.ENETUNREACH: 40,
+    errno.ENOBUFS: 42,
+    errno.ENOENT: 44,
+    errno.ENOMEM: 48,
+    errno.ENOPROTOOPT: 50,
+    errno.ENOSYS: 52,
+    errno.ENOTCONN: 53,
+    errno.ENOTSOCK: 57,
+    errno.ENOTSUP: 58,
+    errno.EPERM: 63,
+    errno.EPIPE: 64,
+    errno.EPROTO: 65,
+    errno.EPROTONOSUPPORT: 66,
+    errno.EPROTOTYPE: 67,
+    errno.ETIMEDOUT: 73,
+    # Linux-only names without a WASI number of their own:
+    errno.ESOCKTNOSUPPORT: 58,  # ENOTSUP
+    errno.EHOSTDOWN: 23,  # EHOSTUNREACH
+}
+#: WASI's ``EIO``, for errors without a better number.
+WASI_EIO = 29
+
+
+def wasi_errno(code: int | None) -> int:
+    """Translate a Python (Linux) :mod:`errno` value to WASI preview 1's numbering.
+
+    Args:
+        code: ``OSError.errno`` (``None`` for an OSError without one).
+
+    Returns:
+        The WASI errno (e.g. ``ECONNREFUSED`` 111 -> 14); ``EIO`` (29) for
+        values WASI does not have.
+    """
+    if code is None:
+        return WASI_EIO
+    return _WASI_ERRNO.get(code, WASI_EIO)

@@ -1,0 +1,358 @@
+"""The ``unisockets_*`` imports: a guest's Berkeley sockets, backed by a unisockets node.
+
+One :class:`SocketHost` serves one guest. Its import functions run in the
+guest's thread (see :mod:`unisockets.wasm.runner`); every socket operation
+is handed to the node's trio loop with :func:`trio.from_thread.run` and the
+guest's thread waits for it, so a blocked ``accept`` or ``recv`` blocks only
+its own guest. Errors follow POSIX (the original unisockets ABI, see
+examples/c/unisockets.h): the import returns -1 and the host writes the
+guest's ``errno`` (in WASI's numbering) at the address the guest exports as
+``errno``.
+
+Addresses are overlay addresses: ``127.x.x.x`` and ``0.0.0.0`` mean this
+node's own address, as in the original runner, so a C program binding
+``127.0.0.1:1234`` listens on ``<node address>:1234``.
+
+Stopping (:meth:`SocketHost.stop`, from the trio thread) cancels the
+guest's operation in progress and makes every later host call raise
+:class:`GuestStopped`, which traps the guest.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import trio
+import wasmtime
+
+from ..net import SHUT_RD, SHUT_RDWR, SHUT_WR
+from ..net.node import Node
+from ..net.sockets import Socket
+from . import abi
+from .memory import GuestMemory, MemoryView
+
+__all__ = ["GuestSocket", "GuestStopped", "SocketHost"]
+
+T = TypeVar("T")
+
+#: The first descriptor number given to a socket (0-2 are stdio; the runner
+#: gives the guest no preopened directories, so WASI has no descriptor >= 3).
+FIRST_SOCKET_FD = 3
+#: At most this many sockets per guest (``EMFILE`` past it).
+MAX_SOCKETS = 1024
+#: The most bytes one ``recv`` hands the guest (larger buffers get short reads).
+MAX_RECV = 1 << 20
+#: The most bytes one ``send`` takes from the guest (larger buffers get short sends).
+MAX_SEND = 1 << 30
+
+
+class GuestStopped(Exception):
+    """Raised in a host call of a guest that is being stopped; traps the guest."""
+
+
+def _oserror(code: int, detail: str = "") -> OSError:
+    message = os.strerror(code)
+    return OSError(code, f"{message}: {detail}" if detail else message)
+
+
+class GuestSocket:
+    """One socket descriptor of a guest.
+
+    Attributes:
+        socket: the unisockets socket behind it.
+        flavour: the constant values the guest created it with.
+    """
+
+    __slots__ = ("flavour", "socket")
+
+    def __init__(self, socket: Socket, flavour: abi.Flavour) -> None:
+        self.socket = socket
+        self.flavour = flavour
+
+
+_I32 = wasmtime.ValType.i32()
+
+
+def _func_type(params: int) -> wasmtime.FuncType:
+    return wasmtime.FuncType([_I32] * params, [_I32])
+
+
+class SocketHost:
+    """The host side of one guest's sockets.
+
+    Args:
+        node: the node whose sockets the guest uses.
+        token: the node's trio token (from :func:`trio.lowlevel.current_trio_token`).
+    """
+
+    def __init__(self, node: Node, token: trio.lowlevel.TrioToken) -> None:
+        self.node = node
+        self.token = token
+        self.sockets: dict[int, GuestSocket] = {}
+        self.last_errno = 0
+        self.stopping = False
+        self._memory: GuestMemory | None = None
+        self._errno_address: int | None = None
+        self._scopes: set[trio.CancelScope] = set()
+
+    # -- set-up (guest thread) -------------------------------------------
+
+    def define(self, linker: wasmtime.Linker) -> None:
+        """Define the ``env.unisockets_*`` imports (and ``env.unisockets_errno``) on ``linker``."""
+        imports: dict[str, tuple[int, Callable[..., int]]] = {
+            "unisockets_socket": (3, self._socket),
+            "unisockets_bind": (3, self._bind),
+            "unisockets_connect": (3, self._connect),
+            "unisockets_listen": (2, self._listen),
+            "unisockets_accept": (3, self._accept),
+            "unisockets_send": (4, self._send),
+            "unisockets_recv": (4, self._recv),
+        }
+        for name, (params, implementation) in imports.items():
+            linker.define_func(
+                abi.IMPORT_MODULE,
+                name,
+                _func_type(params),
+                self._posix(implementation),
+                access_caller=True,
+            )
+        linker.define_func(
+            abi.IMPORT_MODULE, "unisockets_errno", _func_type(0), lambda: self.last_errno
+        )
+
+    def attach(self, instance: wasmtime.Instance, store: wasmtime.Store) -> None:
+        """Find the instance's ``memory`` and ``errno`` exports (call before running it)."""
+        exports = instance.exports(store)
+        memory = exports.get("memory")
+        if isinstance(memory, wasmtime.Memory):
+            self._memory = GuestMemory(memory)
+        errno_export = exports.get("errno")
+        if isinstance(errno_export, wasmtime.Global):
+            self._errno_address = int(errno_export.value(store))
+
+    # -- crossing to trio (guest thread) ---------------------------------
+
+    def run(self, afn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run ``await afn(*args)`` in the node's trio loop and wait for it.
+
+        Raises:
+            GuestStopped: the guest is being stopped (also while waiting).
+            Exception: whatever ``afn`` raises.
+        """
+        if self.stopping:
+            raise GuestStopped
+        try:
+            return trio.from_thread.run(self._guarded, afn, *args, trio_token=self.token)
+        except trio.RunFinishedError:
+            raise GuestStopped from None
+
+    def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` in the node's trio thread (socket objects are not thread-safe)."""
+        if self.stopping:
+            raise GuestStopped
+        try:
+            return trio.from_thread.run_sync(fn, *args, trio_token=self.token)
+        except trio.RunFinishedError:
+            raise GuestStopped from None
+
+    async def _guarded(self, afn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        with trio.CancelScope() as scope:
+            self._scopes.add(scope)
+            if self.stopping:
+                scope.cancel()
+            try:
+                return await afn(*args)
+            finally:
+                self._scopes.discard(scope)
+        raise GuestStopped
+
+    def view(self, caller: wasmtime.Caller) -> MemoryView:
+        """The guest's memory during this call.
+
+        Raises:
+            OSError: ``EFAULT`` when the guest exports no memory.
+        """
+        if self._memory is None:
+            raise _oserror(errno.EFAULT, "the guest exports no memory")
+        return self._memory.view(caller)
+
+    # -- stopping and closing (trio thread) ------------------------------
+
+    def stop(self) -> None:
+        """Make the guest's host calls fail: cancel the one in progress, trap the next ones."""
+        self.stopping = True
+        for scope in list(self._scopes):
+            scope.cancel()
+
+    async def aclose(self) -> None:
+        """Close every socket the guest left open."""
+        sockets, self.sockets = list(self.sockets.values()), {}
+        with trio.CancelScope(shield=True):
+            for guest_socket in sockets:
+                await guest_socket.socket.aclose()
+
+    # -- descriptors ------------------------------------------------------
+
+    def lookup(self, fd: int) -> GuestSocket | None:
+        """The socket behind descriptor ``fd``, or ``None`` (not a socket)."""
+        return self.sockets.get(fd)
+
+    def _get(self, fd: int) -> GuestSocket:
+        guest_socket = self.sockets.get(fd)
+        if guest_socket is None:
+            # 0-2 are the guest's stdio: descriptors, but not sockets.
+            raise _oserror(errno.ENOTSOCK if 0 <= fd <= 2 else errno.EBADF, f"fd {fd}")
+        return guest_socket
+
+    def _add(self, socket: Socket, flavour: abi.Flavour) -> int:
+        if len(self.sockets) >= MAX_SOCKETS:
+            raise _oserror(errno.EMFILE)
+        fd = FIRST_SOCKET_FD
+        while fd in self.sockets:
+            fd += 1
+        self.sockets[fd] = GuestSocket(socket, flavour)
+        return fd
+
+    def close(self, fd: int) -> bool:
+        """Close socket ``fd`` (WASI ``fd_close``); ``False`` if it is not a socket."""
+        guest_socket = self.sockets.pop(fd, None)
+        if guest_socket is None:
+            return False
+        self.run_sync(guest_socket.socket.close)
+        return True
+
+    def shutdown(self, fd: int, how: int) -> None:
+        """Shut down one or both directions of socket ``fd`` (WASI ``sock_shutdown``).
+
+        ``how`` is read in the socket's flavour (:func:`abi.shutdown_how`).
+
+        Raises:
+            OSError: ``EINVAL`` (bad ``how``), ``ENOTCONN``, ``EBADF``/``ENOTSOCK``.
+        """
+        guest_socket = self._get(fd)
+        mode = abi.shutdown_how(guest_socket.flavour, how)
+        if mode is None:
+            raise _oserror(errno.EINVAL, f"shutdown mode {how}")
+        python_how = {(True, False): SHUT_RD, (False, True): SHUT_WR}.get(mode, SHUT_RDWR)
+        self.run_sync(guest_socket.socket.shutdown, python_how)
+
+    def send(self, fd: int, data: bytes) -> int:
+        """Send ``data`` on socket ``fd``; returns the bytes sent.
+
+        Raises:
+            OSError: as :meth:`unisockets.net.Socket.send`.
+        """
+        return self.run(self._get(fd).socket.send, data)
+
+    def receive(self, fd: int, size: int) -> bytes:
+        """Receive up to ``size`` bytes (at most :data:`MAX_RECV`) from socket ``fd``.
+
+        Returns:
+            Between 1 and ``size`` bytes, or ``b""`` at EOF or when ``size`` is 0.
+
+        Raises:
+            OSError: as :meth:`unisockets.net.Socket.recv`.
+        """
+        guest_socket = self._get(fd)
+        if size <= 0:
+            return b""
+        data = self.run(guest_socket.socket.recv, min(size, MAX_RECV))
+        return data[:size]
+
+    # -- the imports (guest thread) ---------------------------------------
+
+    def _posix(self, implementation: Callable[..., int]) -> Callable[..., int]:
+        """Wrap an import: an OSError becomes ``-1`` plus the guest's errno."""
+
+        def call(caller: wasmtime.Caller, *args: int) -> int:
+            try:
+                return implementation(caller, *args)
+            except OSError as exc:
+                self.set_errno(caller, exc.errno)
+                return -1
+
+        return call
+
+    def set_errno(self, caller: wasmtime.Caller, code: int | None) -> None:
+        """Record a failed call's errno and write it to the guest's ``errno`` if exported."""
+        self.last_errno = abi.wasi_errno(code)
+        if self._errno_address is not None and self._memory is not None:
+            try:
+                self._memory.view(caller).write_u32(self._errno_address, self.last_errno)
+            except OSError:
+                self._errno_address = None  # a bogus export: stop writing there
+
+    def _local(self, host: str) -> str:
+        """Map loopback and wildcard addresses to this node's address."""
+        if host == "0.0.0.0" or host.startswith("127."):
+            return self.node.address
+        return host
+
+    def _address(self, caller: wasmtime.Caller, pointer: int, length: int) -> tuple[str, int]:
+        raw = self.view(caller).read(pointer, min(length & 0xFFFFFFFF, abi.SOCKADDR_IN_SIZE))
+        decoded = abi.decode_sockaddr_in(raw)
+        if isinstance(decoded, int):
+            raise _oserror(decoded, "socket address")
+        host, port = decoded
+        return self._local(host), port
+
+    def _socket(self, caller: wasmtime.Caller, domain: int, type_: int, protocol: int) -> int:
+        kind = abi.socket_kind(domain, type_, protocol)
+        if isinstance(kind, int):
+            raise _oserror(kind, f"socket({domain}, {type_}, {protocol})")
+        socket = self.run_sync(self.node.socket)
+        return self._add(socket, kind.flavour)
+
+    def _bind(self, caller: wasmtime.Caller, fd: int, pointer: int, length: int) -> int:
+        guest_socket = self._get(fd)
+        address = self._address(caller, pointer, length)
+        self.run(guest_socket.socket.bind, address)
+        return 0
+
+    def _connect(self, caller: wasmtime.Caller, fd: int, pointer: int, length: int) -> int:
+        guest_socket = self._get(fd)
+        address = self._address(caller, pointer, length)
+        self.run(guest_socket.socket.connect, address)
+        return 0
+
+    def _listen(self, caller: wasmtime.Caller, fd: int, backlog: int) -> int:
+        guest_socket = self._get(fd)
+        self.run_sync(guest_socket.socket.listen, max(backlog, 1))
+        return 0
+
+    def _accept(self, caller: wasmtime.Caller, fd: int, pointer: int, length_pointer: int) -> int:
+        guest_socket = self._get(fd)
+        capacity = 0
+        if pointer != 0:
+            # Check the guest's pointers before blocking, not after accepting.
+            capacity = self.view(caller).read_u32(length_pointer)
+            self.view(caller).check(pointer, min(capacity, abi.SOCKADDR_IN_SIZE))
+        connection, (host, port) = self.run(guest_socket.socket.accept)
+        try:
+            new_fd = self._add(connection, guest_socket.flavour)
+        except OSError:
+            self.run_sync(connection.close)
+            raise
+        if pointer != 0:
+            view = self.view(caller)
+            encoded = abi.encode_sockaddr_in(guest_socket.flavour, host, port)
+            view.write(pointer, encoded[: min(capacity, abi.SOCKADDR_IN_SIZE)])
+            view.write_u32(length_pointer, abi.SOCKADDR_IN_SIZE)
+        return new_fd
+
+    def _send(self, caller: wasmtime.Caller, fd: int, pointer: int, size: int, flags: int) -> int:
+        self._get(fd)
+        # A short send (POSIX allows it) keeps the count representable as an i32.
+        data = self.view(caller).read(pointer, min(size & 0xFFFFFFFF, MAX_SEND))
+        return self.send(fd, data)
+
+    def _recv(self, caller: wasmtime.Caller, fd: int, pointer: int, size: int, flags: int) -> int:
+        self._get(fd)
+        size &= 0xFFFFFFFF
+        self.view(caller).check(pointer, size)
+        data = self.receive(fd, size)
+        self.view(caller).write(pointer, data)
+        return len(data)
