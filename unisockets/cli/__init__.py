@@ -20,9 +20,11 @@ def main() -> None:
 # Subcommands register themselves here, one import each.
 from .demo import demo  # noqa: E402
 from .echo import echo_client, echo_server  # noqa: E402
+from .run import run  # noqa: E402
 from .signaling_server import signaling_server  # noqa: E402
 
 main.add_command(demo)
 main.add_command(echo_server)
 main.add_command(echo_client)
+main.add_command(run)
 main.add_command(signaling_server)
