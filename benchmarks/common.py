@@ -47,6 +47,7 @@ __all__ = [
     "TrioChild",
     "TrioParent",
     "child_command",
+    "compact_lines",
     "finish",
     "machine_summary",
     "median",
@@ -325,6 +326,47 @@ class Report:
             }
             for (backend, processes), row in self.rows.items()
         ]
+
+
+def compact_lines(title: str, columns: dict[str, Report]) -> list[str]:
+    """One table for several reports of the same rows: rows are backends, columns metrics.
+
+    Cells are medians; the last column is the largest spread of the row (the noise).
+
+    Args:
+        title: the table's title.
+        columns: short column header -> report (all with the same labels).
+    """
+    first = next(iter(columns.values()))
+    widths = [max(10, len(name) + 1) for name in columns]
+    header = f"  {'':<36}" + "".join(
+        f"{name:>{w}}" for name, w in zip(columns, widths, strict=True)
+    )
+    units = f"  {'':<36}" + "".join(
+        f"{'[' + r.unit + ']':>{w}}" for r, w in zip(columns.values(), widths, strict=True)
+    )
+    out = [title, header + "  spread", units]
+    for backend, processes in first.rows:
+        label = first.rows[backend, processes].label
+        if len({p for _, p in first.rows}) > 1:
+            label = f"{label}, {processes}p"
+        cells, spreads, notes = [], [], []
+        for report, width in zip(columns.values(), widths, strict=True):
+            row = report.rows.get((backend, processes))
+            if row is None or not row.values:
+                cells.append(f"{'n/a':>{width}}")
+                if row is not None and row.note:
+                    notes.append(row.note)
+                continue
+            mid = median(row.values)
+            cells.append(f"{_fmt(mid):>{width}}")
+            if mid:
+                spreads.append((max(row.values) - min(row.values)) / abs(mid))
+        spread = f"{100 * max(spreads):6.0f}%" if spreads else ""
+        out.append(f"  {label:<36}" + "".join(cells) + spread)
+        if notes:
+            out.append(f"    ({notes[0]})")
+    return out
 
 
 def _verdict(target: tuple[float, str], ratio: float, value: float, higher: bool) -> str:

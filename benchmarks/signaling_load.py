@@ -1,0 +1,324 @@
+"""Signaling server under load: N nodes join over real WebSockets, then relay candidates.
+
+The server runs alone in a child process (``open_signaling_server`` on
+127.0.0.1); this process is the load generator: N raw trio-websocket clients
+speaking the protocol (JSON text frames built with ``unisockets.protocol``),
+one reader task per client (trio-websocket needs one) and a few sender tasks
+each driving many clients. For each N (default 100, 1,000, 10,000):
+
+1. *join*: every client opens a WebSocket and knocks, at most
+   ``--join-concurrency`` at a time; join latency is TCP connect to
+   ``acknowledged``. Subnets hold ``--subnet-size`` members (254 = full), so
+   every join also fans out a ``greeting`` to each earlier member of its
+   subnet (PROTOCOL.md, "Join"; eager full mesh): the run waits until every
+   greeting arrived.
+2. *memory*: server RSS now minus its RSS before the first join, per node.
+3. *relay*: every client sends ``--relay-total / N`` ``candidate`` messages to
+   a partner in its subnet, as fast as the server takes them with at most
+   ``--window`` of them in flight (sent, not yet delivered: an open-loop flood
+   only fills socket buffers, delays the server's pings beyond its 30 s pong
+   deadline and gets clients dropped); relayed messages per second =
+   candidates delivered / time until the last arrived.
+   The server's CPU use over that time says who was the bottleneck (near 100 %
+   of a core: the server).
+
+The per-client rate limit and burst are raised (``--rate``) and
+``max_clients`` is set to N + 64 so that policy limits do not cap the
+measurement; every other limit keeps its default.
+
+Run: ``.venv/bin/python -m benchmarks.signaling_load [--quick] [--nodes 100,1000,10000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import sys
+from typing import Any
+
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, connect_websocket_url
+
+from unisockets.protocol import Candidate, Knock, encode
+
+from . import common
+
+#: Seconds one N may take before it counts as hung.
+HANG = 1800
+#: A typical trickled candidate (a JSON RTCIceCandidateInit string, ~150 characters).
+CANDIDATE = json.dumps(
+    {
+        "candidate": "candidate:3442447574 1 udp 2122260223 192.168.1.23 54321 typ host "
+        "generation 0 ufrag Xq7u network-id 1",
+        "sdpMid": "0",
+        "sdpMLineIndex": 0,
+        "usernameFragment": "Xq7u",
+    }
+)
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nodes", default="100,1000,10000", help="comma list of N")
+    parser.add_argument("--subnet-size", type=int, default=254, help="members per subnet (254)")
+    parser.add_argument("--join-concurrency", type=int, default=100, help="joins in flight (100)")
+    parser.add_argument("--relay-total", type=int, default=200_000, help="candidates to relay")
+    parser.add_argument("--senders", type=int, default=50, help="sender tasks (50)")
+    parser.add_argument(
+        "--window", type=int, default=1000, help="candidates sent and not yet delivered (1000)"
+    )
+    parser.add_argument("--rate", type=float, default=1e6, help="server's per-client msgs/s")
+
+
+class _Node:
+    """One load-generating client."""
+
+    __slots__ = ("acked", "id", "index", "partner", "subnet", "ws")
+
+    def __init__(self, index: int, subnet: str) -> None:
+        self.index = index
+        self.subnet = subnet
+        self.ws: WebSocketConnection | None = None
+        self.id = ""
+        self.acked = trio.Event()
+        self.partner: _Node | None = None
+
+
+class _Counters:
+    """What every reader counts, and the events the phases wait for."""
+
+    def __init__(self) -> None:
+        self.greetings = 0
+        self.greetings_expected = -1
+        self.greetings_done = trio.Event()
+        self.candidates = 0
+        self.candidates_expected = -1
+        self.candidates_done = trio.Event()
+        self.closed = 0
+        self.in_flight = trio.Semaphore(1)
+        self.other: dict[str, int] = {}
+
+
+async def _read(node: _Node, counters: _Counters) -> None:
+    assert node.ws is not None
+    try:
+        while True:
+            text = await node.ws.get_message()
+            message = json.loads(text)
+            opcode = message["opcode"]
+            if opcode == "candidate":
+                counters.candidates += 1
+                counters.in_flight.release()
+                if counters.candidates == counters.candidates_expected:
+                    counters.candidates_done.set()
+            elif opcode == "greeting":
+                counters.greetings += 1
+                if counters.greetings == counters.greetings_expected:
+                    counters.greetings_done.set()
+            elif opcode == "acknowledged":
+                if message["data"]["rejected"]:
+                    raise RuntimeError(f"join of node {node.index} rejected")
+                node.id = message["data"]["id"]
+                node.acked.set()
+            else:
+                counters.other[opcode] = counters.other.get(opcode, 0) + 1
+    except ConnectionClosed:
+        counters.closed += 1
+
+
+async def _join(
+    nursery: trio.Nursery,
+    url: str,
+    node: _Node,
+    counters: _Counters,
+    limiter: trio.CapacityLimiter,
+    latencies: list[float],
+) -> None:
+    async with limiter:
+        started = common.now()
+        node.ws = await connect_websocket_url(nursery, url, message_queue_size=64)
+        nursery.start_soon(_read, node, counters)
+        await node.ws.send_message(encode(Knock(subnet=node.subnet)))
+        await node.acked.wait()
+        latencies.append(common.now() - started)
+
+
+async def _send(group: list[_Node], per_node: int, in_flight: trio.Semaphore) -> None:
+    texts = []
+    for node in group:
+        assert node.partner is not None
+        message = Candidate(offerer_id=node.id, answerer_id=node.partner.id, candidate=CANDIDATE)
+        texts.append((node.ws, encode(message)))
+    for _ in range(per_node):
+        for ws, text in texts:
+            await in_flight.acquire()
+            await ws.send_message(text)
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _measure(count: int, args: argparse.Namespace) -> dict[str, float]:
+    params = {"max_clients": count + 64, "rate": args.rate}
+    async with common.open_trio_child("benchmarks.signaling_load", params) as child:
+        ready = (await child.receive())["ready"]
+        url, pid = ready["url"], child.process.pid
+        print(f"   N={count}: server pid {pid} at {url}", file=sys.stderr, flush=True)
+        idle_rss = common.rss(pid)
+        counters = _Counters()
+        size = args.subnet_size
+        nodes = [_Node(i, f"10.{i // size // 256}.{i // size % 256}") for i in range(count)]
+        counters.greetings_expected = sum(
+            k * (k - 1) // 2 for k in (min(size, count - start) for start in range(0, count, size))
+        )
+        latencies: list[float] = []
+        result: dict[str, float] = {}
+        with trio.fail_after(HANG):
+            async with trio.open_nursery() as nursery:
+                limiter = trio.CapacityLimiter(args.join_concurrency)
+                server_cpu = _cpu_seconds(pid)
+                started = common.now()
+                async with trio.open_nursery() as joins:
+                    for node in nodes:
+                        joins.start_soon(_join, nursery, url, node, counters, limiter, latencies)
+                result["join_rate"] = count / (common.now() - started)
+                if counters.greetings_expected:
+                    await counters.greetings_done.wait()
+                result["fanout_seconds"] = common.now() - started
+                result["join_cpu"] = 1e3 * (_cpu_seconds(pid) - server_cpu) / count
+                result["join_p50"] = 1e3 * common.percentile(latencies, 50)
+                result["join_p99"] = 1e3 * common.percentile(latencies, 99)
+                await trio.sleep(0.5)  # let the server's queues drain before sampling
+                result["kib_per_node"] = (common.rss(pid) - idle_rss) / 1024 / count
+
+                paired = []
+                for start in range(0, count, size):
+                    members = nodes[start : start + size]
+                    for a, b in zip(members[0::2], members[1::2], strict=False):
+                        a.partner, b.partner = b, a
+                        paired += [a, b]
+                per_node = max(1, args.relay_total // max(1, len(paired)))
+                counters.candidates_expected = per_node * len(paired)
+                groups = [paired[i :: args.senders] for i in range(args.senders)]
+                counters.in_flight = trio.Semaphore(args.window)
+                server_cpu, own_cpu = _cpu_seconds(pid), _own_cpu_seconds()
+                started = common.now()
+                async with trio.open_nursery() as senders:
+                    for group in groups:
+                        if group:
+                            senders.start_soon(_send, group, per_node, counters.in_flight)
+                await counters.candidates_done.wait()
+                took = common.now() - started
+                result["relay_rate"] = counters.candidates_expected / took
+                result["server_cpu"] = 100 * (_cpu_seconds(pid) - server_cpu) / took
+                result["relay_cpu"] = (
+                    1e6 * (_cpu_seconds(pid) - server_cpu) / counters.candidates_expected
+                )
+                result["loadgen_cpu"] = 100 * (_own_cpu_seconds() - own_cpu) / took
+                result["server_peak_mib"] = common.peak_rss(pid) / common.MIB
+                if counters.closed:
+                    raise RuntimeError(f"{counters.closed} clients were closed by the server")
+                child.process.kill()  # faster than N goodbyes; the readers see the close
+                nursery.cancel_scope.cancel()
+        return result
+
+
+async def _child_main(params: dict[str, Any]) -> None:
+    from unisockets.signaling.server import open_signaling_server
+
+    common.raise_fd_limit(params["max_clients"] + 1024)
+    parent = common.TrioParent()
+    async with open_signaling_server(
+        host="127.0.0.1",
+        port=0,
+        max_clients=params["max_clients"],
+        max_messages_per_second=params["rate"],
+        burst=int(params["rate"]),
+    ) as server:
+        parent.send({"ready": {"url": server.url}})
+        while await parent.receive() is not None:
+            pass
+    await parent.aclose()
+
+
+def main() -> None:
+    """Run the signaling load benchmark."""
+    args = common.parse_args(__doc__.splitlines()[0], ("server",), extra=_options)
+    if args.child is not None:
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        trio.run(_child_main, args.child)
+        return
+    if args.quick:
+        args.nodes, args.subnet_size, args.relay_total = "20", 8, 200
+    common.raise_fd_limit(20000)
+    counts = [int(n) for n in args.nodes.split(",") if n]
+    args.processes = [2]
+    common.print_header(
+        f"signaling server load, N = {', '.join(map(str, counts))}, subnets of {args.subnet_size}",
+        args,
+    )
+    metrics = {
+        "join_p50": ("join p50", "ms"),
+        "join_p99": ("join p99", "ms"),
+        "join_rate": ("joins/s", "1/s"),
+        "join_cpu": ("CPU/join", "ms"),
+        "fanout_seconds": ("all in", "s"),
+        "kib_per_node": ("RSS/node", "KiB"),
+        "server_peak_mib": ("peak RSS", "MiB"),
+        "relay_rate": ("relayed/s", "msg/s"),
+        "relay_cpu": ("CPU/msg", "us"),
+        "server_cpu": ("server CPU", "%"),
+        "loadgen_cpu": ("loadgen CPU", "%"),
+    }
+    labels = {f"N={n}": f"N = {n}" for n in counts}
+    reports = {
+        key: common.Report(f"signaling {title}", unit, higher_is_better=False, labels=labels)
+        for key, (title, unit) in metrics.items()
+    }
+    failures = 0
+    for run in range(args.repeat):
+        for count in counts:
+            try:
+                values = trio.run(_measure, count, args)
+            except Exception as exc:
+                failures += 1
+                logging.exception("N=%d failed", count)
+                for report in reports.values():
+                    report.fail(f"N={count}", 2, f"failed: {exc!r}")
+                continue
+            for key, value in values.items():
+                reports[key].add(f"N={count}", 2, value)
+            shown = ", ".join(f"{key} {value:.1f}" for key, value in values.items())
+            print(f"   run {run + 1}/{args.repeat}, N={count}: {shown}", file=sys.stderr)
+    columns = {title: reports[key] for key, (title, _) in metrics.items()}
+    lines = common.compact_lines(
+        f"signaling server, subnets of {args.subnet_size}, medians of {args.repeat} run(s); "
+        "targets: 10,000 nodes, >= 20,000 relayed/s, <= 50 KiB/node",
+        columns,
+    )
+    print("\n".join(lines), flush=True)
+    print(
+        "  join = TCP connect to acknowledged; CPU/join and CPU/msg = server CPU time per join\n"
+        "  (greetings included) and per relayed message; all in = every join done and every\n"
+        "  greeting delivered",
+        flush=True,
+    )
+    common.write_json(args.json, "signaling_load", reports.values())
+    if failures:
+        print(f"   {failures} measurement(s) failed (see stderr)", flush=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
