@@ -71,7 +71,7 @@ def expand(markdown: str, where: str = "<page>") -> str:
             raise PluginError(f"{where}:{line}: generator {name} {args} failed: {exc!r}") from exc
 
     for number, text in enumerate(markdown.split("\n"), start=1):
-        if "<!-- gen:" in text and not _DIRECTIVE.fullmatch(text):
+        if text.lstrip().startswith("<!-- gen:") and not _DIRECTIVE.fullmatch(text):
             raise PluginError(f"{where}:{number}: malformed directive {text.strip()!r}")
     return _DIRECTIVE.sub(replace, markdown)
 
