@@ -66,7 +66,9 @@ def build_wheel(dest: Path, python: str = sys.executable) -> Path:
 def _manifest(wheel_dir: Path) -> dict[str, object]:
     micropip = sorted(VENDOR.glob("micropip-*.whl"))
     if not micropip:
-        raise FileNotFoundError(f"no micropip wheel in {VENDOR}: run scripts/install-browser-deps.sh")
+        raise FileNotFoundError(
+            f"no micropip wheel in {VENDOR}: run scripts/install-browser-deps.sh"
+        )
     return {
         "micropip": micropip[-1].name,
         "wheels": [p.name for p in sorted(wheel_dir.glob("*.whl"))],
@@ -135,9 +137,7 @@ def start_server(
         (_Handler,),
         {"wheel_dir": wheel_dir, "manifest": json.dumps(_manifest(wheel_dir)).encode()},
     )
-    server = ThreadingHTTPServer(
-        (host, port), functools.partial(handler, directory=str(WEB))
-    )
+    server = ThreadingHTTPServer((host, port), functools.partial(handler, directory=str(WEB)))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="web/serve.py", daemon=True)
     thread.start()

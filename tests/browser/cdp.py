@@ -149,7 +149,9 @@ class Browser:
                 continue
             log = self._console.setdefault(session, [])
             if message.get("method") == "Runtime.consoleAPICalled":
-                text = " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"])
+                text = " ".join(
+                    str(a.get("value", a.get("description", ""))) for a in params["args"]
+                )
                 log.append(f"console.{params['type']}: {text}")
             elif message.get("method") == "Runtime.exceptionThrown":
                 log.append(f"exception: {params['exceptionDetails'].get('exception', {})}")

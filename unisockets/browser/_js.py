@@ -29,14 +29,19 @@ from typing import Any
 
 try:
     import js  # type: ignore[import-not-found]
-    from pyodide.ffi import create_proxy, to_js  # type: ignore[import-not-found]
+    import pyodide.ffi  # type: ignore[import-not-found]
+    from pyodide.ffi import create_proxy, to_js
 except ImportError:  # not in Pyodide: importable, not usable
     js = None
     create_proxy = to_js = None
+    _JSNULL: object = None
+else:
+    _JSNULL = getattr(pyodide.ffi, "jsnull", None)  # JavaScript null (Pyodide >= 0.28)
 
 __all__ = [
     "Listeners",
     "in_browser",
+    "is_null",
     "js_global",
     "js_object",
     "require_browser",
@@ -51,6 +56,11 @@ logger = logging.getLogger("unisockets.browser")
 def in_browser() -> bool:
     """Whether this interpreter runs under Pyodide with the browser's JavaScript globals."""
     return js is not None
+
+
+def is_null(value: Any) -> bool:
+    """Whether a value from JavaScript is ``null`` or ``undefined`` (``None`` or ``jsnull``)."""
+    return value is None or (_JSNULL is not None and value is _JSNULL)
 
 
 def require_browser() -> None:

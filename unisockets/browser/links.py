@@ -38,7 +38,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-from ._js import Listeners, js_global, js_object, logger, settle
+from ._js import Listeners, is_null, js_global, js_object, logger, settle
 from .errors import BrokenResourceError, ClosedResourceError
 from .pipes import DataChannelPipe, Pipe
 from .signaling import BrowserSignaling
@@ -319,7 +319,7 @@ class PeerLink:
 
     def _on_candidate(self, event: Any) -> None:
         candidate = event.candidate
-        if candidate is None or not str(candidate.candidate):
+        if is_null(candidate) or not str(candidate.candidate):
             return  # end of gathering
         text = str(js_global("JSON").stringify(candidate.toJSON()))
         if self._description_sent:

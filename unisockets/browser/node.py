@@ -69,6 +69,8 @@ __all__ = [
 EPHEMERAL_PORTS: Final = range(49152, 65536)
 #: Default listen backlog (established connections waiting for ``accept``).
 DEFAULT_BACKLOG: Final = 128
+#: Seconds a closing node gives each open stream to deliver its last bytes and EOF.
+CLOSE_TIMEOUT: Final = 5.0
 
 
 def connection_label(client_alias: str, bound_alias: str) -> str:
@@ -219,6 +221,7 @@ class BrowserNode:
         accept_timeout: float,
     ) -> None:
         self.signaling = signaling
+        self._address = signaling.id  # fixed: the browser driver does not rejoin
         self._tasks = tasks
         self._spawned: set[asyncio.Task[None]] = set()
         self._accept_timeout = accept_timeout
@@ -234,12 +237,12 @@ class BrowserNode:
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"<BrowserNode {self.signaling.protocol.id}>"
+        return f"<BrowserNode {self._address}>"
 
     @property
     def address(self) -> str:
-        """This node's overlay address, e.g. ``"10.0.0.1"`` (assigned by the server)."""
-        return self.signaling.id
+        """This node's overlay address, e.g. ``"10.0.0.1"`` (assigned by the server at join)."""
+        return self._address
 
     @property
     def peers(self) -> frozenset[str]:
@@ -355,7 +358,7 @@ class BrowserNode:
             ``remote``, ``sent``, ``received`` in bytes).
         """
         return {
-            "address": self.signaling.protocol.id,
+            "address": self._address,
             "peers": sorted(self.peers),
             "links": {peer: link.state.value for peer, link in self.links.links.items()},
             "connections": [
@@ -462,8 +465,8 @@ class BrowserNode:
             await listener.aclose()
         for stream in list(self.streams):
             try:
-                async with asyncio.timeout(1.0):
-                    await stream.aclose()
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await stream.aclose()  # lets the last bytes arrive before the PC closes
             except TimeoutError:
                 stream.pipe.close()
         self.links.close()

@@ -135,6 +135,20 @@ class Pipe(ABC):
         """Call ``callback(pipe)`` once when the pipe ends, breaks or is closed."""
         self._close_callbacks.append(callback)
 
+    async def aclose(self) -> None:
+        """Close the pipe and wait until the peer acknowledged it (at most :data:`DRAIN_TIMEOUT`).
+
+        For a data channel the close is an SCTP stream reset, which the peer
+        performs only after it received every message sent before it (RFC 6525,
+        5.2.2), so once this returns, closing the whole peer connection loses
+        nothing.
+        """
+        self.close()
+        await self._wait_closed()
+
+    async def _wait_closed(self) -> None:
+        await asyncio.sleep(0)
+
     def close(self) -> None:
         """Close the pipe (idempotent); messages already sent are still delivered."""
         if self.state in (PipeState.CLOSED,):
@@ -237,6 +251,7 @@ class DataChannelPipe(Pipe):
         self._channel = channel
         self._link_alive = link_alive
         self._drain_waiters: list[asyncio.Future[None]] = []
+        self._channel_closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._listeners = Listeners(on_error=lambda exc: self.break_(exc))
         channel.binaryType = "arraybuffer"
         channel.bufferedAmountLowThreshold = LOW_WATER
@@ -295,12 +310,21 @@ class DataChannelPipe(Pipe):
             self.break_(BrokenResourceError(f"the peer link to {self.peer_id} closed"))
         self._listeners.clear()
         self._wake_drained()
+        settle(self._channel_closed)
+
+    async def _wait_closed(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DRAIN_TIMEOUT):
+                await asyncio.shield(self._channel_closed)
 
     def _close_impl(self, previous: PipeState) -> None:
         self._wake_drained()
-        self._listeners.clear()
+        if str(self._channel.readyState) == "closed":
+            self._listeners.clear()
+            settle(self._channel_closed)
+            return
         with contextlib.suppress(Exception):  # already closed by the browser
-            self._channel.close()
+            self._channel.close()  # the "close" listener clears the listeners
 
 
 class _LoopbackPipe(Pipe):

@@ -352,6 +352,7 @@ class Stream:
                 else:
                     self._write_quietly(self._conn.send_eof())
                 await self.pipe.wait_drained()
+            await self.pipe.aclose()  # returns once the peer received everything
         finally:
             self.pipe.close()
             if self._on_close is not None:
