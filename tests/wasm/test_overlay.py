@@ -1,0 +1,125 @@
+"""Guests on overlay nodes: a real signaling server and real WebRTC data channels on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+
+from unisockets import net
+from unisockets.wasm import run_wasm
+
+from .conftest import Programs
+from .test_native import Output, start_guest
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
+
+
+@asynccontextmanager
+async def overlay_nodes(count: int) -> AsyncIterator[list[net.Node]]:
+    """``count`` WebRTC nodes (10.0.0.1, 10.0.0.2, ...) on one signaling server."""
+    from unisockets.signaling.server import open_signaling_server
+
+    async with open_signaling_server(host="127.0.0.1", port=0) as server:
+        nodes: list[net.Node] = []
+        async with _nodes(server.url, count, nodes):
+            yield nodes
+
+
+@asynccontextmanager
+async def _nodes(url: str, count: int, nodes: list[net.Node]) -> AsyncIterator[None]:
+    if count == 0:
+        yield
+        return
+    async with net.open_node(url, ice_addresses=["127.0.0.1"]) as node:
+        nodes.append(node)
+        async with _nodes(url, count - 1, nodes):
+            yield
+
+
+@pytest.mark.trio
+async def test_wasm_client_talks_to_python_server(programs: Programs) -> None:
+    out, err = Output(), Output()
+    async with overlay_nodes(2) as (server_node, client_node):
+        assert server_node.address == "10.0.0.1"
+
+        async def echo_once(listener: trio.abc.Listener[net.SocketStream]) -> None:
+            stream = await listener.accept()
+            async with stream:
+                while data := await stream.receive_some(65536):
+                    await stream.send_all(data.upper())
+
+        async with server_node.listen(1234) as listener, trio.open_nursery() as nursery:
+            nursery.start_soon(echo_once, listener)
+            status = await run_wasm(
+                client_node,
+                programs.echo_client,  # type: ignore[arg-type]
+                ["10.0.0.1", "1234"],
+                stdin=b"hello\nover webrtc\n",
+                stdout=out,
+                stderr=err,
+            )
+    assert status == 0, err.text
+    assert out.lines() == ["HELLO", "OVER WEBRTC"]
+    assert err.lines()[0] == "connected to 10.0.0.1:1234"
+
+
+@pytest.mark.trio
+async def test_python_client_talks_to_wasm_server(programs: Programs) -> None:
+    out = Output()
+    async with overlay_nodes(2) as (server_node, client_node), trio.open_nursery() as nursery:
+        # The program binds 127.0.0.1:1234, which is this node's 10.0.0.1:1234.
+        start_guest(
+            nursery, server_node, programs.echo_server, "127.0.0.1", "1234", "1", stdout=out
+        )
+        await out.wait_for("listening on 127.0.0.1:1234")
+        stream = await client_node.connect(("10.0.0.1", 1234))
+        async with stream:
+            await stream.send_all(b"one\n")
+            received = b""
+            while len(received) < 4:
+                received += await stream.receive_some(100)
+            assert received == b"one\n"
+            await stream.send_eof()
+            assert await stream.receive_some(100) == b""
+        with trio.fail_after(30):
+            await out.wait_for("closed 10.0.0.2:0")
+    assert out.lines()[1] == "accepted 10.0.0.2:0"
+
+
+@pytest.mark.trio
+async def test_overlay_errnos_refused_and_bind_taken(programs: Programs) -> None:
+    refused, bound = Output(), Output()
+    async with overlay_nodes(2) as (first, second):
+        await run_wasm(first, programs.probe, ["refused", "10.0.0.2", "4321"], stdout=refused)  # type: ignore[arg-type]
+        await run_wasm(second, programs.probe, ["bind-twice", "4321"], stdout=bound)  # type: ignore[arg-type]
+    assert refused.lines() == ["connect -1 ECONNREFUSED"]
+    assert bound.lines()[4:] == ["bind -1 EADDRINUSE", "listen -1 EINVAL"]
+
+
+@pytest.mark.trio
+async def test_peer_node_gone_ends_the_guests_recv(programs: Programs) -> None:
+    out = Output()
+    from unisockets.signaling.server import open_signaling_server
+
+    async with open_signaling_server(host="127.0.0.1", port=0) as server:
+        async with net.open_node(server.url, ice_addresses=["127.0.0.1"]) as guest_node:
+            async with trio.open_nursery() as nursery:
+                async with net.open_node(server.url, ice_addresses=["127.0.0.1"]) as peer:
+                    async with peer.listen(1234) as listener:
+                        start_guest(
+                            nursery,
+                            guest_node,
+                            programs.probe,
+                            "connect",
+                            peer.address,
+                            "1234",
+                            stdout=out,
+                        )
+                        stream = await listener.accept()
+                        assert await stream.receive_some(4) == b"ping"
+                # The peer node is gone (closed with its stream and peer link).
+    assert out.lines()[:2] == ["connect 0", "send 4"]
+    assert out.lines()[2:] == ["recv -1 ECONNRESET"]
