@@ -14,6 +14,8 @@ has); nothing is imported.
 
 from __future__ import annotations
 
+import importlib
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -81,7 +83,7 @@ def exports(package: str) -> str:
         summary. A package without ``__all__`` gets a sentence saying so.
 
     Raises:
-        RuntimeError: a name in ``__all__`` is not defined in the package.
+        RuntimeError: a name in ``__all__`` is defined nowhere in the package.
     """
     module = _find(package)
     names = module.exports
@@ -89,15 +91,37 @@ def exports(package: str) -> str:
         return f"`{package}` re-exports no names; its modules are documented below.\n"
     rows = ["| name | kind | defined in | summary |", "| --- | --- | --- | --- |"]
     for name in names:
-        if name not in module.members:
-            raise RuntimeError(f"{package}.__all__ names {name!r}, which it does not define")
-        member = module.members[name]
-        target = member.target_path if member.is_alias else member.path
+        if name in module.members:
+            member = module.members[name]
+            target = member.target_path if member.is_alias else member.path
+            kind, summary = _kind(member), _summary(member)
+        else:  # exported lazily (a module __getattr__): ask the running code
+            target = _runtime_path(package, name)
+            kind, summary = _kind(_find(target)), _summary(_find(target))
         defined_in = target.rsplit(".", 1)[0]
-        rows.append(
-            f"| [`{name}`][{target}] | {_kind(member)} | `{defined_in}` | {_summary(member)} |"
-        )
+        rows.append(f"| [`{name}`][{target}] | {kind} | `{defined_in}` | {summary} |")
     return "\n".join(rows) + "\n"
+
+
+def _runtime_path(package: str, name: str) -> str:
+    """Where ``package.name`` is defined, found by importing it (for lazy exports)."""
+    value = getattr(importlib.import_module(package), name, None)
+    module, qualname = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
+    if isinstance(module, str) and isinstance(qualname, str) and module.startswith(package):
+        return f"{module}.{qualname}"
+    for submodule in _walk(_find(package)):  # a constant: find the module attribute holding it
+        candidate = sys.modules.get(submodule.path)
+        if name in submodule.members and getattr(candidate, name, None) is value:
+            return f"{submodule.path}.{name}"
+    raise RuntimeError(f"{package}.__all__ names {name!r}, which is defined nowhere in it")
+
+
+def _walk(module: griffe.Object | griffe.Alias) -> list[griffe.Module]:
+    found: list[griffe.Module] = []
+    for member in module.members.values():
+        if not member.is_alias and isinstance(member, griffe.Module):
+            found += [member, *_walk(member)]
+    return found
 
 
 def modules(package: str, *preferred: str) -> str:
