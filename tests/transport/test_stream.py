@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -454,3 +455,32 @@ async def test_cancellations_never_lose_or_duplicate_bytes(seed: int) -> None:
             assert was_cancelled, "a completed send_all lost its data"
     assert position == len(got)
     assert cancelled["send"] and cancelled["receive"]  # both paths were exercised
+
+
+# ---- over real WebRTC data channels -------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.trio
+async def test_half_closeable_stream_conformance_over_webrtc_data_channels() -> None:
+    from .conftest import open_mesh
+
+    labels = itertools.count()
+    async with open_mesh("10.0.0.1", "10.0.0.2") as mesh:
+
+        async def webrtc_pair(window: int | None = None) -> tuple[PipeStream, PipeStream]:
+            label = f"conn-{next(labels)}"
+            near = await mesh["10.0.0.1"].open_pipe("10.0.0.2", label)
+            far = await mesh["10.0.0.2"].accept_pipe("10.0.0.1", label)
+            if window is None:
+                return PipeStream(near), PipeStream(far)
+            return PipeStream(near, window=window), PipeStream(far, window=window)
+
+        async def clogged_webrtc_pair() -> tuple[PipeStream, PipeStream]:
+            s1, s2 = await webrtc_pair(SMALL_WINDOW)
+            await s1.send_all(b"x" * SMALL_WINDOW)
+            await s2.send_all(b"x" * SMALL_WINDOW)
+            return s1, s2
+
+        with trio.fail_after(120):
+            await check_half_closeable_stream(webrtc_pair, clogged_webrtc_pair)
