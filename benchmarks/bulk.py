@@ -26,49 +26,59 @@ def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk", type=int, default=16 * 1024, help="bytes per write (16 KiB)")
 
 
-async def _trio_bulk(backend: str, processes: int, total: int, chunk: int) -> float:
+def _cpu(pids: list[int | None]) -> float:
+    return sum(common.cpu_seconds(pid) for pid in pids)
+
+
+async def _trio_bulk(backend: str, processes: int, total: int, chunk: int) -> tuple[float, float]:
     with trio.fail_after(HANG):
         async with AsyncExitStack() as stack:
             url = None
             if backend == "webrtc":
                 url = await stack.enter_async_context(streams.open_signaling())
+            pids: list[int | None] = [None]
             if processes == 1:
                 info = await stack.enter_async_context(streams.open_server(backend, url=url))
             else:
-                info, _ = await stack.enter_async_context(
+                info, child = await stack.enter_async_context(
                     streams.open_remote_server(backend, url=url)
                 )
+                pids.append(child.process.pid)
             client = await stack.enter_async_context(streams.open_client(backend, info))
             stream = await client.connect()
             async with stream:
                 await stream.send_all(b"s" + total.to_bytes(8, "big"))
                 payload = os.urandom(chunk)
+                cpu = _cpu(pids)
                 started = common.now()
                 for _ in range(total // chunk):
                     await stream.send_all(payload)
                 if total % chunk:
                     await stream.send_all(payload[: total % chunk])
                 await streams.receive_exactly(stream, 1)
-                return common.now() - started
+                return common.now() - started, _cpu(pids) - cpu
 
 
-async def _aiortc_bulk(processes: int, total: int, chunk: int) -> float:
+async def _aiortc_bulk(processes: int, total: int, chunk: int) -> tuple[float, float]:
     async with AsyncExitStack() as stack:
+        pids: list[int | None] = [None]
         if processes == 1:
             answer = await stack.enter_async_context(raw_aiortc.open_answerer())
         else:
-            answer, _ = await stack.enter_async_context(raw_aiortc.open_remote_answerer())
+            answer, child = await stack.enter_async_context(raw_aiortc.open_remote_answerer())
+            pids.append(child.process.pid)
         pc, channel = await raw_aiortc.open_link(answer)
         try:
             await channel.send(b"s" + total.to_bytes(8, "big"))
             payload = os.urandom(chunk)
+            cpu = _cpu(pids)
             started = common.now()
             for _ in range(total // chunk):
                 await channel.send(payload)
             if total % chunk:
                 await channel.send(payload[: total % chunk])
             await channel.receive()
-            return common.now() - started
+            return common.now() - started, _cpu(pids) - cpu
         finally:
             await pc.close()
 
@@ -89,16 +99,24 @@ def main() -> None:
         pairs=streams.PAIRS,
         targets={"webrtc": (0.9, ">= 0.9x raw aiortc")},
     )
+    cpu_report = common.Report(
+        f"{title}: CPU time of both sides per MB (robust to a busy machine)",
+        "ms/MB",
+        higher_is_better=False,
+        labels=streams.LABELS,
+        pairs=streams.PAIRS,
+    )
 
     def measure(backend: str, processes: int) -> dict[str, float]:
         if backend == "aiortc":
-            seconds = raw_aiortc.run(_aiortc_bulk, processes, total, args.chunk)
+            seconds, cpu = raw_aiortc.run(_aiortc_bulk, processes, total, args.chunk)
         else:
-            seconds = trio.run(_trio_bulk, backend, processes, total, args.chunk)
-        return {"throughput": total / seconds / common.MB}
+            seconds, cpu = trio.run(_trio_bulk, backend, processes, total, args.chunk)
+        return {"throughput": total / seconds / common.MB, "cpu": 1e3 * cpu * common.MB / total}
 
-    failures = common.run_matrix(args, {"throughput": report}, measure)
-    common.finish("bulk", args, [report], failures)
+    reports = {"throughput": report, "cpu": cpu_report}
+    failures = common.run_matrix(args, reports, measure)
+    common.finish("bulk", args, reports.values(), failures)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ __all__ = [
     "TrioParent",
     "child_command",
     "compact_lines",
+    "cpu_seconds",
     "finish",
     "machine_summary",
     "median",
@@ -112,6 +113,24 @@ def rss(pid: int | None = None) -> int:
 def peak_rss(pid: int | None = None) -> int:
     """Peak resident set size of process ``pid`` (default: this one) so far, in bytes (Linux)."""
     return 1024 * _status_kib("VmHWM", pid)
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time process ``pid`` (default: this one) used so far, in seconds (Linux).
+
+    The sum over its live threads of the scheduler's nanosecond run time
+    (``/proc/<pid>/task/*/schedstat``): clock ticks (10 ms) are too coarse for
+    the short TCP runs. Threads that already exited are not counted.
+    """
+    total = 0
+    base = f"/proc/{pid or 'self'}/task"
+    for task in os.listdir(base):
+        try:
+            with open(f"{base}/{task}/schedstat", encoding="ascii") as stat:
+                total += int(stat.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread exited meanwhile
+    return total / 1e9
 
 
 def reset_peak_rss() -> None:

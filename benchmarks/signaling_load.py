@@ -34,8 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import resource
 import sys
 from typing import Any
 
@@ -58,7 +56,6 @@ CANDIDATE = json.dumps(
         "usernameFragment": "Xq7u",
     }
 )
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
@@ -158,17 +155,6 @@ async def _send(group: list[_Node], per_node: int, in_flight: trio.Semaphore) ->
             await ws.send_message(text)
 
 
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
-def _own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 async def _measure(count: int, args: argparse.Namespace) -> dict[str, float]:
     params = {"max_clients": count + 64, "rate": args.rate}
     async with common.open_trio_child("benchmarks.signaling_load", params) as child:
@@ -187,7 +173,7 @@ async def _measure(count: int, args: argparse.Namespace) -> dict[str, float]:
         with trio.fail_after(HANG):
             async with trio.open_nursery() as nursery:
                 limiter = trio.CapacityLimiter(args.join_concurrency)
-                server_cpu = _cpu_seconds(pid)
+                server_cpu = common.cpu_seconds(pid)
                 started = common.now()
                 async with trio.open_nursery() as joins:
                     for node in nodes:
@@ -196,7 +182,7 @@ async def _measure(count: int, args: argparse.Namespace) -> dict[str, float]:
                 if counters.greetings_expected:
                     await counters.greetings_done.wait()
                 result["fanout_seconds"] = common.now() - started
-                result["join_cpu"] = 1e3 * (_cpu_seconds(pid) - server_cpu) / count
+                result["join_cpu"] = 1e3 * (common.cpu_seconds(pid) - server_cpu) / count
                 result["join_p50"] = 1e3 * common.percentile(latencies, 50)
                 result["join_p99"] = 1e3 * common.percentile(latencies, 99)
                 await trio.sleep(0.5)  # let the server's queues drain before sampling
@@ -212,7 +198,7 @@ async def _measure(count: int, args: argparse.Namespace) -> dict[str, float]:
                 counters.candidates_expected = per_node * len(paired)
                 groups = [paired[i :: args.senders] for i in range(args.senders)]
                 counters.in_flight = trio.Semaphore(args.window)
-                server_cpu, own_cpu = _cpu_seconds(pid), _own_cpu_seconds()
+                server_cpu, own_cpu = common.cpu_seconds(pid), common.cpu_seconds()
                 started = common.now()
                 async with trio.open_nursery() as senders:
                     for group in groups:
@@ -221,11 +207,11 @@ async def _measure(count: int, args: argparse.Namespace) -> dict[str, float]:
                 await counters.candidates_done.wait()
                 took = common.now() - started
                 result["relay_rate"] = counters.candidates_expected / took
-                result["server_cpu"] = 100 * (_cpu_seconds(pid) - server_cpu) / took
+                result["server_cpu"] = 100 * (common.cpu_seconds(pid) - server_cpu) / took
                 result["relay_cpu"] = (
-                    1e6 * (_cpu_seconds(pid) - server_cpu) / counters.candidates_expected
+                    1e6 * (common.cpu_seconds(pid) - server_cpu) / counters.candidates_expected
                 )
-                result["loadgen_cpu"] = 100 * (_own_cpu_seconds() - own_cpu) / took
+                result["loadgen_cpu"] = 100 * (common.cpu_seconds() - own_cpu) / took
                 result["server_peak_mib"] = common.peak_rss(pid) / common.MIB
                 if counters.closed:
                     raise RuntimeError(f"{counters.closed} clients were closed by the server")
