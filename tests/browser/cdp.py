@@ -168,6 +168,14 @@ class Browser:
         await page.send("Page.navigate", url=url)
         return page
 
+    async def attach(self, target: str) -> Page:
+        """Attach to an existing tab (e.g. one opened by an earlier connection)."""
+        attached = await self.send("Target.attachToTarget", targetId=target, flatten=True)
+        page = Page(self, attached["sessionId"], target)
+        await page.send("Runtime.enable")
+        await page.send("Page.enable")
+        return page
+
     def console(self, session: str) -> list[str]:
         """What the page of ``session`` logged so far (console and uncaught exceptions)."""
         return self._console.setdefault(session, [])
@@ -203,6 +211,9 @@ class Page:
         if "exceptionDetails" in result:
             details = result["exceptionDetails"]
             text = details.get("exception", {}).get("description") or details.get("text")
+            text = "\n".join(
+                line for line in str(text).splitlines() if not line.startswith("    at ")
+            )
             raise CDPError(f"page threw: {text}")
         return result["result"].get("value")
 
@@ -212,15 +223,15 @@ class Page:
 
     async def wait_ready(self) -> dict[str, float]:
         """Wait until Pyodide and unisockets are installed; return the page's timings (ms)."""
-        while not await self.evaluate("typeof window.unisockets === 'object'"):
-            await trio.sleep(0.05)
+        while not await self.evaluate("typeof window.unisockets === 'object'"):  # noqa: ASYNC110
+            await trio.sleep(0.05)  # the module script has not run yet: nothing to wait on
         await self.evaluate("window.unisockets.ready.then(() => true)")
         return await self.evaluate("window.unisockets.timings")
 
     async def screenshot(self, path: Path) -> Path:
         """Save a PNG of the tab's viewport to ``path``."""
         data = await self.send("Page.captureScreenshot", format="png")
-        path.write_bytes(base64.b64decode(data["data"]))
+        await trio.Path(path).write_bytes(base64.b64decode(data["data"]))
         return path
 
     async def close(self) -> None:
