@@ -368,7 +368,7 @@ class MemoryTransport(PeerTransport):
 
     @property
     def pipes(self) -> frozenset[MemoryPipe]:
-        """This node's open pipe ends (claimed or not)."""
+        """This node's pipe ends that are not closed yet (claimed or not, possibly broken)."""
         return frozenset(self._pipes)
 
     def _check_open(self) -> None:
