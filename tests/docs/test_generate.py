@@ -27,6 +27,7 @@ sys.path.insert(0, str(HOOKS))
 import docgen_api
 import docgen_cli
 import docgen_protocol
+import griffe_public
 import griffe_rst
 import unisockets_docs
 
@@ -238,3 +239,14 @@ def test_simple_tables_and_literal_markers_become_markdown() -> None:
     assert "| 0x00 | DATA | some bytes |" in out
     assert "| 0x01 | EOF | none |" in out
     assert "====" not in out
+
+
+def test_undocumented_special_methods_are_hidden_documented_members_stay() -> None:
+    extensions = griffe.load_extensions(griffe_public.HideUndocumentedSpecials())
+    loader = griffe.GriffeLoader(search_paths=[str(ROOT)], extensions=extensions)
+    module = loader.load("unisockets.net.node")
+    assert isinstance(module, griffe.Module)
+    node = module["OverlayNode"]
+    assert not node["__repr__"].is_public
+    assert node["connect"].is_public
+    assert node["__init__"].public is None  # left to mkdocstrings (merged into the class)
