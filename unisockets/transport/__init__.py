@@ -1,1 +1,30 @@
-"""transport layer; see unisockets/__init__.py."""
+"""Moves bytes between peers; knows node ids and labels, never signaling opcodes.
+
+- :mod:`~unisockets.transport.base`: the interface (message pipes, peer transports).
+- :mod:`~unisockets.transport.stream`: a byte stream (half-close, flow control) over any pipe.
+- :mod:`~unisockets.transport.memory`: an in-process transport for tests.
+- :mod:`~unisockets.transport.webrtc`: WebRTC data channels through aiortc, run on one
+  asyncio thread (:mod:`~unisockets.transport.bridge`); imported on demand, as it loads aiortc.
+"""
+
+from .base import MessagePipe, PeerTransport, SignalSender
+from .memory import (
+    MemoryNetwork,
+    MemoryPipe,
+    MemoryTransport,
+    memory_pipe_pair,
+    open_memory_transport,
+)
+from .stream import PipeStream
+
+__all__ = [
+    "MemoryNetwork",
+    "MemoryPipe",
+    "MemoryTransport",
+    "MessagePipe",
+    "PeerTransport",
+    "PipeStream",
+    "SignalSender",
+    "memory_pipe_pair",
+    "open_memory_transport",
+]
