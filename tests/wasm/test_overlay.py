@@ -39,6 +39,20 @@ async def _nodes(url: str, count: int, nodes: list[net.Node]) -> AsyncIterator[N
             yield
 
 
+async def connect_when_accepting(node: net.Node, address: tuple[str, int]) -> net.SocketStream:
+    """Connect, retrying refusals for a while.
+
+    A listener's ``listen()`` returns before the signaling server has heard
+    that the node accepts on it, so a connect right after it may be refused.
+    """
+    for _ in range(50):
+        try:
+            return await node.connect(address)
+        except ConnectionRefusedError:
+            await trio.sleep(0.1)
+    return await node.connect(address)
+
+
 @pytest.mark.trio
 async def test_wasm_client_talks_to_python_server(programs: Programs) -> None:
     out, err = Output(), Output()
@@ -75,7 +89,7 @@ async def test_python_client_talks_to_wasm_server(programs: Programs) -> None:
             nursery, server_node, programs.echo_server, "127.0.0.1", "1234", "1", stdout=out
         )
         await out.wait_for("listening on 127.0.0.1:1234")
-        stream = await client_node.connect(("10.0.0.1", 1234))
+        stream = await connect_when_accepting(client_node, ("10.0.0.1", 1234))
         async with stream:
             await stream.send_all(b"one\n")
             received = b""
@@ -104,22 +118,21 @@ async def test_peer_node_gone_ends_the_guests_recv(programs: Programs) -> None:
     out = Output()
     from unisockets.signaling.server import open_signaling_server
 
-    async with open_signaling_server(host="127.0.0.1", port=0) as server:
-        async with net.open_node(server.url, ice_addresses=["127.0.0.1"]) as guest_node:
-            async with trio.open_nursery() as nursery:
-                async with net.open_node(server.url, ice_addresses=["127.0.0.1"]) as peer:
-                    async with peer.listen(1234) as listener:
-                        start_guest(
-                            nursery,
-                            guest_node,
-                            programs.probe,
-                            "connect",
-                            peer.address,
-                            "1234",
-                            stdout=out,
-                        )
-                        stream = await listener.accept()
-                        assert await stream.receive_some(4) == b"ping"
-                # The peer node is gone (closed with its stream and peer link).
+    # Nested on purpose: the peer node closes while the guest still runs.
+    async with (  # noqa: SIM117
+        open_signaling_server(host="127.0.0.1", port=0) as server,
+        net.open_node(server.url, ice_addresses=["127.0.0.1"]) as guest_node,
+        trio.open_nursery() as nursery,
+    ):
+        async with (
+            net.open_node(server.url, ice_addresses=["127.0.0.1"]) as peer,
+            peer.listen(1234) as listener,
+        ):
+            start_guest(
+                nursery, guest_node, programs.probe, "connect", peer.address, "1234", stdout=out
+            )
+            stream = await listener.accept()
+            assert await stream.receive_some(4) == b"ping"
+        # The peer node is gone (closed with its stream and peer link).
     assert out.lines()[:2] == ["connect 0", "send 4"]
     assert out.lines()[2:] == ["recv -1 ECONNRESET"]
