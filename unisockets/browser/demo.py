@@ -78,6 +78,8 @@ class DemoApp:
                 self._element(name).value = self._params.get(name)
         if self._params.has("echo"):
             self._element("echo-port").value = self._params.get("echo")
+        if self._params.has("connect"):
+            self._element("remote").value = self._params.get("connect")
         self._on_submit("join-form", lambda: self._commands.put_nowait(("join", "")))
         self._on_click("leave", lambda: self._commands.put_nowait(("leave", "")))
         self._on_submit(
@@ -232,6 +234,13 @@ class DemoApp:
         links = status["links"]
         peers = [f"{peer} ({links.get(peer, 'no link')})" for peer in status["peers"]]
         self._set_text("peers", ", ".join(peers) or "none yet")
+        connections = status["connections"]
+        sent = sum(c["sent"] for c in connections)
+        received = sum(c["received"] for c in connections)
+        self._set_text(
+            "traffic",
+            f"{len(connections)} connection(s), {sent} bytes sent, {received} bytes received",
+        )
         rows = []
         for stream in sorted(node.streams, key=lambda s: s.local_address + s.remote_address):
             cells = (

@@ -1,0 +1,90 @@
+"""The demo page (web/index.html) in headless Chromium, with a native node on the other end.
+
+The page joins from its URL, serves echo on port 7 and connects its client to
+a native node's echo server; the native node also connects to the page's echo
+server. The test checks the bytes on the native side and what the page shows,
+and saves a screenshot (path printed; kept in pytest's temporary folder).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pytest
+import trio
+
+from unisockets.net import open_node
+from unisockets.signaling.server import open_signaling_server
+
+from .cdp import Browser
+from .helpers import BrowserEnv, tab
+
+pytestmark = [pytest.mark.trio, pytest.mark.slow]
+
+MESSAGE = "hello from the browser"
+
+
+async def page_text(page, element_id: str) -> str:  # type: ignore[no-untyped-def]
+    """The text content of one element of the page."""
+    return str(await page.evaluate(f"document.getElementById({element_id!r}).textContent"))
+
+
+async def test_demo_page(browser: Browser, browser_env: BrowserEnv) -> None:
+    with trio.fail_after(120):
+        async with (
+            open_signaling_server(host="127.0.0.1", port=0) as server,
+            open_node(server.url, ice_addresses=["127.0.0.1"]) as native,
+            native.listen(7) as listener,
+            trio.open_nursery() as nursery,
+        ):
+            heard: list[bytes] = []
+
+            async def native_echo_server() -> None:
+                stream = await listener.accept()
+                async with stream:
+                    while data := await stream.receive_some():
+                        heard.append(data)
+                        await stream.send_all(data)
+
+            nursery.start_soon(native_echo_server)
+            query = urlencode(
+                {
+                    "signaling": server.url,
+                    "subnet": "10.0.0",
+                    "echo": "7",
+                    "connect": f"{native.address}:7",
+                    "message": MESSAGE,
+                }
+            )
+            page = await tab(browser, browser_env, "demo", "?" + query)
+            while not (await page_text(page, "state")).startswith("joined as"):  # noqa: ASYNC110
+                await trio.sleep(0.05)  # the page's own loop: nothing to wait on from here
+            tab_address = (await page_text(page, "address")).strip()
+            while "received" not in await page_text(page, "log"):  # noqa: ASYNC110
+                await trio.sleep(0.05)
+
+            # the native node uses the page's echo server
+            stream = await native.connect((tab_address, 7))
+            await stream.send_all(b"native says hi")
+            echoed = await stream.receive_some()
+            while "echo server" not in await page_text(page, "connections"):  # noqa: ASYNC110
+                await trio.sleep(0.05)  # the status panel refreshes every 0.25 s
+            await trio.sleep(0.3)  # one more refresh: the byte counts of the echo
+            connections = await page_text(page, "connections")
+            peers = await page_text(page, "peers")
+            log = await page_text(page, "log")
+            shot = await page.screenshot(browser_env.artifacts / "demo.png")
+            print(f"\ndemo screenshot: {shot}")
+            await stream.aclose()
+            await page.evaluate("document.getElementById('leave').click()")
+            while (await page_text(page, "state")) != "not joined":  # noqa: ASYNC110
+                await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+    assert b"".join(heard) == MESSAGE.encode()
+    assert echoed == b"native says hi"
+    assert f"received {MESSAGE!r}" in log
+    assert f"{native.address} (connected)" in peers
+    assert f"{native.address}:7" in connections
+    assert f"{tab_address}:7" in connections
+    assert f"{len(MESSAGE)}{len(MESSAGE)}" in connections  # client: sent, received
+    assert "echo server1414" in connections  # the native client's 14 bytes, echoed

@@ -1,0 +1,41 @@
+"""unisockets.browser must import without trio, aiortc or trio-websocket (Pyodide has none).
+
+Runs in a subprocess where those imports fail, as they do under Pyodide; the
+real thing runs in Chromium (test_interop.py, test_demo.py).
+"""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+
+import unisockets.browser
+
+FORBIDDEN = ("trio", "trio_websocket", "aiortc", "aioice", "anyio")
+
+SCRIPT = f"""
+import importlib, sys
+for name in {FORBIDDEN!r}:
+    sys.modules[name] = None  # "import trio" now raises ImportError, as in Pyodide
+for name in {sorted(m.name for m in pkgutil.iter_modules(unisockets.browser.__path__))!r}:
+    importlib.import_module("unisockets.browser." + name)
+import asyncio
+from unisockets.browser import open_node
+async def main():
+    try:
+        async with open_node("ws://127.0.0.1:1"):
+            pass
+    except RuntimeError as exc:
+        assert "Pyodide" in str(exc), exc
+        print("refused outside Pyodide")
+asyncio.run(main())
+"""
+
+
+def test_browser_package_imports_without_trio_or_aiortc() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "refused outside Pyodide"
