@@ -1,4 +1,4 @@
-"""Send a line to the echo server and print the echo: python echo_client.py WS_URL 10.0.0.1:1234"""
+"""Send a line to the echo server, print the echo: python echo_client.py WS_URL 10.0.0.1:1234"""
 
 import sys
 
@@ -15,7 +15,8 @@ async def main(signaling_url: str, remote: str) -> None:
     async with unisockets.connect(
         address, signaling=signaling_url, ice_addresses=ICE_ADDRESSES
     ) as stream:
-        print("connected {}:{} -> {}:{}".format(*stream.local_address, *stream.remote_address))
+        local, remote = stream.local_address, stream.remote_address
+        print("connected {}:{} -> {}:{}".format(*local, *remote))
         await stream.send_all(b"hello over a WebRTC data channel")
         await stream.send_eof()  # half-close: the server sees EOF after our bytes
         echoed = bytearray()

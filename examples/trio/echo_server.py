@@ -6,7 +6,7 @@ import trio
 
 import unisockets
 
-#: Both ends run on this machine, so WebRTC may stay on loopback; leave it out across machines.
+#: Both ends run on this machine: WebRTC may stay on loopback. Leave it out across machines.
 ICE_ADDRESSES = ["127.0.0.1"]
 
 
