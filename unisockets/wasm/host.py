@@ -21,10 +21,13 @@ guest's operation in progress and makes every later host call raise
 from __future__ import annotations
 
 import errno
+import functools
 import os
+import queue
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import outcome
 import trio
 import wasmtime
 
@@ -96,7 +99,12 @@ class SocketHost:
         self.stopping = False
         self._memory: GuestMemory | None = None
         self._errno_address: int | None = None
-        self._scopes: set[trio.CancelScope] = set()
+        self._scope: trio.CancelScope | None = None
+        # One call at a time crosses to trio (the guest is single-threaded).
+        self._jobs_send, self._jobs_receive = trio.open_memory_channel[
+            tuple[Callable[..., Awaitable[Any]], tuple[Any, ...]]
+        ](1)
+        self._replies: queue.SimpleQueue[outcome.Outcome[Any]] = queue.SimpleQueue()
 
     # -- set-up (guest thread) -------------------------------------------
 
@@ -133,41 +141,78 @@ class SocketHost:
         if isinstance(errno_export, wasmtime.Global):
             self._errno_address = int(errno_export.value(store))
 
-    # -- crossing to trio (guest thread) ---------------------------------
+    # -- crossing to trio ---------------------------------------------------
 
     def run(self, afn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """Run ``await afn(*args)`` in the node's trio loop and wait for it.
+        """Run ``await afn(*args)`` in the node's trio loop and wait for it (guest thread).
+
+        The call is handed to this guest's :meth:`serve` task; the guest's
+        thread sleeps until the result comes back.
 
         Raises:
             GuestStopped: the guest is being stopped (also while waiting).
             Exception: whatever ``afn`` raises.
         """
-        if self.stopping:
-            raise GuestStopped
-        try:
-            return trio.from_thread.run(self._guarded, afn, *args, trio_token=self.token)
-        except trio.RunFinishedError:
-            raise GuestStopped from None
+        result: T = self._cross(functools.partial(self._submit, afn, args))
+        return result
 
     def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` in the node's trio thread (socket objects are not thread-safe)."""
+        result: T = self._cross(functools.partial(self._reply_sync, fn, args))
+        return result
+
+    def _cross(self, in_trio: Callable[[], object]) -> Any:
         if self.stopping:
             raise GuestStopped
         try:
-            return trio.from_thread.run_sync(fn, *args, trio_token=self.token)
+            self.token.run_sync_soon(in_trio)
         except trio.RunFinishedError:
             raise GuestStopped from None
+        result: outcome.Outcome[Any] = self._replies.get()
+        return result.unwrap()
 
-    async def _guarded(self, afn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        with trio.CancelScope() as scope:
-            self._scopes.add(scope)
-            if self.stopping:
-                scope.cancel()
-            try:
-                return await afn(*args)
-            finally:
-                self._scopes.discard(scope)
-        raise GuestStopped
+    def _reply_sync(self, fn: Callable[..., T], args: tuple[Any, ...]) -> None:
+        self._replies.put(outcome.capture(fn, *args))
+
+    def _submit(self, afn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> None:
+        try:
+            self._jobs_send.send_nowait((afn, args))
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            self._replies.put(outcome.Error(GuestStopped()))
+
+    async def serve(self) -> None:
+        """Run the guest's calls in trio, one at a time, until cancelled (trio thread).
+
+        :func:`unisockets.wasm.run_wasm` runs it beside the guest's thread.
+        When it ends, the call in progress and every later one fail with
+        :class:`GuestStopped`.
+        """
+        try:
+            async for afn, args in self._jobs_receive:
+                reply: outcome.Outcome[Any] = outcome.Error(GuestStopped())
+                try:
+                    with trio.CancelScope() as self._scope:
+                        if self.stopping:
+                            self._scope.cancel()
+                        reply = outcome.Value(await afn(*args))
+                except Exception as exc:
+                    reply = outcome.Error(exc)
+                finally:
+                    # Also when this task is cancelled: the guest must not wait forever.
+                    self._scope = None
+                    self._replies.put(reply)
+        finally:
+            if self._jobs_pending():
+                self._replies.put(outcome.Error(GuestStopped()))
+            self._jobs_receive.close()
+
+    def _jobs_pending(self) -> bool:
+        # A job submitted but never started (the channel holds at most one).
+        try:
+            self._jobs_receive.receive_nowait()
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.EndOfChannel):
+            return False
+        return True
 
     def view(self, caller: wasmtime.Caller) -> MemoryView:
         """The guest's memory during this call.
@@ -184,8 +229,8 @@ class SocketHost:
     def stop(self) -> None:
         """Make the guest's host calls fail: cancel the one in progress, trap the next ones."""
         self.stopping = True
-        for scope in list(self._scopes):
-            scope.cancel()
+        if self._scope is not None:
+            self._scope.cancel()
 
     async def aclose(self) -> None:
         """Close every socket the guest left open."""

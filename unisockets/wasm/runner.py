@@ -311,20 +311,27 @@ async def run_wasm(
     thread = threading.Thread(
         target=guest.thread_main, name=f"unisockets-wasm-{program.name}", daemon=True
     )
-    thread.start()
-    task_status.started()
+    interrupted: BaseException | None = None
     try:
-        try:
-            await guest.done.wait()
-        except BaseException:
-            guest.stop()
-            with trio.CancelScope(shield=True):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(guest.host.serve)
+            thread.start()
+            task_status.started()
+            try:
                 await guest.done.wait()
-            raise
-        finally:
-            await guest.host.aclose()
+            except BaseException as exc:  # cancelled, KeyboardInterrupt: stop the guest
+                guest.stop()
+                with trio.CancelScope(shield=True):
+                    await guest.done.wait()
+                interrupted = exc  # re-raised below, not wrapped in an exception group
+            finally:
+                nursery.cancel_scope.cancel()
     finally:
-        thread.join()
+        await guest.host.aclose()
+        if thread.ident is not None:
+            thread.join()
+    if interrupted is not None:
+        raise interrupted
     if guest.error is not None:
         raise GuestTrapped(guest.error)
     if guest.trap is not None:
