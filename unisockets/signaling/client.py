@@ -1,0 +1,849 @@
+"""The node's signaling client: the sans-IO client protocol driven over a WebSocket.
+
+A thin trio driver (shared/DESIGN.md, "Layers") around
+:class:`~unisockets.protocol.client.SignalingClientProtocol`, which decides
+everything; this module moves its messages over trio-websocket, turns its
+events into return values and exceptions, and reconnects.
+
+How it runs (all tasks in the nursery of :func:`open_signaling_client`):
+
+- One *session* per WebSocket: knock, wait for ``acknowledged``, then a
+  reader task feeds every frame to the state machine and dispatches the
+  events: answers wake the request that waits for them; peer events go to
+  :attr:`SignalingClient.events`.
+- Every message goes out through one outbox, written in order under one lock.
+  Messages enter the outbox in the order the state machine made them, which
+  is the order it expects the server to answer them in.
+- Requests (:meth:`~SignalingClient.bind`, :meth:`~SignalingClient.connect`,
+  :meth:`~SignalingClient.shutdown`) wait for their answer up to
+  ``request_timeout`` seconds (then :class:`TimeoutError`). They are
+  cancel-safe: cancelling one cancels it in the state machine, and a success
+  that arrives after all is undone (a ``shutdown`` of the alias it got).
+- When the WebSocket breaks, waiting requests fail at once with
+  :class:`~unisockets.signaling.errors.SignalingError`; the client reconnects
+  with capped, jittered exponential backoff and knocks again. Back with the
+  same id, it binds its aliases again and accepts again where it accepted;
+  with a new id it emits :class:`~unisockets.protocol.events.IdChanged` and
+  forgets its aliases (their waiting accepts fail). Requests made while
+  disconnected wait for the next session (within their timeout).
+
+Logs go to the stdlib logger ``"unisockets.signaling.client"``: joins and
+rejoins at INFO, lost connections and id changes at WARNING, every message at
+DEBUG.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import logging
+import math
+import random
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Final
+
+import trio
+from trio_websocket import (
+    ConnectionClosed,
+    HandshakeError,
+    WebSocketConnection,
+    open_websocket_url,
+)
+
+from unisockets.protocol import (
+    MAX_MESSAGE_LENGTH,
+    LocalProtocolError,
+    Message,
+    RemoteProtocolError,
+    encode,
+)
+from unisockets.protocol.client import SignalingClientProtocol
+from unisockets.protocol.client_states import JoinState
+from unisockets.protocol.events import (
+    AliasRemoved,
+    AnswerReceived,
+    BindRejected,
+    BindSucceeded,
+    CancelledRequestSucceeded,
+    CandidateReceived,
+    ConnectRefused,
+    ConnectSucceeded,
+    Disconnected,
+    Event,
+    IdChanged,
+    IncomingConnection,
+    Joined,
+    JoinRejected,
+    OfferReceived,
+    PeerGreeted,
+    PeerLeft,
+    Reconnected,
+    Request,
+    RequestFailed,
+    ShutdownRejected,
+    ShutdownSucceeded,
+)
+
+from .errors import JoinRejectedError, SignalingError
+
+__all__ = [
+    "DEFAULT_EVENT_BUFFER",
+    "TRANSPORT_EVENTS",
+    "SignalingClient",
+    "open_signaling_client",
+]
+
+logger: Final = logging.getLogger("unisockets.signaling.client")
+
+#: Events :attr:`SignalingClient.events` buffers before the reader waits for the consumer.
+DEFAULT_EVENT_BUFFER: Final = 1024
+#: The events :attr:`SignalingClient.events` carries (for the transport and the node).
+TRANSPORT_EVENTS: Final = (
+    PeerGreeted,
+    OfferReceived,
+    AnswerReceived,
+    CandidateReceived,
+    PeerLeft,
+    IdChanged,
+    Reconnected,
+    Disconnected,
+)
+#: Incoming connections queued per bound alias before new ones are dropped (logged).
+MAX_PENDING_ACCEPTS: Final = 1024
+#: Seconds a normal close of the WebSocket may take before it is cut.
+CLOSE_TIMEOUT: Final = 2.0
+#: Frames trio-websocket buffers before it stops reading the socket.
+_MESSAGE_QUEUE_SIZE: Final = 16
+_ANSWERS: Final = (
+    BindSucceeded,
+    BindRejected,
+    ConnectSucceeded,
+    ConnectRefused,
+    ShutdownSucceeded,
+    ShutdownRejected,
+    RequestFailed,
+)
+_Answer = (
+    BindSucceeded
+    | BindRejected
+    | ConnectSucceeded
+    | ConnectRefused
+    | ShutdownSucceeded
+    | ShutdownRejected
+    | RequestFailed
+)
+
+
+_AcceptChannel = tuple[trio.MemorySendChannel[str], trio.MemoryReceiveChannel[str]]
+
+
+class _Waiter:
+    """Where the reader puts the answer to one request."""
+
+    __slots__ = ("done", "result")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.result: _Answer | None = None
+
+    def resolve(self, event: _Answer) -> None:
+        self.result = event
+        self.done.set()
+
+
+class SignalingClient:
+    """A node's connection to a signaling server, as yielded by :func:`open_signaling_client`.
+
+    Do not construct it yourself.
+
+    Attributes:
+        events: transport-facing events, in the order they happened:
+            :class:`~unisockets.protocol.events.PeerGreeted`,
+            :class:`~unisockets.protocol.events.OfferReceived`,
+            :class:`~unisockets.protocol.events.AnswerReceived`,
+            :class:`~unisockets.protocol.events.CandidateReceived`,
+            :class:`~unisockets.protocol.events.PeerLeft`,
+            :class:`~unisockets.protocol.events.IdChanged`,
+            :class:`~unisockets.protocol.events.Reconnected` and
+            :class:`~unisockets.protocol.events.Disconnected`. A bounded
+            channel (``event_buffer`` events): when it is full the reader
+            waits, so nothing else from the server is read, answers
+            included, until the consumer catches up, and a server with a
+            bounded send queue eventually drops us as a slow consumer.
+            Consume it (or close it to discard events). It ends
+            (:class:`trio.EndOfChannel`) when the client closes.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        subnet: str,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        request_timeout: float,
+        reconnect: bool,
+        backoff: tuple[float, float],
+        event_buffer: int,
+    ) -> None:
+        if not request_timeout > 0:
+            raise ValueError(f"request_timeout must be positive, got {request_timeout!r}")
+        base, cap = backoff
+        if not 0 < base <= cap or math.isinf(cap):
+            raise ValueError(f"backoff must be (base, cap) with 0 < base <= cap, got {backoff!r}")
+        if event_buffer < 1:
+            raise ValueError(f"event_buffer must be at least 1, got {event_buffer!r}")
+        try:
+            self._protocol = SignalingClientProtocol(subnet=subnet)
+        except LocalProtocolError as exc:
+            raise ValueError(str(exc)) from None
+        self._url = url
+        self._ssl_context = ssl_context
+        self._timeout = request_timeout
+        self._reconnect = reconnect
+        self._backoff = (base, cap)
+        self._id: str | None = None
+        self._closed = False
+        self._task_status: trio.TaskStatus[None] | None = None
+        # The current session: its WebSocket, number and nursery (None between sessions).
+        self._ws: WebSocketConnection | None = None
+        self._session = 0
+        self._session_nursery: trio.Nursery | None = None
+        self._break_reason: str | None = None
+        self._joined = trio.Event()  # set while joined (and once closed, to wake waiters)
+        self._send_lock = trio.Lock()
+        self._outbox: deque[Message] = deque()
+        self._waiters: dict[Request, _Waiter] = {}
+        # What the node holds, to bind again after a reconnection.
+        self._bound: set[str] = set()
+        self._accepting: set[str] = set()
+        self._accepts: dict[str, _AcceptChannel] = {}
+        self._events_send, self.events = trio.open_memory_channel[Event](event_buffer)
+
+    # --- public API -----------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """Our id (address) in the subnet, e.g. ``"10.0.0.1"``; the last one while disconnected."""
+        if self._id is None:
+            raise SignalingError("not joined yet")
+        return self._id
+
+    @property
+    def subnet(self) -> str:
+        """The subnet this client joins, e.g. ``"10.0.0"``."""
+        return self._protocol.subnet
+
+    @property
+    def connected(self) -> bool:
+        """Whether the client is joined right now (not closed, not between sessions)."""
+        return self._joined.is_set() and not self._closed
+
+    async def bind(self, alias: str) -> None:
+        """Bind ``alias`` (``"<our id>:<port>"``) for this node (PROTOCOL.md, "Bind").
+
+        The alias is bound again after a reconnection with the same id.
+
+        Raises:
+            OSError: ``EADDRINUSE`` when the server rejects the bind (the
+                alias is taken), ``EADDRNOTAVAIL`` when ``alias`` is not on our id.
+            TimeoutError: no answer within ``request_timeout`` seconds.
+            SignalingError: the connection broke first, or the client is closed.
+        """
+        event = await self._request(lambda: self._protocol.bind(alias), errno.EADDRNOTAVAIL)
+        if isinstance(event, BindSucceeded):
+            self._bound.add(alias)
+            return
+        raise OSError(errno.EADDRINUSE, f"bind rejected, {alias} is in use")
+
+    async def listen(self, alias: str) -> None:
+        """Start accepting connections on our bound ``alias`` (sends ``accepting``).
+
+        Returns once ``accepting`` is written, so that a connect made after
+        it finds the alias accepting (or at once if the alias already
+        accepts, or while disconnected: the next session sends it). From
+        then on the alias keeps accepting: ``accepting`` is sent again after
+        each connection and after a reconnection, until the alias is shut
+        down. Connections are taken with :meth:`accept`, which calls this
+        itself the first time.
+
+        Raises:
+            OSError: ``EINVAL`` when ``alias`` is not bound by this node.
+            SignalingError: the client is closed.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._closed:
+            raise SignalingError("the signaling client is closed")
+        if alias not in self._bound:
+            raise OSError(errno.EINVAL, f"{alias} is not bound by this node")
+        if alias in self._accepting:
+            await trio.lowlevel.checkpoint()
+            return
+        self._accepting.add(alias)
+        self._accept_channel(alias)
+        if not self.connected:
+            await trio.lowlevel.checkpoint()
+            return
+        try:
+            messages = self._protocol.accept(alias)
+        except LocalProtocolError:  # being bound again after a reconnection, which accepts too
+            await trio.lowlevel.checkpoint()
+            return
+        await self._send_quietly(messages)  # if the session breaks, the next one sends it
+
+    async def accept(self, alias: str) -> str:
+        """Wait for the next connection to our bound ``alias`` (PROTOCOL.md, "Listen/accept").
+
+        Calls :meth:`listen` first if nobody did. Connections that arrive
+        while nobody waits are queued (up to :data:`MAX_PENDING_ACCEPTS`), so
+        none is lost between calls. Cancel-safe. No timeout: it waits as
+        long as it takes, across reconnections.
+
+        Returns:
+            The connecting side's alias, e.g. ``"10.0.0.2:0"``.
+
+        Raises:
+            OSError: ``EINVAL`` when ``alias`` is not bound by this node.
+            SignalingError: the alias was lost (shut down, rebinding failed,
+                the id changed) or the client is closed.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if alias not in self._accepting:
+            await self.listen(alias)
+        _, receive = self._accept_channel(alias)
+        try:
+            return await receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise SignalingError(f"{alias} is no longer bound by this node") from None
+
+    async def connect(self, remote_alias: str) -> tuple[str, str]:
+        """Connect to ``remote_alias``, e.g. ``"10.0.0.1:1234"`` (PROTOCOL.md, "Connect").
+
+        Returns:
+            ``(local alias, remote alias)``: the connection alias the server
+            gave us (ours to :meth:`shutdown` when the connection ends) and
+            ``remote_alias``.
+
+        Raises:
+            ConnectionRefusedError: ``ECONNREFUSED``: nobody accepts on ``remote_alias``.
+            OSError: ``EINVAL`` for a malformed alias.
+            TimeoutError: no answer within ``request_timeout`` seconds.
+            SignalingError: the connection broke first, or the client is closed.
+        """
+        event = await self._request(lambda: self._protocol.connect(remote_alias), errno.EINVAL)
+        if isinstance(event, ConnectSucceeded):
+            return event.local_alias, event.remote_alias
+        raise ConnectionRefusedError(errno.ECONNREFUSED, f"connection to {remote_alias} refused")
+
+    async def shutdown(self, alias: str) -> None:
+        """Release our ``alias``, bound or a connection's (PROTOCOL.md, "Shutdown").
+
+        Like closing a socket, it takes effect even when cancelled: the
+        alias is not bound again after a reconnection, and waiting accepts
+        on it fail once the queued connections are taken.
+
+        Raises:
+            OSError: ``EINVAL`` when the server says we do not hold ``alias``,
+                ``EADDRNOTAVAIL`` when it is not on our id.
+            TimeoutError: no answer within ``request_timeout`` seconds.
+            SignalingError: the connection broke first (the server forgets a
+                node's aliases when it leaves), or the client is closed.
+        """
+        self._lose_alias(alias)
+        event = await self._request(lambda: self._protocol.shutdown(alias), errno.EADDRNOTAVAIL)
+        if not isinstance(event, ShutdownSucceeded):
+            raise OSError(errno.EINVAL, f"shutdown rejected, {alias} is not held by this node")
+
+    async def send_offer(self, answerer_id: str, sdp: str) -> None:
+        """Send our SDP offer to node ``answerer_id`` (after a ``PeerGreeted``).
+
+        Raises:
+            ValueError: ``answerer_id`` is us or not an id, or ``sdp`` is empty or too long.
+            TimeoutError: not connected within ``request_timeout`` seconds.
+            SignalingError: the connection broke while sending, or the client is closed.
+        """
+        await self._send_to_peer(lambda: self._protocol.offer(answerer_id, sdp))
+
+    async def send_answer(self, offerer_id: str, sdp: str) -> None:
+        """Send our SDP answer to node ``offerer_id`` (after an ``OfferReceived``).
+
+        Raises:
+            ValueError, TimeoutError, SignalingError: as :meth:`send_offer`.
+        """
+        await self._send_to_peer(lambda: self._protocol.answer(offerer_id, sdp))
+
+    async def send_candidate(self, remote_id: str, candidate: str) -> None:
+        """Send one ICE candidate (a JSON RTCIceCandidateInit string) to node ``remote_id``.
+
+        Raises:
+            ValueError, TimeoutError, SignalingError: as :meth:`send_offer`.
+        """
+        await self._send_to_peer(lambda: self._protocol.candidate(remote_id, candidate))
+
+    async def aclose(self) -> None:
+        """Close the WebSocket normally and fail everything that waits; idempotent.
+
+        :func:`open_signaling_client` calls it when its block ends.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        ws = self._ws
+        if ws is not None:
+            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
+                await ws.aclose()
+        self._end_session("the signaling client was closed")
+        self._joined.set()  # wake requests waiting for a session: they see the client closed
+        for alias in list(self._accepts):
+            self._lose_alias(alias)
+        self._events_send.close()
+
+    # --- requests -------------------------------------------------------------------------
+
+    async def _request(
+        self, make: Callable[[], tuple[Request, list[Message]]], bad_errno: int
+    ) -> _Answer:
+        """Make a request in the current session and wait for its answer (cancel-safe)."""
+        await trio.lowlevel.checkpoint_if_cancelled()  # no side effect when already cancelled
+        try:
+            with trio.fail_after(self._timeout):
+                await self._wait_joined()
+                try:
+                    request, messages = make()
+                except LocalProtocolError as exc:
+                    raise OSError(bad_errno, str(exc)) from None
+                waiter = _Waiter()
+                self._waiters[request] = waiter
+                session = self._session
+                try:
+                    await self._send(messages)
+                    await waiter.done.wait()
+                except BaseException:
+                    self._abandon(request, waiter, session)
+                    raise
+        except trio.TooSlowError:
+            raise TimeoutError(
+                f"no answer from the signaling server within {self._timeout} s"
+            ) from None
+        result = waiter.result
+        assert result is not None
+        if isinstance(result, RequestFailed):
+            raise SignalingError(result.reason)
+        return result
+
+    def _abandon(self, request: Request, waiter: _Waiter, session: int) -> None:
+        """The caller of ``request`` is gone: cancel it, or undo its success."""
+        self._waiters.pop(request, None)
+        if session != self._session or self._closed:
+            return  # the session ended: the server forgot it all
+        result = waiter.result
+        try:
+            if result is None:
+                messages = self._protocol.cancel(request)
+            elif isinstance(result, BindSucceeded | ConnectSucceeded):
+                alias = result.alias if isinstance(result, BindSucceeded) else result.local_alias
+                _, messages = self._protocol.shutdown(alias)  # its answer wakes nobody
+            else:
+                return
+        except LocalProtocolError:  # pragma: no cover - the session checks above prevent it
+            logger.exception("could not abandon %r", request)
+            return
+        self._outbox.extend(messages)
+        self._flush_later()
+
+    async def _send_to_peer(self, build: Callable[[], Message]) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            with trio.fail_after(self._timeout):
+                await self._wait_joined()
+                try:
+                    message = build()
+                except LocalProtocolError as exc:
+                    raise ValueError(str(exc)) from None
+                await self._send([message])
+        except trio.TooSlowError:
+            raise TimeoutError("not connected to the signaling server") from None
+
+    async def _wait_joined(self) -> None:
+        """Wait for a session; raise SignalingError if the client is closed."""
+        while not self._closed and not self._joined.is_set():
+            await self._joined.wait()
+        if self._closed:
+            raise SignalingError("the signaling client is closed")
+
+    # --- writing --------------------------------------------------------------------------
+
+    async def _send(self, messages: list[Message]) -> None:
+        """Queue ``messages`` and write the outbox; a cancelled write is finished later."""
+        self._outbox.extend(messages)
+        try:
+            await self._flush()
+        except trio.Cancelled:
+            self._flush_later()
+            raise
+
+    async def _flush(self) -> None:
+        """Write the outbox in order under the send lock.
+
+        Raises:
+            SignalingError: the session ended before the outbox was written.
+        """
+        session = self._session
+        async with self._send_lock:
+            while self._outbox:
+                ws = self._ws
+                if ws is None or session != self._session:
+                    raise SignalingError("the connection to the signaling server was lost")
+                message = self._outbox.popleft()
+                text = encode(message)
+                logger.debug("sending %s", text)
+                try:
+                    # A half-written frame would break the WebSocket: never cancel a write.
+                    with trio.CancelScope(shield=True):
+                        with trio.fail_after(self._timeout):
+                            await ws.send_message(text)
+                except (ConnectionClosed, trio.TooSlowError) as exc:
+                    self._break_session(f"sending failed: {exc!r}")
+                    raise SignalingError("the connection to the signaling server broke") from exc
+
+    def _flush_later(self) -> None:
+        if self._outbox and self._session_nursery is not None:
+            self._session_nursery.start_soon(self._flush_quietly)
+
+    async def _flush_quietly(self) -> None:
+        with contextlib.suppress(SignalingError):  # the session is ending with what it had
+            await self._flush()
+
+    # --- sessions -------------------------------------------------------------------------
+
+    async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Connect, join and read; reconnect until closed. Reports started once joined."""
+        self._task_status = task_status
+        failures = 0
+        error: SignalingError | None
+        while not self._closed:
+            try:
+                async with open_websocket_url(
+                    self._url,
+                    self._ssl_context,
+                    message_queue_size=_MESSAGE_QUEUE_SIZE,
+                    max_message_size=MAX_MESSAGE_LENGTH,
+                    connect_timeout=self._timeout,
+                    disconnect_timeout=CLOSE_TIMEOUT,
+                ) as ws:
+                    reason = await self._run_session(ws)
+                failures = 0
+            except JoinRejectedError as exc:
+                reason, error = str(exc), exc
+            except (HandshakeError, OSError, ConnectionClosed, trio.TooSlowError) as exc:
+                reason = _describe(exc)
+                error = SignalingError(f"cannot join {self._url}: {reason}")
+                error.__cause__ = exc
+            else:
+                error = None
+            for event in self._end_session(reason):
+                await self._publish(event)
+            if self._task_status is not None:  # never joined: open_signaling_client fails
+                assert error is not None
+                raise error
+            if self._closed or not self._reconnect:
+                break
+            delay = _backoff_delay(failures, self._backoff)
+            failures += 1
+            logger.info("reconnecting to %s in %.2f s (%s)", self._url, delay, reason)
+            await trio.sleep(delay)
+        await self.aclose()
+
+    async def _run_session(self, ws: WebSocketConnection) -> str:
+        """Knock, wait for ``acknowledged``, then read until the WebSocket closes.
+
+        Returns:
+            Why the session ended.
+
+        Raises:
+            JoinRejectedError, ConnectionClosed, trio.TooSlowError, SignalingError:
+                the session did not get to join.
+        """
+        failure: BaseException | None = None
+        joined = False
+        reason = "the signaling server closed the connection"
+        async with trio.open_nursery() as nursery:
+            self._ws = ws
+            self._session_nursery = nursery
+            self._break_reason = None
+            try:
+                await self._join(ws)
+                joined = True
+            except (ConnectionClosed, trio.TooSlowError, SignalingError) as exc:
+                failure = exc
+            else:
+                reason = await self._read(ws)
+            nursery.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        if not joined:  # a write failed and broke the session
+            raise SignalingError(self._break_reason or "the session ended before the join")
+        return self._break_reason or reason
+
+    async def _join(self, ws: WebSocketConnection) -> None:
+        await self._send([self._protocol.knock()])
+        deadline = trio.current_time() + self._timeout
+        while self._protocol.join_state is JoinState.KNOCKING:
+            with trio.fail_at(deadline):
+                data = await ws.get_message()
+            await self._handle(data)
+        if self._protocol.join_state is JoinState.REJECTED:
+            raise JoinRejectedError(f"the subnet {self.subnet} of {self._url} is full")
+        if self._task_status is not None:
+            self._task_status.started()
+            self._task_status = None
+
+    async def _read(self, ws: WebSocketConnection) -> str:
+        """Feed frames to the state machine until the WebSocket closes; return why."""
+        while True:
+            try:
+                await self._receive(ws)
+            except ConnectionClosed as exc:
+                return _describe(exc)
+
+    async def _receive(self, ws: WebSocketConnection) -> None:
+        await self._handle(await ws.get_message())
+
+    async def _handle(self, data: str | bytes) -> None:
+        logger.debug("received %s", data)
+        try:
+            events = self._protocol.receive_data(data)
+        except RemoteProtocolError as exc:
+            logger.warning("ignoring a message from %s: %s", self._url, exc)
+            return
+        for event in events:
+            await self._dispatch(event)
+
+    def _break_session(self, reason: str) -> None:
+        """End the current session from inside (a write failed)."""
+        if self._session_nursery is not None:
+            self._break_reason = self._break_reason or reason
+            self._session_nursery.cancel_scope.cancel()
+
+    def _end_session(self, reason: str) -> list[Event]:
+        """Forget the session: fail its requests. Idempotent; returns events to publish."""
+        self._ws = None
+        self._session_nursery = None
+        self._outbox.clear()
+        if self._joined.is_set() and not self._closed:
+            self._joined = trio.Event()
+        self._session += 1
+        events = self._protocol.connection_lost(reason)
+        for event in events:
+            if isinstance(event, RequestFailed):
+                self._resolve(event)
+            elif isinstance(event, Disconnected) and not self._closed:
+                logger.warning(
+                    "lost the signaling server %s as %s: %s", self._url, event.id, reason
+                )
+        return [e for e in events if isinstance(e, Disconnected)]
+
+    # --- events ---------------------------------------------------------------------------
+
+    async def _dispatch(self, event: Event) -> None:
+        if isinstance(event, _ANSWERS):
+            self._resolve(event)
+        elif isinstance(event, CancelledRequestSucceeded):
+            await self._send_quietly([event.undo])
+        elif isinstance(event, IncomingConnection):
+            await self._incoming(event)
+        elif isinstance(event, Joined):
+            self._id = event.id
+            self._joined.set()
+            logger.info("joined %s as %s", self._url, event.id)
+        elif isinstance(event, AliasRemoved):
+            if event.owner_id == self._id:  # a cancelled shutdown took effect
+                self._lose_alias(event.alias)
+        elif isinstance(event, JoinRejected):
+            logger.warning("%s rejected us: subnet %s is full", self._url, event.subnet)
+        elif isinstance(event, TRANSPORT_EVENTS):
+            if isinstance(event, IdChanged):
+                lost = sorted(self._bound | set(self._accepts))
+                logger.warning(
+                    "our id changed from %s to %s; aliases lost: %s",
+                    event.old_id,
+                    event.new_id,
+                    ", ".join(lost) or "none",
+                )
+                for alias in lost:
+                    self._lose_alias(alias)
+            elif isinstance(event, Reconnected) and self._bound:
+                assert self._session_nursery is not None
+                self._session_nursery.start_soon(self._restore, sorted(self._bound))
+            await self._publish(event)
+
+    def _resolve(self, event: _Answer) -> None:
+        waiter = self._waiters.pop(event.request, None)
+        if waiter is not None:
+            waiter.resolve(event)
+
+    async def _publish(self, event: Event) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await self._events_send.send(event)  # (unless nobody listens any more)
+
+    async def _send_quietly(self, messages: list[Message]) -> None:
+        with contextlib.suppress(SignalingError):  # the session is ending: the server forgets
+            await self._send(messages)
+
+    async def _incoming(self, event: IncomingConnection) -> None:
+        alias = event.bound_alias
+        if alias not in self._bound:  # being shut down, or a cancelled bind being undone
+            logger.info(
+                "no listener on %s: dropping the connection of %s", alias, event.client_alias
+            )
+            return
+        send, _ = self._accept_channel(alias)
+        try:
+            send.send_nowait(event.client_alias)
+        except trio.WouldBlock:
+            logger.warning(
+                "%s has %d connections waiting: dropping %s",
+                alias,
+                MAX_PENDING_ACCEPTS,
+                event.client_alias,
+            )
+        if alias in self._accepting:
+            try:
+                messages = self._protocol.accept(alias)
+            except LocalProtocolError:
+                return  # shut down meanwhile
+            await self._send_quietly(messages)
+
+    def _accept_channel(self, alias: str) -> _AcceptChannel:
+        channel = self._accepts.get(alias)
+        if channel is None:
+            channel = self._accepts[alias] = trio.open_memory_channel[str](MAX_PENDING_ACCEPTS)
+        return channel
+
+    def _lose_alias(self, alias: str) -> None:
+        """Stop holding ``alias``: no rebinding, no accepting; waiting accepts fail."""
+        self._bound.discard(alias)
+        self._accepting.discard(alias)
+        channel = self._accepts.pop(alias, None)
+        if channel is not None:
+            channel[0].close()
+
+    async def _restore(self, aliases: list[str]) -> None:
+        """Back with the same id: bind ``aliases`` again and accept again where we did."""
+        for alias in aliases:
+            try:
+                event = await self._request(
+                    functools.partial(self._protocol.bind, alias), errno.EADDRNOTAVAIL
+                )
+            except SignalingError:
+                return  # lost again: the next session will try
+            except (OSError, TimeoutError) as exc:
+                logger.warning("could not bind %s again: %r", alias, exc)
+                self._lose_alias(alias)
+                continue
+            if not isinstance(event, BindSucceeded):
+                logger.warning("could not bind %s again: the server says it is taken", alias)
+                self._lose_alias(alias)
+            else:
+                try:
+                    if alias not in self._bound:  # shut down while we were binding it again
+                        await self._send_quietly(self._protocol.shutdown(alias)[1])
+                        continue
+                    if alias in self._accepting:
+                        await self._send_quietly(self._protocol.accept(alias))
+                except LocalProtocolError:
+                    return  # the session ended meanwhile: the next one will try
+                logger.info("bound %s again", alias)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionClosed):
+        if exc.reason is None:
+            return "connection closed"
+        code, name, text = exc.reason.code, exc.reason.name, exc.reason.reason
+        return f"closed with code {code} ({name})" + (f": {text}" if text else "")
+    if isinstance(exc, trio.TooSlowError):
+        return "no acknowledgement in time"
+    cause = exc.__cause__ or exc.__context__
+    return f"{exc!r}" if cause is None else f"{exc!r} ({cause!r})"
+
+
+def _backoff_delay(failures: int, backoff: tuple[float, float]) -> float:
+    """Seconds to wait before reconnection attempt ``failures + 1``: capped, jittered.
+
+    Exponential (``base * 2**failures``) up to ``cap``, then a uniform pick in
+    its upper half, so that clients dropped together do not return together.
+    """
+    base, cap = backoff
+    ceiling = min(cap, base * 2 ** min(failures, 32))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+@asynccontextmanager
+async def open_signaling_client(
+    url: str,
+    subnet: str = "10.0.0",
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    request_timeout: float = 10.0,
+    reconnect: bool = True,
+    backoff: tuple[float, float] = (0.5, 10.0),
+    event_buffer: int = DEFAULT_EVENT_BUFFER,
+) -> AsyncIterator[SignalingClient]:
+    """Join a signaling server for the body of an ``async with``.
+
+    Connects to ``url``, knocks and waits for ``acknowledged``; the client it
+    yields runs its tasks in a nursery of its own. Leaving the block closes
+    the WebSocket normally and ends every task. An exception from the body
+    propagates as it is (not wrapped in an exception group).
+
+    Args:
+        url: the server's ``ws://`` or ``wss://`` URL.
+        subnet: the subnet to join, three octets such as ``"10.0.0"``.
+        ssl_context: the client TLS context for ``wss://`` (``None``: the default one).
+        request_timeout: seconds a request (or the join) waits for its answer.
+        reconnect: reconnect when the WebSocket breaks; if false, the client
+            closes instead (its requests then raise SignalingError).
+        backoff: ``(base, cap)`` in seconds: reconnection attempt ``n`` waits
+            between half and all of ``min(cap, base * 2**n)``.
+        event_buffer: how many events :attr:`SignalingClient.events` buffers.
+
+    Yields:
+        The joined :class:`SignalingClient`.
+
+    Raises:
+        SignalingError: the server is unreachable, did not acknowledge within
+            ``request_timeout``, or rejected us (:class:`JoinRejectedError`).
+        ValueError: a bad subnet, timeout, backoff or buffer size.
+    """
+    client = SignalingClient(
+        url,
+        subnet,
+        ssl_context=ssl_context,
+        request_timeout=request_timeout,
+        reconnect=reconnect,
+        backoff=backoff,
+        event_buffer=event_buffer,
+    )
+    failure: SignalingError | None = None
+    body_error: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        try:
+            await nursery.start(client._run)
+        except SignalingError as exc:
+            failure = exc
+        else:
+            try:
+                yield client
+            except BaseException as exc:  # re-raised below, outside the nursery
+                body_error = exc
+            finally:
+                await client.aclose()
+                nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    if body_error is not None:
+        raise body_error
