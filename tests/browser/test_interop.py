@@ -273,3 +273,54 @@ async def test_tab_errors_and_sockets(browser: Browser, browser_env: BrowserEnv)
         "peer": True,
         "closed": True,
     }
+
+
+async def test_leaving_with_open_streams(browser: Browser, browser_env: BrowserEnv) -> None:
+    """A node that leaves with a stream open: a tab delivers everything then EOF; a native
+    node that vanishes makes the tab's blocked ``receive_some`` raise BrokenResourceError."""
+    page = await tab(browser, browser_env, "a")
+    body = """
+    async with ub.open_node(URL) as node:
+        # 1. we leave with this stream open: the native side must read it all, then EOF
+        left_open = await node.connect((HOST, 4000))
+        await left_open.send_all(bytes(200_000))
+    async with ub.open_node(URL) as node:
+        # 2. the native node vanishes while we wait for data
+        stream = await node.connect((HOST, 4001))
+        notify("connected")
+        try:
+            while await stream.receive_some():
+                pass
+            outcome = "eof"
+        except ub.BrokenResourceError as exc:
+            outcome = "broken"
+    json.dumps(outcome)
+    """
+    with trio.fail_after(TEST_TIMEOUT):
+        async with (
+            open_signaling_server(host="127.0.0.1", port=0) as server,
+            trio.open_nursery() as nursery,
+        ):
+            results: dict[str, object] = {}
+            async with (
+                open_node(server.url, ice_addresses=["127.0.0.1"]) as native,
+                native.listen(4000) as first,
+                native.listen(4001) as second,
+            ):
+
+                async def run_tab() -> None:
+                    results["tab"] = await run_in_tab(
+                        page, body, URL=server.url, HOST=native.address
+                    )
+
+                nursery.start_soon(run_tab)
+                stream = await first.accept()
+                received = 0
+                while data := await stream.receive_some():
+                    received += len(data)
+                await stream.aclose()
+                await second.accept()
+                await wait_note(page, "connected")
+                # leaving the block closes the native node without an EOF on that stream
+    assert received == 200_000
+    assert results["tab"] == "broken"
