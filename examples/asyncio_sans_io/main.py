@@ -10,9 +10,20 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from driver import open_session
+from driver import SignalingSession, open_session
 
 from unisockets.protocol.events import PeerGreeted
+
+
+async def connect_retrying(node: SignalingSession, alias: str) -> tuple[str, str]:
+    """Connect, retrying while refused: ``accepting`` gets no answer, so a connect from
+    another node can reach the server before it, like a TCP connect before ``listen()``."""
+    for _ in range(100):
+        try:
+            return await node.connect(alias)
+        except ConnectionRefusedError:
+            await asyncio.sleep(0.01)
+    return await node.connect(alias)
 
 
 async def main(url: str) -> None:
@@ -26,7 +37,7 @@ async def main(url: str) -> None:
         print(f"A bound {listening}")
 
         await a.listen(listening)
-        local, remote = await b.connect(listening)
+        local, remote = await connect_retrying(b, listening)
         print(f"B connected from {local} to {remote}")
         accepted = await a.incoming.get()
         print(f"A accepted {accepted.client_alias} on {accepted.bound_alias}")
