@@ -312,3 +312,37 @@ async def test_exit_status_and_arguments_reach_the_host(programs: Programs) -> N
         status = await run_wasm(node, programs.probe, ["no-such-command"], stderr=err)  # type: ignore[arg-type]
     assert status == 2
     assert err.lines() == ["unknown command no-such-command"]
+
+
+@pytest.mark.trio
+async def test_guests_stopping_and_exiting_at_once_keep_their_own_results(
+    programs: Programs,
+) -> None:
+    # wasmtime-py keeps host-call exceptions process-wide; a stop in one guest
+    # must not turn into another guest's result.
+    statuses: list[int] = []
+
+    async def exits_with_two() -> None:
+        err = Output()
+        statuses.append(await run_wasm(node, programs.probe, ["nope"], stderr=err))  # type: ignore[arg-type]
+
+    async with net.open_node(None) as node:
+        for _ in range(3):
+            outs = [Output() for _ in range(4)]
+            async with trio.open_nursery() as nursery:
+                scopes = [trio.CancelScope() for _ in outs]
+
+                async def serve(out: Output, scope: trio.CancelScope) -> None:
+                    with scope:
+                        await run_wasm(node, programs.probe, ["serve", "0"], stdout=out)  # type: ignore[arg-type]
+
+                for out, scope in zip(outs, scopes, strict=True):
+                    nursery.start_soon(serve, out, scope)
+                for out in outs:
+                    await out.wait_for("listen 0")
+                for _ in range(4):
+                    nursery.start_soon(exits_with_two)
+                for scope in scopes:
+                    scope.cancel()
+    assert statuses == [2] * 12
+    assert guest_threads() == []

@@ -14,14 +14,18 @@ node's own address, as in the original runner, so a C program binding
 ``127.0.0.1:1234`` listens on ``<node address>:1234``.
 
 Stopping (:meth:`SocketHost.stop`, from the trio thread) cancels the
-guest's operation in progress and makes every later host call raise
-:class:`GuestStopped`, which traps the guest.
+guest's operation in progress and makes every later host call fail with
+:class:`GuestStopped` (``ECANCELED``); the runner traps the guest through
+wasmtime's epoch interruption. No Python exception ever leaves an import
+function (wasmtime-py would keep it process-wide): unexpected ones are
+logged and become ``EIO``.
 """
 
 from __future__ import annotations
 
 import errno
 import functools
+import logging
 import os
 import queue
 from collections.abc import Awaitable, Callable
@@ -41,6 +45,8 @@ __all__ = ["GuestSocket", "GuestStopped", "SocketHost"]
 
 T = TypeVar("T")
 
+logger = logging.getLogger("unisockets.wasm")
+
 #: The first descriptor number given to a socket (0-2 are stdio; the runner
 #: gives the guest no preopened directories, so WASI has no descriptor >= 3).
 FIRST_SOCKET_FD = 3
@@ -52,8 +58,17 @@ MAX_RECV = 1 << 20
 MAX_SEND = 1 << 30
 
 
-class GuestStopped(Exception):
-    """Raised in a host call of a guest that is being stopped; traps the guest."""
+class GuestStopped(OSError):
+    """A host call of a guest that is being stopped: ``ECANCELED``.
+
+    The guest sees -1 / ``ECANCELED`` (never a Python exception: wasmtime-py
+    keeps the last host exception process-wide, where another guest's thread
+    could pick it up); the runner's epoch interruption then traps it at its
+    next function call or loop iteration.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(errno.ECANCELED, "the guest is being stopped")
 
 
 def _oserror(code: int, detail: str = "") -> OSError:
@@ -163,11 +178,11 @@ class SocketHost:
 
     def _cross(self, in_trio: Callable[[], object]) -> Any:
         if self.stopping:
-            raise GuestStopped
+            raise GuestStopped()
         try:
             self.token.run_sync_soon(in_trio)
         except trio.RunFinishedError:
-            raise GuestStopped from None
+            raise GuestStopped() from None
         result: outcome.Outcome[Any] = self._replies.get()
         return result.unwrap()
 
@@ -317,7 +332,10 @@ class SocketHost:
                 return implementation(caller, *args)
             except OSError as exc:
                 self.set_errno(caller, exc.errno)
-                return -1
+            except Exception:
+                logger.exception("%s failed", implementation.__name__)
+                self.set_errno(caller, errno.EIO)
+            return -1
 
         return call
 

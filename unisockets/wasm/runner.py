@@ -257,7 +257,7 @@ class _Guest:
         except wasmtime.ExitTrap as exc:
             self.exit_code = exc.code
         except (wasmtime.Trap, wasmtime.WasmtimeError, Exception) as exc:
-            # A host call's GuestStopped or an epoch interrupt, or a real trap.
+            # An epoch interrupt (the guest was stopped) or a real trap.
             message = str(exc) or type(exc).__name__
         finally:
             if message is not None and not self.host.stopping:

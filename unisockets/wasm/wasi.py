@@ -27,6 +27,7 @@ convention. Layouts are from wasi-libc's ``wasi/api.h``.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import struct
 from collections.abc import Callable
@@ -46,6 +47,8 @@ __all__ = [
     "OutputSink",
     "define_wasi",
 ]
+
+logger = logging.getLogger("unisockets.wasm")
 
 _I32 = wasmtime.ValType.i32()
 
@@ -75,8 +78,7 @@ class InputSource:
         """Read up to ``size`` bytes (``b""`` at end of input), in the guest's thread.
 
         Raises:
-            GuestStopped: the guest is being stopped.
-            OSError: the read failed.
+            OSError: the read failed, or ``GuestStopped`` (the guest is being stopped).
         """
         raise NotImplementedError
 
@@ -208,6 +210,9 @@ def define_wasi(
                 return fn(caller, *args)
             except OSError as exc:
                 return _wasi_errno(exc)
+            except Exception:  # never into wasmtime-py: it keeps exceptions process-wide
+                logger.exception("WASI %s failed", name)
+                return abi.WASI_EIO
 
         linker.define_func(
             abi.WASI_MODULE,
