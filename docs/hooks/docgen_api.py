@@ -88,7 +88,7 @@ def exports(package: str) -> str:
     module = _find(package)
     names = module.exports
     if not names:
-        return f"`{package}` re-exports no names; its modules are documented below.\n"
+        return f"`{package}` has no `__all__`: it re-exports no names of its own.\n"
     rows = ["| name | kind | defined in | summary |", "| --- | --- | --- | --- |"]
     for name in names:
         if name in module.members:
