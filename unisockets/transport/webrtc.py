@@ -116,7 +116,9 @@ class WebRTCTransport(PeerTransport):
     async def open_pipe(self, peer_id: str, label: str) -> DataChannelPipe:
         """Open a data channel labelled ``label`` to ``peer_id``; wait until the peer acks it.
 
-        Makes the peer link first if there is none (this node offers).
+        Makes the peer link first if there is none (this node offers). If the
+        link was up but dies before the pipe opens (it was stale: the peer
+        restarted or just closed it), the pipe is tried once more on a new link.
 
         Args:
             peer_id: the peer's node id.
@@ -136,6 +138,20 @@ class WebRTCTransport(PeerTransport):
         self._check_peer(peer_id)
         _check_label(label)
         link = self._links.get(peer_id) or self._start_link(peer_id, offer=True)
+        stale = link.state is LinkState.CONNECTED
+        try:
+            return await self._open_on(link, label)
+        except trio.BrokenResourceError as exc:
+            # A link that was up when we started but died under us was stale
+            # (the peer restarted, or closed it a moment ago): try once on a fresh one.
+            if not stale or self._closed:
+                raise
+            link.fail(exc)  # a channel cannot fail to open on a live link; this one is dead
+        logger.debug("retrying pipe %r to %s on a new link", label, peer_id)
+        link = self._links.get(peer_id) or self._start_link(peer_id, offer=True)
+        return await self._open_on(link, label)
+
+    async def _open_on(self, link: PeerLink, label: str) -> DataChannelPipe:
         pipe = await link.open_pipe(label)
         try:
             with trio.move_on_after(self._link_timeout) as scope:
@@ -145,7 +161,9 @@ class WebRTCTransport(PeerTransport):
             raise
         if scope.cancelled_caught:
             pipe._close()
-            raise TimeoutError(f"pipe {label!r} to {peer_id} not open after {self._link_timeout} s")
+            raise TimeoutError(
+                f"pipe {label!r} to {link.peer_id} not open after {self._link_timeout} s"
+            )
         return pipe
 
     async def accept_pipe(self, peer_id: str, label: str) -> DataChannelPipe:
@@ -161,7 +179,9 @@ class WebRTCTransport(PeerTransport):
         Raises:
             ValueError: bad ``peer_id`` or ``label``.
             trio.ClosedResourceError: the transport is (or got) closed.
-            trio.BrokenResourceError: the link to ``peer_id`` failed first.
+            trio.BrokenResourceError: signaling said ``peer_id`` left
+                (:meth:`peer_left`) while we waited. A failed link alone does
+                not end the wait: the peer may open the pipe on a new link.
             TimeoutError: no such pipe arrived within the link timeout.
         """
         self._check_open()
@@ -198,7 +218,7 @@ class WebRTCTransport(PeerTransport):
         raise TimeoutError(f"no pipe {label!r} from {peer_id} within {self._link_timeout} s")
 
     async def peer_left(self, peer_id: str) -> None:
-        """Signaling said ``peer_id`` left: break its pipes and drop its link.
+        """Signaling said ``peer_id`` left: break its pipes, drop its link, fail its accepts.
 
         Args:
             peer_id: the node that left.
@@ -207,8 +227,7 @@ class WebRTCTransport(PeerTransport):
         link = self._links.get(peer_id)
         if link is not None:
             link.fail(error)
-        else:
-            self._fail_waiters(peer_id, error)
+        self._fail_waiters(peer_id, error)
         await trio.lowlevel.checkpoint()
 
     # --- signaling inputs ------------------------------------------------------------------
@@ -317,15 +336,14 @@ class WebRTCTransport(PeerTransport):
             link.post("offer-now")
         return link
 
-    def _link_failed(self, link: PeerLink, error: BaseException, replaced: bool) -> None:
+    def _link_failed(self, link: PeerLink, error: BaseException) -> None:
+        # Accept waiters stay: the peer may open their pipes on its next link.
         if self._links.get(link.peer_id) is link:
             del self._links[link.peer_id]
         for key in [key for key in self._unclaimed if key[0] == link.peer_id]:
             for pipe, scope in self._unclaimed.pop(key):
                 scope.cancel()
                 pipe._close()
-        if not replaced:
-            self._fail_waiters(link.peer_id, error)
 
     def _link_restarted(self, link: PeerLink, sdp: str) -> None:
         if self._closed:

@@ -96,6 +96,7 @@ class PeerLink:
         state: a :class:`LinkState`.
         role: ``"offerer"``, ``"answerer"`` or None (nothing negotiated yet).
         failure: why the link failed (a :class:`trio.BrokenResourceError`), or None.
+        replaced: whether it failed because a new link to the same peer took over.
         pipes: the open pipes on this link.
     """
 
@@ -109,13 +110,14 @@ class PeerLink:
         configuration: RTCConfiguration,
         link_timeout: float,
         on_incoming: Callable[[PeerLink, DataChannelPipe], object],
-        on_failed: Callable[[PeerLink, BaseException, bool], object],
+        on_failed: Callable[[PeerLink, BaseException], object],
         on_restart: Callable[[PeerLink, str], object],
     ) -> None:
         self.peer_id = peer_id
         self.state = LinkState.CONNECTING
         self.role: str | None = None
         self.failure: BaseException | None = None
+        self.replaced = False
         self.pipes: set[DataChannelPipe] = set()
         self._bridge = bridge
         self._signal = signal
@@ -165,19 +167,20 @@ class PeerLink:
 
         Args:
             error: the :class:`trio.BrokenResourceError` pipes are broken with (as cause).
-            replaced: a new link to the same peer takes over (accept waiters stay).
+            replaced: a new link to the same peer takes over (see :attr:`replaced`).
         """
         if self.state is LinkState.FAILED:
             return
         logger.debug("link to %s failed: %s", self.peer_id, error)
         self.state = LinkState.FAILED
         self.failure = error
+        self.replaced = replaced
         self._connected.set()
         for pipe in list(self.pipes):
             pipe._break(error)
         self.pipes.clear()
         self._cancel_scope.cancel()
-        self._on_failed(self, error, replaced)
+        self._on_failed(self, error)
 
     async def wait_connected(self) -> None:
         """Wait until the link is connected.
@@ -197,7 +200,12 @@ class PeerLink:
         """
         await self.wait_connected()
         pipe = DataChannelPipe(
-            self._bridge, self.peer_id, label, incoming=False, on_close=self._forget
+            self._bridge,
+            self.peer_id,
+            label,
+            incoming=False,
+            on_close=self._forget,
+            on_link_lost=self.fail,
         )
         self.pipes.add(pipe)
         self._bridge.call_soon(self._aio_create_channel, self._generation, pipe)
@@ -409,7 +417,12 @@ class PeerLink:
                 self._legacy.append(channel)  # keep it open, as the original does
                 return
             pipe = DataChannelPipe(
-                self._bridge, self.peer_id, channel.label, incoming=True, on_close=self._forget
+                self._bridge,
+                self.peer_id,
+                channel.label,
+                incoming=True,
+                on_close=self._forget,
+                on_link_lost=self.fail,
             )
             pipe._aio_attach(channel)
             self._bridge.to_trio(self._on_incoming_pipe, generation, pipe)

@@ -105,12 +105,14 @@ class DataChannelPipe(MessagePipe):
         *,
         incoming: bool,
         on_close: Callable[[DataChannelPipe], object] | None = None,
+        on_link_lost: Callable[[BaseException], object] | None = None,
     ) -> None:
         self.label = label
         self.peer_id = peer_id
         self.max_message_size = MAX_MESSAGE_SIZE
         self._bridge = bridge
         self._on_close = on_close
+        self._on_link_lost = on_link_lost
         # trio side
         self._state = _State.OPEN if incoming else _State.OPENING
         self._error: BaseException | None = None
@@ -267,6 +269,10 @@ class DataChannelPipe(MessagePipe):
         self._wake_all()
         if self._on_close is not None:
             self._on_close(self)
+        if not clean and self._on_link_lost is not None:
+            # The SCTP association is gone, often before aiortc reports the
+            # connection state: the whole link is dead, say so now.
+            self._on_link_lost(trio.BrokenResourceError("the SCTP association closed"))
 
     def _break(self, error: BaseException) -> None:
         """Fail the pipe (link failure, transport closing); idempotent."""

@@ -1,0 +1,500 @@
+"""The WebRTC transport with real aiortc on loopback (no STUN/TURN).
+
+Signaling is an in-test relay (conftest.DirectSignal) or, for the SIGKILL
+test, JSON lines over a child process's stdin/stdout. Timeouts here only
+keep a broken build from hanging; they assert no speed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from unisockets.transport.base import MessagePipe, SignalSender
+from unisockets.transport.webrtc import LOOPBACK, WebRTCTransport, open_webrtc_transport
+from unisockets.transport.webrtc_link import LinkState, offer_wins
+from unisockets.transport.webrtc_pipe import HIGH_WATER, MAX_MESSAGE_SIZE, DataChannelPipe
+
+from .conftest import open_mesh, strip_candidates
+
+A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
+HANG = 30  # seconds: only to turn a hang into a failure
+
+pytestmark = pytest.mark.slow
+
+
+async def _pipe_pair(
+    opener: WebRTCTransport, acceptor: WebRTCTransport, label: str
+) -> tuple[MessagePipe, MessagePipe]:
+    async with trio.open_nursery() as nursery:
+        accepted: list[MessagePipe] = []
+
+        async def accept() -> None:
+            accepted.append(await acceptor.accept_pipe(opener.local_id, label))
+
+        nursery.start_soon(accept)
+        opened = await opener.open_pipe(acceptor.local_id, label)
+    return opened, accepted[0]
+
+
+@pytest.mark.trio
+async def test_pipe_carries_messages_both_ways_and_close_is_seen() -> None:
+    async with open_mesh(A, B) as mesh:
+        with trio.fail_after(HANG):
+            pa, pb = await _pipe_pair(mesh[A], mesh[B], "conn-1")
+            assert (pa.label, pa.peer_id, pb.label, pb.peer_id) == ("conn-1", B, "conn-1", A)
+            assert pa.max_message_size == MAX_MESSAGE_SIZE
+
+            await pa.send_message(b"ping")
+            assert await pb.receive_message() == b"ping"
+            await pb.send_message(b"pong")
+            assert await pa.receive_message() == b"pong"
+
+            # Everything sent before the close arrives, then EndOfChannel.
+            for i in range(50):
+                await pa.send_message(b"%d" % i)
+            await pa.aclose()
+            await pa.aclose()  # idempotent
+            got = [await pb.receive_message() for _ in range(50)]
+            assert got == [b"%d" % i for i in range(50)]
+            with pytest.raises(trio.EndOfChannel):
+                await pb.receive_message()
+            with pytest.raises(trio.EndOfChannel):  # and stays so
+                await pb.receive_message()
+            with pytest.raises(trio.BrokenResourceError):
+                await pb.send_message(b"too late")
+
+            with pytest.raises(trio.ClosedResourceError):
+                await pa.send_message(b"x")
+            with pytest.raises(trio.ClosedResourceError):
+                await pa.receive_message()
+            await pb.aclose()
+            with pytest.raises(trio.ClosedResourceError):
+                await pb.receive_message()
+            # The link stays up for the next pipe.
+            assert mesh[A].links[B].state is LinkState.CONNECTED
+            assert not mesh[A].links[B].pipes
+
+
+@pytest.mark.trio
+async def test_bad_arguments_raise_value_error() -> None:
+    async with open_mesh(A, B) as mesh:
+        with trio.fail_after(HANG):
+            pa, _ = await _pipe_pair(mesh[A], mesh[B], "args")
+            with pytest.raises(ValueError):
+                await pa.send_message(b"")
+            with pytest.raises(ValueError):
+                await pa.send_message(b"x" * (MAX_MESSAGE_SIZE + 1))
+            await pa.send_message(b"x" * MAX_MESSAGE_SIZE)  # the limit itself is fine
+            for label in ("", "channel", "x" * 65536):
+                with pytest.raises(ValueError):
+                    await mesh[A].open_pipe(B, label)
+            with pytest.raises(ValueError):
+                await mesh[A].open_pipe(A, "to-myself")
+            with pytest.raises(ValueError):
+                await mesh[A].accept_pipe("", "x")
+
+
+@pytest.mark.trio
+async def test_hundred_concurrent_pipes_do_not_mix() -> None:
+    rng = random.Random(4)
+    count = 100
+
+    async def exchange(pipe: MessagePipe, seed: int, digests: dict[str, str]) -> None:
+        # Send a few random messages, then a digest of them; read the other side's.
+        local = random.Random(seed)
+        sent = hashlib.sha256()
+        for _ in range(local.randint(1, 6)):
+            payload = local.randbytes(local.randint(1, MAX_MESSAGE_SIZE))
+            sent.update(payload)
+            await pipe.send_message(payload)
+        await pipe.send_message(b"END" + sent.hexdigest().encode())
+        received = hashlib.sha256()
+        while True:
+            message = await pipe.receive_message()
+            if message.startswith(b"END") and len(message) == 67:
+                assert message[3:].decode() == received.hexdigest(), pipe.label
+                break
+            received.update(message)
+        digests[pipe.label] = received.hexdigest()
+
+    async with open_mesh(A, B) as mesh:
+        with trio.fail_after(HANG * 2):
+            labels = [f"pipe-{i}" for i in range(count)]
+            pairs: dict[str, tuple[MessagePipe, MessagePipe]] = {}
+
+            async def make(label: str, index: int) -> None:
+                # half opened by each side, all at once
+                if index % 2:
+                    pairs[label] = await _pipe_pair(mesh[A], mesh[B], label)
+                else:
+                    opened, accepted = await _pipe_pair(mesh[B], mesh[A], label)
+                    pairs[label] = (accepted, opened)
+
+            async with trio.open_nursery() as nursery:
+                for index, label in enumerate(labels):
+                    nursery.start_soon(make, label, index)
+            assert len(mesh[A].links[B].pipes) == count
+
+            at_a: dict[str, str] = {}
+            at_b: dict[str, str] = {}
+            seeds = {label: rng.getrandbits(32) for label in labels}
+            async with trio.open_nursery() as nursery:
+                for label, (pa, pb) in pairs.items():
+                    nursery.start_soon(exchange, pa, seeds[label], at_a)
+                    nursery.start_soon(exchange, pb, seeds[label] + 1, at_b)
+            assert set(at_a) == set(at_b) == set(labels)
+            # each pipe's own digest matched (asserted inside); no two pipes got the same data
+            assert len(set(at_a.values())) == count
+            # one peer connection carried all of them (both offered at first: glare, A won)
+            assert mesh[A].links[B].role == "offerer"
+            assert mesh[B].links[A].role == "answerer"
+
+
+@pytest.mark.trio
+async def test_greeting_makes_the_existing_member_offer() -> None:
+    async with open_mesh(A, B) as mesh:
+        with trio.fail_after(HANG):
+            await mesh[A].handle_greeting(B)  # A is the existing member, B the new one
+            await mesh[A].links[B].wait_connected()
+            assert mesh[A].links[B].role == "offerer"
+            assert mesh[B].links[A].role == "answerer"
+            # Trickled candidates went out too (a JSON RTCIceCandidateInit each).
+            assert ("candidate", B) in mesh.signals[A].sent
+            # Pipes in both directions reuse that link.
+            pb, pa = await _pipe_pair(mesh[B], mesh[A], "from-b")
+            await pb.send_message(b"hi")
+            assert await pa.receive_message() == b"hi"
+            offers = [m for m in mesh.signals[A].sent + mesh.signals[B].sent if m[0] == "offer"]
+            assert offers == [("offer", B)]
+
+
+@pytest.mark.trio
+async def test_link_on_demand_and_trickle_only_candidates() -> None:
+    async with open_mesh(A, B) as mesh:
+        # Like a browser: no candidates in the SDP, only candidate messages.
+        for signal in mesh.signals.values():
+            signal.rewrite_sdp = strip_candidates
+        with trio.fail_after(HANG):
+            assert B not in mesh[A].links
+            pa, pb = await _pipe_pair(mesh[A], mesh[B], "demand")
+            assert mesh[A].links[B].role == "offerer"
+            await pa.send_message(b"over trickled candidates")
+            assert await pb.receive_message() == b"over trickled candidates"
+
+
+@pytest.mark.trio
+@pytest.mark.parametrize(("low", "high"), [(A, B), ("10.0.0.9", "10.0.0.10")])
+async def test_glare_lower_id_offer_wins(low: str, high: str) -> None:
+    assert offer_wins(low, high)
+    assert not offer_wins(high, low)
+    async with open_mesh(low, high) as mesh:
+        with trio.fail_after(HANG):
+            results: dict[str, tuple[MessagePipe, MessagePipe]] = {}
+
+            async def from_low() -> None:
+                results["low"] = await _pipe_pair(mesh[low], mesh[high], "from-low")
+
+            async def from_high() -> None:
+                results["high"] = await _pipe_pair(mesh[high], mesh[low], "from-high")
+
+            async with trio.open_nursery() as nursery:  # both sides offer at once
+                nursery.start_soon(from_low)
+                nursery.start_soon(from_high)
+            assert ("offer", high) in mesh.signals[low].sent
+            assert ("offer", low) in mesh.signals[high].sent  # so it was glare
+            assert mesh[low].links[high].role == "offerer"
+            assert mesh[high].links[low].role == "answerer"
+            for opened, accepted in results.values():
+                await opened.send_message(opened.label.encode())
+                assert await accepted.receive_message() == opened.label.encode()
+
+
+@pytest.mark.trio
+async def test_peer_left_breaks_every_pipe_then_a_new_link_is_made() -> None:
+    async with open_mesh(A, B) as mesh:
+        with trio.fail_after(HANG):
+            pairs = [await _pipe_pair(mesh[A], mesh[B], f"p{i}") for i in range(3)]
+            blocked: list[BaseException] = []
+
+            async def read_blocked(pipe: MessagePipe) -> None:
+                try:
+                    await pipe.receive_message()
+                except trio.BrokenResourceError as exc:
+                    blocked.append(exc)
+
+            async def accept_blocked() -> None:
+                try:
+                    await mesh[A].accept_pipe(B, "never-opened")
+                except trio.BrokenResourceError as exc:
+                    blocked.append(exc)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(read_blocked, pairs[0][0])
+                nursery.start_soon(accept_blocked)
+                await trio.testing.wait_all_tasks_blocked()
+                await mesh[A].peer_left(B)
+            assert len(blocked) == 2  # the blocked reader and the blocked accept
+            assert B not in mesh[A].links
+            for pa, pb in pairs:
+                with pytest.raises(trio.BrokenResourceError):
+                    await pa.send_message(b"x")
+                with pytest.raises(trio.BrokenResourceError):
+                    await pa.receive_message()
+                # B's side breaks too: A closed the peer connection.
+                with pytest.raises(trio.BrokenResourceError):
+                    await pb.receive_message()
+            # The next pipe sets a new link up.
+            pa, pb = await _pipe_pair(mesh[A], mesh[B], "again")
+            await pa.send_message(b"back")
+            assert await pb.receive_message() == b"back"
+            assert mesh[A].links[B].state is LinkState.CONNECTED
+
+
+@pytest.mark.trio
+async def test_link_timeout_and_bad_signaling_fail_only_that_link() -> None:
+    async with open_mesh(A, B, C, link_timeout=2.0) as mesh:
+        with trio.fail_after(HANG):
+            # C never answers A: the link times out, open_pipe says so.
+            mesh.signals[C].drop = lambda kind, peer: peer == A
+            with pytest.raises(trio.BrokenResourceError):
+                await mesh[A].open_pipe(C, "unanswered")
+            assert C not in mesh[A].links
+
+            # Garbage from B: a bad offer fails B's link at A; bad candidates are ignored.
+            await mesh[A].handle_candidate(B, "{not json")  # no link yet: dropped
+            await mesh[A].handle_offer(B, "v=0 this is not SDP")
+            with pytest.raises(trio.BrokenResourceError):
+                await mesh[A].links[B].wait_connected()
+            assert B not in mesh[A].links
+
+            # A and B still connect; junk candidates on a live link change nothing.
+            pa, pb = await _pipe_pair(mesh[A], mesh[B], "after-junk")
+            for junk in ("{not json", "[]", '{"candidate": 5}', '{"candidate": "candidate:1 1"}'):
+                await mesh[A].handle_candidate(B, junk)
+            await mesh[A].handle_candidate(B, '{"candidate": ""}')  # end-of-candidates
+            await mesh[A].handle_answer(B, "unexpected answer")  # not offering: ignored
+            await pa.send_message(b"still fine")
+            assert await pb.receive_message() == b"still fine"
+            assert mesh[A].links[B].state is LinkState.CONNECTED
+
+
+@pytest.mark.trio
+async def test_unclaimed_pipes_close_and_accept_times_out() -> None:
+    async with open_mesh(A, B, claim_timeout=0.2, link_timeout=1.5) as mesh:
+        with trio.fail_after(HANG):
+            pa = await mesh[A].open_pipe(B, "nobody-accepts")
+            await pa.send_message(b"hello?")
+            with pytest.raises(trio.EndOfChannel):  # B closed it after the claim timeout
+                await pa.receive_message()
+            with pytest.raises(TimeoutError):
+                await mesh[B].accept_pipe(A, "nobody-accepts")
+            # A pipe claimed before it arrives and one claimed after both work.
+            early = trio.Event()
+            got: list[MessagePipe] = []
+
+            async def accept_early() -> None:
+                early.set()
+                got.append(await mesh[B].accept_pipe(A, "early"))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(accept_early)
+                await early.wait()
+                first = await mesh[A].open_pipe(B, "early")
+            second = await mesh[A].open_pipe(B, "late")
+            late = await mesh[B].accept_pipe(A, "late")
+            await first.send_message(b"1")
+            await second.send_message(b"2")
+            assert await got[0].receive_message() == b"1"
+            assert await late.receive_message() == b"2"
+
+
+@pytest.mark.trio
+async def test_slow_reader_blocks_the_sender_and_bounds_its_buffer() -> None:
+    total = 8 * 1024 * 1024
+    payload = random.Random(7).randbytes(total)
+    async with open_mesh(A, B) as mesh:
+        with trio.fail_after(HANG * 2):
+            pa, pb = await _pipe_pair(mesh[A], mesh[B], "bulk")
+            assert isinstance(pa, DataChannelPipe)
+            bridge = mesh[A]._bridge
+            channel_buffer: list[int] = []
+
+            async def buffered() -> int:
+                assert pa._channel is not None
+                return int(pa._channel.bufferedAmount)
+
+            async def send_all() -> None:
+                for offset in range(0, total, MAX_MESSAGE_SIZE):
+                    await pa.send_message(payload[offset : offset + MAX_MESSAGE_SIZE])
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(send_all)
+                # Nobody reads yet: the sender ends up waiting on backpressure.
+                while pa.statistics().tasks_waiting_send == 0:
+                    channel_buffer.append(await bridge.run(buffered))
+                    await trio.sleep(0.001)
+                for _ in range(20):
+                    channel_buffer.append(await bridge.run(buffered))
+                    await trio.sleep(0.005)
+                assert max(channel_buffer) <= HIGH_WATER + MAX_MESSAGE_SIZE
+                # Now read everything: it arrives intact and in order.
+                received = bytearray()
+                while len(received) < total:
+                    received += await pb.receive_message()
+                    if len(received) % (1024 * 1024) == 0:
+                        channel_buffer.append(await bridge.run(buffered))
+            assert bytes(received) == payload
+            assert max(channel_buffer) <= HIGH_WATER + MAX_MESSAGE_SIZE
+
+
+@pytest.mark.trio
+async def test_an_offer_on_a_live_link_replaces_it() -> None:
+    # A new node took B's id while A still has a live link to the old one (its
+    # goodbye got lost): the new B's offer makes A drop the old link and answer.
+    signal_a = _Relay(A)
+    async with open_webrtc_transport(A, signal_a, host_addresses=LOOPBACK) as a:
+        with trio.fail_after(HANG):
+            async with (
+                open_webrtc_transport(B, _Relay(B, a), host_addresses=LOOPBACK) as b1,
+                open_webrtc_transport(B, _Relay(B, a), host_addresses=LOOPBACK) as b2,
+            ):
+                signal_a.target = b1
+                old_b, old_a = await _pipe_pair(b1, a, "old")
+                old_link = a.links[B]
+                signal_a.target = b2
+                new_b, new_a = await _pipe_pair(b2, a, "new")
+                assert a.links[B] is not old_link
+                assert old_link.state is LinkState.FAILED
+                await new_b.send_message(b"new incarnation")
+                assert await new_a.receive_message() == b"new incarnation"
+                with pytest.raises(trio.BrokenResourceError):
+                    await old_a.receive_message()
+                with pytest.raises(trio.BrokenResourceError):  # A closed that connection
+                    await old_b.receive_message()
+
+
+class _Relay(SignalSender):
+    """Relays to one target transport that tests can swap."""
+
+    def __init__(self, sender_id: str, target: WebRTCTransport | None = None) -> None:
+        self.sender_id = sender_id
+        self.target = target
+
+    async def send_offer(self, peer_id: str, sdp: str) -> None:
+        if self.target is not None:
+            await self.target.handle_offer(self.sender_id, sdp)
+
+    async def send_answer(self, peer_id: str, sdp: str) -> None:
+        if self.target is not None:
+            await self.target.handle_answer(self.sender_id, sdp)
+
+    async def send_candidate(self, peer_id: str, candidate: str) -> None:
+        if self.target is not None:
+            await self.target.handle_candidate(self.sender_id, candidate)
+
+
+@pytest.mark.trio
+async def test_closing_the_transport_breaks_its_pipes() -> None:
+    async with open_mesh(A, B) as mesh:
+        with trio.fail_after(HANG):
+            pb, pa = await _pipe_pair(mesh[B], mesh[A], "x")
+            async with open_webrtc_transport(C, mesh.signals[A], host_addresses=LOOPBACK) as c:
+                pass
+            with pytest.raises(trio.ClosedResourceError):
+                await c.open_pipe(A, "after close")
+        # (the mesh closes here)
+    with pytest.raises(trio.BrokenResourceError):
+        await pa.receive_message()
+    with pytest.raises(trio.BrokenResourceError):
+        await pb.send_message(b"x")
+
+
+# --- a peer in another process, killed with SIGKILL -----------------------------------------
+
+CHILD = Path(__file__).with_name("webrtc_child.py")
+
+
+class _ProcessSignal(SignalSender):
+    """Writes signaling to the child's stdin as JSON lines ``{"kind", "peer", "payload"}``."""
+
+    def __init__(self, process: trio.Process) -> None:
+        assert process.stdin is not None
+        self._stdin = process.stdin
+        self._lock = trio.Lock()
+
+    async def write(self, kind: str, peer: str, payload: str) -> None:
+        line = json.dumps({"kind": kind, "peer": peer, "payload": payload}) + "\n"
+        async with self._lock:
+            await self._stdin.send_all(line.encode())
+
+    # The child reads "peer" as the sender: always A.
+    async def send_offer(self, peer_id: str, sdp: str) -> None:
+        await self.write("offer", A, sdp)
+
+    async def send_answer(self, peer_id: str, sdp: str) -> None:
+        await self.write("answer", A, sdp)
+
+    async def send_candidate(self, peer_id: str, candidate: str) -> None:
+        await self.write("candidate", A, candidate)
+
+
+async def _pump_child(process: trio.Process, transport: WebRTCTransport) -> None:
+    """Feed the child's signaling lines to our transport (EOF is *not* a peer_left)."""
+    assert process.stdout is not None
+    buffer = b""
+    while chunk := await process.stdout.receive_some():
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            message = json.loads(line)
+            kind, payload = message["kind"], message["payload"]
+            if kind == "offer":
+                await transport.handle_offer(B, payload)
+            elif kind == "answer":
+                await transport.handle_answer(B, payload)
+            elif kind == "candidate":
+                await transport.handle_candidate(B, payload)
+
+
+@pytest.mark.trio
+async def test_sigkilled_peer_breaks_the_survivors_pipes() -> None:
+    process = await trio.lowlevel.open_process(
+        [sys.executable, str(CHILD), B], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        signal = _ProcessSignal(process)
+        async with (
+            open_webrtc_transport(A, signal, host_addresses=LOOPBACK) as transport,
+            trio.open_nursery() as nursery,
+        ):
+            nursery.start_soon(_pump_child, process, transport)
+            with trio.fail_after(HANG):
+                pipes = []
+                for i in range(3):
+                    await signal.write("pipe", A, f"echo-{i}")  # the child accepts it
+                    pipe = await transport.open_pipe(B, f"echo-{i}")
+                    await pipe.send_message(b"are you there %d" % i)
+                    assert await pipe.receive_message() == b"are you there %d" % i
+                    pipes.append(pipe)
+            process.kill()  # SIGKILL: no goodbye, no SCTP ABORT, no DTLS close_notify
+            await process.wait()
+            with trio.fail_after(10):  # the brief's bound; consent checks take ~4-7 s
+                for pipe in pipes:
+                    with pytest.raises(trio.BrokenResourceError):
+                        await pipe.receive_message()
+            assert B not in transport.links
+            nursery.cancel_scope.cancel()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            with trio.CancelScope(shield=True):
+                await process.wait()
