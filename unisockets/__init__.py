@@ -1,12 +1,56 @@
 """unisockets: Berkeley sockets over WebRTC data channels, natively and in the browser.
 
-See shared/DESIGN.md for the public API. The layers:
+The public API (shared/DESIGN.md)::
+
+    async with unisockets.open_signaling_server(host="127.0.0.1", port=0) as server:
+        async with unisockets.open_node(server.url, subnet="10.0.0") as node:
+            async with node.listen(1234) as listener:
+                stream = await listener.accept()
+
+The layers:
 
 - :mod:`unisockets.protocol`: the sans-IO signaling protocol and stream framing.
 - :mod:`unisockets.signaling`: trio drivers of the protocol over WebSockets
   (the signaling server and the node's signaling client).
-- :mod:`unisockets.transport`: moves bytes between peers (WebRTC, in-memory, TCP).
+- :mod:`unisockets.transport`: moves bytes between peers (WebRTC, in-memory).
 - :mod:`unisockets.net`: nodes, listeners, streams and socket objects.
 """
 
+from .net import (
+    AF_INET,
+    SHUT_RD,
+    SHUT_RDWR,
+    SHUT_WR,
+    SOCK_STREAM,
+    AnyioListener,
+    AnyioSocketStream,
+    Node,
+    Socket,
+    SocketStream,
+    connect,
+    listen,
+    open_node,
+)
+from .signaling import SignalingError, open_signaling_server, serve_signaling
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "AF_INET",
+    "SHUT_RD",
+    "SHUT_RDWR",
+    "SHUT_WR",
+    "SOCK_STREAM",
+    "AnyioListener",
+    "AnyioSocketStream",
+    "Node",
+    "SignalingError",
+    "Socket",
+    "SocketStream",
+    "__version__",
+    "connect",
+    "listen",
+    "open_node",
+    "open_signaling_server",
+    "serve_signaling",
+]

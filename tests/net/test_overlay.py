@@ -191,7 +191,7 @@ async def test_socket_objects_over_the_overlay(node_factory: NodeFactory) -> Non
         with alice.socket() as server_sock, bob.socket() as client:
             await server_sock.bind(("0.0.0.0", 1234))
             assert server_sock.getsockname() == (alice.address, 1234)
-            server_sock.listen(5)
+            await server_sock.listen(5)  # awaiting waits until signaling knows
             with trio.fail_after(30):
                 await client.connect((alice.address, 1234))
                 conn, address = await server_sock.accept()

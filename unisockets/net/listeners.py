@@ -50,7 +50,30 @@ class OverlayListener(trio.abc.Listener[SocketStream]):
         self._queued = 0
         self._on_close = on_close
         self._closed = False
+        self._ready = trio.Event()
+        self._error: BaseException | None = None
         self.cancel_scope = trio.CancelScope()
+
+    def set_ready(self) -> None:
+        """Signaling was told we accept (``accepting`` sent): connects will not be refused."""
+        self._ready.set()
+
+    def fail(self, error: BaseException) -> None:
+        """The listener cannot go on (the alias was lost): ``accept`` raises ``error``."""
+        if self._error is None:
+            self._error = error
+        self._ready.set()
+        self._send.close()
+
+    async def wait_ready(self) -> None:
+        """Wait until signaling knows we accept.
+
+        Raises:
+            OSError: listening failed (e.g. the alias was lost, signaling is gone).
+        """
+        await self._ready.wait()
+        if self._error is not None:
+            raise self._error
 
     def offer(self, stream: SocketStream) -> bool:
         """Queue an established connection for :meth:`accept`.
@@ -74,14 +97,19 @@ class OverlayListener(trio.abc.Listener[SocketStream]):
 
         Raises:
             trio.ClosedResourceError: the listener was closed (before or while waiting).
-            trio.BusyResourceError: never; several tasks may accept concurrently,
-                each connection goes to one of them.
+            unisockets.signaling.SignalingError: the bound address was lost (the
+                signaling connection came back with another id, or rebinding
+                failed); a ``ConnectionError``, hence an ``OSError``.
+
+        Several tasks may accept concurrently; each connection goes to one of them.
         """
         if self._closed:
             raise trio.ClosedResourceError("the listener is closed")
         try:
             stream = await self._receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
+            if self._error is not None and not self._closed:
+                raise self._error from None
             raise trio.ClosedResourceError("the listener is closed") from None
         self._queued -= 1
         return stream
@@ -124,6 +152,10 @@ class NativeListener(trio.abc.Listener[SocketStream]):
         self._track = track
         host, port = listener.socket.getsockname()[:2]
         self.address: Address = (host, port)
+
+    async def wait_ready(self) -> None:
+        """Return at once: the OS accepts connections as soon as ``listen`` returned."""
+        await trio.lowlevel.checkpoint()
 
     async def accept(self) -> SocketStream:
         """Wait for the next connection (trio ``Listener.accept``).

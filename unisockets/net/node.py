@@ -158,7 +158,13 @@ class _ListenCall:
         if type(self._backlog) is not int or self._backlog < 0:
             raise oserror(errno.EINVAL, f"bad backlog {self._backlog!r}")
         binding = await self._node.bind(self._port)
-        return binding.listen(max(self._backlog, 1))
+        listener = binding.listen(max(self._backlog, 1))
+        try:
+            await listener.wait_ready()  # type: ignore[attr-defined]
+        except BaseException:
+            await trio.aclose_forcefully(listener)
+            raise
+        return listener
 
     def __await__(self) -> Generator[Any, None, trio.abc.Listener[SocketStream]]:
         return self._open().__await__()
@@ -331,9 +337,17 @@ class OverlayNode(Node):
     async def _accept_loop(self, listener: OverlayListener, alias: str) -> None:
         with listener.cancel_scope:
             async with trio.open_nursery() as nursery:
-                while True:
-                    client_alias = await self.signaling.accept(alias)
-                    nursery.start_soon(self._establish, listener, alias, client_alias)
+                try:
+                    await self.signaling.listen(alias)
+                    listener.set_ready()
+                    while True:
+                        client_alias = await self.signaling.accept(alias)
+                        nursery.start_soon(self._establish, listener, alias, client_alias)
+                except (OSError, TimeoutError) as exc:
+                    # SignalingError is a ConnectionError: the alias is lost, or
+                    # signaling is gone for good. Only this listener fails.
+                    logger.warning("listening on %s failed: %r", alias, exc)
+                    listener.fail(exc)
 
     async def _establish(self, listener: OverlayListener, alias: str, client_alias: str) -> None:
         peer_id = parse_alias(client_alias)[0]

@@ -18,9 +18,9 @@ from __future__ import annotations
 import builtins
 import errno
 import socket as _stdlib_socket
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 
@@ -52,6 +52,16 @@ def _translate(what: str) -> Iterator[None]:
         raise oserror(errno.ECONNRESET, what) from exc
     except trio.ClosedResourceError:
         raise oserror(errno.EBADF, what) from None
+
+
+class _ListenReady:
+    """What :meth:`Socket.listen` returns: awaiting it waits until signaling knows."""
+
+    def __init__(self, listener: trio.abc.Listener[SocketStream]) -> None:
+        self._listener = listener
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._listener.wait_ready().__await__()  # type: ignore[attr-defined]
 
 
 class Socket:
@@ -130,22 +140,30 @@ class Socket:
             self._state = "fresh"
             raise
 
-    def listen(self, backlog: int = 128) -> None:
+    def listen(self, backlog: int = 128) -> _ListenReady:
         """Start accepting connections; up to ``backlog`` wait for :meth:`accept`.
+
+        Takes effect at once, as in :mod:`socket`. On an overlay node the
+        signaling server learns of it a moment later; the returned object may
+        be awaited (``await sock.listen(5)``) to wait until it has, so that a
+        connect made right after is not refused. :meth:`accept` waits for it
+        too.
 
         Raises:
             OSError: ``EINVAL`` when not bound (bind first) or connected,
-                ``EBADF`` when closed.
+                ``EBADF`` when closed; when awaited, the error that made
+                listening fail (e.g. signaling is gone).
         """
         self._check_open()
-        if self._state == "listening":
-            return
+        if self._state == "listening" and self._listener is not None:
+            return _ListenReady(self._listener)
         if self._state != "bound" or self._binding is None:
             raise oserror(errno.EINVAL, "listen needs a bound, unconnected socket")
         if type(backlog) is not int:
             raise oserror(errno.EINVAL, f"bad backlog {backlog!r}")
         self._listener = self._binding.listen(max(backlog, 1))
         self._state = "listening"
+        return _ListenReady(self._listener)
 
     async def accept(self) -> tuple[Socket, Address]:
         """Wait for a connection.
@@ -161,6 +179,7 @@ class Socket:
         if self._listener is None:
             raise oserror(errno.EINVAL, "accept needs a listening socket")
         with _translate("accept"):
+            await _ListenReady(self._listener)
             stream = await self._listener.accept()
         return Socket(self._node, stream), stream.remote_address
 

@@ -1,1 +1,25 @@
-"""signaling layer; see unisockets/__init__.py."""
+"""trio drivers of the signaling protocol over WebSockets (trio-websocket).
+
+- :mod:`~unisockets.signaling.server`: the signaling server
+  (:func:`open_signaling_server`, :func:`serve_signaling`) over
+  :class:`~unisockets.protocol.SignalingServerProtocol`, with limits and liveness.
+- :mod:`~unisockets.signaling.client`: a node's signaling client
+  (:func:`open_signaling_client`) over
+  :class:`~unisockets.protocol.SignalingClientProtocol`, with reconnection.
+"""
+
+from .client import SignalingClient, open_signaling_client
+from .errors import JoinRejectedError, SignalingError
+from .limits import ServerLimits
+from .server import SignalingServer, open_signaling_server, serve_signaling
+
+__all__ = [
+    "JoinRejectedError",
+    "ServerLimits",
+    "SignalingClient",
+    "SignalingError",
+    "SignalingServer",
+    "open_signaling_client",
+    "open_signaling_server",
+    "serve_signaling",
+]
