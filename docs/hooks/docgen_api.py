@@ -91,9 +91,19 @@ def exports(package: str) -> str:
         return f"`{package}` has no `__all__`: it re-exports no names of its own.\n"
     rows = ["| name | kind | defined in | summary |", "| --- | --- | --- | --- |"]
     for name in names:
+        if name in module.members and not module.members[name].is_alias:
+            # Defined in the package itself (e.g. __version__): shown here, not linked.
+            member = module.members[name]
+            value = getattr(member, "value", None)
+            summary = _summary(member) or (f"`{value}`" if value is not None else "")
+            rows.append(f"| `{name}` | {_kind(member)} | `{package}` | {summary} |")
+            continue
         if name in module.members:
             member = module.members[name]
-            target = member.target_path if member.is_alias else member.path
+            try:
+                target = member.final_target.path  # through re-exports of re-exports
+            except griffe.AliasResolutionError:
+                target = member.target_path
             kind, summary = _kind(member), _summary(member)
         else:  # exported lazily (a module __getattr__): ask the running code
             target = _runtime_path(package, name)

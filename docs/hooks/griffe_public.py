@@ -17,12 +17,12 @@ __all__ = ["HideUndocumentedSpecials"]
 
 
 class HideUndocumentedSpecials(griffe.Extension):
-    """Sets ``public = False`` on ``__x__`` members that have no docstring."""
+    """Sets ``public = False`` on ``__x__`` methods that have no docstring."""
 
     def on_object(self, *, obj: griffe.Object, loader: griffe.GriffeLoader, **kwargs: Any) -> None:
-        """Hide ``obj`` if it is an undocumented special member (``__init__`` excepted)."""
+        """Hide ``obj`` if it is an undocumented special method (``__init__`` excepted)."""
         del loader, kwargs
         name = obj.name
         special = name.startswith("__") and name.endswith("__") and len(name) > 4
-        if special and name != "__init__" and obj.docstring is None and obj.parent is not None:
+        if special and obj.is_function and name != "__init__" and obj.docstring is None:
             obj.public = False
