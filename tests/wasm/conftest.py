@@ -91,6 +91,8 @@ def wasm_files(tmp_path_factory: pytest.TempPathFactory) -> WasmFiles:
         "GOFLAGS": "-mod=mod",
         "GOTELEMETRY": "off",
     }
+    if not any(go_env.get(name) for name in ("GOCACHE", "XDG_CACHE_HOME", "HOME")):
+        go_env["GOCACHE"] = str(tmp_path_factory.mktemp("go-cache"))  # no home: no reuse
     subprocess.run(
         [str(GO), "build", "-o", str(out / "echo_client_go.wasm"), "."],
         cwd=ROOT / "examples" / "go",
