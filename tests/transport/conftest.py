@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
+import trio
 
 from unisockets.transport.base import SignalSender
 from unisockets.transport.webrtc import LOOPBACK, WebRTCTransport, open_webrtc_transport
@@ -26,6 +27,12 @@ def strip_candidates(sdp: str) -> str:
         for line in lines
         if not line.startswith("a=candidate") and not line.startswith("a=end-of-candidates")
     )
+
+
+async def wait_until(predicate: Callable[[], bool], *, interval: float = 0.005) -> None:
+    """Poll ``predicate`` until it is true (for states no event announces; wrap in fail_after)."""
+    while not predicate():
+        await trio.sleep(interval)
 
 
 class DirectSignal(SignalSender):

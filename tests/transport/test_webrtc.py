@@ -8,6 +8,7 @@ keep a broken build from hanging; they assert no speed.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 import subprocess
@@ -17,13 +18,15 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
+from trio.testing import check_half_closeable_stream
 
 from unisockets.transport.base import MessagePipe, SignalSender
+from unisockets.transport.stream import PipeStream
 from unisockets.transport.webrtc import LOOPBACK, WebRTCTransport, open_webrtc_transport
 from unisockets.transport.webrtc_link import LinkState, offer_wins
 from unisockets.transport.webrtc_pipe import HIGH_WATER, MAX_MESSAGE_SIZE, DataChannelPipe
 
-from .conftest import open_mesh, strip_candidates
+from .conftest import open_mesh, strip_candidates, wait_until
 
 A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
 HANG = 30  # seconds: only to turn a hang into a failure
@@ -354,6 +357,60 @@ async def test_slow_reader_blocks_the_sender_and_bounds_its_buffer() -> None:
                         channel_buffer.append(await bridge.run(buffered))
             assert bytes(received) == payload
             assert max(channel_buffer) <= HIGH_WATER + MAX_MESSAGE_SIZE
+
+
+@pytest.mark.trio
+async def test_pipe_stream_conformance_over_data_channels() -> None:
+    # trio's own HalfCloseableStream checks, with the byte stream layer on our pipes.
+    labels = itertools.count()
+    window = 4096
+    async with open_mesh(A, B) as mesh:
+
+        async def stream_pair(**options: int) -> tuple[PipeStream, PipeStream]:
+            opened, accepted = await _pipe_pair(mesh[A], mesh[B], f"s{next(labels)}")
+            return PipeStream(opened, **options), PipeStream(accepted, **options)
+
+        async def clogged_pair() -> tuple[PipeStream, PipeStream]:
+            s1, s2 = await stream_pair(window=window)
+            await s1.send_all(b"x" * window)
+            await s2.send_all(b"x" * window)
+            return s1, s2
+
+        with trio.fail_after(HANG * 2):
+            await check_half_closeable_stream(stream_pair, clogged_pair)
+
+
+@pytest.mark.trio
+async def test_slow_stream_reader_bounds_the_receivers_memory() -> None:
+    # Over the stream layer, credit bounds what the receiving pipe queues too.
+    total = 4 * 1024 * 1024
+    payload = random.Random(9).randbytes(total)
+    async with open_mesh(A, B) as mesh:
+        with trio.fail_after(HANG * 2):
+            opened, accepted = await _pipe_pair(mesh[A], mesh[B], "stream")
+            assert isinstance(accepted, DataChannelPipe)
+            sender, receiver = PipeStream(opened), PipeStream(accepted)
+            sent = trio.Event()
+
+            async def send() -> None:
+                await sender.send_all(payload)
+                await sender.send_eof()
+                sent.set()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(send)
+                # Nobody reads: the sender spends its credit (one window) and stops.
+                await wait_until(lambda: accepted.statistics().queued_bytes >= receiver.window)
+                assert sender.send_credit == 0
+                assert not sent.is_set()
+                for _ in range(10):  # and nothing more arrives while we wait
+                    assert accepted.statistics().queued_bytes <= receiver.window * 17 // 16
+                    await trio.sleep(0.01)
+                received = bytearray()
+                while chunk := await receiver.receive_some():
+                    received += chunk
+                    assert accepted.statistics().queued_bytes <= receiver.window * 17 // 16
+            assert bytes(received) == payload
 
 
 @pytest.mark.trio
