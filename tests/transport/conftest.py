@@ -31,7 +31,7 @@ def strip_candidates(sdp: str) -> str:
 
 async def wait_until(predicate: Callable[[], bool], *, interval: float = 0.005) -> None:
     """Poll ``predicate`` until it is true (for states no event announces; wrap in fail_after)."""
-    while not predicate():
+    while not predicate():  # noqa: ASYNC110 - the state has no event to wait on
         await trio.sleep(interval)
 
 
