@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +125,16 @@ def test_ctrl_c_stops_a_client_waiting_for_its_input(wasm_files: WasmFiles) -> N
             read_line(client.stderr, "connected to")
             client.send_signal(signal.SIGINT)
             assert client.wait(30) == 130
+
+
+def test_a_trapping_program_exits_134_with_the_trap(tmp_path: Path) -> None:
+    program = tmp_path / "trap.wat"
+    program.write_text('(module (memory (export "memory") 1) (func (export "_start") unreachable))')
+    result = subprocess.run(
+        [*UNISOCKETS, "run", str(program), "--native"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 134
+    assert "trap.wat trapped" in result.stderr and "unreachable" in result.stderr

@@ -86,12 +86,29 @@ def run(
 
     try:
         status = trio.run(main)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except GuestTrapped as exc:
-        click.echo(f"unisockets run: {compiled.name} trapped: {exc.message}", err=True)
-        sys.exit(134)
-    except OSError as exc:
-        click.echo(f"unisockets run: {exc}", err=True)
-        sys.exit(1)
+    except BaseException as exc:
+        # Ctrl-C may come out of trio inside an exception group.
+        if _first(exc, KeyboardInterrupt) is not None:
+            sys.exit(130)
+        trapped = _first(exc, GuestTrapped)
+        if trapped is not None:
+            click.echo(f"unisockets run: {compiled.name} trapped: {trapped}", err=True)
+            sys.exit(134)
+        error = _first(exc, OSError)
+        if error is not None:
+            click.echo(f"unisockets run: {error}", err=True)
+            sys.exit(1)
+        raise
     sys.exit(status)
+
+
+def _first(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """``exc`` itself or the first exception of type ``kind`` in its (nested) groups."""
+    if isinstance(exc, kind):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _first(inner, kind)
+            if found is not None:
+                return found
+    return None
