@@ -2,8 +2,10 @@
 
 One :class:`SocketHost` serves one guest. Its import functions run in the
 guest's thread (see :mod:`unisockets.wasm.runner`); every socket operation
-is handed to the node's trio loop with :func:`trio.from_thread.run` and the
-guest's thread waits for it, so a blocked ``accept`` or ``recv`` blocks only
+is handed to the node's trio loop (with the node's trio token:
+``run_sync_soon`` and a memory channel to this guest's :meth:`SocketHost.serve`
+task, a little cheaper than :func:`trio.from_thread.run`) and the guest's
+thread waits for the reply, so a blocked ``accept`` or ``recv`` blocks only
 its own guest. Errors follow POSIX (the original unisockets ABI, see
 examples/c/unisockets.h): the import returns -1 and the host writes the
 guest's ``errno`` (in WASI's numbering) at the address the guest exports as

@@ -4,10 +4,11 @@
 The guest's ``unisockets_*`` calls block its own thread while trio does the
 work (:mod:`unisockets.wasm.host`), so many guests and the node itself run
 side by side. Cancelling :func:`run_wasm` (a cancel scope, Ctrl-C) stops the
-guest: its blocked call is cancelled, its next host call traps, and a guest
-computing without host calls is interrupted through wasmtime's epoch
-interruption. :func:`run_wasm` then waits for the thread to end and closes
-the guest's sockets; nothing outlives it.
+guest: its blocked call is cancelled and every host call fails with
+``ECANCELED``, and wasmtime's epoch interruption traps it at its next
+function call or loop iteration (also when it computes without host calls).
+:func:`run_wasm` then waits for the thread to end and closes the guest's
+sockets; nothing outlives it.
 
 wasmtime-py pitfalls handled here (see docs/wasm.md): each guest has its own
 Engine (so stopping one guest interrupts only that one), Store and Linker,
