@@ -16,22 +16,62 @@ The layers:
 - :mod:`unisockets.net`: nodes, listeners, streams and socket objects.
 """
 
-from .net import (
-    AF_INET,
-    SHUT_RD,
-    SHUT_RDWR,
-    SHUT_WR,
-    SOCK_STREAM,
-    AnyioListener,
-    AnyioSocketStream,
-    Node,
-    Socket,
-    SocketStream,
-    connect,
-    listen,
-    open_node,
-)
-from .signaling import SignalingError, open_signaling_server, serve_signaling
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .net import (
+        AF_INET,
+        SHUT_RD,
+        SHUT_RDWR,
+        SHUT_WR,
+        SOCK_STREAM,
+        AnyioListener,
+        AnyioSocketStream,
+        Node,
+        Socket,
+        SocketStream,
+        connect,
+        listen,
+        open_node,
+    )
+    from .signaling import SignalingError, open_signaling_server, serve_signaling
+
+#: Where each public name lives. They are imported on first use, so that
+#: ``import unisockets.protocol`` stays free of trio, anyio and aiortc (the
+#: sans-IO core must load in any runtime, e.g. Pyodide in a browser).
+_EXPORTS = {
+    **dict.fromkeys(
+        [
+            "AF_INET",
+            "SHUT_RD",
+            "SHUT_RDWR",
+            "SHUT_WR",
+            "SOCK_STREAM",
+            "AnyioListener",
+            "AnyioSocketStream",
+            "Node",
+            "Socket",
+            "SocketStream",
+            "connect",
+            "listen",
+            "open_node",
+        ],
+        ".net",
+    ),
+    **dict.fromkeys(["SignalingError", "open_signaling_server", "serve_signaling"], ".signaling"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its layer on first use (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'unisockets' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 

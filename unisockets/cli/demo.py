@@ -40,7 +40,7 @@ async def run_demo(messages: int, port: int) -> None:
 
     def step(text: str, since: float) -> float:
         now = time.perf_counter()
-        click.echo(f"  {text:<52} {1000 * (now - since):8.1f} ms")
+        click.echo(f"  {text:<56} {1000 * (now - since):8.1f} ms")
         return now
 
     click.echo("unisockets demo: two nodes, one echo, over a real WebRTC data channel")
