@@ -126,7 +126,11 @@ class SocketHost:
     # -- set-up (guest thread) -------------------------------------------
 
     def define(self, linker: wasmtime.Linker) -> None:
-        """Define the ``env.unisockets_*`` imports (and ``env.unisockets_errno``) on ``linker``."""
+        """Define the ``env.unisockets_*`` imports (and ``env.unisockets_errno``).
+
+        Args:
+            linker: the guest's linker (its engine's).
+        """
         imports: dict[str, tuple[int, Callable[..., int]]] = {
             "unisockets_socket": (3, self._socket),
             "unisockets_bind": (3, self._bind),
@@ -149,7 +153,12 @@ class SocketHost:
         )
 
     def attach(self, instance: wasmtime.Instance, store: wasmtime.Store) -> None:
-        """Find the instance's ``memory`` and ``errno`` exports (call before running it)."""
+        """Find the instance's ``memory`` and ``errno`` exports (call before running it).
+
+        Args:
+            instance: the guest's instance.
+            store: the instance's store.
+        """
         exports = instance.exports(store)
         memory = exports.get("memory")
         if isinstance(memory, wasmtime.Memory):
@@ -166,15 +175,26 @@ class SocketHost:
         The call is handed to this guest's :meth:`serve` task; the guest's
         thread sleeps until the result comes back.
 
+        Args:
+            afn: an async function of the node's objects (e.g. ``socket.recv``).
+            args: its arguments.
+
+        Returns:
+            What ``afn`` returned.
+
         Raises:
-            GuestStopped: the guest is being stopped (also while waiting).
-            Exception: whatever ``afn`` raises.
+            OSError: ``GuestStopped`` (the guest is being stopped, also while
+                waiting), or whatever ``afn`` raises.
         """
         result: T = self._cross(functools.partial(self._submit, afn, args))
         return result
 
     def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` in the node's trio thread (socket objects are not thread-safe)."""
+        """Run ``fn(*args)`` in the node's trio thread (socket objects are not thread-safe).
+
+        Raises:
+            OSError: ``GuestStopped`` (the guest is being stopped), or what ``fn`` raises.
+        """
         result: T = self._cross(functools.partial(self._reply_sync, fn, args))
         return result
 
@@ -234,6 +254,9 @@ class SocketHost:
     def view(self, caller: wasmtime.Caller) -> MemoryView:
         """The guest's memory during this call.
 
+        Args:
+            caller: the current host call's caller.
+
         Raises:
             OSError: ``EFAULT`` when the guest exports no memory.
         """
@@ -259,7 +282,11 @@ class SocketHost:
     # -- descriptors ------------------------------------------------------
 
     def lookup(self, fd: int) -> GuestSocket | None:
-        """The socket behind descriptor ``fd``, or ``None`` (not a socket)."""
+        """The socket behind descriptor ``fd``, or ``None`` (not a socket).
+
+        Args:
+            fd: a guest descriptor.
+        """
         return self.sockets.get(fd)
 
     def _get(self, fd: int) -> GuestSocket:
@@ -279,7 +306,17 @@ class SocketHost:
         return fd
 
     def close(self, fd: int) -> bool:
-        """Close socket ``fd`` (WASI ``fd_close``); ``False`` if it is not a socket."""
+        """Close socket ``fd`` (WASI ``fd_close``); the close reaches the peer from trio.
+
+        Args:
+            fd: a guest descriptor.
+
+        Returns:
+            ``True`` if ``fd`` was a socket (now closed), ``False`` if it is not one.
+
+        Raises:
+            OSError: ``GuestStopped`` when the guest is being stopped.
+        """
         guest_socket = self.sockets.pop(fd, None)
         if guest_socket is None:
             return False
@@ -342,7 +379,12 @@ class SocketHost:
         return call
 
     def set_errno(self, caller: wasmtime.Caller, code: int | None) -> None:
-        """Record a failed call's errno and write it to the guest's ``errno`` if exported."""
+        """Record a failed call's errno and write it to the guest's ``errno`` if exported.
+
+        Args:
+            caller: the current host call's caller (for the guest's memory).
+            code: the Python (Linux) errno; written in WASI's numbering.
+        """
         self.last_errno = abi.wasi_errno(code)
         if self._errno_address is not None and self._memory is not None:
             try:

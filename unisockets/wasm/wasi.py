@@ -77,6 +77,10 @@ class InputSource:
     def read(self, host: SocketHost, size: int) -> bytes:
         """Read up to ``size`` bytes (``b""`` at end of input), in the guest's thread.
 
+        Args:
+            host: the guest's socket host (to wait in trio through it).
+            size: the most bytes to return.
+
         Raises:
             OSError: the read failed, or ``GuestStopped`` (the guest is being stopped).
         """
@@ -132,6 +136,9 @@ class OutputSink:
 
     def write(self, data: bytes) -> None:
         """Write all of ``data``, in the guest's thread.
+
+        Args:
+            data: the bytes the guest wrote.
 
         Raises:
             OSError: the write failed (the guest sees its errno).
