@@ -94,3 +94,8 @@ __all__ = [
     "open_signaling_server",
     "serve_signaling",
 ]
+
+
+def __dir__() -> list[str]:
+    """The module's names, including the public ones not imported yet."""
+    return sorted({*globals(), *_EXPORTS})
