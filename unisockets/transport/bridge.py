@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -341,6 +342,18 @@ def _log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]
     logger.warning("asyncio: %s", context.get("message", "error"), exc_info=exc)
 
 
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """A plain asyncio loop, whatever event loop policy is installed.
+
+    Not :func:`asyncio.new_event_loop`: a policy installed by another library
+    (trio-asyncio replaces it on import, and refuses inside trio) must not
+    decide what runs aiortc.
+    """
+    if sys.platform == "win32":  # pragma: no cover - the project runs on Linux
+        return asyncio.ProactorEventLoop()
+    return asyncio.SelectorEventLoop()
+
+
 @asynccontextmanager
 async def open_asyncio_bridge(*, name: str = "unisockets-asyncio") -> AsyncIterator[AsyncioBridge]:
     """Start an asyncio loop in a new thread; stop it and join the thread on exit.
@@ -359,7 +372,7 @@ async def open_asyncio_bridge(*, name: str = "unisockets-asyncio") -> AsyncItera
         BridgeError: on a clean exit, when a queued callable raised or a task's
             error could not be delivered (both are bugs in the caller).
     """
-    loop = asyncio.new_event_loop()
+    loop = _new_loop()
     bridge = AsyncioBridge(loop, trio.lowlevel.current_trio_token())
     stopped = trio.Event()
     thread = threading.Thread(target=bridge._thread_main, args=(stopped,), name=name, daemon=True)

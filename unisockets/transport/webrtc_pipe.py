@@ -9,13 +9,15 @@ batches and never raise (aiortc notes, pitfall 1).
 
 Backpressure (send side): the trio side counts the bytes it handed to the
 loop (``submitted``); the loop reports how many of them left the channel's
-buffer (``acked`` = bytes sent - ``bufferedAmount``) whenever the buffer is at
-or below :data:`LOW_WATER` after a send, and on every ``bufferedamountlow``
-event. :meth:`DataChannelPipe.send_message` waits while ``submitted - acked``
-exceeds :data:`HIGH_WATER`. The report after each send closes the missed
-wake-up window of pitfall 5: once the loop has processed every submitted
-message, either the buffer is low (reported then) or it becomes low later
-(reported by the event).
+buffer (``acked`` = bytes sent - ``bufferedAmount``) on every
+``bufferedamountlow`` event, and after a send that leaves the buffer at or
+below :data:`LOW_WATER` once :data:`REPORT_STEP` bytes of progress went
+unreported (so a trickle of small messages costs no extra trio wake-ups).
+:meth:`DataChannelPipe.send_message` waits while ``submitted - acked``
+exceeds :data:`HIGH_WATER`. No wake-up is missed (the aiortc notes, pitfall 5):
+once the loop has processed every submitted message, either the buffer is
+above LOW_WATER and the event reports when it drains, or the trio side's view
+is at most ``LOW_WATER + REPORT_STEP`` < HIGH_WATER and it does not wait.
 
 Receive side: aiortc has no receive flow control (pitfall 4), so received
 messages are queued for trio without bound; the byte-stream layer above
@@ -40,7 +42,14 @@ if TYPE_CHECKING:
 
     from .bridge import AsyncioBridge
 
-__all__ = ["HIGH_WATER", "LOW_WATER", "MAX_MESSAGE_SIZE", "DataChannelPipe", "PipeStatistics"]
+__all__ = [
+    "HIGH_WATER",
+    "LOW_WATER",
+    "MAX_MESSAGE_SIZE",
+    "REPORT_STEP",
+    "DataChannelPipe",
+    "PipeStatistics",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +59,9 @@ MAX_MESSAGE_SIZE = 16 * 1024
 HIGH_WATER = 256 * 1024
 #: The channel's ``bufferedAmountLowThreshold``, bytes; must stay below HIGH_WATER.
 LOW_WATER = 64 * 1024
+#: Progress (bytes) the asyncio side lets accumulate before it reports it after a send;
+#: below HIGH_WATER - LOW_WATER, so a sender can never wait on progress left unreported.
+REPORT_STEP = (HIGH_WATER - LOW_WATER) // 2
 
 
 class _State(enum.Enum):
@@ -128,6 +140,7 @@ class DataChannelPipe(MessagePipe):
         # asyncio side
         self._channel: RTCDataChannel | None = None
         self._aio_sent = 0
+        self._aio_reported = 0
 
     # --- public API (trio) -----------------------------------------------------------------
 
@@ -339,7 +352,7 @@ class DataChannelPipe(MessagePipe):
         try:
             channel = self._channel
             if channel is not None:
-                self._bridge.to_trio(self._on_acked, self._aio_sent - channel.bufferedAmount)
+                self._aio_report(self._aio_sent - channel.bufferedAmount)
         except Exception as exc:
             logger.exception("data channel bufferedamountlow handler failed")
             self._aio_fail(exc)
@@ -364,8 +377,13 @@ class DataChannelPipe(MessagePipe):
             return
         self._aio_sent += len(data)
         buffered = channel.bufferedAmount
-        if buffered <= LOW_WATER:
-            self._bridge.to_trio(self._on_acked, self._aio_sent - buffered)
+        acked = self._aio_sent - buffered
+        if buffered <= LOW_WATER and acked - self._aio_reported >= REPORT_STEP:
+            self._aio_report(acked)
+
+    def _aio_report(self, acked: int) -> None:
+        self._aio_reported = acked
+        self._bridge.to_trio(self._on_acked, acked)
 
     def _aio_close(self) -> None:
         channel = self._channel
