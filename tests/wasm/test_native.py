@@ -7,6 +7,7 @@ import socket as stdlib_socket
 import struct
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import trio
@@ -14,7 +15,7 @@ import trio
 from unisockets import net
 from unisockets.wasm import GuestTrapped, WasmProgram, run_wasm
 
-from .conftest import Programs
+from .conftest import Programs, WasmFiles
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -346,3 +347,25 @@ async def test_guests_stopping_and_exiting_at_once_keep_their_own_results(
                     scope.cancel()
     assert statuses == [2] * 12
     assert guest_threads() == []
+
+
+def test_compilations_are_cached_on_disk_and_bad_caches_are_replaced(
+    wasm_files: WasmFiles, tmp_path: Path
+) -> None:
+    from unisockets.wasm import runner
+
+    wasm = wasm_files.probe.read_bytes()
+    runner._memory_cache.clear()
+    first = WasmProgram.from_bytes(wasm, "probe", cache_dir=tmp_path)
+    (cached,) = tmp_path.glob("*.cwasm")
+    assert cached.read_bytes() == first.compiled
+    cached.write_bytes(b"not a compiled module")  # e.g. a truncated file
+    runner._memory_cache.clear()
+    second = WasmProgram.from_bytes(wasm, "probe", cache_dir=tmp_path)
+    assert cached.read_bytes() == second.compiled != b"not a compiled module"
+
+    async def run() -> int:
+        async with net.open_node(None) as node:
+            return await run_wasm(node, second, ["nope"], stderr=Output())
+
+    assert trio.run(run) == 2

@@ -68,6 +68,10 @@ class GuestTrapped(Exception):
         self.message = message
 
 
+#: Part of the compilation cache's key: change it when :func:`_config` changes.
+_CONFIG_TAG = "epoch"
+
+
 def _config() -> wasmtime.Config:
     """The engine settings every guest uses (compiled modules depend on them)."""
     config = wasmtime.Config()
@@ -116,19 +120,19 @@ class WasmProgram:
         Raises:
             wasmtime.WasmtimeError: the bytes are not a valid module.
         """
-        key = hashlib.sha256(wasm).hexdigest() + "-" + version("wasmtime")
+        key = f"{hashlib.sha256(wasm).hexdigest()}-{version('wasmtime')}-{_CONFIG_TAG}"
         with _memory_cache_lock:
             compiled = _memory_cache.get(key)
         if compiled is None:
             directory = _default_cache_dir() if cache_dir is None else cache_dir
             path = Path(directory) / f"{key}.cwasm" if directory is not False else None
-            if path is not None and path.is_file():
-                compiled = path.read_bytes()
-            else:
-                engine = wasmtime.Engine(_config())
+            engine = wasmtime.Engine(_config())
+            compiled = _read_cached(engine, path) if path is not None else None
+            if compiled is None:
                 compiled = bytes(wasmtime.Module(engine, wasm).serialize())
                 if path is not None:
                     _write_atomically(path, compiled)
+            engine.close()
             with _memory_cache_lock:
                 _memory_cache[key] = compiled
         return cls(name=name, compiled=compiled)
@@ -144,6 +148,18 @@ class WasmProgram:
             wasmtime.WasmtimeError: it is not a valid module.
         """
         return cls.from_bytes(Path(path).read_bytes(), Path(path).name, cache_dir=cache_dir)
+
+
+def _read_cached(engine: wasmtime.Engine, path: Path) -> bytes | None:
+    """A cached compilation, if there is one that this wasmtime loads."""
+    try:
+        compiled = path.read_bytes()
+        wasmtime.Module.deserialize(engine, compiled)
+    except (OSError, wasmtime.WasmtimeError) as exc:
+        if path.exists():
+            logger.info("recompiling: cached module %s unusable: %s", path, exc)
+        return None
+    return compiled
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
