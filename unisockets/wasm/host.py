@@ -435,6 +435,8 @@ class SocketHost:
         capacity = 0
         if pointer != 0:
             # Check the guest's pointers before blocking, not after accepting.
+            if length_pointer == 0:
+                raise _oserror(errno.EFAULT, "accept: an address without a length")
             capacity = self.view(caller).read_u32(length_pointer)
             self.view(caller).check(pointer, min(capacity, abi.SOCKADDR_IN_SIZE))
         connection, (host, port) = self.run(guest_socket.socket.accept)
