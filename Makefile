@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest clean
+.PHONY: demo test lint typecheck pytest docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,18 +16,24 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/unisockets demo
 
-## Sets up and runs every check: ruff, mypy, the whole pytest suite.
-test: lint typecheck pytest
+## Sets up and runs every check: ruff, mypy, the strict docs build, the whole pytest suite.
+test: lint typecheck docs pytest
+
+LINTED := unisockets tests benchmarks examples docs/hooks web/serve.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check unisockets tests benchmarks
-	$(BIN)/ruff format --check unisockets tests benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q
+
+## Builds the documentation site strictly (warnings are errors) into site/.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 clean:
 	rm -rf $(VENV)
