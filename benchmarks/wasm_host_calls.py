@@ -195,7 +195,6 @@ async def main(quick: bool, repeats: int) -> None:
     ):
         listener = await server_node.listen(7000)
         nursery.start_soon(serve_echo, listener)
-        await trio.sleep(0.5)  # the listen reaches the signaling server
         guest = await measure(
             repeats,
             lambda: guest_ns(

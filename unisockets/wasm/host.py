@@ -78,6 +78,10 @@ def _oserror(code: int, detail: str = "") -> OSError:
     return OSError(code, f"{message}: {detail}" if detail else message)
 
 
+async def _listen(socket: Socket, backlog: int) -> None:
+    await socket.listen(backlog)
+
+
 class GuestSocket:
     """One socket descriptor of a guest.
 
@@ -427,7 +431,9 @@ class SocketHost:
 
     def _listen(self, caller: wasmtime.Caller, fd: int, backlog: int) -> int:
         guest_socket = self._get(fd)
-        self.run_sync(guest_socket.socket.listen, max(backlog, 1))
+        # Returns once the node accepts there (on an overlay node: once the
+        # signaling server knows), so a connect right after it is not refused.
+        self.run(_listen, guest_socket.socket, max(backlog, 1))
         return 0
 
     def _accept(self, caller: wasmtime.Caller, fd: int, pointer: int, length_pointer: int) -> int:
