@@ -29,11 +29,15 @@ __all__ = [
 DEFAULT_PING_INTERVAL = 30.0
 #: Largest message a client may send: 64 KiB, in characters of a text frame.
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024
-#: Messages a client may send per second, sustained.
-DEFAULT_MAX_MESSAGES_PER_SECOND = 100.0
-#: Messages a client may send at once (a node joining a subnet of 100 members
-#: answers 100 offers and trickles a few candidates to each).
-DEFAULT_BURST = 500
+#: Messages a client may send per second, sustained. Each connection costs a
+#: node about two messages (``connect`` and the ``shutdown`` that frees its
+#: connection alias; the listening side re-sends ``accepting``), so this allows
+#: 250 new connections a second per node.
+DEFAULT_MAX_MESSAGES_PER_SECOND = 500.0
+#: Messages a client may send at once: a node opening 1,000 connections at once,
+#: or joining a subnet of 254 members (it answers 253 offers and trickles a few
+#: candidates to each).
+DEFAULT_BURST = 2500
 #: Clients connected at once, members or not.
 DEFAULT_MAX_CLIENTS = 1024
 #: Outgoing text waiting for one client (beyond what the kernel buffers) before it
