@@ -55,6 +55,8 @@ LEGACY_LABEL = "channel"
 MAX_QUEUED_EVENTS = 256
 #: Remote candidates kept while waiting for the remote description; more are dropped.
 MAX_PENDING_CANDIDATES = 64
+#: Seconds closing a peer connection may take before we stop waiting for it.
+CLOSE_TIMEOUT = 10.0
 
 
 class LinkState(enum.Enum):
@@ -323,7 +325,10 @@ class PeerLink:
         if self._bridge.closing:
             return
         try:
-            await self._bridge.run(self._aio_close)
+            with trio.move_on_after(CLOSE_TIMEOUT) as scope:
+                await self._bridge.run(self._aio_close)
+            if scope.cancelled_caught:  # the bridge's shutdown cancels what is left
+                logger.error("closing the peer connection to %s timed out", self.peer_id)
         except Exception:
             logger.exception("closing the peer connection to %s failed", self.peer_id)
 
