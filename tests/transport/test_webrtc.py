@@ -321,6 +321,26 @@ async def test_unclaimed_pipes_close_and_accept_times_out() -> None:
 
 
 @pytest.mark.trio
+async def test_a_flooded_unaccepted_pipe_breaks() -> None:
+    async with open_mesh(A, B, link_timeout=1.5) as mesh:
+        with trio.fail_after(HANG):
+            flood = await mesh[A].open_pipe(B, "flood")
+            with pytest.raises(trio.BrokenResourceError):  # B closes it past 1 MiB
+                for _ in range(1000):  # 16 MB at most
+                    await flood.send_message(b"x" * MAX_MESSAGE_SIZE)
+            with pytest.raises(TimeoutError):  # and does not hand it out
+                await mesh[B].accept_pipe(A, "flood")
+            fine, accepted = await _pipe_pair(mesh[A], mesh[B], "fine")
+            assert isinstance(accepted, DataChannelPipe)
+            for _ in range(100):  # an accepted pipe has no such limit
+                await fine.send_message(b"y" * MAX_MESSAGE_SIZE)
+            await fine.send_message(b"last")
+            await wait_until(
+                lambda: accepted.statistics().queued_bytes == 100 * MAX_MESSAGE_SIZE + 4
+            )
+
+
+@pytest.mark.trio
 async def test_slow_reader_blocks_the_sender_and_bounds_its_buffer() -> None:
     total = 8 * 1024 * 1024
     payload = random.Random(7).randbytes(total)

@@ -44,6 +44,10 @@ logger = logging.getLogger(__name__)
 LOOPBACK: tuple[str, ...] = ("127.0.0.1",)
 #: The longest data channel label, in UTF-8 bytes (DCEP's label length is 16 bits).
 MAX_LABEL_BYTES = 65535
+#: Pipes from one peer that may wait unaccepted at once; more are closed on arrival.
+MAX_UNCLAIMED_PER_PEER = 256
+#: Bytes an unaccepted pipe may queue (a stream window is 256 KiB); more breaks it.
+UNCLAIMED_RECEIVE_LIMIT = 1024 * 1024
 
 
 class _Waiter:
@@ -188,12 +192,16 @@ class WebRTCTransport(PeerTransport):
         self._check_peer(peer_id)
         _check_label(label)
         key = (peer_id, label)
-        queued = self._unclaimed.get(key)
-        if queued:
+        queued = self._unclaimed.get(key, [])
+        while queued:
             pipe, scope = queued.pop(0)
             if not queued:
                 del self._unclaimed[key]
             scope.cancel()
+            if pipe.statistics().state == "broken":  # e.g. flooded before anyone accepted it
+                pipe._close()
+                continue
+            pipe.receive_limit = None
             await trio.lowlevel.checkpoint()
             return pipe
         waiter = _Waiter()
@@ -368,6 +376,14 @@ class WebRTCTransport(PeerTransport):
             waiter.pipe = pipe
             waiter.event.set()
             return
+        waiting = sum(
+            len(queued) for (peer, _), queued in self._unclaimed.items() if peer == key[0]
+        )
+        if waiting >= MAX_UNCLAIMED_PER_PEER:
+            logger.warning("closing pipe %r from %s: too many unaccepted pipes", key[1], key[0])
+            pipe._close()
+            return
+        pipe.receive_limit = UNCLAIMED_RECEIVE_LIMIT
         scope = trio.CancelScope()
         self._unclaimed.setdefault(key, []).append((pipe, scope))
         self._nursery.start_soon(self._expire_unclaimed, key, pipe, scope)

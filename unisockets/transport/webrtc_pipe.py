@@ -135,6 +135,8 @@ class DataChannelPipe(MessagePipe):
         self._opened = trio.Event()
         self._submitted = 0
         self._acked = 0
+        #: Most bytes queued before the pipe fails (set while nobody accepted it yet).
+        self.receive_limit: int | None = None
         if incoming:
             self._opened.set()
         # asyncio side
@@ -261,6 +263,14 @@ class DataChannelPipe(MessagePipe):
         self._received.append(data)
         self._received_bytes += len(data)
         self._receivers.unpark_all()
+        if self.receive_limit is not None and self._received_bytes > self.receive_limit:
+            self._break(
+                trio.BrokenResourceError(
+                    f"{self.peer_id} sent over {self.receive_limit} bytes into pipe "
+                    f"{self.label!r} before it was accepted"
+                )
+            )
+            self._bridge.call_soon(self._aio_close)
 
     def _on_acked(self, acked: int) -> None:
         if acked > self._acked:
