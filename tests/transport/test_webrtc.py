@@ -480,6 +480,33 @@ class _Relay(SignalSender):
 
 
 @pytest.mark.trio
+async def test_closing_a_transport_first_delivers_what_was_sent() -> None:
+    signal_a, signal_b = _Relay(A), _Relay(B)
+    async with open_webrtc_transport(B, signal_b, host_addresses=LOOPBACK) as b:
+        with trio.fail_after(HANG):
+            async with open_webrtc_transport(A, signal_a, host_addresses=LOOPBACK) as a:
+                signal_a.target, signal_b.target = b, a
+                closed, still_open = (
+                    await _pipe_pair(a, b, "closed"),
+                    await _pipe_pair(a, b, "open"),
+                )
+                for _ in range(200):  # 3 MB, far more than is acknowledged at once
+                    await closed[0].send_message(b"z" * MAX_MESSAGE_SIZE)
+                    await still_open[0].send_message(b"z" * MAX_MESSAGE_SIZE)
+                await closed[0].aclose()
+            # A left right after: B still reads everything, then the clean end
+            for _ in range(200):
+                assert await closed[1].receive_message() == b"z" * MAX_MESSAGE_SIZE
+            with pytest.raises(trio.EndOfChannel):
+                await closed[1].receive_message()
+            # the pipe A left open: all its data, then broken (no clean end)
+            for _ in range(200):
+                assert await still_open[1].receive_message() == b"z" * MAX_MESSAGE_SIZE
+            with pytest.raises(trio.BrokenResourceError):
+                await still_open[1].receive_message()
+
+
+@pytest.mark.trio
 async def test_closing_the_transport_breaks_its_pipes() -> None:
     async with open_mesh(A, B) as mesh:
         with trio.fail_after(HANG):

@@ -408,7 +408,7 @@ class WebRTCTransport(PeerTransport):
         self._closed = True
         closed = trio.BrokenResourceError("the WebRTC transport closed")
         for link in list(self._links.values()):
-            link.fail(closed)
+            link.fail(closed, linger=True)
         for waiters in self._waiters.values():
             for waiter in waiters:
                 waiter.error = trio.ClosedResourceError("the WebRTC transport closed")

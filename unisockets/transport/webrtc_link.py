@@ -27,11 +27,12 @@ step fails, or when the transport says so (peer left, transport closing).
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import ipaddress
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
@@ -57,6 +58,8 @@ MAX_QUEUED_EVENTS = 256
 MAX_PENDING_CANDIDATES = 64
 #: Seconds closing a peer connection may take before we stop waiting for it.
 CLOSE_TIMEOUT = 10.0
+#: Seconds a closing transport waits for sent data and stream resets to be acknowledged.
+LINGER_TIMEOUT = 2.0
 
 
 class LinkState(enum.Enum):
@@ -138,6 +141,7 @@ class PeerLink:
         self._signaling = "new"  # "new", "have-local-offer" or "stable" (ours, in order)
         self._remote_set = False
         self._pending: list[tuple[RTCIceCandidate, str | None]] = []
+        self._linger = False
         # asyncio side
         self._pc: RTCPeerConnection | None = None
         self._aio_generation = 0
@@ -162,7 +166,7 @@ class PeerLink:
         except trio.WouldBlock:
             self.fail(trio.BrokenResourceError(f"signaling from {self.peer_id} floods the link"))
 
-    def fail(self, error: BaseException, *, replaced: bool = False) -> None:
+    def fail(self, error: BaseException, *, replaced: bool = False, linger: bool = False) -> None:
         """Fail the link: break its pipes, stop its task, close its peer connection.
 
         Idempotent. The peer connection is closed by the link's task as it ends.
@@ -170,9 +174,13 @@ class PeerLink:
         Args:
             error: the :class:`trio.BrokenResourceError` pipes are broken with (as cause).
             replaced: a new link to the same peer takes over (see :attr:`replaced`).
+            linger: before closing, wait (at most :data:`LINGER_TIMEOUT` seconds)
+                until the peer acknowledged what was sent and the stream resets of
+                closed pipes, so it reads them to their end (a graceful shutdown).
         """
         if self.state is LinkState.FAILED:
             return
+        self._linger = linger
         logger.debug("link to %s failed: %s", self.peer_id, error)
         self.state = LinkState.FAILED
         self.failure = error
@@ -326,7 +334,7 @@ class PeerLink:
             return
         try:
             with trio.move_on_after(CLOSE_TIMEOUT) as scope:
-                await self._bridge.run(self._aio_close)
+                await self._bridge.run(self._aio_close, self._linger)
             if scope.cancelled_caught:  # the bridge's shutdown cancels what is left
                 logger.error("closing the peer connection to %s timed out", self.peer_id)
         except Exception:
@@ -438,8 +446,31 @@ class PeerLink:
             except Exception:
                 logger.exception("could not close a data channel")
 
-    async def _aio_close(self) -> None:
+    async def _aio_close(self, linger: bool) -> None:
         pc, self._pc = self._pc, None
         self._legacy.clear()
-        if pc is not None:
-            await pc.close()
+        if pc is None:
+            return
+        if linger and pc.sctp is not None and pc.sctp.state == "connected":
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + LINGER_TIMEOUT
+            while not _sctp_settled(pc.sctp) and loop.time() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.005)  # aiortc has no event for "all acknowledged"
+        await pc.close()
+
+
+def _sctp_settled(sctp: Any) -> bool:
+    """Whether an aiortc SCTP transport has nothing left in flight.
+
+    Nothing queued or unacknowledged, no stream reset pending, and no channel
+    half-way through its reset (the peer still has to reset its direction,
+    which is how it learns the pipe ended cleanly). Reads aiortc internals;
+    if they change, this says True and closing simply does not linger.
+    """
+    for name in ("_data_channel_queue", "_outbound_queue", "_sent_queue", "_reconfig_queue"):
+        if getattr(sctp, name, None):
+            return False
+    if getattr(sctp, "_reconfig_request", None) is not None:
+        return False
+    channels = getattr(sctp, "_data_channels", {})
+    return not any(channel.readyState == "closing" for channel in channels.values())
