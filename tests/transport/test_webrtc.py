@@ -263,6 +263,27 @@ async def test_peer_left_breaks_every_pipe_then_a_new_link_is_made() -> None:
 
 
 @pytest.mark.trio
+async def test_new_ids_and_repeated_greetings_drop_stale_links() -> None:
+    async with open_mesh(A, B) as mesh:
+        with trio.fail_after(HANG):
+            pa, _ = await _pipe_pair(mesh[A], mesh[B], "first")
+            old_link = mesh[A].links[B]
+            # Signaling greets B again: a new node got B's id. A offers a new link.
+            await mesh[A].handle_greeting(B)
+            with pytest.raises(trio.BrokenResourceError):
+                await pa.receive_message()
+            assert old_link.state is LinkState.FAILED
+            await mesh[A].links[B].wait_connected()
+            pa, _ = await _pipe_pair(mesh[A], mesh[B], "second")
+            # A rejoined signaling under a new id: every link it had is stale.
+            mesh[A].local_id = "10.0.0.7"
+            assert mesh[A].local_id == "10.0.0.7"
+            assert mesh[A].links == {}
+            with pytest.raises(trio.BrokenResourceError):
+                await pa.send_message(b"x")
+
+
+@pytest.mark.trio
 async def test_link_timeout_and_bad_signaling_fail_only_that_link() -> None:
     async with open_mesh(A, B, C, link_timeout=2.0) as mesh:
         with trio.fail_after(HANG):

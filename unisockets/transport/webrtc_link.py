@@ -154,10 +154,14 @@ class PeerLink:
     # --- inputs (trio) ---------------------------------------------------------------------
 
     def post(self, kind: str, payload: str = "") -> None:
-        """Queue a signaling input: ``"offer-now"``, ``"offer"``, ``"answer"`` or ``"candidate"``.
+        """Queue a signaling input for the link's task; never blocks.
 
-        Never blocks; a link that has more than :data:`MAX_QUEUED_EVENTS`
-        inputs waiting fails instead (a flooding peer cannot grow memory).
+        A link that has more than :data:`MAX_QUEUED_EVENTS` inputs waiting
+        fails instead (a flooding peer cannot grow memory). Ignored once failed.
+
+        Args:
+            kind: ``"offer-now"`` (we offer), ``"offer"``, ``"answer"`` or ``"candidate"``.
+            payload: the SDP or the candidate JSON (empty for ``"offer-now"``).
         """
         if self.state is LinkState.FAILED:
             return
@@ -203,7 +207,13 @@ class PeerLink:
             raise trio.BrokenResourceError(f"no link to {self.peer_id}") from self.failure
 
     async def open_pipe(self, label: str) -> DataChannelPipe:
-        """Create a data channel labelled ``label`` once connected; return its (opening) pipe.
+        """Create a data channel labelled ``label`` once connected.
+
+        Args:
+            label: the pipe's label (checked by the transport).
+
+        Returns:
+            The pipe, still opening: the caller waits for the peer's ack.
 
         Raises:
             trio.BrokenResourceError: the link failed.
