@@ -1,0 +1,64 @@
+"""The one-liners ``unisockets.listen`` and ``unisockets.connect`` (shared/DESIGN.md)."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+import trio
+
+import unisockets
+
+pytestmark = pytest.mark.trio
+
+LOOPBACK = {"ice_addresses": ["127.0.0.1"]}
+
+
+async def test_listen_and_connect_one_liners_over_webrtc(signaling_url: str) -> None:
+    async with (
+        unisockets.listen(("10.0.0.1", 1234), signaling=signaling_url, **LOOPBACK) as listener,
+        trio.open_nursery() as nursery,
+    ):
+
+        async def serve_one() -> None:
+            stream = await listener.accept()
+            async with stream:
+                await stream.send_all(await stream.receive_some(100))
+
+        nursery.start_soon(serve_one)
+        with trio.fail_after(30):
+            async with unisockets.connect(
+                ("10.0.0.1", 1234), signaling=signaling_url, **LOOPBACK
+            ) as stream:
+                assert stream.remote_address == ("10.0.0.1", 1234)
+                assert stream.local_address[0] == "10.0.0.2"
+                await stream.send_all(b"one-liner")
+                assert await stream.receive_some(100) == b"one-liner"
+
+
+async def test_listen_on_an_address_the_server_did_not_assign(signaling_url: str) -> None:
+    async with unisockets.open_node(signaling_url, backend="memory", memory_network=_network()):
+        # 10.0.0.1 is taken by the node above: a new node gets 10.0.0.2
+        with pytest.raises(OSError) as info:
+            async with unisockets.listen(("10.0.0.1", 80), signaling=signaling_url, **LOOPBACK):
+                pass
+        assert info.value.errno == errno.EADDRNOTAVAIL
+
+
+async def test_one_liners_native() -> None:
+    async with unisockets.listen(("127.0.0.1", 0), signaling=None) as listener:
+        port = listener.address[1]  # type: ignore[attr-defined]
+        async with unisockets.connect(("127.0.0.1", port), signaling=None) as stream:
+            server = await listener.accept()
+            await stream.send_all(b"native")
+            assert await server.receive_some(10) == b"native"
+            await server.aclose()
+    with pytest.raises(ConnectionRefusedError):
+        async with unisockets.connect(("127.0.0.1", port), signaling=None):
+            pass
+
+
+def _network() -> object:
+    from unisockets.transport.memory import MemoryNetwork
+
+    return MemoryNetwork()
