@@ -291,8 +291,9 @@ class Report:
         return median(row.values) if row else math.nan
 
     def ratio(self, ours: str, raw: str, processes: int) -> float:
-        """``ours / raw`` of the medians (NaN if either is missing)."""
-        return self.value(ours, processes) / self.value(raw, processes)
+        """``ours / raw`` of the medians (NaN if either is missing or raw is 0)."""
+        raw_value = self.value(raw, processes)
+        return self.value(ours, processes) / raw_value if raw_value else math.nan
 
     def lines(self) -> list[str]:
         """The table as text lines."""

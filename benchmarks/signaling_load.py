@@ -32,9 +32,14 @@ Run: ``.venv/bin/python -m benchmarks.signaling_load [--quick] [--nodes 100,1000
 from __future__ import annotations
 
 import argparse
+import cProfile
+import gc
 import json
 import logging
+import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -68,6 +73,19 @@ def _options(parser: argparse.ArgumentParser) -> None:
         "--window", type=int, default=1000, help="candidates sent and not yet delivered (1000)"
     )
     parser.add_argument("--rate", type=float, default=1e6, help="server's per-client msgs/s")
+    parser.add_argument(
+        "--server",
+        choices=("cli", "embedded"),
+        default="cli",
+        help="run `unisockets signaling-server` (cli, default) or open_signaling_server "
+        "in a child of this script (embedded, which --profile needs)",
+    )
+    parser.add_argument(
+        "--profile",
+        default=None,
+        help="with --server embedded: cProfile the server during the relay phase into "
+        "PROFILE.<N> (pstats format) and print its garbage collections",
+    )
 
 
 class _Node:
@@ -144,9 +162,9 @@ async def _join(
 
 
 async def _send(group: list[_Node], per_node: int, in_flight: trio.Semaphore) -> None:
-    texts = []
+    texts: list[tuple[WebSocketConnection, str]] = []
     for node in group:
-        assert node.partner is not None
+        assert node.partner is not None and node.ws is not None
         message = Candidate(offerer_id=node.id, answerer_id=node.partner.id, candidate=CANDIDATE)
         texts.append((node.ws, encode(message)))
     for _ in range(per_node):
@@ -155,11 +173,18 @@ async def _send(group: list[_Node], per_node: int, in_flight: trio.Semaphore) ->
             await ws.send_message(text)
 
 
+class _Server:
+    """The server under load: its URL, its process, and the embedded child's link, if any."""
+
+    def __init__(self, url: str, process: trio.Process, child: common.TrioChild | None) -> None:
+        self.url = url
+        self.process = process
+        self.child = child
+
+
 async def _measure(count: int, args: argparse.Namespace) -> dict[str, float]:
-    params = {"max_clients": count + 64, "rate": args.rate}
-    async with common.open_trio_child("benchmarks.signaling_load", params) as child:
-        ready = (await child.receive())["ready"]
-        url, pid = ready["url"], child.process.pid
+    async with _open_server(count, args) as server:
+        url, pid = server.url, server.process.pid
         print(f"   N={count}: server pid {pid} at {url}", file=sys.stderr, flush=True)
         idle_rss = common.rss(pid)
         counters = _Counters()
@@ -198,6 +223,8 @@ async def _measure(count: int, args: argparse.Namespace) -> dict[str, float]:
                 counters.candidates_expected = per_node * len(paired)
                 groups = [paired[i :: args.senders] for i in range(args.senders)]
                 counters.in_flight = trio.Semaphore(args.window)
+                if args.profile and server.child is not None:
+                    await server.child.send({"profile_start": True})
                 server_cpu, own_cpu = common.cpu_seconds(pid), common.cpu_seconds()
                 started = common.now()
                 async with trio.open_nursery() as senders:
@@ -205,6 +232,10 @@ async def _measure(count: int, args: argparse.Namespace) -> dict[str, float]:
                         if group:
                             senders.start_soon(_send, group, per_node, counters.in_flight)
                 await counters.candidates_done.wait()
+                if args.profile and server.child is not None:
+                    await server.child.send({"profile_stop": f"{args.profile}.{count}"})
+                    report = await server.child.receive()
+                    print(f"   server GC during relay: {report['gc']}", file=sys.stderr)
                 took = common.now() - started
                 result["relay_rate"] = counters.candidates_expected / took
                 result["server_cpu"] = 100 * (common.cpu_seconds(pid) - server_cpu) / took
@@ -215,15 +246,18 @@ async def _measure(count: int, args: argparse.Namespace) -> dict[str, float]:
                 result["server_peak_mib"] = common.peak_rss(pid) / common.MIB
                 if counters.closed:
                     raise RuntimeError(f"{counters.closed} clients were closed by the server")
-                child.process.kill()  # faster than N goodbyes; the readers see the close
+                server.process.kill()  # faster than N goodbyes; the readers see the close
                 nursery.cancel_scope.cancel()
         return result
 
 
 async def _child_main(params: dict[str, Any]) -> None:
+    """The embedded server (``--server embedded``): can be profiled from the parent."""
     from unisockets.signaling.server import open_signaling_server
 
     common.raise_fd_limit(params["max_clients"] + 1024)
+    collections = _GcStats()
+    gc.callbacks.append(collections.callback)
     parent = common.TrioParent()
     async with open_signaling_server(
         host="127.0.0.1",
@@ -233,9 +267,70 @@ async def _child_main(params: dict[str, Any]) -> None:
         burst=int(params["rate"]),
     ) as server:
         parent.send({"ready": {"url": server.url}})
-        while await parent.receive() is not None:
-            pass
+        profiler = None
+        while (message := await parent.receive()) is not None:
+            if message.get("profile_start"):
+                profiler = cProfile.Profile()
+                profiler.enable()
+            if message.get("profile_stop") and profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(message["profile_stop"])
+                profiler = None
+                parent.send({"profiled": True, "gc": collections.summary()})
     await parent.aclose()
+
+
+class _GcStats:
+    """Counts the garbage collector's runs and their time, by generation."""
+
+    def __init__(self) -> None:
+        self.runs = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = common.now()
+        else:
+            self.runs[info["generation"]] += 1
+            self.seconds[info["generation"]] += common.now() - self._started
+
+    def summary(self) -> str:
+        return ", ".join(
+            f"gen{g}: {n} runs {t:.2f} s"
+            for g, (n, t) in enumerate(zip(self.runs, self.seconds, strict=True))
+        )
+
+
+@asynccontextmanager
+async def _open_server(count: int, args: argparse.Namespace) -> AsyncIterator[_Server]:
+    """Start the server in a child process: the CLI (default) or the embedded one."""
+    limits = {"max_clients": count + 64, "rate": args.rate}
+    if args.server == "embedded":
+        async with common.open_trio_child("benchmarks.signaling_load", limits) as child:
+            ready = (await child.receive())["ready"]
+            yield _Server(ready["url"], child.process, child)
+        return
+    command = [
+        sys.executable,
+        *("-m", "unisockets", "signaling-server", "--host", "127.0.0.1", "--port", "0"),
+        *("--max-clients", str(limits["max_clients"]), "--rate", str(args.rate)),
+        *("--burst", str(int(args.rate)), "--log-level", "warning"),
+    ]
+    process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE, cwd=common.ROOT)
+    try:
+        assert process.stdout is not None
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = await process.stdout.receive_some(1)
+            if not chunk:
+                raise RuntimeError("the signaling server exited before printing its URL")
+            line += chunk
+        yield _Server(line.decode().strip(), process, None)
+    finally:
+        process.kill()
+        with trio.CancelScope(shield=True):
+            await process.wait()
 
 
 def main() -> None:
