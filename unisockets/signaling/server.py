@@ -331,9 +331,7 @@ class SignalingServer:
                 )
                 return
             try:
-                message, outputs = self._receive(client, data)
-                self._deliver(outputs)
-                client.log_request(message, [out for key, out in outputs if key == client.key])
+                self._handle(client, data)
             except RemoteProtocolError as exc:
                 client.fail(exc.close_code, str(exc))
                 return
@@ -341,6 +339,18 @@ class SignalingServer:
                 logger.exception("%s: unexpected error handling %.200r", client.name, data)
                 client.fail(1011, "internal server error")
                 return
+
+    def _handle(self, client: Client, data: str) -> None:
+        """Decode one frame, feed it to the state machine, queue and log the outputs.
+
+        A function of its own so that the outputs die with it: ``_read`` then
+        waits for the next frame, which may be hours away, and a join's outputs
+        hold a ``greeting`` for every member of the subnet (measured: 12 KiB
+        per node with full subnets, a quarter of the server's memory per node).
+        """
+        message, outputs = self._receive(client, data)
+        self._deliver(outputs)
+        client.log_request(message, [out for key, out in outputs if key == client.key])
 
     def _receive(self, client: Client, data: str) -> tuple[Message, list[tuple[int, Message]]]:
         """Decode one frame and feed it to the state machine; RemoteProtocolError if it is bad."""
