@@ -39,6 +39,7 @@ import cProfile
 import gc
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -385,10 +386,18 @@ def main() -> None:
                 for report in reports.values():
                     report.fail(f"N={count}", 2, f"failed: {exc!r}")
                 continue
+            finally:
+                # The cancelled clients' sockets sit in reference cycles: collect them now, or
+                # the next N runs out of file descriptors.
+                gc.collect()
             for key, value in values.items():
                 reports[key].add(f"N={count}", 2, value)
             shown = ", ".join(f"{key} {value:.1f}" for key, value in values.items())
-            print(f"   run {run + 1}/{args.repeat}, N={count}: {shown}", file=sys.stderr)
+            fds = len(os.listdir("/proc/self/fd"))
+            print(
+                f"   run {run + 1}/{args.repeat}, N={count}: {shown}; {fds} fds open",
+                file=sys.stderr,
+            )
     columns = {title: reports[key] for key, (title, _) in metrics.items()}
     lines = common.compact_lines(
         f"signaling server, subnets of {args.subnet_size}, medians of {args.repeat} run(s); "
