@@ -102,13 +102,10 @@ async def serve_connection(stream: trio.abc.Stream) -> None:
 
 
 def _overlay_node(url: str) -> Any:
-    """``open_node(url)`` on loopback ICE, whichever spelling the node API has today."""
+    """``open_node(url)`` gathering ICE candidates on loopback only."""
     from unisockets.net import open_node
 
-    try:
-        return open_node(url, "10.0.0", ice_addresses=LOOPBACK)
-    except TypeError:  # an API without ice_addresses: the host has only loopback anyway
-        return open_node(url, "10.0.0")
+    return open_node(url, "10.0.0", ice_addresses=LOOPBACK)
 
 
 @asynccontextmanager
