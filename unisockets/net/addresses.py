@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import errno
 import os
+from typing import TypeGuard
 
 from ..protocol.addresses import format_alias, is_id, parse_alias
 
-__all__ = ["Address", "address_to_alias", "alias_to_address", "check_address", "oserror"]
+__all__ = [
+    "Address",
+    "address_to_alias",
+    "alias_to_address",
+    "check_address",
+    "check_port",
+    "oserror",
+]
 
 #: A socket address: ``(host, port)`` with a dotted IPv4 host and a port 0..65535.
 Address = tuple[str, int]
@@ -33,6 +41,24 @@ def oserror(code: int, detail: str | None = None) -> OSError:
     return OSError(code, message)
 
 
+def _is_port(port: object) -> TypeGuard[int]:
+    return type(port) is int and 0 <= port <= 65535
+
+
+def check_port(port: object) -> int:
+    """Validate a user-given port.
+
+    Returns:
+        ``port``, an int in 0..65535.
+
+    Raises:
+        OSError: ``EINVAL`` for anything else (``bool`` included).
+    """
+    if _is_port(port):
+        return port
+    raise oserror(errno.EINVAL, f"bad port {port!r}")
+
+
 def check_address(address: object) -> Address:
     """Validate a user-given socket address.
 
@@ -47,8 +73,8 @@ def check_address(address: object) -> Address:
     """
     if isinstance(address, tuple | list) and len(address) == 2:
         host, port = address
-        valid_port = type(port) is int and 0 <= port <= 65535
-        if valid_port and (host in ("", "0.0.0.0", "localhost") or is_id(host)):
+        valid_host = host in ("", "0.0.0.0", "localhost") or is_id(host)
+        if valid_host and _is_port(port):
             return host, port
     raise oserror(errno.EINVAL, f"not an IPv4 (host, port) address: {address!r}")
 

@@ -27,9 +27,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 
+from .._nursery import open_owned_nursery
+from ..protocol import events
 from ..protocol.addresses import format_alias, parse_alias
 from ..transport.base import MessagePipe, PeerTransport, SignalSender
-from .addresses import Address, check_address, oserror
+from ..transport.stream import PipeStream
+from .addresses import Address, check_address, check_port, oserror
 from .listeners import NativeListener, OverlayListener, wrap_native_stream
 from .streams import SocketStream
 
@@ -153,8 +156,7 @@ class _ListenCall:
         self._listener: trio.abc.Listener[SocketStream] | None = None
 
     async def _open(self) -> trio.abc.Listener[SocketStream]:
-        if type(self._port) is not int or not 0 <= self._port <= 65535:
-            raise oserror(errno.EINVAL, f"bad port {self._port!r}")
+        check_port(self._port)
         if type(self._backlog) is not int or self._backlog < 0:
             raise oserror(errno.EINVAL, f"bad backlog {self._backlog!r}")
         binding = await self._node.bind(self._port)
@@ -245,9 +247,7 @@ class OverlayNode(Node):
                 ``alias{set:false}``), ``EINVAL`` for a bad port.
         """
         self._check_open()
-        if type(port) is not int or not 0 <= port <= 65535:
-            raise oserror(errno.EINVAL, f"bad port {port!r}")
-        if port != 0:
+        if check_port(port) != 0:
             await self.signaling.bind(format_alias(self.address, port))
             return _OverlayBinding(self, (self.address, port))
         for candidate in random.sample(EPHEMERAL_PORTS, 64):
@@ -304,8 +304,6 @@ class OverlayNode(Node):
         remote_address: Address,
         release: str | None,
     ) -> SocketStream:
-        from ..transport.stream import PipeStream
-
         def on_close() -> None:
             self._streams.discard(stream)
             if release is not None:
@@ -383,8 +381,6 @@ class OverlayNode(Node):
 
     async def _pump_signaling(self) -> None:
         """Hand signaling events to the transport (offers, answers, candidates, leaves)."""
-        from ..protocol import events
-
         transport: Any = self.transport
         webrtc = hasattr(transport, "handle_offer")
         async for event in self.signaling.events:
@@ -461,8 +457,7 @@ class NativeNode(Node):
         Raises:
             OSError: from the OS, e.g. ``EADDRINUSE``; ``EINVAL`` for a bad port.
         """
-        if type(port) is not int or not 0 <= port <= 65535:
-            raise oserror(errno.EINVAL, f"bad port {port!r}")
+        check_port(port)
         sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_STREAM)
         try:
             sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
@@ -622,15 +617,9 @@ async def open_node(
 
 @asynccontextmanager
 async def _open_native_node(host: str) -> AsyncIterator[NativeNode]:
-    body_error: BaseException | None = None
-    async with trio.open_nursery() as nursery:
+    async with open_owned_nursery() as nursery:
         node = NativeNode(host, nursery)
         try:
             yield node
-        except BaseException as exc:
-            body_error = exc  # re-raised below, unwrapped (see open_node)
         finally:
             await node._close()
-            nursery.cancel_scope.cancel()
-    if body_error is not None:
-        raise body_error

@@ -47,6 +47,7 @@ from trio_websocket import ConnectionClosed, WebSocketRequest, wrap_server_strea
 from unisockets.protocol import Message, RemoteProtocolError, decode, encode
 from unisockets.protocol.server import SignalingServerProtocol
 
+from .._nursery import open_owned_nursery
 from ._server_client import NORMAL_CLOSE_CODES, Client, close_reason_text, logger
 from .limits import (
     DEFAULT_BURST,
@@ -577,17 +578,9 @@ async def open_signaling_server(
             close_timeout=close_timeout,
         ),
     )
-    body_error: BaseException | None = None
-    async with trio.open_nursery() as nursery:
+    async with open_owned_nursery() as nursery:
         await nursery.start(server.serve)
-        try:
-            yield server
-        except BaseException as exc:  # re-raised below, outside the nursery
-            body_error = exc
-        finally:
-            nursery.cancel_scope.cancel()
-    if body_error is not None:
-        raise body_error
+        yield server
 
 
 async def _open_server(

@@ -23,6 +23,7 @@ from typing import Final
 
 import trio
 
+from .._nursery import open_owned_nursery
 from ..protocol.stream import DEFAULT_MAX_MESSAGE_SIZE
 from .base import MessagePipe, PeerTransport
 
@@ -539,17 +540,9 @@ async def open_memory_transport(
     """
     if local_id in network.ids:  # checked here so that the error is not wrapped by the nursery
         raise ValueError(f"{local_id} is already on this memory network")
-    body_error: BaseException | None = None
-    async with trio.open_nursery() as nursery:
+    async with open_owned_nursery() as nursery:
         transport = MemoryTransport(network, local_id, nursery)
         try:
             yield transport
-        except BaseException as exc:
-            # Re-raised below, outside the nursery, so the caller gets its own
-            # exception back rather than an ExceptionGroup.
-            body_error = exc
         finally:
             transport.close()
-            nursery.cancel_scope.cancel()
-    if body_error is not None:
-        raise body_error
