@@ -29,13 +29,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
+from ..protocol.stream import DEFAULT_MAX_MESSAGE_SIZE
 from ._js import Listeners, settle, to_bytes, to_uint8array
 from .errors import BrokenResourceError, ClosedResourceError
 
 __all__ = ["LOW_WATER", "MAX_MESSAGE_SIZE", "DataChannelPipe", "Pipe", "loopback_pair"]
 
-#: The largest message a pipe carries, bytes (as the native WebRTC transport's pipes).
-MAX_MESSAGE_SIZE: Final = 16 * 1024
+#: The largest message a pipe carries, bytes (as the native WebRTC transport's pipes:
+#: a 64 KiB stream payload and its 1-byte header; Chromium takes 256 KiB).
+MAX_MESSAGE_SIZE: Final = DEFAULT_MAX_MESSAGE_SIZE
 #: The channel's ``bufferedAmountLowThreshold`` in bytes: waiters wake below it.
 LOW_WATER: Final = 64 * 1024
 #: Seconds a closing pipe waits for its buffered messages to leave before it closes anyway.

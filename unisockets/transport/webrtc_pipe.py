@@ -37,10 +37,11 @@ import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import trio
 
+from ..protocol.stream import DEFAULT_MAX_MESSAGE_SIZE
 from .base import MessagePipe
 
 if TYPE_CHECKING:
@@ -59,8 +60,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The largest message a pipe carries, bytes (the stream layer's frames fit in it).
-MAX_MESSAGE_SIZE = 16 * 1024
+#: The largest message a pipe carries, bytes: the stream layer's default frame size
+#: (a 64 KiB payload and its 1-byte header), within the 256 KiB that aiortc and
+#: browsers accept on a data channel (``a=max-message-size`` in their SDP).
+MAX_MESSAGE_SIZE: Final = DEFAULT_MAX_MESSAGE_SIZE
 #: Bytes sent but not yet handed to SCTP above which send_message waits.
 HIGH_WATER = 256 * 1024
 #: The channel's ``bufferedAmountLowThreshold``, bytes; must stay below HIGH_WATER.
