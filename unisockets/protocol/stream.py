@@ -112,14 +112,24 @@ class FrameType(enum.IntEnum):
     RESET = 0x03
 
 
-class Side(enum.Enum):
+class _FastEnum(enum.Enum):
+    """An enum hashed by identity (its members are singletons).
+
+    ``enum.Enum.__hash__`` is Python code, and every frame looks its states up
+    in :data:`TRANSITIONS` (a few hashes per frame).
+    """
+
+    __hash__ = object.__hash__
+
+
+class Side(_FastEnum):
     """The two independent state machines of a connection."""
 
     SEND = "send"
     RECEIVE = "receive"
 
 
-class StreamState(enum.Enum):
+class StreamState(_FastEnum):
     """The state of one side of a connection."""
 
     OPEN = "OPEN"
@@ -128,7 +138,7 @@ class StreamState(enum.Enum):
     ERROR = "ERROR"
 
 
-class Input(enum.Enum):
+class Input(_FastEnum):
     """Everything that can change a side's state: local calls and remote frames."""
 
     SEND_DATA = "send_data"  # local: send_data()

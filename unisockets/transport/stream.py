@@ -49,8 +49,7 @@ from __future__ import annotations
 
 import operator
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from types import TracebackType
 from typing import Final
 
@@ -91,6 +90,38 @@ class _ConflictDetector:
         tb: TracebackType | None,
     ) -> None:
         self._held = False
+
+
+class _Closable:
+    """A cancel scope that :meth:`PipeStream.aclose` cancels, as ClosedResourceError.
+
+    A class rather than a ``@contextmanager`` generator: it is entered on every
+    blocking call, and a generator-based manager costs twice as much.
+    """
+
+    __slots__ = ("_scope", "_scopes")
+
+    def __init__(self, scopes: set[trio.CancelScope]) -> None:
+        self._scopes = scopes
+        self._scope = trio.CancelScope()
+
+    def __enter__(self) -> None:
+        self._scopes.add(self._scope)
+        self._scope.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        try:
+            handled = self._scope.__exit__(exc_type, exc, tb)
+        finally:
+            self._scopes.discard(self._scope)
+        if self._scope.cancelled_caught:
+            raise trio.ClosedResourceError("the stream was closed") from None
+        return handled
 
 
 class _Failure:
@@ -175,18 +206,9 @@ class PipeStream(trio.abc.HalfCloseableStream):
 
     # ---- plumbing --------------------------------------------------------------
 
-    @contextmanager
-    def _closable(self) -> Iterator[None]:
+    def _closable(self) -> _Closable:
         """Run a blocking operation that :meth:`aclose` interrupts with ClosedResourceError."""
-        scope = trio.CancelScope()
-        self._scopes.add(scope)
-        try:
-            with scope:
-                yield
-        finally:
-            self._scopes.discard(scope)
-        if scope.cancelled_caught:
-            raise trio.ClosedResourceError("the stream was closed") from None
+        return _Closable(self._scopes)
 
     def _check_closed(self) -> None:
         if self._closed:
@@ -232,8 +254,24 @@ class PipeStream(trio.abc.HalfCloseableStream):
             queue.popleft()
 
     async def _write_all(self) -> None:
-        async with self._write_lock:
+        await self._acquire_write_lock()
+        try:
             await self._write_queued(frames=True)
+        finally:
+            self._write_lock.release()
+
+    async def _acquire_write_lock(self) -> None:
+        """Take the write lock; without a schedule point when it is free.
+
+        ``trio.Lock.acquire`` always yields to the scheduler. Every caller
+        writes to the pipe right after, which is a checkpoint of its own, so
+        the uncontended case skips that extra trip (a round trip of 100-byte
+        echoes has four writes).
+        """
+        if self._write_lock.locked():
+            await self._write_lock.acquire()
+        else:
+            self._write_lock.acquire_nowait()
 
     async def _flush_control(self) -> None:
         """Send queued CREDIT frames unless a writer (who will send them) holds the lock.
@@ -242,9 +280,12 @@ class PipeStream(trio.abc.HalfCloseableStream):
         """
         if not self._control or self._write_lock.locked() or self._send_failure is not None:
             return
-        async with self._write_lock:
+        self._write_lock.acquire_nowait()
+        try:
             with suppress(trio.BrokenResourceError):
                 await self._write_queued(frames=False)
+        finally:
+            self._write_lock.release()
 
     async def _progress(self) -> None:
         """Wait until the stream's state may have changed.
@@ -343,17 +384,20 @@ class PipeStream(trio.abc.HalfCloseableStream):
                 max_bytes = operator.index(max_bytes)
                 if max_bytes < 1:
                     raise ValueError("max_bytes must be >= 1")
-            await trio.lowlevel.checkpoint()
+            # One schedule point per call, as trio's streams make: a call that
+            # waits for the pipe has it there; one served from the buffer yields
+            # (cancel-shielded, so no bytes taken out can be lost) at the end.
+            await trio.lowlevel.checkpoint_if_cancelled()
             self._check_closed()
+            if self._buffer and not self._control:
+                chunk = self._take(max_bytes)
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return chunk
             with self._closable():
                 await self._flush_control()
                 while True:
                     if self._buffer:
-                        n = min(len(self._buffer), max_bytes or self._receive_size)
-                        chunk = bytes(self._buffer[:n])
-                        del self._buffer[:n]
-                        self._control.extend(self._conn.consumed(n))
-                        return chunk
+                        return self._take(max_bytes)
                     if self._receive_failure is not None:
                         raise self._receive_failure.error()
                     if self._conn.receive_state is StreamState.EOF_RECEIVED:
@@ -361,6 +405,18 @@ class PipeStream(trio.abc.HalfCloseableStream):
                     await self._progress()
                     self._check_closed()
         raise AssertionError("unreachable")  # pragma: no cover - for mypy
+
+    def _take(self, max_bytes: int | None) -> bytes:
+        """Take up to ``max_bytes`` from the receive buffer; queue the CREDIT it earns."""
+        n = min(len(self._buffer), max_bytes or self._receive_size)
+        if n == len(self._buffer):
+            chunk = bytes(self._buffer)
+            self._buffer.clear()
+        else:
+            chunk = bytes(self._buffer[:n])
+            del self._buffer[:n]
+        self._control.extend(self._conn.consumed(n))
+        return chunk
 
     # ---- trio.abc.SendStream ----------------------------------------------------
 
@@ -378,10 +434,15 @@ class PipeStream(trio.abc.HalfCloseableStream):
             trio.BrokenResourceError: the link failed or the peer closed or reset.
         """
         with self._send_conflict:
-            await trio.lowlevel.checkpoint()
+            await trio.lowlevel.checkpoint_if_cancelled()
             self._check_send()
             with self._closable():
                 self._frames.extend(self._conn.send_data(data))
+                if not (self._frames or self._control or self._conn.pending_bytes):
+                    # Nothing to write (empty data): the pipe gives no schedule point.
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    return
+                # Writing to the pipe is this call's schedule point.
                 await self._drain()
 
     async def _drain(self) -> None:
