@@ -186,21 +186,29 @@ async def test_a_flood_closes_the_flooder_with_1008_after_the_burst() -> None:
 
 
 @pytest.mark.trio
-async def test_invalid_utf8_and_broken_framing_are_cut_off_by_the_websocket_layer(
+async def test_invalid_utf8_and_broken_framing_close_with_1007_and_1002(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # wsproto detects these; trio-websocket fails the connection (RFC 6455 §7.1.7)
-    # by closing TCP without a close frame, and the server logs the code.
+    # RFC 6455 §7.1.7 and §8.1: fail the connection, with a close frame saying why.
+    # (Under trio-websocket the server cut TCP without a close frame.)
     caplog.set_level(logging.INFO, logger="unisockets.signaling.server")
     async with open_signaling_server() as server, open_member(server.url) as good:
         raw = await RawClient.connect(server.port)
         # a masked text frame whose payload is not UTF-8
         await raw.stream.send_all(bytes([0x81, 0x82, 0, 0, 0, 0, 0xC3, 0x28]))
-        assert await raw.close_frame() is None
+        assert await raw.close_frame() == (1007, "invalid UTF-8 in a text message")
+        await raw.aclose()
+        raw = await RawClient.connect(server.port)
+        # the same, cut into a text frame and a continuation (wsproto's path)
+        await raw.stream.send_all(bytes([0x01, 0x81, 0, 0, 0, 0, 0xC3, 0x80, 0x81, 0, 0, 0, 0]))
+        await raw.stream.send_all(bytes([0x28]))
+        code_and_reason = await raw.close_frame()
+        assert code_and_reason is not None and code_and_reason[0] == 1007
         await raw.aclose()
         raw = await RawClient.connect(server.port)
         await raw.stream.send_all(b"\xff" * 64)  # no valid frame at all
-        assert await raw.close_frame() is None
+        code_and_reason = await raw.close_frame()
+        assert code_and_reason is not None and code_and_reason[0] == 1002
         await raw.aclose()
         await _wait_for_clients(server, 1)
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -431,9 +439,12 @@ def test_arbitrary_frames_from_a_member_never_hurt_the_server(frames: list[str])
                 except ConnectionClosed:
                     break
             # the fuzzer is either still a member or was closed with a policy code
-            await fuzzer.send(Bind(id="10.0.0.1", alias="10.0.0.1:65535"))
             reason = None
-            while True:
+            try:
+                await fuzzer.send(Bind(id="10.0.0.1", alias="10.0.0.1:65535"))
+            except ConnectionClosed as exc:  # the close may have arrived already
+                reason = exc.reason
+            while reason is None:
                 try:
                     got = await fuzzer.frame()
                 except ConnectionClosed as exc:

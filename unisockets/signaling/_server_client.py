@@ -1,26 +1,28 @@
-"""One WebSocket client of the signaling server: its outgoing queue and how it ends.
+"""One WebSocket client of the signaling server: its outgoing frames and how it ends.
 
 A :class:`Client` is the server's handle on one accepted WebSocket. Other
-clients' tasks put messages for it into its bounded outgoing queue with
-:meth:`Client.send` (never waiting); its own writer task drains the queue.
-Whoever decides that the client must go (its reader on bad input, its pinger,
-a sender finding its queue full, the server shutting down) calls
-:meth:`Client.fail`, which records the close code and reason and stops the
-client's reader; the client's own task then leaves the network and closes the
-WebSocket. No method here waits, so the server can call them while it feeds
-its synchronous state machine.
+clients' tasks queue frames for it with :meth:`Client.send` (never waiting)
+on its :class:`~unisockets.signaling._server_socket.SocketTransport`, whose
+outgoing bytes are bounded; the server then writes them with one ``send``
+per client and batch. Whoever decides that the client must go (its reader on
+bad input, the pinger, a sender finding its buffer full, the server shutting
+down) calls :meth:`Client.fail`, which records the close code and reason and
+stops the client's reader; the client's own task then leaves the network and
+closes the WebSocket. No method here waits, so the server can call them while
+it feeds its synchronous state machine.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from typing import Final
 
 import trio
-from trio_websocket import WebSocketConnection
 
 from unisockets.protocol import Acknowledged, Alias, Bind, Connect, Knock, Message, Shutdown
+
+from ._server_connection import ServerWebSocket
+from ._server_socket import SocketTransport
 
 __all__ = ["Client", "close_reason_text"]
 
@@ -56,9 +58,13 @@ class Client:
         key: the client's key in the signaling state machine (unique per server).
         ws: the accepted WebSocket.
         remote: the peer's address for logs, e.g. ``"127.0.0.1:53422"``.
-        send_queue_bytes: how much outgoing text (in characters) may wait;
-            a message that would go over it makes the client a slow consumer
-            (one message alone is always queued, whatever its size).
+        send_queue_bytes: how many outgoing bytes (frames the kernel has not
+            taken yet) may wait; a frame that would go over it makes the
+            client a slow consumer (one frame alone is always queued,
+            whatever its size).
+        dirty: where to note the client's transport when it needs a
+            :meth:`~unisockets.signaling._server_socket.SocketTransport.flush`
+            (the server flushes them all after each batch).
 
     Attributes:
         key: as given.
@@ -67,21 +73,19 @@ class Client:
         name: how logs name the client: its id once it joined, else ``remote``.
         reading: the cancel scope around the client's reader and pinger;
             :meth:`fail` cancels it.
-        outbox: the receiving end of the outgoing queue (for the writer task,
-            which calls :meth:`dequeued` for each message it takes).
-        queued: characters of text in the outgoing queue.
         close_code: the WebSocket close code the server will send, or
             ``None`` while the client is healthy or when there is nothing to
             send (the connection is already gone).
         close_reason: the reason sent with ``close_code``, or why it ended.
-        discard: whether the writer must drop what is still queued (slow consumer).
+        discard: whether the close must drop what is still queued (slow consumer).
         failed: whether :meth:`fail` was called.
         left: whether the client has left the signaling state machine.
     """
 
     __slots__ = (
-        "_outbox_send",
+        "_dirty",
         "_queue_limit",
+        "_transport",
         "close_code",
         "close_reason",
         "discard",
@@ -89,60 +93,59 @@ class Client:
         "key",
         "left",
         "name",
-        "outbox",
-        "queued",
         "reading",
         "remote",
         "ws",
     )
 
     def __init__(
-        self, key: int, ws: WebSocketConnection, remote: str, send_queue_bytes: int
+        self,
+        key: int,
+        ws: ServerWebSocket,
+        remote: str,
+        send_queue_bytes: int,
+        dirty: list[SocketTransport],
     ) -> None:
         self.key = key
         self.ws = ws
+        self._transport = ws.transport
+        self._dirty = dirty
         self.remote = remote
         self.name = remote
         self.reading = trio.CancelScope()
-        self._outbox_send, self.outbox = trio.open_memory_channel[str](math.inf)
         self._queue_limit = send_queue_bytes
-        self.queued = 0
         self.close_code: int | None = None
         self.close_reason = ""
         self.discard = False
         self.failed = False
         self.left = False
 
-    def send(self, text: str) -> None:
-        """Queue one text frame for the writer task, without waiting.
+    def send(self, frame: bytes) -> None:
+        """Queue one frame, without waiting; the server's next flush writes it.
 
-        Dropped silently once the client is failing or finished. If the queue
-        would go over ``send_queue_bytes``, the client is a slow consumer: it
-        fails with 1008 and what is queued is discarded.
+        Dropped silently once the client is failing or finished. If the
+        outgoing bytes would go over ``send_queue_bytes``, the client is a
+        slow consumer: it fails with 1008 and what is queued is discarded.
 
         Args:
-            text: the frame, already encoded.
+            frame: the whole WebSocket frame, e.g. from
+                :func:`~unisockets.signaling._server_connection.text_frame`.
         """
         if self.failed or self.left:
             return
-        if self.queued and self.queued + len(text) > self._queue_limit:
+        transport = self._transport
+        queued = transport.queued
+        if queued and queued + len(frame) > self._queue_limit:
             self.fail(1008, "slow consumer", discard=True)
             return
-        try:
-            self._outbox_send.send_nowait(text)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return  # the writer is gone: the client is on its way out
-        self.queued += len(text)
-
-    def dequeued(self, text: str) -> None:
-        """Account for ``text``, taken from :attr:`outbox` by the writer."""
-        self.queued -= len(text)
+        if transport.queue(frame):
+            self._dirty.append(transport)
 
     def fail(self, code: int | None, reason: str, *, discard: bool = False) -> None:
         """End the client: record why, and stop its reader and pinger.
 
         Only the first call counts. Never waits; the client's own task then
-        leaves the network, lets the writer finish and closes the WebSocket.
+        leaves the network, sends what is queued and closes the WebSocket.
 
         Args:
             code: the close code to send (RFC 6455 §7.4.1), or ``None`` when
@@ -165,10 +168,6 @@ class Client:
             logger.info("%s: closing (%s): %s", self.name, code, reason)
         else:
             logger.warning("%s: error close %d: %s", self.name, code, reason)
-
-    def stop_writing(self) -> None:
-        """Close the outgoing queue: the writer sends the rest (unless discarding), then ends."""
-        self._outbox_send.close()
 
     def log_request(self, message: Message, replies: list[Message]) -> None:
         """Log a join, bind, shutdown or connect, with its outcome read from the server's replies.

@@ -3,25 +3,33 @@
 A thin trio driver (shared/DESIGN.md, "Layers"): the state machine
 :class:`~unisockets.protocol.server.SignalingServerProtocol` decides
 everything; this module moves its inputs and outputs over real WebSockets
-(trio-websocket) and enforces the limits of
-:class:`~unisockets.signaling.limits.ServerLimits`.
+(:mod:`~unisockets.signaling._server_connection`: wsproto over a
+non-blocking socket, TLS through :class:`ssl.SSLObject`) and enforces the
+limits of :class:`~unisockets.signaling.limits.ServerLimits`.
 
-How it runs:
+How it runs, built for the cost per relayed message (docs/benchmarks.md,
+"Signaling server"):
 
-- One task per TCP connection, all in the server's nursery. Each accepted
-  WebSocket client also gets a writer task (draining its bounded outgoing
-  queue) and a pinger task, in a nursery of its own.
+- One task per TCP connection, all in the server's nursery. It reads
+  whatever the kernel has (up to 64 KiB) and feeds *every* message in it to
+  the state machine before it reads again; one pinger task serves all
+  clients.
 - The state machine is synchronous and trio runs one task at a time, so a
-  client's task feeds it a message and queues every output with no
-  checkpoint in between: that is the server's one lock. Queuing never waits;
-  a client whose queue overflows is closed as a slow consumer, so one slow
+  client's task feeds it a batch and queues every output with no checkpoint
+  in between: that is the server's one lock. Each output becomes a
+  WebSocket frame once (a broadcast shares it) and is appended to its
+  recipient's outgoing buffer; after the batch, each recipient's buffer is
+  written with one ``send`` from this same task. Only what the kernel does
+  not take waits for a drain task of the recipient's. Queuing never waits; a
+  client whose buffer overflows is closed as a slow consumer, so one slow
   reader never holds up the others.
 - Whatever a client sends, the worst outcome is that *this* client is closed
-  with a code and a reason (1003 binary frame, 1008 protocol violation, rate
-  or handshake limit, slow consumer, 1009 oversize, 1011 missed ping or
-  internal error) and leaves like any other: ``goodbye`` and alias removals go
-  to the rest (PROTOCOL.md, "Leave"). Unexpected exceptions are logged and end
-  only the client they happened in.
+  with a code and a reason (1002 broken framing, 1003 binary frame, 1007
+  invalid UTF-8, 1008 protocol violation, rate or handshake limit, slow
+  consumer, 1009 oversize, 1011 missed ping or internal error) and leaves like
+  any other: ``goodbye`` and alias removals go to the rest (PROTOCOL.md,
+  "Leave"). Unexpected exceptions are logged and end only the client they
+  happened in.
 - Leaving the server (the ``async with`` of :func:`open_signaling_server`, or
   cancelling :func:`serve_signaling`) closes every client with 1001 and gives
   them ``close_timeout`` seconds to take it before cutting the connections.
@@ -35,20 +43,27 @@ from __future__ import annotations
 
 import itertools
 import math
+import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, Final
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketRequest, wrap_server_stream
 
 from unisockets.protocol import Message, RemoteProtocolError, decode, encode
 from unisockets.protocol.server import SignalingServerProtocol
 
 from .._nursery import open_owned_nursery
 from ._server_client import NORMAL_CLOSE_CODES, Client, close_reason_text, logger
+from ._server_connection import (
+    HandshakeError,
+    PeerClosed,
+    PeerViolation,
+    ServerWebSocket,
+    text_frame,
+)
+from ._server_socket import SocketTransport
 from .limits import (
     DEFAULT_BURST,
     DEFAULT_CLOSE_TIMEOUT,
@@ -64,9 +79,6 @@ from .limits import (
 
 __all__ = ["SignalingServer", "open_signaling_server", "serve_signaling"]
 
-#: Incoming messages trio-websocket buffers per client before it stops reading the socket.
-_RECEIVE_QUEUE_SIZE: Final = 4
-
 
 class _Connection:
     """One TCP connection: its shielded cancel scope, and its client once the WebSocket is open."""
@@ -76,33 +88,6 @@ class _Connection:
     def __init__(self) -> None:
         self.scope = trio.CancelScope(shield=True)
         self.client: Client | None = None
-
-
-class _ReaderWatch:
-    """A nursery stand-in for ``wrap_server_stream``: a finished reader ends the handshake wait.
-
-    trio-websocket's reader task ends when the connection breaks (EOF, reset,
-    a failed TLS handshake, bytes that are not HTTP), but the wait for the
-    upgrade request is not woken by that. Running the reader through this
-    wrapper cancels ``handshake`` (the scope of that wait) as soon as the
-    reader is done, instead of holding the connection until the deadline.
-    """
-
-    __slots__ = ("_handshake", "_nursery")
-
-    def __init__(self, nursery: trio.Nursery, handshake: trio.CancelScope) -> None:
-        self._nursery = nursery
-        self._handshake = handshake
-
-    def start_soon(self, fn: Callable[[], Awaitable[object]], *, name: object = None) -> None:
-        """Start ``fn()`` in the real nursery, watched."""
-        self._nursery.start_soon(self._watch, fn, name=name)
-
-    async def _watch(self, fn: Callable[[], Awaitable[object]]) -> None:
-        try:
-            await fn()
-        finally:
-            self._handshake.cancel()  # harmless once the handshake scope is done
 
 
 class SignalingServer:
@@ -121,23 +106,25 @@ class SignalingServer:
 
     def __init__(
         self,
-        listeners: list[trio.SocketListener] | list[trio.SSLListener[trio.SocketStream]],
+        listeners: list[trio.SocketListener],
         *,
         host: str,
         protocol: SignalingServerProtocol[int],
         limits: ServerLimits,
-        tls: bool,
+        ssl_context: ssl.SSLContext | None,
     ) -> None:
         self._listeners = listeners
         self._protocol = protocol
+        self._ssl_context = ssl_context
         self.limits = limits
         self.host = host
-        self.port: int = _listener_port(listeners[0])
+        self.port: int = listeners[0].socket.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
-        self.url = f"{'wss' if tls else 'ws'}://{shown}:{self.port}"
+        self.url = f"{'wss' if ssl_context is not None else 'ws'}://{shown}:{self.port}"
         self._keys = itertools.count(1)
         self._connections: set[_Connection] = set()
         self._clients: dict[int, Client] = {}
+        self._dirty: list[SocketTransport] = []
         self._slots = 0
         self._closing = False
         self._drained = trio.Event()
@@ -176,6 +163,7 @@ class SignalingServer:
                         handler_nursery=nursery,
                     )
                 )
+                nursery.start_soon(self._ping_all)
                 logger.info("listening on %s", self.url)
                 task_status.started(self)
                 await trio.sleep_forever()
@@ -198,81 +186,70 @@ class SignalingServer:
             connection.scope.cancel()
         logger.info("stopped listening on %s", self.url)
 
-    async def _handle_stream(self, stream: trio.abc.Stream) -> None:
+    async def _handle_stream(self, stream: trio.SocketStream) -> None:
         """Serve one TCP connection from accept to close; never raises (but Cancelled)."""
+        remote = _peer_name(stream.socket)
+        # From here on the connection is a plain non-blocking socket (TCP_NODELAY already set).
+        sock = socket.socket(fileno=stream.socket.detach())
+        transport = SocketTransport(sock, self._ssl_context)
         if self._closing:
-            await trio.aclose_forcefully(stream)
+            transport.close()
             return
         connection = _Connection()
         self._connections.add(connection)
         # Shielded so that leaving the server can close each client gracefully;
         # _shut_down() cancels the scope when the grace period is over.
         with connection.scope:
-            remote = _peer_name(stream)
             try:
-                await self._run_connection(connection, stream, remote)
+                await self._run_connection(connection, transport, remote)
             except* Exception as group:
                 logger.error("%s: unexpected error", remote, exc_info=group)
             finally:
-                await trio.aclose_forcefully(stream)
+                transport.close()
                 self._connections.discard(connection)
                 if self._closing and not self._connections:
                     self._drained.set()
 
     async def _run_connection(
-        self, connection: _Connection, stream: trio.abc.Stream, remote: str
+        self, connection: _Connection, transport: SocketTransport, remote: str
     ) -> None:
         limits = self.limits
         deadline = trio.current_time() + limits.handshake_timeout
-        async with trio.open_nursery() as nursery:  # trio-websocket's reader task lives here
+        ws = ServerWebSocket(transport, limits.max_message_size)
+        requested = False
+        with trio.move_on_at(deadline):
             try:
-                request: WebSocketRequest | None = None
-                with trio.move_on_at(deadline) as handshake:
-                    request = await wrap_server_stream(
-                        _ReaderWatch(nursery, handshake),  # type: ignore[arg-type]
-                        stream,
-                        message_queue_size=_RECEIVE_QUEUE_SIZE,
-                        max_message_size=limits.max_message_size,
-                    )
-                if request is None:
-                    if trio.current_time() >= deadline:
-                        logger.info(
-                            "%s: no WebSocket handshake within %g s",
-                            remote,
-                            limits.handshake_timeout,
-                        )
-                    else:
-                        logger.info("%s: gone before the WebSocket handshake", remote)
-                    return
-                await self._serve_request(connection, request, remote, deadline)
-            finally:
-                nursery.cancel_scope.cancel()
+                await ws.receive_request()
+            except HandshakeError as exc:
+                logger.info("%s: gone before the WebSocket handshake: %s", remote, exc)
+                return
+            requested = True
+        if not requested:
+            logger.info("%s: no WebSocket handshake within %g s", remote, limits.handshake_timeout)
+            return
+        await self._serve_request(connection, ws, remote, deadline)
 
     async def _serve_request(
-        self, connection: _Connection, request: WebSocketRequest, remote: str, deadline: float
+        self, connection: _Connection, ws: ServerWebSocket, remote: str, deadline: float
     ) -> None:
         full = self._slots >= self.limits.max_clients
         if not full:
             self._slots += 1
         try:
-            ws = None
+            accepted = False
             with trio.move_on_at(deadline):
-                try:
-                    ws = await request.accept()
-                except ConnectionClosed:
-                    logger.info("%s: vanished during the WebSocket handshake", remote)
-                    return
-            if ws is None:
+                await ws.accept()
+                accepted = True
+            if not accepted:
                 logger.info("%s: WebSocket handshake timed out", remote)
                 return
             if full:
                 logger.warning(
                     "%s: error close 1013: server full (%d clients)", remote, self._slots
                 )
-                with trio.move_on_after(self.limits.close_timeout):
-                    await ws.aclose(1013, f"server full ({self.limits.max_clients} clients)")
+                await self._close(ws, 1013, f"server full ({self.limits.max_clients} clients)")
                 return
-            client = Client(next(self._keys), ws, remote, self.limits.send_queue_bytes)
+            client = Client(next(self._keys), ws, remote, self.limits.send_queue_bytes, self._dirty)
             self._clients[client.key] = client
             connection.client = client
             try:
@@ -285,61 +262,85 @@ class SignalingServer:
                 self._slots -= 1
 
     async def _run_client(self, client: Client, deadline: float) -> None:
-        """Run one client's reader, pinger and writer; leave; close the WebSocket."""
+        """Run one client's reader (drain tasks alongside); leave; close the WebSocket."""
         if self._closing:
             client.fail(1001, "server shutting down")
-        close_deadline = math.inf
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._write, client)
+        async with trio.open_nursery() as nursery:  # the drain tasks of the transport
+            client.ws.transport.attach(nursery)
             with client.reading:
-                async with trio.open_nursery() as readers:
-                    readers.start_soon(self._ping, client)
-                    await self._read(client, deadline)
-                    readers.cancel_scope.cancel()
+                await self._read(client, deadline)
             # Leave at once, so the others learn it without waiting for the close handshake.
             self._leave(client)
-            client.stop_writing()
-            close_deadline = trio.current_time() + self.limits.close_timeout
-            nursery.cancel_scope.deadline = close_deadline
-        if client.close_code is not None:
-            with trio.move_on_at(close_deadline):
-                await client.ws.aclose(client.close_code, close_reason_text(client.close_reason))
+            code = client.close_code
+            if code is None:
+                with trio.move_on_after(self.limits.close_timeout):
+                    await client.ws.wait_closed()  # e.g. the echo of the peer's close frame
+            else:
+                reason = close_reason_text(client.close_reason)
+                await self._close(client.ws, code, reason, discard=client.discard)
+            nursery.cancel_scope.cancel()
+
+    async def _close(
+        self, ws: ServerWebSocket, code: int, reason: str, *, discard: bool = False
+    ) -> None:
+        """Send a close frame and wait up to ``close_timeout`` for the peer's reply."""
+        with trio.move_on_after(self.limits.close_timeout):
+            ws.close(code, reason, discard=discard)
+            await ws.wait_closed()
 
     async def _read(self, client: Client, deadline: float) -> None:
-        """Feed the client's messages to the state machine until it closes or must go."""
+        """Feed the client's messages to the state machine, a batch per read, until it must go."""
         limits = self.limits
         bucket = TokenBucket(limits.max_messages_per_second, limits.burst, trio.current_time())
-        while True:
-            joined = self._protocol.member_id(client.key) is not None
-            data: str | bytes | None = None
-            with trio.move_on_at(math.inf if joined else deadline):
+        ws = client.ws
+        joined = False
+        with trio.CancelScope(deadline=deadline) as joining:
+            while True:
                 try:
-                    data = await client.ws.get_message()
-                except ConnectionClosed as exc:
+                    batch = await ws.receive()
+                except PeerClosed as exc:
                     self._closed_by_peer(client, exc)
                     return
-            if data is None:
-                client.fail(1008, f"did not join within {limits.handshake_timeout:g} s")
-                return
+                except PeerViolation as exc:
+                    client.fail(exc.code, exc.reason)
+                    return
+                try:
+                    if not self._receive_batch(client, batch, bucket):
+                        return
+                finally:
+                    self._flush()
+                if not joined and self._protocol.member_id(client.key) is not None:
+                    joined = True
+                    joining.deadline = math.inf
+        client.fail(1008, f"did not join within {limits.handshake_timeout:g} s")
+
+    def _receive_batch(self, client: Client, batch: list[str | bytes], bucket: TokenBucket) -> bool:
+        """Handle one read's messages in order; ``False`` once the client failed."""
+        limits = self.limits
+        now = trio.current_time()
+        for data in batch:
             if isinstance(data, bytes):
                 client.fail(1003, "binary frames are not supported: send JSON text frames")
-                return
-            if not bucket.take(trio.current_time()):
+                return False
+            if not bucket.take(now):
                 client.fail(
                     1008,
                     f"rate limit exceeded ({limits.max_messages_per_second:g} messages/s,"
                     f" burst {limits.burst})",
                 )
-                return
+                return False
             try:
                 self._handle(client, data)
             except RemoteProtocolError as exc:
                 client.fail(exc.close_code, str(exc))
-                return
+                return False
             except Exception:
                 logger.exception("%s: unexpected error handling %.200r", client.name, data)
                 client.fail(1011, "internal server error")
-                return
+                return False
+            if client.failed:
+                return False
+        return True
 
     def _handle(self, client: Client, data: str) -> None:
         """Decode one frame, feed it to the state machine, queue and log the outputs.
@@ -358,46 +359,27 @@ class SignalingServer:
         message = decode(data)
         return message, self._protocol.receive(client.key, message)
 
-    async def _write(self, client: Client) -> None:
-        """Send the client's queued frames in order, until the queue closes."""
-        async with client.outbox:
-            async for text in client.outbox:
-                client.dequeued(text)
-                if client.discard:
-                    return
-                try:
-                    await client.ws.send_message(text)
-                except ConnectionClosed as exc:
-                    self._closed_by_peer(client, exc)
-                    return
-
-    async def _ping(self, client: Client) -> None:
-        """Ping every ``ping_interval`` seconds; fail the client if a pong is that late."""
+    async def _ping_all(self) -> None:
+        """Each ``ping_interval``: fail the clients whose last ping is unanswered, ping the rest."""
         interval = self.limits.ping_interval
         while True:
             await trio.sleep(interval)
-            answered = False
-            with trio.move_on_after(interval):
-                try:
-                    await client.ws.ping()
-                except ConnectionClosed:
-                    return  # the reader sees the close too
-                answered = True
-            if not answered:
-                client.fail(1011, f"no pong within {interval:g} s")
-                return
+            for client in list(self._clients.values()):
+                if client.failed:
+                    continue
+                if client.ws.awaiting_pong:
+                    client.fail(1011, f"no pong within {interval:g} s")
+                else:
+                    client.ws.ping()
 
-    def _closed_by_peer(self, client: Client, exc: ConnectionClosed) -> None:
+    def _closed_by_peer(self, client: Client, exc: PeerClosed) -> None:
         """Record a connection the peer closed (or that broke): nothing left to send."""
         if client.failed:
             return
-        reason = exc.reason
-        code = reason.code if reason is not None else 1006
-        text = (reason.reason if reason is not None else None) or ""
+        code, text = exc.code, exc.reason
         if code in NORMAL_CLOSE_CODES or code == 1006:  # 1006: no close frame, e.g. TCP reset
             logger.debug("%s: closed by the client (%d %s)", client.name, code, text)
         else:
-            # e.g. 1009 sent by trio-websocket for a message over max_message_size
             logger.warning("%s: error close %d: %s", client.name, code, text)
         client.fail(None, f"closed {code}{' ' + text if text else ''}")
 
@@ -418,44 +400,44 @@ class SignalingServer:
         else:
             logger.debug("%s: gone without joining: %s", client.remote, client.close_reason)
         self._deliver(outputs)
+        self._flush()
 
     def _deliver(self, outputs: list[tuple[int, Message]]) -> None:
-        """Queue each output for its recipient, in order, encoding each message once.
+        """Queue each output for its recipient, in order, framing each message once.
 
         Everything is encoded before anything is queued, so that a message
         that cannot be encoded (a bug) leaves no half-delivered broadcast.
+        The frames are written by the next :meth:`_flush`.
         """
-        encoded: dict[int, str] = {}
-        frames: list[tuple[Client, str]] = []
+        encoded: dict[int, bytes] = {}
+        frames: list[tuple[Client, bytes]] = []
         for key, message in outputs:
             client = self._clients.get(key)
             if client is None:
                 continue
-            text = encoded.get(id(message))
-            if text is None:
-                text = encoded[id(message)] = encode(message)
-            frames.append((client, text))
-        for client, text in frames:
-            client.send(text)
+            frame = encoded.get(id(message))
+            if frame is None:
+                frame = encoded[id(message)] = text_frame(encode(message).encode())
+            frames.append((client, frame))
+        for client, frame in frames:
+            client.send(frame)
+
+    def _flush(self) -> None:
+        """Write every client's newly queued frames, one ``send`` each (leftovers: drain tasks)."""
+        dirty = self._dirty
+        if dirty:
+            for transport in dirty:
+                transport.flush()
+            dirty.clear()
 
 
-def _listener_port(listener: trio.SocketListener | trio.SSLListener[trio.SocketStream]) -> int:
-    inner = listener.transport_listener if isinstance(listener, trio.SSLListener) else listener
-    assert isinstance(inner, trio.SocketListener)
-    port: int = inner.socket.getsockname()[1]
-    return port
-
-
-def _peer_name(stream: trio.abc.Stream) -> str:
-    """``"host:port"`` of the stream's peer for logs (``"[v6]:port"``), or the stream's repr."""
-    inner: Any = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
-    if isinstance(inner, trio.SocketStream):
-        try:
-            host, port = inner.socket.getpeername()[:2]
-        except OSError:
-            return "(disconnected)"
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return repr(stream)
+def _peer_name(sock: trio.socket.SocketType) -> str:
+    """``"host:port"`` of the socket's peer for logs (``"[v6]:port"``)."""
+    try:
+        host, port = sock.getpeername()[:2]
+    except OSError:
+        return "(disconnected)"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def serve_signaling(
@@ -593,13 +575,7 @@ async def _open_server(
 ) -> SignalingServer:
     """Bind the listeners and build the (not yet serving) server."""
     protocol: SignalingServerProtocol[int] = SignalingServerProtocol(suffixes=suffixes)
-    listeners: list[trio.SocketListener] | list[trio.SSLListener[trio.SocketStream]]
-    if ssl_context is None:
-        listeners = await trio.open_tcp_listeners(port, host=host)
-    else:
-        listeners = await trio.open_ssl_over_tcp_listeners(
-            port, ssl_context, host=host, https_compatible=True
-        )
+    listeners = await trio.open_tcp_listeners(port, host=host)
     return SignalingServer(
-        listeners, host=host, protocol=protocol, limits=limits, tls=ssl_context is not None
+        listeners, host=host, protocol=protocol, limits=limits, ssl_context=ssl_context
     )

@@ -1,0 +1,413 @@
+"""The server side of one WebSocket (RFC 6455) over a :class:`SocketTransport`, batched.
+
+:class:`ServerWebSocket` drives wsproto (the sans-IO WebSocket library) for
+the HTTP upgrade, control frames, fragmented messages and the close
+handshake, and takes a fast path for what nearly every frame of the
+signaling protocol is: a whole, masked, unfragmented text frame. Both sides
+of it are plain RFC 6455 §5.2:
+
+- Incoming bytes are cut into whole frames here (the header gives the
+  length), so wsproto only ever holds whole frames and the two paths can
+  take turns frame by frame. A whole text frame with FIN set, no RSV bits
+  and a minimally encoded length of under 64 KiB is unmasked and decoded
+  (strict UTF-8) right here; every other frame goes through wsproto, which
+  validates it (1002 protocol errors, 1007 bad UTF-8, control frames,
+  continuation frames). Measured: 1.5 µs per candidate frame instead of
+  wsproto's 16 µs.
+- Outgoing text frames are built by :func:`text_frame` (a server's frames
+  are not masked, so a frame is a header and the UTF-8 text); control
+  frames go through wsproto so that it knows the state of the close
+  handshake.
+
+:meth:`ServerWebSocket.receive` returns *every* complete message of one
+read at once, so the server feeds them all to its state machine before the
+next system call. Nothing here replies on its own except what RFC 6455
+requires: a pong for each ping, the echo of the peer's close frame.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+import trio
+import wsproto.events as ev
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.handshake import H11Handshake
+from wsproto.utilities import RemoteProtocolError
+
+from ._server_socket import SocketTransport
+
+__all__ = [
+    "HandshakeError",
+    "PeerClosed",
+    "PeerViolation",
+    "ServerWebSocket",
+    "text_frame",
+]
+
+#: Longest HTTP upgrade request we wait for (h11's own limit for incomplete headers).
+MAX_REQUEST_BYTES: Final = 16 * 1024
+_END_OF_HEAD: Final = b"\r\n\r\n"
+#: Opcodes of RFC 6455 §5.2: continuation, text, binary, close, ping, pong.
+_OPCODES: Final = frozenset({0, 1, 2, 8, 9, 10})
+_SHORT: Final = struct.Struct("!BB")
+_MEDIUM: Final = struct.Struct("!BBH")
+_LONG: Final = struct.Struct("!BBQ")
+
+
+def text_frame(data: bytes) -> bytes:
+    """One unmasked, final text frame carrying ``data`` (RFC 6455 §5.2; what a server sends).
+
+    Args:
+        data: the message, UTF-8 encoded (not checked).
+
+    Returns:
+        The frame's bytes: a 2-, 4- or 10-byte header, then ``data``.
+    """
+    size = len(data)
+    if size < 126:
+        return _SHORT.pack(0x81, size) + data
+    if size < 65536:
+        return _MEDIUM.pack(0x81, 126, size) + data
+    return _LONG.pack(0x81, 127, size) + data
+
+
+class HandshakeError(Exception):
+    """The connection ended before it was a WebSocket; the message says how (for logs)."""
+
+
+class PeerClosed(Exception):
+    """The peer ended the WebSocket: a close frame, or a TCP connection that ended without one.
+
+    Args:
+        code: the peer's close code, 1005 if its close frame had none, 1006
+            if there was no close frame (EOF, reset).
+        reason: the peer's close reason, or a description of how it broke.
+    """
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
+class PeerViolation(Exception):
+    """The peer broke RFC 6455 or the size limit; the connection must be closed with ``code``.
+
+    Args:
+        code: the close code to send: 1002 protocol error, 1007 invalid
+            UTF-8, 1009 message too big.
+        reason: what was wrong, for the close frame and the logs.
+    """
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
+class ServerWebSocket:
+    """The server side of one WebSocket: upgrade, batched receive, frames out, close.
+
+    Use it in this order: :meth:`receive_request`, :meth:`accept`, then
+    :meth:`receive` until it raises, then :meth:`close` and
+    :meth:`wait_closed`. Messages go out with the transport's
+    :meth:`~SocketTransport.queue` (frames from :func:`text_frame`) and
+    :meth:`~SocketTransport.flush`.
+
+    Args:
+        transport: the connection's transport (TLS not started yet).
+        max_message_size: largest message accepted, in characters of a text
+            message or bytes of a binary one (RFC 6455 close 1009 above it).
+
+    Attributes:
+        transport: as given.
+        awaiting_pong: whether the last :meth:`ping` is still unanswered.
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_error",
+        "_handshake",
+        "_max_frame",
+        "_max_size",
+        "_parts",
+        "_parts_size",
+        "_ping_count",
+        "_ping_payload",
+        "_proto",
+        "awaiting_pong",
+        "transport",
+    )
+
+    def __init__(self, transport: SocketTransport, max_message_size: int) -> None:
+        self.transport = transport
+        self._max_size = max_message_size
+        self._max_frame = 4 * max_message_size + 125  # UTF-8 takes at most 4 bytes a character
+        self._handshake: H11Handshake | None = H11Handshake(ConnectionType.SERVER)
+        self._proto: Connection | None = None
+        self._buffer = b""
+        self._parts: list[str | bytes] | None = None
+        self._parts_size = 0
+        self._error: PeerClosed | PeerViolation | None = None
+        self._ping_count = 0
+        self._ping_payload = b""
+        self.awaiting_pong = False
+
+    async def receive_request(self) -> ev.Request:
+        """Run TLS (if any), then read the HTTP upgrade request (RFC 6455 §4.2.1).
+
+        A request that is not a valid WebSocket upgrade gets wsproto's
+        rejection (HTTP 400) before :class:`HandshakeError` is raised. Bytes
+        after the request's head are kept as the first frames.
+
+        Returns:
+            The request.
+
+        Raises:
+            HandshakeError: the peer left, failed TLS or sent no valid upgrade.
+        """
+        handshake = self._handshake
+        assert handshake is not None
+        try:
+            await self.transport.start_tls()
+        except EOFError:
+            raise HandshakeError("closed during TLS") from None
+        except trio.BrokenResourceError as exc:
+            raise HandshakeError(str(exc)) from None
+        head = b""
+        while True:
+            try:
+                data = await self.transport.receive_some()
+            except trio.BrokenResourceError as exc:
+                raise HandshakeError(str(exc)) from None
+            if not data:
+                raise HandshakeError("closed")
+            start = max(0, len(head) - 3)
+            head += data
+            end = head.find(_END_OF_HEAD, start)
+            if end >= 0:
+                end += len(_END_OF_HEAD)
+                data = data[: len(data) - (len(head) - end)]
+                self._buffer = head[end:]
+            elif len(head) > MAX_REQUEST_BYTES:
+                data += _END_OF_HEAD  # let h11 refuse it as it refuses any bad head
+            try:
+                handshake.receive_data(data)
+                for event in handshake.events():
+                    if isinstance(event, ev.Request):
+                        return event
+            except RemoteProtocolError as exc:
+                if isinstance(exc.event_hint, ev.RejectConnection):
+                    self.transport.queue_raw(handshake.send(exc.event_hint))
+                    await self.transport.drain()
+                raise HandshakeError(f"bad upgrade request ({exc}), answered 400") from None
+            if end >= 0:
+                raise HandshakeError("incomplete upgrade request")
+
+    async def accept(self) -> None:
+        """Send the 101 response: the connection is a WebSocket from now on (no extensions)."""
+        handshake = self._handshake
+        assert handshake is not None
+        self.transport.queue_raw(handshake.send(ev.AcceptConnection()))
+        self._proto = handshake.connection
+        self._handshake = None  # h11's buffers are not needed any more
+        await self.transport.drain()
+
+    async def receive(self) -> list[str | bytes]:
+        """Wait for data; return every complete message in it, in order (text as ``str``).
+
+        Pings are answered and pongs recorded on the way. If the data ends
+        with a close or a violation, the messages before it are returned
+        first and the next call raises.
+
+        Returns:
+            At least one message: ``str`` for text, ``bytes`` for binary.
+
+        Raises:
+            PeerClosed: the peer closed the WebSocket (its close frame is
+                answered) or the TCP connection.
+            PeerViolation: the peer broke RFC 6455 or sent a message over
+                ``max_message_size``; nothing more is read.
+        """
+        while True:
+            if self._error is not None:
+                raise self._error
+            try:
+                data = await self.transport.receive_some()
+            except trio.BrokenResourceError as exc:
+                raise PeerClosed(1006, str(exc)) from None
+            if not data:
+                self._error = PeerClosed(1006, "connection closed without a close frame")
+                continue
+            messages = self._receive_frames(data)
+            if messages:
+                return messages
+
+    def _receive_frames(self, data: bytes) -> list[str | bytes]:
+        """Cut ``data`` (after what was left over) into whole frames and process them in order."""
+        buf = self._buffer + data if self._buffer else data
+        messages: list[str | bytes] = []
+        size = len(buf)
+        pos = 0
+        while size - pos >= 2:
+            first = buf[pos]
+            second = buf[pos + 1]
+            length = second & 0x7F
+            start = pos + 2
+            if length == 126:
+                start += 2
+                if start > size:
+                    break
+                length = int.from_bytes(buf[pos + 2 : start], "big")
+            elif length == 127:
+                start += 8
+                if start > size:
+                    break
+                length = int.from_bytes(buf[pos + 2 : start], "big")
+            if second & 0x80:
+                start += 4
+            opcode = first & 0x0F
+            if (
+                first & 0x70  # RSV bits: no extension was negotiated
+                or opcode not in _OPCODES
+                or not second & 0x80  # a client's frames are masked
+                or (opcode >= 8 and (length > 125 or not first & 0x80))  # control frames
+            ):
+                # wsproto refuses the header by itself (1002), as RFC 6455 §5.2 asks
+                if self._through_wsproto(buf[pos : min(start, size)], messages):
+                    self._fail(1002, "invalid frame header")
+                break
+            if length > self._max_frame:
+                self._fail(1009, f"Exceeded maximum message size: {self._max_size} bytes")
+                break
+            end = start + length
+            if end > size:
+                break
+            if (
+                first == 0x81
+                and second & 0x80
+                and self._parts is None
+                and (second != 0xFE or length >= 126)
+                and (second & 0x7F) != 127
+            ):
+                # the fast path: a whole masked text frame (RFC 6455 §5.3 masking)
+                mask = buf[start - 4 : start]
+                payload = (
+                    int.from_bytes(buf[start:end], "little")
+                    ^ int.from_bytes(mask * ((length >> 2) + 1), "little")
+                ).to_bytes(length + 4, "little")[:length]
+                try:
+                    text = payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    self._fail(1007, "invalid UTF-8 in a text message")
+                    break
+                if len(text) > self._max_size:
+                    self._fail(1009, f"Exceeded maximum message size: {self._max_size} bytes")
+                    break
+                messages.append(text)
+            elif not self._through_wsproto(buf[pos:end], messages):
+                break
+            pos = end
+        self._buffer = buf[pos:] if pos < size else b""
+        return messages
+
+    def _through_wsproto(self, frame: bytes, messages: list[str | bytes]) -> bool:
+        """Hand one whole frame to wsproto; ``False`` once the connection must stop reading."""
+        proto = self._proto
+        assert proto is not None
+        proto.receive_data(frame)
+        for event in proto.events():
+            if isinstance(event, ev.Message):
+                if self._parts is None:
+                    self._parts = []
+                    self._parts_size = 0
+                self._parts.append(event.data)
+                self._parts_size += len(event.data)
+                if self._parts_size > self._max_size:
+                    self._fail(1009, f"Exceeded maximum message size: {self._max_size} bytes")
+                    return False
+                if event.message_finished:
+                    parts, self._parts = self._parts, None
+                    if isinstance(event, ev.TextMessage):
+                        messages.append("".join(parts))  # type: ignore[arg-type]
+                    else:
+                        messages.append(b"".join(parts))  # type: ignore[arg-type]
+            elif isinstance(event, ev.Ping):
+                if proto.state is ConnectionState.OPEN:
+                    self._send_control(proto.send(event.response()))
+            elif isinstance(event, ev.Pong):
+                if event.payload == self._ping_payload:
+                    self.awaiting_pong = False
+            elif isinstance(event, ev.CloseConnection):
+                if proto.state is ConnectionState.OPEN:
+                    # wsproto reports a malformed frame as a close event, state unchanged
+                    self._fail(event.code, event.reason or "protocol error")
+                    return False
+                if proto.state is ConnectionState.REMOTE_CLOSING:
+                    self._send_control(proto.send(event.response()))
+                self._error = PeerClosed(event.code, event.reason or "")
+                return False
+        return True
+
+    def _fail(self, code: int, reason: str) -> None:
+        self._error = PeerViolation(code, reason)
+
+    def _send_control(self, frame: bytes) -> None:
+        if self.transport.queue(frame):
+            self.transport.flush()
+
+    def ping(self) -> None:
+        """Send a ping with a fresh payload; :attr:`awaiting_pong` until its pong arrives."""
+        proto = self._proto
+        if proto is None or proto.state is not ConnectionState.OPEN:
+            return
+        self._ping_count += 1
+        self._ping_payload = self._ping_count.to_bytes(8, "big")
+        self.awaiting_pong = True
+        self._send_control(proto.send(ev.Ping(payload=self._ping_payload)))
+
+    def close(self, code: int, reason: str, *, discard: bool = False) -> None:
+        """Queue a close frame (RFC 6455 §5.5.1) after the queued messages, and send it.
+
+        Does nothing if a close frame was already sent or answered.
+
+        Args:
+            code: the close code (RFC 6455 §7.4.1).
+            reason: at most 123 UTF-8 bytes.
+            discard: drop the queued messages that have not started first.
+        """
+        proto = self._proto
+        if discard:
+            self.transport.discard()
+        if proto is None or proto.state not in (
+            ConnectionState.OPEN,
+            ConnectionState.REMOTE_CLOSING,
+        ):
+            return
+        self._send_control(proto.send(ev.CloseConnection(code=code, reason=reason)))
+
+    async def wait_closed(self) -> None:
+        """Send what is queued, then read (and drop) until the peer's close frame or EOF.
+
+        Call it with a deadline (the server's ``close_timeout``): a peer
+        that never answers keeps it waiting.
+        """
+        await self.transport.drain()
+        proto = self._proto
+        if proto is None or proto.state is not ConnectionState.LOCAL_CLOSING:
+            return
+        buf, self._buffer = self._buffer, b""
+        while True:
+            if buf:
+                proto.receive_data(buf)
+                for event in proto.events():
+                    if isinstance(event, ev.CloseConnection):
+                        return
+            try:
+                buf = await self.transport.receive_some()
+            except trio.BrokenResourceError:
+                return
+            if not buf:
+                return
