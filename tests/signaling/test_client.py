@@ -9,6 +9,7 @@ server's recorded session (shared/vectors) frame by frame.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -666,3 +667,72 @@ async def test_compatible_with_the_original_server(vectors_dir: Path) -> None:
             assert await next_event(ws1, PeerLeft) == PeerLeft(peer_id="10.0.0.1")
         with trio.fail_after(TIMEOUT):
             await replayed.wait()
+
+
+# --- pacing under the server's rate limit -------------------------------------------------
+
+
+async def _relay_candidates(send_rate: tuple[float, int] | None, count: int) -> int:
+    """``count`` candidates from A to B through a server allowing 40 messages/s, bursts of 8.
+
+    Returns how many B received before A's client closed or all arrived.
+    """
+    async with (
+        open_signaling_server(max_messages_per_second=40.0, burst=8) as server,
+        open_signaling_client(server.url, reconnect=False) as b,
+        open_signaling_client(server.url, reconnect=False, send_rate=send_rate) as a,
+    ):
+        received = 0
+        with trio.move_on_after(TIMEOUT):
+            async with trio.open_nursery() as nursery:
+
+                async def send_all() -> None:
+                    with contextlib.suppress(SignalingError):
+                        for _ in range(count):
+                            await a.send_candidate(b.id, ICE)
+
+                nursery.start_soon(send_all)
+                while received < count:
+                    with trio.move_on_after(1.0) as idle:
+                        event = await next_event(b, CandidateReceived)
+                        assert event.peer_id == a.id
+                        received += 1
+                    if idle.cancelled_caught and not a.connected:
+                        break
+        return received
+
+
+@pytest.mark.trio
+async def test_a_paced_client_stays_under_the_servers_rate_limit() -> None:
+    # 30 messages at 36/s with bursts of 7: about 0.6 s, never over the server's bucket.
+    assert await _relay_candidates((36.0, 7), 30) == 30
+
+
+@pytest.mark.trio
+async def test_an_unpaced_client_is_closed_by_the_rate_limit() -> None:
+    # The control: the same flood without pacing is cut off by the server (close 1008).
+    assert await _relay_candidates(None, 30) < 30
+
+
+def test_the_default_pace_is_under_the_default_server_limits() -> None:
+    from unisockets.signaling.client import DEFAULT_SEND_RATE
+    from unisockets.signaling.limits import ServerLimits
+
+    rate, burst = DEFAULT_SEND_RATE
+    limits = ServerLimits()
+    assert rate < limits.max_messages_per_second and burst < limits.burst
+
+
+@pytest.mark.parametrize("send_rate", [(0.0, 5), (10.0, 0), (float("inf"), 5), (10.0, 2.5)])
+def test_a_bad_send_rate_is_a_value_error(send_rate: tuple[float, int]) -> None:
+    with pytest.raises(ValueError, match="send_rate"):
+        SignalingClient(
+            "ws://127.0.0.1:1",
+            "10.0.0",
+            ssl_context=None,
+            request_timeout=1.0,
+            reconnect=False,
+            backoff=FAST,
+            event_buffer=8,
+            send_rate=send_rate,
+        )

@@ -531,6 +531,7 @@ async def open_node(
     request_timeout: float = 10.0,
     accept_timeout: float = 20.0,
     ice_addresses: Sequence[str] | None = None,
+    signaling_send_rate: tuple[float, int] | Literal["default"] | None = "default",
 ) -> AsyncIterator[Node]:
     """Join a unisockets network (or use the OS's TCP) for the duration of the block.
 
@@ -552,6 +553,11 @@ async def open_node(
         ice_addresses: local IP addresses WebRTC gathers ICE host candidates
             on, e.g. ``["127.0.0.1"]`` to stay on loopback; ``None``: every
             non-loopback interface (127.0.0.1 on a machine that has none).
+        signaling_send_rate: ``(messages per second, burst)`` the node's
+            signaling client keeps to, so that a server's per-client rate
+            limit slows the node down instead of disconnecting it;
+            ``"default"`` is :data:`unisockets.signaling.client.DEFAULT_SEND_RATE`
+            (90 % of our server's default limits), ``None`` does not pace.
 
     Yields:
         The :class:`Node`; leaving the block closes every listener, stream,
@@ -572,7 +578,11 @@ async def open_node(
     async with AsyncExitStack() as stack:
         signaling = await stack.enter_async_context(
             open_signaling_client(
-                signaling_url, subnet, ssl_context=ssl_context, request_timeout=request_timeout
+                signaling_url,
+                subnet,
+                ssl_context=ssl_context,
+                request_timeout=request_timeout,
+                **({} if signaling_send_rate == "default" else {"send_rate": signaling_send_rate}),
             )
         )
         transport: PeerTransport

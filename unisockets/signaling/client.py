@@ -14,6 +14,11 @@ How it runs (all tasks in the nursery of :func:`open_signaling_client`):
 - Every message goes out through one outbox, written in order under one lock.
   Messages enter the outbox in the order the state machine made them, which
   is the order it expects the server to answer them in.
+- The outbox is paced by a token bucket (``send_rate``), by default a little
+  under the limits our server enforces per client
+  (:class:`~unisockets.signaling.limits.ServerLimits`: 500 messages/s, bursts
+  of 2,500). A node that opens thousands of connections at once is slowed
+  down instead of being disconnected for flooding (close 1008).
 - Requests (:meth:`~SignalingClient.bind`, :meth:`~SignalingClient.connect`,
   :meth:`~SignalingClient.shutdown`) wait for their answer up to
   ``request_timeout`` seconds (then :class:`TimeoutError`). They are
@@ -89,9 +94,11 @@ from unisockets.protocol.events import (
 )
 
 from .errors import JoinRejectedError, SignalingError
+from .limits import DEFAULT_BURST, DEFAULT_MAX_MESSAGES_PER_SECOND, TokenBucket
 
 __all__ = [
     "DEFAULT_EVENT_BUFFER",
+    "DEFAULT_SEND_RATE",
     "TRANSPORT_EVENTS",
     "SignalingClient",
     "open_signaling_client",
@@ -114,6 +121,11 @@ TRANSPORT_EVENTS: Final = (
 )
 #: Incoming connections queued per bound alias before new ones are dropped (logged).
 MAX_PENDING_ACCEPTS: Final = 1024
+#: The client's pace by default, ``(messages per second, burst)``: 90 % of the
+#: server's default per-client limits (DEFAULT_MAX_MESSAGES_PER_SECOND and
+#: DEFAULT_BURST of :mod:`unisockets.signaling.limits`), leaving room for
+#: messages that reach the server closer together than they were sent.
+DEFAULT_SEND_RATE: Final = (0.9 * DEFAULT_MAX_MESSAGES_PER_SECOND, int(0.9 * DEFAULT_BURST))
 #: Seconds a normal close of the WebSocket may take before it is cut.
 CLOSE_TIMEOUT: Final = 2.0
 #: Frames trio-websocket buffers before it stops reading the socket.
@@ -188,6 +200,7 @@ class SignalingClient:
         reconnect: bool,
         backoff: tuple[float, float],
         event_buffer: int,
+        send_rate: tuple[float, int] | None = DEFAULT_SEND_RATE,
     ) -> None:
         if not request_timeout > 0:
             raise ValueError(f"request_timeout must be positive, got {request_timeout!r}")
@@ -196,6 +209,14 @@ class SignalingClient:
             raise ValueError(f"backoff must be (base, cap) with 0 < base <= cap, got {backoff!r}")
         if event_buffer < 1:
             raise ValueError(f"event_buffer must be at least 1, got {event_buffer!r}")
+        if send_rate is not None:
+            rate, burst = send_rate
+            if not (isinstance(rate, int | float) and 0 < rate < math.inf):
+                raise ValueError(f"send_rate must be (rate > 0, burst >= 1), got {send_rate!r}")
+            if type(burst) is not int or burst < 1:
+                raise ValueError(f"send_rate must be (rate > 0, burst >= 1), got {send_rate!r}")
+        self._send_rate = send_rate
+        self._bucket: TokenBucket | None = None  # one per session: the server's starts full too
         try:
             self._protocol = SignalingClientProtocol(subnet=subnet)
         except LocalProtocolError as exc:
@@ -497,6 +518,9 @@ class SignalingClient:
                 ws = self._ws
                 if ws is None or session != self._session:
                     raise SignalingError("the connection to the signaling server was lost")
+                await self._pace()
+                if session != self._session:
+                    raise SignalingError("the connection to the signaling server was lost")
                 message = self._outbox.popleft()
                 text = encode(message)
                 logger.debug("sending %s", text)
@@ -508,6 +532,18 @@ class SignalingClient:
                 except (ConnectionClosed, trio.TooSlowError) as exc:
                     self._break_session(f"sending failed: {exc!r}")
                     raise SignalingError("the connection to the signaling server broke") from exc
+
+    async def _pace(self) -> None:
+        """Wait until the token bucket allows one more message (cancellable; nothing popped)."""
+        if self._send_rate is None:
+            return
+        rate, burst = self._send_rate
+        if self._bucket is None:
+            self._bucket = TokenBucket(rate, burst, trio.current_time())
+        # Pacing: sleeping until the next token is the point of this loop.
+        while not self._bucket.take(trio.current_time()):  # noqa: ASYNC110
+            # take() refilled the bucket to now: the next token is this far away.
+            await trio.sleep((1.0 - self._bucket.tokens) / rate)
 
     def _flush_later(self) -> None:
         if self._outbox and self._session_nursery is not None:
@@ -574,6 +610,7 @@ class SignalingClient:
             self._ws = ws
             self._session_nursery = nursery
             self._break_reason = None
+            self._bucket = None
             try:
                 await self._join(ws)
                 joined = True
@@ -792,6 +829,7 @@ async def open_signaling_client(
     reconnect: bool = True,
     backoff: tuple[float, float] = (0.5, 10.0),
     event_buffer: int = DEFAULT_EVENT_BUFFER,
+    send_rate: tuple[float, int] | None = DEFAULT_SEND_RATE,
 ) -> AsyncIterator[SignalingClient]:
     """Join a signaling server for the body of an ``async with``.
 
@@ -810,6 +848,10 @@ async def open_signaling_client(
         backoff: ``(base, cap)`` in seconds: reconnection attempt ``n`` waits
             between half and all of ``min(cap, base * 2**n)``.
         event_buffer: how many events :attr:`SignalingClient.events` buffers.
+        send_rate: ``(messages per second, burst)`` the client keeps to, so
+            that a server's per-client rate limit never disconnects it; the
+            default is :data:`DEFAULT_SEND_RATE` (90 % of our server's
+            defaults). ``None`` sends as fast as the WebSocket takes.
 
     Yields:
         The joined :class:`SignalingClient`.
@@ -817,7 +859,7 @@ async def open_signaling_client(
     Raises:
         SignalingError: the server is unreachable, did not acknowledge within
             ``request_timeout``, or rejected us (:class:`JoinRejectedError`).
-        ValueError: a bad subnet, timeout, backoff or buffer size.
+        ValueError: a bad subnet, timeout, backoff, buffer size or send rate.
     """
     client = SignalingClient(
         url,
@@ -827,6 +869,7 @@ async def open_signaling_client(
         reconnect=reconnect,
         backoff=backoff,
         event_buffer=event_buffer,
+        send_rate=send_rate,
     )
     failure: SignalingError | None = None
     body_error: BaseException | None = None
