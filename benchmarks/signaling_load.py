@@ -1,10 +1,14 @@
 """Signaling server under load: N nodes join over real WebSockets, then relay candidates.
 
 The server runs alone in a child process (``open_signaling_server`` on
-127.0.0.1); this process is the load generator: N raw trio-websocket clients
-speaking the protocol (JSON text frames built with ``unisockets.protocol``),
-one reader task per client (trio-websocket needs one) and a few sender tasks
-each driving many clients. For each N (default 100, 1,000, 10,000):
+127.0.0.1); this process is the load generator: N lean WebSocket clients
+written for it, so that the figures are the server's and not the
+generator's (trio-websocket clients cost more CPU per message than the server
+does). Each is a non-blocking socket with one reader task that parses every
+(unmasked) frame of a read at once and answers pings; what they send are
+frames built once (masked with a zero key, RFC 6455 §5.3), the JSON built
+with ``unisockets.protocol``; a few sender tasks write them, one frame per
+``send``, each driving many clients. For each N (default 100, 1,000, 10,000):
 
 1. *join*: every client opens a WebSocket and knocks, at most
    ``--join-concurrency`` at a time; join latency is TCP connect to
@@ -40,6 +44,8 @@ import gc
 import json
 import logging
 import os
+import socket
+import struct
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -47,7 +53,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, connect_websocket_url
 
 from unisockets.protocol import Candidate, Knock, encode
 
@@ -93,14 +98,14 @@ def _options(parser: argparse.ArgumentParser) -> None:
 
 
 class _Node:
-    """One load-generating client."""
+    """One load-generating client: a non-blocking socket speaking WebSocket by hand."""
 
-    __slots__ = ("acked", "id", "index", "partner", "subnet", "ws")
+    __slots__ = ("acked", "id", "index", "partner", "sock", "subnet")
 
     def __init__(self, index: int, subnet: str) -> None:
         self.index = index
         self.subnet = subnet
-        self.ws: WebSocketConnection | None = None
+        self.sock: socket.socket | None = None
         self.id = ""
         self.acked = trio.Event()
         self.partner: _Node | None = None
@@ -109,7 +114,7 @@ class _Node:
 class _Counters:
     """What every reader counts, and the events the phases wait for."""
 
-    def __init__(self) -> None:
+    def __init__(self, window: int = 1) -> None:
         self.greetings = 0
         self.greetings_expected = -1
         self.greetings_done = trio.Event()
@@ -117,40 +122,121 @@ class _Counters:
         self.candidates_expected = -1
         self.candidates_done = trio.Event()
         self.closed = 0
-        self.in_flight = trio.Semaphore(1)
+        self.window = window
+        self.in_flight = 0
+        self.window_open = trio.Event()
         self.other: dict[str, int] = {}
 
 
-async def _read(node: _Node, counters: _Counters) -> None:
-    assert node.ws is not None
-    try:
-        while True:
-            text = await node.ws.get_message()
-            message = json.loads(text)
-            opcode = message["opcode"]
-            if opcode == "candidate":
-                counters.candidates += 1
-                counters.in_flight.release()
-                if counters.candidates == counters.candidates_expected:
-                    counters.candidates_done.set()
-            elif opcode == "greeting":
-                counters.greetings += 1
-                if counters.greetings == counters.greetings_expected:
-                    counters.greetings_done.set()
-            elif opcode == "acknowledged":
-                if message["data"]["rejected"]:
-                    raise RuntimeError(f"join of node {node.index} rejected")
-                node.id = message["data"]["id"]
-                node.acked.set()
-            else:
-                counters.other[opcode] = counters.other.get(opcode, 0) + 1
-    except ConnectionClosed:
-        counters.closed += 1
+def _client_frame(opcode: int, payload: bytes) -> bytes:
+    """One final client frame, masked with the key 0 (RFC 6455 §5.2, §5.3: the payload as is)."""
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
+    elif size < 65536:
+        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
+    return header + b"\0\0\0\0" + payload
+
+
+async def _send_all(sock: socket.socket, data: bytes) -> None:
+    """Write all of ``data`` on the non-blocking ``sock``, waiting when the kernel is full."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[sock.send(view) :]
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(sock)
+
+
+async def _handshake(sock: socket.socket, host: str) -> bytes:
+    """Send the HTTP upgrade (RFC 6455 §4.1); return what followed the 101 response's head."""
+    request = (
+        f"GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await _send_all(sock, request.encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        await trio.lowlevel.wait_readable(sock)
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise RuntimeError("the server closed the connection during the handshake")
+        head += chunk
+    response, rest = head.split(b"\r\n\r\n", 1)
+    if not response.startswith(b"HTTP/1.1 101 "):
+        raise RuntimeError(f"upgrade refused: {response[:100]!r}")
+    return rest
+
+
+async def _read(node: _Node, counters: _Counters, buffer: bytes) -> None:
+    """Count every frame the server sends to ``node``, a whole read at a time; answer pings."""
+    sock = node.sock
+    assert sock is not None
+    while True:
+        pos, size = 0, len(buffer)
+        while size - pos >= 2:
+            opcode, length = buffer[pos] & 0x0F, buffer[pos + 1] & 0x7F
+            start = pos + 2
+            if length == 126:
+                start += 2
+                length = int.from_bytes(buffer[pos + 2 : start], "big")
+            elif length == 127:
+                start += 8
+                length = int.from_bytes(buffer[pos + 2 : start], "big")
+            end = start + length
+            if end > size:
+                break
+            if opcode == 1:
+                _count(node, counters, buffer[start:end])
+            elif opcode == 9:
+                await _send_all(sock, _client_frame(10, buffer[start:end]))
+            elif opcode == 8:
+                counters.closed += 1
+                return
+            pos = end
+        buffer = buffer[pos:]
+        try:
+            chunk = sock.recv(65536)
+        except BlockingIOError:
+            await trio.lowlevel.wait_readable(sock)
+            continue
+        except OSError:
+            chunk = b""
+        if not chunk:
+            counters.closed += 1
+            return
+        buffer += chunk
+
+
+def _count(node: _Node, counters: _Counters, payload: bytes) -> None:
+    """Count one text message (the JSON ends with its opcode: ``...,"opcode":"candidate"}``)."""
+    if payload.endswith(b'"candidate"}'):
+        counters.candidates += 1
+        counters.in_flight -= 1
+        if counters.in_flight == counters.window * 3 // 4:
+            counters.window_open.set()
+        if counters.candidates == counters.candidates_expected:
+            counters.candidates_done.set()
+    elif payload.endswith(b'"greeting"}'):
+        counters.greetings += 1
+        if counters.greetings == counters.greetings_expected:
+            counters.greetings_done.set()
+    elif payload.endswith(b'"acknowledged"}'):
+        message = json.loads(payload)
+        if message["data"]["rejected"]:
+            raise RuntimeError(f"join of node {node.index} rejected")
+        node.id = message["data"]["id"]
+        node.acked.set()
+    else:
+        opcode = json.loads(payload)["opcode"]
+        counters.other[opcode] = counters.other.get(opcode, 0) + 1
 
 
 async def _join(
     nursery: trio.Nursery,
-    url: str,
+    address: tuple[str, int],
     node: _Node,
     counters: _Counters,
     limiter: trio.CapacityLimiter,
@@ -158,23 +244,43 @@ async def _join(
 ) -> None:
     async with limiter:
         started = common.now()
-        node.ws = await connect_websocket_url(nursery, url, message_queue_size=64)
-        nursery.start_soon(_read, node, counters)
-        await node.ws.send_message(encode(Knock(subnet=node.subnet)))
+        stream = await trio.open_tcp_stream(*address)
+        node.sock = sock = socket.socket(fileno=stream.socket.detach())
+        sock.setblocking(False)
+        rest = await _handshake(sock, f"{address[0]}:{address[1]}")
+        nursery.start_soon(_read, node, counters, rest)
+        await _send_all(sock, _client_frame(1, encode(Knock(subnet=node.subnet)).encode()))
         await node.acked.wait()
         latencies.append(common.now() - started)
 
 
-async def _send(group: list[_Node], per_node: int, in_flight: trio.Semaphore) -> None:
-    texts: list[tuple[WebSocketConnection, str]] = []
+async def _send(group: list[_Node], per_node: int, counters: _Counters) -> None:
+    """Send ``per_node`` candidates from each node of ``group``, round-robin, one per ``send``.
+
+    At most ``counters.window`` candidates are in flight: the sender waits
+    when the window is full until readers have taken a quarter of it back.
+    """
+    frames: list[tuple[socket.socket, bytes]] = []
     for node in group:
-        assert node.partner is not None and node.ws is not None
+        assert node.partner is not None and node.sock is not None
         message = Candidate(offerer_id=node.id, answerer_id=node.partner.id, candidate=CANDIDATE)
-        texts.append((node.ws, encode(message)))
+        frames.append((node.sock, _client_frame(1, encode(message).encode())))
+    sent = 0
     for _ in range(per_node):
-        for ws, text in texts:
-            await in_flight.acquire()
-            await ws.send_message(text)
+        for sock, frame in frames:
+            while counters.in_flight >= counters.window:
+                if counters.window_open.is_set():
+                    counters.window_open = trio.Event()
+                await counters.window_open.wait()
+            counters.in_flight += 1
+            try:
+                if sock.send(frame) != len(frame):
+                    raise RuntimeError("a short send of one small frame")  # never with 64 KiB free
+            except BlockingIOError:
+                await _send_all(sock, frame)
+            sent += 1
+            if sent % 32 == 0:
+                await trio.lowlevel.checkpoint()  # let the readers run
 
 
 class _Server:
@@ -190,6 +296,8 @@ async def _measure(count: int, args: argparse.Namespace) -> dict[str, float]:
     async with _open_server(count, args) as server:
         url, pid = server.url, server.process.pid
         print(f"   N={count}: server pid {pid} at {url}", file=sys.stderr, flush=True)
+        host, port = url.removeprefix("ws://").rsplit(":", 1)
+        address = (host, int(port))
         idle_rss = common.rss(pid)
         counters = _Counters()
         size = args.subnet_size
@@ -206,7 +314,9 @@ async def _measure(count: int, args: argparse.Namespace) -> dict[str, float]:
                 started = common.now()
                 async with trio.open_nursery() as joins:
                     for node in nodes:
-                        joins.start_soon(_join, nursery, url, node, counters, limiter, latencies)
+                        joins.start_soon(
+                            _join, nursery, address, node, counters, limiter, latencies
+                        )
                 result["join_rate"] = count / (common.now() - started)
                 if counters.greetings_expected:
                     await counters.greetings_done.wait()
@@ -226,7 +336,7 @@ async def _measure(count: int, args: argparse.Namespace) -> dict[str, float]:
                 per_node = max(1, args.relay_total // max(1, len(paired)))
                 counters.candidates_expected = per_node * len(paired)
                 groups = [paired[i :: args.senders] for i in range(args.senders)]
-                counters.in_flight = trio.Semaphore(args.window)
+                counters.window = args.window
                 if args.profile and server.child is not None:
                     await server.child.send({"profile_start": True})
                 server_cpu, own_cpu = common.cpu_seconds(pid), common.cpu_seconds()
@@ -234,7 +344,7 @@ async def _measure(count: int, args: argparse.Namespace) -> dict[str, float]:
                 async with trio.open_nursery() as senders:
                     for group in groups:
                         if group:
-                            senders.start_soon(_send, group, per_node, counters.in_flight)
+                            senders.start_soon(_send, group, per_node, counters)
                 await counters.candidates_done.wait()
                 if args.profile and server.child is not None:
                     await server.child.send({"profile_stop": f"{args.profile}.{count}"})
@@ -252,6 +362,9 @@ async def _measure(count: int, args: argparse.Namespace) -> dict[str, float]:
                     raise RuntimeError(f"{counters.closed} clients were closed by the server")
                 server.process.kill()  # faster than N goodbyes; the readers see the close
                 nursery.cancel_scope.cancel()
+        for node in nodes:
+            if node.sock is not None:
+                node.sock.close()
         return result
 
 

@@ -22,7 +22,8 @@ of it are plain RFC 6455 §5.2:
 :meth:`ServerWebSocket.receive` returns *every* complete message of one
 read at once, so the server feeds them all to its state machine before the
 next system call. Nothing here replies on its own except what RFC 6455
-requires: a pong for each ping, the echo of the peer's close frame.
+requires: a pong for each ping, the echo of the peer's close frame (once
+the replies to the messages before it are queued).
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ class ServerWebSocket:
         "_ping_count",
         "_ping_payload",
         "_proto",
+        "_unparsed",
         "awaiting_pong",
         "transport",
     )
@@ -148,6 +150,7 @@ class ServerWebSocket:
         self._handshake: H11Handshake | None = H11Handshake(ConnectionType.SERVER)
         self._proto: Connection | None = None
         self._buffer = b""
+        self._unparsed = False
         self._parts: list[str | bytes] | None = None
         self._parts_size = 0
         self._error: PeerClosed | PeerViolation | None = None
@@ -213,6 +216,7 @@ class ServerWebSocket:
         self.transport.queue_raw(handshake.send(ev.AcceptConnection()))
         self._proto = handshake.connection
         self._handshake = None  # h11's buffers are not needed any more
+        self._unparsed = bool(self._buffer)  # frames sent right behind the request
         await self.transport.drain()
 
     async def receive(self) -> list[str | bytes]:
@@ -226,11 +230,17 @@ class ServerWebSocket:
             At least one message: ``str`` for text, ``bytes`` for binary.
 
         Raises:
-            PeerClosed: the peer closed the WebSocket (its close frame is
-                answered) or the TCP connection.
+            PeerClosed: the peer closed the WebSocket (:meth:`wait_closed`
+                echoes its close frame) or the TCP connection.
             PeerViolation: the peer broke RFC 6455 or sent a message over
                 ``max_message_size``; nothing more is read.
         """
+        if self._unparsed:
+            self._unparsed = False
+            messages = self._receive_frames(b"")
+            if messages:
+                await trio.lowlevel.checkpoint()
+                return messages
         while True:
             if self._error is not None:
                 raise self._error
@@ -345,8 +355,8 @@ class ServerWebSocket:
                     # wsproto reports a malformed frame as a close event, state unchanged
                     self._fail(event.code, event.reason or "protocol error")
                     return False
-                if proto.state is ConnectionState.REMOTE_CLOSING:
-                    self._send_control(proto.send(event.response()))
+                # the echo waits for wait_closed(): the replies to the messages before
+                # the close frame go first (RFC 6455 §5.5.1: no data after a close frame)
                 self._error = PeerClosed(event.code, event.reason or "")
                 return False
         return True
@@ -391,11 +401,18 @@ class ServerWebSocket:
     async def wait_closed(self) -> None:
         """Send what is queued, then read (and drop) until the peer's close frame or EOF.
 
+        If the peer closed first, its close frame is echoed now, after the
+        replies to the messages it sent before it.
+
         Call it with a deadline (the server's ``close_timeout``): a peer
         that never answers keeps it waiting.
         """
-        await self.transport.drain()
         proto = self._proto
+        if proto is not None and proto.state is ConnectionState.REMOTE_CLOSING:
+            error = self._error
+            code = error.code if isinstance(error, PeerClosed) else 1000
+            self._send_control(proto.send(ev.CloseConnection(code=code)))  # the echo
+        await self.transport.drain()
         if proto is None or proto.state is not ConnectionState.LOCAL_CLOSING:
             return
         buf, self._buffer = self._buffer, b""
