@@ -274,10 +274,11 @@ async def _send(group: list[_Node], per_node: int, counters: _Counters) -> None:
                 await counters.window_open.wait()
             counters.in_flight += 1
             try:
-                if sock.send(frame) != len(frame):
-                    raise RuntimeError("a short send of one small frame")  # never with 64 KiB free
+                written = sock.send(frame)
             except BlockingIOError:
-                await _send_all(sock, frame)
+                written = 0
+            if written < len(frame):  # the kernel's buffer is full: wait for it
+                await _send_all(sock, frame[written:])
             sent += 1
             if sent % 32 == 0:
                 await trio.lowlevel.checkpoint()  # let the readers run
@@ -373,6 +374,7 @@ async def _child_main(params: dict[str, Any]) -> None:
     from unisockets.signaling.server import open_signaling_server
 
     common.raise_fd_limit(params["max_clients"] + 1024)
+    gc.set_threshold(50_000, 20, 10)  # as `unisockets signaling-server` does
     collections = _GcStats()
     gc.callbacks.append(collections.callback)
     parent = common.TrioParent()

@@ -17,8 +17,11 @@ server"):
   on the same path: frames are encrypted when they are written, in one go.
 
 It works on a stdlib socket with :func:`trio.lowlevel.wait_readable` and
-:func:`trio.lowlevel.wait_writable`, the way trio's own sockets do (trio's
-``_socket.py``): try the call, wait only if it would block. Errors follow
+:func:`trio.lowlevel.wait_writable`, much as trio's own sockets do (trio's
+``_socket.py``): a write is tried at once and waits only if it would block; a
+read is tried at once only after a read that filled the buffer, and
+otherwise waits first (with many quiet clients the first ``recv`` nearly
+always fails: measured, two ``recv`` calls per message at 10,000 clients). Errors follow
 trio's vocabulary: :class:`trio.BrokenResourceError` when the peer or the
 network broke the connection (chained from the ``OSError`` or
 ``ssl.SSLError``).
@@ -64,6 +67,7 @@ class SocketTransport:
         "_draining",
         "_frames",
         "_frames_bytes",
+        "_full_read",
         "_incoming",
         "_nursery",
         "_outgoing",
@@ -85,6 +89,7 @@ class SocketTransport:
         self._frames: list[bytes] = []
         self._frames_bytes = 0
         self._wire: bytes | memoryview = b""
+        self._full_read = False
         self._nursery: trio.Nursery | None = None
         self._draining = False
         self._drained: trio.Event | None = None
@@ -179,24 +184,30 @@ class SocketTransport:
             self._incoming.write(raw)
 
     async def _receive_raw(self) -> bytes:
-        await trio.lowlevel.checkpoint_if_cancelled()
-        try:
-            data = self._sock.recv(RECEIVE_SIZE)
-        except BlockingIOError:
-            pass
-        except OSError as exc:
-            raise trio.BrokenResourceError(f"receive failed: {exc}") from exc
-        else:
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return data
+        if self._full_read:
+            # The last read filled the buffer, so more is likely waiting: try before waiting.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            try:
+                data = self._sock.recv(RECEIVE_SIZE)
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                raise trio.BrokenResourceError(f"receive failed: {exc}") from exc
+            else:
+                self._full_read = len(data) == RECEIVE_SIZE
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return data
+        # Otherwise a recv now would most likely fail (EAGAIN): wait first, saving that call.
         while True:
             await trio.lowlevel.wait_readable(self._sock)
             try:
-                return self._sock.recv(RECEIVE_SIZE)
+                data = self._sock.recv(RECEIVE_SIZE)
             except BlockingIOError:
                 continue
             except OSError as exc:
                 raise trio.BrokenResourceError(f"receive failed: {exc}") from exc
+            self._full_read = len(data) == RECEIVE_SIZE
+            return data
 
     def queue(self, frame: bytes) -> bool:
         """Append one whole frame to the outgoing buffer (never waits, never writes).
