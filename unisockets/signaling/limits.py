@@ -40,7 +40,7 @@ DEFAULT_MAX_MESSAGES_PER_SECOND = 500.0
 DEFAULT_BURST = 2500
 #: Clients connected at once, members or not.
 DEFAULT_MAX_CLIENTS = 1024
-#: Outgoing text waiting for one client (beyond what the kernel buffers) before it
+#: Outgoing bytes waiting for one client (beyond what the kernel buffers) before it
 #: counts as a slow consumer: 1 MiB, about 250 SDP offers.
 DEFAULT_SEND_QUEUE_BYTES = 1024 * 1024
 #: Seconds from the TCP connection until the client has joined (TLS, HTTP upgrade, knock).
@@ -62,12 +62,11 @@ class ServerLimits:
             client; exceeding the bucket closes the client with 1008.
         burst: size of the token bucket (messages a client may send at once).
         max_clients: WebSocket clients at once; one more gets close 1013.
-        send_queue_bytes: outgoing text queued for one client, in characters
-            (frames are JSON, nearly all ASCII, so about bytes); a message
-            that would go over it closes the client with 1008 ("slow
-            consumer"). The queue fills only once the kernel's socket buffer
-            is full, i.e. when the client does not read at the rate others
-            send to it.
+        send_queue_bytes: outgoing bytes (whole WebSocket frames) queued
+            for one client; a message that would go over it closes the
+            client with 1008 ("slow consumer"). The queue fills only once
+            the kernel's socket buffer is full, i.e. when the client does not
+            read at the rate others send to it.
         handshake_timeout: seconds from the TCP connection until the client
             must have joined: TLS, the HTTP upgrade and a ``knock`` that got
             an id. Otherwise it is dropped (close 1008 if the WebSocket is

@@ -42,16 +42,26 @@ error close with its reason at WARNING, unexpected exceptions at ERROR.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import socket
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import Final
 
 import trio
 
-from unisockets.protocol import Message, RemoteProtocolError, decode, encode
+from unisockets.protocol import (
+    Answer,
+    Candidate,
+    Message,
+    Offer,
+    RemoteProtocolError,
+    decode,
+    encode,
+)
 from unisockets.protocol.server import SignalingServerProtocol
 
 from .._nursery import open_owned_nursery
@@ -78,6 +88,13 @@ from .limits import (
 )
 
 __all__ = ["SignalingServer", "open_signaling_server", "serve_signaling"]
+
+#: What the server passes on unchanged; logged at DEBUG only, so not even looked at otherwise.
+_RELAYED: Final = (Offer, Answer, Candidate)
+
+
+def _debug_enabled() -> bool:
+    return logger.isEnabledFor(logging.DEBUG)
 
 
 class _Connection:
@@ -352,7 +369,8 @@ class SignalingServer:
         """
         message, outputs = self._receive(client, data)
         self._deliver(outputs)
-        client.log_request(message, [out for key, out in outputs if key == client.key])
+        if not isinstance(message, _RELAYED) or _debug_enabled():
+            client.log_request(message, [out for key, out in outputs if key == client.key])
 
     def _receive(self, client: Client, data: str) -> tuple[Message, list[tuple[int, Message]]]:
         """Decode one frame and feed it to the state machine; RemoteProtocolError if it is bad."""
@@ -409,6 +427,12 @@ class SignalingServer:
         that cannot be encoded (a bug) leaves no half-delivered broadcast.
         The frames are written by the next :meth:`_flush`.
         """
+        if len(outputs) == 1:  # a relay: the common case
+            key, message = outputs[0]
+            client = self._clients.get(key)
+            if client is not None:
+                client.send(text_frame(encode(message).encode()))
+            return
         encoded: dict[int, bytes] = {}
         frames: list[tuple[Client, bytes]] = []
         for key, message in outputs:
@@ -477,9 +501,9 @@ async def serve_signaling(
         max_messages_per_second: sustained incoming messages per client (1008 over it).
         burst: messages a client may send at once (the token bucket's size).
         max_clients: WebSocket clients at once; more are closed with 1013.
-        send_queue_bytes: outgoing text queued per client, in characters
-            (about bytes); a client whose queue would go over it is a slow
-            consumer (1008).
+        send_queue_bytes: outgoing bytes (whole frames) queued per client
+            beyond the kernel's buffer; a client whose queue would go over it
+            is a slow consumer (1008).
         handshake_timeout: seconds from TCP connect until the client must have
             joined (a ``knock`` that got an id): 1008, or a dropped connection
             if the WebSocket upgrade did not happen in time.
