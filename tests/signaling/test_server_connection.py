@@ -9,13 +9,15 @@ upgrade request, and an output buffer that never cuts a frame.
 from __future__ import annotations
 
 import socket
+import ssl
 
 import pytest
 import trio
+import trustme
 import wsproto
 import wsproto.events as ev
 
-from unisockets.protocol import Acknowledged, Alias, Bind, Greeting, Knock, encode
+from unisockets.protocol import Acknowledged, Alias, Bind, Greeting, Knock, Offer, encode
 from unisockets.signaling._server_connection import text_frame
 from unisockets.signaling._server_socket import SocketTransport
 from unisockets.signaling.server import open_signaling_server
@@ -168,3 +170,27 @@ async def test_a_short_send_keeps_the_started_frame_and_discard_drops_only_the_r
         got = _frames(received)
         assert got == [frame[4:] for frame in frames[: len(got)]]
         transport.close()
+
+
+@pytest.mark.trio
+async def test_wss_carries_many_messages_each_way_and_large_ones() -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    async with (
+        open_signaling_server(ssl_context=server_context) as server,
+        open_member(server.url, ssl_context=client_context) as a,
+        open_member(server.url, ssl_context=client_context) as b,
+    ):
+        await a.expect(Greeting(offerer_id="10.0.0.1", answerer_id="10.0.0.2"))
+        offer = Offer(offerer_id="10.0.0.1", answerer_id="10.0.0.2", offer="v=0\r\n" * 2000)
+        for port in range(1, 101):
+            await a.send(Bind(id="10.0.0.1", alias=f"10.0.0.1:{port}"))
+        await a.send(offer)  # 10 KB: with the binds, several TLS records
+        for port in range(1, 101):
+            bound = Alias(id="10.0.0.1", alias=f"10.0.0.1:{port}", set=True)
+            await a.expect(bound)
+            await b.expect(bound)
+        await b.expect(offer)
