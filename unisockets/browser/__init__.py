@@ -17,7 +17,9 @@ Usage inside Pyodide (``await`` at top level, e.g. ``pyodide.runPythonAsync``)::
             await stream.send_all(await stream.receive_some())
         stream = await node.connect(("10.0.0.1", 1234))
 
-Nothing here imports trio or aiortc. See docs/browser.md for what differs
+Signaling reconnects (with the native client's backoff) and paces what it
+sends (with its rate); open streams never depend on it. Nothing here imports
+trio or aiortc. See docs/browser.md for what differs
 from the trio API and why.
 """
 
@@ -33,9 +35,11 @@ from .node import (
     EPHEMERAL_PORTS,
     BrowserNode,
     Listener,
+    SignalingStatus,
     connection_label,
     open_node,
 )
+from .pacing import DEFAULT_BACKOFF, DEFAULT_SEND_RATE
 from .pipes import MAX_MESSAGE_SIZE, DataChannelPipe, Pipe, loopback_pair
 from .signaling import BrowserSignaling
 from .sockets import AF_INET, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_STREAM, Socket
@@ -44,6 +48,8 @@ from .streams import Address, Stream
 __all__ = [
     "AF_INET",
     "DEFAULT_BACKLOG",
+    "DEFAULT_BACKOFF",
+    "DEFAULT_SEND_RATE",
     "EPHEMERAL_PORTS",
     "LEGACY_LABEL",
     "MAX_MESSAGE_SIZE",
@@ -64,6 +70,7 @@ __all__ = [
     "PeerLinks",
     "Pipe",
     "SignalingError",
+    "SignalingStatus",
     "Socket",
     "Stream",
     "connection_label",

@@ -21,6 +21,14 @@ The same rules as the native transport (:mod:`unisockets.transport.webrtc`,
   :meth:`PeerLinks.accept_pipe` calls by ``(peer id, label)`` and closes those
   nobody claims within the claim timeout.
 
+*Signaling comes back*: peer links do not go through the server, so they
+outlive a lost signaling session. A ``greeting`` for a peer whose link is
+still connected (both rejoined a restarted server) keeps that link instead
+of starting over; a peer that left while we were away (its ``goodbye`` never
+reached us) is noticed by the link failing (its peer connection closes or
+fails). While signaling is away, a link that is still negotiating cannot
+send its offer (the link fails) and its candidates are dropped.
+
 Each link's signaling inputs are queued and handled one at a time by the
 link's task (in the node's task group), so a slow ``createOffer`` never races
 the next input. A link fails (breaking its pipes) when ICE or DTLS fail, when
@@ -39,7 +47,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from ._js import Listeners, is_null, js_global, js_object, logger, settle
-from .errors import BrokenResourceError, ClosedResourceError
+from .errors import BrokenResourceError, ClosedResourceError, SignalingError
 from .pipes import DataChannelPipe, Pipe
 from .signaling import BrowserSignaling
 
@@ -323,7 +331,10 @@ class PeerLink:
             return  # end of gathering
         text = str(js_global("JSON").stringify(candidate.toJSON()))
         if self._description_sent:
-            self._links.signaling.send_candidate(self.peer_id, text)
+            try:
+                self._links.signaling.send_candidate(self.peer_id, text)
+            except SignalingError as exc:  # away: the link completes without it, or times out
+                logger.debug("candidate for %s dropped: %s", self.peer_id, exc)
         else:
             self._local_candidates.append(text)
 
@@ -394,11 +405,20 @@ class PeerLinks:
     # --- signaling inputs --------------------------------------------------------------------
 
     def handle_greeting(self, peer_id: str) -> None:
-        """A new member joined: offer it a link (a connected link to that id is stale)."""
+        """A new member joined: offer it a link.
+
+        A link to that id whose peer connection is still connected is kept:
+        the peer rejoined a restarted server, it did not leave (we would
+        have had its ``goodbye``). A connected link whose peer connection is
+        not is stale (that node left and a new one took its id) and is replaced.
+        """
         if self._closed:
             return
         link = self._links.get(peer_id)
         if link is not None and link.state is LinkState.CONNECTED:
+            if link._alive():
+                logger.info("%s greeted us again: keeping its live link", peer_id)
+                return
             link.fail(BrokenResourceError(f"{peer_id} joined again"))
             link = None
         if link is None:

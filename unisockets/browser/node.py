@@ -9,8 +9,15 @@ DESIGN.md, "Public API"); the differences come from the runtime
 - it is asyncio, not trio (trio does not import under Pyodide): ``async
   with``, ``await`` and task cancellation work as usual; errors keep trio's
   names (:mod:`unisockets.browser.errors`);
-- no native fallback (a page cannot open TCP sockets), no reconnection of
-  signaling, and every blocking call must be awaited (there are no threads).
+- no native fallback (a page cannot open TCP sockets), and every blocking
+  call must be awaited (there are no threads).
+
+Signaling reconnects as natively (:mod:`.signaling`): back with the same id,
+listeners keep accepting; with a new id, :attr:`BrowserNode.address` changes,
+the change is logged and reported to ``on_signaling_event``, and listeners on
+the old id fail with :class:`SignalingError`. Peer links do not go through
+the server and keep working; a greeting from a peer whose link is still
+connected (the server restarted) keeps that link (:mod:`.links`).
 
 Connection set-up is the native node's (:mod:`unisockets.net.node`): the
 connecting side asks signaling to ``connect``, then opens a data channel
@@ -31,7 +38,7 @@ import asyncio
 import errno
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final
 
@@ -39,15 +46,19 @@ from ..protocol.addresses import format_alias, is_id, parse_alias
 from ..protocol.events import (
     AnswerReceived,
     CandidateReceived,
+    Disconnected,
     Event,
+    IdChanged,
     OfferReceived,
     PeerGreeted,
     PeerLeft,
+    Reconnected,
 )
 from ._js import logger, require_browser, settle
 from ._loop import clamp_past_timers
 from .errors import BrokenResourceError, ClosedResourceError, SignalingError, oserror
 from .links import PeerLinks
+from .pacing import DEFAULT_BACKOFF, DEFAULT_SEND_RATE
 from .pipes import Pipe, loopback_pair
 from .signaling import DEFAULT_REQUEST_TIMEOUT, BrowserSignaling
 from .streams import Address, Stream
@@ -60,6 +71,7 @@ __all__ = [
     "EPHEMERAL_PORTS",
     "BrowserNode",
     "Listener",
+    "SignalingStatus",
     "check_address",
     "connection_label",
     "open_node",
@@ -71,6 +83,9 @@ EPHEMERAL_PORTS: Final = range(49152, 65536)
 DEFAULT_BACKLOG: Final = 128
 #: Seconds a closing node gives each open stream to deliver its last bytes and EOF.
 CLOSE_TIMEOUT: Final = 5.0
+
+#: What ``open_node(on_signaling_event=...)`` is called with.
+SignalingStatus = Disconnected | Reconnected | IdChanged
 
 
 def connection_label(client_alias: str, bound_alias: str) -> str:
@@ -136,7 +151,9 @@ class Listener:
 
         Raises:
             ClosedResourceError: the listener (or node) was closed, also while waiting.
-            SignalingError: the signaling session ended (no more connections can arrive).
+            SignalingError: the address was lost (our id changed while
+                signaling was away, another node took it, or signaling closed):
+                no more connections can arrive.
         """
         while True:
             if self._closed:
@@ -219,9 +236,10 @@ class BrowserNode:
         rtc_configuration: Mapping[str, Any] | None,
         link_timeout: float,
         accept_timeout: float,
+        on_signaling_event: Callable[[SignalingStatus], object] | None = None,
     ) -> None:
         self.signaling = signaling
-        self._address = signaling.id  # fixed: the browser driver does not rejoin
+        self._on_signaling_event = on_signaling_event
         self._tasks = tasks
         self._spawned: set[asyncio.Task[None]] = set()
         self._accept_timeout = accept_timeout
@@ -237,12 +255,21 @@ class BrowserNode:
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"<BrowserNode {self._address}>"
+        return f"<BrowserNode {self.address}>"
 
     @property
     def address(self) -> str:
-        """This node's overlay address, e.g. ``"10.0.0.1"`` (assigned by the server at join)."""
-        return self._address
+        """This node's overlay address, e.g. ``"10.0.0.1"`` (assigned by the server at join).
+
+        It changes when signaling reconnects under a new id; while
+        disconnected it is the last one.
+        """
+        return self.signaling.id
+
+    @property
+    def connected(self) -> bool:
+        """Whether signaling is joined right now (False while it reconnects, and once closed)."""
+        return self.signaling.connected
 
     @property
     def peers(self) -> frozenset[str]:
@@ -260,8 +287,11 @@ class BrowserNode:
 
         Raises:
             OSError: ``EADDRINUSE`` when taken, ``EINVAL`` for a bad port,
-                ``ETIMEDOUT`` when signaling does not answer.
+                ``ETIMEDOUT`` when signaling does not answer (also when it
+                does not come back within the request timeout),
+                ``EADDRNOTAVAIL`` when our id changed meanwhile.
             ClosedResourceError: the node is closed.
+            SignalingError: signaling was lost while waiting, or closed.
         """
         self._check_open()
         if type(port) is not int or not 0 <= port <= 65535:
@@ -281,7 +311,8 @@ class BrowserNode:
         """Release a bound address that is not listening.
 
         Raises:
-            OSError: ``EPERM``/``ETIMEDOUT`` from signaling.
+            OSError: ``EPERM``/``ETIMEDOUT``/``EADDRNOTAVAIL`` from signaling.
+            SignalingError: signaling was lost while waiting, or closed.
         """
         await self.signaling.shutdown(format_alias(*address))
 
@@ -320,12 +351,14 @@ class BrowserNode:
                 address), ``ETIMEDOUT`` (signaling or the data channel timed
                 out), ``ECONNRESET`` (the peer link failed while connecting).
             ClosedResourceError: the node is closed.
+            SignalingError: signaling was lost while waiting, or closed.
         """
         self._check_open()
         host, port = check_address(address)
         if host in ("", "0.0.0.0", "localhost"):
             host = self.address
         local_alias, remote_alias = await self.signaling.connect(format_alias(host, port))
+        session = self.signaling.session
         peer_id = parse_alias(remote_alias)[0]
         label = connection_label(local_alias, remote_alias)
         try:
@@ -335,13 +368,13 @@ class BrowserNode:
             else:
                 pipe = await self.links.open_pipe(peer_id, label)
         except BaseException as exc:
-            self._release(local_alias)
+            self._release(local_alias, session)
             if isinstance(exc, TimeoutError):
                 raise oserror(errno.ETIMEDOUT, f"data channel to {peer_id}") from exc
             if isinstance(exc, BrokenResourceError):
                 raise oserror(errno.ECONNRESET, f"link to {peer_id}") from exc
             raise
-        return self._track(pipe, local_alias, remote_alias, release=True)
+        return self._track(pipe, local_alias, remote_alias, session=session)
 
     def socket(self) -> Socket:
         """Create a Berkeley-style stream socket on this node (see :mod:`.sockets`)."""
@@ -353,12 +386,14 @@ class BrowserNode:
         """A snapshot for status displays: id, peers, links, connections and their bytes.
 
         Returns:
-            A JSON-able dict: ``address``, ``peers`` (sorted ids), ``links``
+            A JSON-able dict: ``address``, ``connected`` (signaling joined
+            right now), ``peers`` (sorted ids), ``links``
             (peer id -> state), ``connections`` (list of dicts with ``local``,
             ``remote``, ``sent``, ``received`` in bytes).
         """
         return {
-            "address": self._address,
+            "address": self.address,
+            "connected": self.connected,
             "peers": sorted(self.peers),
             "links": {peer: link.state.value for peer, link in self.links.links.items()},
             "connections": [
@@ -389,11 +424,15 @@ class BrowserNode:
             raise oserror(errno.EINVAL, f"bad backlog {backlog!r}")
         return self.listen_bound(await self.bind(port), backlog)
 
-    def _track(self, pipe: Pipe, local_alias: str, remote_alias: str, *, release: bool) -> Stream:
+    def _track(
+        self, pipe: Pipe, local_alias: str, remote_alias: str, *, session: int | None
+    ) -> Stream:
+        """Make the stream; with a ``session``, release ``local_alias`` when it closes."""
+
         def on_close(stream: Stream) -> None:
             self.streams.discard(stream)
-            if release:
-                self._release(local_alias)
+            if session is not None:
+                self._release(local_alias, session)
 
         stream = Stream(
             pipe,
@@ -404,9 +443,16 @@ class BrowserNode:
         self.streams.add(stream)
         return stream
 
-    def _release(self, alias: str) -> None:
-        """Send ``shutdown`` for an alias we no longer use, from a node task."""
+    def _release(self, alias: str, session: int | None = None) -> None:
+        """Send ``shutdown`` for an alias we no longer use, from a node task.
+
+        A connection alias (``session`` given) died with the signaling
+        session that made it: once that session ended, the same alias may
+        belong to a new connection, so it is not released then.
+        """
         if self._closed or not self.signaling.connected:
+            return
+        if session is not None and session != self.signaling.session:
             return
         self._spawn(self._release_now(alias))
 
@@ -425,11 +471,12 @@ class BrowserNode:
     async def _accept_loop(self, listener: Listener) -> None:
         alias = format_alias(*listener.address)
         try:
+            self.signaling.listen(alias)
             while True:
-                self.signaling.accept(alias)
                 client_alias = await self.signaling.next_connection(alias)
                 self._spawn(self._establish(listener, alias, client_alias))
-        except SignalingError as exc:
+        except (SignalingError, OSError) as exc:
+            logger.warning("listening on %s ended: %s", alias, exc)
             listener._ended(exc)
 
     async def _establish(self, listener: Listener, alias: str, client_alias: str) -> None:
@@ -441,14 +488,22 @@ class BrowserNode:
         except (TimeoutError, BrokenResourceError, ClosedResourceError) as exc:
             logger.info("connection %s -> %s not established: %r", client_alias, alias, exc)
             return
-        stream = self._track(pipe, alias, client_alias, release=False)
+        stream = self._track(pipe, alias, client_alias, session=None)
         if not listener._offer(stream):
             logger.info("backlog of %s full: closing %s", alias, client_alias)
             await stream.aclose()
 
     def _on_event(self, event: Event) -> None:
-        """Signaling events for the peer links (called by the signaling listener)."""
-        if isinstance(event, PeerGreeted):
+        """Signaling events for the peer links and the user (called by the signaling listener)."""
+        if isinstance(event, Disconnected | Reconnected | IdChanged):
+            if isinstance(event, Reconnected):
+                logger.info("signaling is back: joined as %s", event.id)
+            if self._on_signaling_event is not None:
+                try:
+                    self._on_signaling_event(event)
+                except Exception:
+                    logger.exception("on_signaling_event failed for %r", event)
+        elif isinstance(event, PeerGreeted):
             self.links.handle_greeting(event.peer_id)
         elif isinstance(event, OfferReceived):
             self.links.handle_offer(event.peer_id, event.sdp)
@@ -488,6 +543,10 @@ async def open_node(
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     link_timeout: float = 20.0,
     accept_timeout: float = 20.0,
+    reconnect: bool = True,
+    backoff: tuple[float, float] = DEFAULT_BACKOFF,
+    signaling_send_rate: tuple[float, int] | None = DEFAULT_SEND_RATE,
+    on_signaling_event: Callable[[SignalingStatus], object] | None = None,
 ) -> AsyncIterator[BrowserNode]:
     """Join a unisockets network from this browser tab for the duration of the block.
 
@@ -502,13 +561,31 @@ async def open_node(
         link_timeout: seconds a peer link may take to connect, and a data channel to open.
         accept_timeout: seconds the accepting side waits for a connection's
             data channel after signaling announced it.
+        reconnect: reconnect to the signaling server when its WebSocket
+            closes (as :func:`unisockets.signaling.open_signaling_client`);
+            if false, listeners and requests fail with :class:`SignalingError`
+            from then on (open streams keep working).
+        backoff: ``(base, cap)`` in seconds: reconnection attempt ``n`` waits
+            between half and all of ``min(cap, base * 2**n)`` (the native default).
+        signaling_send_rate: ``(messages per second, burst)`` the signaling
+            client keeps to, so that a server's per-client rate limit never
+            disconnects it; the default is
+            :data:`~unisockets.browser.pacing.DEFAULT_SEND_RATE` (that of
+            the native client); ``None`` sends at once.
+        on_signaling_event: called (synchronously; exceptions are logged)
+            with :class:`~unisockets.protocol.events.Disconnected` when the
+            WebSocket closes, then :class:`~unisockets.protocol.events.IdChanged`
+            (if the server gave us a new id) and
+            :class:`~unisockets.protocol.events.Reconnected` when we are back.
 
     Yields:
         The :class:`BrowserNode`; leaving the block closes every listener,
-        stream, peer connection and task of the node, and the WebSocket.
+        stream, peer connection and task of the node, and the WebSocket, and
+        stops reconnecting.
 
     Raises:
-        SignalingError: the server is unreachable or the subnet is full.
+        SignalingError: the server is unreachable or the subnet is full (at the first join).
+        ValueError: a bad timeout, backoff or send rate.
         RuntimeError: not running under Pyodide.
     """
     require_browser()
@@ -523,7 +600,13 @@ async def open_node(
             node._on_event(event)
 
     signaling = BrowserSignaling(
-        signaling_url, subnet, on_event=on_event, request_timeout=request_timeout
+        signaling_url,
+        subnet,
+        on_event=on_event,
+        request_timeout=request_timeout,
+        reconnect=reconnect,
+        backoff=backoff,
+        send_rate=signaling_send_rate,
     )
     await signaling.open()
     body_error: BaseException | None = None
@@ -535,7 +618,9 @@ async def open_node(
                 rtc_configuration=rtc_configuration,
                 link_timeout=link_timeout,
                 accept_timeout=accept_timeout,
+                on_signaling_event=on_signaling_event,
             )
+            node._spawn(signaling.maintain())
             for event in early:
                 node._on_event(event)
             early.clear()
