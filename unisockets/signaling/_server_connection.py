@@ -12,8 +12,8 @@ of it are plain RFC 6455 §5.2:
   and a minimally encoded length of under 64 KiB is unmasked and decoded
   (strict UTF-8) right here; every other frame goes through wsproto, which
   validates it (1002 protocol errors, 1007 bad UTF-8, control frames,
-  continuation frames). Measured: 1.5 µs per candidate frame instead of
-  wsproto's 16 µs.
+  continuation frames). Measured: 1.3 µs per 289-byte ``candidate`` frame
+  instead of wsproto's 7 µs.
 - Outgoing text frames are built by :func:`text_frame` (a server's frames
   are not masked, so a frame is a header and the UTF-8 text); control
   frames go through wsproto so that it knows the state of the close
