@@ -236,7 +236,11 @@ class SocketTransport:
             data: bytes for the peer, encrypted if TLS is on.
         """
         if self._tls is not None:
-            self._tls.write(data)
+            try:
+                self._tls.write(data)
+            except OSError:  # ssl.SSLError: TLS is closed or broken
+                self._break()
+                return
             self._take_tls_output()
         else:
             self._wire = bytes(self._wire) + data
@@ -284,7 +288,10 @@ class SocketTransport:
                 data = taken[0] if len(taken) == 1 else b"".join(taken)
                 self._frames_bytes -= len(data)
                 if self._tls is not None:
-                    self._tls.write(data)
+                    try:
+                        self._tls.write(data)
+                    except OSError:  # ssl.SSLError: TLS is closed or broken
+                        return self._break()
                     data = self._outgoing.read()
                     taken = None  # TLS records cannot be cut at frame boundaries
                 wire = data
@@ -293,15 +300,19 @@ class SocketTransport:
             except BlockingIOError:
                 sent = 0
             except OSError:
-                self.broken = True
-                self._wire = b""
-                self.discard()
-                return True
+                return self._break()
             if sent == len(wire):
                 self._wire = b""
                 continue
             self._keep_unsent(wire, sent, taken)
             return False
+
+    def _break(self) -> bool:
+        """The connection broke while writing: drop everything, now and later."""
+        self.broken = True
+        self._wire = b""
+        self.discard()
+        return True
 
     def _keep_unsent(self, wire: bytes | memoryview, sent: int, taken: list[bytes] | None) -> None:
         """After a short ``send``: the rest of the started frame must go, later frames may wait."""
