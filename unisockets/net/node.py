@@ -571,7 +571,7 @@ async def open_node(
         async with _open_native_node(host) as native:
             yield native
         return
-    from ..signaling.client import open_signaling_client
+    from ..signaling.client import DEFAULT_SEND_RATE, open_signaling_client
     from ..transport.memory import MemoryNetwork, open_memory_transport
 
     body_error: BaseException | None = None
@@ -582,7 +582,9 @@ async def open_node(
                 subnet,
                 ssl_context=ssl_context,
                 request_timeout=request_timeout,
-                **({} if signaling_send_rate == "default" else {"send_rate": signaling_send_rate}),
+                send_rate=DEFAULT_SEND_RATE
+                if signaling_send_rate == "default"
+                else signaling_send_rate,
             )
         )
         transport: PeerTransport

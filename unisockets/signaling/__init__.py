@@ -1,11 +1,14 @@
-"""trio drivers of the signaling protocol over WebSockets (trio-websocket).
+"""trio drivers of the signaling protocol over WebSockets.
 
 - :mod:`~unisockets.signaling.server`: the signaling server
   (:func:`open_signaling_server`, :func:`serve_signaling`) over
-  :class:`~unisockets.protocol.SignalingServerProtocol`, with limits and liveness.
+  :class:`~unisockets.protocol.SignalingServerProtocol`, with limits and
+  liveness; its WebSocket handling is our own batched handler on wsproto over
+  non-blocking sockets (``_server_connection``, ``_server_socket``).
 - :mod:`~unisockets.signaling.client`: a node's signaling client
   (:func:`open_signaling_client`) over
-  :class:`~unisockets.protocol.SignalingClientProtocol`, with reconnection.
+  :class:`~unisockets.protocol.SignalingClientProtocol` and trio-websocket,
+  with reconnection and send pacing.
 """
 
 from .client import SignalingClient, open_signaling_client
