@@ -8,7 +8,11 @@ import threading
 import pytest
 import trio
 
-from unisockets.transport.bridge import BridgeError, open_asyncio_bridge
+from unisockets.transport.bridge import (
+    BridgeError,
+    open_asyncio_bridge,
+    open_shared_asyncio_bridge,
+)
 
 
 def _bridge_threads() -> list[threading.Thread]:
@@ -153,3 +157,62 @@ async def test_no_new_work_after_close() -> None:
         bridge.call_soon(print)
     with pytest.raises(trio.ClosedResourceError):
         await bridge.run(asyncio.sleep, 0)
+
+
+async def _loop_thread() -> str:
+    await asyncio.sleep(0)
+    return threading.current_thread().name + str(id(asyncio.get_running_loop()))
+
+
+@pytest.mark.trio
+async def test_shared_bridges_with_one_key_use_one_loop_until_the_last_leaves() -> None:
+    first_done = trio.Event()
+    async with trio.open_nursery() as nursery:
+        async with (
+            open_shared_asyncio_bridge("k") as first,
+            open_shared_asyncio_bridge("k") as second,
+        ):
+            assert second is first
+            assert len(_bridge_threads()) == 1
+
+            async def outlive_the_first() -> None:
+                async with open_shared_asyncio_bridge("k") as third:
+                    assert third is first
+                    await first_done.wait()
+                    # The first two left: the loop still runs for this one.
+                    assert not third.closing
+                    assert await third.run(_loop_thread)
+
+            nursery.start_soon(outlive_the_first)
+            await trio.sleep(0.01)
+        first_done.set()
+    # The last user left: the loop stopped and its thread was joined.
+    assert _bridge_threads() == []
+    assert first.closing
+
+
+@pytest.mark.trio
+async def test_other_keys_get_other_loops_and_a_new_loop_starts_after_the_last_user() -> None:
+    async with open_shared_asyncio_bridge("a") as a, open_shared_asyncio_bridge("b") as b:
+        assert a is not b
+        assert await a.run(_loop_thread) != await b.run(_loop_thread)
+        assert len(_bridge_threads()) == 2
+    async with open_shared_asyncio_bridge("a") as again:
+        assert again is not a  # the old one stopped with its last user
+        assert await again.run(_loop_thread)
+    assert _bridge_threads() == []
+
+
+@pytest.mark.trio
+async def test_a_shared_bridge_raises_recorded_errors_to_its_last_user() -> None:
+    def boom() -> None:
+        raise RuntimeError("a bug in a queued callable")
+
+    with pytest.raises(BridgeError, match="a bug in a queued callable"):
+        async with open_shared_asyncio_bridge("e") as first:
+            async with open_shared_asyncio_bridge("e"):
+                first.call_soon(boom)
+                await first.run(_loop_thread)  # after boom ran
+            # the inner user left cleanly: no error yet, the loop still runs
+            assert not first.closing
+    assert _bridge_threads() == []

@@ -1,7 +1,8 @@
 """The WebRTC transport: message pipes between nodes over aiortc data channels.
 
 :func:`open_webrtc_transport` starts what a node needs to reach its peers over
-WebRTC: one asyncio loop thread (:mod:`unisockets.transport.bridge`), one peer
+WebRTC: an asyncio loop thread (:mod:`unisockets.transport.bridge`; the
+transports of one trio run with the same ICE addresses share one), one peer
 link per peer (:mod:`unisockets.transport.webrtc_link`: one
 RTCPeerConnection each), and one data channel per pipe
 (:mod:`unisockets.transport.webrtc_pipe`). The node feeds it the signaling
@@ -31,7 +32,7 @@ import trio
 from aiortc import RTCConfiguration
 
 from .base import PeerTransport, SignalSender
-from .bridge import AsyncioBridge, open_asyncio_bridge
+from .bridge import AsyncioBridge, open_shared_asyncio_bridge
 from .webrtc_ice import install_aioice_tuning, set_host_addresses
 from .webrtc_link import LEGACY_LABEL, LinkState, PeerLink
 from .webrtc_pipe import MAX_MESSAGE_SIZE, DataChannelPipe
@@ -473,7 +474,9 @@ async def open_webrtc_transport(
     configuration = rtc_configuration or RTCConfiguration(iceServers=[])
     install_aioice_tuning()
     body_error: BaseException | None = None
-    async with open_asyncio_bridge() as bridge:
+    # Transports of one trio run with the same ICE addresses share one asyncio loop.
+    addresses = None if host_addresses is None else tuple(host_addresses)
+    async with open_shared_asyncio_bridge(("webrtc", addresses)) as bridge:
         set_host_addresses(bridge.loop, host_addresses)
         async with trio.open_nursery() as nursery:
             transport = WebRTCTransport(
