@@ -309,8 +309,14 @@ class ServerMachine(RuleBasedStateMachine):
             message = Answer(offerer_id=peer, answerer_id=sender, answer="v=0\r\n")
         else:
             message = Candidate(offerer_id=sender, answerer_id=peer, candidate="{}")
-        if spoof or peer not in self.others(me):
+        if spoof or peer == me:
             self.violation(key, message)
+            return
+        if peer not in self.others(me):
+            event("relay dropped (no such member)")
+            dropped = self.server.dropped_relays
+            self.expect(self.server.receive(key, message), [])
+            assert self.server.dropped_relays == dropped + 1
             return
         event("relay delivered")
         # relayed unchanged, to the named member only

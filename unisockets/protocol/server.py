@@ -20,8 +20,11 @@ weaknesses fixed without changing the wire:
   (a message before ``knock``, a second ``knock``, a server → node opcode),
   spoofing (an ``id``, ``offererId`` of ``offer``/``candidate``,
   ``answererId`` of ``answer``, or the address of a ``bind``/``accepting``/
-  ``shutdown`` alias that is not the sender's own id) and a relay to a node
-  that is not another member of the sender's subnet.
+  ``shutdown`` alias that is not the sender's own id) and a relay to oneself.
+- A relay (``offer``, ``answer``, ``candidate``) to an id that is not a
+  member of the sender's subnet is dropped, not a violation: a member that
+  just left races with what its peers were sending it (counted in
+  :attr:`SignalingServerProtocol.dropped_relays`).
 - Subnets are independent: members of different subnets never see each
   other's greetings, aliases or goodbyes, and cannot connect to each other.
 - Suffixes come from a configurable range (ours: 1..254; original: 0..255).
@@ -137,6 +140,11 @@ class SignalingServerProtocol(Generic[K]):
             free first; a subset of 0..255. The original server uses
             ``range(0, 256)``.
 
+    Attributes:
+        dropped_relays: how many ``offer``/``answer``/``candidate`` messages
+            were dropped because they named no member of the sender's subnet
+            (usually one that just left).
+
     Raises:
         LocalProtocolError: ``suffixes`` is not a non-empty ``range`` inside 0..255.
     """
@@ -156,6 +164,8 @@ class SignalingServerProtocol(Generic[K]):
         self._subnets: dict[str, dict[str, _Member[K]]] = {}
         #: every member by id (ids include their subnet, so they are unique).
         self._by_id: dict[str, _Member[K]] = {}
+        #: relays dropped because they named no member of the sender's subnet.
+        self.dropped_relays = 0
 
     # -- the driver's inputs ------------------------------------------------
 
@@ -239,13 +249,13 @@ class SignalingServerProtocol(Generic[K]):
         match message:
             case Offer():
                 _check_sender(member, message.offerer_id, "offererId", opcode)
-                return [(self._peer(member, message.answerer_id, opcode).key, message)]
+                return self._relay(member, message.answerer_id, opcode, message)
             case Answer():
                 _check_sender(member, message.answerer_id, "answererId", opcode)
-                return [(self._peer(member, message.offerer_id, opcode).key, message)]
+                return self._relay(member, message.offerer_id, opcode, message)
             case Candidate():
                 _check_sender(member, message.offerer_id, "offererId", opcode)
-                return [(self._peer(member, message.answerer_id, opcode).key, message)]
+                return self._relay(member, message.answerer_id, opcode, message)
             case Bind():
                 return self._bind(member, message)
             case Accepting():
@@ -364,14 +374,25 @@ class SignalingServerProtocol(Generic[K]):
         self._clients[key] = member
         return out
 
-    def _peer(self, member: _Member[K], peer_id: str, opcode: str) -> _Member[K]:
-        """The other member of ``member``'s subnet a relay names, or a violation."""
+    def _relay(
+        self, member: _Member[K], peer_id: str, opcode: str, message: Message
+    ) -> list[Outgoing[K]]:
+        """``message`` for the other member of ``member``'s subnet it names.
+
+        A relay to an id that is not a member of the sender's subnet (any
+        more) is dropped: a peer that just left races with the offers and
+        candidates its peers were sending it, and punishing the sender would
+        cut an innocent node off. The drop is counted in
+        :attr:`dropped_relays`. A relay to oneself is never a race: a
+        violation.
+        """
+        if peer_id == member.id:
+            raise RemoteProtocolError(f"{opcode} from {member.id} to itself")
         peer = self._by_id.get(peer_id)
         if peer is None or peer.subnet != member.subnet:
-            raise RemoteProtocolError(f"{opcode} from {member.id} to {peer_id}: no such member")
-        if peer is member:
-            raise RemoteProtocolError(f"{opcode} from {member.id} to itself")
-        return peer
+            self.dropped_relays += 1
+            return []
+        return [(peer.key, message)]
 
     def _broadcast(self, member: _Member[K], message: Message) -> list[Outgoing[K]]:
         """``message`` to every member of ``member``'s subnet, ``member`` included."""
