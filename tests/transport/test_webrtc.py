@@ -263,17 +263,28 @@ async def test_peer_left_breaks_every_pipe_then_a_new_link_is_made() -> None:
 
 
 @pytest.mark.trio
-async def test_new_ids_and_repeated_greetings_drop_stale_links() -> None:
+async def test_repeated_greetings_keep_live_links_and_a_restarted_peer_replaces_them() -> None:
     async with open_mesh(A, B) as mesh:
         with trio.fail_after(HANG):
-            pa, _ = await _pipe_pair(mesh[A], mesh[B], "first")
+            pa, pb = await _pipe_pair(mesh[A], mesh[B], "first")
             old_link = mesh[A].links[B]
-            # Signaling greets B again: a new node got B's id. A offers a new link.
+            # Signaling greets B again (the server restarted and B rejoined with
+            # its id): the link is alive, so it stays, and so do its pipes.
             await mesh[A].handle_greeting(B)
+            assert mesh[A].links[B] is old_link
+            await pa.send_message(b"still here")
+            assert await pb.receive_message() == b"still here"
+            offers = [m for m in mesh.signals[A].sent if m[0] == "offer"]
+            # A node that restarted behind B's id has no link: it offers a new
+            # one, which replaces the old link and breaks its pipes.
+            await mesh[B].peer_left(A)
+            pb2, pa2 = await _pipe_pair(mesh[B], mesh[A], "after-restart")
             with pytest.raises(trio.BrokenResourceError):
                 await pa.receive_message()
             assert old_link.state is LinkState.FAILED
-            await mesh[A].links[B].wait_connected()
+            await pb2.send_message(b"new link")
+            assert await pa2.receive_message() == b"new link"
+            assert [m for m in mesh.signals[A].sent if m[0] == "offer"] == offers
             pa, _ = await _pipe_pair(mesh[A], mesh[B], "second")
             # A rejoined signaling under a new id: every link it had is stale.
             mesh[A].local_id = "10.0.0.7"

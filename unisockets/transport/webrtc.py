@@ -244,9 +244,14 @@ class WebRTCTransport(PeerTransport):
     async def handle_greeting(self, peer_id: str) -> None:
         """Signaling greeted a new member ``peer_id``: offer it a link (PROTOCOL.md, Join).
 
-        Returns at once; the offer is made by the link's task. A connected link
-        to the same id is stale (that node left and a new one took its id) and
-        is replaced; a link still connecting is kept.
+        Returns at once; the offer is made by the link's task. A link to the
+        same id that is connected or still connecting is kept: the server
+        greets again when a member rejoins with its id (after a restart of
+        the server or a lost signaling connection) while the peer connection
+        itself never stopped. If a new node took the id instead, that node
+        has no link and offers one when it needs it, which replaces ours (a
+        new offer on a stable link); a dead peer's link fails its ICE
+        consent checks within seconds.
 
         Args:
             peer_id: the new member's id.
@@ -258,12 +263,10 @@ class WebRTCTransport(PeerTransport):
         if self._closed:
             return
         self._check_peer(peer_id)
-        link = self._links.get(peer_id)
-        if link is not None and link.state is LinkState.CONNECTED:
-            link.fail(trio.BrokenResourceError(f"{peer_id} joined again"))
-            link = None
-        if link is None:
-            self._start_link(peer_id, offer=True)
+        if peer_id in self._links:
+            logger.info("%s greeted again: keeping the link we have", peer_id)
+            return
+        self._start_link(peer_id, offer=True)
 
     async def handle_offer(self, peer_id: str, sdp: str) -> None:
         """Take ``peer_id``'s SDP offer; the link answers it (or wins the glare).
