@@ -532,6 +532,7 @@ async def open_node(
     accept_timeout: float = 20.0,
     ice_addresses: Sequence[str] | None = None,
     signaling_send_rate: tuple[float, int] | Literal["default"] | None = "default",
+    signaling_backoff: tuple[float, float] | None = None,
 ) -> AsyncIterator[Node]:
     """Join a unisockets network (or use the OS's TCP) for the duration of the block.
 
@@ -558,6 +559,11 @@ async def open_node(
             limit slows the node down instead of disconnecting it;
             ``"default"`` is :data:`unisockets.signaling.client.DEFAULT_SEND_RATE`
             (90 % of our server's default limits), ``None`` does not pace.
+        signaling_backoff: ``(base, cap)`` in seconds: after losing the
+            signaling server, reconnection attempt ``n`` waits between half
+            and all of ``min(cap, base * 2**n)``; ``None``:
+            :data:`unisockets.signaling.client.DEFAULT_BACKOFF`. Streams keep
+            working meanwhile (their bytes never pass through the server).
 
     Yields:
         The :class:`Node`; leaving the block closes every listener, stream,
@@ -571,7 +577,7 @@ async def open_node(
         async with _open_native_node(host) as native:
             yield native
         return
-    from ..signaling.client import DEFAULT_SEND_RATE, open_signaling_client
+    from ..signaling.client import DEFAULT_BACKOFF, DEFAULT_SEND_RATE, open_signaling_client
     from ..transport.memory import MemoryNetwork, open_memory_transport
 
     body_error: BaseException | None = None
@@ -585,6 +591,7 @@ async def open_node(
                 send_rate=DEFAULT_SEND_RATE
                 if signaling_send_rate == "default"
                 else signaling_send_rate,
+                backoff=signaling_backoff or DEFAULT_BACKOFF,
             )
         )
         transport: PeerTransport

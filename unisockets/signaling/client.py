@@ -97,6 +97,7 @@ from .errors import JoinRejectedError, SignalingError
 from .limits import DEFAULT_BURST, DEFAULT_MAX_MESSAGES_PER_SECOND, TokenBucket
 
 __all__ = [
+    "DEFAULT_BACKOFF",
     "DEFAULT_EVENT_BUFFER",
     "DEFAULT_SEND_RATE",
     "TRANSPORT_EVENTS",
@@ -126,6 +127,8 @@ MAX_PENDING_ACCEPTS: Final = 1024
 #: DEFAULT_BURST of :mod:`unisockets.signaling.limits`), leaving room for
 #: messages that reach the server closer together than they were sent.
 DEFAULT_SEND_RATE: Final = (0.9 * DEFAULT_MAX_MESSAGES_PER_SECOND, int(0.9 * DEFAULT_BURST))
+#: Reconnection backoff by default, ``(base, cap)`` in seconds (see open_signaling_client).
+DEFAULT_BACKOFF: Final = (0.5, 10.0)
 #: Seconds a normal close of the WebSocket may take before it is cut.
 CLOSE_TIMEOUT: Final = 2.0
 #: Frames trio-websocket buffers before it stops reading the socket.
@@ -827,7 +830,7 @@ async def open_signaling_client(
     ssl_context: ssl.SSLContext | None = None,
     request_timeout: float = 10.0,
     reconnect: bool = True,
-    backoff: tuple[float, float] = (0.5, 10.0),
+    backoff: tuple[float, float] = DEFAULT_BACKOFF,
     event_buffer: int = DEFAULT_EVENT_BUFFER,
     send_rate: tuple[float, int] | None = DEFAULT_SEND_RATE,
 ) -> AsyncIterator[SignalingClient]:

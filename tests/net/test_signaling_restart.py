@@ -1,0 +1,112 @@
+"""Nodes outlive a restart of their signaling server: streams, listeners and addresses.
+
+A real signaling server on 127.0.0.1 is stopped and started again on the same
+port while two nodes have a stream open. The stream's bytes never pass
+through the server, so it keeps working; the nodes rejoin with their ids
+(the one that reconnects first gets the lowest free id, so the test gives the
+listening node the shorter backoff), bind their listeners again, and accept
+new connections. Over real WebRTC this also checks that the repeated
+greeting at rejoin keeps the live peer link instead of replacing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+
+import unisockets.net as net
+from unisockets.signaling.server import open_signaling_server
+from unisockets.transport.memory import MemoryNetwork
+
+pytestmark = pytest.mark.trio
+
+#: Generous bound on each step, so that a bug fails the test instead of hanging it.
+TIMEOUT = 30.0
+
+
+class _Server:
+    """A real signaling server in a task of its own, so that the test can stop it."""
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()
+        self.stopped = trio.Event()
+        self.url = ""
+        self.port = 0
+
+    async def stop(self) -> None:
+        self.scope.cancel()
+        with trio.fail_after(TIMEOUT):
+            await self.stopped.wait()
+
+
+async def _start_server(nursery: trio.Nursery, port: int = 0) -> _Server:
+    async def run(*, task_status: trio.TaskStatus[_Server]) -> None:
+        server = _Server()
+        try:
+            with server.scope:
+                async with open_signaling_server(host="127.0.0.1", port=port) as running:
+                    server.url, server.port = running.url, running.port
+                    task_status.started(server)
+                    await trio.sleep_forever()
+        finally:
+            server.stopped.set()
+
+    started: _Server = await nursery.start(run)
+    return started
+
+
+async def _echo(a: trio.abc.Stream, b: trio.abc.Stream, data: bytes) -> None:
+    await a.send_all(data)
+    received = b""
+    while len(received) < len(data):
+        received += await b.receive_some(len(data) - len(received))
+    assert received == data
+
+
+@pytest.mark.parametrize("backend", ["memory", "webrtc"])
+async def test_streams_and_listeners_survive_a_signaling_server_restart(backend: str) -> None:
+    network = MemoryNetwork()
+    options: dict[str, Any] = (
+        {"memory_network": network} if backend == "memory" else {"ice_addresses": ["127.0.0.1"]}
+    )
+
+    @asynccontextmanager
+    async def node(url: str, backoff: tuple[float, float]) -> AsyncIterator[net.Node]:
+        async with net.open_node(
+            url, backend=backend, signaling_backoff=backoff, **options
+        ) as opened:
+            yield opened
+
+    async with trio.open_nursery() as nursery:
+        first = await _start_server(nursery)
+        async with (
+            node(first.url, (0.05, 0.05)) as alice,
+            node(first.url, (0.5, 0.5)) as bob,
+            alice.listen(1234) as listener,
+        ):
+            assert (alice.address, bob.address) == ("10.0.0.1", "10.0.0.2")
+            with trio.fail_after(TIMEOUT):
+                client = await bob.connect(("10.0.0.1", 1234))
+                server = await listener.accept()
+                await _echo(client, server, b"before")
+
+                await first.stop()
+                # The server is gone: the stream does not need it.
+                await _echo(client, server, b"while the server is down")
+                await _echo(server, client, b"both ways")
+
+                second = await _start_server(nursery, first.port)
+                # bob's connect waits for its next session; alice rejoined first
+                # and bound 1234 again.
+                again = await bob.connect(("10.0.0.1", 1234))
+                accepted = await listener.accept()
+                await _echo(again, accepted, b"a new connection")
+                await _echo(client, server, b"and the old stream still works")
+                assert (alice.address, bob.address) == ("10.0.0.1", "10.0.0.2")
+                for stream in (client, server, again, accepted):
+                    await stream.aclose()
+            await second.stop()
