@@ -23,6 +23,7 @@ trio or aiortc. See docs/browser.md for what differs
 from the trio API and why.
 """
 
+from ..protocol.pacing import DEFAULT_BACKOFF, DEFAULT_SEND_RATE
 from .errors import (
     BrokenResourceError,
     BusyResourceError,
@@ -39,7 +40,6 @@ from .node import (
     connection_label,
     open_node,
 )
-from .pacing import DEFAULT_BACKOFF, DEFAULT_SEND_RATE
 from .pipes import MAX_MESSAGE_SIZE, DataChannelPipe, Pipe, loopback_pair
 from .signaling import BrowserSignaling
 from .sockets import AF_INET, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_STREAM, Socket

@@ -54,11 +54,11 @@ from ..protocol.events import (
     PeerLeft,
     Reconnected,
 )
+from ..protocol.pacing import DEFAULT_BACKOFF, DEFAULT_SEND_RATE
 from ._js import logger, require_browser, settle
 from ._loop import clamp_past_timers
 from .errors import BrokenResourceError, ClosedResourceError, SignalingError, oserror
 from .links import PeerLinks
-from .pacing import DEFAULT_BACKOFF, DEFAULT_SEND_RATE
 from .pipes import Pipe, loopback_pair
 from .signaling import DEFAULT_REQUEST_TIMEOUT, BrowserSignaling
 from .streams import Address, Stream

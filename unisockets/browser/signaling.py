@@ -71,10 +71,7 @@ from ..protocol.events import (
     ShutdownSucceeded,
 )
 from ..protocol.messages import Message
-from ..protocol.wire import encode
-from ._js import Listeners, js_global, logger, settle
-from .errors import SignalingError, oserror
-from .pacing import (
+from ..protocol.pacing import (
     DEFAULT_BACKOFF,
     DEFAULT_SEND_RATE,
     TokenBucket,
@@ -82,6 +79,9 @@ from .pacing import (
     check_backoff,
     check_send_rate,
 )
+from ..protocol.wire import encode
+from ._js import Listeners, js_global, logger, settle
+from .errors import SignalingError, oserror
 
 __all__ = ["DEFAULT_REQUEST_TIMEOUT", "MAX_QUEUED_CONNECTIONS", "BrowserSignaling"]
 

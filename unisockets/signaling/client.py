@@ -43,8 +43,6 @@ import contextlib
 import errno
 import functools
 import logging
-import math
-import random
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -92,9 +90,16 @@ from unisockets.protocol.events import (
     ShutdownRejected,
     ShutdownSucceeded,
 )
+from unisockets.protocol.pacing import (
+    DEFAULT_BACKOFF,
+    DEFAULT_SEND_RATE,
+    TokenBucket,
+    backoff_delay,
+    check_backoff,
+    check_send_rate,
+)
 
 from .errors import JoinRejectedError, SignalingError
-from .limits import DEFAULT_BURST, DEFAULT_MAX_MESSAGES_PER_SECOND, TokenBucket
 
 __all__ = [
     "DEFAULT_BACKOFF",
@@ -122,13 +127,6 @@ TRANSPORT_EVENTS: Final = (
 )
 #: Incoming connections queued per bound alias before new ones are dropped (logged).
 MAX_PENDING_ACCEPTS: Final = 1024
-#: The client's pace by default, ``(messages per second, burst)``: 90 % of the
-#: server's default per-client limits (DEFAULT_MAX_MESSAGES_PER_SECOND and
-#: DEFAULT_BURST of :mod:`unisockets.signaling.limits`), leaving room for
-#: messages that reach the server closer together than they were sent.
-DEFAULT_SEND_RATE: Final = (0.9 * DEFAULT_MAX_MESSAGES_PER_SECOND, int(0.9 * DEFAULT_BURST))
-#: Reconnection backoff by default, ``(base, cap)`` in seconds (see open_signaling_client).
-DEFAULT_BACKOFF: Final = (0.5, 10.0)
 #: Seconds a normal close of the WebSocket may take before it is cut.
 CLOSE_TIMEOUT: Final = 2.0
 #: Frames trio-websocket buffers before it stops reading the socket.
@@ -207,18 +205,10 @@ class SignalingClient:
     ) -> None:
         if not request_timeout > 0:
             raise ValueError(f"request_timeout must be positive, got {request_timeout!r}")
-        base, cap = backoff
-        if not 0 < base <= cap or math.isinf(cap):
-            raise ValueError(f"backoff must be (base, cap) with 0 < base <= cap, got {backoff!r}")
+        backoff = check_backoff(backoff)
         if event_buffer < 1:
             raise ValueError(f"event_buffer must be at least 1, got {event_buffer!r}")
-        if send_rate is not None:
-            rate, burst = send_rate
-            if not (isinstance(rate, int | float) and 0 < rate < math.inf):
-                raise ValueError(f"send_rate must be (rate > 0, burst >= 1), got {send_rate!r}")
-            if type(burst) is not int or burst < 1:
-                raise ValueError(f"send_rate must be (rate > 0, burst >= 1), got {send_rate!r}")
-        self._send_rate = send_rate
+        self._send_rate = check_send_rate(send_rate)
         self._bucket: TokenBucket | None = None  # one per session: the server's starts full too
         try:
             self._protocol = SignalingClientProtocol(subnet=subnet)
@@ -228,7 +218,7 @@ class SignalingClient:
         self._ssl_context = ssl_context
         self._timeout = request_timeout
         self._reconnect = reconnect
-        self._backoff = (base, cap)
+        self._backoff = backoff
         self._id: str | None = None
         self._closed = False
         self._task_status: trio.TaskStatus[None] | None = None
@@ -545,8 +535,7 @@ class SignalingClient:
             self._bucket = TokenBucket(rate, burst, trio.current_time())
         # Pacing: sleeping until the next token is the point of this loop.
         while not self._bucket.take(trio.current_time()):  # noqa: ASYNC110
-            # take() refilled the bucket to now: the next token is this far away.
-            await trio.sleep((1.0 - self._bucket.tokens) / rate)
+            await trio.sleep(self._bucket.wait_time())
 
     def _flush_later(self) -> None:
         if self._outbox and self._session_nursery is not None:
@@ -590,7 +579,7 @@ class SignalingClient:
                 raise error
             if self._closed or not self._reconnect:
                 break
-            delay = _backoff_delay(failures, self._backoff)
+            delay = backoff_delay(failures, self._backoff)
             failures += 1
             logger.info("reconnecting to %s in %.2f s (%s)", self._url, delay, reason)
             await trio.sleep(delay)
@@ -809,17 +798,6 @@ def _describe(exc: BaseException) -> str:
         return "no acknowledgement in time"
     cause = exc.__cause__ or exc.__context__
     return f"{exc!r}" if cause is None else f"{exc!r} ({cause!r})"
-
-
-def _backoff_delay(failures: int, backoff: tuple[float, float]) -> float:
-    """Seconds to wait before reconnection attempt ``failures + 1``: capped, jittered.
-
-    Exponential (``base * 2**failures``) up to ``cap``, then a uniform pick in
-    its upper half, so that clients dropped together do not return together.
-    """
-    base, cap = backoff
-    ceiling = min(cap, base * 2 ** min(failures, 32))
-    return random.uniform(ceiling / 2, ceiling)
 
 
 @asynccontextmanager

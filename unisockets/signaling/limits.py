@@ -2,15 +2,19 @@
 
 :class:`ServerLimits` gathers every knob of
 :func:`~unisockets.signaling.server.open_signaling_server` that protects the
-server from its clients; :class:`TokenBucket` is the per-client
-rate limiter. Both are plain values: no I/O, no clock (the caller passes the
-time in), so they are tested without sleeping.
+server from its clients; :class:`TokenBucket` (from
+:mod:`unisockets.protocol.pacing`, shared with the clients that pace
+themselves under these limits) is the per-client rate limiter. Both are plain
+values: no I/O, no clock (the caller passes the time in), so they are tested
+without sleeping.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from unisockets.protocol.pacing import TokenBucket
 
 __all__ = [
     "DEFAULT_BURST",
@@ -104,50 +108,3 @@ class ServerLimits:
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-class TokenBucket:
-    """A token bucket: ``rate`` tokens per second, at most ``capacity`` saved up.
-
-    The bucket starts full. Each :meth:`take` spends one token if there is
-    one. Time is passed in (seconds on any monotonic clock, e.g.
-    :func:`trio.current_time`), so the bucket never reads a clock itself.
-
-    Args:
-        rate: tokens added per second, > 0.
-        capacity: the most tokens the bucket holds (the burst), >= 1.
-        now: the current time, in seconds.
-    """
-
-    __slots__ = ("_capacity", "_last", "_rate", "_tokens")
-
-    def __init__(self, rate: float, capacity: int, now: float) -> None:
-        self._rate = float(rate)
-        self._capacity = float(capacity)
-        self._tokens = float(capacity)
-        self._last = now
-
-    @property
-    def tokens(self) -> float:
-        """Tokens left after the last :meth:`take` (not refilled to the present)."""
-        return self._tokens
-
-    def take(self, now: float) -> bool:
-        """Spend one token if the bucket has one at time ``now``.
-
-        Args:
-            now: the current time, in seconds on the clock given to the
-                constructor; an earlier time than the last call counts as no
-                time passed.
-
-        Returns:
-            ``True`` if a token was spent (the message is allowed), ``False``
-            if the bucket is empty (the rate is exceeded; nothing is spent).
-        """
-        elapsed = max(0.0, now - self._last)
-        self._last = max(self._last, now)
-        self._tokens = min(self._capacity, self._tokens + elapsed * self._rate)
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False

@@ -1,20 +1,18 @@
-"""How often the browser's signaling client may talk to the server: pacing and backoff.
+"""How often a signaling client may talk to the server: pacing and reconnection backoff.
 
-The native client (:mod:`unisockets.signaling.client`) paces its outbox with
-:class:`unisockets.signaling.limits.TokenBucket` and reconnects with capped,
-jittered exponential backoff. This package cannot import either: importing
-``unisockets.signaling.limits`` runs ``unisockets/signaling/__init__.py``,
-which imports trio, and trio does not import under Pyodide. So this module
-keeps the same two small pieces, with the same defaults and semantics
-(tests/browser/test_pacing.py checks them against the native ones):
+Shared by the native client (:mod:`unisockets.signaling.client`), the browser
+driver (:mod:`unisockets.browser.signaling`) and the server's per-client rate
+limit (:class:`unisockets.signaling.limits.ServerLimits`), so the three agree
+by construction. Sans-IO: no I/O and no clock (the caller passes the time in);
+:func:`backoff_delay` draws its jitter from :mod:`random`.
 
 - :class:`TokenBucket`: ``rate`` tokens per second, at most ``capacity``
-  saved up, starting full; the caller passes the time in.
+  saved up, starting full. The server spends one per incoming message and
+  closes a client that finds it empty (1008); clients spend one per outgoing
+  message and wait for the next token instead.
 - :func:`backoff_delay`: reconnection attempt ``n`` waits between half and
   all of ``min(cap, base * 2**n)`` seconds, so that clients dropped together
   do not come back together.
-
-No I/O and no clock here; :func:`backoff_delay` draws from :mod:`random`.
 """
 
 from __future__ import annotations
@@ -32,21 +30,22 @@ __all__ = [
     "check_send_rate",
 ]
 
-#: The pace of the signaling client by default, ``(messages per second, burst)``:
+#: The pace of the signaling clients by default, ``(messages per second, burst)``:
 #: 90 % of our server's default per-client limits (500 messages/s, bursts of
-#: 2,500), exactly :data:`unisockets.signaling.client.DEFAULT_SEND_RATE`.
+#: 2,500: :mod:`unisockets.signaling.limits`), leaving room for messages that
+#: reach the server closer together than they were sent.
 DEFAULT_SEND_RATE: Final = (0.9 * 500.0, int(0.9 * 2500))
-#: Reconnection backoff by default, ``(base, cap)`` in seconds, as the native client's.
+#: Reconnection backoff by default, ``(base, cap)`` in seconds.
 DEFAULT_BACKOFF: Final = (0.5, 10.0)
 
 
 class TokenBucket:
     """A token bucket: ``rate`` tokens per second, at most ``capacity`` saved up.
 
-    The same contract as :class:`unisockets.signaling.limits.TokenBucket`:
-    the bucket starts full, each :meth:`take` spends one token if there is
-    one, and time is passed in (seconds on any monotonic clock, e.g.
-    ``loop.time()``).
+    The bucket starts full; each :meth:`take` spends one token if there is
+    one. Time is passed in (seconds on any monotonic clock, e.g.
+    :func:`trio.current_time` or ``loop.time()``), so the bucket never reads
+    a clock itself.
 
     Args:
         rate: tokens added per second, > 0.
@@ -95,7 +94,7 @@ def backoff_delay(failures: int, backoff: tuple[float, float]) -> float:
     """Seconds to wait before reconnection attempt ``failures + 1``: capped, jittered.
 
     Exponential (``base * 2**failures``) up to ``cap``, then a uniform pick in
-    its upper half, as the native client does.
+    its upper half.
 
     Args:
         failures: attempts that failed since the last session that joined (0 first).
