@@ -88,3 +88,35 @@ async def test_demo_page(browser: Browser, browser_env: BrowserEnv) -> None:
     assert f"{tab_address}:7" in connections
     assert f"{len(MESSAGE)}{len(MESSAGE)}" in connections  # client: sent, received
     assert "echo server1414" in connections  # the native client's 14 bytes, echoed
+
+
+async def test_demo_page_shows_signaling_loss_and_rejoin(
+    browser: Browser, browser_env: BrowserEnv
+) -> None:
+    from .test_reconnect import start_server
+
+    with trio.fail_after(120):
+        async with trio.open_nursery() as nursery:
+            first = await start_server(nursery)
+            query = urlencode({"signaling": first.url, "subnet": "10.0.0"})
+            page = await tab(browser, browser_env, "demo-rejoin", "?" + query)  # a fresh tab
+
+            async def state_becomes(prefix: str) -> None:
+                with trio.move_on_after(20) as scope:
+                    while not (await page_text(page, "state")).startswith(prefix):  # noqa: ASYNC110
+                        await trio.sleep(0.05)  # the page's own loop: nothing to wait on from here
+                if scope.cancelled_caught:
+                    state, log = await page_text(page, "state"), await page_text(page, "log")
+                    raise AssertionError(f"waiting for {prefix!r}: state {state!r}, log {log!r}")
+
+            await state_becomes("joined as 10.0.0.1")
+            await first.stop()
+            await state_becomes("signaling lost: reconnecting")
+            second = await start_server(nursery, first.port)
+            await state_becomes("joined as 10.0.0.1")
+            log = await page_text(page, "log")
+            await page.evaluate("document.getElementById('leave').click()")
+            await state_becomes("not joined")
+            await second.stop()
+    assert "lost the signaling server as 10.0.0.1; reconnecting" in log
+    assert "rejoined as 10.0.0.1" in log

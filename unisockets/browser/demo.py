@@ -20,9 +20,10 @@ import html
 from typing import Any, Final
 
 from ..protocol.addresses import format_alias, is_alias, parse_alias
+from ..protocol.events import Disconnected, IdChanged, Reconnected
 from ._js import Listeners, js_global, logger
 from .errors import BrokenResourceError, ClosedResourceError, SignalingError
-from .node import BrowserNode, open_node
+from .node import BrowserNode, SignalingStatus, open_node
 from .streams import Stream
 
 __all__ = ["DemoApp", "start"]
@@ -117,7 +118,10 @@ class DemoApp:
         url, subnet = self._value("signaling"), self._value("subnet")
         self._set_text("state", f"joining {url} …")
         self._set_enabled()
-        async with open_node(url, subnet) as node, asyncio.TaskGroup() as tasks:
+        async with (
+            open_node(url, subnet, on_signaling_event=self._on_signaling) as node,
+            asyncio.TaskGroup() as tasks,
+        ):
             self.node = node
             self.joined_after_ms = float(js_global("performance").now())
             self._set_text("state", f"joined as {node.address}")
@@ -221,6 +225,18 @@ class DemoApp:
             with contextlib.suppress(BrokenResourceError, ClosedResourceError):
                 await self._client.send_eof()
             self._log("sent EOF")
+
+    def _on_signaling(self, event: SignalingStatus) -> None:
+        """Show the signaling connection's ups and downs (the node reconnects by itself)."""
+        if isinstance(event, Disconnected):
+            self._set_text("state", "signaling lost: reconnecting (open streams keep working)")
+            self._log(f"lost the signaling server as {event.id}; reconnecting", bad=True)
+        elif isinstance(event, IdChanged):
+            self._set_text("address", event.new_id)
+            self._log(f"our address changed from {event.old_id} to {event.new_id}", bad=True)
+        elif isinstance(event, Reconnected):
+            self._set_text("state", f"joined as {event.id}")
+            self._log(f"rejoined as {event.id}", ok=True)
 
     # --- the page ----------------------------------------------------------------------------
 
