@@ -16,6 +16,7 @@ import trio
 
 from unisockets.net import open_node
 from unisockets.signaling.server import open_signaling_server
+from unisockets.transport.webrtc_link import PeerKind
 
 from .cdp import Browser
 from .helpers import BrowserEnv, run_in_tab, tab, wait_note
@@ -101,6 +102,8 @@ async def test_tab_listens_native_connects(browser: Browser, browser_env: Browse
             async with open_node(server.url, ice_addresses=["127.0.0.1"]) as native:
                 stream = await native.connect((tab_address, 1234))
                 echoed = await native_echo_client(stream, PAYLOAD)
+                # The tab offered the link: its "channel" carried our sub-protocol.
+                assert native.transport.links[tab_address].kind is PeerKind.MODERN  # type: ignore[attr-defined]
                 assert stream.remote_address == (tab_address, 1234)
                 local = stream.local_address
                 await stream.aclose()
@@ -137,6 +140,9 @@ async def test_native_listens_tab_connects(browser: Browser, browser_env: Browse
 
             nursery.start_soon(run_tab)
             stream = await listener.accept()
+            # We offered the link (the tab joined later): the tab said hello on "channel".
+            link = native.transport.links[stream.remote_address[0]]  # type: ignore[attr-defined]
+            assert (link.role, link.kind) == ("offerer", PeerKind.MODERN)
             received = bytearray()
             while data := await stream.receive_some():
                 received.extend(data)

@@ -6,7 +6,12 @@ The same rules as the native transport (:mod:`unisockets.transport.webrtc`,
 - *Who offers*: on ``greeting`` the existing member offers (PROTOCOL.md,
   "Peer link"); a node that needs a pipe to a peer it has no link with
   offers on demand. The offerer creates the legacy ``"channel"`` data channel
-  (kept open, its messages ignored) before its offer.
+  before its offer, with the DCEP sub-protocol :data:`MODERN_PROTOCOL`; an
+  answerer that receives ``"channel"`` with it sends :data:`HELLO` on it once,
+  so that native nodes (which tell original unisockets nodes from ours that
+  way, see :mod:`unisockets.transport.webrtc_link`) take a tab for a modern
+  node. Nothing else is sent on ``"channel"`` and what arrives is ignored: a
+  tab does not carry connections with original (legacy) nodes.
 - *Glare* (both offer at once): the lower id's offer wins (IPv4 ids compared
   numerically); the other side drops its peer connection and answers.
 - *Restart*: an offer on a link already negotiated means the peer started
@@ -51,10 +56,22 @@ from .errors import BrokenResourceError, ClosedResourceError, SignalingError
 from .pipes import DataChannelPipe, Pipe
 from .signaling import BrowserSignaling
 
-__all__ = ["LEGACY_LABEL", "LinkState", "PeerLink", "PeerLinks", "offer_wins"]
+__all__ = [
+    "HELLO",
+    "LEGACY_LABEL",
+    "MODERN_PROTOCOL",
+    "LinkState",
+    "PeerLink",
+    "PeerLinks",
+    "offer_wins",
+]
 
 #: The label of the peer-level data channel the original unisockets opens (PROTOCOL.md).
 LEGACY_LABEL: Final = "channel"
+#: The DCEP sub-protocol of our ``"channel"`` (as natively): "one channel per connection".
+MODERN_PROTOCOL: Final = "unisockets/2"
+#: What an answerer sends once on a ``"channel"`` with MODERN_PROTOCOL (as natively).
+HELLO: Final = "unisockets/2 hello"
 #: Signaling inputs a link queues before it declares itself flooded and fails.
 MAX_QUEUED_INPUTS: Final = 256
 #: Remote candidates kept while waiting for the remote description; more are dropped.
@@ -215,7 +232,8 @@ class PeerLink:
             return
         self.role = "offerer"
         pc = self._new_pc()
-        self._legacy.append(pc.createDataChannel(LEGACY_LABEL))
+        options = js_object({"protocol": MODERN_PROTOCOL})
+        self._legacy.append(pc.createDataChannel(LEGACY_LABEL, options))
         offer = await pc.createOffer()
         await pc.setLocalDescription(offer)
         self._negotiation = "have-local-offer"
@@ -347,10 +365,19 @@ class PeerLink:
     def _on_datachannel(self, channel: Any) -> None:
         if str(channel.label) == LEGACY_LABEL:
             self._legacy.append(channel)  # kept open, as the original does
+            if str(channel.protocol) == MODERN_PROTOCOL:
+                self._say_hello(channel)
             return
         pipe = DataChannelPipe(channel, self.peer_id, incoming=True, link_alive=self._alive)
         self._adopt(pipe)
         self._links._incoming(pipe)
+
+    def _say_hello(self, channel: Any) -> None:
+        """Send the hello on an incoming modern ``"channel"`` (now, or once it is open)."""
+        if str(channel.readyState) == "open":
+            channel.send(HELLO)  # a text message; native nodes compare its UTF-8 bytes
+        else:
+            self._pc_listeners.add(channel, "open", lambda _: channel.send(HELLO))
 
     def _adopt(self, pipe: Pipe) -> None:
         self.pipes.add(pipe)

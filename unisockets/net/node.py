@@ -13,6 +13,17 @@ told by signaling's ``accept`` which client alias connected, takes the data
 channel with that label. When the connection closes, the connecting node
 releases its connection alias with ``shutdown`` (a wire-compatible addition:
 the original never freed them).
+
+Legacy peers (shared/PROTOCOL.md, "Data plane"): an original unisockets node
+has one data channel per pair of nodes and writes raw bytes into it. When the
+WebRTC transport finds that a peer is one
+(:meth:`~unisockets.transport.webrtc.WebRTCTransport.legacy_channel`), a
+connection with it, in either direction, carries raw bytes over that channel
+(:class:`~unisockets.transport.legacy.LegacyStream`): no labelled pipe, no
+end-of-stream marker, and closing is not seen by the peer. One such
+connection per legacy peer at a time: a second ``connect`` to it is refused
+(``ECONNREFUSED``), a second incoming one is dropped, since their bytes
+would mix.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from .._nursery import open_owned_nursery
 from ..protocol import events
 from ..protocol.addresses import format_alias, parse_alias
 from ..transport.base import MessagePipe, PeerTransport, SignalSender
+from ..transport.legacy import LegacyStream
 from ..transport.stream import PipeStream
 from .addresses import Address, check_address, check_port, oserror
 from .listeners import NativeListener, OverlayListener, wrap_native_stream
@@ -223,6 +235,7 @@ class OverlayNode(Node):
         self._accept_timeout = accept_timeout
         self._streams: set[SocketStream] = set()
         self._listeners: set[OverlayListener] = set()
+        self._legacy_streams: dict[str, LegacyStream] = {}
         self._release_send, self._release_receive = trio.open_memory_channel[str](1024)
         self._closed = False
 
@@ -274,14 +287,20 @@ class OverlayNode(Node):
         self._check_open()
         host, port = check_address(address)
         remote_alias = format_alias(self._host(host), port)
+        self._check_legacy_free(self._host(host))
         try:
             local_alias, remote_alias = await self.signaling.connect(remote_alias)
         except TimeoutError as exc:
             raise oserror(errno.ETIMEDOUT, f"connect to {remote_alias}") from exc
         peer_id = parse_alias(remote_alias)[0]
         label = connection_label(local_alias, remote_alias)
+        transport = self._transport_for(peer_id)
         try:
-            pipe = await self._transport_for(peer_id).open_pipe(peer_id, label)
+            legacy = await self._legacy_channel(transport, peer_id, offer=True)
+            if legacy is None:
+                pipe = await transport.open_pipe(peer_id, label)
+            else:
+                self._check_legacy_free(peer_id)
         except BaseException as exc:
             self._release_alias(local_alias)
             if isinstance(exc, TimeoutError):
@@ -289,6 +308,14 @@ class OverlayNode(Node):
             if isinstance(exc, trio.BrokenResourceError):
                 raise oserror(errno.ECONNRESET, f"link to {peer_id}") from exc
             raise
+        if legacy is not None:
+            return self._track_legacy(
+                legacy,
+                peer_id,
+                local_address=parse_alias(local_alias),
+                remote_address=parse_alias(remote_alias),
+                release=local_alias,
+            )
         return self._track(
             pipe,
             local_address=parse_alias(local_alias),
@@ -314,6 +341,57 @@ class OverlayNode(Node):
             local_address=local_address,
             remote_address=remote_address,
             on_close=on_close,
+        )
+        self._streams.add(stream)
+        return stream
+
+    async def _legacy_channel(self, transport: PeerTransport, peer_id: str, *, offer: bool) -> Any:
+        """The legacy channel's pipe if ``peer_id`` is a legacy node, else None.
+
+        Only the WebRTC transport has legacy peers; with the others this is None at once.
+        """
+        probe = getattr(transport, "legacy_channel", None)
+        if probe is None:
+            return None
+        return await probe(peer_id, offer=offer)
+
+    def _check_legacy_free(self, peer_id: str) -> None:
+        """Refuse a second connection with a legacy peer (their bytes would mix).
+
+        Raises:
+            ConnectionRefusedError: ``ECONNREFUSED``: we have a connection with
+                ``peer_id``, a legacy node, already.
+        """
+        if peer_id in self._legacy_streams:
+            raise ConnectionRefusedError(
+                errno.ECONNREFUSED,
+                f"{peer_id} is a legacy unisockets node with a connection to this node "
+                "already: it has one byte channel per peer, a second connection would "
+                "mix their bytes",
+            )
+
+    def _track_legacy(
+        self,
+        pipe: Any,
+        peer_id: str,
+        *,
+        local_address: Address,
+        remote_address: Address,
+        release: str | None,
+    ) -> SocketStream:
+        legacy = LegacyStream(pipe)
+        self._legacy_streams[peer_id] = legacy
+
+        def on_close() -> None:
+            self._streams.discard(stream)
+            if self._legacy_streams.get(peer_id) is legacy:
+                del self._legacy_streams[peer_id]
+            pipe.discard_received()  # what this connection left unread is not the next one's
+            if release is not None:
+                self._release_alias(release)
+
+        stream = SocketStream(
+            legacy, local_address=local_address, remote_address=remote_address, on_close=on_close
         )
         self._streams.add(stream)
         return stream
@@ -350,18 +428,40 @@ class OverlayNode(Node):
     async def _establish(self, listener: OverlayListener, alias: str, client_alias: str) -> None:
         peer_id = parse_alias(client_alias)[0]
         label = connection_label(client_alias, alias)
+        transport = self._transport_for(peer_id)
         try:
             with trio.fail_after(self._accept_timeout):
-                pipe = await self._transport_for(peer_id).accept_pipe(peer_id, label)
+                legacy = await self._legacy_channel(transport, peer_id, offer=False)
+                if legacy is None:
+                    pipe = await transport.accept_pipe(peer_id, label)
         except (TimeoutError, trio.BrokenResourceError) as exc:
             logger.info("connection %s -> %s not established: %r", client_alias, alias, exc)
             return
-        stream = self._track(
-            pipe,
-            local_address=parse_alias(alias),
-            remote_address=parse_alias(client_alias),
-            release=None,
-        )
+        if legacy is None:
+            stream = self._track(
+                pipe,
+                local_address=parse_alias(alias),
+                remote_address=parse_alias(client_alias),
+                release=None,
+            )
+        elif peer_id in self._legacy_streams:
+            # Signaling told the legacy node it is connected; nothing on its wire can
+            # say otherwise. Its bytes keep going to the connection we have.
+            logger.warning(
+                "dropping connection %s -> %s: legacy node %s has a connection with us already",
+                client_alias,
+                alias,
+                peer_id,
+            )
+            return
+        else:
+            stream = self._track_legacy(
+                legacy,
+                peer_id,
+                local_address=parse_alias(alias),
+                remote_address=parse_alias(client_alias),
+                release=None,
+            )
         if not listener.offer(stream):
             logger.info("backlog of %s full: closing %s", alias, client_alias)
             await stream.aclose()
@@ -386,6 +486,9 @@ class OverlayNode(Node):
         async for event in self.signaling.events:
             try:
                 if isinstance(event, events.PeerLeft):
+                    legacy = self._legacy_streams.get(event.peer_id)
+                    if legacy is not None:
+                        legacy.peer_left()  # its channel ends now: EOF, not an error
                     await self.transport.peer_left(event.peer_id)
                 elif isinstance(event, events.IdChanged):
                     self.transport.local_id = event.new_id

@@ -17,6 +17,12 @@ The accepting side matches incoming data channels to
 :meth:`~WebRTCTransport.accept_pipe` calls by ``(peer id, label)``; channels
 nobody claims within the claim timeout are closed.
 
+A peer may be an original (legacy) unisockets node, which has one data
+channel, ``"channel"``, per pair of nodes and no other: each link finds out
+(:mod:`unisockets.transport.webrtc_link`), :meth:`~WebRTCTransport.open_pipe`
+refuses legacy peers, and :meth:`~WebRTCTransport.legacy_channel` gives the
+node that one channel to carry one connection as raw bytes.
+
 See ``docs/transport.md`` for the design, the measurements and the limits.
 """
 
@@ -34,7 +40,7 @@ from aiortc import RTCConfiguration
 from .base import PeerTransport, SignalSender
 from .bridge import AsyncioBridge, open_shared_asyncio_bridge
 from .webrtc_ice import install_aioice_tuning, set_host_addresses
-from .webrtc_link import LEGACY_LABEL, LinkState, PeerLink
+from .webrtc_link import LEGACY_LABEL, LegacyPeerError, LinkState, PeerKind, PeerLink
 from .webrtc_pipe import MAX_MESSAGE_SIZE, DataChannelPipe
 
 __all__ = ["LOOPBACK", "WebRTCTransport", "open_webrtc_transport"]
@@ -94,6 +100,7 @@ class WebRTCTransport(PeerTransport):
         self._links: dict[str, PeerLink] = {}
         self._waiters: dict[tuple[str, str], list[_Waiter]] = {}
         self._unclaimed: dict[tuple[str, str], list[tuple[DataChannelPipe, trio.CancelScope]]] = {}
+        self._link_started = trio.lowlevel.ParkingLot()
         self._closed = False
 
     # --- identity and diagnostics ----------------------------------------------------------
@@ -135,6 +142,8 @@ class WebRTCTransport(PeerTransport):
         Raises:
             ValueError: bad ``peer_id`` or ``label``.
             trio.ClosedResourceError: the transport is closed.
+            LegacyPeerError: ``peer_id`` is a legacy node (a
+                :class:`trio.BrokenResourceError`; use :meth:`legacy_channel`).
             trio.BrokenResourceError: the link could not be set up (within the link
                 timeout) or failed.
             TimeoutError: the peer did not ack the channel within the link timeout.
@@ -146,6 +155,8 @@ class WebRTCTransport(PeerTransport):
         stale = link.state is LinkState.CONNECTED
         try:
             return await self._open_on(link, label)
+        except LegacyPeerError:
+            raise
         except trio.BrokenResourceError as exc:
             # A link that was up when we started but died under us was stale
             # (the peer restarted, or closed it a moment ago): try once on a fresh one.
@@ -225,6 +236,50 @@ class WebRTCTransport(PeerTransport):
         if waiter.error is not None:
             raise waiter.error
         raise TimeoutError(f"no pipe {label!r} from {peer_id} within {self._link_timeout} s")
+
+    async def legacy_channel(self, peer_id: str, *, offer: bool = True) -> DataChannelPipe | None:
+        """Return ``peer_id``'s one channel if it is a legacy node, None if it is modern.
+
+        Waits until the link is connected and the peer's kind is known
+        (:meth:`PeerLink.wait_kind <unisockets.transport.webrtc_link.PeerLink.wait_kind>`):
+        at once on a known link, after up to :data:`~unisockets.transport.webrtc_link.HELLO_GRACE`
+        seconds more on a new link to a legacy answerer.
+
+        The pipe returned is shared: it belongs to the link (closing it would
+        close the legacy peer's only channel for good) and carries raw bytes
+        with no end-of-stream (PROTOCOL.md, "Data plane"). Messages that
+        arrive while nobody reads are queued, at most
+        :data:`~unisockets.transport.webrtc_link.LEGACY_RECEIVE_LIMIT` bytes.
+
+        Args:
+            peer_id: the peer's node id.
+            offer: with no link to ``peer_id``, make one (True: we connect) or
+                wait for the peer to offer one (False: it connected to us).
+
+        Returns:
+            The legacy channel's pipe, or None for a modern peer.
+
+        Raises:
+            ValueError: bad ``peer_id``.
+            trio.ClosedResourceError: the transport is (or got) closed.
+            trio.BrokenResourceError: the link failed first.
+            TimeoutError: no link, or no known kind, within the link timeout.
+        """
+        self._check_open()
+        self._check_peer(peer_id)
+        with trio.move_on_after(self._link_timeout):
+            found = self._links.get(peer_id)
+            if found is None and offer:
+                found = self._start_link(peer_id, offer=True)
+            while found is None:
+                await self._link_started.park()
+                self._check_open()
+                found = self._links.get(peer_id)
+            link = found
+            if await link.wait_kind() is PeerKind.LEGACY:
+                return link.legacy_pipe
+            return None
+        raise TimeoutError(f"no link to {peer_id} (or no kind) within {self._link_timeout} s")
 
     async def peer_left(self, peer_id: str) -> None:
         """Signaling said ``peer_id`` left: break its pipes, drop its link, fail its accepts.
@@ -343,6 +398,7 @@ class WebRTCTransport(PeerTransport):
             on_restart=self._link_restarted,
         )
         self._links[peer_id] = link
+        self._link_started.unpark_all()
         self._nursery.start_soon(link.run, name=f"webrtc link to {peer_id}")
         if offer:
             link.post("offer-now")
@@ -410,6 +466,7 @@ class WebRTCTransport(PeerTransport):
         if self._closed:
             return
         self._closed = True
+        self._link_started.unpark_all()
         closed = trio.BrokenResourceError("the WebRTC transport closed")
         for link in list(self._links.values()):
             link.fail(closed, linger=True)

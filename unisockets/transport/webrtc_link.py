@@ -9,20 +9,36 @@ Like the ``_aio_*`` methods of :mod:`unisockets.transport.webrtc_pipe`, the
 and are the only code touching the :class:`aiortc.RTCPeerConnection`.
 
 Negotiation (PROTOCOL.md, "Peer link"): the offerer creates the legacy data
-channel ``"channel"`` (kept open, its messages ignored) and sends the offer,
-then its candidates as ``candidate`` messages for trickling peers (aiortc puts
-them in the SDP too). Incoming candidates wait until the remote description
+channel ``"channel"`` (see below) and sends the offer, then its candidates
+as ``candidate`` messages for trickling peers (aiortc puts them in the SDP
+too). Incoming candidates wait until the remote description
 is set. Glare, both sides offering at once, is settled by node id: the lower
 id's offer wins; the other side drops its own peer connection and answers
 (aiortc has no rollback). An offer on a link that is already negotiated means
 the peer started over (it restarted, or lost its end of the link): the link
 fails and a fresh one answers that offer.
 
-Pipes are data channels the link opens once connected (DCEP, in-band), or
-that the peer opens (the ``datachannel`` event). A link fails, breaking every
-pipe on it with :class:`trio.BrokenResourceError`, when ICE or DTLS fail or
-close, when it is not connected within the link timeout, when a signaling
-step fails, or when the transport says so (peer left, transport closing).
+Legacy peers (PROTOCOL.md, "Data plane"): the original unisockets has one
+data channel per pair of nodes, ``"channel"``, and no other. Our offerer
+creates ``"channel"`` with the DCEP sub-protocol :data:`MODERN_PROTOCOL`
+(the original sets none and ignores it). An answerer that receives
+``"channel"`` with that sub-protocol knows the offerer is one of ours and
+sends :data:`HELLO` on it once; without it, the offerer is an original node.
+An offerer whose ``"channel"`` opened and brought no hello within
+:data:`HELLO_GRACE` seconds (or brought anything else first) talks to an
+original node. :attr:`PeerLink.kind` says which; :meth:`PeerLink.wait_kind`
+waits for it. On a legacy link ``"channel"`` is the peer's one byte pipe
+(:attr:`PeerLink.legacy_pipe`) and no labelled pipe may be opened (an
+original answerer takes the last channel that arrives as its channel); on a
+modern link nothing but the hello is ever sent on it and what arrives on it
+is dropped.
+
+Pipes are data channels the link opens once connected and the peer's kind is
+known (DCEP, in-band), or that the peer opens (the ``datachannel`` event).
+A link fails, breaking every pipe on it with
+:class:`trio.BrokenResourceError`, when ICE or DTLS fail or close, when it is
+not connected within the link timeout, when a signaling step fails, or when
+the transport says so (peer left, transport closing).
 """
 
 from __future__ import annotations
@@ -46,12 +62,31 @@ if TYPE_CHECKING:
     from .base import SignalSender
     from .bridge import AsyncioBridge
 
-__all__ = ["LEGACY_LABEL", "LinkState", "PeerLink", "offer_wins"]
+__all__ = [
+    "HELLO",
+    "HELLO_GRACE",
+    "LEGACY_LABEL",
+    "LEGACY_RECEIVE_LIMIT",
+    "MODERN_PROTOCOL",
+    "LegacyPeerError",
+    "LinkState",
+    "PeerKind",
+    "PeerLink",
+    "offer_wins",
+]
 
 logger = logging.getLogger(__name__)
 
 #: The label of the peer-level data channel the original unisockets opens (PROTOCOL.md).
 LEGACY_LABEL = "channel"
+#: The DCEP sub-protocol of our ``"channel"``: "the offerer opens one channel per connection".
+MODERN_PROTOCOL = "unisockets/2"
+#: What a modern answerer sends, once, on a ``"channel"`` that carries MODERN_PROTOCOL.
+HELLO = b"unisockets/2 hello"
+#: Seconds an offerer waits for the hello after its ``"channel"`` opened; then: legacy.
+HELLO_GRACE = 1.0
+#: Unread bytes a legacy peer may queue on its channel (it has no flow control); more breaks it.
+LEGACY_RECEIVE_LIMIT = 16 * 1024 * 1024
 #: Signaling inputs a link queues before it declares itself flooded and fails.
 MAX_QUEUED_EVENTS = 256
 #: Remote candidates kept while waiting for the remote description; more are dropped.
@@ -68,6 +103,17 @@ class LinkState(enum.Enum):
     CONNECTING = "connecting"  # negotiating, ICE/DTLS not up yet
     CONNECTED = "connected"  # DTLS up: pipes can be opened
     FAILED = "failed"  # gone for good; a new link replaces it on demand
+
+
+class PeerKind(enum.Enum):
+    """What kind of node is at the other end of a link (see the module docstring)."""
+
+    MODERN = "modern"  # one data channel per connection, framed byte streams
+    LEGACY = "legacy"  # the original unisockets: one raw "channel" per pair of nodes
+
+
+class LegacyPeerError(trio.BrokenResourceError):
+    """A labelled pipe was asked of a legacy peer, which has only its ``"channel"``."""
 
 
 def _id_key(node_id: str) -> tuple[int, int, str]:
@@ -102,7 +148,10 @@ class PeerLink:
         role: ``"offerer"``, ``"answerer"`` or None (nothing negotiated yet).
         failure: why the link failed (a :class:`trio.BrokenResourceError`), or None.
         replaced: whether it failed because a new link to the same peer took over.
-        pipes: the open pipes on this link.
+        pipes: the open labelled pipes on this link.
+        kind: the peer's :class:`PeerKind` once known (after the link connected), else None.
+        legacy_pipe: the pipe over the ``"channel"`` data channel once it exists
+            (on a legacy link: the peer's one byte pipe), else None.
     """
 
     def __init__(
@@ -124,6 +173,10 @@ class PeerLink:
         self.failure: BaseException | None = None
         self.replaced = False
         self.pipes: set[DataChannelPipe] = set()
+        self.kind: PeerKind | None = None
+        self.legacy_pipe: DataChannelPipe | None = None
+        self._kind_known = trio.Event()
+        self._legacy_arrived = trio.Event()
         self._bridge = bridge
         self._signal = signal
         self._local_id = local_id
@@ -190,9 +243,13 @@ class PeerLink:
         self.failure = error
         self.replaced = replaced
         self._connected.set()
+        self._kind_known.set()
+        self._legacy_arrived.set()
         for pipe in list(self.pipes):
             pipe._break(error)
         self.pipes.clear()
+        if self.legacy_pipe is not None:
+            self.legacy_pipe._break(error)
         self._cancel_scope.cancel()
         self._on_failed(self, error)
 
@@ -206,8 +263,27 @@ class PeerLink:
         if self.state is not LinkState.CONNECTED:
             raise trio.BrokenResourceError(f"no link to {self.peer_id}") from self.failure
 
+    async def wait_kind(self) -> PeerKind:
+        """Wait until the link is connected and the peer's kind is known.
+
+        Known when the peer's ``"channel"`` arrives (we answered), or when our
+        ``"channel"`` brought the hello, other bytes, or nothing within
+        :data:`HELLO_GRACE` seconds after it opened (we offered).
+
+        Returns:
+            The peer's :class:`PeerKind`.
+
+        Raises:
+            trio.BrokenResourceError: the link failed first.
+        """
+        await self.wait_connected()
+        await self._kind_known.wait()
+        if self.state is LinkState.FAILED or self.kind is None:
+            raise trio.BrokenResourceError(f"no link to {self.peer_id}") from self.failure
+        return self.kind
+
     async def open_pipe(self, label: str) -> DataChannelPipe:
-        """Create a data channel labelled ``label`` once connected.
+        """Create a data channel labelled ``label`` once connected and the peer is known modern.
 
         Args:
             label: the pipe's label (checked by the transport).
@@ -216,9 +292,14 @@ class PeerLink:
             The pipe, still opening: the caller waits for the peer's ack.
 
         Raises:
+            LegacyPeerError: the peer is a legacy node (it would take the new
+                channel for its one channel).
             trio.BrokenResourceError: the link failed.
         """
-        await self.wait_connected()
+        if await self.wait_kind() is PeerKind.LEGACY:
+            raise LegacyPeerError(
+                f"{self.peer_id} is a legacy unisockets node: it has one channel, no pipes"
+            )
         pipe = DataChannelPipe(
             self._bridge,
             self.peer_id,
@@ -243,6 +324,7 @@ class PeerLink:
             with self._cancel_scope:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._watchdog)
+                    nursery.start_soon(self._detect_kind)
                     await self._drive()
         finally:
             self.fail(trio.BrokenResourceError("the transport closed"))
@@ -256,6 +338,58 @@ class PeerLink:
         self.fail(
             trio.BrokenResourceError(f"no link to {self.peer_id} within {self._link_timeout} s")
         )
+
+    async def _detect_kind(self) -> None:
+        """Tell a legacy peer from a modern one once connected (see the module docstring)."""
+        await self._connected.wait()
+        if self.state is not LinkState.CONNECTED:
+            return
+        with trio.move_on_after(self._link_timeout):
+            await self._legacy_arrived.wait()
+        pipe = self.legacy_pipe
+        if self.state is not LinkState.CONNECTED or self.kind is not None:
+            return
+        if pipe is None:
+            # The original always opens "channel"; a peer that opens none is not one.
+            logger.info("%s opened no %r: taking it for a modern node", self.peer_id, LEGACY_LABEL)
+            self._set_kind(PeerKind.MODERN)
+            return
+        try:
+            with trio.fail_after(self._link_timeout):
+                await pipe._wait_open()
+        except (TimeoutError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            error = trio.BrokenResourceError(
+                f"the {LEGACY_LABEL!r} channel to {self.peer_id} did not open"
+            )
+            error.__cause__ = exc
+            self.fail(error)
+            return
+        with trio.move_on_after(HELLO_GRACE):
+            await self._kind_known.wait()
+        if self.kind is None and self.state is LinkState.CONNECTED:
+            self._set_kind(PeerKind.LEGACY)
+
+    def _set_kind(self, kind: PeerKind) -> None:
+        if self.kind is not None or self.state is LinkState.FAILED:
+            return
+        self.kind = kind
+        if kind is PeerKind.LEGACY and self.legacy_pipe is not None:
+            self.legacy_pipe.receive_limit = LEGACY_RECEIVE_LIMIT
+        logger.info("%s is a %s unisockets node", self.peer_id, kind.value)
+        self._kind_known.set()
+
+    def _inspect_legacy(self, data: bytes) -> bool:
+        """Look at a message on ``"channel"`` before it is queued; True: drop it."""
+        if self.kind is None:
+            if data == HELLO:
+                self._set_kind(PeerKind.MODERN)
+                return True
+            self._set_kind(PeerKind.LEGACY)  # an original answerer's first bytes
+            return False
+        if self.kind is PeerKind.MODERN:
+            logger.debug("dropping %d bytes from %s on %r", len(data), self.peer_id, LEGACY_LABEL)
+            return True
+        return False
 
     async def _drive(self) -> None:
         try:
@@ -289,6 +423,9 @@ class PeerLink:
                 logger.debug("glare with %s: our offer wins", self.peer_id)
                 return
             logger.debug("glare with %s: answering theirs", self.peer_id)
+            if self.legacy_pipe is not None:  # our offer's "channel" goes with our offer
+                self.legacy_pipe = None
+                self._legacy_arrived = trio.Event()
         elif self._signaling == "stable":
             self.fail(
                 trio.BrokenResourceError(f"{self.peer_id} renegotiated: it restarted the link"),
@@ -368,6 +505,22 @@ class PeerLink:
         self.pipes.add(pipe)
         self._on_incoming(self, pipe)
 
+    def _on_legacy_pipe(
+        self, generation: int, pipe: DataChannelPipe, kind: PeerKind | None
+    ) -> None:
+        if generation != self._generation or self.state is LinkState.FAILED:
+            return  # its peer connection is being closed
+        if self.legacy_pipe is not None:
+            logger.info("%s opened %r again: using the new one", self.peer_id, LEGACY_LABEL)
+        self.legacy_pipe = pipe
+        self._legacy_arrived.set()
+        if kind is not None:
+            self._set_kind(kind)
+
+    def _pipe_link_lost(self, generation: int, error: BaseException) -> None:
+        if generation == self._generation:
+            self.fail(error)
+
     def _forget(self, pipe: DataChannelPipe) -> None:
         self.pipes.discard(pipe)
 
@@ -396,9 +549,26 @@ class PeerLink:
             raise trio.BrokenResourceError("the peer connection was replaced")
         return self._pc
 
+    def _aio_legacy_pipe(
+        self, generation: int, channel: RTCDataChannel, *, incoming: bool
+    ) -> DataChannelPipe:
+        pipe = DataChannelPipe(
+            self._bridge,
+            self.peer_id,
+            LEGACY_LABEL,
+            incoming=incoming,
+            on_link_lost=lambda error: self._pipe_link_lost(generation, error),
+        )
+        pipe.inspect = self._inspect_legacy
+        pipe._aio_attach(channel)
+        self._legacy.append(channel)
+        return pipe
+
     async def _aio_offer(self, generation: int) -> str:
         pc = self._aio_new_pc(generation)
-        self._legacy.append(pc.createDataChannel(LEGACY_LABEL))
+        channel = pc.createDataChannel(LEGACY_LABEL, protocol=MODERN_PROTOCOL)
+        pipe = self._aio_legacy_pipe(generation, channel, incoming=False)
+        self._bridge.to_trio(self._on_legacy_pipe, generation, pipe, None)
         await pc.setLocalDescription(await pc.createOffer())
         return str(pc.localDescription.sdp)
 
@@ -437,7 +607,12 @@ class PeerLink:
     def _aio_on_datachannel(self, generation: int, channel: RTCDataChannel) -> None:
         try:
             if channel.label == LEGACY_LABEL:
-                self._legacy.append(channel)  # keep it open, as the original does
+                modern = channel.protocol == MODERN_PROTOCOL
+                if modern:
+                    channel.send(HELLO)  # open already: aiortc emits it after the DCEP ACK
+                pipe = self._aio_legacy_pipe(generation, channel, incoming=True)
+                kind = PeerKind.MODERN if modern else PeerKind.LEGACY
+                self._bridge.to_trio(self._on_legacy_pipe, generation, pipe, kind)
                 return
             pipe = DataChannelPipe(
                 self._bridge,

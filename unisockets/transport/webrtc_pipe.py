@@ -146,6 +146,10 @@ class DataChannelPipe(MessagePipe):
         self._acked = 0
         #: Most bytes queued before the pipe fails (set while nobody accepted it yet).
         self.receive_limit: int | None = None
+        #: Called (in trio) with each received message before it is queued; when it
+        #: returns True the message is consumed and not queued (the peer link uses it
+        #: on the legacy channel for the modern peer's hello, see webrtc_link).
+        self.inspect: Callable[[bytes], bool] | None = None
         if incoming:
             self._opened.set()
         # asyncio side
@@ -267,8 +271,21 @@ class DataChannelPipe(MessagePipe):
             self._state = _State.OPEN
         self._opened.set()
 
+    def discard_received(self) -> int:
+        """Drop every received message not yet read (the legacy channel between connections).
+
+        Returns:
+            The number of bytes dropped.
+        """
+        dropped = self._received_bytes
+        self._received.clear()
+        self._received_bytes = 0
+        return dropped
+
     def _deliver(self, data: bytes) -> None:
         if self._state is _State.CLOSED:
+            return
+        if self.inspect is not None and self.inspect(data):
             return
         self._received.append(data)
         self._received_bytes += len(data)
@@ -276,8 +293,8 @@ class DataChannelPipe(MessagePipe):
         if self.receive_limit is not None and self._received_bytes > self.receive_limit:
             self._break(
                 trio.BrokenResourceError(
-                    f"{self.peer_id} sent over {self.receive_limit} bytes into pipe "
-                    f"{self.label!r} before it was accepted"
+                    f"{self.peer_id} sent over {self.receive_limit} unread bytes into "
+                    f"pipe {self.label!r}"
                 )
             )
             self._bridge.call_soon(self._aio_close)
