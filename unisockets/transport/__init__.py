@@ -2,12 +2,15 @@
 
 - :mod:`~unisockets.transport.base`: the interface (message pipes, peer transports).
 - :mod:`~unisockets.transport.stream`: a byte stream (half-close, flow control) over any pipe.
+- :mod:`~unisockets.transport.legacy`: the raw byte stream an original unisockets node
+  speaks over its one ``"channel"`` (no framing, no EOF).
 - :mod:`~unisockets.transport.memory`: an in-process transport for tests.
 - :mod:`~unisockets.transport.webrtc`: WebRTC data channels through aiortc, run on one
   asyncio thread (:mod:`~unisockets.transport.bridge`); imported on demand, as it loads aiortc.
 """
 
 from .base import MessagePipe, PeerTransport, SignalSender
+from .legacy import LegacyStream
 from .memory import (
     MemoryNetwork,
     MemoryPipe,
@@ -18,6 +21,7 @@ from .memory import (
 from .stream import PipeStream
 
 __all__ = [
+    "LegacyStream",
     "MemoryNetwork",
     "MemoryPipe",
     "MemoryTransport",
