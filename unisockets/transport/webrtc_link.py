@@ -84,7 +84,11 @@ MODERN_PROTOCOL = "unisockets/2"
 #: What a modern answerer sends, once, on a ``"channel"`` that carries MODERN_PROTOCOL.
 HELLO = b"unisockets/2 hello"
 #: Seconds an offerer waits for the hello after its ``"channel"`` opened; then: legacy.
-HELLO_GRACE = 1.0
+#: A modern answerer sends it as soon as the channel opens (well under a millisecond
+#: on an idle loop); the margin is for loops saturated by other links' traffic, since
+#: taking a modern peer for a legacy one would carry its connections raw. Only the
+#: first connection to a legacy answerer pays it.
+HELLO_GRACE = 3.0
 #: Unread bytes a legacy peer may queue on its channel (it has no flow control); more breaks it.
 LEGACY_RECEIVE_LIMIT = 16 * 1024 * 1024
 #: Signaling inputs a link queues before it declares itself flooded and fails.
