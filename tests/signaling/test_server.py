@@ -32,6 +32,7 @@ from unisockets.protocol import (
     Knock,
     Offer,
     Shutdown,
+    encode,
 )
 from unisockets.signaling.server import SignalingServer, open_signaling_server, serve_signaling
 
@@ -113,6 +114,28 @@ async def test_offer_answer_and_candidates_are_relayed_unchanged() -> None:
         await b.send(to_a)
         await b.expect(to_b)
         await a.expect(to_a)
+
+
+@pytest.mark.trio
+async def test_a_relay_spelled_otherwise_arrives_as_encode_writes_it() -> None:
+    async with (
+        open_signaling_server() as server,
+        open_member(server.url) as a,
+        open_member(server.url) as b,
+    ):
+        await a.expect(Greeting(offerer_id="10.0.0.1", answerer_id="10.0.0.2"))
+        candidate = Candidate(offerer_id="10.0.0.1", answerer_id="10.0.0.2", candidate="a/é\n")
+        canonical = encode(candidate)
+        respelled = [
+            canonical.replace("a/", "a\\/"),  # an escape encode() does not write
+            canonical.replace("é", "\\u00e9"),
+            json.dumps(json.loads(canonical)),  # spaces, ASCII only
+            json.dumps({"opcode": "candidate", "data": json.loads(canonical)["data"]}),
+        ]
+        for text in [*respelled, canonical]:
+            assert json.loads(text) == json.loads(canonical)
+            await a.send(text)
+            assert await b.frame() == canonical
 
 
 @pytest.mark.trio

@@ -23,6 +23,7 @@ from unisockets.protocol import Acknowledged, Alias, Bind, Connect, Knock, Messa
 
 from ._server_connection import ServerWebSocket
 from ._server_socket import SocketTransport
+from .limits import TokenBucket
 
 __all__ = ["Client", "close_reason_text"]
 
@@ -65,12 +66,14 @@ class Client:
         dirty: where to note the client's transport when it needs a
             :meth:`~unisockets.signaling._server_socket.SocketTransport.flush`
             (the server flushes them all after each batch).
+        bucket: the rate limiter of the client's incoming messages.
 
     Attributes:
         key: as given.
         ws: as given.
         remote: as given.
         name: how logs name the client: its id once it joined, else ``remote``.
+        bucket: as given.
         reading: the cancel scope around the client's reader and pinger;
             :meth:`fail` cancels it.
         close_code: the WebSocket close code the server will send, or
@@ -86,6 +89,7 @@ class Client:
         "_dirty",
         "_queue_limit",
         "_transport",
+        "bucket",
         "close_code",
         "close_reason",
         "discard",
@@ -105,6 +109,7 @@ class Client:
         remote: str,
         send_queue_bytes: int,
         dirty: list[SocketTransport],
+        bucket: TokenBucket,
     ) -> None:
         self.key = key
         self.ws = ws
@@ -112,6 +117,7 @@ class Client:
         self._dirty = dirty
         self.remote = remote
         self.name = remote
+        self.bucket = bucket
         self.reading = trio.CancelScope()
         self._queue_limit = send_queue_bytes
         self.close_code: int | None = None

@@ -21,9 +21,11 @@ of it are plain RFC 6455 §5.2:
 
 :meth:`ServerWebSocket.receive` returns *every* complete message of one
 read at once, so the server feeds them all to its state machine before the
-next system call. Nothing here replies on its own except what RFC 6455
-requires: a pong for each ping, the echo of the peer's close frame (once
-the replies to the messages before it are queued).
+next system call; :meth:`ServerWebSocket.receive_data` does the same for
+bytes the caller read itself (the server's shared reader). Nothing here
+replies on its own except what RFC 6455 requires: a pong for each ping, the
+echo of the peer's close frame (once the replies to the messages before it
+are queued).
 """
 
 from __future__ import annotations
@@ -254,6 +256,48 @@ class ServerWebSocket:
             messages = self._receive_frames(data)
             if messages:
                 return messages
+
+    @property
+    def error(self) -> PeerClosed | PeerViolation | None:
+        """How the WebSocket ended, once it did: what :meth:`receive` raises next."""
+        return self._error
+
+    def receive_pipelined(self) -> list[str | bytes]:
+        """The synchronous :meth:`receive` of the frames that came with the upgrade request.
+
+        For a reader that reads the socket itself (:meth:`receive_data`);
+        returns them once, then ``[]``.
+
+        Returns:
+            The complete messages among them, in order (text as ``str``).
+        """
+        if not self._unparsed:
+            return []
+        self._unparsed = False
+        return self._receive_frames(b"")
+
+    def receive_data(self, data: bytes) -> list[str | bytes]:
+        """The synchronous :meth:`receive`: handle bytes the caller read from the socket.
+
+        Pings are answered and pongs recorded on the way. Once the data
+        holds a close frame or a violation, or is the end of the connection,
+        :attr:`error` says so (after the messages before it are returned),
+        and later data is ignored.
+
+        Args:
+            data: what one ``recv`` returned; ``b""`` is the end of the
+                connection without a close frame (close code 1006).
+
+        Returns:
+            Every complete message in it, in order: ``str`` for text,
+            ``bytes`` for binary; possibly none.
+        """
+        if self._error is not None:
+            return []
+        if not data:
+            self._error = PeerClosed(1006, "connection closed without a close frame")
+            return []
+        return self._receive_frames(data)
 
     def _receive_frames(self, data: bytes) -> list[str | bytes]:
         """Cut ``data`` (after what was left over) into whole frames and process them in order."""

@@ -7,7 +7,10 @@ server"):
 
 - Reading: :meth:`SocketTransport.receive_some` returns everything the
   kernel has (up to 64 KiB) in one ``recv``, so the WebSocket layer can hand
-  every message in it to the state machine before reading again.
+  every message in it to the state machine before reading again;
+  :meth:`SocketTransport.receive_now` is the same ``recv`` without waiting,
+  for the server's shared reader, which knows from its epoll that there is
+  something to read.
 - Writing never waits: :meth:`SocketTransport.queue` appends a whole frame
   and :meth:`SocketTransport.flush` writes everything queued in one ``send``
   from the calling task (the producer: no task switch). Only what the kernel
@@ -182,6 +185,32 @@ class SocketTransport:
             if not raw:
                 return b""
             self._incoming.write(raw)
+
+    @property
+    def tls(self) -> bool:
+        """Whether the connection runs TLS (then only :meth:`receive_some` reads it)."""
+        return self._tls is not None
+
+    def fileno(self) -> int:
+        """The socket's file descriptor (``-1`` once closed), e.g. to register it with epoll."""
+        return self._sock.fileno()
+
+    def receive_now(self) -> bytes | None:
+        """One ``recv`` of up to 64 KiB, never waiting (plain TCP only): for a shared reader.
+
+        Returns:
+            The bytes received, ``b""`` if the peer closed the connection, or
+            ``None`` if there is nothing to read now.
+
+        Raises:
+            trio.BrokenResourceError: the connection was reset.
+        """
+        try:
+            return self._sock.recv(RECEIVE_SIZE)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            raise trio.BrokenResourceError(f"receive failed: {exc}") from exc
 
     async def _receive_raw(self) -> bytes:
         if self._full_read:

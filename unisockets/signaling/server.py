@@ -10,19 +10,27 @@ limits of :class:`~unisockets.signaling.limits.ServerLimits`.
 How it runs, built for the cost per relayed message (docs/benchmarks.md,
 "Signaling server"):
 
-- One task per TCP connection, all in the server's nursery. It reads
-  whatever the kernel has (up to 64 KiB) and feeds *every* message in it to
-  the state machine before it reads again; one pinger task serves all
-  clients.
-- The state machine is synchronous and trio runs one task at a time, so a
-  client's task feeds it a batch and queues every output with no checkpoint
-  in between: that is the server's one lock. Each output becomes a
-  WebSocket frame once (a broadcast shares it) and is appended to its
-  recipient's outgoing buffer; after the batch, each recipient's buffer is
-  written with one ``send`` from this same task. Only what the kernel does
-  not take waits for a drain task of the recipient's. Queuing never waits; a
-  client whose buffer overflows is closed as a slow consumer, so one slow
-  reader never holds up the others.
+- One task per TCP connection, all in the server's nursery, runs the
+  handshakes (TLS, HTTP upgrade) and the close. In between, a plain-TCP
+  connection is read by the one shared reader
+  (:class:`~unisockets.signaling._server_reader.SharedReader`: a
+  level-triggered epoll of its own that one task waits on), which takes the
+  ready connections a round at a time and reads each once: whatever the
+  kernel has, up to 64 KiB, and *every* message in it goes to the state
+  machine before the next connection's turn. No task switch and no epoll
+  re-arm per message; the connection's own task only waits for the join
+  deadline and for its end. TLS connections keep reading in their own task.
+  One pinger task serves all clients.
+- The state machine is synchronous and trio runs one task at a time, so the
+  reader feeds it a client's batch and queues every output with no
+  checkpoint in between: that is the server's one lock. Each output becomes
+  a WebSocket frame once (a broadcast shares it; a relay written as
+  :func:`~unisockets.protocol.wire.encode` writes it is passed on as it
+  came) and is appended to its recipient's outgoing buffer; after the
+  batch, each recipient's buffer is written with one ``send``. Only what the
+  kernel does not take waits for a drain task of the recipient's. Queuing
+  never waits; a client whose buffer overflows is closed as a slow consumer,
+  so one slow reader never holds up the others.
 - Whatever a client sends, the worst outcome is that *this* client is closed
   with a code and a reason (1002 broken framing, 1003 binary frame, 1007
   invalid UTF-8, 1008 protocol violation, rate or handshake limit, slow
@@ -59,10 +67,10 @@ from unisockets.protocol import (
     Message,
     Offer,
     RemoteProtocolError,
-    decode,
     encode,
 )
 from unisockets.protocol.server import SignalingServerProtocol
+from unisockets.protocol.wire import decode_canonical
 
 from .._nursery import open_owned_nursery
 from ._server_client import NORMAL_CLOSE_CODES, Client, close_reason_text, logger
@@ -73,6 +81,7 @@ from ._server_connection import (
     ServerWebSocket,
     text_frame,
 )
+from ._server_reader import SharedReader
 from ._server_socket import SocketTransport
 from .limits import (
     DEFAULT_BURST,
@@ -143,6 +152,7 @@ class SignalingServer:
         self._clients: dict[int, Client] = {}
         self._dirty: list[SocketTransport] = []
         self._slots = 0
+        self._reader: SharedReader[Client] | None = None
         self._closing = False
         self._drained = trio.Event()
 
@@ -170,23 +180,31 @@ class SignalingServer:
             task_status: for ``await nursery.start(server.serve)``: reports
                 ``self`` once the listeners accept connections.
         """
-        async with trio.open_nursery() as nursery:
-            try:
-                await nursery.start(
-                    partial(
-                        trio.serve_listeners,
-                        self._handle_stream,
-                        list(self._listeners),
-                        handler_nursery=nursery,
+        reader = self._reader = SharedReader() if SharedReader.available() else None
+        try:
+            async with trio.open_nursery() as nursery:
+                try:
+                    if reader is not None:
+                        nursery.start_soon(reader.run, self._read_ready)
+                    await nursery.start(
+                        partial(
+                            trio.serve_listeners,
+                            self._handle_stream,
+                            list(self._listeners),
+                            handler_nursery=nursery,
+                        )
                     )
-                )
-                nursery.start_soon(self._ping_all)
-                logger.info("listening on %s", self.url)
-                task_status.started(self)
-                await trio.sleep_forever()
-            finally:
-                with trio.CancelScope(shield=True):
-                    await self._shut_down()
+                    nursery.start_soon(self._ping_all)
+                    logger.info("listening on %s", self.url)
+                    task_status.started(self)
+                    await trio.sleep_forever()
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await self._shut_down()
+        finally:
+            self._reader = None
+            if reader is not None:
+                reader.close()
 
     async def _shut_down(self) -> None:
         """Close every client with 1001, wait ``close_timeout`` for them, then cut the rest."""
@@ -266,7 +284,15 @@ class SignalingServer:
                 )
                 await self._close(ws, 1013, f"server full ({self.limits.max_clients} clients)")
                 return
-            client = Client(next(self._keys), ws, remote, self.limits.send_queue_bytes, self._dirty)
+            limits = self.limits
+            client = Client(
+                next(self._keys),
+                ws,
+                remote,
+                limits.send_queue_bytes,
+                self._dirty,
+                TokenBucket(limits.max_messages_per_second, limits.burst, trio.current_time()),
+            )
             self._clients[client.key] = client
             connection.client = client
             try:
@@ -285,7 +311,10 @@ class SignalingServer:
         async with trio.open_nursery() as nursery:  # the drain tasks of the transport
             client.ws.transport.attach(nursery)
             with client.reading:
-                await self._read(client, deadline)
+                if self._reader is not None and not client.ws.transport.tls:
+                    await self._read_shared(self._reader, client, deadline)
+                else:
+                    await self._read(client, deadline)
             # Leave at once, so the others learn it without waiting for the close handshake.
             self._leave(client)
             code = client.close_code
@@ -305,10 +334,77 @@ class SignalingServer:
             ws.close(code, reason, discard=discard)
             await ws.wait_closed()
 
+    async def _read_shared(
+        self, reader: SharedReader[Client], client: Client, deadline: float
+    ) -> None:
+        """Let the shared reader serve the client (:meth:`_read_ready`) until it must go.
+
+        This task only waits: for the join deadline, then for :meth:`Client.fail`
+        (whoever calls it) to cancel ``client.reading`` around it.
+        """
+        fd = client.ws.transport.fileno()
+        reader.add(fd, client)
+        try:
+            if not client.failed:
+                try:
+                    self._after_read(client, client.ws.receive_pipelined(), trio.current_time())
+                finally:
+                    self._flush()
+            with trio.move_on_at(deadline):
+                await trio.sleep_forever()
+            if self._protocol.member_id(client.key) is None:
+                client.fail(1008, f"did not join within {self.limits.handshake_timeout:g} s")
+            await trio.sleep_forever()
+        finally:
+            reader.remove(fd, client)
+
+    def _read_ready(self, clients: list[Client]) -> None:
+        """The shared reader's callback: read each client once and handle what came.
+
+        One ``recv`` (up to 64 KiB) per client and round bounds what one
+        client can make the server do before the others get their turn.
+        A failed client leaves the reader here (its task then closes it).
+        """
+        reader = self._reader
+        now = trio.current_time()
+        for client in clients:
+            if not client.failed:
+                try:
+                    try:
+                        data = client.ws.transport.receive_now()
+                    except trio.BrokenResourceError as exc:
+                        self._closed_by_peer(client, PeerClosed(1006, str(exc)))
+                    else:
+                        if data is not None:
+                            self._after_read(client, client.ws.receive_data(data), now)
+                except Exception:
+                    logger.exception("%s: unexpected error", client.name)
+                    client.fail(1011, "internal server error")
+                finally:
+                    self._flush()
+            if client.failed and reader is not None:
+                reader.remove(client.ws.transport.fileno(), client)
+
+    def _after_read(self, client: Client, batch: list[str | bytes], now: float) -> None:
+        """Handle the messages of one read, then how the WebSocket ended, if it did."""
+        if batch and not self._receive_batch(client, batch, client.bucket, now):
+            return
+        error = client.ws.error
+        if error is None:
+            return
+        if isinstance(error, PeerClosed):
+            self._closed_by_peer(client, error)
+        else:
+            client.fail(error.code, error.reason)
+
     async def _read(self, client: Client, deadline: float) -> None:
-        """Feed the client's messages to the state machine, a batch per read, until it must go."""
+        """Feed the client's messages to the state machine, a batch per read, until it must go.
+
+        The path of TLS connections (and where there is no epoll): the
+        client's own task reads.
+        """
         limits = self.limits
-        bucket = TokenBucket(limits.max_messages_per_second, limits.burst, trio.current_time())
+        bucket = client.bucket
         ws = client.ws
         joined = False
         with trio.CancelScope(deadline=deadline) as joining:
@@ -322,7 +418,7 @@ class SignalingServer:
                     client.fail(exc.code, exc.reason)
                     return
                 try:
-                    if not self._receive_batch(client, batch, bucket):
+                    if not self._receive_batch(client, batch, bucket, trio.current_time()):
                         return
                 finally:
                     self._flush()
@@ -331,10 +427,11 @@ class SignalingServer:
                     joining.deadline = math.inf
         client.fail(1008, f"did not join within {limits.handshake_timeout:g} s")
 
-    def _receive_batch(self, client: Client, batch: list[str | bytes], bucket: TokenBucket) -> bool:
+    def _receive_batch(
+        self, client: Client, batch: list[str | bytes], bucket: TokenBucket, now: float
+    ) -> bool:
         """Handle one read's messages in order; ``False`` once the client failed."""
         limits = self.limits
-        now = trio.current_time()
         for data in batch:
             if isinstance(data, bytes):
                 client.fail(1003, "binary frames are not supported: send JSON text frames")
@@ -367,15 +464,17 @@ class SignalingServer:
         hold a ``greeting`` for every member of the subnet (measured: 12 KiB
         per node with full subnets, a quarter of the server's memory per node).
         """
-        message, outputs = self._receive(client, data)
-        self._deliver(outputs)
+        message, canonical = decode_canonical(data)
+        outputs = self._protocol.receive(client.key, message)
+        if canonical and len(outputs) == 1 and outputs[0][1] is message:
+            # a relay of a message written as encode() writes it: pass the text on as it came
+            recipient = self._clients.get(outputs[0][0])
+            if recipient is not None:
+                recipient.send(text_frame(data.encode()))
+        else:
+            self._deliver(outputs)
         if not isinstance(message, _RELAYED) or _debug_enabled():
             client.log_request(message, [out for key, out in outputs if key == client.key])
-
-    def _receive(self, client: Client, data: str) -> tuple[Message, list[tuple[int, Message]]]:
-        """Decode one frame and feed it to the state machine; RemoteProtocolError if it is bad."""
-        message = decode(data)
-        return message, self._protocol.receive(client.key, message)
 
     async def _ping_all(self) -> None:
         """Each ``ping_interval``: fail the clients whose last ping is unanswered, ping the rest."""
