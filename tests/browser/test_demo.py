@@ -16,6 +16,7 @@ import trio
 from unisockets.net import open_node
 from unisockets.signaling.server import open_signaling_server
 
+from ..restartable_server import start_server
 from .cdp import Browser
 from .helpers import BrowserEnv, tab
 
@@ -93,8 +94,6 @@ async def test_demo_page(browser: Browser, browser_env: BrowserEnv) -> None:
 async def test_demo_page_shows_signaling_loss_and_rejoin(
     browser: Browser, browser_env: BrowserEnv
 ) -> None:
-    from .test_reconnect import start_server
-
     with trio.fail_after(120):
         async with trio.open_nursery() as nursery:
             first = await start_server(nursery)

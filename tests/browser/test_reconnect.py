@@ -19,6 +19,7 @@ import trio
 from unisockets.net import open_node
 from unisockets.signaling.server import open_signaling_server
 
+from ..restartable_server import start_server
 from .cdp import Browser, Page
 from .helpers import BrowserEnv, page_failure_report, run_in_tab, tab, wait_note
 from .test_interop import native_echo_client
@@ -29,38 +30,6 @@ pytestmark = [pytest.mark.trio, pytest.mark.slow]
 TEST_TIMEOUT = 120
 #: 64 KiB + 5 bytes through an echo after the restart.
 PAYLOAD = bytes(range(256)) * 256 + b"again"
-
-
-class ServerTask:
-    """A real signaling server running in a task, so that a test can stop and restart it."""
-
-    def __init__(self) -> None:
-        self.scope = trio.CancelScope()
-        self.stopped = trio.Event()
-        self.url = ""
-        self.port = 0
-
-    async def stop(self) -> None:
-        self.scope.cancel()
-        await self.stopped.wait()
-
-
-async def start_server(nursery: trio.Nursery, port: int = 0, **limits: Any) -> ServerTask:
-    """Start a signaling server on 127.0.0.1 (``port`` 0: any) in ``nursery``."""
-
-    async def run(*, task_status: trio.TaskStatus[ServerTask]) -> None:
-        task = ServerTask()
-        try:
-            with task.scope:
-                async with open_signaling_server(host="127.0.0.1", port=port, **limits) as server:
-                    task.url, task.port = server.url, server.port
-                    task_status.started(task)
-                    await trio.sleep_forever()
-        finally:
-            task.stopped.set()
-
-    result: ServerTask = await nursery.start(run)
-    return result
 
 
 def runner(

@@ -19,44 +19,14 @@ import pytest
 import trio
 
 import unisockets.net as net
-from unisockets.signaling.server import open_signaling_server
 from unisockets.transport.memory import MemoryNetwork
+
+from ..restartable_server import start_server
 
 pytestmark = pytest.mark.trio
 
 #: Generous bound on each step, so that a bug fails the test instead of hanging it.
 TIMEOUT = 30.0
-
-
-class _Server:
-    """A real signaling server in a task of its own, so that the test can stop it."""
-
-    def __init__(self) -> None:
-        self.scope = trio.CancelScope()
-        self.stopped = trio.Event()
-        self.url = ""
-        self.port = 0
-
-    async def stop(self) -> None:
-        self.scope.cancel()
-        with trio.fail_after(TIMEOUT):
-            await self.stopped.wait()
-
-
-async def _start_server(nursery: trio.Nursery, port: int = 0) -> _Server:
-    async def run(*, task_status: trio.TaskStatus[_Server]) -> None:
-        server = _Server()
-        try:
-            with server.scope:
-                async with open_signaling_server(host="127.0.0.1", port=port) as running:
-                    server.url, server.port = running.url, running.port
-                    task_status.started(server)
-                    await trio.sleep_forever()
-        finally:
-            server.stopped.set()
-
-    started: _Server = await nursery.start(run)
-    return started
 
 
 async def _echo(a: trio.abc.Stream, b: trio.abc.Stream, data: bytes) -> None:
@@ -82,7 +52,7 @@ async def test_streams_and_listeners_survive_a_signaling_server_restart(backend:
             yield opened
 
     async with trio.open_nursery() as nursery:
-        first = await _start_server(nursery)
+        first = await start_server(nursery)
         async with (
             node(first.url, (0.05, 0.05)) as alice,
             node(first.url, (0.5, 0.5)) as bob,
@@ -99,7 +69,7 @@ async def test_streams_and_listeners_survive_a_signaling_server_restart(backend:
                 await _echo(client, server, b"while the server is down")
                 await _echo(server, client, b"both ways")
 
-                second = await _start_server(nursery, first.port)
+                second = await start_server(nursery, first.port)
                 # bob's connect waits for its next session; alice rejoined first
                 # and bound 1234 again.
                 again = await bob.connect(("10.0.0.1", 1234))

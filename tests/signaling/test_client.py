@@ -53,6 +53,8 @@ from unisockets.signaling.client import SignalingClient, open_signaling_client
 from unisockets.signaling.errors import JoinRejectedError, SignalingError
 from unisockets.signaling.server import open_signaling_server
 
+from ..restartable_server import start_server
+
 #: Generous bound on any single wait, so that a bug fails a test instead of hanging it.
 TIMEOUT = 10.0
 SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -264,37 +266,6 @@ async def test_cancelled_connect_leaves_no_alias_behind() -> None:
                 nursery.start_soon(a.accept, listening)
                 await trio.testing.wait_all_tasks_blocked()
                 assert (await b.connect(listening))[0] == f"{b.id}:0"
-
-
-class ServerTask:
-    """A real signaling server running in a task, so that a test can stop and restart it."""
-
-    def __init__(self, scope: trio.CancelScope, stopped: trio.Event) -> None:
-        self.scope = scope
-        self.stopped = stopped
-        self.url = ""
-        self.port = 0
-
-    async def stop(self) -> None:
-        self.scope.cancel()
-        with trio.fail_after(TIMEOUT):
-            await self.stopped.wait()
-
-
-async def start_server(nursery: trio.Nursery, port: int = 0) -> ServerTask:
-    async def run(*, task_status: trio.TaskStatus[ServerTask]) -> None:
-        task = ServerTask(trio.CancelScope(), trio.Event())
-        try:
-            with task.scope:
-                async with open_signaling_server(port=port) as server:
-                    task.url, task.port = server.url, server.port
-                    task_status.started(task)
-                    await trio.sleep_forever()
-        finally:
-            task.stopped.set()
-
-    result: ServerTask = await nursery.start(run)
-    return result
 
 
 async def wait_for(event: trio.Event) -> None:

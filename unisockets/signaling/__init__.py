@@ -4,7 +4,8 @@
   (:func:`open_signaling_server`, :func:`serve_signaling`) over
   :class:`~unisockets.protocol.SignalingServerProtocol`, with limits and
   liveness; its WebSocket handling is our own batched handler on wsproto over
-  non-blocking sockets (``_server_connection``, ``_server_socket``).
+  non-blocking sockets (``_server_connection``, ``_server_socket``), read by
+  one task over a level-triggered epoll once a client joined (``_server_reader``).
 - :mod:`~unisockets.signaling.client`: a node's signaling client
   (:func:`open_signaling_client`) over
   :class:`~unisockets.protocol.SignalingClientProtocol` and trio-websocket,
