@@ -50,6 +50,7 @@ def test_limits_have_public_server_defaults() -> None:
         {"max_message_size": 0},
         {"burst": 1.5},
         {"max_clients": True},
+        {"max_handshakes": 0},
         {"send_queue_bytes": 0},
     ],
 )

@@ -13,6 +13,7 @@ import logging
 
 import pytest
 import trio
+import trio.testing
 import wsproto.events as ev
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -283,6 +284,32 @@ async def test_handshake_timeout_drops_silent_connections_and_clients_that_never
             await trio.sleep(0.7)
             await member.send(Bind(id="10.0.0.1", alias="10.0.0.1:1"))
             await member.expect(Alias(id="10.0.0.1", alias="10.0.0.1:1", set=True))
+
+
+@pytest.mark.trio
+async def test_connections_beyond_max_handshakes_are_cut_and_members_are_not_affected() -> None:
+    # Slowloris: TCP connections that never send the upgrade request hold a
+    # handshake slot each until handshake_timeout; beyond max_handshakes more are
+    # closed at once, and members that joined are not affected.
+    async with (
+        open_signaling_server(handshake_timeout=60, max_handshakes=3) as server,
+        open_member(server.url) as member,
+    ):
+        idle = [await RawClient.connect(server.port, handshake=False) for _ in range(3)]
+        await trio.testing.wait_all_tasks_blocked()
+        extra = await RawClient.connect(server.port, handshake=False)
+        with trio.fail_after(TIMEOUT):  # cut at once, not after the 60 s timeout
+            assert await extra.next_event() is None
+        await extra.aclose()
+        await member.send(Bind(id="10.0.0.1", alias="10.0.0.1:1"))
+        await member.expect(Alias(id="10.0.0.1", alias="10.0.0.1:1", set=True))
+        # once the idle connections go, new clients get through again
+        for connection in idle:
+            await connection.aclose()
+        await wait_until(lambda: server._handshaking == 0)
+        async with open_member(server.url) as late:
+            await late.send(Bind(id="10.0.0.2", alias="10.0.0.2:1"))
+            await late.expect(Alias(id="10.0.0.2", alias="10.0.0.2:1", set=True))
 
 
 @pytest.mark.trio

@@ -21,6 +21,7 @@ import trio
 from unisockets.signaling.limits import (
     DEFAULT_BURST,
     DEFAULT_MAX_CLIENTS,
+    DEFAULT_MAX_HANDSHAKES,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_MESSAGES_PER_SECOND,
     DEFAULT_PING_INTERVAL,
@@ -99,6 +100,13 @@ def _subnet_range(_ctx: click.Context, _param: click.Parameter, value: str) -> r
     help="WebSocket clients at once (close 1013 over it).",
 )
 @click.option(
+    "--max-handshakes",
+    default=DEFAULT_MAX_HANDSHAKES,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="TCP connections at once still in the TLS/HTTP handshake (closed over it).",
+)
+@click.option(
     "--rate",
     default=DEFAULT_MAX_MESSAGES_PER_SECOND,
     show_default=True,
@@ -135,6 +143,7 @@ def signaling_server(
     ping_interval: float,
     max_message_size: int,
     max_clients: int,
+    max_handshakes: int,
     rate: float,
     burst: int,
     tls_cert: str | None,
@@ -171,6 +180,7 @@ def signaling_server(
                         max_messages_per_second=rate,
                         burst=burst,
                         max_clients=max_clients,
+                        max_handshakes=max_handshakes,
                         ssl_context=ssl_context,
                     )
                 )

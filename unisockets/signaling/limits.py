@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_CLOSE_TIMEOUT",
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_MAX_CLIENTS",
+    "DEFAULT_MAX_HANDSHAKES",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_MAX_MESSAGES_PER_SECOND",
     "DEFAULT_PING_INTERVAL",
@@ -44,6 +45,8 @@ DEFAULT_MAX_MESSAGES_PER_SECOND = 500.0
 DEFAULT_BURST = 2500
 #: Clients connected at once, members or not.
 DEFAULT_MAX_CLIENTS = 1024
+#: TCP connections at once that have not finished the WebSocket upgrade (TLS, HTTP).
+DEFAULT_MAX_HANDSHAKES = 256
 #: Outgoing bytes waiting for one client (beyond what the kernel buffers) before it
 #: counts as a slow consumer: 1 MiB, about 250 SDP offers.
 DEFAULT_SEND_QUEUE_BYTES = 1024 * 1024
@@ -66,6 +69,11 @@ class ServerLimits:
             client; exceeding the bucket closes the client with 1008.
         burst: size of the token bucket (messages a client may send at once).
         max_clients: WebSocket clients at once; one more gets close 1013.
+        max_handshakes: TCP connections at once that have not finished the
+            WebSocket upgrade (TLS and the HTTP request); one more is closed
+            at once, without a response. Bounds what idle or slow connections
+            (slowloris) can hold: sockets, memory and a task each, for up to
+            ``handshake_timeout``.
         send_queue_bytes: outgoing bytes (whole WebSocket frames) queued
             for one client; a message that would go over it closes the
             client with 1008 ("slow consumer"). The queue fills only once
@@ -89,6 +97,7 @@ class ServerLimits:
     max_messages_per_second: float = DEFAULT_MAX_MESSAGES_PER_SECOND
     burst: int = DEFAULT_BURST
     max_clients: int = DEFAULT_MAX_CLIENTS
+    max_handshakes: int = DEFAULT_MAX_HANDSHAKES
     send_queue_bytes: int = DEFAULT_SEND_QUEUE_BYTES
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT
@@ -104,7 +113,13 @@ class ServerLimits:
             and self.close_timeout >= 0
         ):
             raise ValueError(f"close_timeout must be >= 0 seconds, got {self.close_timeout!r}")
-        for name in ("max_message_size", "burst", "max_clients", "send_queue_bytes"):
+        for name in (
+            "max_message_size",
+            "burst",
+            "max_clients",
+            "max_handshakes",
+            "send_queue_bytes",
+        ):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")

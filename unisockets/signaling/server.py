@@ -88,6 +88,7 @@ from .limits import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_CLIENTS,
+    DEFAULT_MAX_HANDSHAKES,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_MESSAGES_PER_SECOND,
     DEFAULT_PING_INTERVAL,
@@ -149,6 +150,8 @@ class SignalingServer:
         self.url = f"{'wss' if ssl_context is not None else 'ws'}://{shown}:{self.port}"
         self._keys = itertools.count(1)
         self._connections: set[_Connection] = set()
+        #: Connections that have not finished the WebSocket upgrade (max_handshakes).
+        self._handshaking = 0
         self._clients: dict[int, Client] = {}
         self._dirty: list[SocketTransport] = []
         self._slots = 0
@@ -249,16 +252,28 @@ class SignalingServer:
         self, connection: _Connection, transport: SocketTransport, remote: str
     ) -> None:
         limits = self.limits
+        if self._handshaking >= limits.max_handshakes:
+            logger.warning(
+                "%s: closed: %d connections are already in the WebSocket handshake",
+                remote,
+                self._handshaking,
+            )
+            await trio.lowlevel.checkpoint()
+            return
         deadline = trio.current_time() + limits.handshake_timeout
         ws = ServerWebSocket(transport, limits.max_message_size)
         requested = False
-        with trio.move_on_at(deadline):
-            try:
-                await ws.receive_request()
-            except HandshakeError as exc:
-                logger.info("%s: gone before the WebSocket handshake: %s", remote, exc)
-                return
-            requested = True
+        self._handshaking += 1
+        try:
+            with trio.move_on_at(deadline):
+                try:
+                    await ws.receive_request()
+                except HandshakeError as exc:
+                    logger.info("%s: gone before the WebSocket handshake: %s", remote, exc)
+                    return
+                requested = True
+        finally:
+            self._handshaking -= 1
         if not requested:
             logger.info("%s: no WebSocket handshake within %g s", remote, limits.handshake_timeout)
             return
@@ -573,6 +588,7 @@ async def serve_signaling(
     max_messages_per_second: float = DEFAULT_MAX_MESSAGES_PER_SECOND,
     burst: int = DEFAULT_BURST,
     max_clients: int = DEFAULT_MAX_CLIENTS,
+    max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
     send_queue_bytes: int = DEFAULT_SEND_QUEUE_BYTES,
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
@@ -600,6 +616,8 @@ async def serve_signaling(
         max_messages_per_second: sustained incoming messages per client (1008 over it).
         burst: messages a client may send at once (the token bucket's size).
         max_clients: WebSocket clients at once; more are closed with 1013.
+        max_handshakes: TCP connections at once that have not finished the
+            WebSocket upgrade (TLS, HTTP request); more are closed at once.
         send_queue_bytes: outgoing bytes (whole frames) queued per client
             beyond the kernel's buffer; a client whose queue would go over it
             is a slow consumer (1008).
@@ -627,6 +645,7 @@ async def serve_signaling(
             max_messages_per_second=max_messages_per_second,
             burst=burst,
             max_clients=max_clients,
+            max_handshakes=max_handshakes,
             send_queue_bytes=send_queue_bytes,
             handshake_timeout=handshake_timeout,
             close_timeout=close_timeout,
@@ -646,6 +665,7 @@ async def open_signaling_server(
     max_messages_per_second: float = DEFAULT_MAX_MESSAGES_PER_SECOND,
     burst: int = DEFAULT_BURST,
     max_clients: int = DEFAULT_MAX_CLIENTS,
+    max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
     send_queue_bytes: int = DEFAULT_SEND_QUEUE_BYTES,
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
@@ -678,6 +698,7 @@ async def open_signaling_server(
             max_messages_per_second=max_messages_per_second,
             burst=burst,
             max_clients=max_clients,
+            max_handshakes=max_handshakes,
             send_queue_bytes=send_queue_bytes,
             handshake_timeout=handshake_timeout,
             close_timeout=close_timeout,
