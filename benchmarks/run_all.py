@@ -21,7 +21,7 @@ import time
 from .common import ROOT, machine_summary
 
 #: The workload scripts, in the order they run.
-SCRIPTS = ("bulk", "rtt", "connect", "many_streams", "signaling_load")
+SCRIPTS = ("bulk", "rtt", "connect", "many_streams", "signaling_load", "protocol_codec")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ EXPECTED = {
     "connect": ["(warm)", "(cold)", "ratio to aiortc data channel (raw)"],
     "many_streams": ["concurrent streams", "peak RSS of the accepting process"],
     "signaling_load": ["relayed/s", "RSS/node", "N = 20"],
+    "protocol_codec": ["µs per operation", "candidate decode_canonical", "connect construct"],
 }
 
 
@@ -62,6 +63,20 @@ def test_run_all_runs_the_named_scripts_and_rejects_unknown_ones() -> None:
     bad = _run("benchmarks.run_all", "--only", "nonesuch")
     assert bad.returncode == 2
     assert "unknown script(s): nonesuch" in bad.stderr
+
+
+@pytest.mark.slow
+def test_protocol_codec_compares_with_a_baseline_tree_and_rejects_a_missing_one() -> None:
+    result = _run("benchmarks.protocol_codec", "--quick", "--baseline", str(ROOT))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"before = {ROOT}, after = {ROOT}" in result.stdout
+    assert "after/before" in result.stdout
+    rows = [line for line in result.stdout.splitlines() if line.startswith("  candidate ")]
+    assert len(rows) == 4
+    assert all(row.endswith("x") for row in rows), rows
+    bad = _run("benchmarks.protocol_codec", "--baseline", str(ROOT / "nonesuch"))
+    assert bad.returncode == 2
+    assert "no unisockets/protocol/wire.py under" in bad.stderr
 
 
 def test_percentile_is_nearest_rank_and_median_is_the_middle() -> None:
