@@ -29,7 +29,7 @@ import dataclasses
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, ClassVar, Final, TypeVar
 
 from .addresses import is_alias, is_id, is_subnet
 from .errors import LocalProtocolError
@@ -80,10 +80,24 @@ _VALIDATORS: Final[dict[str, Callable[[object], bool]]] = {
 }
 
 
-def _check(kind: str, value: object, name: str) -> None:
-    """Raise :class:`LocalProtocolError` unless ``value`` is a valid ``kind``."""
-    if not _VALIDATORS[kind](value):
-        raise LocalProtocolError(f"{name} must be a valid {kind}, got {value!r:.80}")
+#: A field check: ``check(value, field_name)`` raises LocalProtocolError for a bad value.
+_Check = Callable[[object, str], None]
+
+
+def _kind_check(kind: str, is_valid: Callable[[object], bool]) -> _Check:
+    """The check of fields of ``kind``: raise :class:`LocalProtocolError` unless ``is_valid``."""
+
+    def check(value: object, name: str) -> None:
+        if not is_valid(value):
+            raise LocalProtocolError(f"{name} must be a valid {kind}, got {value!r:.80}")
+
+    return check
+
+
+#: The check of each field kind.
+_CHECKS_BY_KIND: Final[dict[str, _Check]] = {
+    kind: _kind_check(kind, is_valid) for kind, is_valid in _VALIDATORS.items()
+}
 
 
 def _checked(kind: str) -> Any:
@@ -91,15 +105,36 @@ def _checked(kind: str) -> Any:
     return dataclasses.field(metadata={"kind": kind})
 
 
+_T = TypeVar("_T", bound="_Validated")
+
+
+def _validated(cls: type[_T]) -> type[_T]:
+    """Class decorator (above ``@dataclass``): give ``cls`` its table of field checks.
+
+    The table, ``(field name, check)`` for the fields that carry a ``kind``, in
+    field order, is built once here, so that constructing an event runs only
+    the checks (no :func:`dataclasses.fields` per event).
+    """
+    cls._CHECKS = tuple(
+        (f.name, _CHECKS_BY_KIND[f.metadata["kind"]])
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if "kind" in f.metadata
+    )
+    return cls
+
+
 class _Validated:
-    """Mixin: validates the fields that carry a ``kind`` after construction."""
+    """Mixin: validates the fields that carry a ``kind`` after construction.
+
+    Every subclass is decorated with :func:`_validated`, which builds ``_CHECKS``.
+    """
 
     __slots__ = ()
+    _CHECKS: ClassVar[tuple[tuple[str, _Check], ...]]
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            if "kind" in f.metadata:
-                _check(f.metadata["kind"], getattr(self, f.name), f.name)
+        for name, check in self._CHECKS:
+            check(getattr(self, name), name)
 
 
 class RequestKind(enum.Enum):
@@ -110,6 +145,7 @@ class RequestKind(enum.Enum):
     SHUTDOWN = "shutdown"
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Request(_Validated):
     """A handle on one request to the server, as returned by the client's request methods.
@@ -148,6 +184,7 @@ class Request(_Validated):
 # --- membership and peers -------------------------------------------------------------
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Joined(_Validated):
     """The server acknowledged our knock: we are node ``id`` (e.g. ``"10.0.0.1"``)."""
@@ -155,6 +192,7 @@ class Joined(_Validated):
     id: str = _checked("id")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JoinRejected(_Validated):
     """The server rejected our knock because ``subnet`` is full."""
@@ -162,6 +200,7 @@ class JoinRejected(_Validated):
     subnet: str = _checked("subnet")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PeerGreeted(_Validated):
     """Node ``peer_id`` joined after us; we are the offerer and should send it an offer."""
@@ -169,6 +208,7 @@ class PeerGreeted(_Validated):
     peer_id: str = _checked("id")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OfferReceived(_Validated):
     """Node ``peer_id`` (the offerer) sent us the SDP offer ``sdp``; we should answer."""
@@ -177,6 +217,7 @@ class OfferReceived(_Validated):
     sdp: str = _checked("text")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AnswerReceived(_Validated):
     """Node ``peer_id`` answered our offer with the SDP ``sdp``."""
@@ -185,6 +226,7 @@ class AnswerReceived(_Validated):
     sdp: str = _checked("text")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CandidateReceived(_Validated):
     """Node ``peer_id`` trickled an ICE candidate (a JSON RTCIceCandidateInit string)."""
@@ -193,6 +235,7 @@ class CandidateReceived(_Validated):
     candidate: str = _checked("text")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PeerLeft(_Validated):
     """Node ``peer_id`` left the network (``goodbye``); close its peer connection."""
@@ -200,6 +243,7 @@ class PeerLeft(_Validated):
     peer_id: str = _checked("id")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Disconnected(_Validated):
     """The connection to the server was lost while we were node ``id``.
@@ -213,6 +257,7 @@ class Disconnected(_Validated):
     reason: str = _checked("reason")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IdChanged(_Validated):
     """We joined again after a :class:`Disconnected`, but under a new id.
@@ -225,6 +270,7 @@ class IdChanged(_Validated):
     new_id: str = _checked("id")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reconnected(_Validated):
     """We joined again after a :class:`Disconnected`, as node ``id``.
@@ -238,6 +284,7 @@ class Reconnected(_Validated):
 # --- answers to requests ----------------------------------------------------------------
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BindSucceeded(_Validated):
     """``request`` bound ``alias`` for us."""
@@ -246,6 +293,7 @@ class BindSucceeded(_Validated):
     alias: str = _checked("alias")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BindRejected(_Validated):
     """``request`` could not bind ``alias``: somebody (perhaps we) holds it."""
@@ -254,6 +302,7 @@ class BindRejected(_Validated):
     alias: str = _checked("alias")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectSucceeded(_Validated):
     """``request`` connected our new connection alias ``local_alias`` to ``remote_alias``."""
@@ -263,6 +312,7 @@ class ConnectSucceeded(_Validated):
     remote_alias: str = _checked("alias")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectRefused(_Validated):
     """``request`` was refused: nobody accepts on ``remote_alias``."""
@@ -271,6 +321,7 @@ class ConnectRefused(_Validated):
     remote_alias: str = _checked("alias")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ShutdownSucceeded(_Validated):
     """``request`` released our alias ``alias``."""
@@ -279,6 +330,7 @@ class ShutdownSucceeded(_Validated):
     alias: str = _checked("alias")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ShutdownRejected(_Validated):
     """``request`` could not release ``alias``: the server says it is not ours."""
@@ -287,6 +339,7 @@ class ShutdownRejected(_Validated):
     alias: str = _checked("alias")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestFailed(_Validated):
     """``request`` got no answer and never will (the connection was lost)."""
@@ -295,6 +348,7 @@ class RequestFailed(_Validated):
     reason: str = _checked("reason")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CancelledRequestSucceeded(_Validated):
     """A request we cancelled succeeded after all and left us holding ``alias``.
@@ -312,6 +366,7 @@ class CancelledRequestSucceeded(_Validated):
 # --- the alias table --------------------------------------------------------------------
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IncomingConnection(_Validated):
     """``client_alias`` connected to our bound alias ``bound_alias`` (``accept``)."""
@@ -320,6 +375,7 @@ class IncomingConnection(_Validated):
     client_alias: str = _checked("alias")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AliasAdded(_Validated):
     """``owner_id`` now holds ``alias`` (a bind, or a connection to us)."""
@@ -328,6 +384,7 @@ class AliasAdded(_Validated):
     alias: str = _checked("alias")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AliasRemoved(_Validated):
     """``owner_id`` no longer holds ``alias`` (shutdown, or the owner left)."""

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final, Literal, TypeVar
 
 from .addresses import is_alias, is_id, is_subnet
 from .errors import LocalProtocolError
@@ -73,54 +74,106 @@ def _optional(name: str, kind: FieldKind) -> Any:
     return field(default=None, metadata={"wire": name, "kind": kind, "optional": True})
 
 
-def _check_string(value: object, limit: int, what: str) -> None:
-    if type(value) is not str:
-        raise LocalProtocolError(f"{what} must be a string, not {type(value).__name__}")
-    if not 0 < len(value) <= limit:
-        raise LocalProtocolError(f"{what} must be 1..{limit} characters, got {len(value)}")
-    if _SURROGATE.search(value) is not None:
-        # JSON may escape a lone surrogate ("\ud800"); no UTF-8 frame can carry it.
-        raise LocalProtocolError(f"{what} holds a lone surrogate, which is not valid Unicode")
+#: A field check: ``check(value, field_name)`` raises LocalProtocolError for a bad value.
+_Check = Callable[[object, str], None]
 
 
-def _validate(kind: str, value: object, name: str) -> None:
-    """Raise LocalProtocolError unless ``value`` is a valid value of ``kind``."""
-    if kind == "id":
-        if not is_id(value):
-            raise LocalProtocolError(f"{name} must be a dotted IPv4 id, got {value!r:.80}")
-    elif kind == "subnet":
-        if not is_subnet(value):
-            raise LocalProtocolError(f"{name} must be a three-octet subnet, got {value!r:.80}")
-    elif kind == "alias":
-        if not is_alias(value):
-            raise LocalProtocolError(f"{name} must be an ipv4:port alias, got {value!r:.80}")
-    elif kind == "bool":
-        if type(value) is not bool:
-            raise LocalProtocolError(f"{name} must be a boolean, got {value!r:.80}")
-    elif kind == "sdp":
-        _check_string(value, MAX_SDP_LENGTH, name)
-    elif kind == "candidate":
-        _check_string(value, MAX_CANDIDATE_LENGTH, name)
-    elif kind == "connection_id":
-        _check_string(value, MAX_CONNECTION_ID_LENGTH, name)
-    else:  # pragma: no cover - the field tables below use only the kinds above
-        raise AssertionError(kind)
+def _check_id(value: object, name: str) -> None:
+    if not is_id(value):
+        raise LocalProtocolError(f"{name} must be a dotted IPv4 id, got {value!r:.80}")
+
+
+def _check_subnet(value: object, name: str) -> None:
+    if not is_subnet(value):
+        raise LocalProtocolError(f"{name} must be a three-octet subnet, got {value!r:.80}")
+
+
+def _check_alias(value: object, name: str) -> None:
+    if not is_alias(value):
+        raise LocalProtocolError(f"{name} must be an ipv4:port alias, got {value!r:.80}")
+
+
+def _check_bool(value: object, name: str) -> None:
+    if type(value) is not bool:
+        raise LocalProtocolError(f"{name} must be a boolean, got {value!r:.80}")
+
+
+def _string_check(limit: int) -> _Check:
+    """The check of a free-form string of 1..``limit`` characters (SDP, candidate, ...)."""
+
+    def check(value: object, name: str) -> None:
+        if type(value) is not str:
+            raise LocalProtocolError(f"{name} must be a string, not {type(value).__name__}")
+        if not 0 < len(value) <= limit:
+            raise LocalProtocolError(f"{name} must be 1..{limit} characters, got {len(value)}")
+        # JSON may escape a lone surrogate ("\ud800"); no UTF-8 frame can carry it. ASCII
+        # (what SDP and candidates are) holds none, and isascii() is a flag test in CPython.
+        if not value.isascii() and _SURROGATE.search(value) is not None:
+            raise LocalProtocolError(f"{name} holds a lone surrogate, which is not valid Unicode")
+
+    return check
+
+
+#: The check of each field kind.
+_CHECKS_BY_KIND: Final[dict[str, _Check]] = {
+    "id": _check_id,
+    "subnet": _check_subnet,
+    "alias": _check_alias,
+    "bool": _check_bool,
+    "sdp": _string_check(MAX_SDP_LENGTH),
+    "candidate": _string_check(MAX_CANDIDATE_LENGTH),
+    "connection_id": _string_check(MAX_CONNECTION_ID_LENGTH),
+}
+
+
+def _unless_none(check: _Check) -> _Check:
+    """``check`` for an optional field: ``None`` (absent) passes."""
+
+    def check_optional(value: object, name: str) -> None:
+        if value is not None:
+            check(value, name)
+
+    return check_optional
+
+
+_T = TypeVar("_T", bound="_Validated")
+
+
+def _validated(cls: type[_T]) -> type[_T]:
+    """Class decorator (above ``@dataclass``): give ``cls`` its table of field checks.
+
+    The table, ``(field name, check)`` in field order, is built once here from
+    the fields' ``kind`` metadata, so that constructing a message runs only the
+    checks (no :func:`dataclasses.fields` and no lookup by kind per message).
+    """
+    cls._CHECKS = tuple(
+        (
+            f.name,
+            _unless_none(_CHECKS_BY_KIND[f.metadata["kind"]])
+            if f.metadata.get("optional")
+            else _CHECKS_BY_KIND[f.metadata["kind"]],
+        )
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+    )
+    return cls
 
 
 class _Validated:
-    """Mixin: validates every dataclass field against its ``kind`` after construction."""
+    """Mixin: validates every dataclass field against its ``kind`` after construction.
+
+    Every subclass is decorated with :func:`_validated`, which builds ``_CHECKS``.
+    """
 
     __slots__ = ()
     OPCODE: ClassVar[str]
+    _CHECKS: ClassVar[tuple[tuple[str, _Check], ...]]
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            if value is None and f.metadata.get("optional"):
-                continue
-            _validate(f.metadata["kind"], value, f.name)
+        for name, check in self._CHECKS:
+            check(getattr(self, name), name)
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Knock(_Validated):
     """``knock`` (node → server): ask to join ``subnet``, e.g. ``"10.0.0"``."""
@@ -129,6 +182,7 @@ class Knock(_Validated):
     subnet: str = _wire("subnet", "subnet")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Acknowledged(_Validated):
     """``acknowledged`` (server → node): the answer to a knock.
@@ -148,6 +202,7 @@ class Acknowledged(_Validated):
         _Validated.__post_init__(self)
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Greeting(_Validated):
     """``greeting`` (server → existing node): ``answerer_id`` joined, ``offerer_id`` offers."""
@@ -157,6 +212,7 @@ class Greeting(_Validated):
     answerer_id: str = _wire("answererId", "id")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Offer(_Validated):
     """``offer`` (both ways): an SDP offer from ``offerer_id`` for ``answerer_id``."""
@@ -167,6 +223,7 @@ class Offer(_Validated):
     offer: str = _wire("offer", "sdp")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Answer(_Validated):
     """``answer`` (both ways): the SDP answer of ``answerer_id`` to ``offerer_id``'s offer."""
@@ -177,6 +234,7 @@ class Answer(_Validated):
     answer: str = _wire("answer", "sdp")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Candidate(_Validated):
     """``candidate`` (both ways): a trickled ICE candidate.
@@ -193,6 +251,7 @@ class Candidate(_Validated):
     candidate: str = _wire("candidate", "candidate")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Bind(_Validated):
     """``bind`` (node → server): node ``id`` claims ``alias``."""
@@ -202,6 +261,7 @@ class Bind(_Validated):
     alias: str = _wire("alias", "alias")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Alias(_Validated):
     """``alias`` (server → node): ``alias`` owned by ``id`` was set (``set``) or removed.
@@ -219,6 +279,7 @@ class Alias(_Validated):
     is_connection_alias: bool | None = _optional("isConnectionAlias", "bool")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Accepting(_Validated):
     """``accepting`` (node → server): node ``id`` accepts connections on ``alias``."""
@@ -228,6 +289,7 @@ class Accepting(_Validated):
     alias: str = _wire("alias", "alias")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Accept(_Validated):
     """``accept`` (server → listening node): ``client_alias`` connected to ``bound_alias``."""
@@ -237,6 +299,7 @@ class Accept(_Validated):
     client_alias: str = _wire("clientAlias", "alias")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Connect(_Validated):
     """``connect`` (node → server): node ``id`` connects to ``remote_alias``.
@@ -251,6 +314,7 @@ class Connect(_Validated):
     remote_alias: str = _wire("remoteAlias", "alias")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Shutdown(_Validated):
     """``shutdown`` (node → server): node ``id`` releases ``alias`` (unbind)."""
@@ -260,6 +324,7 @@ class Shutdown(_Validated):
     alias: str = _wire("alias", "alias")
 
 
+@_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Goodbye(_Validated):
     """``goodbye`` (server → node): node ``id`` left the network."""
