@@ -22,6 +22,7 @@ hook) places it where a page says ``<!-- gen: NAME ARGS -->``.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 from collections import deque
 from collections.abc import Mapping
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from unisockets.protocol import client_states, server_states
+from unisockets.protocol import client_states, server_states, socket_states
 from unisockets.protocol import stream as stream_protocol
 from unisockets.protocol.client import SignalingClientProtocol
 from unisockets.protocol.events import (
@@ -373,6 +374,7 @@ _MACHINES: Mapping[str, tuple[StateMachine[Any, Any], Any]] = {
     "server-alias": (server_states.ALIAS_MACHINE, server_states.render_mermaid),
     "client-join": (client_states.JOIN_MACHINE, server_states.render_mermaid),
     "client-request": (client_states.REQUEST_MACHINE, server_states.render_mermaid),
+    "socket": (socket_states.SOCKET_MACHINE, server_states.render_mermaid),
 }
 
 
@@ -380,7 +382,8 @@ def state_machine(name: str) -> str:
     """One state machine of the signaling protocol: its diagram and its table.
 
     Args:
-        name: ``server-client``, ``server-alias``, ``client-join`` or ``client-request``.
+        name: ``server-client``, ``server-alias``, ``client-join``, ``client-request``
+            or ``socket`` (the socket objects' machine, ``protocol.socket_states``).
 
     Returns:
         A fenced ``mermaid`` block (the machine's ``render_mermaid()`` output)
@@ -397,6 +400,24 @@ def state_machine(name: str) -> str:
         + _indent(_transition_table(machine))
         + "\n"
     )
+
+
+def socket_refusals() -> str:
+    """Every illegal call of a socket object and its errno (``socket_states.REFUSALS``).
+
+    Returns:
+        A Markdown table: call, the states refusing it, errno, message detail;
+        one row per distinct refusal of a call, in the order of the table.
+    """
+    rows: dict[tuple[str, int, str], list[str]] = {}
+    for (state, call), refusal in socket_states.REFUSALS.items():
+        key = (call.value, refusal.errno, refusal.detail or "")
+        rows.setdefault(key, []).append(f"`{state.value}`")
+    lines = ["| call | in state | errno | message detail |", "| --- | --- | --- | --- |"]
+    for (call, code, detail), states in sorted(rows.items(), key=lambda row: row[0][0]):
+        name = errno.errorcode[code]
+        lines.append(f"| `{call}` | {', '.join(states)} | `{name}` | {detail or '—'} |")
+    return "\n".join(lines) + "\n"
 
 
 def stream_state_machine() -> str:

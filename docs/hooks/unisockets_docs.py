@@ -35,6 +35,7 @@ GENERATORS: dict[str, Callable[..., str]] = {
     "sequence": docgen_protocol.sequence_diagram,
     "state-machine": docgen_protocol.state_machine,
     "stream-state-machine": docgen_protocol.stream_state_machine,
+    "socket-refusals": docgen_protocol.socket_refusals,
     "frame-types": docgen_protocol.frame_types,
     "data-plane-example": docgen_protocol.data_plane_example,
     "exports": docgen_api.exports,

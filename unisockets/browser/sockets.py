@@ -5,7 +5,10 @@ node, with the calls and errors of POSIX sockets: :class:`OSError` with a real
 errno (``ECONNREFUSED``, ``EADDRINUSE``, ``EADDRNOTAVAIL``, ``ENOTCONN``,
 ``EISCONN``, ``EBADF``, ``EINVAL``, ``EPIPE``, ``ECONNRESET``). As natively,
 ``shutdown`` and ``close`` are synchronous and the EOF or close reaches the
-peer from a task of the node, after any send already in progress.
+peer from a task of the node, after any send already in progress. Which call is
+legal in which state, and the errno of each illegal one, is decided by the
+sans-IO :class:`~unisockets.protocol.socket_states.SocketStateMachine`, the
+same as for :mod:`unisockets.net.sockets`.
 
 What differs from :mod:`socket`: every call that waits is a coroutine (a
 page has one thread; blocking it would freeze the tab), and there are no
@@ -19,8 +22,15 @@ import errno
 import socket as _stdlib_socket
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from ..protocol.socket_states import (
+    SocketInput,
+    SocketStateMachine,
+    check_backlog,
+    check_bufsize,
+    check_local_host,
+)
 from .errors import BrokenResourceError, ClosedResourceError, oserror
 from .node import DEFAULT_BACKLOG, Listener, check_address
 from .streams import Address, Stream
@@ -35,8 +45,6 @@ SOCK_STREAM = _stdlib_socket.SOCK_STREAM
 SHUT_RD = _stdlib_socket.SHUT_RD
 SHUT_WR = _stdlib_socket.SHUT_WR
 SHUT_RDWR = _stdlib_socket.SHUT_RDWR
-
-_State = Literal["fresh", "bound", "listening", "connecting", "connected", "closed"]
 
 
 @contextmanager
@@ -66,17 +74,15 @@ class Socket:
 
     def __init__(self, node: BrowserNode, stream: Stream | None = None) -> None:
         self._node = node
-        self._state: _State = "connected" if stream is not None else "fresh"
+        self._machine = SocketStateMachine(connected=stream is not None)
         self._bound: Address | None = None
         self._listener: Listener | None = None
         self._stream = stream
         self._send_lock = asyncio.Lock()
         self._receive_lock = asyncio.Lock()
-        self._shut_rd = False
-        self._shut_wr = False
 
     def __repr__(self) -> str:
-        return f"<unisockets.browser.Socket {self._state} on {self._node!r}>"
+        return f"<unisockets.browser.Socket {self._machine.state.value} on {self._node!r}>"
 
     # --- addresses ---------------------------------------------------------------------------
 
@@ -86,7 +92,7 @@ class Socket:
         Raises:
             OSError: ``EBADF`` when closed.
         """
-        self._check_open()
+        self._machine.check(SocketInput.GETSOCKNAME)
         if self._stream is not None:
             return self._stream.local_address
         return self._bound or ("0.0.0.0", 0)
@@ -97,7 +103,7 @@ class Socket:
         Raises:
             OSError: ``ENOTCONN`` when not connected, ``EBADF`` when closed.
         """
-        return self._connected_stream().remote_address
+        return self._connected_stream(SocketInput.GETPEERNAME).remote_address
 
     # --- server side -------------------------------------------------------------------------
 
@@ -109,32 +115,30 @@ class Socket:
                 address), ``EINVAL`` (already bound or connected, bad address),
                 ``EBADF`` (closed).
         """
-        self._check_open()
+        self._machine.check(SocketInput.BIND)
         host, port = check_address(address)
-        if self._state != "fresh":
-            raise oserror(errno.EINVAL, "socket already bound or connected")
-        if host not in ("", "0.0.0.0", "localhost", self._node.address):
-            raise oserror(errno.EADDRNOTAVAIL, f"{host} is not this node's address")
-        self._state = "bound"
-        try:
-            self._bound = await self._node.bind(port)
-        except BaseException:
-            self._state = "fresh"
-            raise
+        check_local_host(host, self._node.address)
+        with self._machine.attempt(SocketInput.BIND):
+            bound = await self._node.bind(port)
+        if self._machine.closed:  # closed while binding: EBADF below
+            with suppress(OSError, ConnectionError):
+                await self._node.unbind(bound)
+        self._machine.handle(SocketInput.BIND_DONE)
+        self._bound = bound
 
     def listen(self, backlog: int = DEFAULT_BACKLOG) -> None:
         """Start accepting connections; up to ``backlog`` wait for :meth:`accept`.
 
         Raises:
-            OSError: ``EINVAL`` when not bound or connected, ``EBADF`` when closed.
+            OSError: ``EINVAL`` when not bound, connected, or ``backlog`` is not
+                an ``int``; ``EBADF`` when closed.
         """
-        self._check_open()
-        if self._state == "listening":
+        self._machine.check(SocketInput.LISTEN)
+        if self._listener is not None:  # listening already
             return
-        if self._state != "bound" or self._bound is None or type(backlog) is not int:
-            raise oserror(errno.EINVAL, "listen needs a bound, unconnected socket")
-        self._listener = self._node.listen_bound(self._bound, backlog)
-        self._state = "listening"
+        assert self._bound is not None  # BOUND
+        self._listener = self._node.listen_bound(self._bound, check_backlog(backlog))
+        self._machine.handle(SocketInput.LISTEN)
 
     async def accept(self) -> tuple[Socket, Address]:
         """Wait for a connection.
@@ -145,9 +149,8 @@ class Socket:
         Raises:
             OSError: ``EINVAL`` when not listening, ``EBADF`` when closed (also while waiting).
         """
-        self._check_open()
-        if self._listener is None:
-            raise oserror(errno.EINVAL, "accept needs a listening socket")
+        self._machine.check(SocketInput.ACCEPT)
+        assert self._listener is not None  # LISTENING
         with _translate("accept"):
             stream = await self._listener.accept()
         return Socket(self._node, stream), stream.remote_address
@@ -162,23 +165,12 @@ class Socket:
                 (bound or listening socket, bad address), ``ETIMEDOUT``,
                 ``ECONNRESET``, ``EBADF`` (closed).
         """
-        self._check_open()
-        if self._state in ("connected", "connecting"):
-            raise oserror(errno.EISCONN)
-        if self._state != "fresh":
-            raise oserror(errno.EINVAL, "connect on a bound or listening socket")
-        self._state = "connecting"
-        try:
+        with self._machine.attempt(SocketInput.CONNECT):
             stream = await self._node.connect(check_address(address))
-        except BaseException:
-            if self._state == "connecting":
-                self._state = "fresh"
-            raise
-        if self._is_closed():  # closed while connecting
+        if self._machine.closed:  # closed while connecting: EBADF below
             await stream.aclose()
-            raise oserror(errno.EBADF)
+        self._machine.handle(SocketInput.CONNECT_DONE)
         self._stream = stream
-        self._state = "connected"
 
     # --- data --------------------------------------------------------------------------------
 
@@ -198,11 +190,9 @@ class Socket:
         Raises:
             OSError: as :meth:`send`.
         """
-        stream = self._connected_stream()
+        stream = self._connected_stream(SocketInput.SEND)
         async with self._send_lock:
-            if self._shut_wr:
-                raise oserror(errno.EPIPE)
-            self._check_open()
+            self._machine.check(SocketInput.SEND)  # closed or shut down meanwhile?
             with _translate("send"):
                 await stream.send_all(data)
 
@@ -216,13 +206,12 @@ class Socket:
             OSError: ``ENOTCONN``, ``EINVAL`` (``bufsize`` < 1), ``ECONNRESET``,
                 ``EBADF`` (closed).
         """
-        stream = self._connected_stream()
-        if type(bufsize) is not int or bufsize < 1:
-            raise oserror(errno.EINVAL, f"bad bufsize {bufsize!r}")
+        stream = self._connected_stream(SocketInput.RECV)
+        check_bufsize(bufsize)
         async with self._receive_lock:
-            if self._shut_rd:
+            if self._machine.read_shut:
                 return b""
-            self._check_open()
+            self._machine.check(SocketInput.RECV)
             with _translate("recv"):
                 return await stream.receive_some(bufsize)
 
@@ -233,14 +222,9 @@ class Socket:
             OSError: ``ENOTCONN`` when not connected, ``EINVAL`` for a bad
                 ``how``, ``EBADF`` when closed.
         """
-        stream = self._connected_stream()
-        if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
-            raise oserror(errno.EINVAL, f"bad shutdown mode {how!r}")
-        if how in (SHUT_RD, SHUT_RDWR):
-            self._shut_rd = True
-        if how in (SHUT_WR, SHUT_RDWR) and not self._shut_wr:
-            self._shut_wr = True
-            self._node._spawn(self._send_eof(stream))
+        if self._machine.shutdown(how):  # the writing side was open until now
+            assert self._stream is not None  # CONNECTED
+            self._node._spawn(self._send_eof(self._stream))
 
     async def _send_eof(self, stream: Stream) -> None:
         async with self._send_lock:
@@ -268,10 +252,7 @@ class Socket:
         await self.aclose()
 
     def _begin_close(self) -> bool:
-        if self._state == "closed":
-            return False
-        self._state = "closed"
-        return True
+        return self._machine.close()
 
     async def _finish_close(self) -> None:
         if self._stream is not None:
@@ -285,15 +266,8 @@ class Socket:
 
     # --- helpers -----------------------------------------------------------------------------
 
-    def _is_closed(self) -> bool:
-        return self._state == "closed"
-
-    def _check_open(self) -> None:
-        if self._is_closed():
-            raise oserror(errno.EBADF)
-
-    def _connected_stream(self) -> Stream:
-        self._check_open()
-        if self._stream is None:
-            raise oserror(errno.ENOTCONN)
+    def _connected_stream(self, call: SocketInput) -> Stream:
+        """Check ``call`` (``EBADF``, ``ENOTCONN``, ``EPIPE``) and return the stream."""
+        self._machine.check(call)
+        assert self._stream is not None  # CONNECTED
         return self._stream

@@ -5,7 +5,10 @@
 errors are :class:`OSError` with a real errno (``ECONNREFUSED``,
 ``EADDRINUSE``, ``EADDRNOTAVAIL``, ``ENOTCONN``, ``EISCONN``, ``EBADF``,
 ``EINVAL``, ``EPIPE``, ``ECONNRESET``), so code written against
-:mod:`socket` handles them unchanged.
+:mod:`socket` handles them unchanged. Which call is legal in which state, and
+the errno of each illegal one, is decided by the sans-IO
+:class:`~unisockets.protocol.socket_states.SocketStateMachine` (shared with
+:mod:`unisockets.browser.sockets`).
 
 ``shutdown`` and ``close`` are synchronous, as in :mod:`socket` and
 :mod:`trio.socket`: they take effect at once for this socket, and the EOF or
@@ -20,10 +23,17 @@ import errno
 import socket as _stdlib_socket
 from collections.abc import Callable, Coroutine, Generator, Iterator
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..protocol.socket_states import (
+    SocketInput,
+    SocketStateMachine,
+    check_backlog,
+    check_bufsize,
+    check_local_host,
+)
 from .addresses import Address, check_address, oserror
 from .streams import SocketStream
 
@@ -39,8 +49,6 @@ SOCK_STREAM = _stdlib_socket.SOCK_STREAM
 SHUT_RD = _stdlib_socket.SHUT_RD
 SHUT_WR = _stdlib_socket.SHUT_WR
 SHUT_RDWR = _stdlib_socket.SHUT_RDWR
-
-_State = Literal["fresh", "bound", "listening", "connecting", "connected", "closed"]
 
 
 @contextmanager
@@ -82,14 +90,12 @@ class Socket:
 
     def __init__(self, node: Node, stream: SocketStream | None = None) -> None:
         self._node = node
-        self._state: _State = "connected" if stream is not None else "fresh"
+        self._machine = SocketStateMachine(connected=stream is not None)
         self._binding: Binding | None = None
         self._listener: trio.abc.Listener[SocketStream] | None = None
         self._stream = stream
         self._send_lock = trio.Lock()
         self._receive_lock = trio.Lock()
-        self._shut_rd = False
-        self._shut_wr = False
 
     # -- addresses -------------------------------------------------------
 
@@ -99,7 +105,7 @@ class Socket:
         Raises:
             OSError: ``EBADF`` when closed.
         """
-        self._check_open()
+        self._machine.check(SocketInput.GETSOCKNAME)
         if self._stream is not None:
             return self._stream.local_address
         if self._binding is not None:
@@ -112,10 +118,7 @@ class Socket:
         Raises:
             OSError: ``ENOTCONN`` when not connected, ``EBADF`` when closed.
         """
-        self._check_open()
-        if self._stream is None:
-            raise oserror(errno.ENOTCONN)
-        return self._stream.remote_address
+        return self._connected_stream(SocketInput.GETPEERNAME).remote_address
 
     # -- server side -----------------------------------------------------
 
@@ -129,18 +132,15 @@ class Socket:
                 address), ``EINVAL`` (already bound or connected, bad address),
                 ``EBADF`` (closed).
         """
-        self._check_open()
+        self._machine.check(SocketInput.BIND)
         host, port = check_address(address)
-        if self._state != "fresh":
-            raise oserror(errno.EINVAL, "socket already bound or connected")
-        if host not in ("", "0.0.0.0", "localhost", self._node.address):
-            raise oserror(errno.EADDRNOTAVAIL, f"{host} is not this node's address")
-        self._state = "bound"
-        try:
-            self._binding = await self._node.bind(port)
-        except BaseException:
-            self._state = "fresh"
-            raise
+        check_local_host(host, self._node.address)
+        with self._machine.attempt(SocketInput.BIND):
+            binding = await self._node.bind(port)
+        if self._machine.closed:  # closed while binding: EBADF below
+            await binding.aclose()
+        self._machine.handle(SocketInput.BIND_DONE)
+        self._binding = binding
 
     def listen(self, backlog: int = 128) -> _ListenReady:
         """Start accepting connections; up to ``backlog`` wait for :meth:`accept`.
@@ -156,15 +156,12 @@ class Socket:
                 ``EBADF`` when closed; when awaited, the error that made
                 listening fail (e.g. signaling is gone).
         """
-        self._check_open()
-        if self._state == "listening" and self._listener is not None:
+        self._machine.check(SocketInput.LISTEN)
+        if self._listener is not None:  # listening already
             return _ListenReady(self._listener)
-        if self._state != "bound" or self._binding is None:
-            raise oserror(errno.EINVAL, "listen needs a bound, unconnected socket")
-        if type(backlog) is not int:
-            raise oserror(errno.EINVAL, f"bad backlog {backlog!r}")
-        self._listener = self._binding.listen(max(backlog, 1))
-        self._state = "listening"
+        assert self._binding is not None  # BOUND
+        self._listener = self._binding.listen(max(check_backlog(backlog), 1))
+        self._machine.handle(SocketInput.LISTEN)
         return _ListenReady(self._listener)
 
     async def accept(self) -> tuple[Socket, Address]:
@@ -177,9 +174,8 @@ class Socket:
             OSError: ``EINVAL`` when not listening, ``EBADF`` when closed
                 (also when closed while waiting).
         """
-        self._check_open()
-        if self._listener is None:
-            raise oserror(errno.EINVAL, "accept needs a listening socket")
+        self._machine.check(SocketInput.ACCEPT)
+        assert self._listener is not None  # LISTENING
         with _translate("accept"):
             await _ListenReady(self._listener)
             stream = await self._listener.accept()
@@ -195,23 +191,12 @@ class Socket:
                 (already connected), ``EINVAL`` (bound/listening socket, bad
                 address), ``ETIMEDOUT``, ``EBADF`` (closed).
         """
-        self._check_open()
-        if self._state in ("connected", "connecting"):
-            raise oserror(errno.EISCONN)
-        if self._state != "fresh":
-            raise oserror(errno.EINVAL, "connect on a bound or listening socket")
-        self._state = "connecting"
-        try:
+        with self._machine.attempt(SocketInput.CONNECT):
             stream = await self._node.connect(check_address(address))
-        except BaseException:
-            if self._state == "connecting":
-                self._state = "fresh"
-            raise
-        if self._is_closed():  # closed while connecting
+        if self._machine.closed:  # closed while connecting: EBADF below
             await trio.aclose_forcefully(stream)
-            raise oserror(errno.EBADF)
+        self._machine.handle(SocketInput.CONNECT_DONE)
         self._stream = stream
-        self._state = "connected"
 
     # -- data ------------------------------------------------------------
 
@@ -231,11 +216,9 @@ class Socket:
         Raises:
             OSError: as :meth:`send`.
         """
-        stream = self._connected_stream()
+        stream = self._connected_stream(SocketInput.SEND)
         async with self._send_lock:
-            if self._shut_wr:
-                raise oserror(errno.EPIPE)
-            self._check_open()
+            self._machine.check(SocketInput.SEND)  # closed or shut down meanwhile?
             with _translate("send"):
                 await stream.send_all(data)
 
@@ -250,13 +233,12 @@ class Socket:
             OSError: ``ENOTCONN``, ``EINVAL`` (``bufsize`` < 1),
                 ``ECONNRESET`` (connection broke), ``EBADF`` (closed).
         """
-        stream = self._connected_stream()
-        if type(bufsize) is not int or bufsize < 1:
-            raise oserror(errno.EINVAL, f"bad bufsize {bufsize!r}")
+        stream = self._connected_stream(SocketInput.RECV)
+        check_bufsize(bufsize)
         async with self._receive_lock:
-            if self._shut_rd:
+            if self._machine.read_shut:
                 return b""
-            self._check_open()
+            self._machine.check(SocketInput.RECV)
             with _translate("recv"):
                 return bytes(await stream.receive_some(bufsize))
 
@@ -270,14 +252,9 @@ class Socket:
             OSError: ``ENOTCONN`` when not connected, ``EINVAL`` for a bad
                 ``how``, ``EBADF`` when closed.
         """
-        stream = self._connected_stream()
-        if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
-            raise oserror(errno.EINVAL, f"bad shutdown mode {how!r}")
-        if how in (SHUT_RD, SHUT_RDWR):
-            self._shut_rd = True
-        if how in (SHUT_WR, SHUT_RDWR) and not self._shut_wr:
-            self._shut_wr = True
-            self._node._spawn(self._send_eof, stream)
+        if self._machine.shutdown(how):  # the writing side was open until now
+            assert self._stream is not None  # CONNECTED
+            self._node._spawn(self._send_eof, self._stream)
 
     async def _send_eof(self, stream: SocketStream) -> None:
         async with self._send_lock:
@@ -302,9 +279,8 @@ class Socket:
             await trio.lowlevel.checkpoint()
 
     def _begin_close(self) -> trio.abc.AsyncResource | Binding | None:
-        if self._state == "closed":
+        if not self._machine.close():
             return None
-        self._state = "closed"
         resource: trio.abc.AsyncResource | Binding | None = (
             self._stream or self._listener or self._binding
         )
@@ -334,18 +310,11 @@ class Socket:
 
     # -- helpers ---------------------------------------------------------
 
-    def _is_closed(self) -> bool:
-        return self._state == "closed"
-
-    def _check_open(self) -> None:
-        if self._is_closed():
-            raise oserror(errno.EBADF)
-
-    def _connected_stream(self) -> SocketStream:
-        self._check_open()
-        if self._stream is None:
-            raise oserror(errno.ENOTCONN)
+    def _connected_stream(self, call: SocketInput) -> SocketStream:
+        """Check ``call`` (``EBADF``, ``ENOTCONN``, ``EPIPE``) and return the stream."""
+        self._machine.check(call)
+        assert self._stream is not None  # CONNECTED
         return self._stream
 
     def __repr__(self) -> str:
-        return f"<unisockets.Socket {self._state} on {self._node!r}>"
+        return f"<unisockets.Socket {self._machine.state.value} on {self._node!r}>"

@@ -71,6 +71,13 @@ from .server_states import (
     StateMachine,
 )
 from .server_states import render_mermaid as render_server_mermaid
+from .socket_states import (
+    SOCKET_MACHINE,
+    Refusal,
+    SocketInput,
+    SocketState,
+    SocketStateMachine,
+)
 from .stream import (
     DEFAULT_WINDOW,
     CreditGranted,
@@ -132,6 +139,11 @@ __all__ = [
     "SignalingServerProtocol",
     "StateMachine",
     "render_server_mermaid",
+    "SOCKET_MACHINE",
+    "Refusal",
+    "SocketInput",
+    "SocketState",
+    "SocketStateMachine",
     "MAX_MESSAGE_LENGTH",
     "MESSAGE_TYPES",
     "REJECTED_ID",
