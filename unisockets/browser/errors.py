@@ -14,7 +14,7 @@ Socket objects and node calls raise :class:`OSError` with a real errno
 
 from __future__ import annotations
 
-import os
+from ..protocol.socket_states import oserror
 
 __all__ = [
     "BrokenResourceError",
@@ -42,22 +42,3 @@ class BusyResourceError(Exception):
 
 class SignalingError(ConnectionError):
     """The signaling server could not be reached, refused the join, or went away."""
-
-
-def oserror(code: int, detail: str | None = None) -> OSError:
-    """Build an :class:`OSError` with a real errno and the system's message for it.
-
-    ``OSError(errno.ECONNREFUSED, ...)`` is a :class:`ConnectionRefusedError`, and
-    so on, exactly as the OS's sockets raise them.
-
-    Args:
-        code: an :mod:`errno` value.
-        detail: appended to the system message, e.g. the address concerned.
-
-    Returns:
-        The error (not raised).
-    """
-    message = os.strerror(code)
-    if detail:
-        message = f"{message}: {detail}"
-    return OSError(code, message)

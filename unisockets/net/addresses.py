@@ -7,10 +7,10 @@ Overlay aliases (``"10.0.0.3:1234"``, shared/PROTOCOL.md) become
 from __future__ import annotations
 
 import errno
-import os
 from typing import TypeGuard
 
 from ..protocol.addresses import format_alias, is_id, parse_alias
+from ..protocol.socket_states import oserror
 
 __all__ = [
     "Address",
@@ -23,22 +23,6 @@ __all__ = [
 
 #: A socket address: ``(host, port)`` with a dotted IPv4 host and a port 0..65535.
 Address = tuple[str, int]
-
-
-def oserror(code: int, detail: str | None = None) -> OSError:
-    """Build an :class:`OSError` with a real errno and the system's message for it.
-
-    ``OSError(errno.ECONNREFUSED, ...)`` is automatically a
-    :class:`ConnectionRefusedError`, and so on, as with the OS's own sockets.
-
-    Args:
-        code: an :mod:`errno` value.
-        detail: appended to the system message, e.g. the address concerned.
-    """
-    message = os.strerror(code)
-    if detail:
-        message = f"{message}: {detail}"
-    return OSError(code, message)
 
 
 def _is_port(port: object) -> TypeGuard[int]:
