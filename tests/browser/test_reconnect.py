@@ -211,7 +211,7 @@ NEW_ID_TAB = (
     + """
 import errno
 out = {}
-async with ub.open_node(URL, backoff=(3.0, 3.0), on_signaling_event=on_signaling) as node:
+async with ub.open_node(URL, backoff=(6.0, 6.0), on_signaling_event=on_signaling) as node:
     old = node.address
     listener = await node.listen(7)
     await node.bind(8)
@@ -259,7 +259,7 @@ async def test_server_restart_new_id(browser: Browser, browser_env: BrowserEnv) 
                 await first.stop()
                 await wait_note(page, "disconnected")
                 second = await start_server(nursery, first.port)
-                # joins before the tab's first attempt (1.5 s or more after it lost the server)
+                # joins before the tab's first attempt (3 s or more after it lost the server)
                 async with open_node(second.url, ice_addresses=["127.0.0.1"]) as native:
                     assert native.address == old
                     changed_from, new = await wait_note(page, "id_changed")
