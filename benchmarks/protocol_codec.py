@@ -53,7 +53,7 @@ CANDIDATE = json.dumps(
         "usernameFragment": "Xq7u",
     }
 )
-#: An SDP of a data-channel-only offer, the size aiortc writes (about 0.6 KB).
+#: An SDP of a data-channel-only offer, the size aiortc writes (about 0.5 KB).
 SDP = "\r\n".join(
     [
         "v=0",
