@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import operator
 from collections.abc import Callable
 from typing import Final
 
@@ -38,6 +37,7 @@ from ..protocol.stream import (
     ResetReceived,
     StreamConnection,
     StreamState,
+    check_max_bytes,
 )
 from ._js import logger, settle
 from .errors import BrokenResourceError, BusyResourceError, ClosedResourceError
@@ -214,10 +214,7 @@ class Stream:
                 the peer reset the stream or broke the protocol.
             ValueError: ``max_bytes`` < 1.
         """
-        if max_bytes is not None:
-            max_bytes = operator.index(max_bytes)
-            if max_bytes < 1:
-                raise ValueError("max_bytes must be >= 1")
+        max_bytes = check_max_bytes(max_bytes)
         if self._receiving:
             raise BusyResourceError("another task is receiving on this stream")
         self._receiving = True

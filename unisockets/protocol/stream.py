@@ -66,6 +66,7 @@ after a bad frame, so the connection is dead.)
 from __future__ import annotations
 
 import enum
+import operator
 from dataclasses import dataclass
 from typing import Final
 
@@ -87,6 +88,7 @@ __all__ = [
     "StreamConnection",
     "StreamEvent",
     "StreamState",
+    "check_max_bytes",
     "render_mermaid",
 ]
 
@@ -101,6 +103,30 @@ DEFAULT_MAX_MESSAGE_SIZE: Final = 64 * 1024 + 1
 MIN_MESSAGE_SIZE: Final = 5
 #: The largest CREDIT amount and the largest window, in bytes (unsigned 32 bits).
 MAX_CREDIT: Final = 2**32 - 1
+
+
+def check_max_bytes(max_bytes: int | None) -> int | None:
+    """Validate the ``max_bytes`` of a ``receive_some`` call (trio's ``ReceiveStream``).
+
+    Every byte stream the drivers offer (:class:`~unisockets.transport.stream.PipeStream`,
+    the legacy stream, the browser's streams) takes it the same way.
+
+    Args:
+        max_bytes: ``None`` (the stream's default size) or an integer >= 1.
+
+    Returns:
+        ``max_bytes`` as an ``int``, or ``None``.
+
+    Raises:
+        ValueError: ``max_bytes`` < 1.
+        TypeError: ``max_bytes`` is not an integer (``operator.index`` fails).
+    """
+    if max_bytes is None:
+        return None
+    value = operator.index(max_bytes)  # also rejects floats and strings at run time
+    if value < 1:
+        raise ValueError("max_bytes must be >= 1")
+    return value
 
 
 class FrameType(enum.IntEnum):

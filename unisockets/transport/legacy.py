@@ -31,10 +31,9 @@ close or ``send_eof`` as EOF.
 
 from __future__ import annotations
 
-import operator
-
 import trio
 
+from ..protocol.stream import check_max_bytes
 from .base import MessagePipe
 from .stream import DEFAULT_RECEIVE_SIZE, _Closable, _ConflictDetector
 
@@ -95,10 +94,7 @@ class LegacyStream(trio.abc.HalfCloseableStream):
             TypeError: ``max_bytes`` is not an integer.
         """
         with self._receive_conflict:
-            if max_bytes is not None:
-                max_bytes = operator.index(max_bytes)
-                if max_bytes < 1:
-                    raise ValueError("max_bytes must be >= 1")
+            max_bytes = check_max_bytes(max_bytes)
             await trio.lowlevel.checkpoint_if_cancelled()
             self._check_closed()
             if self._buffer:

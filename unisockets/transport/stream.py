@@ -47,7 +47,6 @@ cause; two tasks sending (or two receiving) at once get
 
 from __future__ import annotations
 
-import operator
 from collections import deque
 from contextlib import suppress
 from types import TracebackType
@@ -62,6 +61,7 @@ from ..protocol.stream import (
     ResetReceived,
     StreamConnection,
     StreamState,
+    check_max_bytes,
 )
 from .base import MessagePipe
 
@@ -380,10 +380,7 @@ class PipeStream(trio.abc.HalfCloseableStream):
             TypeError: ``max_bytes`` is not an integer.
         """
         with self._receive_conflict:
-            if max_bytes is not None:
-                max_bytes = operator.index(max_bytes)
-                if max_bytes < 1:
-                    raise ValueError("max_bytes must be >= 1")
+            max_bytes = check_max_bytes(max_bytes)
             # One schedule point per call, as trio's streams make: a call that
             # waits for the pipe has it there; one served from the buffer yields
             # (cancel-shielded, so no bytes taken out can be lost) at the end.
