@@ -296,7 +296,7 @@ class OverlayNode(Node):
         label = connection_label(local_alias, remote_alias)
         transport = self._transport_for(peer_id)
         try:
-            legacy = await self._legacy_channel(transport, peer_id, offer=True)
+            legacy = await transport.legacy_channel(peer_id, offer=True)
             if legacy is None:
                 pipe = await transport.open_pipe(peer_id, label)
             else:
@@ -344,16 +344,6 @@ class OverlayNode(Node):
         )
         self._streams.add(stream)
         return stream
-
-    async def _legacy_channel(self, transport: PeerTransport, peer_id: str, *, offer: bool) -> Any:
-        """The legacy channel's pipe if ``peer_id`` is a legacy node, else None.
-
-        Only the WebRTC transport has legacy peers; with the others this is None at once.
-        """
-        probe = getattr(transport, "legacy_channel", None)
-        if probe is None:
-            return None
-        return await probe(peer_id, offer=offer)
 
     def _check_legacy_free(self, peer_id: str) -> None:
         """Refuse a second connection with a legacy peer (their bytes would mix).
@@ -431,7 +421,7 @@ class OverlayNode(Node):
         transport = self._transport_for(peer_id)
         try:
             with trio.fail_after(self._accept_timeout):
-                legacy = await self._legacy_channel(transport, peer_id, offer=False)
+                legacy = await transport.legacy_channel(peer_id, offer=False)
                 if legacy is None:
                     pipe = await transport.accept_pipe(peer_id, label)
         except (TimeoutError, trio.BrokenResourceError) as exc:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import trio
+
 __all__ = ["MessagePipe", "PeerTransport", "SignalSender"]
 
 
@@ -109,6 +111,26 @@ class PeerTransport(ABC):
 
         The default does nothing; transports with peer links override it.
         """
+
+    async def legacy_channel(self, peer_id: str, *, offer: bool = True) -> MessagePipe | None:
+        """``peer_id``'s one raw channel if it is an original unisockets node, else None.
+
+        PROTOCOL.md, "Data plane": a legacy peer carries one connection per
+        pair, raw, over its ``"channel"``. The default (transports without
+        legacy peers, e.g. the in-memory one) answers None at once; the WebRTC
+        transport overrides it.
+
+        Args:
+            peer_id: the peer's node id.
+            offer: with no link to ``peer_id`` yet, make one (we connect) or
+                wait for the peer's (it connected to us).
+
+        Returns:
+            The legacy channel's pipe (shared, never to be closed by a
+            connection), or None for a peer that speaks our data plane.
+        """
+        await trio.lowlevel.checkpoint()
+        return None
 
 
 class SignalSender(ABC):
