@@ -18,6 +18,8 @@ import trio
 from unisockets.transport.base import SignalSender
 from unisockets.transport.webrtc import LOOPBACK, WebRTCTransport, open_webrtc_transport
 
+from ..cpu_load import cpu_load  # noqa: F401 - a fixture for this folder's tests
+
 
 def strip_candidates(sdp: str) -> str:
     """Remove ``a=candidate`` and ``a=end-of-candidates`` lines from an SDP."""

@@ -37,6 +37,7 @@ from contextlib import asynccontextmanager
 import trio
 from aiortc import RTCConfiguration
 
+from ..protocol.consent import ConsentPolicy
 from .base import PeerTransport, SignalSender
 from .bridge import AsyncioBridge, open_shared_asyncio_bridge
 from .webrtc_ice import install_aioice_tuning, set_host_addresses
@@ -89,6 +90,7 @@ class WebRTCTransport(PeerTransport):
         configuration: RTCConfiguration,
         link_timeout: float,
         claim_timeout: float,
+        consent: ConsentPolicy,
     ) -> None:
         self._local_id = local_id
         self._signal = signal
@@ -97,6 +99,7 @@ class WebRTCTransport(PeerTransport):
         self._configuration = configuration
         self._link_timeout = link_timeout
         self._claim_timeout = claim_timeout
+        self._consent = consent
         self._links: dict[str, PeerLink] = {}
         self._waiters: dict[tuple[str, str], list[_Waiter]] = {}
         self._unclaimed: dict[tuple[str, str], list[tuple[DataChannelPipe, trio.CancelScope]]] = {}
@@ -393,6 +396,7 @@ class WebRTCTransport(PeerTransport):
             local_id=lambda: self._local_id,
             configuration=self._configuration,
             link_timeout=self._link_timeout,
+            consent=self._consent,
             on_incoming=self._incoming_pipe,
             on_failed=self._link_failed,
             on_restart=self._link_restarted,
@@ -500,6 +504,7 @@ async def open_webrtc_transport(
     link_timeout: float = 15.0,
     claim_timeout: float = 10.0,
     host_addresses: Sequence[str] | None = None,
+    consent: ConsentPolicy | None = None,
 ) -> AsyncIterator[WebRTCTransport]:
     """Run a WebRTC transport for the node ``local_id`` (see the module docstring).
 
@@ -518,6 +523,10 @@ async def open_webrtc_transport(
             :meth:`~WebRTCTransport.accept_pipe` to wait.
         claim_timeout: seconds an incoming pipe waits for ``accept_pipe`` before
             it is closed.
+        consent: when ICE consent is checked and when it expires, per peer
+            connection (:mod:`unisockets.transport.webrtc_consent`); None for
+            RFC 7675's (checks every 4-6 s, expiry 30 s after the last
+            response, and not before 3 checks went unanswered).
         host_addresses: local IP addresses to gather ICE host candidates on,
             e.g. :data:`LOOPBACK`; None for every non-loopback interface (aioice's
             choice), or 127.0.0.1 on a machine that has none.
@@ -533,6 +542,7 @@ async def open_webrtc_transport(
             raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
     configuration = rtc_configuration or RTCConfiguration(iceServers=[])
     install_aioice_tuning()
+    consent = consent or ConsentPolicy()
     body_error: BaseException | None = None
     # Transports of one trio run with the same ICE addresses share one asyncio loop.
     addresses = None if host_addresses is None else tuple(host_addresses)
@@ -547,6 +557,7 @@ async def open_webrtc_transport(
                 configuration=configuration,
                 link_timeout=link_timeout,
                 claim_timeout=claim_timeout,
+                consent=consent,
             )
             try:
                 yield transport

@@ -1,22 +1,25 @@
-"""ICE details of the WebRTC transport: host addresses, liveness, candidate JSON.
+"""ICE details of the WebRTC transport: host addresses, receive buffers, candidate JSON.
 
 aiortc (through aioice) gathers host candidates on every non-loopback
-interface and has no option to change that; it puts all its candidates in the
-SDP (no trickle); and it only declares a peer gone when ICE consent expires
-(RFC 7675: 30 s). This module adjusts the three, in one place:
+interface and has no option to change that; its ICE sockets keep the
+system's default receive buffer; and it puts all its candidates in the SDP
+(no trickle). This module adjusts these, for our peer connections only:
 
 - :func:`install_aioice_tuning` wraps ``aioice.ice.get_host_addresses`` so a
   loop registered with :func:`set_host_addresses` gathers on the addresses it
   chose (e.g. ``("127.0.0.1",)`` for tests and loopback-only machines), and
   falls back to 127.0.0.1 when the machine has no other address (aioice would
-  gather nothing: aiortc notes, pitfall 8). Loops not registered are left
-  alone. It also raises aioice's UDP receive buffer (pitfall 2) and shortens
-  the consent-freshness check so a vanished peer (killed process, cable
-  pulled) fails its link within seconds: :data:`CONSENT_INTERVAL` x
-  :data:`CONSENT_FAILURES`. These two are process-wide aioice settings.
+  gather nothing: aiortc notes, pitfall 8). Loops not registered (other
+  aiortc users in the process) get aioice's own answer, unchanged.
+- :func:`raise_receive_buffers` gives one peer connection's ICE sockets
+  :data:`UDP_RECEIVE_BUFFER` bytes of receive buffer (a small buffer drops
+  bursts: aiortc notes, pitfall 2).
+- Consent freshness is per peer connection too: see
+  :mod:`unisockets.transport.webrtc_consent`. No aioice module setting is
+  changed.
 - :func:`candidate_to_json` / :func:`candidate_from_json` convert between
   aiortc's :class:`aiortc.RTCIceCandidate` and the JSON ``RTCIceCandidateInit``
-  strings that ``candidate`` messages carry (PROTOCOL.md, "Peer link").
+  strings that ``candidate`` messages carry (docs: "Protocol", peer link).
 - :func:`local_candidates` lists an SDP's candidates as such JSON strings, so
   trickling peers (browsers, original nodes) get them as messages too.
 """
@@ -26,33 +29,29 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import socket
 import threading
 import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import aioice.ice
-import aioice.turn
 from aiortc import RTCIceCandidate
 from aiortc.sdp import SessionDescription, candidate_from_sdp, candidate_to_sdp
 
 __all__ = [
-    "CONSENT_FAILURES",
-    "CONSENT_INTERVAL",
     "UDP_RECEIVE_BUFFER",
     "candidate_from_json",
     "candidate_to_json",
     "install_aioice_tuning",
     "local_candidates",
+    "raise_receive_buffers",
     "remote_ufrags",
     "set_host_addresses",
 ]
 
-#: Seconds between ICE consent checks (aioice's default is 5; RFC 7675 allows local policy).
-CONSENT_INTERVAL = 1.0
-#: Consecutive unanswered consent checks (0.5 s each) after which the link is declared dead.
-CONSENT_FAILURES = 4
-#: UDP receive buffer for ICE sockets, bytes (aioice's default 256 KiB drops bursts).
+#: UDP receive buffer for our ICE sockets, bytes (the system default, ~208 KiB, drops
+#: bursts; the kernel caps it at ``net.core.rmem_max``).
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 _install_lock = threading.Lock()
@@ -65,24 +64,16 @@ _loop_addresses: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[str,
 
 
 def install_aioice_tuning() -> None:
-    """Apply this module's aioice adjustments (idempotent, thread-safe).
+    """Install the host-address hook in aioice (idempotent, thread-safe).
 
-    Process-wide effects: aioice consent checks every :data:`CONSENT_INTERVAL`
-    seconds with :data:`CONSENT_FAILURES` allowed misses, and ICE sockets get
-    :data:`UDP_RECEIVE_BUFFER` bytes of receive buffer (never lowered).
     Host-address selection changes only for loops registered with
-    :func:`set_host_addresses`.
+    :func:`set_host_addresses`; on any other loop aioice answers as before.
     """
     global _installed
     with _install_lock:
         if _installed:
             return
         aioice.ice.get_host_addresses = _get_host_addresses
-        aioice.ice.CONSENT_INTERVAL = CONSENT_INTERVAL  # type: ignore[assignment]  # aioice: int
-        aioice.ice.CONSENT_FAILURES = CONSENT_FAILURES
-        aioice.turn.UDP_SOCKET_BUFFER_SIZE = max(
-            aioice.turn.UDP_SOCKET_BUFFER_SIZE, UDP_RECEIVE_BUFFER
-        )
         _installed = True
 
 
@@ -106,6 +97,37 @@ def set_host_addresses(loop: asyncio.AbstractEventLoop, addresses: Sequence[str]
             ipaddress.ip_address(address)  # raises ValueError
         addresses = tuple(addresses)
     _loop_addresses[loop] = addresses
+
+
+def raise_receive_buffers(pc: Any) -> int:
+    """Give a peer connection's ICE sockets :data:`UDP_RECEIVE_BUFFER` bytes of receive buffer.
+
+    Never lowers a buffer. Reads aiortc/aioice internals (the ICE agent's
+    STUN protocols); sockets it cannot reach (TURN relays, changed
+    internals) are left as they are.
+
+    Args:
+        pc: an :class:`aiortc.RTCPeerConnection` whose ICE agent gathered.
+
+    Returns:
+        How many sockets were set.
+    """
+    from .webrtc_consent import ice_connection  # one definition of the path to the agent
+
+    connection = ice_connection(pc)
+    count = 0
+    for protocol in list(getattr(connection, "_protocols", ())):
+        transport = getattr(protocol, "transport", None)
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            continue
+        try:
+            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < UDP_RECEIVE_BUFFER:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+            count += 1
+        except OSError:
+            continue
+    return count
 
 
 def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:

@@ -53,7 +53,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
-from .webrtc_ice import candidate_from_json, local_candidates, remote_ufrags
+from ..protocol.consent import ConsentPolicy
+from .webrtc_consent import take_over_consent
+from .webrtc_ice import candidate_from_json, local_candidates, raise_receive_buffers, remote_ufrags
 from .webrtc_pipe import DataChannelPipe
 
 if TYPE_CHECKING:
@@ -167,6 +169,7 @@ class PeerLink:
         local_id: Callable[[], str],
         configuration: RTCConfiguration,
         link_timeout: float,
+        consent: ConsentPolicy,
         on_incoming: Callable[[PeerLink, DataChannelPipe], object],
         on_failed: Callable[[PeerLink, BaseException], object],
         on_restart: Callable[[PeerLink, str], object],
@@ -186,6 +189,7 @@ class PeerLink:
         self._local_id = local_id
         self._configuration = configuration
         self._link_timeout = link_timeout
+        self._consent = consent
         self._on_incoming = on_incoming
         self._on_failed = on_failed
         self._on_restart = on_restart
@@ -535,8 +539,10 @@ class PeerLink:
 
         def on_state() -> None:
             try:
+                if pc.connectionState == "connected":
+                    self._aio_connected(generation, pc)
                 self._bridge.to_trio(self._on_pc_state, generation, pc.connectionState)
-            except Exception:  # pragma: no cover - to_trio does not raise
+            except Exception:  # pragma: no cover - neither raises
                 logger.exception("connection state handler failed")
 
         def on_datachannel(channel: RTCDataChannel) -> None:
@@ -547,6 +553,17 @@ class PeerLink:
         self._pc = pc
         self._aio_generation = generation
         return pc
+
+    def _aio_connected(self, generation: int, pc: RTCPeerConnection) -> None:
+        # Our consent checks replace aioice's on this peer connection only
+        # (webrtc_consent); an expiry fails the link with its reason.
+        def expired(reason: str) -> None:
+            error = trio.BrokenResourceError(f"the link to {self.peer_id} died: {reason}")
+            self._bridge.to_trio(self._pipe_link_lost, generation, error)
+
+        if not take_over_consent(pc, self._consent, expired):
+            logger.warning("aioice internals changed: the link keeps aioice's consent checks")
+        raise_receive_buffers(pc)
 
     def _aio_current(self, generation: int) -> RTCPeerConnection:
         if self._pc is None or generation != self._aio_generation:
