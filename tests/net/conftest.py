@@ -10,6 +10,8 @@ import pytest
 
 import unisockets.net as net
 
+from ..cpu_load import cpu_load  # noqa: F401 - a fixture for this folder's tests
+
 
 @pytest.fixture
 async def signaling_url() -> AsyncIterator[str]:
