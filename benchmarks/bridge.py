@@ -44,6 +44,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import LINK_TIMEOUT, link_wait
 from unisockets.transport.base import MessagePipe, SignalSender
 from unisockets.transport.bridge import open_asyncio_bridge
 from unisockets.transport.webrtc import LOOPBACK, WebRTCTransport, open_webrtc_transport
@@ -52,6 +53,8 @@ from unisockets.transport.webrtc_pipe import HIGH_WATER, LOW_WATER, DataChannelP
 
 CHUNK = 16 * 1024
 PING = b"p" * 100
+#: Seconds one trio variant may take in all before it counts as hung (its link died).
+HANG = 5 * LINK_TIMEOUT
 
 
 def _summary(samples: list[float]) -> str:
@@ -90,8 +93,8 @@ async def _aiortc_pair() -> tuple[Any, Any, Any, Any]:
     await b.setRemoteDescription(a.localDescription)
     await b.setLocalDescription(await b.createAnswer())
     await a.setRemoteDescription(b.localDescription)
-    await opened
-    return a, b, channel_a, await accepted
+    await link_wait(opened, "the channel to open")
+    return a, b, channel_a, await link_wait(accepted, "the channel to arrive")
 
 
 async def raw_aiortc(total: int, pings: int) -> tuple[float, list[float]]:
@@ -115,9 +118,9 @@ async def raw_aiortc(total: int, pings: int) -> tuple[float, list[float]]:
     for _ in range(total // CHUNK):
         while channel_a.bufferedAmount > HIGH_WATER:
             low.clear()
-            await low.wait()
+            await link_wait(low.wait(), "the channel to drain")
         channel_a.send(os.urandom(1) * CHUNK)
-    await done
+    await link_wait(done, "the last bulk byte")
     mbps = total / (time.perf_counter() - start) / 1e6
 
     channel_b.remove_all_listeners("message")
@@ -128,7 +131,7 @@ async def raw_aiortc(total: int, pings: int) -> tuple[float, list[float]]:
         channel_a.on("message", lambda message, f=reply: _settle(f, message))
         start = time.perf_counter()
         channel_a.send(PING)
-        await reply
+        await link_wait(reply, "an echo")
         rtts.append(time.perf_counter() - start)
         channel_a.remove_all_listeners("message")
     await a.close()
@@ -382,6 +385,16 @@ async def two_processes(total: int, pings: int) -> tuple[float, list[float], flo
     return mbps, rtts, setup
 
 
+def _run_trio(fn: Any, *args: Any) -> Any:
+    """``trio.run(fn, *args)``, failing with TooSlowError after :data:`HANG` seconds."""
+
+    async def bounded() -> Any:
+        with trio.fail_after(HANG):
+            return await fn(*args)
+
+    return trio.run(bounded)
+
+
 def main() -> None:
     """Run every variant and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -391,7 +404,7 @@ def main() -> None:
     args = parser.parse_args()
     total = int(args.megabytes * 1e6) // CHUNK * CHUNK
     if args.child:
-        trio.run(child, total)
+        trio.run(child, total)  # ends when the parent closes its stdin
         return
 
     import aioice
@@ -407,15 +420,15 @@ def main() -> None:
     print("| --- | --- | --- | --- |")
     mbps, rtts = asyncio.run(raw_aiortc(total, args.pings))
     _row("raw aiortc (asyncio)", mbps, rtts)
-    result = trio.run(trio_asyncio_variant, total, args.pings)
+    result = _run_trio(trio_asyncio_variant, total, args.pings)
     if result is None:
         print("| trio-asyncio | (not installed) | | |")
     else:
         _row("trio-asyncio", *result)
-    _row("thread bridge (ours), shared loop", *trio.run(shared_loop_bridge, total, args.pings))
-    mbps, rtts, setup, handoffs = trio.run(thread_bridge, total, args.pings)
+    _row("thread bridge (ours), shared loop", *_run_trio(shared_loop_bridge, total, args.pings))
+    mbps, rtts, setup, handoffs = _run_trio(thread_bridge, total, args.pings)
     _row("thread bridge (ours), 1 process", mbps, rtts, setup)
-    mbps, rtts, setup = trio.run(two_processes, total, args.pings)
+    mbps, rtts, setup = _run_trio(two_processes, total, args.pings)
     _row("thread bridge (ours), 2 procs", mbps, rtts, setup)
     print(f"bridge hand-off round trip (run of an empty coroutine): {_summary(handoffs)}")
 

@@ -28,16 +28,18 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
 __all__ = [
+    "LINK_TIMEOUT",
+    "link_wait",
     "MB",
     "MIB",
     "ROOT",
@@ -63,12 +65,37 @@ __all__ = [
     "rss",
 ]
 
+T = TypeVar("T")
+
 MB = 10**6
 MIB = 2**20
 #: The repository root: children run with it as their working directory.
 ROOT = Path(__file__).resolve().parent.parent
 #: Seconds a child gets to exit after its stdin closed before it is killed.
 CHILD_EXIT_TIMEOUT = 30.0
+#: Seconds any single wait on a peer link (a channel opening, a message, the
+#: send buffer draining, an answer from the child) may take before the link
+#: counts as dead and the run ends with an error instead of hanging.
+LINK_TIMEOUT = 120.0
+
+
+async def link_wait(awaitable: Awaitable[T], what: str) -> T:
+    """Await ``awaitable`` (asyncio) for at most :data:`LINK_TIMEOUT` seconds.
+
+    Args:
+        awaitable: a wait that depends on a peer link.
+        what: what is awaited, for the error (``"channel 's3' to open"``).
+
+    Returns:
+        What ``awaitable`` returned.
+
+    Raises:
+        TimeoutError: it took longer (the link is dead or the machine hopelessly busy).
+    """
+    try:
+        return await asyncio.wait_for(awaitable, LINK_TIMEOUT)
+    except TimeoutError:
+        raise TimeoutError(f"waited {LINK_TIMEOUT:g} s for {what}: the link is dead") from None
 
 
 # ---- statistics --------------------------------------------------------------------------

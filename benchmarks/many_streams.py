@@ -137,7 +137,7 @@ async def _aiortc_many(processes: int, count: int, size: int) -> dict[str, float
             payload = bytes(size)
             if child is not None:
                 await child.send({"reset_peak_rss": True})
-                await child.receive()
+                await common.link_wait(child.receive(), "the child to reset its peak RSS")
             common.reset_peak_rss()
             before = common.rss()
             started = common.now()

@@ -4,11 +4,13 @@ No unisockets layer is on the data path: no trio, no thread bridge, no stream
 framing, no signaling server. Offers and answers go straight to the other peer
 connection (one process) or over the child's stdin/stdout (two processes);
 aiortc puts every candidate in the SDP, so one exchange sets up a link. The
-only thing borrowed from unisockets is the aioice configuration that our
+only thing borrowed from unisockets is the ICE configuration that our
 transport applies too (loopback host candidates, a 4 MiB UDP receive buffer,
 see ``unisockets.transport.webrtc_ice``), so both sides of a ratio run on the
-same ICE settings. Sends wait while ``bufferedAmount`` is above the same
-high-water mark our pipes use.
+same ICE settings; consent checks are aioice's own. Sends wait while
+``bufferedAmount`` is above the same high-water mark our pipes use. Every wait
+on the link is bounded by ``common.LINK_TIMEOUT``: a dead link ends the run
+with an error, never a hang.
 
 The answering side treats every data channel like
 :func:`benchmarks.streams.serve_connection`: the first message ``b"s"`` +
@@ -31,7 +33,11 @@ from typing import Any
 
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
-from unisockets.transport.webrtc_ice import install_aioice_tuning, set_host_addresses
+from unisockets.transport.webrtc_ice import (
+    install_aioice_tuning,
+    raise_receive_buffers,
+    set_host_addresses,
+)
 
 from . import common
 
@@ -58,7 +64,7 @@ AnswerFn = Callable[[str], Awaitable[str]]
 
 
 def tune_loop() -> None:
-    """Apply unisockets' aioice settings and gather on 127.0.0.1 only (call inside the loop)."""
+    """Gather ICE candidates on 127.0.0.1 only, as our tests do (call inside the loop)."""
     install_aioice_tuning()
     set_host_addresses(asyncio.get_running_loop(), ["127.0.0.1"])
 
@@ -95,21 +101,26 @@ class Channel:
             self._waiter.set_result(None)
 
     async def wait_open(self) -> None:
-        """Wait until the channel is open (the peer acked it)."""
-        await self._opened
+        """Wait until the channel is open (the peer acked it); TimeoutError if it never does."""
+        await common.link_wait(asyncio.shield(self._opened), f"channel {self.label!r} to open")
+
+    @property
+    def label(self) -> str:
+        """The channel's label."""
+        return str(self.channel.label)
 
     async def send(self, data: bytes) -> None:
         """Send one message, first waiting while more than :data:`HIGH_WATER` is buffered."""
         while self.channel.bufferedAmount > HIGH_WATER:
             self._low.clear()
-            await self._low.wait()
+            await common.link_wait(self._low.wait(), f"channel {self.label!r} to drain")
         self.channel.send(data)
 
     async def receive(self) -> bytes:
         """The next message, waiting for it."""
         while not self._messages:
             self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
+            await common.link_wait(self._waiter, f"a message on channel {self.label!r}")
         return self._messages.popleft()
 
     async def receive_bytes(self, size: int) -> int:
@@ -165,6 +176,7 @@ class Answerer:
         pc.on("datachannel", _ServerChannel)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         await pc.setLocalDescription(await pc.createAnswer())
+        raise_receive_buffers(pc)
         return str(pc.localDescription.sdp)
 
     async def aclose(self) -> None:
@@ -188,13 +200,14 @@ async def open_answerer() -> AsyncIterator[AnswerFn]:
 async def open_remote_answerer() -> AsyncIterator[tuple[AnswerFn, common.AsyncioChild]]:
     """An answerer in a child process; yields its ``answer`` function and the child."""
     async with common.open_asyncio_child("benchmarks.raw_aiortc", {}) as child:
-        await child.receive()  # ready
+        await common.link_wait(child.receive(), "the child to be ready")
         lock = asyncio.Lock()
 
         async def answer(sdp: str) -> str:
             async with lock:
                 await child.send({"offer": sdp})
-                return str((await child.receive())["answer"])
+                reply = await common.link_wait(child.receive(), "the child's answer")
+                return str(reply["answer"])
 
         yield answer, child
 
@@ -202,7 +215,7 @@ async def open_remote_answerer() -> AsyncIterator[tuple[AnswerFn, common.Asyncio
 async def child_peak_rss(child: common.AsyncioChild) -> int:
     """Ask the child for its peak RSS since it was ready, in bytes."""
     await child.send({"peak_rss": True})
-    return int((await child.receive())["peak_rss"])
+    return int((await common.link_wait(child.receive(), "the child's peak RSS"))["peak_rss"])
 
 
 async def open_link(answer: AnswerFn) -> tuple[RTCPeerConnection, Channel]:
@@ -212,6 +225,7 @@ async def open_link(answer: AnswerFn) -> tuple[RTCPeerConnection, Channel]:
     await pc.setLocalDescription(await pc.createOffer())
     answer_sdp = await answer(str(pc.localDescription.sdp))
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+    raise_receive_buffers(pc)
     await boot.wait_open()
     return pc, boot
 
