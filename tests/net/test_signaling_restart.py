@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 import unisockets.net as net
 from unisockets.transport.memory import MemoryNetwork
@@ -80,3 +81,33 @@ async def test_streams_and_listeners_survive_a_signaling_server_restart(backend:
                 for stream in (client, server, again, accepted):
                     await stream.aclose()
             await second.stop()
+
+
+async def test_closing_a_stream_of_an_ended_session_leaves_a_newer_connection_alone() -> None:
+    # bob's stream from before the restart has local address 10.0.0.2:0; after it, his
+    # next connection gets 10.0.0.2:0 again. Closing the old stream must not release the
+    # new connection's alias (the server forgot the old one with bob's old session).
+    network = MemoryNetwork()
+    options: dict[str, Any] = {"memory_network": network, "backend": "memory"}
+    async with trio.open_nursery() as nursery:
+        first = await start_server(nursery)
+        async with (
+            net.open_node(first.url, signaling_backoff=(0.05, 0.05), **options) as alice,
+            net.open_node(first.url, signaling_backoff=(0.5, 0.5), **options) as bob,
+            alice.listen(1234) as listener,
+        ):
+            with trio.fail_after(TIMEOUT):
+                old = await bob.connect(("10.0.0.1", 1234))
+                await listener.accept()
+                await first.stop()
+                await start_server(nursery, first.port)
+                again = await bob.connect(("10.0.0.1", 1234))  # waits for bob's rejoin
+                await listener.accept()
+                assert again.local_address == old.local_address == ("10.0.0.2", 0)
+                await old.aclose()
+                # whatever the close sends goes out before the next connect (one WebSocket)
+                await trio.testing.wait_all_tasks_blocked()
+                third = await bob.connect(("10.0.0.1", 1234))
+                await listener.accept()
+                assert third.local_address == ("10.0.0.2", 1)  # :0 is still the new one's
+        nursery.cancel_scope.cancel()

@@ -321,6 +321,41 @@ async def test_server_restart_rejoins_and_binds_again(caplog: pytest.LogCaptureF
     assert "bound 10.0.0.1:80 again" in caplog.text
 
 
+@pytest.mark.trio
+async def test_a_connection_alias_is_never_released_in_a_later_session() -> None:
+    # b connects in session 1 and gets 10.0.0.2:0; the server restarts, b rejoins and
+    # its next connection gets 10.0.0.2:0 again. The first connection's late shutdown
+    # must not release the second one's alias.
+    async with trio.open_nursery() as nursery:
+        first = await start_server(nursery)
+        async with (
+            open_signaling_client(first.url, backoff=FAST) as a,
+            open_signaling_client(first.url, backoff=(1.5, 1.5)) as b,
+        ):
+            listening = f"{a.id}:80"
+            await a.bind(listening)
+            await a.listen(listening)
+            old_alias, _, old_session = await b.connect_in_session(listening)
+            assert old_alias == f"{b.id}:0" and old_session == b.session
+            await first.stop()
+            await next_event(b, Disconnected)
+            await start_server(nursery, first.port)
+            assert await next_event(b, Reconnected) == Reconnected(id="10.0.0.2")
+            await next_event(a, Reconnected)
+            new_alias, _, new_session = await b.connect_in_session(listening)
+            assert new_alias == old_alias and new_session == old_session + 1
+            with trio.fail_after(TIMEOUT):
+                await b.shutdown(old_alias, session=old_session)  # sends nothing
+            # the server still holds 10.0.0.2:0 for the new connection: the next gets :1
+            third_alias, _, _ = await b.connect_in_session(listening)
+            assert third_alias == f"{b.id}:1"
+            # within its own session a connection alias is released as before
+            await b.shutdown(new_alias, session=new_session)
+            fourth_alias, _ = await b.connect(listening)
+            assert fourth_alias == new_alias
+        nursery.cancel_scope.cancel()
+
+
 # --- a scripted server ------------------------------------------------------------------
 
 

@@ -236,7 +236,9 @@ class OverlayNode(Node):
         self._streams: set[SocketStream] = set()
         self._listeners: set[OverlayListener] = set()
         self._legacy_streams: dict[str, LegacyStream] = {}
-        self._release_send, self._release_receive = trio.open_memory_channel[str](1024)
+        self._release_send, self._release_receive = trio.open_memory_channel[
+            tuple[str, int | None]
+        ](1024)
         self._closed = False
 
     @property
@@ -289,7 +291,9 @@ class OverlayNode(Node):
         remote_alias = format_alias(self._host(host), port)
         self._check_legacy_free(self._host(host))
         try:
-            local_alias, remote_alias = await self.signaling.connect(remote_alias)
+            local_alias, remote_alias, session = await self.signaling.connect_in_session(
+                remote_alias
+            )
         except TimeoutError as exc:
             raise oserror(errno.ETIMEDOUT, f"connect to {remote_alias}") from exc
         peer_id = parse_alias(remote_alias)[0]
@@ -302,7 +306,7 @@ class OverlayNode(Node):
             else:
                 self._check_legacy_free(peer_id)
         except BaseException as exc:
-            self._release_alias(local_alias)
+            self._release_alias(local_alias, session)
             if isinstance(exc, TimeoutError):
                 raise oserror(errno.ETIMEDOUT, f"link to {peer_id}") from exc
             if isinstance(exc, trio.BrokenResourceError):
@@ -314,13 +318,13 @@ class OverlayNode(Node):
                 peer_id,
                 local_address=parse_alias(local_alias),
                 remote_address=parse_alias(remote_alias),
-                release=local_alias,
+                release=(local_alias, session),
             )
         return self._track(
             pipe,
             local_address=parse_alias(local_alias),
             remote_address=parse_alias(remote_alias),
-            release=local_alias,
+            release=(local_alias, session),
         )
 
     def _track(
@@ -329,12 +333,12 @@ class OverlayNode(Node):
         *,
         local_address: Address,
         remote_address: Address,
-        release: str | None,
+        release: tuple[str, int] | None,
     ) -> SocketStream:
         def on_close() -> None:
             self._streams.discard(stream)
             if release is not None:
-                self._release_alias(release)
+                self._release_alias(*release)
 
         stream = SocketStream(
             PipeStream(pipe),
@@ -367,7 +371,7 @@ class OverlayNode(Node):
         *,
         local_address: Address,
         remote_address: Address,
-        release: str | None,
+        release: tuple[str, int] | None,
     ) -> SocketStream:
         legacy = LegacyStream(pipe)
         self._legacy_streams[peer_id] = legacy
@@ -378,7 +382,7 @@ class OverlayNode(Node):
                 del self._legacy_streams[peer_id]
             pipe.discard_received()  # what this connection left unread is not the next one's
             if release is not None:
-                self._release_alias(release)
+                self._release_alias(*release)
 
         stream = SocketStream(
             legacy, local_address=local_address, remote_address=remote_address, on_close=on_close
@@ -386,17 +390,24 @@ class OverlayNode(Node):
         self._streams.add(stream)
         return stream
 
-    def _release_alias(self, alias: str) -> None:
-        """Queue a signaling ``shutdown`` of a connection alias we no longer use."""
+    def _release_alias(self, alias: str, session: int | None = None) -> None:
+        """Queue a signaling ``shutdown`` of an alias we no longer use.
+
+        Args:
+            alias: the alias.
+            session: for a connection alias, the signaling session that made
+                it: the shutdown is not sent once that session has ended (see
+                :meth:`SignalingClient.shutdown`). None for a bound alias.
+        """
         try:
-            self._release_send.send_nowait(alias)
+            self._release_send.send_nowait((alias, session))
         except (trio.WouldBlock, trio.ClosedResourceError):
             logger.debug("not releasing %s (node closing or queue full)", alias)
 
     async def _release_loop(self) -> None:
-        async for alias in self._release_receive:
+        async for alias, session in self._release_receive:
             try:
-                await self.signaling.shutdown(alias)
+                await self.signaling.shutdown(alias, session=session)
             except (OSError, TimeoutError) as exc:
                 logger.debug("release of %s failed: %s", alias, exc)
 

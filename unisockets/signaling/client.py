@@ -154,6 +154,10 @@ _Answer = (
 _AcceptChannel = tuple[trio.MemorySendChannel[str], trio.MemoryReceiveChannel[str]]
 
 
+class _AliasGone(Exception):
+    """A connection alias's session ended before its shutdown was made: nothing to send."""
+
+
 class _Waiter:
     """Where the reader puts the answer to one request."""
 
@@ -256,6 +260,16 @@ class SignalingClient:
         """Whether the client is joined right now (not closed, not between sessions)."""
         return self._joined.is_set() and not self._closed
 
+    @property
+    def session(self) -> int:
+        """The number of the current (or next) session: it grows by one each time one ends.
+
+        A connection alias lives as long as the session that made it (the
+        server forgets a member's aliases when its WebSocket goes); see
+        :meth:`connect_in_session` and :meth:`shutdown`.
+        """
+        return self._session
+
     async def bind(self, alias: str) -> None:
         """Bind ``alias`` (``"<our id>:<port>"``) for this node (PROTOCOL.md, "Bind").
 
@@ -347,17 +361,42 @@ class SignalingClient:
             TimeoutError: no answer within ``request_timeout`` seconds.
             SignalingError: the connection broke first, or the client is closed.
         """
-        event = await self._request(lambda: self._protocol.connect(remote_alias), errno.EINVAL)
+        local_alias, remote_alias, _ = await self.connect_in_session(remote_alias)
+        return local_alias, remote_alias
+
+    async def connect_in_session(self, remote_alias: str) -> tuple[str, str, int]:
+        """:meth:`connect`, also saying which session the connection alias belongs to.
+
+        Returns:
+            ``(local alias, remote alias, session)``: pass ``session`` to
+            :meth:`shutdown` when the connection ends, so that an alias that
+            died with its session is never released in a later one (where the
+            server may have given the same alias to a newer connection).
+
+        Raises:
+            The errors of :meth:`connect`.
+        """
+        event, session = await self._request_in_session(
+            lambda: self._protocol.connect(remote_alias), errno.EINVAL
+        )
         if isinstance(event, ConnectSucceeded):
-            return event.local_alias, event.remote_alias
+            return event.local_alias, event.remote_alias, session
         raise ConnectionRefusedError(errno.ECONNREFUSED, f"connection to {remote_alias} refused")
 
-    async def shutdown(self, alias: str) -> None:
+    async def shutdown(self, alias: str, *, session: int | None = None) -> None:
         """Release our ``alias``, bound or a connection's (PROTOCOL.md, "Shutdown").
 
         Like closing a socket, it takes effect even when cancelled: the
         alias is not bound again after a reconnection, and waiting accepts
         on it fail once the queued connections are taken.
+
+        Args:
+            alias: the alias, ``"<our id>:<port>"``.
+            session: for a connection alias, the session it was made in
+                (from :meth:`connect_in_session`): once that session has
+                ended, the server has forgotten the alias and nothing is
+                sent, even if a newer connection holds the same alias now.
+                None for a bound alias (bound again in every session).
 
         Raises:
             OSError: ``EINVAL`` when the server says we do not hold ``alias``,
@@ -367,7 +406,17 @@ class SignalingClient:
                 node's aliases when it leaves), or the client is closed.
         """
         self._lose_alias(alias)
-        event = await self._request(lambda: self._protocol.shutdown(alias), errno.EADDRNOTAVAIL)
+
+        def make() -> tuple[Request, list[Message]]:
+            if session is not None and session != self._session:
+                raise _AliasGone  # checked when the message is made: no session can slip in
+            return self._protocol.shutdown(alias)
+
+        try:
+            event = await self._request(make, errno.EADDRNOTAVAIL)
+        except _AliasGone:
+            logger.debug("not releasing %s: it ended with session %d", alias, session)
+            return
         if not isinstance(event, ShutdownSucceeded):
             raise OSError(errno.EINVAL, f"shutdown rejected, {alias} is not held by this node")
 
@@ -421,6 +470,13 @@ class SignalingClient:
         self, make: Callable[[], tuple[Request, list[Message]]], bad_errno: int
     ) -> _Answer:
         """Make a request in the current session and wait for its answer (cancel-safe)."""
+        event, _ = await self._request_in_session(make, bad_errno)
+        return event
+
+    async def _request_in_session(
+        self, make: Callable[[], tuple[Request, list[Message]]], bad_errno: int
+    ) -> tuple[_Answer, int]:
+        """:meth:`_request`, returning the answer and the session it was made and answered in."""
         await trio.lowlevel.checkpoint_if_cancelled()  # no side effect when already cancelled
         try:
             with trio.fail_after(self._timeout):
@@ -446,7 +502,7 @@ class SignalingClient:
         assert result is not None
         if isinstance(result, RequestFailed):
             raise SignalingError(result.reason)
-        return result
+        return result, session
 
     def _abandon(self, request: Request, waiter: _Waiter, session: int) -> None:
         """The caller of ``request`` is gone: cancel it, or undo its success."""
