@@ -373,3 +373,28 @@ async def test_streams_over_transport_pipes() -> None:
         await client.aclose()
         assert await server.receive_some() == b""
         await server.aclose()
+
+
+@pytest.mark.trio
+async def test_a_pipe_handed_to_an_accept_being_cancelled_goes_to_the_next_accept() -> None:
+    # The accept is cancelled, and before its task runs again the pipe arrives and is
+    # handed to it: the pipe must not be lost with the cancelled call (one rule for
+    # every transport: protocol.rendezvous).
+    network = MemoryNetwork()
+    async with nodes(network, A, B) as (a, b), trio.open_nursery() as nursery:
+        scope = trio.CancelScope()
+
+        async def cancelled_accept() -> None:
+            with scope:
+                await b.accept_pipe(A, "x")
+                raise AssertionError("the cancelled accept returned a pipe")
+
+        nursery.start_soon(cancelled_accept)
+        await trio.testing.wait_all_tasks_blocked()
+        scope.cancel()  # the accept's task is now scheduled to see Cancelled...
+        mine, theirs = memory_pipe_pair("x", ids=(A, B))  # ...and the pipe arrives first
+        a._adopt(mine)
+        b._adopt(theirs)
+        b._arrive(theirs)
+        await trio.testing.wait_all_tasks_blocked()
+        assert await b.accept_pipe(A, "x") is theirs  # queued again, not lost

@@ -16,6 +16,7 @@ object that endpoints register with).
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ import trio
 from .._nursery import open_owned_nursery
 from ..protocol.stream import DEFAULT_MAX_MESSAGE_SIZE
 from .base import MessagePipe, PeerTransport
+from .rendezvous import TrioRendezvous
 
 __all__ = [
     "DEFAULT_HIGH_WATER",
@@ -35,6 +37,8 @@ __all__ = [
     "memory_pipe_pair",
     "open_memory_transport",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: Default high-water mark of a pipe direction, in bytes: sends wait while more is buffered.
 #: It exceeds the default stream window (256 KiB), so flow-controlled streams never hit it.
@@ -315,23 +319,6 @@ class MemoryNetwork:
             del self._nodes[local_id]
 
 
-class _Waiter:
-    """An :meth:`MemoryTransport.accept_pipe` call waiting for its pipe."""
-
-    def __init__(self) -> None:
-        self.event = trio.Event()
-        self.pipe: MemoryPipe | None = None
-        self.error: BaseException | None = None
-
-
-class _Arrival:
-    """A pipe that arrived before anyone asked for it, with its claim-timeout reaper."""
-
-    def __init__(self, pipe: MemoryPipe) -> None:
-        self.pipe = pipe
-        self.reaper = trio.CancelScope()
-
-
 class MemoryTransport(PeerTransport):
     """A node's transport on a :class:`MemoryNetwork` (see :class:`PeerTransport`).
 
@@ -344,8 +331,9 @@ class MemoryTransport(PeerTransport):
         self._local_id = local_id
         self._nursery = nursery
         self._pipes: set[MemoryPipe] = set()
-        self._arrivals: dict[tuple[str, str], deque[_Arrival]] = {}
-        self._waiters: dict[tuple[str, str], deque[_Waiter]] = {}
+        self._rendezvous: TrioRendezvous[MemoryPipe] = TrioRendezvous(
+            nursery, _close_unclaimed, claim_timeout=network.claim_timeout
+        )
         self._closed = False
         network._register(self, local_id)
 
@@ -408,35 +396,13 @@ class MemoryTransport(PeerTransport):
         if self._closed:
             pipe.close()
             return
-        key = (pipe.peer_id, pipe.label)
-        waiters = self._waiters.get(key)
-        if waiters:
-            waiter = waiters.popleft()
-            if not waiters:
-                del self._waiters[key]
-            waiter.pipe = pipe
-            waiter.event.set()
-            return
-        arrival = _Arrival(pipe)
-        self._arrivals.setdefault(key, deque()).append(arrival)
-        self._nursery.start_soon(self._reap, key, arrival)
-
-    async def _reap(self, key: tuple[str, str], arrival: _Arrival) -> None:
-        """Close ``arrival`` if nobody claims it within the network's claim timeout."""
-        with arrival.reaper:
-            await trio.sleep(self.network.claim_timeout)
-            self._remove_arrival(key, arrival)
-            arrival.pipe.close()
-
-    def _remove_arrival(self, key: tuple[str, str], arrival: _Arrival) -> None:
-        queue = self._arrivals.get(key)
-        if queue is not None and arrival in queue:
-            queue.remove(arrival)
-            if not queue:
-                del self._arrivals[key]
+        self._rendezvous.arrive(pipe.peer_id, pipe.label, pipe)
 
     async def accept_pipe(self, peer_id: str, label: str) -> MemoryPipe:
         """Return the pipe ``peer_id`` opened (or will open) with ``label``.
+
+        Cancel-safe: a pipe handed over as the call is cancelled goes to the
+        next caller (:mod:`unisockets.protocol.rendezvous`).
 
         Raises:
             TimeoutError: none arrived within the network's ``accept_timeout``.
@@ -445,40 +411,10 @@ class MemoryTransport(PeerTransport):
         """
         await trio.lowlevel.checkpoint()
         self._check_open()
-        key = (peer_id, label)
-        queue = self._arrivals.get(key)
-        if queue:
-            arrival = queue.popleft()
-            if not queue:
-                del self._arrivals[key]
-            arrival.reaper.cancel()
-            return arrival.pipe
-        waiter = _Waiter()
-        self._waiters.setdefault(key, deque()).append(waiter)
-        try:
-            with trio.move_on_after(self.network.accept_timeout):
-                await waiter.event.wait()
-        except BaseException:
-            if waiter.pipe is not None:  # handed over just as we were cancelled: keep it
-                self._arrive(waiter.pipe)
-            raise
-        finally:
-            waiters = self._waiters.get(key)
-            if waiters is not None and waiter in waiters:
-                waiters.remove(waiter)
-                if not waiters:
-                    del self._waiters[key]
-        if waiter.pipe is not None:
-            return waiter.pipe
-        if waiter.error is not None:
-            raise waiter.error
-        raise TimeoutError(f"no pipe {label!r} from {peer_id} within the accept timeout")
+        return await self._rendezvous.claim(peer_id, label, self.network.accept_timeout)
 
     def _fail_waiters(self, peer_id: str | None, error: Callable[[], BaseException]) -> None:
-        for key in [k for k in self._waiters if peer_id is None or k[0] == peer_id]:
-            for waiter in self._waiters.pop(key):
-                waiter.error = error()
-                waiter.event.set()
+        self._rendezvous.fail_waiters(peer_id, error)
 
     async def peer_left(self, peer_id: str) -> None:
         """Break every pipe to ``peer_id`` and fail accept_pipe calls waiting for it."""
@@ -488,10 +424,7 @@ class MemoryTransport(PeerTransport):
     def _drop_peer(self, peer_id: str, reason: str) -> None:
         for pipe in [p for p in self._pipes if p.peer_id == peer_id]:
             pipe.break_pipe(reason)
-        for key in [k for k in self._arrivals if k[0] == peer_id]:
-            for arrival in self._arrivals.pop(key):
-                arrival.reaper.cancel()
-                arrival.pipe.close()
+        self._rendezvous.drop_queued(peer_id)
         self._fail_waiters(peer_id, lambda: trio.BrokenResourceError(reason))
 
     def close(self) -> None:
@@ -508,10 +441,7 @@ class MemoryTransport(PeerTransport):
         for pipe in list(self._pipes):
             pipe.break_pipe(reason)
             pipe.close()
-        for queue in self._arrivals.values():
-            for arrival in queue:
-                arrival.reaper.cancel()
-        self._arrivals.clear()
+        self._rendezvous.drop_queued()  # closed above already, with every pipe
         self._fail_waiters(None, lambda: trio.ClosedResourceError(reason))
         self.network._unregister(self, self._local_id)
         for node in list(self.network._nodes.values()):
@@ -519,6 +449,11 @@ class MemoryTransport(PeerTransport):
 
     def __repr__(self) -> str:
         return f"<MemoryTransport {self._local_id} pipes={len(self._pipes)}>"
+
+
+def _close_unclaimed(pipe: MemoryPipe, reason: str) -> None:
+    logger.info("closing pipe %r from %s: %s", pipe.label, pipe.peer_id, reason)
+    pipe.close()
 
 
 @asynccontextmanager

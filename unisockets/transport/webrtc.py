@@ -40,6 +40,7 @@ from aiortc import RTCConfiguration
 from ..protocol.consent import ConsentPolicy
 from .base import PeerTransport, SignalSender
 from .bridge import AsyncioBridge, open_shared_asyncio_bridge
+from .rendezvous import TrioRendezvous
 from .webrtc_ice import install_aioice_tuning, set_host_addresses
 from .webrtc_link import LEGACY_LABEL, LegacyPeerError, LinkState, PeerKind, PeerLink
 from .webrtc_pipe import MAX_MESSAGE_SIZE, DataChannelPipe
@@ -56,17 +57,6 @@ MAX_LABEL_BYTES = 65535
 MAX_UNCLAIMED_PER_PEER = 256
 #: Bytes an unaccepted pipe may queue (a stream window is 256 KiB); more breaks it.
 UNCLAIMED_RECEIVE_LIMIT = 1024 * 1024
-
-
-class _Waiter:
-    """An :meth:`WebRTCTransport.accept_pipe` call waiting for its channel."""
-
-    __slots__ = ("error", "event", "pipe")
-
-    def __init__(self) -> None:
-        self.event = trio.Event()
-        self.pipe: DataChannelPipe | None = None
-        self.error: BaseException | None = None
 
 
 class WebRTCTransport(PeerTransport):
@@ -101,8 +91,12 @@ class WebRTCTransport(PeerTransport):
         self._claim_timeout = claim_timeout
         self._consent = consent
         self._links: dict[str, PeerLink] = {}
-        self._waiters: dict[tuple[str, str], list[_Waiter]] = {}
-        self._unclaimed: dict[tuple[str, str], list[tuple[DataChannelPipe, trio.CancelScope]]] = {}
+        self._rendezvous: TrioRendezvous[DataChannelPipe] = TrioRendezvous(
+            nursery,
+            _close_unclaimed,
+            claim_timeout=claim_timeout,
+            max_unclaimed_per_peer=MAX_UNCLAIMED_PER_PEER,
+        )
         self._link_started = trio.lowlevel.ParkingLot()
         self._closed = False
 
@@ -206,39 +200,20 @@ class WebRTCTransport(PeerTransport):
         self._check_open()
         self._check_peer(peer_id)
         _check_label(label)
-        key = (peer_id, label)
-        queued = self._unclaimed.get(key, [])
-        while queued:
-            pipe, scope = queued.pop(0)
-            if not queued:
-                del self._unclaimed[key]
-            scope.cancel()
-            if pipe.statistics().state == "broken":  # e.g. flooded before anyone accepted it
-                pipe._close()
-                continue
-            pipe.receive_limit = None
-            await trio.lowlevel.checkpoint()
-            return pipe
-        waiter = _Waiter()
-        self._waiters.setdefault(key, []).append(waiter)
-        try:
-            with trio.move_on_after(self._link_timeout):
-                await waiter.event.wait()
-        except BaseException:
-            if waiter.pipe is not None:
-                waiter.pipe._close()
-            raise
-        finally:
-            waiters = self._waiters.get(key, [])
-            if waiter in waiters:
-                waiters.remove(waiter)
-                if not waiters:
-                    del self._waiters[key]
-        if waiter.pipe is not None:
-            return waiter.pipe
-        if waiter.error is not None:
-            raise waiter.error
-        raise TimeoutError(f"no pipe {label!r} from {peer_id} within {self._link_timeout} s")
+        deadline = trio.current_time() + self._link_timeout
+        while True:
+            try:
+                pipe = await self._rendezvous.claim(
+                    peer_id, label, max(0.0, deadline - trio.current_time())
+                )
+            except TimeoutError:
+                raise TimeoutError(
+                    f"no pipe {label!r} from {peer_id} within {self._link_timeout} s"
+                ) from None
+            if pipe.statistics().state != "broken":  # e.g. flooded before anyone accepted it
+                pipe.receive_limit = None
+                return pipe
+            pipe._close()
 
     async def legacy_channel(self, peer_id: str, *, offer: bool = True) -> DataChannelPipe | None:
         """Return ``peer_id``'s one channel if it is a legacy node, None if it is modern.
@@ -412,10 +387,7 @@ class WebRTCTransport(PeerTransport):
         # Accept waiters stay: the peer may open their pipes on its next link.
         if self._links.get(link.peer_id) is link:
             del self._links[link.peer_id]
-        for key in [key for key in self._unclaimed if key[0] == link.peer_id]:
-            for pipe, scope in self._unclaimed.pop(key):
-                scope.cancel()
-                pipe._close()
+        self._rendezvous.drop_queued(link.peer_id)
 
     def _link_restarted(self, link: PeerLink, sdp: str) -> None:
         if self._closed:
@@ -423,47 +395,19 @@ class WebRTCTransport(PeerTransport):
         self._start_link(link.peer_id, offer=False).post("offer", sdp)
 
     def _fail_waiters(self, peer_id: str, error: BaseException) -> None:
-        for key in [key for key in self._waiters if key[0] == peer_id]:
-            for waiter in self._waiters.pop(key):
-                failure = trio.BrokenResourceError(f"link to {peer_id} failed")
-                failure.__cause__ = error
-                waiter.error = failure
-                waiter.event.set()
+        def failure() -> BaseException:
+            failed = trio.BrokenResourceError(f"link to {peer_id} failed")
+            failed.__cause__ = error
+            return failed
+
+        self._rendezvous.fail_waiters(peer_id, failure)
 
     def _incoming_pipe(self, link: PeerLink, pipe: DataChannelPipe) -> None:
-        key = (link.peer_id, pipe.label)
-        waiters = self._waiters.get(key)
-        if waiters:
-            waiter = waiters.pop(0)
-            if not waiters:
-                del self._waiters[key]
-            waiter.pipe = pipe
-            waiter.event.set()
-            return
-        waiting = sum(
-            len(queued) for (peer, _), queued in self._unclaimed.items() if peer == key[0]
-        )
-        if waiting >= MAX_UNCLAIMED_PER_PEER:
-            logger.warning("closing pipe %r from %s: too many unaccepted pipes", key[1], key[0])
+        if self._closed:
             pipe._close()
             return
-        pipe.receive_limit = UNCLAIMED_RECEIVE_LIMIT
-        scope = trio.CancelScope()
-        self._unclaimed.setdefault(key, []).append((pipe, scope))
-        self._nursery.start_soon(self._expire_unclaimed, key, pipe, scope)
-
-    async def _expire_unclaimed(
-        self, key: tuple[str, str], pipe: DataChannelPipe, scope: trio.CancelScope
-    ) -> None:
-        with scope:
-            await trio.sleep(self._claim_timeout)
-            queued = self._unclaimed.get(key, [])
-            if (pipe, scope) in queued:
-                queued.remove((pipe, scope))
-                if not queued:
-                    del self._unclaimed[key]
-            logger.info("closing pipe %r from %s: nobody claimed it", key[1], key[0])
-            pipe._close()
+        pipe.receive_limit = UNCLAIMED_RECEIVE_LIMIT  # lifted when accepted
+        self._rendezvous.arrive(link.peer_id, pipe.label, pipe)
 
     def _close(self) -> None:
         """Fail every link and waiter, close unclaimed pipes (the links' tasks close the PCs)."""
@@ -474,16 +418,15 @@ class WebRTCTransport(PeerTransport):
         closed = trio.BrokenResourceError("the WebRTC transport closed")
         for link in list(self._links.values()):
             link.fail(closed, linger=True)
-        for waiters in self._waiters.values():
-            for waiter in waiters:
-                waiter.error = trio.ClosedResourceError("the WebRTC transport closed")
-                waiter.event.set()
-        self._waiters.clear()
-        for queued in self._unclaimed.values():
-            for pipe, scope in queued:
-                scope.cancel()
-                pipe._close()
-        self._unclaimed.clear()
+        self._rendezvous.fail_waiters(
+            None, lambda: trio.ClosedResourceError("the WebRTC transport closed")
+        )
+        self._rendezvous.drop_queued()
+
+
+def _close_unclaimed(pipe: DataChannelPipe, reason: str) -> None:
+    logger.info("closing pipe %r from %s: %s", pipe.label, pipe.peer_id, reason)
+    pipe._close()
 
 
 def _check_label(label: str) -> None:
