@@ -47,10 +47,12 @@ import asyncio
 import enum
 import ipaddress
 import json
+import math
 from collections.abc import Callable, Coroutine, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
+from ..protocol.rendezvous import Arrival, ArrivalKind, PipeRendezvous, Waiter
 from ._js import Listeners, is_null, js_global, js_object, logger, settle
 from .errors import BrokenResourceError, ClosedResourceError, SignalingError
 from .pipes import DataChannelPipe, Pipe
@@ -416,8 +418,8 @@ class PeerLinks:
         self.claim_timeout = claim_timeout
         self._spawn = spawn
         self._links: dict[str, PeerLink] = {}
-        self._waiters: dict[tuple[str, str], list[asyncio.Future[Pipe]]] = {}
-        self._unclaimed: dict[tuple[str, str], list[tuple[Pipe, asyncio.TimerHandle]]] = {}
+        self._rendezvous: PipeRendezvous[Pipe] = PipeRendezvous(claim_timeout=claim_timeout)
+        self._reaper: asyncio.TimerHandle | None = None
         self._closed = False
 
     @property
@@ -509,24 +511,20 @@ class PeerLinks:
             BrokenResourceError: the link to ``peer_id`` failed first.
         """
         self._check_open()
-        key = (peer_id, label)
-        queued = self._unclaimed.get(key)
-        if queued:
-            pipe, timer = queued.pop(0)
-            if not queued:
-                del self._unclaimed[key]
-            timer.cancel()
-            return pipe
-        waiter: asyncio.Future[Pipe] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(key, []).append(waiter)
+        loop = asyncio.get_running_loop()
+        got = self._rendezvous.claim(peer_id, label, loop.create_future())
+        if not isinstance(got, Waiter):
+            return got
+        future: asyncio.Future[Pipe] = got.handle  # type: ignore[assignment]
         try:
-            return await waiter
-        finally:
-            waiters = self._waiters.get(key, [])
-            if waiter in waiters:
-                waiters.remove(waiter)
-                if not waiters:
-                    del self._waiters[key]
+            return await future
+        except BaseException:
+            # Cancelled after the pipe was handed over: the next accept gets it.
+            pipe = got.pipe if future.done() and not future.cancelled() else None
+            arrival = self._rendezvous.withdraw(got, loop.time())
+            if arrival is not None and pipe is not None:
+                self._settle(arrival, pipe)
+            raise
 
     def deliver(self, pipe: Pipe) -> None:
         """Hand an incoming pipe to its ``accept_pipe`` (also used for loopback pipes)."""
@@ -539,15 +537,14 @@ class PeerLinks:
         self._closed = True
         for link in list(self._links.values()):
             link.fail(BrokenResourceError("the node closed"))
-        for waiters in self._waiters.values():
-            for waiter in waiters:
-                settle(waiter, error=ClosedResourceError("the node closed"))
-        self._waiters.clear()
-        for queued in self._unclaimed.values():
-            for pipe, timer in queued:
-                timer.cancel()
-                pipe.close()
-        self._unclaimed.clear()
+        for waiter in self._rendezvous.fail_waiters(
+            None, lambda: ClosedResourceError("the node closed")
+        ):
+            settle(waiter.handle, error=waiter.error)  # type: ignore[arg-type]
+        for pipe in self._rendezvous.drop_queued():
+            pipe.close()
+        if self._reaper is not None:
+            self._reaper.cancel()
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -564,39 +561,48 @@ class PeerLinks:
     def _link_failed(self, link: PeerLink, error: BaseException, replaced: bool) -> None:
         if self._links.get(link.peer_id) is link:
             del self._links[link.peer_id]
-        for key in [key for key in self._unclaimed if key[0] == link.peer_id]:
-            for pipe, timer in self._unclaimed.pop(key):
-                timer.cancel()
-                pipe.close()
+        for pipe in self._rendezvous.drop_queued(link.peer_id):
+            pipe.close()
         if not replaced:
             self._fail_waiters(link.peer_id, error)
 
     def _fail_waiters(self, peer_id: str, error: BaseException) -> None:
-        for key in [key for key in self._waiters if key[0] == peer_id]:
-            for waiter in self._waiters.pop(key):
-                failure = BrokenResourceError(f"link to {peer_id} failed")
-                failure.__cause__ = error
-                settle(waiter, error=failure)
+        def failure() -> BaseException:
+            failed = BrokenResourceError(f"link to {peer_id} failed")
+            failed.__cause__ = error
+            return failed
+
+        for waiter in self._rendezvous.fail_waiters(peer_id, failure):
+            settle(waiter.handle, error=waiter.error)  # type: ignore[arg-type]
 
     def _incoming(self, pipe: Pipe) -> None:
-        key = (pipe.peer_id, pipe.label)
-        for waiter in self._waiters.get(key, []):
-            if not waiter.done():
-                settle(waiter, pipe)
-                return
-        timer = asyncio.get_running_loop().call_later(self.claim_timeout, self._expire, key, pipe)
-        self._unclaimed.setdefault(key, []).append((pipe, timer))
+        now = asyncio.get_running_loop().time()
+        self._settle(self._rendezvous.arrive(pipe.peer_id, pipe.label, pipe, now), pipe)
 
-    def _expire(self, key: tuple[str, str], pipe: Pipe) -> None:
-        queued = self._unclaimed.get(key, [])
-        for entry in queued:
-            if entry[0] is pipe:
-                queued.remove(entry)
-                break
-        if not queued:
-            self._unclaimed.pop(key, None)
-        logger.info("closing pipe %r from %s: nobody claimed it", key[1], key[0])
-        pipe.close()
+    def _settle(self, arrival: Arrival[Pipe], pipe: Pipe) -> None:
+        """Carry out what the rendezvous decided for an arriving (or returned) pipe."""
+        if arrival.kind is ArrivalKind.HANDED:
+            assert arrival.waiter is not None
+            settle(arrival.waiter.handle, pipe)  # type: ignore[arg-type]
+        elif arrival.kind is ArrivalKind.QUEUED:
+            self._arm_reaper()
+        else:
+            pipe.close()
+
+    def _arm_reaper(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
+        deadline = self._rendezvous.next_expiry()
+        if deadline != math.inf and not self._closed:
+            self._reaper = asyncio.get_running_loop().call_at(deadline, self._reap)
+
+    def _reap(self) -> None:
+        self._reaper = None
+        for pipe in self._rendezvous.expire(asyncio.get_running_loop().time()):
+            logger.info("closing pipe %r from %s: nobody claimed it", pipe.label, pipe.peer_id)
+            pipe.close()
+        self._arm_reaper()
 
 
 def _quietly_close(js_object_with_close: Any) -> None:
