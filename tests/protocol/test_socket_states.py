@@ -62,8 +62,8 @@ def expected(state: SocketState, call: SocketInput) -> Outcome:
         if state is not pending:
             return None
         return {I.BIND_DONE: S.BOUND, I.CONNECT_DONE: S.CONNECTED}.get(call, S.FRESH)
-    if call is I.GETSOCKNAME:
-        return state
+    if call in (I.GETSOCKNAME, I.OPTION):
+        return state  # setsockopt/getsockopt: every open state (setsockopt(2): EBADF only)
     if call is I.BIND:
         return S.BINDING if state is S.FRESH else errno.EINVAL
     if call is I.LISTEN:
