@@ -2,8 +2,8 @@
 
 Nodes (:func:`open_node`), listeners (:class:`trio.abc.Listener`), streams
 (:class:`SocketStream`, a :class:`trio.abc.HalfCloseableStream`), socket
-objects (:class:`Socket`, whose ``listen`` returns a :class:`Listening`), anyio adapters, and the one-liners
-:func:`listen` / :func:`connect`.
+objects (:class:`Socket`, whose ``listen`` returns a :class:`Listening`),
+anyio adapters, and the one-liners :func:`listen` / :func:`connect`.
 """
 
 from .addresses import Address

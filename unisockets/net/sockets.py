@@ -295,24 +295,27 @@ class Socket:
     async def sendall(self, data: bytes | bytearray | memoryview) -> None:
         """Send all of ``data`` (in order with other sends on this socket).
 
-        With a timeout (:meth:`settimeout`), the timeout bounds the wait for
-        room to send (the peer's credit, natively the OS buffer); once there
-        is room the whole of ``data`` is taken, so a timeout never leaves a
-        part of it sent.
+        With a positive timeout (:meth:`settimeout`), the timeout bounds the
+        wait for room to send (the peer's credit, natively the OS buffer);
+        once there is room the whole of ``data`` is taken, so a timeout never
+        leaves a part of it sent. With timeout ``0`` a send never raises
+        ``BlockingIOError``: the data is taken as with ``None`` (a partial send
+        could not be reported without losing track of the bytes, and there is
+        no ``select()`` to wait for room with).
 
         Raises:
             OSError: as :meth:`send`.
-            BlockingIOError: timeout ``0`` and no room to send now (nothing sent).
             TimeoutError: the timeout expired before there was room (nothing sent).
         """
         stream = self._connected_stream(SocketInput.SEND)
-        deadline = _Deadline(self._timeout, "send")
+        timeout = self._timeout or None  # 0: see above
+        deadline = _Deadline(timeout, "send")
         with deadline.scope():
             await self._send_lock.acquire()
         try:
             self._machine.check(SocketInput.SEND)  # closed or shut down meanwhile?
             with _translate("send"):
-                if self._timeout is not None:
+                if timeout is not None:
                     with deadline.scope():
                         await stream.wait_send_all_might_not_block()
                 await stream.send_all(data)
