@@ -31,10 +31,9 @@ from typing import TYPE_CHECKING
 
 from ..protocol.addresses import format_alias
 from ..protocol.socket_options import (
+    BlockingMode,
     SocketOptions,
     check_recv_into,
-    check_timeout,
-    no_descriptor_error,
     timeout_error,
 )
 from ..protocol.socket_states import (
@@ -113,7 +112,7 @@ class _Deadline:
             raise
 
 
-class Socket:
+class Socket(BlockingMode):
     """A stream socket on a browser node (``AF_INET``, ``SOCK_STREAM``).
 
     Create it with :meth:`BrowserNode.socket <unisockets.browser.node.BrowserNode.socket>`.
@@ -136,7 +135,6 @@ class Socket:
         self._send_lock = asyncio.Lock()
         self._receive_lock = asyncio.Lock()
         self._options = SocketOptions(_stdlib_socket)
-        self._timeout: float | None = None
 
     def __repr__(self) -> str:
         return f"<unisockets.browser.Socket {self._machine.state.value} on {self._node!r}>"
@@ -348,35 +346,6 @@ class Socket:
         """
         self._machine.check(SocketInput.OPTION)
         return self._options.get(level, optname, buflen)
-
-    def settimeout(self, timeout: float | None) -> None:
-        """Set the timeout of the calls that wait, as :meth:`unisockets.net.Socket.settimeout`.
-
-        Raises:
-            TypeError: not ``None``, an ``int`` or a ``float``.
-            ValueError: negative or NaN.
-        """
-        self._timeout = check_timeout(timeout)
-
-    def gettimeout(self) -> float | None:
-        """The timeout :meth:`settimeout` set: ``None`` (blocking), ``0.0`` or seconds."""
-        return self._timeout
-
-    def setblocking(self, flag: bool) -> None:
-        """``setblocking(False)`` is ``settimeout(0)``, ``True`` is ``settimeout(None)``."""
-        self._timeout = None if flag else 0.0
-
-    def getblocking(self) -> bool:
-        """Whether the socket is blocking: its timeout is not ``0``."""
-        return self._timeout != 0
-
-    def fileno(self) -> int:
-        """There is no file descriptor in a tab: always raises.
-
-        Raises:
-            io.UnsupportedOperation: an :class:`OSError` and a :class:`ValueError`.
-        """
-        raise no_descriptor_error()
 
     def shutdown(self, how: int) -> None:
         """Shut down one or both directions (``SHUT_RD``, ``SHUT_WR``, ``SHUT_RDWR``).

@@ -36,11 +36,10 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..protocol.socket_options import (
+    BlockingMode,
     SocketOptions,
     check_recv_into,
-    check_timeout,
     encode,
-    no_descriptor_error,
     timeout_error,
 )
 from ..protocol.socket_states import (
@@ -138,7 +137,7 @@ class _Deadline:
             raise timeout_error(self._timeout, self._call)
 
 
-class Socket:
+class Socket(BlockingMode):
     """A stream socket on a unisockets node (``AF_INET``, ``SOCK_STREAM``).
 
     Create it with :meth:`unisockets.net.Node.socket`. Usable as a context
@@ -161,7 +160,6 @@ class Socket:
         self._send_lock = trio.Lock()
         self._receive_lock = trio.Lock()
         self._options = SocketOptions(_stdlib_socket)
-        self._timeout: float | None = None
 
     # -- addresses -------------------------------------------------------
 
@@ -443,50 +441,6 @@ class Socket:
         if os_socket is None:
             return value
         return encode(os_socket.getsockopt(level, optname), buflen)
-
-    def settimeout(self, timeout: float | None) -> None:
-        """Set the timeout of the calls that wait (:meth:`socket.socket.settimeout`).
-
-        ``connect``, ``accept``, ``send``, ``sendall``, ``recv`` and
-        ``recv_into`` honour it (``bind`` has the node's request timeout).
-        Within trio, a cancel scope (``trio.move_on_after``) around a call
-        works as well, whatever the timeout.
-
-        Args:
-            timeout: ``None``: wait as long as needed (the default); ``0``:
-                non-blocking, a call that would have to wait raises
-                :class:`BlockingIOError` (``EAGAIN``), what can be done at once
-                is done; seconds > 0: a call raises :class:`TimeoutError`
-                (``socket.timeout``) when they pass.
-
-        Raises:
-            TypeError: not ``None``, an ``int`` or a ``float``.
-            ValueError: negative or NaN.
-        """
-        self._timeout = check_timeout(timeout)
-
-    def gettimeout(self) -> float | None:
-        """The timeout :meth:`settimeout` set: ``None`` (blocking), ``0.0`` or seconds."""
-        return self._timeout
-
-    def setblocking(self, flag: bool) -> None:
-        """``setblocking(False)`` is ``settimeout(0)``, ``True`` is ``settimeout(None)``."""
-        self._timeout = None if flag else 0.0
-
-    def getblocking(self) -> bool:
-        """Whether the socket is blocking: its timeout is not ``0``."""
-        return self._timeout != 0
-
-    def fileno(self) -> int:
-        """There is no OS file descriptor: always raises.
-
-        Raises:
-            io.UnsupportedOperation: an :class:`OSError` and a :class:`ValueError`,
-                as :meth:`io.IOBase.fileno` raises for a stream without one.
-                The native fallback's OS sockets belong to the node, so it
-                raises there too.
-        """
-        raise no_descriptor_error()
 
     def _os_socket(self) -> trio.socket.SocketType | None:
         """The OS socket behind this socket (native node, after bind/connect), else ``None``."""

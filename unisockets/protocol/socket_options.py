@@ -51,6 +51,7 @@ from .stream import DEFAULT_WINDOW
 
 __all__ = [
     "OPTIONS",
+    "BlockingMode",
     "SocketOption",
     "SocketOptions",
     "check_recv_into",
@@ -408,6 +409,57 @@ def check_recv_into(buffer: object, nbytes: object) -> tuple[memoryview, int]:
     if nbytes > len(view):
         raise ValueError("buffer too small for requested bytes")
     return view, nbytes or len(view)
+
+
+class BlockingMode:
+    """``settimeout``, ``gettimeout``, ``setblocking``, ``getblocking`` and ``fileno``.
+
+    The part of :class:`socket.socket` both socket objects share word for
+    word; each driver applies :attr:`_timeout` to its waits.
+    """
+
+    _timeout: float | None = None
+
+    def settimeout(self, timeout: float | None) -> None:
+        """Set the timeout of the calls that wait (:meth:`socket.socket.settimeout`).
+
+        ``connect``, ``accept``, ``send``, ``sendall``, ``recv`` and
+        ``recv_into`` honour it (``bind`` has the node's request timeout);
+        docs/concepts.md ("Socket options and timeouts") says how.
+
+        Args:
+            timeout: ``None``: wait as long as needed (the default); ``0``:
+                non-blocking, a call that would have to wait raises
+                :class:`BlockingIOError` (``EAGAIN``), what can be done at once
+                is done; seconds > 0: a call raises :class:`TimeoutError`
+                (``socket.timeout``) when they pass.
+
+        Raises:
+            TypeError: not ``None``, an ``int`` or a ``float``.
+            ValueError: negative or NaN.
+        """
+        self._timeout = check_timeout(timeout)
+
+    def gettimeout(self) -> float | None:
+        """The timeout :meth:`settimeout` set: ``None`` (blocking), ``0.0`` or seconds."""
+        return self._timeout
+
+    def setblocking(self, flag: bool) -> None:
+        """``setblocking(False)`` is ``settimeout(0)``, ``True`` is ``settimeout(None)``."""
+        self._timeout = None if flag else 0.0
+
+    def getblocking(self) -> bool:
+        """Whether the socket is blocking: its timeout is not ``0``."""
+        return self._timeout != 0
+
+    def fileno(self) -> int:
+        """There is no OS file descriptor to give: always raises.
+
+        Raises:
+            io.UnsupportedOperation: :func:`no_descriptor_error`; also on the
+                native fallback, whose OS sockets belong to the node.
+        """
+        raise no_descriptor_error()
 
 
 def no_descriptor_error() -> io.UnsupportedOperation:
