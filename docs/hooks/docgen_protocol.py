@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from unisockets.protocol import client_states, server_states, socket_states
+from unisockets.protocol import client_states, server_states, socket_options, socket_states
 from unisockets.protocol import stream as stream_protocol
 from unisockets.protocol.client import SignalingClientProtocol
 from unisockets.protocol.events import (
@@ -417,6 +417,26 @@ def socket_refusals() -> str:
     for (call, code, detail), states in sorted(rows.items(), key=lambda row: row[0][0]):
         name = errno.errorcode[code]
         lines.append(f"| `{call}` | {', '.join(states)} | `{name}` | {detail or '—'} |")
+    return "\n".join(lines) + "\n"
+
+
+def socket_options_table() -> str:
+    """The socket options of both socket objects and their effect (``socket_options.OPTIONS``).
+
+    Returns:
+        A Markdown table: option, level, values, default, overlay effect, native effect.
+    """
+    values = {"flag": "0 or 1", "size": "bytes, >= 0", "read-only": "read-only"}
+    lines = [
+        "| option | level | values | default | on the overlay | on the native fallback |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for option in socket_options.OPTIONS.values():
+        default = "`SOCK_STREAM`" if option.name == "SO_TYPE" else f"`{option.default}`"
+        lines.append(
+            f"| `{option.name}` | `{option.level}` | {values[option.kind]} | {default} "
+            f"| {option.effect} | {option.native} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -36,6 +36,7 @@ GENERATORS: dict[str, Callable[..., str]] = {
     "state-machine": docgen_protocol.state_machine,
     "stream-state-machine": docgen_protocol.stream_state_machine,
     "socket-refusals": docgen_protocol.socket_refusals,
+    "socket-options": docgen_protocol.socket_options_table,
     "frame-types": docgen_protocol.frame_types,
     "data-plane-example": docgen_protocol.data_plane_example,
     "exports": docgen_api.exports,

@@ -224,6 +224,27 @@ async def test_tab_errors_and_sockets(browser: Browser, browser_env: BrowserEnv)
         out["self_eof"] = await client.receive_some() == b""
         await client.aclose()
         await listener.aclose()
+        # options, a timeout of 0, and close() followed at once by a bind of the port
+        import socket
+        probe = node.socket()
+        probe.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 5)
+        out["option"] = probe.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        try:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        except OSError as exc:
+            out["noprotoopt"] = exc.errno == errno.ENOPROTOOPT
+        await probe.bind(("", 81))
+        probe.listen(1)
+        probe.close()
+        again = node.socket()
+        await again.bind(("", 81))
+        again.listen(1)
+        again.settimeout(0)
+        try:
+            await again.accept()
+        except BlockingIOError as exc:
+            out["rebind_nonblocking"] = exc.errno == errno.EAGAIN
+        await again.aclose()
         # Berkeley-style: a listening socket; the native side connects to it
         sock = node.socket()
         await sock.bind(("", 0))
@@ -276,6 +297,9 @@ async def test_tab_errors_and_sockets(browser: Browser, browser_env: BrowserEnv)
         "in_use": True,
         "self": True,
         "self_eof": True,
+        "option": True,
+        "noprotoopt": True,
+        "rebind_nonblocking": True,
         "peer": True,
         "closed": True,
     }

@@ -26,6 +26,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from unisockets.protocol.errors import LocalProtocolError
 from unisockets.protocol.server_states import render_mermaid
+from unisockets.protocol.socket_options import SocketOptions
 from unisockets.protocol.socket_states import (
     CALLS,
     OUTCOMES,
@@ -62,8 +63,8 @@ def expected(state: SocketState, call: SocketInput) -> Outcome:
         if state is not pending:
             return None
         return {I.BIND_DONE: S.BOUND, I.CONNECT_DONE: S.CONNECTED}.get(call, S.FRESH)
-    if call is I.GETSOCKNAME:
-        return state
+    if call in (I.GETSOCKNAME, I.OPTION):
+        return state  # setsockopt/getsockopt: every open state (setsockopt(2): EBADF only)
     if call is I.BIND:
         return S.BINDING if state is S.FRESH else errno.EINVAL
     if call is I.LISTEN:
@@ -347,9 +348,14 @@ SEQUENCES: dict[str, list[tuple[str, Any, int]]] = {
         ("bind", None, errno.EINVAL),
         ("connect", None, errno.EINVAL),
         ("getpeername", None, errno.ENOTCONN),
+        ("setsockopt", (socket.SOL_SOCKET, socket.SO_REUSEADDR, 1), 0),
+        ("setsockopt", (socket.SOL_SOCKET, socket.SO_BROADCAST, 1), errno.ENOPROTOOPT),
+        ("getsockopt", (socket.SOL_SOCKET, socket.SO_REUSEADDR), 0),
         ("close", None, 0),
         ("close", None, 0),
         ("getsockname", None, errno.EBADF),
+        ("setsockopt", (socket.SOL_SOCKET, socket.SO_REUSEADDR, 1), errno.EBADF),
+        ("getsockopt", (socket.SOL_SOCKET, socket.SO_BROADCAST), errno.EBADF),
         ("bind", None, errno.EBADF),
         ("listen", 1, errno.EBADF),
         ("accept", None, errno.EBADF),
@@ -379,8 +385,11 @@ SEQUENCES: dict[str, list[tuple[str, Any, int]]] = {
 def run_on_machine(steps: list[tuple[str, Any, int]]) -> list[int | None]:
     """The errnos the bare machine gives for ``steps``, replayed as a driver would."""
     machine = SocketStateMachine()
+    options = SocketOptions(socket)
     calls: dict[str, Callable[[Any], object]] = {
         "getsockname": lambda _: machine.check(I.GETSOCKNAME),
+        "setsockopt": lambda args: (machine.check(I.OPTION), options.set(*args)),
+        "getsockopt": lambda args: (machine.check(I.OPTION), options.get(*args)),
         "getpeername": lambda _: machine.check(I.GETPEERNAME),
         "send": lambda _: machine.check(I.SEND),
         "recv": lambda size: (machine.check(I.RECV), check_bufsize(size)),
@@ -430,6 +439,8 @@ async def run_on_socket(
                     await result
             elif name == "shutdown":
                 sock.shutdown(argument)
+            elif name in ("setsockopt", "getsockopt"):
+                getattr(sock, name)(*argument)
             else:
                 await getattr(sock, name)(argument)
         except OSError as exc:
@@ -492,6 +503,9 @@ class _StandInNode:
 
     def listen_bound(self, address: tuple[str, int], backlog: int) -> object:
         class _Listener:
+            def close(self) -> None:
+                pass
+
             async def aclose(self) -> None:
                 pass
 
@@ -499,6 +513,9 @@ class _StandInNode:
 
     def _spawn(self, coroutine: Any) -> None:
         coroutine.close()
+
+    def _release(self, alias: str) -> None:
+        self.bound.discard((self.address, int(alias.rsplit(":", 1)[1])))
 
 
 def test_browser_socket_raises_what_the_machine_says_before_connecting() -> None:

@@ -185,18 +185,25 @@ class Listener:
         self._failure = error
         self._wake()
 
-    async def aclose(self) -> None:
-        """Stop listening, release the address, close connections not yet accepted. Idempotent."""
+    def close(self) -> None:
+        """Stop listening and release the address now (a ``bind`` of it waits for the release).
+
+        Connections not yet accepted are closed by :meth:`aclose`. Idempotent.
+        """
         if self._closed:
-            await asyncio.sleep(0)
             return
         self._closed = True
         self._wake()
         if self._task is not None:
             self._task.cancel()
+        self._node._listener_closed(self)
+
+    async def aclose(self) -> None:
+        """Stop listening, release the address, close connections not yet accepted. Idempotent."""
+        self.close()
+        await asyncio.sleep(0)
         while self._ready:
             await self._ready.popleft().aclose()
-        self._node._listener_closed(self)
 
 
 class _ListenCall:
@@ -252,6 +259,8 @@ class BrowserNode:
         )
         self.streams: set[Stream] = set()
         self.listeners: set[Listener] = set()
+        #: Aliases whose ``shutdown`` is under way; set when it is done (``bind`` waits).
+        self._releasing: dict[str, asyncio.Event] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -281,6 +290,9 @@ class BrowserNode:
     async def bind(self, port: int) -> Address:
         """Claim ``port`` on this node's address (``0``: a free port of :data:`EPHEMERAL_PORTS`).
 
+        If this node is still releasing the address (a socket or listener on
+        it was closed a moment ago), the bind waits for that release first.
+
         Returns:
             The bound ``(host, port)``. Listen on it with :meth:`listen_bound`,
             or release it with :meth:`unbind`.
@@ -297,6 +309,9 @@ class BrowserNode:
         if type(port) is not int or not 0 <= port <= 65535:
             raise oserror(errno.EINVAL, f"bad port {port!r}")
         ports = [port] if port else random.sample(EPHEMERAL_PORTS, 64)
+        releasing = self._releasing.get(format_alias(self.address, port)) if port else None
+        if releasing is not None:
+            await releasing.wait()
         for candidate in ports:
             try:
                 await self.signaling.bind(format_alias(self.address, candidate))
@@ -454,6 +469,7 @@ class BrowserNode:
             return
         if session is not None and session != self.signaling.session:
             return
+        self._releasing.setdefault(alias, asyncio.Event())
         self._spawn(self._release_now(alias))
 
     async def _release_now(self, alias: str) -> None:
@@ -461,6 +477,10 @@ class BrowserNode:
             await self.signaling.shutdown(alias)
         except (OSError, SignalingError) as exc:
             logger.debug("release of %s failed: %s", alias, exc)
+        finally:
+            released = self._releasing.pop(alias, None)
+            if released is not None:
+                released.set()
 
     def _listener_closed(self, listener: Listener) -> None:
         self.listeners.discard(listener)
@@ -516,6 +536,8 @@ class BrowserNode:
 
     async def _close(self) -> None:
         self._closed = True
+        for released in self._releasing.values():  # bind fails now (the node is closed)
+            released.set()
         for listener in list(self.listeners):
             await listener.aclose()
         # Concurrently: each close lets the last bytes arrive before the peer connection closes.

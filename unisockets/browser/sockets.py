@@ -10,9 +10,14 @@ legal in which state, and the errno of each illegal one, is decided by the
 sans-IO :class:`~unisockets.protocol.socket_states.SocketStateMachine`, the
 same as for :mod:`unisockets.net.sockets`.
 
+Socket options, timeouts and ``recv_into`` work as natively, decided by the
+same sans-IO :mod:`unisockets.protocol.socket_options` (docs/concepts.md,
+"Socket options and timeouts"); ``close`` releases a bound or listening
+address at once, a ``bind`` of it right after waits for the release.
+
 What differs from :mod:`socket`: every call that waits is a coroutine (a
-page has one thread; blocking it would freeze the tab), and there are no
-socket options, ``makefile`` or non-stream types.
+page has one thread; blocking it would freeze the tab), and there is no
+``makefile``, file descriptor or non-stream type.
 """
 
 from __future__ import annotations
@@ -20,10 +25,17 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket as _stdlib_socket
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import TYPE_CHECKING
 
+from ..protocol.addresses import format_alias
+from ..protocol.socket_options import (
+    BlockingMode,
+    SocketOptions,
+    check_recv_into,
+    timeout_error,
+)
 from ..protocol.socket_states import (
     SocketInput,
     SocketStateMachine,
@@ -36,6 +48,8 @@ from .node import DEFAULT_BACKLOG, Listener, check_address
 from .streams import Address, Stream
 
 if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
     from .node import BrowserNode
 
 __all__ = ["AF_INET", "SHUT_RD", "SHUT_RDWR", "SHUT_WR", "SOCK_STREAM", "Socket"]
@@ -58,7 +72,47 @@ def _translate(what: str) -> Iterator[None]:
         raise oserror(errno.EBADF, what) from None
 
 
-class Socket:
+class _Deadline:
+    """The time one call of a socket with a timeout may take (:meth:`Socket.settimeout`)."""
+
+    def __init__(self, timeout: float | None, call: str) -> None:
+        self._timeout = timeout
+        self._call = call
+        self._loop = asyncio.get_running_loop()
+        self._when = None if timeout is None else self._loop.time() + timeout
+
+    @asynccontextmanager
+    async def scope(self) -> AsyncIterator[None]:
+        """Around one wait of the call: raise the timeout's error when the deadline passes.
+
+        A timeout of ``0`` cancels the block after one pass of the event loop,
+        so what can finish without waiting (bytes already received, a
+        connection already queued) finishes, the rest raises ``BlockingIOError``.
+        """
+        if self._timeout is None:
+            yield
+            return
+        timer = asyncio.timeout(None)
+        try:
+            async with timer:
+                if self._timeout == 0:
+                    loop = self._loop
+                    handle = loop.call_soon(lambda: timer.reschedule(loop.time()))
+                else:
+                    handle = None
+                    timer.reschedule(self._when)
+                try:
+                    yield
+                finally:
+                    if handle is not None:
+                        handle.cancel()
+        except TimeoutError:
+            if timer.expired():
+                raise timeout_error(self._timeout, self._call) from None
+            raise
+
+
+class Socket(BlockingMode):
     """A stream socket on a browser node (``AF_INET``, ``SOCK_STREAM``).
 
     Create it with :meth:`BrowserNode.socket <unisockets.browser.node.BrowserNode.socket>`.
@@ -80,6 +134,7 @@ class Socket:
         self._stream = stream
         self._send_lock = asyncio.Lock()
         self._receive_lock = asyncio.Lock()
+        self._options = SocketOptions(_stdlib_socket)
 
     def __repr__(self) -> str:
         return f"<unisockets.browser.Socket {self._machine.state.value} on {self._node!r}>"
@@ -141,32 +196,41 @@ class Socket:
         self._machine.handle(SocketInput.LISTEN)
 
     async def accept(self) -> tuple[Socket, Address]:
-        """Wait for a connection.
+        """Wait for a connection (up to the socket's timeout, :meth:`settimeout`).
 
         Returns:
             ``(socket, address)``: a connected socket and the peer's ``(host, port)``.
+            The socket is blocking and has this socket's options.
 
         Raises:
             OSError: ``EINVAL`` when not listening, ``EBADF`` when closed (also while waiting).
+            BlockingIOError: timeout ``0`` and no connection is queued.
+            TimeoutError: the timeout expired.
         """
         self._machine.check(SocketInput.ACCEPT)
         assert self._listener is not None  # LISTENING
         with _translate("accept"):
-            stream = await self._listener.accept()
-        return Socket(self._node, stream), stream.remote_address
+            async with _Deadline(self._timeout, "accept").scope():
+                stream = await self._listener.accept()
+        accepted = Socket(self._node, stream)
+        accepted._options = self._options.copy()
+        return accepted, stream.remote_address
 
     # --- client side -------------------------------------------------------------------------
 
     async def connect(self, address: Address) -> None:
-        """Connect to a listening socket at ``(host, port)``.
+        """Connect to a listening socket at ``(host, port)`` (up to the socket's timeout).
 
         Raises:
             OSError: ``ECONNREFUSED``, ``EISCONN`` (already connected), ``EINVAL``
                 (bound or listening socket, bad address), ``ETIMEDOUT``,
                 ``ECONNRESET``, ``EBADF`` (closed).
+            BlockingIOError: timeout ``0`` (the attempt is abandoned).
+            TimeoutError: the timeout expired (the attempt is abandoned).
         """
         with self._machine.attempt(SocketInput.CONNECT):
-            stream = await self._node.connect(check_address(address))
+            async with _Deadline(self._timeout, "connect").scope():
+                stream = await self._node.connect(check_address(address))
         if self._machine.closed:  # closed while connecting: EBADF below
             await stream.aclose()
         self._machine.handle(SocketInput.CONNECT_DONE)
@@ -187,14 +251,27 @@ class Socket:
     async def sendall(self, data: bytes | bytearray | memoryview) -> None:
         """Send all of ``data`` (in order with other sends on this socket).
 
+        A positive timeout bounds the wait for room to send (the peer's
+        credit); then the whole of ``data`` is taken. Timeout ``0`` sends as
+        ``None`` does, as natively (:meth:`unisockets.net.Socket.sendall`).
+
         Raises:
             OSError: as :meth:`send`.
+            TimeoutError: the timeout expired before there was room (nothing sent).
         """
         stream = self._connected_stream(SocketInput.SEND)
-        async with self._send_lock:
+        deadline = _Deadline(self._timeout or None, "send")
+        async with deadline.scope():
+            await self._send_lock.acquire()
+        try:
             self._machine.check(SocketInput.SEND)  # closed or shut down meanwhile?
             with _translate("send"):
+                if self._timeout:
+                    async with deadline.scope():
+                        await stream.wait_send_all_might_not_block()
                 await stream.send_all(data)
+        finally:
+            self._send_lock.release()
 
     async def recv(self, bufsize: int) -> bytes:
         """Receive up to ``bufsize`` bytes.
@@ -205,15 +282,70 @@ class Socket:
         Raises:
             OSError: ``ENOTCONN``, ``EINVAL`` (``bufsize`` < 1), ``ECONNRESET``,
                 ``EBADF`` (closed).
+            BlockingIOError: timeout ``0`` and nothing received yet.
+            TimeoutError: the timeout expired (no byte is lost).
         """
         stream = self._connected_stream(SocketInput.RECV)
         check_bufsize(bufsize)
-        async with self._receive_lock:
+        deadline = _Deadline(self._timeout, "recv")
+        async with deadline.scope():
+            await self._receive_lock.acquire()
+        try:
             if self._machine.read_shut:
                 return b""
             self._machine.check(SocketInput.RECV)
             with _translate("recv"):
-                return await stream.receive_some(bufsize)
+                async with deadline.scope():
+                    return await stream.receive_some(bufsize)
+        finally:
+            self._receive_lock.release()
+
+    async def recv_into(self, buffer: Buffer, nbytes: int = 0) -> int:
+        """Receive up to ``nbytes`` bytes into ``buffer`` (:meth:`socket.socket.recv_into`).
+
+        Args:
+            buffer: a writable bytes-like object, filled from its start.
+            nbytes: the most bytes to receive; ``0``: ``len(buffer)``.
+
+        Returns:
+            The number of bytes written, ``0`` at EOF (or for an empty buffer).
+
+        Raises:
+            ValueError: ``nbytes`` negative or larger than the buffer.
+            TypeError: ``buffer`` is not writable.
+            OSError: as :meth:`recv`.
+        """
+        self._connected_stream(SocketInput.RECV)
+        view, size = check_recv_into(buffer, nbytes)
+        if size == 0:
+            await asyncio.sleep(0)
+            return 0
+        data = await self.recv(size)
+        view[: len(data)] = data
+        return len(data)
+
+    # --- options and timeouts ----------------------------------------------------------------
+
+    def setsockopt(self, level: int, optname: int, value: int | Buffer) -> None:
+        """Set a socket option (setsockopt(2)); stored, see docs/concepts.md for each one.
+
+        Raises:
+            OSError: ``ENOPROTOOPT`` (another option), ``EINVAL`` (bad value),
+                ``EBADF`` (closed).
+            TypeError: ``value`` is neither an ``int`` nor bytes-like.
+        """
+        self._machine.check(SocketInput.OPTION)
+        self._options.set(level, optname, value)
+
+    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
+        """Read a socket option (getsockopt(2)): the value set, else its default.
+
+        Raises:
+            OSError: ``ENOPROTOOPT`` (unknown option), ``EINVAL`` (bad
+                ``buflen``), ``EBADF`` (closed).
+        """
+        self._machine.check(SocketInput.OPTION)
+        return self._options.get(level, optname, buflen)
 
     def shutdown(self, how: int) -> None:
         """Shut down one or both directions (``SHUT_RD``, ``SHUT_WR``, ``SHUT_RDWR``).
@@ -252,7 +384,14 @@ class Socket:
         await self.aclose()
 
     def _begin_close(self) -> bool:
-        return self._machine.close()
+        if not self._machine.close():
+            return False
+        # Release the address now: a bind of it right after waits for the release.
+        if self._stream is None and self._listener is not None:
+            self._listener.close()
+        elif self._stream is None and self._bound is not None:
+            self._node._release(format_alias(*self._bound))
+        return True
 
     async def _finish_close(self) -> None:
         if self._stream is not None:
@@ -260,9 +399,6 @@ class Socket:
                 await self._stream.aclose()
         elif self._listener is not None:
             await self._listener.aclose()
-        elif self._bound is not None:
-            with suppress(OSError, ConnectionError):
-                await self._node.unbind(self._bound)
 
     # --- helpers -----------------------------------------------------------------------------
 

@@ -2,8 +2,8 @@
 
 Nodes (:func:`open_node`), listeners (:class:`trio.abc.Listener`), streams
 (:class:`SocketStream`, a :class:`trio.abc.HalfCloseableStream`), socket
-objects (:class:`Socket`), anyio adapters, and the one-liners
-:func:`listen` / :func:`connect`.
+objects (:class:`Socket`, whose ``listen`` returns a :class:`Listening`),
+anyio adapters, and the one-liners :func:`listen` / :func:`connect`.
 """
 
 from .addresses import Address
@@ -11,7 +11,7 @@ from .anyio_adapters import AnyioListener, AnyioSocketStream
 from .listeners import NativeListener, OverlayListener
 from .node import NativeNode, Node, OverlayNode, connection_label, open_node
 from .shortcuts import connect, listen
-from .sockets import AF_INET, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_STREAM, Socket
+from .sockets import AF_INET, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_STREAM, Listening, Socket
 from .streams import SocketStream
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "Address",
     "AnyioListener",
     "AnyioSocketStream",
+    "Listening",
     "NativeListener",
     "NativeNode",
     "Node",

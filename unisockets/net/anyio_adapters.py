@@ -62,7 +62,7 @@ class AnyioSocketStream(anyio.abc.ByteStream):
             data = await self.stream.receive_some(max_bytes)
         if not data:
             raise anyio.EndOfStream
-        return bytes(data)
+        return data
 
     async def send(self, item: bytes) -> None:
         """Send all of ``item`` (anyio ``ByteSendStream``).

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import trio
 
@@ -42,7 +42,7 @@ class OverlayListener(trio.abc.Listener[SocketStream]):
         self,
         address: Address,
         backlog: int,
-        on_close: Callable[[], Awaitable[None]],
+        on_close: Callable[[], None],
     ) -> None:
         self.address = address
         self.backlog = backlog
@@ -50,6 +50,7 @@ class OverlayListener(trio.abc.Listener[SocketStream]):
         self._queued = 0
         self._on_close = on_close
         self._closed = False
+        self._drained = False
         self._ready = trio.Event()
         self._error: BaseException | None = None
         self.cancel_scope = trio.CancelScope()
@@ -114,14 +115,25 @@ class OverlayListener(trio.abc.Listener[SocketStream]):
         self._queued -= 1
         return stream
 
-    async def aclose(self) -> None:
-        """Stop listening: release the address, close every queued connection. Idempotent."""
+    def close(self) -> None:
+        """Stop listening and release the address now (a ``bind`` of it waits for the release).
+
+        Connections still queued are closed by :meth:`aclose`. Idempotent.
+        """
         if self._closed:
-            await trio.lowlevel.checkpoint()
             return
         self._closed = True
         self.cancel_scope.cancel()
         self._send.close()
+        self._on_close()
+
+    async def aclose(self) -> None:
+        """Stop listening: release the address, close every queued connection. Idempotent."""
+        self.close()
+        if self._drained:
+            await trio.lowlevel.checkpoint()
+            return
+        self._drained = True
         with trio.CancelScope(shield=True):
             while True:
                 try:
@@ -129,7 +141,6 @@ class OverlayListener(trio.abc.Listener[SocketStream]):
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
                 await stream.aclose()
-            await self._on_close()
         self._receive.close()
 
     def __repr__(self) -> str:
@@ -166,6 +177,15 @@ class NativeListener(trio.abc.Listener[SocketStream]):
         """
         stream = await self._listener.accept()
         return self._track(wrap_native_stream(stream))
+
+    @property
+    def socket(self) -> trio.socket.SocketType:
+        """The OS listening socket."""
+        return self._listener.socket
+
+    def close(self) -> None:
+        """Close the listening socket now: the port is free when this returns. Idempotent."""
+        self._listener.socket.close()
 
     async def aclose(self) -> None:
         """Close the listening socket."""

@@ -52,6 +52,9 @@ if TYPE_CHECKING:
     from ..signaling.client import SignalingClient
     from .sockets import Socket
 
+#: ``(level, optname, value)`` triples for an OS socket (``Node.bind``, ``Node.connect``).
+SocketOptionList = Sequence[tuple[int, int, int]]
+
 __all__ = [
     "EPHEMERAL_PORTS",
     "NativeNode",
@@ -87,8 +90,14 @@ class Node(ABC):
         """This node's IPv4 address, e.g. ``"10.0.0.1"`` (overlay) or ``"127.0.0.1"`` (native)."""
 
     @abstractmethod
-    async def bind(self, port: int) -> Binding:
+    async def bind(self, port: int, *, socket_options: SocketOptionList = ()) -> Binding:
         """Claim ``port`` on this node's address (``0``: any free port).
+
+        Args:
+            port: 0..65535.
+            socket_options: ``(level, optname, value)`` triples a native node
+                sets on its OS socket before binding; an overlay node, which
+                has no OS socket, ignores them (docs/concepts.md, "Socket options").
 
         Returns:
             The binding; call :meth:`Binding.listen` to accept connections on it.
@@ -98,11 +107,14 @@ class Node(ABC):
         """
 
     @abstractmethod
-    async def connect(self, address: Address) -> SocketStream:
+    async def connect(
+        self, address: Address, *, socket_options: SocketOptionList = ()
+    ) -> SocketStream:
         """Connect to a listening socket.
 
         Args:
             address: ``(host, port)`` of the listener, e.g. ``("10.0.0.1", 1234)``.
+            socket_options: as for :meth:`bind`, set before connecting.
 
         Returns:
             The connected stream.
@@ -147,17 +159,32 @@ class Node(ABC):
 
 
 class Binding(ABC):
-    """A claimed ``(host, port)`` on a node, not yet listening."""
+    """A claimed ``(host, port)`` on a node, not yet listening.
+
+    Attributes:
+        address: the bound ``(host, port)``.
+        os_socket: the OS socket behind it (native node), else ``None``.
+    """
 
     address: Address
+    os_socket: trio.socket.SocketType | None = None
 
     @abstractmethod
-    def listen(self, backlog: int = DEFAULT_BACKLOG) -> trio.abc.Listener[SocketStream]:
+    def listen(self, backlog: int = DEFAULT_BACKLOG) -> OverlayListener | NativeListener:
         """Start accepting connections; returns the listener (which owns this binding)."""
 
     @abstractmethod
+    def close(self) -> None:
+        """Release the address now: a later ``bind`` of it on this node succeeds. Idempotent.
+
+        Natively the OS socket is closed; on the overlay the release is sent
+        to signaling by a node task, and a ``bind`` of the address waits for it.
+        """
+
     async def aclose(self) -> None:
-        """Release the address without listening."""
+        """Release the address without listening (:meth:`close`, then a checkpoint)."""
+        self.close()
+        await trio.lowlevel.checkpoint()
 
 
 class _ListenCall:
@@ -174,7 +201,7 @@ class _ListenCall:
         binding = await self._node.bind(self._port)
         listener = binding.listen(max(self._backlog, 1))
         try:
-            await listener.wait_ready()  # type: ignore[attr-defined]
+            await listener.wait_ready()
         except BaseException:
             await trio.aclose_forcefully(listener)
             raise
@@ -239,6 +266,8 @@ class OverlayNode(Node):
         self._release_send, self._release_receive = trio.open_memory_channel[
             tuple[str, int | None]
         ](1024)
+        #: Aliases whose ``shutdown`` is queued or under way; set when it is done.
+        self._releasing: dict[str, trio.Event] = {}
         self._closed = False
 
     @property
@@ -252,10 +281,17 @@ class OverlayNode(Node):
     def _transport_for(self, peer_id: str) -> PeerTransport:
         return self._loopback if peer_id == self.address else self.transport
 
-    async def bind(self, port: int) -> Binding:
+    async def bind(self, port: int, *, socket_options: SocketOptionList = ()) -> Binding:
         """Bind ``port`` on this node's overlay address (signaling ``bind``).
 
-        Port 0 picks a free port in :data:`EPHEMERAL_PORTS`.
+        Port 0 picks a free port in :data:`EPHEMERAL_PORTS`. If this node is
+        still releasing the address (a socket or listener on it was closed a
+        moment ago), the bind waits for the release first, so closing and
+        binding again at once works as with an OS socket.
+
+        Args:
+            port: 0..65535.
+            socket_options: ignored (there is no OS socket).
 
         Raises:
             OSError: ``EADDRINUSE`` when the alias is taken (the server answered
@@ -263,7 +299,11 @@ class OverlayNode(Node):
         """
         self._check_open()
         if check_port(port) != 0:
-            await self.signaling.bind(format_alias(self.address, port))
+            alias = format_alias(self.address, port)
+            releasing = self._releasing.get(alias)
+            if releasing is not None:
+                await releasing.wait()
+            await self.signaling.bind(alias)
             return _OverlayBinding(self, (self.address, port))
         for candidate in random.sample(EPHEMERAL_PORTS, 64):
             try:
@@ -275,11 +315,14 @@ class OverlayNode(Node):
             return _OverlayBinding(self, (self.address, candidate))
         raise oserror(errno.EADDRINUSE, "no free ephemeral port found")
 
-    async def connect(self, address: Address) -> SocketStream:
+    async def connect(
+        self, address: Address, *, socket_options: SocketOptionList = ()
+    ) -> SocketStream:
         """Connect to an overlay listener by address (signaling ``connect`` + a data channel).
 
         Args:
             address: ``(host, port)``; ``host`` may be this node's own address.
+            socket_options: ignored (there is no OS socket).
 
         Raises:
             OSError: ``ECONNREFUSED`` (nobody accepting there), ``EINVAL`` (bad
@@ -391,7 +434,7 @@ class OverlayNode(Node):
         return stream
 
     def _release_alias(self, alias: str, session: int | None = None) -> None:
-        """Queue a signaling ``shutdown`` of an alias we no longer use.
+        """Queue a signaling ``shutdown`` of an alias we no longer use; ``bind`` waits for it.
 
         Args:
             alias: the alias.
@@ -403,6 +446,8 @@ class OverlayNode(Node):
             self._release_send.send_nowait((alias, session))
         except (trio.WouldBlock, trio.ClosedResourceError):
             logger.debug("not releasing %s (node closing or queue full)", alias)
+            return
+        self._releasing.setdefault(alias, trio.Event())
 
     async def _release_loop(self) -> None:
         async for alias, session in self._release_receive:
@@ -410,6 +455,10 @@ class OverlayNode(Node):
                 await self.signaling.shutdown(alias, session=session)
             except (OSError, TimeoutError) as exc:
                 logger.debug("release of %s failed: %s", alias, exc)
+            finally:
+                released = self._releasing.pop(alias, None)
+                if released is not None:
+                    released.set()
 
     async def _accept_loop(self, listener: OverlayListener, alias: str) -> None:
         with listener.cancel_scope:
@@ -470,7 +519,7 @@ class OverlayNode(Node):
     def _start_listening(self, address: Address, backlog: int) -> OverlayListener:
         alias = format_alias(*address)
 
-        async def release() -> None:
+        def release() -> None:
             self._listeners.discard(listener)
             if not self._closed:
                 self._release_alias(alias)
@@ -520,6 +569,8 @@ class OverlayNode(Node):
             for stream in list(self._streams):
                 await trio.aclose_forcefully(stream)
         self._release_send.close()
+        for released in self._releasing.values():  # nothing will release them now
+            released.set()
 
     def __repr__(self) -> str:
         return f"<OverlayNode {self.address}>"
@@ -529,13 +580,16 @@ class _OverlayBinding(Binding):
     def __init__(self, node: OverlayNode, address: Address) -> None:
         self._node = node
         self.address = address
+        self._released = False
 
-    def listen(self, backlog: int = DEFAULT_BACKLOG) -> trio.abc.Listener[SocketStream]:
+    def listen(self, backlog: int = DEFAULT_BACKLOG) -> OverlayListener:
+        self._released = True  # the listener releases the alias when it closes
         return self._node._start_listening(self.address, backlog)
 
-    async def aclose(self) -> None:
-        self._node._release_alias(format_alias(*self.address))
-        await trio.lowlevel.checkpoint()
+    def close(self) -> None:
+        if not self._released:
+            self._released = True
+            self._node._release_alias(format_alias(*self.address))
 
 
 class NativeNode(Node):
@@ -555,8 +609,13 @@ class NativeNode(Node):
         """The host address given to :func:`open_node` (default ``"127.0.0.1"``)."""
         return self._host
 
-    async def bind(self, port: int) -> Binding:
-        """Bind an OS TCP socket on ``(address, port)``.
+    async def bind(self, port: int, *, socket_options: SocketOptionList = ()) -> Binding:
+        """Bind an OS TCP socket on ``(address, port)``, with ``SO_REUSEADDR`` on.
+
+        Args:
+            port: 0..65535.
+            socket_options: ``(level, optname, value)`` set on the OS socket
+                before binding (after ``SO_REUSEADDR``, which they may turn off).
 
         Raises:
             OSError: from the OS, e.g. ``EADDRINUSE``; ``EINVAL`` for a bad port.
@@ -565,14 +624,23 @@ class NativeNode(Node):
         sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_STREAM)
         try:
             sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
+            for level, optname, value in socket_options:
+                sock.setsockopt(level, optname, value)
             await sock.bind((self._host, port))
         except BaseException:
             sock.close()
             raise
         return _NativeBinding(self, sock)
 
-    async def connect(self, address: Address) -> SocketStream:
+    async def connect(
+        self, address: Address, *, socket_options: SocketOptionList = ()
+    ) -> SocketStream:
         """Connect over OS TCP.
+
+        Args:
+            address: ``(host, port)``.
+            socket_options: ``(level, optname, value)`` set on the OS socket
+                before connecting.
 
         Raises:
             OSError: from the OS, e.g. ``ECONNREFUSED``; ``EINVAL`` for a bad address.
@@ -584,6 +652,8 @@ class NativeNode(Node):
         # errno (trio.open_tcp_stream folds failures into one errno-less OSError).
         sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_STREAM)
         try:
+            for level, optname, value in socket_options:
+                sock.setsockopt(level, optname, value)
             await sock.connect((host, port))
         except BaseException:
             sock.close()
@@ -607,19 +677,21 @@ class NativeNode(Node):
 class _NativeBinding(Binding):
     def __init__(self, node: NativeNode, sock: trio.socket.SocketType) -> None:
         self._node = node
-        self._sock = sock
+        self.os_socket = sock
         host, port = sock.getsockname()[:2]
         self.address = (host, port)
 
-    def listen(self, backlog: int = DEFAULT_BACKLOG) -> trio.abc.Listener[SocketStream]:
-        self._sock.listen(backlog)
-        listener = NativeListener(trio.SocketListener(self._sock), self._node._track)
+    def listen(self, backlog: int = DEFAULT_BACKLOG) -> NativeListener:
+        sock = self.os_socket
+        assert sock is not None
+        sock.listen(backlog)
+        listener = NativeListener(trio.SocketListener(sock), self._node._track)
         self._node._resources.add(listener)
         return listener
 
-    async def aclose(self) -> None:
-        self._sock.close()
-        await trio.lowlevel.checkpoint()
+    def close(self) -> None:
+        if self.os_socket is not None:
+            self.os_socket.close()
 
 
 @asynccontextmanager

@@ -72,18 +72,22 @@ class SocketStream(trio.abc.HalfCloseableStream):
         """
         await self.transport_stream.send_eof()
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """Receive at most ``max_bytes`` bytes (trio ``ReceiveStream``).
 
         Returns:
             At least one byte, or ``b""`` if and only if the peer sent EOF.
+            Always :class:`bytes` (trio's ABC allows a ``bytearray``), so the
+            result goes straight to APIs typed ``bytes``, such as
+            ``h11.Connection.receive_data``.
 
         Raises:
             trio.BusyResourceError: another task is already receiving.
             trio.BrokenResourceError: the connection broke.
             trio.ClosedResourceError: this stream was closed.
         """
-        return await self.transport_stream.receive_some(max_bytes)
+        data = await self.transport_stream.receive_some(max_bytes)
+        return data if type(data) is bytes else bytes(data)
 
     async def aclose(self) -> None:
         """Close the stream; the peer reads EOF after what was sent. Idempotent."""

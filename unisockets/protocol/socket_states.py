@@ -17,6 +17,8 @@ The rules, each from POSIX.1-2017 (the System Interfaces volume):
 - A closed socket refuses every call with ``EBADF`` (close(2), and each
   call's "*socket* is not a valid file descriptor"), except ``close``, which
   is idempotent as in :mod:`socket`.
+- ``getsockname``, ``setsockopt`` and ``getsockopt`` work in every open state
+  (which options exist and their values: :mod:`.socket_options`).
 - ``bind`` only on a fresh socket; else ``EINVAL`` (bind(2): "the socket is
   already bound to an address").
 - ``listen`` only on a bound socket (a second ``listen`` is allowed and
@@ -111,6 +113,8 @@ class SocketInput(enum.Enum):
     CONNECT = "connect"
     GETSOCKNAME = "getsockname"
     GETPEERNAME = "getpeername"
+    #: ``setsockopt`` / ``getsockopt`` (the values: :mod:`.socket_options`).
+    OPTION = "setsockopt/getsockopt"
     SEND = "send"
     RECV = "recv"
     SHUTDOWN = "shutdown"
@@ -130,7 +134,7 @@ _I = SocketInput
 
 #: The inputs a user calls; each is either a transition or a refusal in every state.
 CALLS: Final = frozenset(
-    {_I.BIND, _I.LISTEN, _I.ACCEPT, _I.CONNECT, _I.GETSOCKNAME, _I.GETPEERNAME}
+    {_I.BIND, _I.LISTEN, _I.ACCEPT, _I.CONNECT, _I.GETSOCKNAME, _I.GETPEERNAME, _I.OPTION}
     | {_I.SEND, _I.RECV, _I.SHUTDOWN, _I.CLOSE}
 )
 #: The inputs a driver reports; one outside its table pair is a driver bug
@@ -155,7 +159,7 @@ TRANSITIONS: Final[Mapping[tuple[SocketState, SocketInput], SocketState]] = Mapp
             (_S.CONNECTED, call): _S.CONNECTED
             for call in (_I.GETPEERNAME, _I.SEND, _I.RECV, _I.SHUTDOWN)
         },
-        **{(state, _I.GETSOCKNAME): state for state in _OPEN},
+        **{(state, call): state for state in _OPEN for call in (_I.GETSOCKNAME, _I.OPTION)},
         **{(state, _I.CLOSE): _S.CLOSED for state in _S},
         # I/O that ends after the socket was closed changes nothing.
         (_S.CLOSED, _I.BIND_FAILED): _S.CLOSED,

@@ -1,0 +1,1 @@
+"""Snippets that ``make typecheck`` (mypy) checks: typed uses of the public API."""
