@@ -11,7 +11,7 @@ import click
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="unisockets")
 def main() -> None:
     """unisockets: Berkeley sockets over WebRTC data channels."""
