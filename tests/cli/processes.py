@@ -146,3 +146,23 @@ def assert_one_line(stderr: list[str], text: str) -> None:
     """``stderr`` is the one line ``text`` and no traceback."""
     assert not any("Traceback" in line for line in stderr), "\n".join(stderr)
     assert stderr == [text], "\n".join(stderr)
+
+
+LOOPBACK = ("--ice-address", "127.0.0.1")
+
+
+@contextmanager
+def echo_server(url: str) -> Iterator[tuple[Child, str]]:
+    """An ``echo-server`` of the server at ``url``; yields it and its address once listening."""
+    with child("echo-server", "--signaling", url, *LOOPBACK) as server:
+        yield server, server.expect("listening on ").removeprefix("listening on ")
+
+
+@contextmanager
+def echo_client(url: str, address: str) -> Iterator[Child]:
+    """An ``echo-client`` connected to ``address``; yields it once its line ``ping`` came back."""
+    with child("echo-client", "--signaling", url, *LOOPBACK, "--remote", address) as client:
+        client.expect("connected ")
+        client.send("ping\n")
+        assert client.expect("ping") == "ping"
+        yield client

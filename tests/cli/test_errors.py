@@ -15,9 +15,7 @@ import sys
 
 import pytest
 
-from .processes import TIMEOUT, UNISOCKETS, child, signaling_server
-
-LOOPBACK = ("--ice-address", "127.0.0.1")
+from .processes import TIMEOUT, UNISOCKETS, echo_client, echo_server, signaling_server
 
 
 def unisockets(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
@@ -137,31 +135,20 @@ def test_wss_against_a_plain_server_says_tls_failed() -> None:
 def test_a_peer_dying_mid_session_is_one_line() -> None:
     with (
         signaling_server() as url,
-        child("echo-server", "--signaling", url, *LOOPBACK) as server,
+        echo_server(url) as (server, address),
+        echo_client(url, address) as client,
     ):
-        address = server.expect("listening on ").removeprefix("listening on ")
-        with child("echo-client", "--signaling", url, *LOOPBACK, "--remote", address) as client:
-            client.expect("connected ")
-            client.send("ping\n")
-            assert client.expect("ping") == "ping"
-            server.process.send_signal(signal.SIGKILL)
-            server.wait()
-            assert client.wait() == 1, client.report()
-            assert client.stderr == [f"Error: the connection to {address} broke: the pipe broke"]
+        server.process.send_signal(signal.SIGKILL)
+        server.wait()
+        assert client.wait() == 1, client.report()
+        assert client.stderr == [f"Error: the connection to {address} broke: the pipe broke"]
 
 
 @pytest.mark.timeout(180)
 def test_a_client_dying_mid_session_is_one_line_and_the_server_goes_on() -> None:
-    with (
-        signaling_server() as url,
-        child("echo-server", "--signaling", url, *LOOPBACK) as server,
-    ):
-        address = server.expect("listening on ").removeprefix("listening on ")
+    with signaling_server() as url, echo_server(url) as (server, address):
         for _ in range(2):
-            with child("echo-client", "--signaling", url, *LOOPBACK, "--remote", address) as client:
-                client.expect("connected ")
-                client.send("ping\n")
-                assert client.expect("ping") == "ping"
+            with echo_client(url, address) as client:
                 server.expect("accepted ")
                 client.process.kill()
                 client.wait()

@@ -13,45 +13,31 @@ from pathlib import Path
 
 import pytest
 
-from .processes import assert_one_line, child, signaling_server
-
-LOOPBACK = ("--ice-address", "127.0.0.1")
+from .processes import assert_one_line, child, echo_client, echo_server, signaling_server
 
 pytestmark = pytest.mark.timeout(240)
 
 
 def test_echo_server_idle_ctrl_c_exits_130_and_sigterm_0() -> None:
     with signaling_server() as url:
-        with child("echo-server", "--signaling", url, *LOOPBACK) as server:
-            server.expect("listening on 10.0.0.")
+        with echo_server(url) as (server, _):
             assert server.stop(signal.SIGINT) == 130
             assert_one_line(server.stderr, "unisockets echo-server: interrupted")
-        with child("echo-server", "--signaling", url, *LOOPBACK) as server:
-            server.expect("listening on 10.0.0.")
+        with echo_server(url) as (server, _):
             assert server.stop(signal.SIGTERM) == 0
             assert server.stderr == []
 
 
 def test_ctrl_c_in_a_connected_client_and_in_a_serving_server() -> None:
-    with (
-        signaling_server() as url,
-        child("echo-server", "--signaling", url, *LOOPBACK) as server,
-    ):
-        address = server.expect("listening on ").removeprefix("listening on ")
-        with child("echo-client", "--signaling", url, *LOOPBACK, "--remote", address) as client:
-            client.expect("connected ")
-            client.send("one\n")
-            assert client.expect("one") == "one"
+    with signaling_server() as url, echo_server(url) as (server, address):
+        with echo_client(url, address) as client:
             assert client.stop(signal.SIGINT) == 130
             assert_one_line(client.stderr, "unisockets echo-client: interrupted")
         # The client's node closed the stream on its way out: the server says so, and goes on.
         server.expect(("closed ", "connection 10.0.0.2:0 broke: "))
 
         # The server with a connection open: Ctrl-C while serving it.
-        with child("echo-client", "--signaling", url, *LOOPBACK, "--remote", address) as client:
-            client.expect("connected ")
-            client.send("two\n")
-            assert client.expect("two") == "two"
+        with echo_client(url, address) as client:
             server.expect("accepted ")
             assert server.stop(signal.SIGINT) == 130
             assert_one_line(server.stderr, "unisockets echo-server: interrupted")
@@ -66,13 +52,11 @@ def test_ctrl_c_in_a_connected_client_and_in_a_serving_server() -> None:
 def test_sigterm_in_a_connected_client_exits_0() -> None:
     with (
         signaling_server() as url,
-        child("echo-server", "--signaling", url, *LOOPBACK) as server,
+        echo_server(url) as (_, address),
+        echo_client(url, address) as client,
     ):
-        address = server.expect("listening on ").removeprefix("listening on ")
-        with child("echo-client", "--signaling", url, *LOOPBACK, "--remote", address) as client:
-            client.expect("connected ")
-            assert client.stop(signal.SIGTERM) == 0
-            assert client.stderr == []
+        assert client.stop(signal.SIGTERM) == 0
+        assert client.stderr == []
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

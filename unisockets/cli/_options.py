@@ -25,6 +25,8 @@ __all__ = [
     "configure_logging",
     "ice_options",
     "log_level_option",
+    "node_options",
+    "open_node_arguments",
     "parse_ice_server",
     "rtc_configuration",
     "signaling_option",
@@ -234,3 +236,70 @@ def rtc_configuration(
             for url in ice_servers
         ]
     )
+
+
+def node_options(function: F) -> F:
+    """Add the options of a command that opens a node.
+
+    ``--signaling URL`` or ``--native``, ``--subnet``, ``--ice-address``
+    (repeatable) and the options of :func:`ice_options`; turn them into
+    :func:`unisockets.open_node`'s arguments with :func:`open_node_arguments`.
+
+    Args:
+        function: the click command function.
+
+    Returns:
+        ``function`` with the options.
+    """
+    options = [
+        signaling_option("Signaling server URL (ws:// or wss://); omit with --native."),
+        click.option(
+            "--native", is_flag=True, help="Use the OS's TCP instead of a signaling server."
+        ),
+        subnet_option,
+        click.option(
+            "--ice-address",
+            "ice_addresses",
+            multiple=True,
+            metavar="IP",
+            help="Local address to gather WebRTC host candidates on (repeatable); "
+            "default: every non-loopback interface.",
+        ),
+        ice_options,
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def open_node_arguments(
+    signaling: str | None,
+    native: bool,
+    ice_addresses: tuple[str, ...],
+    ice_servers: tuple[str, ...],
+    ice_username: str | None,
+    ice_credential: str | None,
+    link_timeout: float,
+) -> tuple[str | None, dict[str, Any]]:
+    """The signaling URL and keyword arguments of :func:`unisockets.open_node` for the options.
+
+    Args:
+        signaling, native, ice_addresses, ice_servers, ice_username,
+            ice_credential, link_timeout: the values of :func:`node_options`.
+
+    Returns:
+        ``(url, options)``: ``url`` is ``None`` with ``--native``; ``options``
+        holds ``ice_addresses``, ``rtc_configuration`` and ``link_timeout``.
+
+    Raises:
+        click.UsageError: not exactly one of ``--signaling`` and ``--native``,
+            or credentials that do not match the TURN servers.
+    """
+    if native == bool(signaling):
+        raise click.UsageError("give exactly one of --signaling URL and --native")
+    options = {
+        "ice_addresses": ice_addresses or None,
+        "rtc_configuration": rtc_configuration(ice_servers, ice_username, ice_credential),
+        "link_timeout": link_timeout,
+    }
+    return (None if native else signaling), options

@@ -16,82 +16,34 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 import trio
 
 from ._entry import run_trio
-from ._options import (
-    configure_logging,
-    ice_options,
-    log_level_option,
-    rtc_configuration,
-    signaling_option,
-    subnet_option,
-)
+from ._options import configure_logging, log_level_option, node_options, open_node_arguments
 
-__all__ = ["echo_client", "echo_server", "native_option", "ice_address_option"]
+if TYPE_CHECKING:
+    from unisockets.net.streams import SocketStream
+
+__all__ = ["echo_client", "echo_server"]
 
 
-def _parse_remote(
-    _ctx: click.Context | None, _param: click.Parameter | None, value: str
-) -> tuple[str, int]:
+def _parse_remote(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit() or int(port) > 65535:
         raise click.BadParameter(f"expected HOST:PORT with a port 0-65535, got {value!r}")
     return host, int(port)
 
 
-#: ``--native``: OS TCP instead of a signaling server.
-native_option = click.option(
-    "--native", is_flag=True, help="Use the OS's TCP instead of a signaling server."
-)
-
-#: ``--ice-address``: where WebRTC gathers host candidates (repeatable).
-ice_address_option = click.option(
-    "--ice-address",
-    "ice_addresses",
-    multiple=True,
-    metavar="IP",
-    help="Local address to gather WebRTC host candidates on (repeatable); "
-    "default: every non-loopback interface.",
-)
-
-_port_type = click.IntRange(0, 65535)
-
-
-def _signaling_url(signaling: str | None, native: bool) -> str | None:
-    if native == bool(signaling):
-        raise click.UsageError("give exactly one of --signaling URL and --native")
-    return None if native else signaling
-
-
-def _node_options(
-    ice_addresses: tuple[str, ...],
-    ice_servers: tuple[str, ...],
-    ice_username: str | None,
-    ice_credential: str | None,
-    link_timeout: float,
-) -> dict[str, Any]:
-    return {
-        "ice_addresses": ice_addresses or None,
-        "rtc_configuration": rtc_configuration(ice_servers, ice_username, ice_credential),
-        "link_timeout": link_timeout,
-    }
-
-
 @click.command("echo-server", short_help="Echo back every connection's bytes.")
-@signaling_option("Signaling server URL (ws:// or wss://); omit with --native.")
-@native_option
-@subnet_option
-@ice_address_option
-@ice_options
+@node_options
 @click.option(
     "--port",
     default=1234,
     show_default=True,
-    type=_port_type,
+    type=click.IntRange(0, 65535),
     metavar="PORT",
     help="Port to listen on.",
 )
@@ -114,10 +66,11 @@ def echo_server(
     connection accepted, closed or broken. Ctrl-C exits with status 130.
     """
     configure_logging(log_level)
-    url = _signaling_url(signaling, native)
-    options = _node_options(ice_addresses, ice_servers, ice_username, ice_credential, link_timeout)
+    url, options = open_node_arguments(
+        signaling, native, ice_addresses, ice_servers, ice_username, ice_credential, link_timeout
+    )
 
-    async def handle(stream: Any) -> None:
+    async def handle(stream: SocketStream) -> None:
         peer = "{}:{}".format(*stream.remote_address)
         click.echo(f"accepted {peer}")
         try:
@@ -147,11 +100,7 @@ def echo_server(
 
 
 @click.command("echo-client", short_help="Send stdin's lines to an echo server, print the echoes.")
-@signaling_option("Signaling server URL (ws:// or wss://); omit with --native.")
-@native_option
-@subnet_option
-@ice_address_option
-@ice_options
+@node_options
 @click.option(
     "--remote",
     required=True,
@@ -179,8 +128,9 @@ def echo_client(
     status 130; a refused or broken connection is one "Error:" line, status 1.
     """
     configure_logging(log_level)
-    url = _signaling_url(signaling, native)
-    options = _node_options(ice_addresses, ice_servers, ice_username, ice_credential, link_timeout)
+    url, options = open_node_arguments(
+        signaling, native, ice_addresses, ice_servers, ice_username, ice_credential, link_timeout
+    )
     target = "{}:{}".format(*remote)
 
     async def main() -> None:

@@ -20,14 +20,7 @@ import sys
 import click
 
 from ._entry import run_trio
-from ._options import (
-    configure_logging,
-    ice_options,
-    log_level_option,
-    rtc_configuration,
-    signaling_option,
-    subnet_option,
-)
+from ._options import configure_logging, log_level_option, node_options, open_node_arguments
 
 __all__ = ["run"]
 
@@ -51,17 +44,7 @@ class _Trapped(click.ClickException):
 @click.command("run", short_help="Run a wasm32-wasi program with unisockets as its sockets.")
 @click.argument("program", type=click.Path(exists=True, dir_okay=False))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@signaling_option("Signaling server URL (ws:// or wss://); omit with --native.")
-@click.option("--native", is_flag=True, help="Use the OS's TCP instead of a signaling server.")
-@subnet_option
-@click.option(
-    "--ice-address",
-    "ice_addresses",
-    multiple=True,
-    metavar="IP",
-    help="Local address to gather WebRTC host candidates on (repeatable).",
-)
-@ice_options
+@node_options
 @click.option("--env", "env_pairs", multiple=True, metavar="NAME=VALUE", help="Set a variable.")
 @log_level_option
 def run(
@@ -84,10 +67,10 @@ def run(
     Exits with the program's status; 130 after Ctrl-C, 134 when the program traps.
     """
     configure_logging(log_level)
-    if native == bool(signaling):
-        raise click.UsageError("give exactly one of --signaling URL and --native")
+    url, options = open_node_arguments(
+        signaling, native, ice_addresses, ice_servers, ice_username, ice_credential, link_timeout
+    )
     env = _parse_env(env_pairs)
-    configuration = rtc_configuration(ice_servers, ice_username, ice_credential)
 
     try:
         import wasmtime
@@ -106,13 +89,7 @@ def run(
         raise click.ClickException(f"cannot load {program}: {exc}") from None
 
     async def main() -> int:
-        async with unisockets.net.open_node(
-            None if native else signaling,
-            subnet,
-            ice_addresses=ice_addresses or None,
-            rtc_configuration=configuration,
-            link_timeout=link_timeout,
-        ) as node:
+        async with unisockets.net.open_node(url, subnet, **options) as node:
             click.echo(f"unisockets run: {compiled.name} on {node.address}", err=True)
             try:
                 return await run_wasm(node, compiled, args, env=env, stdin="inherit")
