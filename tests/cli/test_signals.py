@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from .processes import assert_one_line, child, echo_client, echo_server, signaling_server
+from .processes import TIMEOUT, assert_one_line, child, echo_client, echo_server, signaling_server
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -105,3 +106,22 @@ def test_run_stops_on_ctrl_c_while_the_program_waits(tmp_path: Path) -> None:
         run.expect("unisockets run: cat.wat on ", stream="stderr")
         assert run.stop(signal.SIGINT) == 130
         assert run.stderr[1:] == ["unisockets run: interrupted"], run.report()
+
+
+def test_ctrl_c_before_trio_runs_exits_130_with_one_line() -> None:
+    # The SIGINT lands while the command sets up (here: in its logging set-up, before
+    # trio.run), as when Ctrl-C comes during the imports: not click's "Aborted!", status 1.
+    code = (
+        "import logging, os, signal\n"
+        "logging.basicConfig = lambda **kw: os.kill(os.getpid(), signal.SIGINT)\n"
+        "from unisockets.cli import main\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "echo-server", "--native"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 130
+    assert_one_line(result.stderr.splitlines(), "unisockets echo-server: interrupted")
