@@ -81,6 +81,9 @@ def launch_chromium(*, window: tuple[int, int] = (1100, 900)) -> Iterator[str]:
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        # Its own session: a Ctrl-C in the terminal interrupts pytest, which then closes
+        # the browser below, instead of killing the browser under a running test.
+        start_new_session=True,
     )
     try:
         port_file = Path(profile) / "DevToolsActivePort"

@@ -6,12 +6,30 @@ on :data:`main` below.
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
+
+from ._entry import interrupted
 
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Click's group, with Ctrl-C outside trio (e.g. while importing) as in :func:`run_trio`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; a KeyboardInterrupt exits 130 with one line, not ``Aborted!``."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            interrupted(ctx.invoked_subcommand or "")
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="unisockets")
 def main() -> None:
     """unisockets: Berkeley sockets over WebRTC data channels."""

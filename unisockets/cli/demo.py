@@ -3,17 +3,22 @@
 The main job in one command: it starts an embedded signaling server on
 127.0.0.1, joins two nodes, listens on one, connects from the other over a
 real WebRTC data channel, echoes a few messages and prints each step with
-its timing. Exits 0 on success, 1 with the reason on failure.
+its timing. Exits 0 on success, 1 with the reason on failure (one
+``Error: ...`` line), 130 after Ctrl-C and 0 after SIGTERM
+(:mod:`unisockets.cli._entry`).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import click
 import trio
+
+from ._entry import run_trio
+from ._options import ice_options, rtc_configuration
 
 __all__ = ["demo"]
 
@@ -21,12 +26,14 @@ __all__ = ["demo"]
 LOOPBACK = ["127.0.0.1"]
 
 
-async def run_demo(messages: int, port: int) -> None:
+async def run_demo(messages: int, port: int, **node_options: Any) -> None:
     """Run the demo, printing each step.
 
     Args:
         messages: how many messages to echo.
         port: the port the echo server binds on its node.
+        node_options: more keyword arguments of :func:`unisockets.open_node`
+            for both nodes (``rtc_configuration``, ``link_timeout``).
 
     Raises:
         OSError, trio.TooSlowError, unisockets.signaling.SignalingError: a step failed.
@@ -36,7 +43,7 @@ async def run_demo(messages: int, port: int) -> None:
     start = time.perf_counter()
 
     def join(url: str) -> AbstractAsyncContextManager[unisockets.Node]:
-        return unisockets.open_node(url, "10.0.0", ice_addresses=LOOPBACK)
+        return unisockets.open_node(url, "10.0.0", ice_addresses=LOOPBACK, **node_options)
 
     def step(text: str, since: float) -> float:
         now = time.perf_counter()
@@ -50,9 +57,7 @@ async def run_demo(messages: int, port: int) -> None:
             t = step(f"node A joined as {alice.address}", t)
             async with alice.listen(port) as listener:
                 t = step(f"node A listening on {alice.address}:{port}", t)
-                async with unisockets.open_node(
-                    server.url, "10.0.0", ice_addresses=LOOPBACK
-                ) as bob:
+                async with join(server.url) as bob:
                     t = step(f"node B joined as {bob.address}", t)
 
                     async def echo_one(stream: unisockets.SocketStream) -> None:
@@ -98,22 +103,46 @@ async def run_demo(messages: int, port: int) -> None:
     )
 
 
-@click.command()
+@click.command(short_help="Echo over WebRTC between two nodes, in one process.")
 @click.option("--messages", default=5, show_default=True, help="How many messages to echo.")
-@click.option("--port", default=1234, show_default=True, help="Port the echo server binds.")
-@click.option("--timeout", default=60.0, show_default=True, help="Give up after this many seconds.")
-def demo(messages: int, port: int, timeout: float) -> None:
-    """Echo over WebRTC between two nodes of an embedded signaling server."""
+@click.option(
+    "--port",
+    default=1234,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port the echo server binds.",
+)
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Give up after this many seconds.",
+)
+@ice_options
+def demo(
+    messages: int,
+    port: int,
+    timeout: float,
+    ice_servers: tuple[str, ...],
+    ice_username: str | None,
+    ice_credential: str | None,
+    link_timeout: float,
+) -> None:
+    """Echo over WebRTC between two nodes of an embedded signaling server.
+
+    Both nodes stay on 127.0.0.1; --ice-server adds STUN/TURN candidates, as
+    nodes on other machines would need.
+    """
+    configuration = rtc_configuration(ice_servers, ice_username, ice_credential)
 
     async def main() -> None:
-        with trio.fail_after(timeout):
-            await run_demo(messages, port)
+        try:
+            with trio.fail_after(timeout):
+                await run_demo(
+                    messages, port, rtc_configuration=configuration, link_timeout=link_timeout
+                )
+        except trio.TooSlowError:
+            raise click.ClickException(f"demo failed: no result within {timeout} s") from None
 
-    try:
-        trio.run(main)
-    except trio.TooSlowError:
-        click.echo(f"demo failed: no result within {timeout} s", err=True)
-        sys.exit(1)
-    except (OSError, ConnectionError) as exc:
-        click.echo(f"demo failed: {exc!r}", err=True)
-        sys.exit(1)
+    run_trio("demo", main)

@@ -5,74 +5,72 @@ port and echoes every connection's bytes back until that connection's EOF.
 The client connects to ``--remote``, sends each line of its standard input,
 prints each echo, and after its input ends half-closes and exits once the
 server has closed.
+
+Ctrl-C exits with status 130 and SIGTERM with 0, after closing the node
+(:mod:`unisockets.cli._entry`); an error (server unreachable, port in use,
+connection refused or broken) is one ``Error: ...`` line and status 1.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import sys
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
 import click
 import trio
 
+from ._entry import run_trio
+from ._options import configure_logging, log_level_option, node_options, open_node_arguments
+
+if TYPE_CHECKING:
+    from unisockets.net.streams import SocketStream
+
 __all__ = ["echo_client", "echo_server"]
 
 
-def _parse_remote(value: str) -> tuple[str, int]:
+def _parse_remote(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
-        raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise click.BadParameter(f"expected HOST:PORT with a port 0-65535, got {value!r}")
     return host, int(port)
 
 
-_signaling_option = click.option(
-    "--signaling",
-    metavar="URL",
-    help="Signaling server URL (ws://host:port); omit with --native.",
+@click.command("echo-server", short_help="Echo back every connection's bytes.")
+@node_options
+@click.option(
+    "--port",
+    default=1234,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Port to listen on.",
 )
-_native_option = click.option(
-    "--native", is_flag=True, help="Use the OS's TCP instead of a signaling server."
-)
-_subnet_option = click.option("--subnet", default="10.0.0", show_default=True)
-_ice_option = click.option(
-    "--ice-address",
-    "ice_addresses",
-    multiple=True,
-    metavar="IP",
-    help="Local address to gather WebRTC host candidates on (repeatable); "
-    "default: every non-loopback interface.",
-)
-
-
-def _signaling_url(signaling: str | None, native: bool) -> str | None:
-    if native == bool(signaling):
-        raise click.UsageError("give exactly one of --signaling URL and --native")
-    return None if native else signaling
-
-
-@click.command("echo-server")
-@_signaling_option
-@_native_option
-@_subnet_option
-@_ice_option
-@click.option("--port", default=1234, show_default=True, help="The port to listen on.")
-@click.option("--log-level", default="warning", show_default=True)
+@log_level_option
 def echo_server(
     signaling: str | None,
     native: bool,
     subnet: str,
     ice_addresses: tuple[str, ...],
+    ice_servers: tuple[str, ...],
+    ice_username: str | None,
+    ice_credential: str | None,
+    link_timeout: float,
     port: int,
     log_level: str,
 ) -> None:
-    """Echo every connection's bytes back (the original's echo server)."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    url = _signaling_url(signaling, native)
-    import unisockets
+    """Echo every connection's bytes back (the original's echo server).
 
-    async def handle(stream: unisockets.SocketStream) -> None:
+    Prints "listening on ADDRESS:PORT" once listening, and a line per
+    connection accepted, closed or broken. Ctrl-C exits with status 130.
+    """
+    configure_logging(log_level)
+    url, options = open_node_arguments(
+        signaling, native, ice_addresses, ice_servers, ice_username, ice_credential, link_timeout
+    )
+
+    async def handle(stream: SocketStream) -> None:
         peer = "{}:{}".format(*stream.remote_address)
         click.echo(f"accepted {peer}")
         try:
@@ -80,72 +78,99 @@ def echo_server(
                 while data := await stream.receive_some(65536):
                     await stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            click.echo(f"connection {peer} broke: {exc!r}")
+            click.echo(f"connection {peer} broke: {exc}")
         else:
             click.echo(f"closed {peer}")
 
     async def main() -> None:
-        async with (
-            unisockets.open_node(url, subnet, ice_addresses=ice_addresses or None) as node,
-            node.listen(port) as listener,
-        ):
+        import unisockets
+
+        async with AsyncExitStack() as stack:
+            node = await stack.enter_async_context(unisockets.open_node(url, subnet, **options))
+            try:
+                listener = await stack.enter_async_context(node.listen(port))
+            except OSError as exc:
+                raise click.ClickException(
+                    f"cannot listen on port {port} (--port): {exc.strerror or exc}"
+                ) from None
             click.echo(f"listening on {node.address}:{port}")
             await trio.serve_listeners(handle, [listener])
 
-    with contextlib.suppress(KeyboardInterrupt):
-        trio.run(main)
+    run_trio("echo-server", main)
 
 
-@click.command("echo-client")
-@_signaling_option
-@_native_option
-@_subnet_option
-@_ice_option
-@click.option("--remote", required=True, metavar="HOST:PORT", help="The echo server's address.")
-@click.option("--log-level", default="warning", show_default=True)
+@click.command("echo-client", short_help="Send stdin's lines to an echo server, print the echoes.")
+@node_options
+@click.option(
+    "--remote",
+    required=True,
+    metavar="HOST:PORT",
+    callback=_parse_remote,
+    help="The echo server's address, e.g. 10.0.0.1:1234.",
+)
+@log_level_option
 def echo_client(
     signaling: str | None,
     native: bool,
     subnet: str,
     ice_addresses: tuple[str, ...],
-    remote: str,
+    ice_servers: tuple[str, ...],
+    ice_username: str | None,
+    ice_credential: str | None,
+    link_timeout: float,
+    remote: tuple[str, int],
     log_level: str,
 ) -> None:
-    """Send stdin's lines to an echo server and print what comes back."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    url = _signaling_url(signaling, native)
-    address = _parse_remote(remote)
-    import unisockets
+    """Send stdin's lines to an echo server and print what comes back.
+
+    Prints "connected LOCAL -> REMOTE" once connected; after stdin ends it
+    half-closes and exits 0 when the server has closed. Ctrl-C exits with
+    status 130; a refused or broken connection is one "Error:" line, status 1.
+    """
+    configure_logging(log_level)
+    url, options = open_node_arguments(
+        signaling, native, ice_addresses, ice_servers, ice_username, ice_credential, link_timeout
+    )
+    target = "{}:{}".format(*remote)
 
     async def main() -> None:
-        async with unisockets.open_node(url, subnet, ice_addresses=ice_addresses or None) as node:
-            stream = await node.connect(address)
+        import unisockets
+
+        async with unisockets.open_node(url, subnet, **options) as node:
+            try:
+                stream = await node.connect(remote)
+            except OSError as exc:
+                raise click.ClickException(
+                    f"cannot connect to {target} (--remote): {exc.strerror or exc}"
+                ) from None
+            except trio.BrokenResourceError as exc:
+                raise click.ClickException(
+                    f"cannot connect to {target} (--remote): {exc}"
+                ) from None
             click.echo(
                 "connected {}:{} -> {}:{}".format(*stream.local_address, *stream.remote_address)
             )
-            async with stream, trio.open_nursery() as nursery:
+            try:
+                async with stream, trio.open_nursery() as nursery:
 
-                async def pump_stdin() -> None:
-                    stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
-                    async with stdin:
-                        while data := await stdin.receive_some(65536):
-                            await stream.send_all(data)
-                    await stream.send_eof()
+                    async def pump_stdin() -> None:
+                        stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+                        async with stdin:
+                            while data := await stdin.receive_some(65536):
+                                await stream.send_all(data)
+                        await stream.send_eof()
 
-                nursery.start_soon(pump_stdin)
-                pending = b""
-                while data := await stream.receive_some(65536):
-                    pending += data
-                    *lines, pending = pending.split(b"\n")
-                    for line in lines:
-                        click.echo(line.decode(errors="replace"))
-                if pending:
-                    click.echo(pending.decode(errors="replace"))
+                    nursery.start_soon(pump_stdin)
+                    pending = b""
+                    while data := await stream.receive_some(65536):
+                        pending += data
+                        *lines, pending = pending.split(b"\n")
+                        for line in lines:
+                            click.echo(line.decode(errors="replace"))
+                    if pending:
+                        click.echo(pending.decode(errors="replace"))
+            except* trio.BrokenResourceError as group:
+                first = group.exceptions[0]
+                raise click.ClickException(f"the connection to {target} broke: {first}") from None
 
-    try:
-        trio.run(main)
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        click.echo(f"echo-client: {exc}", err=True)
-        sys.exit(1)
+    run_trio("echo-client", main)

@@ -2,8 +2,9 @@
 
 The first line on standard output is the URL the server listens on (the
 real port when ``--port 0``), so scripts and tests can read it; logs go to
-standard error. Ctrl-C (SIGINT) and SIGTERM close every client (1001) and exit
-with status 0.
+standard error. Ctrl-C (SIGINT) and SIGTERM close every client (1001); the
+process then exits with status 130 after Ctrl-C (one line on stderr) and 0
+after SIGTERM (:mod:`unisockets.cli._entry`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from unisockets.signaling.limits import (
     DEFAULT_MAX_MESSAGES_PER_SECOND,
     DEFAULT_PING_INTERVAL,
 )
+
+from ._entry import leaves, run_trio
+from ._options import LOG_LEVELS
 
 __all__ = ["parse_subnet_range", "signaling_server"]
 
@@ -61,7 +65,7 @@ def _subnet_range(_ctx: click.Context, _param: click.Parameter, value: str) -> r
         raise click.BadParameter(str(exc)) from None
 
 
-@click.command("signaling-server")
+@click.command("signaling-server", short_help="Run the signaling server until Ctrl-C or SIGTERM.")
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option(
     "--port",
@@ -134,7 +138,8 @@ def _subnet_range(_ctx: click.Context, _param: click.Parameter, value: str) -> r
     "--log-level",
     default="info",
     show_default=True,
-    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    help="Least severe log messages shown on stderr.",
 )
 def signaling_server(
     host: str,
@@ -167,7 +172,7 @@ def signaling_server(
     from unisockets.signaling.server import serve_signaling
 
     async def run() -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        try:
             async with trio.open_nursery() as nursery:
                 server = await nursery.start(
                     partial(
@@ -185,12 +190,13 @@ def signaling_server(
                     )
                 )
                 print(server.url, flush=True)
-                async for signum in signals:
-                    logging.getLogger("unisockets.signaling.server").info(
-                        "%s: shutting down", signal.Signals(signum).name
-                    )
-                    break
-                nursery.cancel_scope.cancel()
+        except* OSError as group:
+            raise click.ClickException(
+                f"cannot listen on {host}:{port}: {next(leaves(group))}"
+            ) from None
+
+    def shutting_down(signum: signal.Signals) -> None:
+        logging.getLogger("unisockets.signaling.server").info("%s: shutting down", signum.name)
 
     # The server holds every client's state while it is connected. With CPython's default
     # thresholds (700, 10, 10), the short-lived objects of each relayed message promote
@@ -200,18 +206,4 @@ def signaling_server(
     # benchmarks/signaling_load.py, server CPU per relayed message 611 -> 155 us at 10,000
     # clients and 224 -> 137 us at 1,000 (docs/benchmarks.md).
     gc.set_threshold(50_000, 20, 10)
-    error: BaseException | None = None
-    try:
-        trio.run(run)
-    except* OSError as group:
-        error = _first_leaf(group)
-    if error is not None:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {error}")
-
-
-def _first_leaf(group: BaseExceptionGroup[OSError]) -> BaseException:
-    """The first exception of a (nested) exception group that is not itself a group."""
-    first: BaseException = group
-    while isinstance(first, BaseExceptionGroup):
-        first = first.exceptions[0]
-    return first
+    run_trio("signaling-server", run, on_signal=shutting_down)

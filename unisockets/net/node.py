@@ -709,6 +709,7 @@ async def open_node(
     ice_addresses: Sequence[str] | None = None,
     signaling_send_rate: tuple[float, int] | Literal["default"] | None = "default",
     signaling_backoff: tuple[float, float] | None = None,
+    link_timeout: float = 15.0,
 ) -> AsyncIterator[Node]:
     """Join a unisockets network (or use the OS's TCP) for the duration of the block.
 
@@ -740,6 +741,9 @@ async def open_node(
             and all of ``min(cap, base * 2**n)``; ``None``:
             :data:`unisockets.signaling.client.DEFAULT_BACKOFF`. Streams keep
             working meanwhile (their bytes never pass through the server).
+        link_timeout: seconds a WebRTC peer link may take to connect (ICE,
+            DTLS, SCTP) and a data channel to open (docs/transport.md);
+            longer for TURN relays far away.
 
     Yields:
         The :class:`Node`; leaving the block closes every listener, stream,
@@ -786,6 +790,7 @@ async def open_node(
                     _SignalAdapter(signaling),
                     rtc_configuration=rtc_configuration,
                     host_addresses=ice_addresses,
+                    link_timeout=link_timeout,
                 )
             )
         else:

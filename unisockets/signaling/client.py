@@ -48,10 +48,13 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Final
+from urllib.parse import urlsplit
 
 import trio
 from trio_websocket import (
     ConnectionClosed,
+    ConnectionRejected,
+    ConnectionTimeout,
     HandshakeError,
     WebSocketConnection,
     open_websocket_url,
@@ -624,6 +627,10 @@ class SignalingClient:
                 reason, error = str(exc), exc
             except (HandshakeError, OSError, ConnectionClosed, trio.TooSlowError) as exc:
                 reason = _describe(exc)
+                if isinstance(exc, ConnectionTimeout) and self._task_status is not None:
+                    # trio-websocket waits out the timeout when TLS fails: say why.
+                    with trio.move_on_after(self._timeout):
+                        reason = await _tls_failure(self._url, self._ssl_context) or reason
                 error = SignalingError(f"cannot join {self._url}: {reason}")
                 error.__cause__ = exc
             else:
@@ -852,8 +859,45 @@ def _describe(exc: BaseException) -> str:
         return f"closed with code {code} ({name})" + (f": {text}" if text else "")
     if isinstance(exc, trio.TooSlowError):
         return "no acknowledgement in time"
+    if isinstance(exc, ConnectionTimeout):
+        return "no WebSocket handshake in time"
+    if isinstance(exc, ConnectionRejected):
+        return f"the server answered HTTP {exc.status_code}, not a WebSocket upgrade"
     cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, HandshakeError) and isinstance(cause, OSError):
+        return str(cause)  # e.g. "all attempts to connect to 127.0.0.1:6999 failed"
     return f"{exc!r}" if cause is None else f"{exc!r} ({cause!r})"
+
+
+async def _tls_failure(url: str, ssl_context: ssl.SSLContext | None) -> str | None:
+    """Why a TLS handshake with a ``wss://`` URL's server fails, or ``None``.
+
+    trio-websocket turns a failed TLS handshake into a wait for its connect
+    timeout (``ConnectionTimeout``, the ``SSLError`` dropped), so after such a
+    timeout the client tries the handshake alone to report the real cause,
+    e.g. a plain ``ws://`` server or a certificate that does not verify.
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "wss" or not parts.hostname:
+        return None
+    host, port = parts.hostname, parts.port or 443
+    context = ssl_context or ssl.create_default_context()
+    try:
+        stream = await trio.open_ssl_over_tcp_stream(
+            host, port, ssl_context=context, https_compatible=True
+        )
+    except OSError:
+        return None
+    try:
+        await stream.do_handshake()
+    except trio.BrokenResourceError as exc:
+        cause = exc.__cause__
+        plain = isinstance(cause, ssl.SSLError) and cause.reason == "WRONG_VERSION_NUMBER"
+        hint = " (the server does not speak TLS: a ws:// server?)" if plain else ""
+        return f"TLS handshake with {host}:{port} failed: {cause or exc}{hint}"
+    finally:
+        await trio.aclose_forcefully(stream)
+    return None
 
 
 @asynccontextmanager
