@@ -21,10 +21,11 @@ import trio.testing
 from trio.testing import check_half_closeable_stream
 
 from unisockets.protocol.consent import ConsentPolicy
+from unisockets.transport import webrtc_link
 from unisockets.transport.base import MessagePipe, SignalSender
 from unisockets.transport.stream import PipeStream
 from unisockets.transport.webrtc import LOOPBACK, WebRTCTransport, open_webrtc_transport
-from unisockets.transport.webrtc_link import LinkState, offer_wins
+from unisockets.transport.webrtc_link import LinkState, PeerKind, offer_wins
 from unisockets.transport.webrtc_pipe import HIGH_WATER, MAX_MESSAGE_SIZE, DataChannelPipe
 
 from .conftest import open_mesh, strip_candidates, wait_until
@@ -173,6 +174,24 @@ async def test_hundred_concurrent_pipes_do_not_mix() -> None:
 async def test_hundred_concurrent_pipes_on_a_busy_machine(cpu_load: int) -> None:
     # Two CPU-bound processes compete for the cores: slow, but no link may expire.
     await _hundred_concurrent_pipes()
+
+
+@pytest.mark.trio
+async def test_a_marked_answer_makes_the_peer_modern_without_waiting_for_the_hello(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No grace at all for the hello (as if the loop were starved), and what the
+    # answerer sends on "channel" is not the hello: by the old rules the peer would be
+    # legacy. The answer's mark alone says it is modern.
+    monkeypatch.setattr(webrtc_link, "HELLO_GRACE", 0.0)
+    monkeypatch.setattr(webrtc_link, "HELLO", b"not the hello")
+    async with open_mesh(A, B) as mesh:
+        with trio.fail_after(HANG):
+            assert await mesh[A].legacy_channel(B, offer=True) is None
+            assert mesh[A].links[B].kind is PeerKind.MODERN
+            pa, pb = await _pipe_pair(mesh[A], mesh[B], "after")  # labelled pipes work
+            await pa.send_message(b"modern")
+            assert await pb.receive_message() == b"modern"
 
 
 @pytest.mark.trio

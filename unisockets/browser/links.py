@@ -45,13 +45,14 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import ipaddress
 import json
 import math
 from collections.abc import Callable, Coroutine, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
+from ..protocol.peer_link import HELLO as _HELLO
+from ..protocol.peer_link import LEGACY_LABEL, MODERN_PROTOCOL, mark_answer, offer_wins
 from ..protocol.rendezvous import Arrival, ArrivalKind, PipeRendezvous, Waiter
 from ._js import Listeners, is_null, js_global, js_object, logger, settle
 from .errors import BrokenResourceError, ClosedResourceError, SignalingError
@@ -68,12 +69,8 @@ __all__ = [
     "offer_wins",
 ]
 
-#: The label of the peer-level data channel the original unisockets opens (PROTOCOL.md).
-LEGACY_LABEL: Final = "channel"
-#: The DCEP sub-protocol of our ``"channel"`` (as natively): "one channel per connection".
-MODERN_PROTOCOL: Final = "unisockets/2"
-#: What an answerer sends once on a ``"channel"`` with MODERN_PROTOCOL (as natively).
-HELLO: Final = "unisockets/2 hello"
+#: What an answerer sends once on a ``"channel"`` with MODERN_PROTOCOL, as a text message.
+HELLO: Final = _HELLO.decode()
 #: Signaling inputs a link queues before it declares itself flooded and fails.
 MAX_QUEUED_INPUTS: Final = 256
 #: Remote candidates kept while waiting for the remote description; more are dropped.
@@ -88,26 +85,6 @@ class LinkState(enum.Enum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
     FAILED = "failed"
-
-
-def _id_key(node_id: str) -> tuple[int, int, str]:
-    try:
-        return (0, int(ipaddress.ip_address(node_id)), "")
-    except ValueError:
-        return (1, 0, node_id)
-
-
-def offer_wins(local_id: str, peer_id: str) -> bool:
-    """Whether our offer beats the peer's in a glare: the lower id wins (as natively).
-
-    Args:
-        local_id: our node id.
-        peer_id: the peer's node id.
-
-    Returns:
-        True if ``local_id`` orders before ``peer_id``.
-    """
-    return _id_key(local_id) < _id_key(peer_id)
 
 
 class PeerLink:
@@ -265,7 +242,7 @@ class PeerLink:
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         self._negotiation = "stable"
-        self._links.signaling.send_answer(self.peer_id, str(pc.localDescription.sdp))
+        self._links.signaling.send_answer(self.peer_id, mark_answer(str(pc.localDescription.sdp)))
         self._description_sent_now()
 
     async def _take_answer(self, sdp: str) -> None:

@@ -24,7 +24,10 @@ creates ``"channel"`` with the DCEP sub-protocol :data:`MODERN_PROTOCOL`
 (the original sets none and ignores it). An answerer that receives
 ``"channel"`` with that sub-protocol knows the offerer is one of ours and
 sends :data:`HELLO` on it once; without it, the offerer is an original node.
-An offerer whose ``"channel"`` opened and brought no hello within
+An offerer whose peer's answer carries
+:data:`~unisockets.protocol.peer_link.MODERN_ANSWER_ATTRIBUTE` (our answerers
+add it) knows at once that it talks to a modern node; otherwise, an
+offerer whose ``"channel"`` opened and brought no hello within
 :data:`HELLO_GRACE` seconds (or brought anything else first) talks to an
 original node. :attr:`PeerLink.kind` says which; :meth:`PeerLink.wait_kind`
 waits for it. On a legacy link ``"channel"`` is the peer's one byte pipe
@@ -45,7 +48,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import ipaddress
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -54,6 +56,15 @@ import trio
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from ..protocol.consent import ConsentPolicy
+from ..protocol.peer_link import (
+    HELLO,
+    HELLO_GRACE,
+    LEGACY_LABEL,
+    MODERN_PROTOCOL,
+    answer_is_modern,
+    mark_answer,
+    offer_wins,
+)
 from .webrtc_consent import take_over_consent
 from .webrtc_ice import candidate_from_json, local_candidates, raise_receive_buffers, remote_ufrags
 from .webrtc_pipe import DataChannelPipe
@@ -79,18 +90,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The label of the peer-level data channel the original unisockets opens (PROTOCOL.md).
-LEGACY_LABEL = "channel"
-#: The DCEP sub-protocol of our ``"channel"``: "the offerer opens one channel per connection".
-MODERN_PROTOCOL = "unisockets/2"
-#: What a modern answerer sends, once, on a ``"channel"`` that carries MODERN_PROTOCOL.
-HELLO = b"unisockets/2 hello"
-#: Seconds an offerer waits for the hello after its ``"channel"`` opened; then: legacy.
-#: A modern answerer sends it as soon as the channel opens (well under a millisecond
-#: on an idle loop); the margin is for loops saturated by other links' traffic, since
-#: taking a modern peer for a legacy one would carry its connections raw. Only the
-#: first connection to a legacy answerer pays it.
-HELLO_GRACE = 3.0
 #: Unread bytes a legacy peer may queue on its channel (it has no flow control); more breaks it.
 LEGACY_RECEIVE_LIMIT = 16 * 1024 * 1024
 #: Signaling inputs a link queues before it declares itself flooded and fails.
@@ -120,27 +119,6 @@ class PeerKind(enum.Enum):
 
 class LegacyPeerError(trio.BrokenResourceError):
     """A labelled pipe was asked of a legacy peer, which has only its ``"channel"``."""
-
-
-def _id_key(node_id: str) -> tuple[int, int, str]:
-    """Order node ids: IP addresses numerically, anything else after them as text."""
-    try:
-        return (0, int(ipaddress.ip_address(node_id)), "")
-    except ValueError:
-        return (1, 0, node_id)
-
-
-def offer_wins(local_id: str, peer_id: str) -> bool:
-    """Whether our offer beats the peer's when both offer at once (the lower id wins).
-
-    Args:
-        local_id: our node id.
-        peer_id: the peer's node id.
-
-    Returns:
-        True if ``local_id`` orders before ``peer_id``.
-    """
-    return _id_key(local_id) < _id_key(peer_id)
 
 
 class PeerLink:
@@ -201,6 +179,7 @@ class PeerLink:
         self._generation = 0  # which peer connection trio is talking to
         self._signaling = "new"  # "new", "have-local-offer" or "stable" (ours, in order)
         self._remote_set = False
+        self._answer_modern = False  # the peer's answer carried MODERN_ANSWER_ATTRIBUTE
         self._pending: list[tuple[RTCIceCandidate, str | None]] = []
         self._linger = False
         # asyncio side
@@ -352,6 +331,9 @@ class PeerLink:
         await self._connected.wait()
         if self.state is not LinkState.CONNECTED:
             return
+        if self.role == "offerer" and self._answer_modern:
+            self._set_kind(PeerKind.MODERN)  # its answer said so: no hello to wait for
+            return
         with trio.move_on_after(self._link_timeout):
             await self._legacy_arrived.wait()
         pipe = self.legacy_pipe
@@ -447,7 +429,7 @@ class PeerLink:
         answer = await self._bridge.run(self._aio_answer, self._generation, sdp)
         self._signaling = "stable"
         await self._remote_description_set()
-        await self._signal.send_answer(self.peer_id, answer)
+        await self._signal.send_answer(self.peer_id, mark_answer(answer))
         await self._send_candidates(answer)
 
     async def _take_answer(self, sdp: str) -> None:
@@ -456,6 +438,7 @@ class PeerLink:
             return
         await self._bridge.run(self._aio_set_answer, self._generation, sdp)
         self._signaling = "stable"
+        self._answer_modern = answer_is_modern(sdp)
         await self._remote_description_set()
 
     async def _take_candidate(self, text: str) -> None:

@@ -1,0 +1,44 @@
+"""Peer-link wire constants and verdicts shared by the native and browser drivers."""
+
+from __future__ import annotations
+
+import pytest
+
+from unisockets.browser import links as browser_links
+from unisockets.protocol import peer_link
+from unisockets.protocol.peer_link import (
+    MODERN_ANSWER_ATTRIBUTE,
+    answer_is_modern,
+    mark_answer,
+    offer_wins,
+)
+from unisockets.transport import webrtc_link
+
+ANSWER = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP x\r\n"
+
+
+def test_a_marked_answer_says_modern_and_marking_is_idempotent() -> None:
+    assert not answer_is_modern(ANSWER)
+    marked = mark_answer(ANSWER)
+    assert marked.endswith(MODERN_ANSWER_ATTRIBUTE + "\r\n") and answer_is_modern(marked)
+    assert mark_answer(marked) == marked
+    assert answer_is_modern(mark_answer(ANSWER.rstrip("\r\n")))  # no final CRLF
+    # a line that merely contains the text is not the attribute
+    assert not answer_is_modern(ANSWER + "a=x-" + MODERN_ANSWER_ATTRIBUTE[2:] + "\r\n")
+
+
+@pytest.mark.parametrize(
+    ("low", "high"),
+    [("10.0.0.1", "10.0.0.2"), ("10.0.0.9", "10.0.0.10"), ("10.0.0.2", "node-b")],
+)
+def test_the_lower_id_offer_wins(low: str, high: str) -> None:
+    assert offer_wins(low, high) and not offer_wins(high, low)
+
+
+def test_both_drivers_use_these_constants() -> None:
+    assert webrtc_link.HELLO is peer_link.HELLO
+    assert peer_link.HELLO.decode() == browser_links.HELLO
+    for name in ("LEGACY_LABEL", "MODERN_PROTOCOL", "offer_wins"):
+        assert getattr(webrtc_link, name) is getattr(peer_link, name)
+        assert getattr(browser_links, name) is getattr(peer_link, name)
+    assert webrtc_link.HELLO_GRACE == peer_link.HELLO_GRACE

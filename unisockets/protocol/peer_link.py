@@ -1,0 +1,102 @@
+"""What two nodes' peer link says on the wire, and the verdicts drawn from it (sans-IO).
+
+Shared by every driver of a peer link (aiortc natively, the browser's
+``RTCPeerConnection`` in Pyodide), so that both speak and judge alike
+(docs: "Protocol", peer link and legacy peers):
+
+- Glare, both sides offering at once, is settled by node id:
+  :func:`offer_wins`.
+- The original unisockets has one data channel per pair of nodes,
+  :data:`LEGACY_LABEL`. Ours is opened by the offerer with the DCEP
+  sub-protocol :data:`MODERN_PROTOCOL`, and a modern answerer replies
+  :data:`HELLO` on it. An offerer that sees neither the hello nor other bytes
+  within :data:`HELLO_GRACE` seconds of the channel opening takes its peer for
+  an original node.
+- That grace is a timer, and on a starved CPU a hello can be late. So a
+  modern answerer also marks its SDP answer with :data:`MODERN_ANSWER_ATTRIBUTE`
+  (:func:`mark_answer`; an SDP attribute that original nodes and browsers
+  ignore, RFC 8866 section 5.13), and an offerer that finds it
+  (:func:`answer_is_modern`) knows its peer is modern at once, with no timer.
+  The hello stays for answerers that predate the mark.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Final
+
+__all__ = [
+    "HELLO",
+    "HELLO_GRACE",
+    "LEGACY_LABEL",
+    "MODERN_ANSWER_ATTRIBUTE",
+    "MODERN_PROTOCOL",
+    "answer_is_modern",
+    "mark_answer",
+    "offer_wins",
+]
+
+#: The label of the peer-level data channel the original unisockets opens.
+LEGACY_LABEL: Final = "channel"
+#: The DCEP sub-protocol of our ``"channel"``: "the offerer opens one channel per connection".
+MODERN_PROTOCOL: Final = "unisockets/2"
+#: What a modern answerer sends, once, on a ``"channel"`` that carries MODERN_PROTOCOL
+#: (UTF-8; browsers send it as a text message, which arrives as these bytes).
+HELLO: Final = b"unisockets/2 hello"
+#: Seconds an offerer waits for the hello after its ``"channel"`` opened; then: legacy.
+#: Only answerers without :data:`MODERN_ANSWER_ATTRIBUTE` (original nodes, and ours of
+#: before it) are judged by it, so a busy loop cannot make a current node look legacy.
+HELLO_GRACE: Final = 3.0
+#: The SDP attribute line a modern answerer adds to its answer.
+MODERN_ANSWER_ATTRIBUTE: Final = "a=unisockets:2"
+
+
+def mark_answer(sdp: str) -> str:
+    """Add :data:`MODERN_ANSWER_ATTRIBUTE` to an SDP answer we send (once).
+
+    Args:
+        sdp: the answer's SDP, as the WebRTC stack made it (CRLF lines).
+
+    Returns:
+        The SDP with the attribute as its last line; unchanged if it has it.
+    """
+    if answer_is_modern(sdp):
+        return sdp
+    if sdp and not sdp.endswith("\r\n"):
+        sdp += "\r\n"
+    return sdp + MODERN_ANSWER_ATTRIBUTE + "\r\n"
+
+
+def answer_is_modern(sdp: str) -> bool:
+    """Whether an SDP answer comes from a modern answerer (it has our attribute line).
+
+    Args:
+        sdp: the answer's SDP.
+
+    Returns:
+        True if one of its lines is exactly :data:`MODERN_ANSWER_ATTRIBUTE`.
+    """
+    return any(line.strip() == MODERN_ANSWER_ATTRIBUTE for line in sdp.splitlines())
+
+
+def _id_key(node_id: str) -> tuple[int, int, str]:
+    """Order node ids: IP addresses numerically, anything else after them as text."""
+    try:
+        return (0, int(ipaddress.ip_address(node_id)), "")
+    except ValueError:
+        return (1, 0, node_id)
+
+
+def offer_wins(local_id: str, peer_id: str) -> bool:
+    """Whether our offer beats the peer's when both offer at once: the lower id wins.
+
+    Ids are compared as IPv4 addresses, so ``10.0.0.9`` wins over ``10.0.0.10``.
+
+    Args:
+        local_id: our node id.
+        peer_id: the peer's node id.
+
+    Returns:
+        True if ``local_id`` orders before ``peer_id``.
+    """
+    return _id_key(local_id) < _id_key(peer_id)
