@@ -377,7 +377,10 @@ class SignalingClient:
             server may have given the same alias to a newer connection).
 
         Raises:
-            The errors of :meth:`connect`.
+            ConnectionRefusedError: ``ECONNREFUSED``: nobody accepts on ``remote_alias``.
+            OSError: ``EINVAL`` for a malformed alias.
+            TimeoutError: no answer within ``request_timeout`` seconds.
+            SignalingError: the connection broke first, or the client is closed.
         """
         event, session = await self._request_in_session(
             lambda: self._protocol.connect(remote_alias), errno.EINVAL
