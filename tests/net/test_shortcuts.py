@@ -20,12 +20,7 @@ async def test_listen_and_connect_one_liners_over_webrtc(signaling_url: str) -> 
         trio.open_nursery() as nursery,
     ):
 
-        async def serve_one() -> None:
-            stream = await listener.accept()
-            async with stream:
-                await stream.send_all(await stream.receive_some(100))
-
-        nursery.start_soon(serve_one)
+        nursery.start_soon(_echo_one, listener)
         with trio.fail_after(30):
             async with unisockets.connect(
                 ("10.0.0.1", 1234), signaling=signaling_url, **LOOPBACK
@@ -59,12 +54,7 @@ async def test_listen_on_any_address_joins_the_default_subnet(
     ):
         assert listener.address == ("10.0.0.1", 7000)  # type: ignore[attr-defined]
 
-        async def serve_one() -> None:
-            stream = await listener.accept()
-            async with stream:
-                await stream.send_all(await stream.receive_some(100))
-
-        nursery.start_soon(serve_one)
+        nursery.start_soon(_echo_one, listener)
         with trio.fail_after(30):
             async with unisockets.connect(
                 ("10.0.0.1", 7000),
@@ -87,6 +77,13 @@ async def test_one_liners_native() -> None:
     with pytest.raises(ConnectionRefusedError):
         async with unisockets.connect(("127.0.0.1", port), signaling=None):
             pass
+
+
+async def _echo_one(listener: trio.abc.Listener[unisockets.net.SocketStream]) -> None:
+    """Accept one connection and echo its first message."""
+    stream = await listener.accept()
+    async with stream:
+        await stream.send_all(await stream.receive_some(100))
 
 
 def _network() -> object:

@@ -32,7 +32,6 @@ from ..protocol.socket_states import (
     SocketStateMachine,
     check_backlog,
     check_bufsize,
-    check_local_host,
 )
 from .addresses import Address, check_address, oserror
 from .streams import SocketStream
@@ -125,7 +124,9 @@ class Socket:
     async def bind(self, address: Address) -> None:
         """Bind to ``(host, port)`` on this node (port 0: any free port).
 
-        ``host`` may be ``""``, ``"0.0.0.0"`` or the node's own address.
+        ``host`` may be ``""``, ``"0.0.0.0"`` or the node's own address; on
+        an overlay node also any address that is no other node's id, e.g.
+        ``"127.0.0.1"`` (docs/protocol.md, "Bind").
 
         Raises:
             OSError: ``EADDRINUSE`` (taken), ``EADDRNOTAVAIL`` (another node's
@@ -134,9 +135,8 @@ class Socket:
         """
         self._machine.check(SocketInput.BIND)
         host, port = check_address(address)
-        check_local_host(host, self._node.address)
         with self._machine.attempt(SocketInput.BIND):
-            binding = await self._node.bind(port)
+            binding = await self._node.bind(port, host)
         if self._machine.closed:  # closed while binding: EBADF below
             await binding.aclose()
         self._machine.handle(SocketInput.BIND_DONE)
