@@ -19,7 +19,6 @@ async def test_listen_and_connect_one_liners_over_webrtc(signaling_url: str) -> 
         unisockets.listen(("10.0.0.1", 1234), signaling=signaling_url, **LOOPBACK) as listener,
         trio.open_nursery() as nursery,
     ):
-
         nursery.start_soon(_echo_one, listener)
         with trio.fail_after(30):
             async with unisockets.connect(
