@@ -392,6 +392,18 @@ def test_binding_an_address_that_is_no_nodes_id() -> None:
     ]
 
 
+def test_shutdown_only_of_our_id_or_of_an_alias_we_hold() -> None:
+    """A stale alias of another address (a previous id's) is never sent: the server would
+    close us for spoofing once that address is another node's id."""
+    client = joined()
+    with pytest.raises(LocalProtocolError):
+        client.shutdown("10.0.0.7:8")
+    client.bind("127.0.0.1:80")  # pending: a shutdown may follow it
+    _, messages = client.shutdown("127.0.0.1:80")
+    assert messages == [Shutdown(id=ME, alias="127.0.0.1:80")]
+    assert client.pending_requests != ()
+
+
 def test_a_connect_names_the_holder_of_a_claimed_alias() -> None:
     client = joined()
     connect, _ = client.connect("127.0.0.1:1234", CID)

@@ -309,8 +309,17 @@ class SignalingClientProtocol:
 
         Raises:
             LocalProtocolError: not joined, ``alias`` is not a valid alias,
-                or it is on the id of a node we know.
+                or it is on another address than our id that we neither hold
+                nor asked for in this session (e.g. an alias of our previous
+                id: the server would take it for spoofing).
         """
+        node_id = self._joined_id()
+        if (
+            parse_alias(alias)[0] != node_id
+            and alias not in self._bound
+            and alias not in self._alias_queues
+        ):
+            raise LocalProtocolError(f"{alias!r:.80} is not an alias we hold ({node_id})")
         return self._alias_request(RequestKind.SHUTDOWN, alias, Shutdown)
 
     def accept(self, alias: str) -> list[Message]:
