@@ -4,7 +4,8 @@
  * its sending side, prints whatever the server still sends, and exits.
  *
  * Usage: echo_client [HOST [PORT [RETRIES]]]
- *   HOST     the server's address (default 127.0.0.1: this node)
+ *   HOST     the server's address (default 127.0.0.1, as the original's
+ *            client: on an overlay node, whichever node bound 127.0.0.1)
  *   PORT     the server's port (default 1234)
  *   RETRIES  how often to retry a refused connect, once a second (default 0)
  */

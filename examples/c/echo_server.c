@@ -3,8 +3,10 @@
  * it receives back, until the client shuts down its side.
  *
  * Usage: echo_server [HOST [PORT [CLIENTS]]]
- *   HOST     address to bind (default 127.0.0.1, which on unisockets means
- *            "this node's address")
+ *   HOST     address to bind (default 127.0.0.1, as the original's server;
+ *            on an overlay node an ordinary overlay address that this node
+ *            then holds, reachable from every node of the subnet; 0.0.0.0
+ *            is this node's own address)
  *   PORT     port to bind (default 1234)
  *   CLIENTS  exit after serving this many clients (default 0: forever)
  */

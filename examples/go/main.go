@@ -4,7 +4,8 @@
 // standard input and prints what comes back; at the end of its input it
 // shuts down its sending side and prints what the server still sends.
 //
-// Usage: echo_client [HOST [PORT]] (default 127.0.0.1 1234: this node)
+// Usage: echo_client [HOST [PORT]] (default 127.0.0.1 1234, as the original's
+// client: on an overlay node, whichever node bound 127.0.0.1)
 //
 // Build: GOOS=wasip1 GOARCH=wasm go build -o echo_client_go.wasm .
 package main

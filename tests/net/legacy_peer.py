@@ -96,7 +96,7 @@ class LegacyPeer:
 
     async def connect(self, address: tuple[str, int]) -> str:
         """Connect to ``(host, port)`` (signaling ``connect``); returns the remote alias."""
-        _, remote_alias = await self.signaling.connect(format_alias(*address))
+        _, remote_alias, _ = await self.signaling.connect(format_alias(*address))
         return remote_alias
 
     async def send(self, alias: str, data: bytes) -> None:

@@ -19,13 +19,7 @@ async def test_listen_and_connect_one_liners_over_webrtc(signaling_url: str) -> 
         unisockets.listen(("10.0.0.1", 1234), signaling=signaling_url, **LOOPBACK) as listener,
         trio.open_nursery() as nursery,
     ):
-
-        async def serve_one() -> None:
-            stream = await listener.accept()
-            async with stream:
-                await stream.send_all(await stream.receive_some(100))
-
-        nursery.start_soon(serve_one)
+        nursery.start_soon(_echo_one, listener)
         with trio.fail_after(30):
             async with unisockets.connect(
                 ("10.0.0.1", 1234), signaling=signaling_url, **LOOPBACK
@@ -45,6 +39,32 @@ async def test_listen_on_an_address_the_server_did_not_assign(signaling_url: str
         assert info.value.errno == errno.EADDRNOTAVAIL
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", ""])
+async def test_listen_on_any_address_joins_the_default_subnet(
+    signaling_url: str, host: str
+) -> None:
+    """``0.0.0.0`` is "whatever address the server assigns", not subnet ``0.0.0`` (issue 15)."""
+    network = _network()
+    async with (
+        unisockets.listen(
+            (host, 7000), signaling=signaling_url, backend="memory", memory_network=network
+        ) as listener,
+        trio.open_nursery() as nursery,
+    ):
+        assert listener.address == ("10.0.0.1", 7000)  # type: ignore[attr-defined]
+
+        nursery.start_soon(_echo_one, listener)
+        with trio.fail_after(30):
+            async with unisockets.connect(
+                ("10.0.0.1", 7000),
+                signaling=signaling_url,
+                backend="memory",
+                memory_network=network,
+            ) as stream:
+                await stream.send_all(b"any")
+                assert await stream.receive_some(100) == b"any"
+
+
 async def test_one_liners_native() -> None:
     async with unisockets.listen(("127.0.0.1", 0), signaling=None) as listener:
         port = listener.address[1]  # type: ignore[attr-defined]
@@ -56,6 +76,13 @@ async def test_one_liners_native() -> None:
     with pytest.raises(ConnectionRefusedError):
         async with unisockets.connect(("127.0.0.1", port), signaling=None):
             pass
+
+
+async def _echo_one(listener: trio.abc.Listener[unisockets.net.SocketStream]) -> None:
+    """Accept one connection and echo its first message."""
+    stream = await listener.accept()
+    async with stream:
+        await stream.send_all(await stream.receive_some(100))
 
 
 def _network() -> object:

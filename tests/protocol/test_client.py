@@ -349,13 +349,74 @@ def test_bind_rejected_keeps_an_alias_we_already_hold() -> None:
 
 
 @pytest.mark.parametrize("alias", [f"{PEER}:1", "10.0.0.1", "10.0.0.1:70000", ""])
-def test_bind_and_shutdown_need_an_alias_of_ours(alias: str) -> None:
+def test_bind_and_shutdown_need_an_alias_not_on_a_peers_address(alias: str) -> None:
     client = joined()
+    client.receive(Greeting(offerer_id=ME, answerer_id=PEER))
     with pytest.raises(LocalProtocolError):
         client.bind(alias)
     with pytest.raises(LocalProtocolError):
         client.shutdown(alias)
     assert client.pending_requests == ()
+
+
+def test_binding_an_address_that_is_no_nodes_id() -> None:
+    """The original's C server binds 127.0.0.1:1234 whatever its id (docs/protocol.md, "Bind")."""
+    client = joined()
+    request, messages = client.bind("127.0.0.1:1234")
+    assert messages == [Bind(id=ME, alias="127.0.0.1:1234")]
+    assert client.receive(Alias(id=ME, alias="127.0.0.1:1234", set=True)) == [
+        BindSucceeded(request=request, alias="127.0.0.1:1234")
+    ]
+    assert client.bound_aliases == {"127.0.0.1:1234"}
+    assert client.accept("127.0.0.1:1234") == [Accepting(id=ME, alias="127.0.0.1:1234")]
+    # connecting to it from this node: the listener's copy of our connection alias is an echo
+    connect, _ = client.connect("127.0.0.1:1234", CID)
+    assert (
+        client.receive(
+            Alias(
+                id=ME, alias=f"{ME}:0", set=True, client_connection_id=CID, is_connection_alias=True
+            )
+        )
+        == []
+    )
+    assert client.receive(Alias(id=ME, alias=f"{ME}:0", set=True)) == []
+    assert client.receive(Accept(bound_alias="127.0.0.1:1234", client_alias=f"{ME}:0")) == [
+        IncomingConnection(bound_alias="127.0.0.1:1234", client_alias=f"{ME}:0")
+    ]
+    assert client.receive(
+        Alias(id=ME, alias="127.0.0.1:1234", set=True, client_connection_id=CID)
+    ) == [
+        ConnectSucceeded(
+            request=connect, local_alias=f"{ME}:0", remote_alias="127.0.0.1:1234", remote_id=ME
+        )
+    ]
+
+
+def test_shutdown_only_of_our_id_or_of_an_alias_we_hold() -> None:
+    """A stale alias of another address (a previous id's) is never sent: the server would
+    close us for spoofing once that address is another node's id."""
+    client = joined()
+    with pytest.raises(LocalProtocolError):
+        client.shutdown("10.0.0.7:8")
+    client.bind("127.0.0.1:80")  # pending: a shutdown may follow it
+    _, messages = client.shutdown("127.0.0.1:80")
+    assert messages == [Shutdown(id=ME, alias="127.0.0.1:80")]
+    assert client.pending_requests != ()
+
+
+def test_a_connect_names_the_holder_of_a_claimed_alias() -> None:
+    client = joined()
+    connect, _ = client.connect("127.0.0.1:1234", CID)
+    client.receive(
+        Alias(id=ME, alias=f"{ME}:0", set=True, client_connection_id=CID, is_connection_alias=True)
+    )
+    events = client.receive(
+        Alias(id=PEER, alias="127.0.0.1:1234", set=True, client_connection_id=CID)
+    )
+    assert events[-1] == ConnectSucceeded(
+        request=connect, local_alias=f"{ME}:0", remote_alias="127.0.0.1:1234", remote_id=PEER
+    )
+    assert client.aliases["127.0.0.1:1234"] == PEER
 
 
 def test_requests_need_a_join() -> None:
@@ -472,7 +533,9 @@ def test_connect_succeeds_after_two_aliases(reverse: bool) -> None:
     events = first_events + client.receive(second)
     assert events == [
         AliasAdded(owner_id=PEER, alias=f"{PEER}:80"),
-        ConnectSucceeded(request=request, local_alias=f"{ME}:0", remote_alias=f"{PEER}:80"),
+        ConnectSucceeded(
+            request=request, local_alias=f"{ME}:0", remote_alias=f"{PEER}:80", remote_id=PEER
+        ),
     ]
     assert client.connection_aliases == {f"{ME}:0"}
     assert client.pending_requests == ()
@@ -534,7 +597,9 @@ def test_connect_to_ourselves() -> None:
         events += client.receive(message)
     assert events == [
         IncomingConnection(bound_alias=f"{ME}:80", client_alias=f"{ME}:0"),
-        ConnectSucceeded(request=request, local_alias=f"{ME}:0", remote_alias=f"{ME}:80"),
+        ConnectSucceeded(
+            request=request, local_alias=f"{ME}:0", remote_alias=f"{ME}:80", remote_id=ME
+        ),
     ]
     assert client.bound_aliases == {f"{ME}:80"} and client.connection_aliases == {f"{ME}:0"}
 
@@ -558,7 +623,9 @@ def test_connect_to_ourselves_with_a_bind_of_the_same_port_in_flight() -> None:
         events += client.receive(message)
     assert events == [
         IncomingConnection(bound_alias=f"{ME}:80", client_alias=f"{ME}:0"),
-        ConnectSucceeded(request=connect, local_alias=f"{ME}:0", remote_alias=f"{ME}:80"),
+        ConnectSucceeded(
+            request=connect, local_alias=f"{ME}:0", remote_alias=f"{ME}:80", remote_id=ME
+        ),
         BindRejected(request=bind, alias=f"{ME}:0"),
     ]
     assert client.connection_aliases == {f"{ME}:0"}

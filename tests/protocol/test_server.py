@@ -41,6 +41,7 @@ def snapshot(server: Server) -> tuple[Any, ...]:
         list(server.clients.items()),
         list(server.members.items()),
         list(server.aliases.items()),
+        [(subnet, list(held.items())) for subnet, held in server.claimed_aliases.items()],
         list(server.subnets.items()),
     )
 
@@ -350,21 +351,148 @@ def test_bind_of_a_port_held_as_connection_alias_is_refused_not_an_error(
     ("cls", "id_", "alias"),
     [
         (Bind, "10.0.0.2", "10.0.0.2:80"),  # spoofed id
-        (Bind, "10.0.0.1", "10.0.0.2:80"),  # someone else's address
-        (Bind, "10.0.0.1", "10.0.1.1:80"),  # an address in another subnet
         (Accepting, "10.0.0.2", "10.0.0.2:80"),
-        (Accepting, "10.0.0.1", "10.0.0.2:80"),
+        (Accepting, "10.0.0.1", "10.0.0.2:80"),  # another member's address
         (Shutdown, "10.0.0.2", "10.0.0.2:80"),
         (Shutdown, "10.0.0.1", "10.0.0.2:80"),
     ],
 )
-def test_alias_requests_for_another_address_are_violations(
+def test_alias_requests_for_another_members_address_are_violations(
     server: Server, cls: type[Bind | Accepting | Shutdown], id_: str, alias: str
 ) -> None:
     join(server, "a", "b")
     join(server, "x", subnet="10.0.1")
     server.receive("b", Bind(id="10.0.0.2", alias="10.0.0.2:80"))
-    assert_violation(server, "a", cls(id=id_, alias=alias), "spoofed|not its own")
+    assert_violation(server, "a", cls(id=id_, alias=alias), "spoofed|another member's address")
+
+
+# -- binding an address other than one's own id (issue 15) ---------------------------
+
+
+@pytest.mark.parametrize("alias", ["10.0.0.2:80", "10.0.0.2:81"])
+def test_a_bind_on_another_members_address_is_refused_not_closed(
+    server: Server, alias: str
+) -> None:
+    """Held or not, another live member's address is never taken; the binder gets an answer."""
+    join(server, "a", "b")
+    server.receive("b", Bind(id="10.0.0.2", alias="10.0.0.2:80"))
+    before = snapshot(server)
+    assert server.receive("a", Bind(id="10.0.0.1", alias=alias)) == [
+        ("a", Alias(id="10.0.0.1", alias=alias, set=False))
+    ]
+    assert snapshot(server) == before
+    assert server.client_state("a") is ClientState.JOINED
+
+
+def test_the_original_echo_programs_bind_and_connect_127_0_0_1(server: Server) -> None:
+    """The original's C server binds 127.0.0.1:1234 on any node; its client connects there."""
+    join(server, "server", "client", "third")
+    assert server.receive("server", Bind(id="10.0.0.1", alias="127.0.0.1:1234")) == [
+        (key, Alias(id="10.0.0.1", alias="127.0.0.1:1234", set=True))
+        for key in ("server", "client", "third")
+    ]
+    assert server.claimed_aliases == {
+        "10.0.0": {"127.0.0.1:1234": AliasInfo("10.0.0.1", AliasState.BOUND)}
+    }
+    assert server.claimed_addresses("10.0.0") == {"127.0.0.1"}
+    assert server.aliases == {}
+    assert server.receive("server", Accepting(id="10.0.0.1", alias="127.0.0.1:1234")) == []
+    # someone else binding it too is refused: one holder per alias
+    assert server.receive("third", Bind(id="10.0.0.3", alias="127.0.0.1:1234")) == [
+        ("third", Alias(id="10.0.0.3", alias="127.0.0.1:1234", set=False))
+    ]
+    out = server.receive(
+        "client", Connect(id="10.0.0.2", client_connection_id=CID, remote_alias="127.0.0.1:1234")
+    )
+    assert out == [
+        (
+            "client",
+            Alias(
+                id="10.0.0.2",
+                alias="10.0.0.2:0",
+                set=True,
+                client_connection_id=CID,
+                is_connection_alias=True,
+            ),
+        ),
+        ("server", Alias(id="10.0.0.2", alias="10.0.0.2:0", set=True)),
+        ("server", Accept(bound_alias="127.0.0.1:1234", client_alias="10.0.0.2:0")),
+        (
+            "client",
+            Alias(id="10.0.0.1", alias="127.0.0.1:1234", set=True, client_connection_id=CID),
+        ),
+    ]
+    assert server.receive("server", Shutdown(id="10.0.0.1", alias="127.0.0.1:1234")) == [
+        (key, Alias(id="10.0.0.1", alias="127.0.0.1:1234", set=False))
+        for key in ("server", "client", "third")
+    ]
+    assert server.claimed_aliases == {}
+    assert server.claimed_addresses("10.0.0") == frozenset()
+
+
+def test_the_original_runners_subnet_and_range_in_either_order() -> None:
+    """``127.0.0`` with suffixes 0..255, as the original runner and server use them."""
+    server: Server = SignalingServerProtocol(suffixes=range(256))
+    # The C server's node joins first: it is 127.0.0.0 and binds 127.0.0.1:1234.
+    assert join(server, "server", subnet="127.0.0") == ["127.0.0.0"]
+    server.receive("server", Bind(id="127.0.0.0", alias="127.0.0.1:1234"))
+    server.receive("server", Accepting(id="127.0.0.0", alias="127.0.0.1:1234"))
+    # 127.0.0.1 is held: the client's node gets the next free id.
+    assert join(server, "client", subnet="127.0.0") == ["127.0.0.2"]
+    out = server.receive(
+        "client", Connect(id="127.0.0.2", client_connection_id=CID, remote_alias="127.0.0.1:1234")
+    )
+    assert out[2] == ("server", Accept(bound_alias="127.0.0.1:1234", client_alias="127.0.0.2:0"))
+    # Released with its holder: the address is an id again.
+    server.client_disconnected("server")
+    assert join(server, "late", subnet="127.0.0") == ["127.0.0.0"]
+    assert join(server, "later", subnet="127.0.0") == ["127.0.0.1"]
+    # The other order: the client's node is 127.0.0.1 already; binding it is refused.
+    assert server.receive("late", Bind(id="127.0.0.0", alias="127.0.0.1:1234")) == [
+        ("late", Alias(id="127.0.0.0", alias="127.0.0.1:1234", set=False))
+    ]
+
+
+def test_a_claimed_free_id_is_not_handed_out_until_released(server: Server) -> None:
+    join(server, "a", "b")
+    server.receive("a", Bind(id="10.0.0.1", alias="10.0.0.3:80"))
+    server.receive("a", Bind(id="10.0.0.1", alias="10.0.0.3:81"))
+    assert join(server, "c") == ["10.0.0.4"]
+    server.receive("a", Shutdown(id="10.0.0.1", alias="10.0.0.3:80"))
+    assert join(server, "d") == ["10.0.0.5"]  # 10.0.0.3:81 still held
+    out = server.client_disconnected("a")
+    assert out == [
+        *[(k, Goodbye(id="10.0.0.1")) for k in ("b", "c", "d")],
+        *[(k, Alias(id="10.0.0.1", alias="10.0.0.3:81", set=False)) for k in ("b", "c", "d")],
+    ]
+    assert server.claimed_aliases == {}
+    assert join(server, "e") == ["10.0.0.1"]
+    assert join(server, "f") == ["10.0.0.3"]
+
+
+def test_claims_are_per_subnet_and_only_their_holder_may_use_them(server: Server) -> None:
+    join(server, "a", "b")
+    join(server, "x", subnet="10.0.1")
+    server.receive("a", Bind(id="10.0.0.1", alias="127.0.0.1:1234"))
+    # the same alias in another subnet is another alias
+    assert server.receive("x", Bind(id="10.0.1.1", alias="127.0.0.1:1234")) == [
+        ("x", Alias(id="10.0.1.1", alias="127.0.0.1:1234", set=True))
+    ]
+    # b holds no alias there: accepting is ignored, shutdown refused (as for its own ports)
+    before = snapshot(server)
+    assert server.receive("b", Accepting(id="10.0.0.2", alias="127.0.0.1:1234")) == []
+    assert server.receive("b", Shutdown(id="10.0.0.2", alias="127.0.0.1:1234")) == [
+        ("b", Alias(id="10.0.0.2", alias="127.0.0.1:1234", set=True))
+    ]
+    assert snapshot(server) == before
+    # a connect from the other subnet reaches its own subnet's holder only
+    server.receive("a", Accepting(id="10.0.0.1", alias="127.0.0.1:1234"))
+    refused = server.receive(
+        "x", Connect(id="10.0.1.1", client_connection_id=CID, remote_alias="127.0.0.1:1234")
+    )
+    assert refused == [
+        ("x", Alias(id="10.0.1.1", alias="10.0.1.1:0", set=False, client_connection_id=CID))
+    ]
 
 
 # -- accepting ---------------------------------------------------------------------
@@ -568,8 +696,10 @@ def test_leave_sends_goodbye_then_alias_removals_to_the_remaining_members(
 def test_leave_of_the_last_member_forgets_the_subnet(server: Server) -> None:
     join(server, "a")
     server.receive("a", Bind(id="10.0.0.1", alias="10.0.0.1:7"))
+    server.receive("a", Bind(id="10.0.0.1", alias="127.0.0.1:7"))
     assert server.client_disconnected("a") == []
-    assert snapshot(server) == ([], [], [], [])
+    assert snapshot(server) == ([], [], [], [], [])
+    assert server.claimed_addresses("10.0.0") == frozenset()
 
 
 def test_disconnect_of_an_unjoined_or_unknown_client_sends_nothing(server: Server) -> None:

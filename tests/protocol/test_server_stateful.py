@@ -1,8 +1,9 @@
 """SignalingServerProtocol against a naive model, driven by Hypothesis.
 
-Many clients connect, knock (into two small subnets that fill up), bind,
-accept, connect, shut down, relay, spoof, send garbage and leave in random
-order. After every step the server's state equals the model's; every call's
+Many clients connect, knock (into two small subnets that fill up), bind
+(their own address, a free id of the subnet, ``127.0.0.1``, another member's
+address), accept, connect, shut down, relay, spoof, send garbage and leave in
+random order. After every step the server's state equals the model's; every call's
 output equals the model's expectation exactly (recipients, messages, order);
 every violation raises RemoteProtocolError and changes nothing.
 
@@ -65,6 +66,8 @@ class ServerMachine(RuleBasedStateMachine):
         self.order: dict[str, list[str]] = {subnet: [] for subnet in SUBNETS}
         #: model: id -> {port: state}, ports in the order they were taken
         self.ports: dict[str, dict[int, AliasState]] = {}
+        #: model: subnet -> {alias: (holder id, state)} on claimed addresses, in the order taken
+        self.claims: dict[str, dict[str, tuple[str, AliasState]]] = {}
 
     # -- model helpers ---------------------------------------------------------
 
@@ -86,6 +89,13 @@ class ServerMachine(RuleBasedStateMachine):
         assert member_id is not None
         return key, member_id
 
+    def claims_of(self, member_id: str) -> dict[str, AliasState]:
+        held = self.claims.get(self.subnet_of(member_id), {})
+        return {alias: state for alias, (holder, state) in held.items() if holder == member_id}
+
+    def claimed_addresses(self, subnet: str) -> set[str]:
+        return {alias.rsplit(":", 1)[0] for alias in self.claims.get(subnet, {})}
+
     def own_port(self, data: st.DataObject, me: str, port: int) -> int:
         """Mostly a port ``me`` holds (if any), else ``port``."""
         if len(self.ports[me]) > 0 and data.draw(st.booleans()):
@@ -98,6 +108,7 @@ class ServerMachine(RuleBasedStateMachine):
             list(s.clients.items()),
             list(s.members.items()),
             list(s.aliases.items()),
+            [(subnet, list(held.items())) for subnet, held in s.claimed_aliases.items()],
             list(s.subnets.items()),
         )
 
@@ -149,6 +160,9 @@ class ServerMachine(RuleBasedStateMachine):
     def _knock(self, key: int, subnet: str) -> None:
         out = self.server.receive(key, Knock(subnet=subnet))
         taken = {int(m.rsplit(".", 1)[1]) for m in self.order[subnet]}
+        taken |= {
+            int(a.rsplit(".", 1)[1]) for a in self.claimed_addresses(subnet) if a.startswith(subnet)
+        }
         free = [s for s in SUFFIXES if s not in taken]
         if not free:
             event("knock rejected: subnet full")
@@ -180,6 +194,9 @@ class ServerMachine(RuleBasedStateMachine):
         for port in self.ports.pop(member):
             removed = Alias(id=member, alias=f"{member}:{port}", set=False)
             expected += [(k, removed) for k in remaining]
+        for alias in self.claims_of(member):
+            del self.claims[self.subnet_of(member)][alias]
+            expected += [(k, Alias(id=member, alias=alias, set=False)) for k in remaining]
         self.expect(out, expected)
         assert not any(info.owner == member for info in self.server.aliases.values())
         assert self.server.client_state(key) is ClientState.CLOSED
@@ -224,15 +241,76 @@ class ServerMachine(RuleBasedStateMachine):
         self._accepting(key, me, port)
 
     @precondition(lambda self: self.has_members())
+    @rule(
+        data=st.data(),
+        port=PORTS,
+        address=st.sampled_from(["127.0.0.1", "10.0.0.1", "10.0.0.3", "10.0.1.2", "10.0.0.9"]),
+    )
+    def bind_any_address(self, data: st.DataObject, port: int, address: str) -> None:
+        """A bind of an address that need not be the binder's id (the original's C server)."""
+        key, me = self.pick_member(data)
+        if address == me:
+            self._bind(key, me, port)
+            return
+        subnet = self.subnet_of(me)
+        alias = f"{address}:{port}"
+        out = self.server.receive(key, Bind(id=me, alias=alias))
+        if address in self.order[subnet] or alias in self.claims.get(subnet, {}):
+            event(
+                "bind refused: another member's address"
+                if address in self.order[subnet]
+                else "bind refused: claimed alias held"
+            )
+            self.expect(out, [(key, Alias(id=me, alias=alias, set=False))])
+            return
+        event("bind of a claimed address")
+        self.claims.setdefault(subnet, {})[alias] = (me, AliasState.BOUND)
+        told = [self.key_of(m) for m in self.order[subnet]]
+        self.expect(out, [(k, Alias(id=me, alias=alias, set=True)) for k in told])
+
+    @precondition(lambda self: any(self.claims.values()))
+    @rule(data=st.data(), kind=st.sampled_from(["accepting", "shutdown"]))
+    def use_a_claim(self, data: st.DataObject, kind: str) -> None:
+        """accepting/shutdown of a held claimed alias, by its holder or by another member."""
+        subnet = data.draw(st.sampled_from(sorted(s for s, held in self.claims.items() if held)))
+        alias = data.draw(st.sampled_from(sorted(self.claims[subnet])))
+        holder, state = self.claims[subnet][alias]
+        me = data.draw(st.sampled_from([holder, *self.order[subnet]]))
+        key = self.key_of(me)
+        if kind == "accepting":
+            self.expect(self.server.receive(key, Accepting(id=me, alias=alias)), [])
+            if me == holder:
+                event("accepting on a claimed alias")
+                self.claims[subnet][alias] = (holder, AliasState.ACCEPTING)
+            return
+        out = self.server.receive(key, Shutdown(id=me, alias=alias))
+        if me != holder:
+            event("shutdown of another's claimed alias refused")
+            self.expect(out, [(key, Alias(id=me, alias=alias, set=True))])
+            return
+        event(f"shutdown of a {state.value} claimed alias")
+        del self.claims[subnet][alias]
+        told = [self.key_of(m) for m in self.order[subnet]]
+        self.expect(out, [(k, Alias(id=me, alias=alias, set=False)) for k in told])
+
+    @precondition(lambda self: self.has_members())
     @rule(data=st.data(), port=PORTS, suffix=st.sampled_from([*SUFFIXES, 9]))
     def connect(self, data: st.DataObject, port: int, suffix: int) -> None:
         key, me = self.pick_member(data)
         remote_id = f"{data.draw(st.sampled_from(SUBNETS))}.{suffix}"
         held = [(m, p) for m, ports in self.ports.items() for p in ports]
+        subnet = self.subnet_of(me)
+        claims = self.claims.get(subnet, {})
+        held += [(a.rsplit(":", 1)[0], int(a.rsplit(":", 1)[1])) for a in claims]
         listening = [
             (m, p)
-            for m in self.order[self.subnet_of(me)]
+            for m in self.order[subnet]
             for p, state in self.ports[m].items()
+            if state is AliasState.ACCEPTING
+        ]
+        listening += [
+            (a.rsplit(":", 1)[0], int(a.rsplit(":", 1)[1]))
+            for a, (_, state) in claims.items()
             if state is AliasState.ACCEPTING
         ]
         aim = data.draw(st.sampled_from(["anywhere", "held", "listening"]))
@@ -246,15 +324,19 @@ class ServerMachine(RuleBasedStateMachine):
         )
         local_port = next(p for p in range(65536) if p not in self.ports[me])
         local = f"{me}:{local_port}"
-        same_subnet = remote_id in self.order[self.subnet_of(me)]
+        same_subnet = remote_id in self.order[subnet]
         remote_state = self.ports[remote_id].get(port) if same_subnet else None
+        owner = remote_id
+        if not same_subnet and remote in claims:
+            owner, remote_state = claims[remote]
+            event("connect to a claimed alias")
         event(f"connect to an alias {remote_state.value if remote_state else 'not held'}")
         if remote_state is not AliasState.ACCEPTING:  # succeeds iff it exists and accepts
             refused = Alias(id=me, alias=local, set=False, client_connection_id=CID)
             self.expect(out, [(key, refused)])
             return
         self.ports[me][local_port] = AliasState.CONNECTION
-        listener = self.key_of(remote_id)
+        listener = self.key_of(owner)
         self.expect(
             out,
             [
@@ -270,7 +352,7 @@ class ServerMachine(RuleBasedStateMachine):
                 ),
                 (listener, Alias(id=me, alias=local, set=True)),
                 (listener, Accept(bound_alias=remote, client_alias=local)),
-                (key, Alias(id=remote_id, alias=remote, set=True, client_connection_id=CID)),
+                (key, Alias(id=owner, alias=remote, set=True, client_connection_id=CID)),
             ],
         )
 
@@ -334,6 +416,8 @@ class ServerMachine(RuleBasedStateMachine):
         key, me = self.pick_member(data)
         if other == me:
             return
+        if not spoof_id and (kind == "bind" or other not in self.order[self.subnet_of(me)]):
+            return  # no spoofing: an address other than one's own (bind_any_address)
         claimed = other if spoof_id else me
         address = me if spoof_id else other
         message: Message
@@ -410,6 +494,12 @@ class ServerMachine(RuleBasedStateMachine):
             assert info.owner in live
             assert alias.rsplit(":", 1)[0] == info.owner
             assert info.state is not AliasState.FREE
+        for subnet, held in self.server.claimed_aliases.items():
+            for alias, info in held.items():
+                assert info.owner in live and self.subnet_of(info.owner) == subnet
+                assert alias.rsplit(":", 1)[0] not in self.server.subnet_members(subnet)
+                assert info.state is not AliasState.FREE
+            assert self.server.claimed_addresses(subnet) == {a.rsplit(":", 1)[0] for a in held}
 
     @invariant()
     def server_state_equals_the_model(self) -> None:
@@ -424,6 +514,11 @@ class ServerMachine(RuleBasedStateMachine):
             f"{member}:{port}": AliasInfo(member, state)
             for member, ports in self.ports.items()
             for port, state in ports.items()
+        }
+        assert s.claimed_aliases == {
+            subnet: {alias: AliasInfo(holder, state) for alias, (holder, state) in held.items()}
+            for subnet, held in self.claims.items()
+            if held
         }
         for key, member_id in self.clients.items():
             assert s.member_id(key) == member_id

@@ -96,11 +96,11 @@ async def test_join_bind_accept_connect_shutdown() -> None:
                 nursery.start_soon(accept_one)
                 await trio.testing.wait_all_tasks_blocked()
                 first = await b.connect(listening)
-            assert first == (f"{b.id}:0", listening)
+            assert first == (f"{b.id}:0", listening, a.id)
             assert accepted == [first[0]]
             # The listener keeps accepting: a connection with nobody waiting is queued.
             second = await b.connect(listening)
-            assert second == (f"{b.id}:1", listening)
+            assert second == (f"{b.id}:1", listening, a.id)
             assert await a.accept(listening) == second[0]
             # Releasing a connection alias frees its port for the next connection.
             await b.shutdown(first[0])
@@ -190,7 +190,7 @@ async def test_bind_errors_and_refusals() -> None:
         # listen() returns once the alias accepts: a connect right after it succeeds, and
         # the connection waits for accept(). A refused connect held no alias: port 0 again.
         await a.listen(f"{a.id}:80")
-        local, _ = await b.connect(f"{a.id}:80")
+        local, _, _ = await b.connect(f"{a.id}:80")
         assert local == f"{b.id}:0"
         assert await a.accept(f"{a.id}:80") == local
         with pytest.raises(OSError) as not_bound:
@@ -310,7 +310,7 @@ async def test_server_restart_rejoins_and_binds_again(caplog: pytest.LogCaptureF
             assert await next_event(a, Reconnected) == Reconnected(id="10.0.0.1")
             assert await next_event(b, Reconnected) == Reconnected(id="10.0.0.2")
             # a's alias is bound and accepting again: b connects to it.
-            local, _ = await b.connect(listening)
+            local, _, _ = await b.connect(listening)
             await wait_for(accepted_two)
             await wait_for(bound_later)
             assert accepted[1] == local
@@ -335,23 +335,23 @@ async def test_a_connection_alias_is_never_released_in_a_later_session() -> None
             listening = f"{a.id}:80"
             await a.bind(listening)
             await a.listen(listening)
-            old_alias, _, old_session = await b.connect_in_session(listening)
+            old_alias, _, _, old_session = await b.connect_in_session(listening)
             assert old_alias == f"{b.id}:0" and old_session == b.session
             await first.stop()
             await next_event(b, Disconnected)
             await start_server(nursery, first.port)
             assert await next_event(b, Reconnected) == Reconnected(id="10.0.0.2")
             await next_event(a, Reconnected)
-            new_alias, _, new_session = await b.connect_in_session(listening)
+            new_alias, _, _, new_session = await b.connect_in_session(listening)
             assert new_alias == old_alias and new_session == old_session + 1
             with trio.fail_after(TIMEOUT):
                 await b.shutdown(old_alias, session=old_session)  # sends nothing
             # the server still holds 10.0.0.2:0 for the new connection: the next gets :1
-            third_alias, _, _ = await b.connect_in_session(listening)
+            third_alias, _, _, _ = await b.connect_in_session(listening)
             assert third_alias == f"{b.id}:1"
             # within its own session a connection alias is released as before
             await b.shutdown(new_alias, session=new_session)
-            fourth_alias, _ = await b.connect(listening)
+            fourth_alias, _, _ = await b.connect(listening)
             assert fourth_alias == new_alias
         nursery.cancel_scope.cancel()
 
@@ -654,7 +654,11 @@ async def test_compatible_with_the_original_server(vectors_dir: Path) -> None:
             async with open_signaling_client(fake.url) as ws2:
                 assert ws2.id == "10.0.0.1"
                 assert await next_event(ws1, PeerGreeted) == PeerGreeted(peer_id="10.0.0.1")
-                assert await ws2.connect("10.0.0.0:1234") == ("10.0.0.1:0", "10.0.0.0:1234")
+                assert await ws2.connect("10.0.0.0:1234") == (
+                    "10.0.0.1:0",
+                    "10.0.0.0:1234",
+                    "10.0.0.0",
+                )
                 await ws1.send_offer("10.0.0.1", offer)
                 assert await next_event(ws2, OfferReceived) == OfferReceived(
                     peer_id="10.0.0.0", sdp=offer

@@ -159,6 +159,44 @@ async def test_bind_goes_to_every_member_and_a_taken_bind_only_to_the_binder() -
 
 
 @pytest.mark.trio
+async def test_the_original_echo_programs_addresses_with_the_originals_range() -> None:
+    """Issue 15: the original's C server binds 127.0.0.1:1234 on node 127.0.0.0; its client
+    connects there. Served as the original serves it, and every bind is answered."""
+    async with (
+        open_signaling_server(suffixes=range(256)) as server,
+        open_member(server.url, "127.0.0") as c_server,
+    ):
+        assert c_server.id == "127.0.0.0"
+        bound = Alias(id="127.0.0.0", alias="127.0.0.1:1234", set=True)
+        await c_server.send(Bind(id="127.0.0.0", alias="127.0.0.1:1234"))
+        await c_server.expect(bound)
+        await c_server.send(Accepting(id="127.0.0.0", alias="127.0.0.1:1234"))
+        async with open_member(server.url, "127.0.0") as c_client:
+            assert c_client.id == "127.0.0.2"  # 127.0.0.1 is held by the C server's node
+            await c_server.expect(Greeting(offerer_id="127.0.0.0", answerer_id="127.0.0.2"))
+            # a bind of the address of a live member is answered, not closed nor left hanging
+            await c_client.send(Bind(id="127.0.0.2", alias="127.0.0.0:1234"))
+            await c_client.expect(Alias(id="127.0.0.2", alias="127.0.0.0:1234", set=False))
+            await c_client.send(
+                Connect(id="127.0.0.2", client_connection_id=CID, remote_alias="127.0.0.1:1234")
+            )
+            await c_client.expect(
+                Alias(
+                    id="127.0.0.2",
+                    alias="127.0.0.2:0",
+                    set=True,
+                    client_connection_id=CID,
+                    is_connection_alias=True,
+                ),
+                Alias(id="127.0.0.0", alias="127.0.0.1:1234", set=True, client_connection_id=CID),
+            )
+            await c_server.expect(
+                Alias(id="127.0.0.2", alias="127.0.0.2:0", set=True),
+                Accept(bound_alias="127.0.0.1:1234", client_alias="127.0.0.2:0"),
+            )
+
+
+@pytest.mark.trio
 async def test_connect_to_an_accepting_alias_sends_the_four_messages_in_order() -> None:
     async with (
         open_signaling_server() as server,

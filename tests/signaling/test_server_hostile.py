@@ -28,6 +28,7 @@ from unisockets.protocol import (
     Greeting,
     Knock,
     Offer,
+    Shutdown,
 )
 from unisockets.protocol.messages import MAX_SDP_LENGTH
 from unisockets.protocol.server import SignalingServerProtocol
@@ -118,11 +119,15 @@ async def test_spoofed_ids_close_the_spoofer_and_nobody_gets_the_forgery() -> No
         assert closed.reason == "offer from 10.0.0.3 claims offererId 10.0.0.1 (spoofed)"
         await a.expect(Goodbye(id="10.0.0.3"))
         await b.expect(Goodbye(id="10.0.0.3"))  # and not the forged offer
-        # b tries to bind an alias of a's address
+        # b tries to bind an alias of a's address: refused (original programs do
+        # bind addresses other than their own), a's address stays a's
         await b.send(Bind(id="10.0.0.2", alias="10.0.0.1:80"))
+        await b.expect(Alias(id="10.0.0.2", alias="10.0.0.1:80", set=False))
+        # ... and to release one of a's aliases: spoofing, closed
+        await b.send(Shutdown(id="10.0.0.2", alias="10.0.0.1:80"))
         closed = await b.closed()
         assert closed.code == 1008
-        assert closed.reason == "bind from 10.0.0.2 of 10.0.0.1:80: not its own address"
+        assert closed.reason == "shutdown from 10.0.0.2 of 10.0.0.1:80: another member's address"
         await a.expect(Goodbye(id="10.0.0.2"))
         await assert_healthy(server.url)
 

@@ -70,11 +70,9 @@ async def test_wasm_client_talks_to_python_server(programs: Programs) -> None:
 async def test_python_client_talks_to_wasm_server(programs: Programs) -> None:
     out = Output()
     async with overlay_nodes(2) as (server_node, client_node), trio.open_nursery() as nursery:
-        # The program binds 127.0.0.1:1234, which is this node's 10.0.0.1:1234.
-        start_guest(
-            nursery, server_node, programs.echo_server, "127.0.0.1", "1234", "1", stdout=out
-        )
-        await out.wait_for("listening on 127.0.0.1:1234")
+        # The program binds its node's own address (0.0.0.0 = 10.0.0.1).
+        start_guest(nursery, server_node, programs.echo_server, "0.0.0.0", "1234", "1", stdout=out)
+        await out.wait_for("listening on 0.0.0.0:1234")
         # The guest's listen() returned only once signaling knew: no refusal race.
         stream = await client_node.connect(("10.0.0.1", 1234))
         async with stream:
@@ -88,6 +86,50 @@ async def test_python_client_talks_to_wasm_server(programs: Programs) -> None:
         with trio.fail_after(30):
             await out.wait_for("closed 10.0.0.2:0")
     assert out.lines()[1] == "accepted 10.0.0.2:0"
+
+
+@pytest.mark.trio
+async def test_the_originals_echo_addresses_work_across_two_nodes(programs: Programs) -> None:
+    """Issue 15: the original's C server binds 127.0.0.1:1234 and its client connects to
+    127.0.0.1:1234, on two nodes. On the overlay that is one ordinary address: the
+    server's node (10.0.0.1) holds it, and the client's node (10.0.0.2) reaches it."""
+    server_out, client_out, client_err = Output(), Output(), Output()
+    async with overlay_nodes(2) as (server_node, client_node), trio.open_nursery() as nursery:
+        assert (server_node.address, client_node.address) == ("10.0.0.1", "10.0.0.2")
+        start_guest(nursery, server_node, programs.echo_server, stdout=server_out)  # defaults
+        await server_out.wait_for("listening on 127.0.0.1:1234")
+        with trio.fail_after(60):
+            status = await run_wasm(
+                client_node,
+                programs.echo_client,  # type: ignore[arg-type]
+                [],  # defaults: 127.0.0.1 1234, as the original's client
+                stdin=b"hello\nover two nodes\n",
+                stdout=client_out,
+                stderr=client_err,
+            )
+            await server_out.wait_for("closed 10.0.0.2:0")
+        nursery.cancel_scope.cancel()
+    assert status == 0, client_err.text
+    assert client_out.lines() == ["hello", "over two nodes"]
+    assert client_err.lines()[0] == "connected to 127.0.0.1:1234"
+    assert server_out.lines()[1] == "accepted 10.0.0.2:0"
+
+
+@pytest.mark.trio
+async def test_a_bind_of_another_nodes_address_fails_at_once(programs: Programs) -> None:
+    """bind() of another live node's address returns EADDRNOTAVAIL; it never hangs."""
+    out = Output()
+    async with overlay_nodes(2) as (first, second):
+        with trio.fail_after(30):
+            status = await run_wasm(
+                second,
+                programs.echo_server,  # type: ignore[arg-type]
+                [first.address, "1234"],
+                stdout=out,
+                stderr=out,
+            )
+    assert status != 0
+    assert "Address not available" in out.text or "EADDRNOTAVAIL" in out.text, out.text
 
 
 @pytest.mark.trio

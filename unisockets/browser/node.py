@@ -372,9 +372,8 @@ class BrowserNode:
         host, port = check_address(address)
         if host in ("", "0.0.0.0", "localhost"):
             host = self.address
-        local_alias, remote_alias = await self.signaling.connect(format_alias(host, port))
+        local_alias, remote_alias, peer_id = await self.signaling.connect(format_alias(host, port))
         session = self.signaling.session
-        peer_id = parse_alias(remote_alias)[0]
         label = connection_label(local_alias, remote_alias)
         try:
             if peer_id == self.address:

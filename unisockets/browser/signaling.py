@@ -316,12 +316,15 @@ class BrowserSignaling:
         if isinstance(event, ShutdownRejected):
             raise oserror(errno.EPERM, f"{alias} is not ours")
 
-    async def connect(self, remote_alias: str) -> tuple[str, str]:
+    async def connect(self, remote_alias: str) -> tuple[str, str, str]:
         """Ask the server to connect us to ``remote_alias``.
 
         Returns:
-            ``(our connection alias, remote alias)``; the connection alias
-            belongs to the current :attr:`session`.
+            ``(our connection alias, remote alias, its holder's id)``; the
+            connection alias belongs to the current :attr:`session`. The
+            holder is the node to open the data channel to: the remote
+            alias's address, or another node's id for an alias on an address
+            it claimed (docs/protocol.md, "Bind").
 
         Raises:
             OSError: ``ECONNREFUSED`` when nobody accepts there, ``EINVAL`` for
@@ -334,7 +337,7 @@ class BrowserSignaling:
         if isinstance(event, ConnectRefused):
             raise oserror(errno.ECONNREFUSED, remote_alias)
         assert isinstance(event, ConnectSucceeded)
-        return event.local_alias, event.remote_alias
+        return event.local_alias, event.remote_alias, event.remote_id
 
     def listen(self, alias: str) -> None:
         """Accept connections on our bound ``alias`` from now on (sends ``accepting``).

@@ -41,6 +41,7 @@ import trio
 from .._nursery import open_owned_nursery
 from ..protocol import events
 from ..protocol.addresses import format_alias, parse_alias
+from ..protocol.socket_states import check_local_host
 from ..transport.base import MessagePipe, PeerTransport, SignalSender
 from ..transport.legacy import LegacyStream
 from ..transport.stream import PipeStream
@@ -90,11 +91,16 @@ class Node(ABC):
         """This node's IPv4 address, e.g. ``"10.0.0.1"`` (overlay) or ``"127.0.0.1"`` (native)."""
 
     @abstractmethod
-    async def bind(self, port: int, *, socket_options: SocketOptionList = ()) -> Binding:
+    async def bind(
+        self, port: int, host: str = "", *, socket_options: SocketOptionList = ()
+    ) -> Binding:
         """Claim ``port`` on this node's address (``0``: any free port).
 
         Args:
             port: 0..65535.
+            host: ``""``, ``"0.0.0.0"``, ``"localhost"`` or this node's
+                address; on an overlay node also any address that is no other
+                node's id, such as ``"127.0.0.1"`` (docs/protocol.md, "Bind").
             socket_options: ``(level, optname, value)`` triples a native node
                 sets on its OS socket before binding; an overlay node, which
                 has no OS socket, ignores them (docs/concepts.md, "Socket options").
@@ -103,7 +109,8 @@ class Node(ABC):
             The binding; call :meth:`Binding.listen` to accept connections on it.
 
         Raises:
-            OSError: ``EADDRINUSE`` when the address is taken.
+            OSError: ``EADDRINUSE`` when the address is taken,
+                ``EADDRNOTAVAIL`` when ``host`` is another node's address.
         """
 
     @abstractmethod
@@ -281,38 +288,48 @@ class OverlayNode(Node):
     def _transport_for(self, peer_id: str) -> PeerTransport:
         return self._loopback if peer_id == self.address else self.transport
 
-    async def bind(self, port: int, *, socket_options: SocketOptionList = ()) -> Binding:
-        """Bind ``port`` on this node's overlay address (signaling ``bind``).
+    async def bind(
+        self, port: int, host: str = "", *, socket_options: SocketOptionList = ()
+    ) -> Binding:
+        """Bind ``port`` on an overlay address (signaling ``bind``).
 
-        Port 0 picks a free port in :data:`EPHEMERAL_PORTS`. If this node is
-        still releasing the address (a socket or listener on it was closed a
-        moment ago), the bind waits for the release first, so closing and
-        binding again at once works as with an OS socket.
+        Port 0 picks a free port in :data:`EPHEMERAL_PORTS`. ``host`` is this
+        node's address when ``""``, ``"0.0.0.0"`` or ``"localhost"``; any other
+        address is an ordinary overlay address, which the signaling server
+        lets this node bind unless it is another node's id (docs/protocol.md,
+        "Bind"): ``127.0.0.1`` is not loopback on the overlay, as in the
+        original unisockets. If this node is still releasing the alias (a
+        socket or listener on it was closed a moment ago), the bind waits for
+        the release first, so closing and binding again at once works as with
+        an OS socket.
 
         Args:
             port: 0..65535.
+            host: the address, as above.
             socket_options: ignored (there is no OS socket).
 
         Raises:
             OSError: ``EADDRINUSE`` when the alias is taken (the server answered
-                ``alias{set:false}``), ``EINVAL`` for a bad port.
+                ``alias{set:false}``), ``EADDRNOTAVAIL`` when ``host`` is the
+                address of another node, ``EINVAL`` for a bad port or address.
         """
         self._check_open()
+        address = self._host(check_address((host, port))[0])
         if check_port(port) != 0:
-            alias = format_alias(self.address, port)
+            alias = format_alias(address, port)
             releasing = self._releasing.get(alias)
             if releasing is not None:
                 await releasing.wait()
             await self.signaling.bind(alias)
-            return _OverlayBinding(self, (self.address, port))
+            return _OverlayBinding(self, (address, port))
         for candidate in random.sample(EPHEMERAL_PORTS, 64):
             try:
-                await self.signaling.bind(format_alias(self.address, candidate))
+                await self.signaling.bind(format_alias(address, candidate))
             except OSError as exc:
                 if exc.errno != errno.EADDRINUSE:
                     raise
                 continue
-            return _OverlayBinding(self, (self.address, candidate))
+            return _OverlayBinding(self, (address, candidate))
         raise oserror(errno.EADDRINUSE, "no free ephemeral port found")
 
     async def connect(
@@ -334,12 +351,11 @@ class OverlayNode(Node):
         remote_alias = format_alias(self._host(host), port)
         self._check_legacy_free(self._host(host))
         try:
-            local_alias, remote_alias, session = await self.signaling.connect_in_session(
+            local_alias, remote_alias, peer_id, session = await self.signaling.connect_in_session(
                 remote_alias
             )
         except TimeoutError as exc:
             raise oserror(errno.ETIMEDOUT, f"connect to {remote_alias}") from exc
-        peer_id = parse_alias(remote_alias)[0]
         label = connection_label(local_alias, remote_alias)
         transport = self._transport_for(peer_id)
         try:
@@ -609,18 +625,21 @@ class NativeNode(Node):
         """The host address given to :func:`open_node` (default ``"127.0.0.1"``)."""
         return self._host
 
-    async def bind(self, port: int, *, socket_options: SocketOptionList = ()) -> Binding:
+    async def bind(
+        self, port: int, host: str = "", *, socket_options: SocketOptionList = ()
+    ) -> Binding:
         """Bind an OS TCP socket on ``(address, port)``, with ``SO_REUSEADDR`` on.
 
         Args:
             port: 0..65535.
-            socket_options: ``(level, optname, value)`` set on the OS socket
-                before binding (after ``SO_REUSEADDR``, which they may turn off).
+            host: ``""``, ``"0.0.0.0"``, ``"localhost"`` or :attr:`address`.
 
         Raises:
-            OSError: from the OS, e.g. ``EADDRINUSE``; ``EINVAL`` for a bad port.
+            OSError: from the OS, e.g. ``EADDRINUSE``; ``EINVAL`` for a bad
+                port; ``EADDRNOTAVAIL`` for another ``host``.
         """
         check_port(port)
+        check_local_host(check_address((host, port))[0], self.address)
         sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_STREAM)
         try:
             sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)

@@ -22,8 +22,18 @@ from .streams import SocketStream
 __all__ = ["connect", "listen"]
 
 
-def _subnet_of(host: str, default: str) -> str:
-    return split_id(host)[0] if is_id(host) else default
+#: Hosts that name no particular address: the node's own, whatever the server assigns.
+_ANY_HOSTS = ("", "0.0.0.0", "localhost")
+
+#: The subnet joined when the host names none.
+_DEFAULT_SUBNET = "10.0.0"
+
+
+def _subnet_of(host: str) -> str:
+    """The subnet a host implies: its first three octets, or the default for "any"."""
+    if host in _ANY_HOSTS or not is_id(host):
+        return _DEFAULT_SUBNET
+    return split_id(host)[0]
 
 
 @asynccontextmanager
@@ -43,7 +53,8 @@ async def listen(
             this node must have (its subnet is joined; another assigned address
             is an error). Without signaling, a local interface address.
         signaling: the signaling server's URL, or ``None`` for OS TCP.
-        subnet: the subnet to join (default: from ``host``, else ``"10.0.0"``).
+        subnet: the subnet to join (default: the first three octets of
+            ``host``; ``"10.0.0"`` when ``host`` is ``""``/``"0.0.0.0"``).
         backlog: connections that may wait for ``accept``.
         node_options: passed to :func:`unisockets.open_node`.
 
@@ -62,8 +73,8 @@ async def listen(
         ):
             yield listener
         return
-    async with open_node(signaling, subnet or _subnet_of(host, "10.0.0"), **node_options) as node:
-        if is_id(host) and host != "0.0.0.0" and node.address != host:
+    async with open_node(signaling, subnet or _subnet_of(host), **node_options) as node:
+        if host not in _ANY_HOSTS and node.address != host:
             raise oserror(
                 errno.EADDRNOTAVAIL, f"asked for {host}, the server assigned {node.address}"
             )
@@ -84,7 +95,8 @@ async def connect(
     Args:
         address: the listener's ``(host, port)``, e.g. ``("10.0.0.1", 1234)``.
         signaling: the signaling server's URL, or ``None`` for OS TCP.
-        subnet: the subnet to join (default: the one of ``host``).
+        subnet: the subnet to join (default: the one of ``host``; ``"10.0.0"``
+            when ``host`` is ``""``/``"0.0.0.0"``, this node itself).
         node_options: passed to :func:`unisockets.open_node`.
 
     Yields:
@@ -95,7 +107,7 @@ async def connect(
             :meth:`unisockets.net.Node.connect`.
     """
     host, port = check_address(address)
-    subnet = subnet or _subnet_of(host, "10.0.0")
+    subnet = subnet or _subnet_of(host)
     async with open_node(signaling, subnet, **node_options) as node:
         stream = await node.connect((host, port))
         async with stream:

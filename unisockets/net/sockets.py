@@ -47,7 +47,6 @@ from ..protocol.socket_states import (
     SocketStateMachine,
     check_backlog,
     check_bufsize,
-    check_local_host,
 )
 from .addresses import Address, check_address, oserror
 from .listeners import NativeListener, OverlayListener
@@ -189,7 +188,9 @@ class Socket(BlockingMode):
     async def bind(self, address: Address) -> None:
         """Bind to ``(host, port)`` on this node (port 0: any free port).
 
-        ``host`` may be ``""``, ``"0.0.0.0"`` or the node's own address.
+        ``host`` may be ``""``, ``"0.0.0.0"`` or the node's own address; on
+        an overlay node also any address that is no other node's id, e.g.
+        ``"127.0.0.1"`` (docs/protocol.md, "Bind").
 
         Raises:
             OSError: ``EADDRINUSE`` (taken), ``EADDRNOTAVAIL`` (another node's
@@ -198,9 +199,8 @@ class Socket(BlockingMode):
         """
         self._machine.check(SocketInput.BIND)
         host, port = check_address(address)
-        check_local_host(host, self._node.address)
         with self._machine.attempt(SocketInput.BIND):
-            binding = await self._node.bind(port, socket_options=self._options.explicit())
+            binding = await self._node.bind(port, host, socket_options=self._options.explicit())
         if self._machine.closed:  # closed while binding: EBADF below
             await binding.aclose()
         self._machine.handle(SocketInput.BIND_DONE)

@@ -127,6 +127,7 @@ class _Record:
     internal: bool = False  #: a shutdown we made to undo a cancelled request
     local_alias: str | None = None  #: connects: our connection alias, once seen
     remote_seen: bool = False  #: connects: the remote alias was confirmed
+    remote_id: str | None = None  #: connects: the id of the remote alias's holder, once seen
     #: binds: an earlier, cancelled bind of the alias succeeded late and left it to this one.
     adopted: bool = False
 
@@ -274,17 +275,20 @@ class SignalingClientProtocol:
     # --- requests -------------------------------------------------------------------------
 
     def bind(self, alias: str) -> tuple[Request, list[Message]]:
-        """Ask to bind ``alias``, one of our own addresses (PROTOCOL.md, "Bind").
+        """Ask to bind ``alias`` (PROTOCOL.md, "Bind").
 
         Args:
-            alias: ``"<our id>:<port>"``.
+            alias: ``"<our id>:<port>"``, or a port of an address that is no
+                other node's id (``"127.0.0.1:1234"``: the server refuses
+                another node's address, docs/protocol.md "Bind").
 
         Returns:
             The request (answered by :class:`BindSucceeded` or
             :class:`BindRejected`) and the messages to send.
 
         Raises:
-            LocalProtocolError: not joined, or ``alias`` is not on our id.
+            LocalProtocolError: not joined, ``alias`` is not a valid alias,
+                or it is on the id of a node we know.
         """
         return self._alias_request(RequestKind.BIND, alias, Bind)
 
@@ -296,15 +300,26 @@ class SignalingClientProtocol:
         for our id (or nothing if the shutdown was rejected).
 
         Args:
-            alias: ``"<our id>:<port>"``.
+            alias: an alias we hold: ``"<our id>:<port>"``, or one we bound
+                on another address.
 
         Returns:
             The request (answered by :class:`ShutdownSucceeded` or
             :class:`ShutdownRejected`) and the messages to send.
 
         Raises:
-            LocalProtocolError: not joined, or ``alias`` is not on our id.
+            LocalProtocolError: not joined, ``alias`` is not a valid alias,
+                or it is on another address than our id that we neither hold
+                nor asked for in this session (e.g. an alias of our previous
+                id: the server would take it for spoofing).
         """
+        node_id = self._joined_id()
+        if (
+            parse_alias(alias)[0] != node_id
+            and alias not in self._bound
+            and alias not in self._alias_queues
+        ):
+            raise LocalProtocolError(f"{alias!r:.80} is not an alias we hold ({node_id})")
         return self._alias_request(RequestKind.SHUTDOWN, alias, Shutdown)
 
     def accept(self, alias: str) -> list[Message]:
@@ -508,8 +523,9 @@ class SignalingClientProtocol:
         self, kind: RequestKind, alias: str, message_type: type[Bind] | type[Shutdown]
     ) -> tuple[Request, list[Message]]:
         node_id = self._joined_id()
-        if parse_alias(alias)[0] != node_id:
-            raise LocalProtocolError(f"{alias!r:.80} is not an address of ours ({node_id})")
+        address = parse_alias(alias)[0]
+        if address in self._peers:  # the server would refuse it (and close us for a shutdown)
+            raise LocalProtocolError(f"{alias!r:.80} is on the address of node {address}")
         request = Request(kind=kind, alias=alias, number=next(self._numbers))
         self._add_alias_record(_Record(request))
         return request, [message_type(id=node_id, alias=alias)]
@@ -704,7 +720,7 @@ class SignalingClientProtocol:
         events: list[Event] = []
         if message.is_connection_alias:
             self._own(message.alias, connection=True)
-            if parse_alias(request.alias)[0] == self._id:
+            if parse_alias(request.alias)[0] == self._id or request.alias in self._bound:
                 self._echoes.add(message.alias)  # the server sends the listener (us) a copy
             if cancelled:
                 undo = self._hand_over(message.alias, adopt=False)
@@ -716,14 +732,18 @@ class SignalingClientProtocol:
                 record.local_alias = message.alias
         else:
             record.remote_seen = True
+            record.remote_id = message.id
             if message.alias not in self._aliases:
                 self._aliases[message.alias] = message.id
                 events.append(AliasAdded(owner_id=message.id, alias=message.alias))
         if state is RequestState.SUCCEEDED:
-            assert record.local_alias is not None
+            assert record.local_alias is not None and record.remote_id is not None
             events.append(
                 ConnectSucceeded(
-                    request=request, local_alias=record.local_alias, remote_alias=request.alias
+                    request=request,
+                    local_alias=record.local_alias,
+                    remote_alias=request.alias,
+                    remote_id=record.remote_id,
                 )
             )
         self._finish(record, state)

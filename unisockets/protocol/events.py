@@ -305,11 +305,17 @@ class BindRejected(_Validated):
 @_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectSucceeded(_Validated):
-    """``request`` connected our new connection alias ``local_alias`` to ``remote_alias``."""
+    """``request`` connected our new connection alias ``local_alias`` to ``remote_alias``.
+
+    ``remote_id`` is the id of the node holding ``remote_alias``: the alias's
+    own address, or another node's id when the alias is on an address that
+    node claimed (docs/protocol.md, "Bind"), such as ``127.0.0.1:1234``.
+    """
 
     request: Request
     local_alias: str = _checked("alias")
     remote_alias: str = _checked("alias")
+    remote_id: str = _checked("id")
 
 
 @_validated

@@ -18,9 +18,24 @@ weaknesses fixed without changing the wire:
   server exactly as it was: other clients are never affected. Violations are
   a pair missing from :data:`~unisockets.protocol.server_states.CLIENT_TRANSITIONS`
   (a message before ``knock``, a second ``knock``, a server → node opcode),
-  spoofing (an ``id``, ``offererId`` of ``offer``/``candidate``,
-  ``answererId`` of ``answer``, or the address of a ``bind``/``accepting``/
-  ``shutdown`` alias that is not the sender's own id) and a relay to oneself.
+  spoofing (an ``id``, ``offererId`` of ``offer``/``candidate`` or
+  ``answererId`` of ``answer`` that is not the sender's own id, or an
+  ``accepting``/``shutdown`` of an alias on another member's id) and a relay
+  to oneself.
+- Binding follows the original server, which lets a node bind any alias
+  nobody holds (the original's C echo server binds ``127.0.0.1:1234``
+  whatever its node's id), except that nobody takes an address that belongs
+  to another live member. A member may bind a port of its own id, or of any
+  address that is not the id of another member of its subnet (a *claimed*
+  address: ``127.0.0.1``, or a free id of the subnet). A bind on another
+  member's id, or of an alias somebody holds, is refused with
+  ``alias{set:false}`` to the binder, never a violation: unmodified original
+  programs do it, and their ``bind()`` must return. An address some member
+  holds an alias on is not handed out as an id by ``knock`` until the last
+  alias on it is released (the original reserved it the same way), so
+  claims never collide with a later member. Each subnet has its own
+  addresses: ``127.0.0.1:1234`` in ``10.0.0`` and in ``10.0.1`` are two
+  aliases.
 - A relay (``offer``, ``answer``, ``candidate``) to an id that is not a
   member of the sender's subnet is dropped, not a violation: a member that
   just left races with what its peers were sending it (counted in
@@ -114,9 +129,9 @@ class AliasInfo:
 
 
 class _Member(Generic[K]):
-    """A joined client: its key, id, subnet and the ports it holds."""
+    """A joined client: its key, id, subnet and the aliases it holds."""
 
-    __slots__ = ("id", "key", "ports", "subnet", "suffix")
+    __slots__ = ("claims", "id", "key", "ports", "subnet", "suffix")
 
     def __init__(self, key: K, subnet: str, suffix: int) -> None:
         self.key = key
@@ -125,6 +140,8 @@ class _Member(Generic[K]):
         self.id = f"{subnet}.{suffix}"
         #: port -> state of every held port (never FREE), in the order they were taken.
         self.ports: dict[int, AliasState] = {}
+        #: alias -> state of every alias held on a claimed address, in the order taken.
+        self.claims: dict[str, AliasState] = {}
 
 
 class SignalingServerProtocol(Generic[K]):
@@ -164,6 +181,10 @@ class SignalingServerProtocol(Generic[K]):
         self._subnets: dict[str, dict[str, _Member[K]]] = {}
         #: every member by id (ids include their subnet, so they are unique).
         self._by_id: dict[str, _Member[K]] = {}
+        #: subnet -> {alias -> holder} of aliases on claimed addresses (no member's id).
+        self._claims: dict[str, dict[str, _Member[K]]] = {}
+        #: subnet -> {claimed address -> how many aliases are held on it}.
+        self._claimed: dict[str, dict[str, int]] = {}
         #: relays dropped because they named no member of the sender's subnet.
         self.dropped_relays = 0
 
@@ -303,6 +324,11 @@ class SignalingServerProtocol(Generic[K]):
             removed = Alias(id=member.id, alias=f"{member.id}:{port}", set=False)
             out.extend((k, removed) for k in keys)
         member.ports.clear()
+        for alias, alias_state in list(member.claims.items()):
+            assert ALIAS_TRANSITIONS[(alias_state, AliasInput.LEAVE)] is AliasState.FREE
+            self._release_claim(member, alias)
+            removed = Alias(id=member.id, alias=alias, set=False)
+            out.extend((k, removed) for k in keys)
         return out
 
     # -- read-only introspection ---------------------------------------------
@@ -333,12 +359,34 @@ class SignalingServerProtocol(Generic[K]):
 
     @property
     def aliases(self) -> Mapping[str, AliasInfo]:
-        """A copy of every held alias (``"<id>:<port>"``) with its owner and state."""
+        """A copy of every held alias on a member's own id (``"<id>:<port>"``), with its state.
+
+        Aliases on claimed addresses are in :attr:`claimed_aliases`.
+        """
         return {
             f"{member.id}:{port}": AliasInfo(member.id, state)
             for member in self._by_id.values()
             for port, state in member.ports.items()
         }
+
+    @property
+    def claimed_aliases(self) -> Mapping[str, Mapping[str, AliasInfo]]:
+        """A copy of every held alias on a claimed address: subnet -> {alias -> info}.
+
+        A claimed address is one that is no member's id (``127.0.0.1`` in
+        subnet ``10.0.0``, or a free id of the subnet); see the module
+        docstring. Subnets without claims are left out.
+        """
+        return {
+            subnet: {
+                alias: AliasInfo(holder.id, holder.claims[alias]) for alias, holder in held.items()
+            }
+            for subnet, held in self._claims.items()
+        }
+
+    def claimed_addresses(self, subnet: str) -> frozenset[str]:
+        """The addresses of ``subnet`` some member holds an alias on without being its id."""
+        return frozenset(self._claimed.get(subnet, ()))
 
     @property
     def subnets(self) -> Mapping[str, tuple[str, ...]]:
@@ -354,7 +402,15 @@ class SignalingServerProtocol(Generic[K]):
     def _knock(self, key: K, message: Knock) -> list[Outgoing[K]]:
         subnet = self._subnets.get(message.subnet, {})
         taken = {member.suffix for member in subnet.values()}
-        suffix = next((s for s in self._suffixes if s not in taken), None)
+        claimed = self._claimed.get(message.subnet, {})
+        suffix = next(
+            (
+                s
+                for s in self._suffixes
+                if s not in taken and (not claimed or f"{message.subnet}.{s}" not in claimed)
+            ),
+            None,
+        )
         if suffix is None:
             next_state = CLIENT_TRANSITIONS[(ClientState.CONNECTED, ClientInput.KNOCK_REJECTED)]
             assert next_state is ClientState.CONNECTED
@@ -400,21 +456,73 @@ class SignalingServerProtocol(Generic[K]):
 
     def _bind(self, member: _Member[K], message: Bind) -> list[Outgoing[K]]:
         _check_sender(member, message.id, "id", "bind")
-        port = _own_port(member, message.alias, "bind")
-        state = member.ports.get(port, AliasState.FREE)
-        next_state = ALIAS_TRANSITIONS.get((state, AliasInput.BIND))
-        if next_state is None:
-            return [(member.key, Alias(id=member.id, alias=message.alias, set=False))]
-        member.ports[port] = next_state
-        return self._broadcast(member, Alias(id=member.id, alias=message.alias, set=True))
+        alias = message.alias
+        refused: list[Outgoing[K]] = [(member.key, Alias(id=member.id, alias=alias, set=False))]
+        address, port = _split_alias(alias)
+        if address == member.id:
+            state = member.ports.get(port, AliasState.FREE)
+            next_state = ALIAS_TRANSITIONS.get((state, AliasInput.BIND))
+            if next_state is None:
+                return refused
+            member.ports[port] = next_state
+        elif address in self._subnets[member.subnet]:
+            return refused  # another live member's address: never taken from it
+        else:
+            holder = self._claims.get(member.subnet, {}).get(alias)
+            state = AliasState.FREE if holder is None else holder.claims[alias]
+            next_state = ALIAS_TRANSITIONS.get((state, AliasInput.BIND))
+            if next_state is None:
+                return refused
+            member.claims[alias] = next_state
+            self._claims.setdefault(member.subnet, {})[alias] = member
+            claimed = self._claimed.setdefault(member.subnet, {})
+            claimed[address] = claimed.get(address, 0) + 1
+        return self._broadcast(member, Alias(id=member.id, alias=alias, set=True))
+
+    def _held(self, member: _Member[K], alias: str, opcode: str) -> AliasState:
+        """The state of ``alias`` as held by ``member`` (``FREE`` if it holds it not).
+
+        Raises:
+            RemoteProtocolError: the alias is on another member's id (spoofing).
+        """
+        address, port = _split_alias(alias)
+        if address == member.id:
+            return member.ports.get(port, AliasState.FREE)
+        if address in self._subnets[member.subnet]:
+            raise RemoteProtocolError(
+                f"{opcode} from {member.id} of {alias}: another member's address"
+            )
+        return member.claims.get(alias, AliasState.FREE)
+
+    def _set_held(self, member: _Member[K], alias: str, state: AliasState) -> None:
+        """Record the new state of an alias ``member`` holds (see :meth:`_held`)."""
+        address, port = _split_alias(alias)
+        if address == member.id:
+            member.ports[port] = state
+        else:
+            member.claims[alias] = state
+
+    def _release_claim(self, member: _Member[K], alias: str) -> None:
+        """Forget ``member``'s alias on a claimed address (freeing the address with its last)."""
+        del member.claims[alias]
+        held = self._claims[member.subnet]
+        del held[alias]
+        if not held:
+            del self._claims[member.subnet]
+        address = _split_alias(alias)[0]
+        claimed = self._claimed[member.subnet]
+        claimed[address] -= 1
+        if claimed[address] == 0:
+            del claimed[address]
+            if not claimed:
+                del self._claimed[member.subnet]
 
     def _accepting(self, member: _Member[K], message: Accepting) -> list[Outgoing[K]]:
         _check_sender(member, message.id, "id", "accepting")
-        port = _own_port(member, message.alias, "accepting")
-        state = member.ports.get(port, AliasState.FREE)
+        state = self._held(member, message.alias, "accepting")
         next_state = ALIAS_TRANSITIONS.get((state, AliasInput.ACCEPTING))
         if next_state is not None:
-            member.ports[port] = next_state
+            self._set_held(member, message.alias, next_state)
         return []
 
     def _connect(self, member: _Member[K], message: Connect) -> list[Outgoing[K]]:
@@ -426,11 +534,13 @@ class SignalingServerProtocol(Generic[K]):
             raise RemoteProtocolError(f"connect from {member.id}: every port is taken")
         client_alias = f"{member.id}:{port}"
         connection_state = ALIAS_TRANSITIONS[(AliasState.FREE, AliasInput.CONNECT)]
-        listener_id, _, remote_port_text = message.remote_alias.rpartition(":")
-        remote_port = int(remote_port_text)
-        listener = self._by_id.get(listener_id)
-        remote_state = AliasState.FREE
-        if listener is not None and listener.subnet == member.subnet:
+        remote_alias = message.remote_alias
+        listener_id, remote_port = _split_alias(remote_alias)
+        listener = self._subnets[member.subnet].get(listener_id)
+        if listener is None:  # a claimed address, or nobody
+            listener = self._claims.get(member.subnet, {}).get(remote_alias)
+            remote_state = AliasState.FREE if listener is None else listener.claims[remote_alias]
+        else:
             remote_state = listener.ports.get(remote_port, AliasState.FREE)
         next_remote_state = ALIAS_TRANSITIONS.get((remote_state, AliasInput.ACCEPT))
         cid = message.client_connection_id
@@ -438,7 +548,7 @@ class SignalingServerProtocol(Generic[K]):
             refused = Alias(id=member.id, alias=client_alias, set=False, client_connection_id=cid)
             return [(member.key, refused)]
         member.ports[port] = connection_state
-        listener.ports[remote_port] = next_remote_state
+        self._set_held(listener, remote_alias, next_remote_state)
         return [
             (
                 member.key,
@@ -465,14 +575,18 @@ class SignalingServerProtocol(Generic[K]):
 
     def _shutdown(self, member: _Member[K], message: Shutdown) -> list[Outgoing[K]]:
         _check_sender(member, message.id, "id", "shutdown")
-        port = _own_port(member, message.alias, "shutdown")
-        state = member.ports.get(port, AliasState.FREE)
+        alias = message.alias
+        state = self._held(member, alias, "shutdown")
         next_state = ALIAS_TRANSITIONS.get((state, AliasInput.SHUTDOWN))
         if next_state is None:
-            return [(member.key, Alias(id=member.id, alias=message.alias, set=True))]
+            return [(member.key, Alias(id=member.id, alias=alias, set=True))]
         assert next_state is AliasState.FREE
-        del member.ports[port]
-        return self._broadcast(member, Alias(id=member.id, alias=message.alias, set=False))
+        address, port = _split_alias(alias)
+        if address == member.id:
+            del member.ports[port]
+        else:
+            self._release_claim(member, alias)
+        return self._broadcast(member, Alias(id=member.id, alias=alias, set=False))
 
 
 def _check_sender(member: _Member[Any], claimed: str, field: str, opcode: str) -> None:
@@ -481,9 +595,7 @@ def _check_sender(member: _Member[Any], claimed: str, field: str, opcode: str) -
         raise RemoteProtocolError(f"{opcode} from {member.id} claims {field} {claimed} (spoofed)")
 
 
-def _own_port(member: _Member[Any], alias: str, opcode: str) -> int:
-    """The port of ``alias`` if its address is the sender's id, else a violation."""
+def _split_alias(alias: str) -> tuple[str, int]:
+    """``"10.0.0.3:80"`` -> ``("10.0.0.3", 80)`` for an alias the wire already validated."""
     address, _, port = alias.rpartition(":")
-    if address != member.id:
-        raise RemoteProtocolError(f"{opcode} from {member.id} of {alias}: not its own address")
-    return int(port)
+    return address, int(port)

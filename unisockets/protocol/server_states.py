@@ -21,7 +21,9 @@ This covers a message before the knock, a second knock, and every
 server → node opcode (``acknowledged``, ``greeting``, ``alias``, ``accept``,
 ``goodbye``) sent by a client.
 
-**Aliases** (one per ``(member, port)``, :data:`ALIAS_TRANSITIONS`). A port of
+**Aliases** (one per ``(member, port)``, and one per alias a member holds on
+a claimed address, :data:`ALIAS_TRANSITIONS`; which addresses a member may
+bind is :mod:`unisockets.protocol.server`'s rule). A port of
 a member is ``FREE`` until a ``bind`` makes it ``BOUND``; ``accepting`` makes a
 bound alias ``ACCEPTING`` and it stays so (a connection accepted on it does
 not clear it, as in the original server) until ``shutdown`` or the owner's
@@ -30,7 +32,8 @@ not clear it, as in the original server) until ``shutdown`` or the owner's
 from this table is not a violation but a refusal, answered as the original
 server answers it:
 
-- ``bind`` of a port the member holds: ``alias{set:false}`` to the binder.
+- ``bind`` of a port the member holds (or of a claimed alias anybody holds):
+  ``alias{set:false}`` to the binder.
 - ``accepting`` on a port that is free or a connection alias: ignored, no
   reply. (The original server also marked a connection alias accepting;
   nodes never ask for that, and nobody can connect to the client end of a

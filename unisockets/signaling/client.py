@@ -274,13 +274,17 @@ class SignalingClient:
         return self._session
 
     async def bind(self, alias: str) -> None:
-        """Bind ``alias`` (``"<our id>:<port>"``) for this node (PROTOCOL.md, "Bind").
+        """Bind ``alias`` for this node (PROTOCOL.md, "Bind").
+
+        ``alias`` is ``"<our id>:<port>"`` or a port of an address that is no
+        other node's id, e.g. ``"127.0.0.1:1234"`` (docs/protocol.md, "Bind").
 
         The alias is bound again after a reconnection with the same id.
 
         Raises:
             OSError: ``EADDRINUSE`` when the server rejects the bind (the
-                alias is taken), ``EADDRNOTAVAIL`` when ``alias`` is not on our id.
+                alias is taken, or its address became another node's),
+                ``EADDRNOTAVAIL`` when ``alias`` is on the id of a node we know.
             TimeoutError: no answer within ``request_timeout`` seconds.
             SignalingError: the connection broke first, or the client is closed.
         """
@@ -288,6 +292,19 @@ class SignalingClient:
         if isinstance(event, BindSucceeded):
             self._bound.add(alias)
             return
+        address = alias.rpartition(":")[0]
+        known = self._protocol.peers | set(self._protocol.aliases.values())
+        if address != self._id and address in known:
+            raise OSError(
+                errno.EADDRNOTAVAIL, f"bind rejected, {address} is another node's address"
+            )
+        if address != self._id and alias not in self._protocol.aliases:
+            # The wire's refusal does not say why: a node that joined later
+            # than the holder was never told of the alias.
+            raise OSError(
+                errno.EADDRINUSE,
+                f"bind rejected, {alias} is in use or {address} is another node's address",
+            )
         raise OSError(errno.EADDRINUSE, f"bind rejected, {alias} is in use")
 
     async def listen(self, alias: str) -> None:
@@ -350,13 +367,15 @@ class SignalingClient:
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise SignalingError(f"{alias} is no longer bound by this node") from None
 
-    async def connect(self, remote_alias: str) -> tuple[str, str]:
+    async def connect(self, remote_alias: str) -> tuple[str, str, str]:
         """Connect to ``remote_alias``, e.g. ``"10.0.0.1:1234"`` (PROTOCOL.md, "Connect").
 
         Returns:
-            ``(local alias, remote alias)``: the connection alias the server
-            gave us (ours to :meth:`shutdown` when the connection ends) and
-            ``remote_alias``.
+            ``(local alias, remote alias, remote id)``: the connection alias
+            the server gave us (ours to :meth:`shutdown` when the connection
+            ends), ``remote_alias``, and the id of the node holding it (the
+            alias's address, or another node's id when the alias is on an
+            address that node claimed, docs/protocol.md "Bind").
 
         Raises:
             ConnectionRefusedError: ``ECONNREFUSED``: nobody accepts on ``remote_alias``.
@@ -364,17 +383,18 @@ class SignalingClient:
             TimeoutError: no answer within ``request_timeout`` seconds.
             SignalingError: the connection broke first, or the client is closed.
         """
-        local_alias, remote_alias, _ = await self.connect_in_session(remote_alias)
-        return local_alias, remote_alias
+        local_alias, remote_alias, remote_id, _ = await self.connect_in_session(remote_alias)
+        return local_alias, remote_alias, remote_id
 
-    async def connect_in_session(self, remote_alias: str) -> tuple[str, str, int]:
+    async def connect_in_session(self, remote_alias: str) -> tuple[str, str, str, int]:
         """:meth:`connect`, also saying which session the connection alias belongs to.
 
         Returns:
-            ``(local alias, remote alias, session)``: pass ``session`` to
-            :meth:`shutdown` when the connection ends, so that an alias that
-            died with its session is never released in a later one (where the
-            server may have given the same alias to a newer connection).
+            ``(local alias, remote alias, remote id, session)``: as
+            :meth:`connect`, and the session to pass to :meth:`shutdown` when
+            the connection ends, so that an alias that died with its session
+            is never released in a later one (where the server may have given
+            the same alias to a newer connection).
 
         Raises:
             ConnectionRefusedError: ``ECONNREFUSED``: nobody accepts on ``remote_alias``.
@@ -386,7 +406,7 @@ class SignalingClient:
             lambda: self._protocol.connect(remote_alias), errno.EINVAL
         )
         if isinstance(event, ConnectSucceeded):
-            return event.local_alias, event.remote_alias, session
+            return event.local_alias, event.remote_alias, event.remote_id, session
         raise ConnectionRefusedError(errno.ECONNREFUSED, f"connection to {remote_alias} refused")
 
     async def shutdown(self, alias: str, *, session: int | None = None) -> None:

@@ -11,9 +11,15 @@ examples/c/unisockets.h): the import returns -1 and the host writes the
 guest's ``errno`` (in WASI's numbering) at the address the guest exports as
 ``errno``.
 
-Addresses are overlay addresses: ``127.x.x.x`` and ``0.0.0.0`` mean this
-node's own address, as in the original runner, so a C program binding
-``127.0.0.1:1234`` listens on ``<node address>:1234``.
+Addresses on an overlay node are overlay addresses, as in the original
+runner: ``0.0.0.0`` is this node's own address, and every other address,
+``127.0.0.1`` included, is an ordinary address of the subnet, for ``bind``
+as for ``connect``. A C program binding ``127.0.0.1:1234`` holds that alias
+(the signaling server lets a node bind any address that is not another
+node's id, docs/protocol.md "Bind"), and a program on any node of the subnet
+that connects to ``127.0.0.1:1234`` reaches it: the original's echo server
+and client work unchanged on two nodes. On a native node (OS TCP)
+``127.x.x.x`` and ``0.0.0.0`` mean the node's own host address.
 
 Stopping (:meth:`SocketHost.stop`, from the trio thread) cancels the
 guest's operation in progress and makes every later host call fail with
@@ -38,7 +44,7 @@ import trio
 import wasmtime
 
 from ..net import SHUT_RD, SHUT_RDWR, SHUT_WR
-from ..net.node import Node
+from ..net.node import NativeNode, Node
 from ..net.sockets import Socket
 from . import abi
 from .memory import GuestMemory, MemoryView
@@ -397,8 +403,8 @@ class SocketHost:
                 self._errno_address = None  # a bogus export: stop writing there
 
     def _local(self, host: str) -> str:
-        """Map loopback and wildcard addresses to this node's address."""
-        if host == "0.0.0.0" or host.startswith("127."):
+        """The node's address for a guest's: see the module docstring."""
+        if host == "0.0.0.0" or (host.startswith("127.") and isinstance(self.node, NativeNode)):
             return self.node.address
         return host
 

@@ -301,8 +301,10 @@ async def run_wasm(
 ) -> int:
     """Run a wasm32-wasi program with WASI and the ``unisockets_*`` imports, in its own thread.
 
-    The program's sockets are sockets of ``node`` (overlay or native), with
-    ``127.x.x.x`` and ``0.0.0.0`` meaning the node's own address. Cancelling
+    The program's sockets are sockets of ``node`` (overlay or native);
+    ``0.0.0.0`` is the node's own address, and so is ``127.x.x.x`` on a native
+    node, while on an overlay node ``127.0.0.1`` is an ordinary overlay
+    address, as in the original runner (:mod:`unisockets.wasm.host`). Cancelling
     this call stops the guest and waits until its thread has ended.
 
     Args:
