@@ -11,13 +11,13 @@ import re
 
 import pytest
 
-from unisockets.transport import webrtc_link
+from unisockets.protocol import peer_link
 
 from .conftest import DOCS
 
 #: Constant name -> (its value in seconds, the pages that must quote it).
 QUOTED = {
-    "HELLO_GRACE": (webrtc_link.HELLO_GRACE, ("protocol.md", "transport.md")),
+    "HELLO_GRACE": (peer_link.HELLO_GRACE, ("protocol.md", "transport.md")),
 }
 
 
