@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import html
-import os
 import re
-import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,32 +13,15 @@ import unisockets.net
 import unisockets.protocol
 from unisockets.protocol.messages import MESSAGE_TYPES
 
-from .conftest import EXAMPLES, HOOKS, ROOT
+from .conftest import EXAMPLES, HOOKS
 
 sys.path.insert(0, str(HOOKS))
 
 import docgen_api
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The site, built strictly into a temporary directory (once for this module)."""
-    out = tmp_path_factory.mktemp("site")
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        check=False,
-    )
-    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr[-8000:]}"
-    yield out
-
-
 def _page(site: Path, path: str) -> str:
-    return (site / path / "index.html").read_text(encoding="utf-8")
+    return (site / f"{path}.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.timeout(300)
