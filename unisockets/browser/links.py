@@ -3,7 +3,7 @@
 The same rules as the native transport (:mod:`unisockets.transport.webrtc`,
 :mod:`unisockets.transport.webrtc_link`), so a tab and an aiortc node agree:
 
-- *Who offers*: on ``greeting`` the existing member offers (PROTOCOL.md,
+- *Who offers*: on ``greeting`` the existing member offers (docs/protocol.md,
   "Peer link"); a node that needs a pipe to a peer it has no link with
   offers on demand. The offerer creates the legacy ``"channel"`` data channel
   before its offer, with the DCEP sub-protocol :data:`MODERN_PROTOCOL`; an
@@ -66,7 +66,8 @@ __all__ = [
     "offer_wins",
 ]
 
-#: The label of the peer-level data channel the original unisockets opens (PROTOCOL.md).
+#: The label of the peer-level data channel the original unisockets opens
+#: (docs/protocol.md, "Legacy peers").
 LEGACY_LABEL: Final = "channel"
 #: The DCEP sub-protocol of our ``"channel"`` (as natively): "one channel per connection".
 MODERN_PROTOCOL: Final = "unisockets/2"

@@ -2,8 +2,8 @@
 
 :func:`open_node` joins an overlay network through the page's ``WebSocket``
 and reaches peers over the page's ``RTCPeerConnection`` data channels. The
-node has the user-facing shapes of :func:`unisockets.net.open_node` (shared/
-DESIGN.md, "Public API"); the differences come from the runtime
+node has the user-facing shapes of :func:`unisockets.net.open_node` (docs/concepts.md,
+"Nodes"); the differences come from the runtime
 (docs/browser.md):
 
 - it is asyncio, not trio (trio does not import under Pyodide): ``async

@@ -3,9 +3,9 @@
 A node owns every task it needs in one nursery: the signaling reader, the peer
 links, the accept loops. Leaving its ``async with`` (:func:`open_node`)
 cancels and closes all of them; no task, thread, socket or peer connection
-outlives it (shared/DESIGN.md, "The runtime").
+outlives it (docs/concepts.md, "Nodes").
 
-Overlay connection set-up (shared/PROTOCOL.md, "Connect"): the connecting
+Overlay connection set-up (docs/protocol.md, "Connect"): the connecting
 node asks signaling to ``connect`` to the remote alias and gets its own
 connection alias back; it then opens a data channel to the listening node,
 labelled with both aliases (:func:`connection_label`). The listening node,
@@ -14,7 +14,7 @@ channel with that label. When the connection closes, the connecting node
 releases its connection alias with ``shutdown`` (a wire-compatible addition:
 the original never freed them).
 
-Legacy peers (shared/PROTOCOL.md, "Data plane"): an original unisockets node
+Legacy peers (docs/protocol.md, "Legacy peers"): an original unisockets node
 has one data channel per pair of nodes and writes raw bytes into it. When the
 WebRTC transport finds that a peer is one
 (:meth:`~unisockets.transport.webrtc.WebRTCTransport.legacy_channel`), a
@@ -79,7 +79,7 @@ def connection_label(client_alias: str, bound_alias: str) -> str:
 
 
 class Node(ABC):
-    """The API common to overlay and native nodes (shared/DESIGN.md, "Public API")."""
+    """The API common to overlay and native nodes (docs/concepts.md, "Nodes")."""
 
     @property
     @abstractmethod

@@ -1,4 +1,4 @@
-"""What the signaling client state machine tells its driver (shared/PROTOCOL.md, "Flows").
+"""What the signaling client state machine tells its driver (docs/protocol.md, "Flows").
 
 :class:`~unisockets.protocol.client.SignalingClientProtocol` turns the
 server's messages into these events. Every event is a frozen, slotted,

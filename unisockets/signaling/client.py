@@ -1,6 +1,6 @@
 """The node's signaling client: the sans-IO client protocol driven over a WebSocket.
 
-A thin trio driver (shared/DESIGN.md, "Layers") around
+A thin trio driver (docs/index.md, "The layers") around
 :class:`~unisockets.protocol.client.SignalingClientProtocol`, which decides
 everything; this module moves its messages over trio-websocket, turns its
 events into return values and exceptions, and reconnects.
@@ -257,9 +257,10 @@ class SignalingClient:
         return self._joined.is_set() and not self._closed
 
     async def bind(self, alias: str) -> None:
-        """Bind ``alias`` (``"<our id>:<port>"``) for this node (PROTOCOL.md, "Bind").
+        """Bind ``alias`` (``"<our id>:<port>"``) for this node.
 
-        The alias is bound again after a reconnection with the same id.
+        As docs/protocol.md, "Bind and listen" says. The alias is bound again
+        after a reconnection with the same id.
 
         Raises:
             OSError: ``EADDRINUSE`` when the server rejects the bind (the
@@ -309,12 +310,13 @@ class SignalingClient:
         await self._send_quietly(messages)  # if the session breaks, the next one sends it
 
     async def accept(self, alias: str) -> str:
-        """Wait for the next connection to our bound ``alias`` (PROTOCOL.md, "Listen/accept").
+        """Wait for the next connection to our bound ``alias``.
 
-        Calls :meth:`listen` first if nobody did. Connections that arrive
-        while nobody waits are queued (up to :data:`MAX_PENDING_ACCEPTS`), so
-        none is lost between calls. Cancel-safe. No timeout: it waits as
-        long as it takes, across reconnections.
+        As docs/protocol.md, "Bind and listen" says. Calls :meth:`listen`
+        first if nobody did. Connections that arrive while nobody waits are
+        queued (up to :data:`MAX_PENDING_ACCEPTS`), so none is lost between
+        calls. Cancel-safe. No timeout: it waits as long as it takes, across
+        reconnections.
 
         Returns:
             The connecting side's alias, e.g. ``"10.0.0.2:0"``.
@@ -334,7 +336,7 @@ class SignalingClient:
             raise SignalingError(f"{alias} is no longer bound by this node") from None
 
     async def connect(self, remote_alias: str) -> tuple[str, str]:
-        """Connect to ``remote_alias``, e.g. ``"10.0.0.1:1234"`` (PROTOCOL.md, "Connect").
+        """Connect to ``remote_alias``, e.g. ``"10.0.0.1:1234"`` (docs/protocol.md, "Connect").
 
         Returns:
             ``(local alias, remote alias)``: the connection alias the server
@@ -353,7 +355,7 @@ class SignalingClient:
         raise ConnectionRefusedError(errno.ECONNREFUSED, f"connection to {remote_alias} refused")
 
     async def shutdown(self, alias: str) -> None:
-        """Release our ``alias``, bound or a connection's (PROTOCOL.md, "Shutdown").
+        """Release our ``alias``, bound or a connection's (docs/protocol.md, "Shutdown").
 
         Like closing a socket, it takes effect even when cancelled: the
         alias is not bound again after a reconnection, and waiting accepts

@@ -16,7 +16,7 @@ SDP (no trickle); and it only declares a peer gone when ICE consent expires
   :data:`CONSENT_FAILURES`. These two are process-wide aioice settings.
 - :func:`candidate_to_json` / :func:`candidate_from_json` convert between
   aiortc's :class:`aiortc.RTCIceCandidate` and the JSON ``RTCIceCandidateInit``
-  strings that ``candidate`` messages carry (PROTOCOL.md, "Peer link").
+  strings that ``candidate`` messages carry (docs/protocol.md, "Peer link").
 - :func:`local_candidates` lists an SDP's candidates as such JSON strings, so
   trickling peers (browsers, original nodes) get them as messages too.
 """
