@@ -67,3 +67,30 @@ def test_reference_documents_every_exported_name(site: Path, package: object, pa
         assert f'id="{target}"' in text, f"{exported}: no {target} documented on {page}"
         assert f'href="#{target}"' in text, f"{exported}: the export table does not link it"
     assert ":class:`" not in text and ":meth:`" not in text, "RST roles left in the reference"
+
+
+#: Members the node uses and users must not call, which the reference once listed.
+INTERNAL = [
+    "unisockets.net.listeners.OverlayListener.set_ready",
+    "unisockets.net.listeners.OverlayListener.fail",
+    "unisockets.net.listeners.OverlayListener.offer",
+    "unisockets.net.listeners.OverlayListener.cancel_scope",
+    "unisockets.net.node.connection_label",
+    "unisockets.browser.node.connection_label",
+]
+
+
+@pytest.mark.timeout(300)
+def test_reference_hides_internal_members(site: Path) -> None:
+    pages = {path: path.read_text(encoding="utf-8") for path in (site / "reference").glob("*.html")}
+    text = "".join(pages.values())
+    assert 'id="unisockets.net.listeners.OverlayListener.accept"' in text
+    assert 'id="unisockets.net.listeners.OverlayListener.wait_ready"' in text
+    for name in INTERNAL:
+        owner, member = name.rsplit(".", 1)
+        assert f'id="{name}"' not in text, name
+        assert f'id="{owner}._{member}"' not in text, f"{owner}._{member}"
+    # Undocumented special attributes are hidden like special methods (docs/hooks/griffe_public.py).
+    for name in ("unisockets.wasm.memory.MemoryView", "unisockets.wasm.host.GuestSocket"):
+        assert f'id="{name}"' in text
+        assert f'id="{name}.__slots__"' not in text

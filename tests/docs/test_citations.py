@@ -70,7 +70,7 @@ def test_the_sources_have_docstrings_to_check() -> None:
 
 def test_no_docstring_cites_a_file_users_do_not_have() -> None:
     found = [hit for path in sources() for hit in unpublished_citations(path)]
-    assert not found, f"cite docs/PAGE.md, \"Heading\" instead: {found}"
+    assert not found, f'cite docs/PAGE.md, "Heading" instead: {found}'
 
 
 def test_no_page_cites_a_file_users_do_not_have() -> None:

@@ -9,7 +9,7 @@ objects (:class:`Socket`), anyio adapters, and the one-liners
 from .addresses import Address
 from .anyio_adapters import AnyioListener, AnyioSocketStream
 from .listeners import NativeListener, OverlayListener
-from .node import NativeNode, Node, OverlayNode, connection_label, open_node
+from .node import NativeNode, Node, OverlayNode, open_node
 from .shortcuts import connect, listen
 from .sockets import AF_INET, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_STREAM, Socket
 from .streams import SocketStream
@@ -31,7 +31,6 @@ __all__ = [
     "Socket",
     "SocketStream",
     "connect",
-    "connection_label",
     "listen",
     "open_node",
 ]

@@ -8,8 +8,8 @@ outlives it (docs/concepts.md, "Nodes").
 Overlay connection set-up (docs/protocol.md, "Connect"): the connecting
 node asks signaling to ``connect`` to the remote alias and gets its own
 connection alias back; it then opens a data channel to the listening node,
-labelled with both aliases (:func:`connection_label`). The listening node,
-told by signaling's ``accept`` which client alias connected, takes the data
+labelled with both aliases, ``"<client alias>><bound alias>"``. The listening
+node, told by signaling's ``accept`` which client alias connected, takes the data
 channel with that label. When the connection closes, the connecting node
 releases its connection alias with ``shutdown`` (a wire-compatible addition:
 the original never freed them).
@@ -57,7 +57,6 @@ __all__ = [
     "NativeNode",
     "Node",
     "OverlayNode",
-    "connection_label",
     "open_node",
 ]
 
@@ -69,7 +68,7 @@ EPHEMERAL_PORTS = range(49152, 65536)
 DEFAULT_BACKLOG = 128
 
 
-def connection_label(client_alias: str, bound_alias: str) -> str:
+def _connection_label(client_alias: str, bound_alias: str) -> str:
     """The data channel label of one overlay connection: ``"<client alias>><bound alias>"``.
 
     Both sides compute it: the connecting side from its connection alias and
@@ -293,7 +292,7 @@ class OverlayNode(Node):
         except TimeoutError as exc:
             raise oserror(errno.ETIMEDOUT, f"connect to {remote_alias}") from exc
         peer_id = parse_alias(remote_alias)[0]
-        label = connection_label(local_alias, remote_alias)
+        label = _connection_label(local_alias, remote_alias)
         transport = self._transport_for(peer_id)
         try:
             legacy = await transport.legacy_channel(peer_id, offer=True)
@@ -401,11 +400,11 @@ class OverlayNode(Node):
                 logger.debug("release of %s failed: %s", alias, exc)
 
     async def _accept_loop(self, listener: OverlayListener, alias: str) -> None:
-        with listener.cancel_scope:
+        with listener._cancel_scope:
             async with trio.open_nursery() as nursery:
                 try:
                     await self.signaling.listen(alias)
-                    listener.set_ready()
+                    listener._set_ready()
                     while True:
                         client_alias = await self.signaling.accept(alias)
                         nursery.start_soon(self._establish, listener, alias, client_alias)
@@ -413,11 +412,11 @@ class OverlayNode(Node):
                     # SignalingError is a ConnectionError: the alias is lost, or
                     # signaling is gone for good. Only this listener fails.
                     logger.warning("listening on %s failed: %r", alias, exc)
-                    listener.fail(exc)
+                    listener._fail(exc)
 
     async def _establish(self, listener: OverlayListener, alias: str, client_alias: str) -> None:
         peer_id = parse_alias(client_alias)[0]
-        label = connection_label(client_alias, alias)
+        label = _connection_label(client_alias, alias)
         transport = self._transport_for(peer_id)
         try:
             with trio.fail_after(self._accept_timeout):
@@ -452,7 +451,7 @@ class OverlayNode(Node):
                 remote_address=parse_alias(client_alias),
                 release=None,
             )
-        if not listener.offer(stream):
+        if not listener._offer(stream):
             logger.info("backlog of %s full: closing %s", alias, client_alias)
             await stream.aclose()
 
