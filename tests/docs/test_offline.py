@@ -150,34 +150,39 @@ async def _wait_for(page: Page, expression: str) -> None:
     )
 
 
+#: The pages with Mermaid diagrams, and how many each has (the site's 14).
+DIAGRAMS = {"protocol.html": 12, "concepts.html": 2}
+
+
 @pytest.mark.slow
 @pytest.mark.trio
 async def test_diagrams_render_and_search_works_from_files_offline(
     site: Path, tmp_path: Path
 ) -> None:
     _chromium_or_skip()
-    protocol = (site / "protocol.html").as_uri()
-    expected = (site / "protocol.html").read_text(encoding="utf-8").count('<pre class="mermaid">')
-    assert expected == 12
+    for name, count in DIAGRAMS.items():
+        assert (site / name).read_text(encoding="utf-8").count('<pre class="mermaid">') == count
     with launch_chromium(window=(1300, 1400)) as devtools_url:
         async with connect_browser(devtools_url) as browser:
-            page = await _open_offline(browser, protocol)
-            with trio.fail_after(60):
-                # Material swaps each <pre class="mermaid"> for a <div class="mermaid">
-                # holding the SVG once Mermaid has drawn it.
-                await _wait_for(
-                    page,
-                    f"location.href === {json.dumps(protocol)}"
-                    " && !document.querySelector('pre.mermaid')"
-                    f" && document.querySelectorAll('div.mermaid').length === {expected}",
+            for name, count in DIAGRAMS.items():
+                url = (site / name).as_uri()
+                page = await _open_offline(browser, url)
+                with trio.fail_after(60):
+                    # Material swaps each <pre class="mermaid"> for a <div class="mermaid">
+                    # holding the SVG once Mermaid has drawn it.
+                    await _wait_for(
+                        page,
+                        f"location.href === {json.dumps(url)}"
+                        " && !document.querySelector('pre.mermaid')"
+                        f" && document.querySelectorAll('div.mermaid').length === {count}",
+                    )
+                heights = await page.evaluate(
+                    "[...document.querySelectorAll('div.mermaid')].map(d => d.offsetHeight)"
                 )
-            heights = await page.evaluate(
-                "[...document.querySelectorAll('div.mermaid')].map(d => d.offsetHeight)"
-            )
-            assert all(height > 100 for height in heights), heights
-            assert await page.evaluate("typeof mermaid") == "object"
-            shot = await page.screenshot(tmp_path / "protocol.png")
-            print(f"screenshot: {shot}")
+                assert all(height > 100 for height in heights), (name, heights)
+                assert await page.evaluate("typeof mermaid") == "object"
+                shot = await page.screenshot(tmp_path / name.replace(".html", ".png"))
+                print(f"screenshot: {shot}")
 
             await page.evaluate(
                 "(() => { const input = document.querySelector('.md-search__input');"
