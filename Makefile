@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DOCS_NPM := node_modules/.package-lock.json
 
 .PHONY: demo test lint typecheck pytest docs system-deps clean
 
@@ -28,7 +29,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) system-deps
+pytest: $(STAMP) system-deps $(DOCS_NPM)
 	$(BIN)/pytest -q
 
 ## What the browser and WebAssembly tests use, installed when missing (apt-get
@@ -38,8 +39,16 @@ system-deps: $(STAMP)
 	scripts/install-wasm-toolchain.sh $(VENV)
 	scripts/install-browser-deps.sh
 
-## Builds the documentation site strictly (warnings are errors) into site/.
-docs: $(STAMP)
+## What the site loads in the browser (Mermaid, the iframe-worker shim), pinned by
+## package-lock.json and bundled into site/ so that it works offline and from files
+## (docs/hooks/offline_assets.py). Reinstalled when the lock file changes; without
+## npm, the browser deps script installs Debian's nodejs and npm first.
+$(DOCS_NPM): package.json package-lock.json | $(STAMP)
+	command -v npm >/dev/null || scripts/install-browser-deps.sh $(VENV)
+	npm ci --no-audit --no-fund --loglevel=error --ignore-scripts
+
+## Builds the documentation site strictly (warnings are errors) into site/: open site/index.html.
+docs: $(STAMP) $(DOCS_NPM)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 clean:

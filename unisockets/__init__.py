@@ -1,6 +1,6 @@
 """unisockets: Berkeley sockets over WebRTC data channels, natively and in the browser.
 
-The public API (shared/DESIGN.md)::
+The public API (docs/getting-started.md walks through it)::
 
     async with unisockets.open_signaling_server(host="127.0.0.1", port=0) as server:
         async with unisockets.open_node(server.url, subnet="10.0.0") as node:

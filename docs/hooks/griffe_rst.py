@@ -1,7 +1,7 @@
 """A Griffe extension: the reStructuredText in our docstrings, as Markdown for mkdocstrings.
 
-The code base writes Google-style docstrings with Sphinx habits (shared/STYLE.md
-follows trio, h11 and wsproto, which use Sphinx): cross-reference roles such as
+The code base writes Google-style docstrings with Sphinx habits (the project's
+style follows trio, h11 and wsproto, which use Sphinx): cross-reference roles such as
 ``:class:`~unisockets.net.SocketStream```, ``::`` before a literal block, and
 the odd RST simple table. mkdocstrings renders docstrings as Markdown, where
 those show up as stray colons and backticks. This extension rewrites each

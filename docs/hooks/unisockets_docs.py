@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import docgen_api
 import docgen_cli
+import docgen_limits
 import docgen_protocol
 
 __all__ = ["GENERATORS", "expand", "on_page_markdown"]
@@ -42,6 +43,8 @@ GENERATORS: dict[str, Callable[..., str]] = {
     "exports": docgen_api.exports,
     "modules": docgen_api.modules,
     "cli-help": docgen_cli.cli_help,
+    "server-limits": docgen_limits.limits_table,
+    "server-limits-summary": docgen_limits.limits_summary,
 }
 
 _DIRECTIVE = re.compile(r"^<!-- gen: (?P<name>[\w-]+)(?P<args>(?: [^\s>]+)*) -->$", re.MULTILINE)

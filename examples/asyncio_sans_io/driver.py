@@ -99,7 +99,7 @@ class SignalingSession:
         """Accept connections on our bound ``alias``; each arrives on :attr:`incoming`.
 
         The server accepts one connection per ``accepting``: send it again
-        after each one to keep listening (PROTOCOL.md, "Listen/accept").
+        after each one to keep listening (docs/protocol.md, "Bind and listen").
         """
         await self.send(self.protocol.accept(alias))
 

@@ -22,7 +22,9 @@ from .helpers import BrowserEnv, tab
 
 pytestmark = [pytest.mark.trio, pytest.mark.slow]
 
-MESSAGE = "hello from the browser"
+#: Not the page's default message ("hello from the browser"), so that the test sees
+#: the URL's ``message=`` reach the Message box.
+MESSAGE = "hi from the URL of test_demo"
 
 
 async def page_text(page, element_id: str) -> str:  # type: ignore[no-untyped-def]
@@ -61,6 +63,10 @@ async def test_demo_page(browser: Browser, browser_env: BrowserEnv) -> None:
             while not (await page_text(page, "state")).startswith("joined as"):  # noqa: ASYNC110
                 await trio.sleep(0.05)  # the page's own loop: nothing to wait on from here
             tab_address = (await page_text(page, "address")).strip()
+            fields = await page.evaluate(
+                "Object.fromEntries(['signaling', 'subnet', 'echo-port', 'remote', 'message']"
+                ".map(id => [id, document.getElementById(id).value]))"
+            )
             while "received" not in await page_text(page, "log"):  # noqa: ASYNC110
                 await trio.sleep(0.05)
 
@@ -81,6 +87,14 @@ async def test_demo_page(browser: Browser, browser_env: BrowserEnv) -> None:
             while (await page_text(page, "state")) != "not joined":  # noqa: ASYNC110
                 await trio.sleep(0.05)
             nursery.cancel_scope.cancel()
+    # The form shows what the URL asked for, the Message box included.
+    assert fields == {
+        "signaling": server.url,
+        "subnet": "10.0.0",
+        "echo-port": "7",
+        "remote": f"{native.address}:7",
+        "message": MESSAGE,
+    }
     assert b"".join(heard) == MESSAGE.encode()
     assert echoed == b"native says hi"
     assert f"received {MESSAGE!r}" in log

@@ -107,6 +107,23 @@ def run_python(*args: str | os.PathLike[str], timeout: float = TIMEOUT) -> str:
     return result.stdout
 
 
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site, built strictly (``mkdocs build --strict``) into a temporary directory, once."""
+    out = tmp_path_factory.mktemp("site")
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        check=False,
+    )
+    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr[-8000:]}"
+    return out
+
+
 @pytest.fixture
 def signaling_url() -> Iterator[str]:
     """The URL of a real signaling server (``unisockets signaling-server``) on 127.0.0.1."""

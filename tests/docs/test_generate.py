@@ -16,10 +16,12 @@ from mkdocs.exceptions import PluginError
 import unisockets
 import unisockets.net
 import unisockets.protocol
+from unisockets.cli import main as cli_main
 from unisockets.protocol import client_states, server_states
 from unisockets.protocol import stream as stream_protocol
 from unisockets.protocol.messages import MESSAGE_TYPES
 from unisockets.protocol.wire import decode, encode
+from unisockets.signaling.limits import ServerLimits
 
 from .conftest import HOOKS, ROOT
 
@@ -27,6 +29,7 @@ sys.path.insert(0, str(HOOKS))
 
 import docgen_api
 import docgen_cli
+import docgen_limits
 import docgen_protocol
 import griffe_public
 import griffe_rst
@@ -253,3 +256,42 @@ def test_undocumented_special_methods_are_hidden_documented_members_stay() -> No
     assert not node["__repr__"].is_public
     assert node["connect"].is_public
     assert node["__init__"].public is None  # left to mkdocstrings (merged into the class)
+
+
+# --- the signaling server's limits ----------------------------------------------------------
+
+
+def test_limits_table_and_summary_state_the_code_defaults() -> None:
+    limits = ServerLimits()
+    rows = {
+        line.split("`")[1]: line.split("|")[2].strip()
+        for line in docgen_limits.limits_table().splitlines()[2:]
+    }
+    assert rows == {
+        field.name: repr(getattr(limits, field.name)) for field in dataclasses.fields(limits)
+    }
+    summary = docgen_limits.limits_summary()
+    assert f"{limits.max_messages_per_second:,g} messages per second" in summary
+    assert f"bursts of {limits.burst:,}," in summary
+    assert f"{limits.max_clients:,} clients" in summary
+
+
+def test_the_pages_generate_the_limits_rather_than_state_them() -> None:
+    assert "<!-- gen: server-limits -->" in (ROOT / "docs" / "signaling-server.md").read_text()
+    getting_started = (ROOT / "docs" / "getting-started.md").read_text()
+    assert "<!-- gen: server-limits-summary -->" in getting_started
+    assert "messages per second" not in getting_started, "state limits via the generator"
+
+
+def test_the_option_table_of_signaling_server_md_has_the_commands_defaults() -> None:
+    command = cli_main.commands["signaling-server"]  # type: ignore[attr-defined]
+    defaults = {param.opts[0]: param.default for param in command.params}
+    text = (ROOT / "docs" / "signaling-server.md").read_text()
+    rows = re.findall(r"^\| `(--[\w-]+)[^`]*` \| `([^`]+)` \|", text, re.MULTILINE)
+    assert {"--rate", "--burst", "--ping-interval", "--max-clients"} <= {o for o, _ in rows}
+    for option, shown in rows:
+        default = defaults[option]
+        if isinstance(default, int | float):
+            assert float(shown) == default, f"{option}: the page says {shown}, the code {default}"
+        else:
+            assert shown == default, f"{option}: the page says {shown}, the code {default}"

@@ -11,6 +11,7 @@ that no example in the docs goes untested by accident.
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +42,9 @@ class Block:
 
 
 def pages() -> list[Path]:
-    """Every Markdown page of the site (generated parts excluded: they are not in the source)."""
-    return sorted(p for p in DOCS.rglob("*.md") if "hooks" not in p.parts)
+    """Every Markdown page of the site (generated parts excluded: they are not in the source),
+    and the README."""
+    return [ROOT / "README.md", *sorted(p for p in DOCS.rglob("*.md") if "hooks" not in p.parts)]
 
 
 def blocks() -> list[Block]:
@@ -68,6 +70,7 @@ RUNNABLE = [block for block in blocks() if block.kind == "runnable"]
 #: pages other engineers write (transport, signaling-server, wasm, benchmarks)
 #: may adopt the markers and join this list.
 CHECKED_PAGES = {
+    "README.md",
     "docs/index.md",
     "docs/getting-started.md",
     "docs/concepts.md",
@@ -78,7 +81,8 @@ CHECKED_PAGES = {
 
 
 def test_the_docs_have_runnable_blocks() -> None:
-    assert len(RUNNABLE) >= 2, [str(b) for b in RUNNABLE]
+    assert len(RUNNABLE) >= 3, [str(b) for b in RUNNABLE]
+    assert any(block.page == "README.md" for block in RUNNABLE), "the README's example runs"
     assert all((ROOT / page).is_file() for page in CHECKED_PAGES)
 
 
@@ -116,3 +120,12 @@ def test_a_failing_runnable_block_would_fail() -> None:
     """The runner really runs the code: an assertion in a block fails the test."""
     with pytest.raises(AssertionError, match="exited 1"):
         run_python("-c", "assert 1 + 1 == 3", timeout=60)
+
+
+def test_the_readme_names_the_licence_pyproject_declares() -> None:
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        licence = tomllib.load(file)["project"]["license"]
+    licence = licence if isinstance(licence, str) else licence["text"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert licence == "AGPL-3.0-or-later"
+    assert "## Licence" in readme and f"`{licence}`" in readme

@@ -37,7 +37,6 @@ from .node import (
     BrowserNode,
     Listener,
     SignalingStatus,
-    connection_label,
     open_node,
 )
 from .pipes import MAX_MESSAGE_SIZE, DataChannelPipe, Pipe, loopback_pair
@@ -73,7 +72,6 @@ __all__ = [
     "SignalingStatus",
     "Socket",
     "Stream",
-    "connection_label",
     "loopback_pair",
     "offer_wins",
     "open_node",

@@ -5,7 +5,7 @@ past")`` for a negative delay, and its ``call_at`` computes the delay from the
 clock *after* the caller decided the deadline was in the future. So
 ``asyncio.timeout`` (and anyio's scopes) now and then ask for a timer a few
 microseconds in the past and the whole operation fails, or the timer is lost
-(shared/notes/browser.md measured about 1 % of timeouts lost). CPython's
+(we measured about 1 % of timeouts lost). CPython's
 loops run such timers at once; :func:`clamp_past_timers` makes this loop do
 the same.
 """

@@ -33,6 +33,15 @@ REFRESH_INTERVAL: Final = 0.25
 #: Lines kept in the log panel.
 MAX_LOG_LINES: Final = 200
 
+#: URL query parameter -> the id of the form field it fills in.
+_URL_FIELDS: Final = {
+    "signaling": "signaling",
+    "subnet": "subnet",
+    "echo": "echo-port",
+    "connect": "remote",
+    "message": "message",
+}
+
 _app: DemoApp | None = None
 
 
@@ -74,13 +83,10 @@ class DemoApp:
         self.node: BrowserNode | None = None
         self.joined_after_ms: float | None = None
         self.task: asyncio.Future[None] | None = None
-        for name in ("signaling", "subnet"):
+        # The form shows what the URL asked for, the message included.
+        for name, element in _URL_FIELDS.items():
             if self._params.has(name):
-                self._element(name).value = self._params.get(name)
-        if self._params.has("echo"):
-            self._element("echo-port").value = self._params.get("echo")
-        if self._params.has("connect"):
-            self._element("remote").value = self._params.get("connect")
+                self._element(element).value = self._params.get(name)
         self._on_submit("join-form", lambda: self._commands.put_nowait(("join", "")))
         self._on_click("leave", lambda: self._commands.put_nowait(("leave", "")))
         self._on_submit(

@@ -1,8 +1,8 @@
 """The browser driver's error vocabulary: trio's three stream errors, and real ``OSError``\\ s.
 
 trio does not import under Pyodide, so this package defines exceptions with
-the names and meanings of trio's (``trio/_core/_exceptions.py``,
-shared/STYLE.md "Errors in three tiers"):
+the names and meanings of trio's (``trio/_core/_exceptions.py``;
+docs/concepts.md, "Errors"):
 
 - :class:`ClosedResourceError`: *you* closed the stream or node (raised ``from None``).
 - :class:`BrokenResourceError`: the peer or the link broke it (chained ``from`` the cause).

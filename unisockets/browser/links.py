@@ -3,7 +3,7 @@
 The same rules as the native transport (:mod:`unisockets.transport.webrtc`,
 :mod:`unisockets.transport.webrtc_link`), so a tab and an aiortc node agree:
 
-- *Who offers*: on ``greeting`` the existing member offers (PROTOCOL.md,
+- *Who offers*: on ``greeting`` the existing member offers (docs/protocol.md,
   "Peer link"); a node that needs a pipe to a peer it has no link with
   offers on demand. The offerer creates the legacy ``"channel"`` data channel
   before its offer, with the DCEP sub-protocol :data:`MODERN_PROTOCOL`; an

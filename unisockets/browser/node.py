@@ -2,8 +2,8 @@
 
 :func:`open_node` joins an overlay network through the page's ``WebSocket``
 and reaches peers over the page's ``RTCPeerConnection`` data channels. The
-node has the user-facing shapes of :func:`unisockets.net.open_node` (shared/
-DESIGN.md, "Public API"); the differences come from the runtime
+node has the user-facing shapes of :func:`unisockets.net.open_node` (docs/concepts.md,
+"Nodes"); the differences come from the runtime
 (docs/browser.md):
 
 - it is asyncio, not trio (trio does not import under Pyodide): ``async
@@ -21,11 +21,11 @@ connected (the server restarted) keeps that link (:mod:`.links`).
 
 Connection set-up is the native node's (:mod:`unisockets.net.node`): the
 connecting side asks signaling to ``connect``, then opens a data channel
-labelled :func:`connection_label` ``(its connection alias, the bound
-alias)``; the listening side, told by ``accept`` which client connected,
-takes the channel with that label. The connecting side releases its
-connection alias with ``shutdown`` when the stream closes. Connections to the
-node's own address use an in-page pipe pair instead of WebRTC.
+labelled ``"<its connection alias>><the bound alias>"``; the listening side,
+told by ``accept`` which client connected, takes the channel with that
+label. The connecting side releases its connection alias with ``shutdown``
+when the stream closes. Connections to the node's own address use an in-page
+pipe pair instead of WebRTC.
 
 The node owns one :class:`asyncio.TaskGroup`: peer links, accept loops and
 alias releases run in it, and leaving ``async with open_node(...)`` closes
@@ -73,7 +73,6 @@ __all__ = [
     "Listener",
     "SignalingStatus",
     "check_address",
-    "connection_label",
     "open_node",
 ]
 
@@ -88,10 +87,10 @@ CLOSE_TIMEOUT: Final = 5.0
 SignalingStatus = Disconnected | Reconnected | IdChanged
 
 
-def connection_label(client_alias: str, bound_alias: str) -> str:
+def _connection_label(client_alias: str, bound_alias: str) -> str:
     """The data channel label of one connection: ``"<client alias>><bound alias>"``.
 
-    The same function as :func:`unisockets.net.node.connection_label` (which
+    The same function as ``unisockets.net.node._connection_label`` (which
     this package cannot import: it needs trio); both sides compute it.
     """
     return f"{client_alias}>{bound_alias}"
@@ -374,7 +373,7 @@ class BrowserNode:
             host = self.address
         local_alias, remote_alias, peer_id = await self.signaling.connect(format_alias(host, port))
         session = self.signaling.session
-        label = connection_label(local_alias, remote_alias)
+        label = _connection_label(local_alias, remote_alias)
         try:
             if peer_id == self.address:
                 pipe, other = loopback_pair(peer_id, label)
@@ -500,7 +499,7 @@ class BrowserNode:
 
     async def _establish(self, listener: Listener, alias: str, client_alias: str) -> None:
         peer_id = parse_alias(client_alias)[0]
-        label = connection_label(client_alias, alias)
+        label = _connection_label(client_alias, alias)
         try:
             async with asyncio.timeout(self._accept_timeout):
                 pipe = await self.links.accept_pipe(peer_id, label)

@@ -2,7 +2,7 @@
 
 :class:`BrowserSignaling` feeds every text frame of the browser's WebSocket to
 :class:`~unisockets.protocol.client.SignalingClientProtocol` and acts on the
-events it returns (shared/PROTOCOL.md, "Flows"), with the native client's
+events it returns (docs/protocol.md, "Flows"), with the native client's
 behaviour (:mod:`unisockets.signaling.client`):
 
 - answers to our requests resolve the futures that :meth:`bind`,
@@ -324,7 +324,7 @@ class BrowserSignaling:
             connection alias belongs to the current :attr:`session`. The
             holder is the node to open the data channel to: the remote
             alias's address, or another node's id for an alias on an address
-            it claimed (docs/protocol.md, "Bind").
+            it claimed (docs/protocol.md, "Bind and listen").
 
         Raises:
             OSError: ``ECONNREFUSED`` when nobody accepts there, ``EINVAL`` for
@@ -387,7 +387,7 @@ class BrowserSignaling:
         self._incoming.pop(alias, None)
 
     def send_offer(self, peer_id: str, sdp: str) -> None:
-        """Relay our SDP offer to ``peer_id`` (PROTOCOL.md, "Peer link").
+        """Relay our SDP offer to ``peer_id`` (docs/protocol.md, "Peer link").
 
         Raises:
             SignalingError: not joined right now.

@@ -33,7 +33,7 @@ from ._options import LOG_LEVELS
 
 __all__ = ["parse_subnet_range", "signaling_server"]
 
-#: The port of the original server, ours by default too (shared/DESIGN.md, "Command line").
+#: The port of the original server, ours by default too (docs/signaling-server.md).
 DEFAULT_PORT = 6999
 
 

@@ -9,7 +9,7 @@ anyio adapters, and the one-liners :func:`listen` / :func:`connect`.
 from .addresses import Address
 from .anyio_adapters import AnyioListener, AnyioSocketStream
 from .listeners import NativeListener, OverlayListener
-from .node import NativeNode, Node, OverlayNode, connection_label, open_node
+from .node import NativeNode, Node, OverlayNode, open_node
 from .shortcuts import connect, listen
 from .sockets import AF_INET, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_STREAM, Listening, Socket
 from .streams import SocketStream
@@ -32,7 +32,6 @@ __all__ = [
     "Socket",
     "SocketStream",
     "connect",
-    "connection_label",
     "listen",
     "open_node",
 ]

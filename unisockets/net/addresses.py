@@ -1,6 +1,6 @@
 """Socket addresses as users see them: ``(host, port)`` tuples, like :mod:`socket`'s AF_INET.
 
-Overlay aliases (``"10.0.0.3:1234"``, shared/PROTOCOL.md) become
+Overlay aliases (``"10.0.0.3:1234"``, docs/concepts.md, "Aliases") become
 ``("10.0.0.3", 1234)`` tuples at this layer, and back.
 """
 

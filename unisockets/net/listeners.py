@@ -53,13 +53,14 @@ class OverlayListener(trio.abc.Listener[SocketStream]):
         self._drained = False
         self._ready = trio.Event()
         self._error: BaseException | None = None
-        self.cancel_scope = trio.CancelScope()
+        # Cancelled on close: the node's accept loop for this listener runs inside it.
+        self._cancel_scope = trio.CancelScope()
 
-    def set_ready(self) -> None:
+    def _set_ready(self) -> None:
         """Signaling was told we accept (``accepting`` sent): connects will not be refused."""
         self._ready.set()
 
-    def fail(self, error: BaseException) -> None:
+    def _fail(self, error: BaseException) -> None:
         """The listener cannot go on (the alias was lost): ``accept`` raises ``error``."""
         if self._error is None:
             self._error = error
@@ -76,7 +77,7 @@ class OverlayListener(trio.abc.Listener[SocketStream]):
         if self._error is not None:
             raise self._error
 
-    def offer(self, stream: SocketStream) -> bool:
+    def _offer(self, stream: SocketStream) -> bool:
         """Queue an established connection for :meth:`accept`.
 
         Returns:
@@ -123,7 +124,7 @@ class OverlayListener(trio.abc.Listener[SocketStream]):
         if self._closed:
             return
         self._closed = True
-        self.cancel_scope.cancel()
+        self._cancel_scope.cancel()
         self._send.close()
         self._on_close()
 

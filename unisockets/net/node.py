@@ -3,18 +3,18 @@
 A node owns every task it needs in one nursery: the signaling reader, the peer
 links, the accept loops. Leaving its ``async with`` (:func:`open_node`)
 cancels and closes all of them; no task, thread, socket or peer connection
-outlives it (shared/DESIGN.md, "The runtime").
+outlives it (docs/concepts.md, "Nodes").
 
-Overlay connection set-up (shared/PROTOCOL.md, "Connect"): the connecting
+Overlay connection set-up (docs/protocol.md, "Connect"): the connecting
 node asks signaling to ``connect`` to the remote alias and gets its own
 connection alias back; it then opens a data channel to the listening node,
-labelled with both aliases (:func:`connection_label`). The listening node,
-told by signaling's ``accept`` which client alias connected, takes the data
+labelled with both aliases, ``"<client alias>><bound alias>"``. The listening
+node, told by signaling's ``accept`` which client alias connected, takes the data
 channel with that label. When the connection closes, the connecting node
 releases its connection alias with ``shutdown`` (a wire-compatible addition:
 the original never freed them).
 
-Legacy peers (shared/PROTOCOL.md, "Data plane"): an original unisockets node
+Legacy peers (docs/protocol.md, "Legacy peers"): an original unisockets node
 has one data channel per pair of nodes and writes raw bytes into it. When the
 WebRTC transport finds that a peer is one
 (:meth:`~unisockets.transport.webrtc.WebRTCTransport.legacy_channel`), a
@@ -61,7 +61,6 @@ __all__ = [
     "NativeNode",
     "Node",
     "OverlayNode",
-    "connection_label",
     "open_node",
 ]
 
@@ -73,7 +72,7 @@ EPHEMERAL_PORTS = range(49152, 65536)
 DEFAULT_BACKLOG = 128
 
 
-def connection_label(client_alias: str, bound_alias: str) -> str:
+def _connection_label(client_alias: str, bound_alias: str) -> str:
     """The data channel label of one overlay connection: ``"<client alias>><bound alias>"``.
 
     Both sides compute it: the connecting side from its connection alias and
@@ -83,7 +82,7 @@ def connection_label(client_alias: str, bound_alias: str) -> str:
 
 
 class Node(ABC):
-    """The API common to overlay and native nodes (shared/DESIGN.md, "Public API")."""
+    """The API common to overlay and native nodes (docs/concepts.md, "Nodes")."""
 
     @property
     @abstractmethod
@@ -100,10 +99,10 @@ class Node(ABC):
             port: 0..65535.
             host: ``""``, ``"0.0.0.0"``, ``"localhost"`` or this node's
                 address; on an overlay node also any address that is no other
-                node's id, such as ``"127.0.0.1"`` (docs/protocol.md, "Bind").
+                node's id, such as ``"127.0.0.1"`` (docs/protocol.md, "Bind and listen").
             socket_options: ``(level, optname, value)`` triples a native node
                 sets on its OS socket before binding; an overlay node, which
-                has no OS socket, ignores them (docs/concepts.md, "Socket options").
+                has no OS socket, ignores them (docs/concepts.md, "Socket options and timeouts").
 
         Returns:
             The binding; call :meth:`Binding.listen` to accept connections on it.
@@ -297,7 +296,7 @@ class OverlayNode(Node):
         node's address when ``""``, ``"0.0.0.0"`` or ``"localhost"``; any other
         address is an ordinary overlay address, which the signaling server
         lets this node bind unless it is another node's id (docs/protocol.md,
-        "Bind"): ``127.0.0.1`` is not loopback on the overlay, as in the
+        "Bind and listen"): ``127.0.0.1`` is not loopback on the overlay, as in the
         original unisockets. If this node is still releasing the alias (a
         socket or listener on it was closed a moment ago), the bind waits for
         the release first, so closing and binding again at once works as with
@@ -356,7 +355,7 @@ class OverlayNode(Node):
             )
         except TimeoutError as exc:
             raise oserror(errno.ETIMEDOUT, f"connect to {remote_alias}") from exc
-        label = connection_label(local_alias, remote_alias)
+        label = _connection_label(local_alias, remote_alias)
         transport = self._transport_for(peer_id)
         try:
             legacy = await transport.legacy_channel(peer_id, offer=True)
@@ -477,11 +476,11 @@ class OverlayNode(Node):
                     released.set()
 
     async def _accept_loop(self, listener: OverlayListener, alias: str) -> None:
-        with listener.cancel_scope:
+        with listener._cancel_scope:
             async with trio.open_nursery() as nursery:
                 try:
                     await self.signaling.listen(alias)
-                    listener.set_ready()
+                    listener._set_ready()
                     while True:
                         client_alias = await self.signaling.accept(alias)
                         nursery.start_soon(self._establish, listener, alias, client_alias)
@@ -489,11 +488,11 @@ class OverlayNode(Node):
                     # SignalingError is a ConnectionError: the alias is lost, or
                     # signaling is gone for good. Only this listener fails.
                     logger.warning("listening on %s failed: %r", alias, exc)
-                    listener.fail(exc)
+                    listener._fail(exc)
 
     async def _establish(self, listener: OverlayListener, alias: str, client_alias: str) -> None:
         peer_id = parse_alias(client_alias)[0]
-        label = connection_label(client_alias, alias)
+        label = _connection_label(client_alias, alias)
         transport = self._transport_for(peer_id)
         try:
             with trio.fail_after(self._accept_timeout):
@@ -528,7 +527,7 @@ class OverlayNode(Node):
                 remote_address=parse_alias(client_alias),
                 release=None,
             )
-        if not listener.offer(stream):
+        if not listener._offer(stream):
             logger.info("backlog of %s full: closing %s", alias, client_alias)
             await stream.aclose()
 

@@ -2,7 +2,7 @@
 
 ``unisockets.listen(address, signaling=url)`` and
 ``unisockets.connect(address, signaling=url)`` open a node, listen or connect,
-and close everything on leaving the ``async with`` (shared/DESIGN.md).
+and close everything on leaving the ``async with`` (docs/concepts.md, "Nodes").
 """
 
 from __future__ import annotations

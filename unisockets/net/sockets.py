@@ -190,7 +190,7 @@ class Socket(BlockingMode):
 
         ``host`` may be ``""``, ``"0.0.0.0"`` or the node's own address; on
         an overlay node also any address that is no other node's id, e.g.
-        ``"127.0.0.1"`` (docs/protocol.md, "Bind").
+        ``"127.0.0.1"`` (docs/protocol.md, "Bind and listen").
 
         Raises:
             OSError: ``EADDRINUSE`` (taken), ``EADDRNOTAVAIL`` (another node's

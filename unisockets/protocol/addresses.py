@@ -1,4 +1,4 @@
-"""Overlay addresses: subnets, node ids and aliases (shared/PROTOCOL.md, "Addresses").
+"""Overlay addresses: subnets, node ids and aliases (docs/concepts.md, "Subnets and addresses").
 
 - A *subnet* is the first three octets of an IPv4 address: ``"10.0.0"``.
 - A node *id* is a dotted IPv4 address inside a subnet: ``"10.0.0.3"``.

@@ -1,4 +1,4 @@
-"""One node's side of the signaling protocol, sans I/O (shared/PROTOCOL.md).
+"""One node's side of the signaling protocol, sans I/O (docs/protocol.md, "Flows").
 
 :class:`SignalingClientProtocol` does no I/O, reads no clock and draws no
 random numbers (except a UUID v4 in :meth:`~SignalingClientProtocol.connect`
@@ -275,12 +275,12 @@ class SignalingClientProtocol:
     # --- requests -------------------------------------------------------------------------
 
     def bind(self, alias: str) -> tuple[Request, list[Message]]:
-        """Ask to bind ``alias`` (PROTOCOL.md, "Bind").
+        """Ask to bind ``alias`` (docs/protocol.md, "Bind and listen").
 
         Args:
             alias: ``"<our id>:<port>"``, or a port of an address that is no
                 other node's id (``"127.0.0.1:1234"``: the server refuses
-                another node's address, docs/protocol.md "Bind").
+                another node's address, docs/protocol.md, "Bind and listen").
 
         Returns:
             The request (answered by :class:`BindSucceeded` or
@@ -293,7 +293,7 @@ class SignalingClientProtocol:
         return self._alias_request(RequestKind.BIND, alias, Bind)
 
     def shutdown(self, alias: str) -> tuple[Request, list[Message]]:
-        """Ask to release our ``alias``, bound or a connection's (PROTOCOL.md, "Shutdown").
+        """Ask to release our ``alias``, bound or a connection's (docs/protocol.md, "Shutdown").
 
         Like closing a socket, a shutdown takes effect even if it is
         cancelled later: the late answer then yields :class:`AliasRemoved`
@@ -327,7 +327,7 @@ class SignalingClientProtocol:
 
         No answer comes back; each connection arrives as an
         :class:`IncomingConnection`. Send it again after each one to keep
-        accepting (PROTOCOL.md, "Listen/accept").
+        accepting (docs/protocol.md, "Bind and listen").
 
         Args:
             alias: one of :attr:`bound_aliases`.
@@ -347,7 +347,7 @@ class SignalingClientProtocol:
     def connect(
         self, remote_alias: str, connection_id: str | None = None
     ) -> tuple[Request, list[Message]]:
-        """Ask to connect to ``remote_alias`` (PROTOCOL.md, "Connect").
+        """Ask to connect to ``remote_alias`` (docs/protocol.md, "Connect").
 
         Args:
             remote_alias: the ``"<id>:<port>"`` to connect to.

@@ -1,4 +1,4 @@
-"""The signaling client's state machines, as data (shared/PROTOCOL.md, "Flows").
+"""The signaling client's state machines, as data (docs/protocol.md, "State machines").
 
 The rules of :mod:`unisockets.protocol.server_states` hold here too: every
 state change :class:`~unisockets.protocol.client.SignalingClientProtocol`

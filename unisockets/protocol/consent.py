@@ -5,8 +5,8 @@ every few seconds it sends a STUN binding request on the selected candidate
 pair, and consent expires 30 s after the last response (RFC 7675, section
 5.1). Consent expiry is also how a link notices a peer that vanished without a
 word (a pulled cable, a machine powered off); a killed process is noticed much
-sooner, through the signaling server's goodbye (docs: "Transport", failure
-detection).
+sooner, through the signaling server's goodbye (docs/transport.md,
+"Failure detection").
 
 :class:`ConsentFreshness` makes every decision and does nothing else: the
 driver tells it the time and what became of each check, and asks it what to do

@@ -1,4 +1,4 @@
-"""What the signaling client state machine tells its driver (shared/PROTOCOL.md, "Flows").
+"""What the signaling client state machine tells its driver (docs/protocol.md, "Flows").
 
 :class:`~unisockets.protocol.client.SignalingClientProtocol` turns the
 server's messages into these events. Every event is a frozen, slotted,
@@ -309,7 +309,7 @@ class ConnectSucceeded(_Validated):
 
     ``remote_id`` is the id of the node holding ``remote_alias``: the alias's
     own address, or another node's id when the alias is on an address that
-    node claimed (docs/protocol.md, "Bind"), such as ``127.0.0.1:1234``.
+    node claimed (docs/protocol.md, "Bind and listen"), such as ``127.0.0.1:1234``.
     """
 
     request: Request

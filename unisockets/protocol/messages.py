@@ -1,4 +1,4 @@
-"""The 13 signaling messages of shared/PROTOCOL.md, as validated value objects.
+"""The 13 signaling messages (docs/protocol.md, "Messages"), as validated value objects.
 
 Every message is a frozen, slotted, keyword-only dataclass whose fields are the
 wire fields in snake_case (``offererId`` → ``offerer_id``). Constructing one
@@ -266,7 +266,7 @@ class Bind(_Validated):
 class Alias(_Validated):
     """``alias`` (server → node): ``alias`` owned by ``id`` was set (``set``) or removed.
 
-    Also the answer to bind, connect and shutdown, see PROTOCOL.md's flows.
+    Also the answer to bind, connect and shutdown, see docs/protocol.md, "Flows".
     ``client_connection_id`` ties it to a ``connect``; ``is_connection_alias``
     marks the connecting node's own local alias.
     """

@@ -2,7 +2,7 @@
 
 Shared by every driver of a peer link (aiortc natively, the browser's
 ``RTCPeerConnection`` in Pyodide), so that both speak and judge alike
-(docs: "Protocol", peer link and legacy peers):
+(docs/protocol.md, "Legacy peers"):
 
 - Glare, both sides offering at once, is settled by node id:
   :func:`offer_wins`.

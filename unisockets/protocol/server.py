@@ -1,4 +1,4 @@
-"""The signaling server, sans-IO (shared/PROTOCOL.md, "Flows"; GitHub issue 2).
+"""The signaling server, sans-IO (docs/protocol.md, "Flows").
 
 :class:`SignalingServerProtocol` is the whole signaling server without the
 network: a driver (:mod:`unisockets.signaling`) tells it that a client
@@ -10,7 +10,8 @@ number); the server only hashes and compares it.
 
 Behaviour is the original TypeScript server's
 (``pkg/web/signaling/services/signaling-server.ts`` of pojntfx/unisockets,
-recorded in ``shared/vectors/original-session.jsonl``), with its known
+checked against a recorded session of original nodes and that server:
+docs/comparison.md, "Wire compatibility"), with its known
 weaknesses fixed without changing the wire:
 
 - Every input is validated before anything changes. A violation raises
@@ -150,7 +151,7 @@ class SignalingServerProtocol(Generic[K]):
     Every method returns the messages to send as ``(recipient key, message)``
     pairs, in sending order; the driver sends each to the connection of that
     key. Nothing here does I/O or keeps time (the 30 s ping of
-    PROTOCOL.md's "Liveness" belongs to the driver).
+    docs/protocol.md, "Liveness", belongs to the driver).
 
     Args:
         suffixes: the last octets handed out as ids in every subnet, lowest
@@ -235,7 +236,7 @@ class SignalingServerProtocol(Generic[K]):
             message: the decoded message.
 
         Returns:
-            The messages to send, in order, as PROTOCOL.md's flows prescribe:
+            The messages to send, in order, as docs/protocol.md, "Flows" prescribes:
             for ``knock``, ``acknowledged`` to the sender, then a ``greeting``
             to every other member of the subnet in join order; for a relay,
             the message itself to the named member; for ``bind``/``shutdown``,

@@ -1,4 +1,4 @@
-"""The signaling server's state machines, as data (shared/PROTOCOL.md, "Flows").
+"""The signaling server's state machines, as data (docs/protocol.md, "State machines").
 
 Two rules, as in h11's ``_state.py``:
 

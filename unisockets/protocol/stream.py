@@ -4,7 +4,7 @@ Each connection between two nodes is one *message pipe* (one WebRTC data
 channel, one in-memory pipe): reliable, ordered, message-preserving, with
 messages of at most ``max_message_size`` bytes. This module turns such a pipe
 into a TCP-like byte stream with an end-of-stream marker and receive-side flow
-control. It is our data-plane wire (shared/PROTOCOL.md, "Data plane", Ours).
+control. It is our data-plane wire (docs/protocol.md, "The data plane").
 It never touches the pipe: the driver (:mod:`unisockets.transport.stream`)
 writes the frames this module returns and feeds it the messages it reads.
 

@@ -1,4 +1,4 @@
-"""The JSON wire format of signaling messages (shared/PROTOCOL.md, "Framing").
+"""The JSON wire format of signaling messages (docs/protocol.md, "Framing").
 
 One WebSocket text frame holds one JSON object
 ``{"data": {<camelCase fields>}, "opcode": <string>}``. :func:`encode` writes

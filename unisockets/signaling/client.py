@@ -1,6 +1,6 @@
 """The node's signaling client: the sans-IO client protocol driven over a WebSocket.
 
-A thin trio driver (shared/DESIGN.md, "Layers") around
+A thin trio driver (docs/index.md, "The layers") around
 :class:`~unisockets.protocol.client.SignalingClientProtocol`, which decides
 everything; this module moves its messages over trio-websocket, turns its
 events into return values and exceptions, and reconnects.
@@ -274,12 +274,13 @@ class SignalingClient:
         return self._session
 
     async def bind(self, alias: str) -> None:
-        """Bind ``alias`` for this node (PROTOCOL.md, "Bind").
+        """Bind ``alias`` for this node (docs/protocol.md, "Bind and listen").
 
         ``alias`` is ``"<our id>:<port>"`` or a port of an address that is no
-        other node's id, e.g. ``"127.0.0.1:1234"`` (docs/protocol.md, "Bind").
+        other node's id, e.g. ``"127.0.0.1:1234"`` (docs/protocol.md, "Bind and listen").
 
-        The alias is bound again after a reconnection with the same id.
+        As docs/protocol.md, "Bind and listen" says. The alias is bound again
+        after a reconnection with the same id.
 
         Raises:
             OSError: ``EADDRINUSE`` when the server rejects the bind (the
@@ -343,12 +344,13 @@ class SignalingClient:
         await self._send_quietly(messages)  # if the session breaks, the next one sends it
 
     async def accept(self, alias: str) -> str:
-        """Wait for the next connection to our bound ``alias`` (PROTOCOL.md, "Listen/accept").
+        """Wait for the next connection to our bound ``alias``.
 
-        Calls :meth:`listen` first if nobody did. Connections that arrive
-        while nobody waits are queued (up to :data:`MAX_PENDING_ACCEPTS`), so
-        none is lost between calls. Cancel-safe. No timeout: it waits as
-        long as it takes, across reconnections.
+        As docs/protocol.md, "Bind and listen" says. Calls :meth:`listen`
+        first if nobody did. Connections that arrive while nobody waits are
+        queued (up to :data:`MAX_PENDING_ACCEPTS`), so none is lost between
+        calls. Cancel-safe. No timeout: it waits as long as it takes, across
+        reconnections.
 
         Returns:
             The connecting side's alias, e.g. ``"10.0.0.2:0"``.
@@ -368,14 +370,14 @@ class SignalingClient:
             raise SignalingError(f"{alias} is no longer bound by this node") from None
 
     async def connect(self, remote_alias: str) -> tuple[str, str, str]:
-        """Connect to ``remote_alias``, e.g. ``"10.0.0.1:1234"`` (PROTOCOL.md, "Connect").
+        """Connect to ``remote_alias``, e.g. ``"10.0.0.1:1234"`` (docs/protocol.md, "Connect").
 
         Returns:
             ``(local alias, remote alias, remote id)``: the connection alias
             the server gave us (ours to :meth:`shutdown` when the connection
             ends), ``remote_alias``, and the id of the node holding it (the
             alias's address, or another node's id when the alias is on an
-            address that node claimed, docs/protocol.md "Bind").
+            address that node claimed, docs/protocol.md, "Bind and listen").
 
         Raises:
             ConnectionRefusedError: ``ECONNREFUSED``: nobody accepts on ``remote_alias``.
@@ -410,7 +412,7 @@ class SignalingClient:
         raise ConnectionRefusedError(errno.ECONNREFUSED, f"connection to {remote_alias} refused")
 
     async def shutdown(self, alias: str, *, session: int | None = None) -> None:
-        """Release our ``alias``, bound or a connection's (PROTOCOL.md, "Shutdown").
+        """Release our ``alias``, bound or a connection's (docs/protocol.md, "Shutdown").
 
         Like closing a socket, it takes effect even when cancelled: the
         alias is not bound again after a reconnection, and waiting accepts

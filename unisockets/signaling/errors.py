@@ -1,6 +1,6 @@
 """Errors of the node's signaling client (:mod:`unisockets.signaling.client`).
 
-The client raises three kinds of errors (shared/DESIGN.md, "Errors"):
+The client raises three kinds of errors (docs/concepts.md, "Errors"):
 
 - :class:`SignalingError` (a :class:`ConnectionError`): the signaling server
   cannot be reached, rejected us, or the connection to it broke while a
@@ -22,4 +22,4 @@ class SignalingError(ConnectionError):
 
 
 class JoinRejectedError(SignalingError):
-    """The server rejected our ``knock``: the subnet is full (PROTOCOL.md, "Join")."""
+    """The server rejected our ``knock``: the subnet is full (docs/protocol.md, "Join")."""

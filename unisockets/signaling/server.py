@@ -1,6 +1,6 @@
 """The signaling server: the sans-IO server protocol driven over real WebSockets.
 
-A thin trio driver (shared/DESIGN.md, "Layers"): the state machine
+A thin trio driver (docs/index.md, "The layers"): the state machine
 :class:`~unisockets.protocol.server.SignalingServerProtocol` decides
 everything; this module moves its inputs and outputs over real WebSockets
 (:mod:`~unisockets.signaling._server_connection`: wsproto over a
@@ -35,7 +35,7 @@ How it runs, built for the cost per relayed message (docs/benchmarks.md,
   with a code and a reason (1002 broken framing, 1003 binary frame, 1007
   invalid UTF-8, 1008 protocol violation, rate or handshake limit, slow
   consumer, 1009 oversize, 1011 missed ping or internal error) and leaves like
-  any other: ``goodbye`` and alias removals go to the rest (PROTOCOL.md,
+  any other: ``goodbye`` and alias removals go to the rest (docs/protocol.md,
   "Leave"). Unexpected exceptions are logged and end only the client they
   happened in.
 - Leaving the server (the ``async with`` of :func:`open_signaling_server`, or

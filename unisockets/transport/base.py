@@ -115,7 +115,7 @@ class PeerTransport(ABC):
     async def legacy_channel(self, peer_id: str, *, offer: bool = True) -> MessagePipe | None:
         """``peer_id``'s one raw channel if it is an original unisockets node, else None.
 
-        PROTOCOL.md, "Data plane": a legacy peer carries one connection per
+        docs/protocol.md, "Legacy peers": a legacy peer carries one connection per
         pair, raw, over its ``"channel"``. The default (transports without
         legacy peers, e.g. the in-memory one) answers None at once; the WebRTC
         transport overrides it.

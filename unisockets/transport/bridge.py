@@ -17,8 +17,8 @@ a burst of received messages costs one trio wake-up, not one each.
 :meth:`AsyncioBridge.run` runs a coroutine function on the loop as a tracked
 task and waits for its outcome in trio.
 
-Rules that keep the two worlds apart (and the reasons, see
-``/work/shared/notes/aiortc.md``):
+Rules that keep the two worlds apart (docs/transport.md,
+"The asyncio bridge"):
 
 - aiortc objects are touched only in the loop thread; trio objects only in
   the trio thread. The only shared state is the two hand-off queues.

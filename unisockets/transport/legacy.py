@@ -1,6 +1,6 @@
 """A raw byte stream over a legacy peer's one channel (the original unisockets' data plane).
 
-The original unisockets (PROTOCOL.md, "Data plane") writes every socket's
+The original unisockets (docs/protocol.md, "Legacy peers") writes every socket's
 bytes straight into the one data channel between two nodes: no framing, no
 end-of-stream marker, no flow control. :class:`LegacyStream` speaks exactly
 that over a :class:`~unisockets.transport.base.MessagePipe` (in practice the

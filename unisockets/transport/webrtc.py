@@ -225,7 +225,7 @@ class WebRTCTransport(PeerTransport):
 
         The pipe returned is shared: it belongs to the link (closing it would
         close the legacy peer's only channel for good) and carries raw bytes
-        with no end-of-stream (PROTOCOL.md, "Data plane"). Messages that
+        with no end-of-stream (docs/protocol.md, "Legacy peers"). Messages that
         arrive while nobody reads are queued, at most
         :data:`~unisockets.transport.webrtc_link.LEGACY_RECEIVE_LIMIT` bytes.
 
@@ -275,7 +275,7 @@ class WebRTCTransport(PeerTransport):
     # --- signaling inputs ------------------------------------------------------------------
 
     async def handle_greeting(self, peer_id: str) -> None:
-        """Signaling greeted a new member ``peer_id``: offer it a link (PROTOCOL.md, Join).
+        """Signaling greeted a new member ``peer_id``: offer it a link (docs/protocol.md, "Join").
 
         Returns at once; the offer is made by the link's task. A link to the
         same id that is connected or still connecting is kept: the server

@@ -19,7 +19,7 @@ system's default receive buffer; and it puts all its candidates in the SDP
   changed.
 - :func:`candidate_to_json` / :func:`candidate_from_json` convert between
   aiortc's :class:`aiortc.RTCIceCandidate` and the JSON ``RTCIceCandidateInit``
-  strings that ``candidate`` messages carry (docs: "Protocol", peer link).
+  strings that ``candidate`` messages carry (docs/protocol.md, "Peer link").
 - :func:`local_candidates` lists an SDP's candidates as such JSON strings, so
   trickling peers (browsers, original nodes) get them as messages too.
 """

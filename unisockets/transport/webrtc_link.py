@@ -8,7 +8,7 @@ Like the ``_aio_*`` methods of :mod:`unisockets.transport.webrtc_pipe`, the
 ``_aio_*`` methods here run in the asyncio thread of the transport's bridge
 and are the only code touching the :class:`aiortc.RTCPeerConnection`.
 
-Negotiation (PROTOCOL.md, "Peer link"): the offerer creates the legacy data
+Negotiation (docs/protocol.md, "Peer link"): the offerer creates the legacy data
 channel ``"channel"`` (see below) and sends the offer, then its candidates
 as ``candidate`` messages for trickling peers (aiortc puts them in the SDP
 too). Incoming candidates wait until the remote description
@@ -18,7 +18,7 @@ id's offer wins; the other side drops its own peer connection and answers
 the peer started over (it restarted, or lost its end of the link): the link
 fails and a fresh one answers that offer.
 
-Legacy peers (PROTOCOL.md, "Data plane"): the original unisockets has one
+Legacy peers (docs/protocol.md, "Legacy peers"): the original unisockets has one
 data channel per pair of nodes, ``"channel"``, and no other. Our offerer
 creates ``"channel"`` with the DCEP sub-protocol :data:`MODERN_PROTOCOL`
 (the original sets none and ignores it). An answerer that receives

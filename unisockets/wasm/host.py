@@ -16,7 +16,7 @@ runner: ``0.0.0.0`` is this node's own address, and every other address,
 ``127.0.0.1`` included, is an ordinary address of the subnet, for ``bind``
 as for ``connect``. A C program binding ``127.0.0.1:1234`` holds that alias
 (the signaling server lets a node bind any address that is not another
-node's id, docs/protocol.md "Bind"), and a program on any node of the subnet
+node's id, docs/protocol.md, "Bind and listen"), and a program on any node of the subnet
 that connects to ``127.0.0.1:1234`` reaches it: the original's echo server
 and client work unchanged on two nodes. On a native node (OS TCP)
 ``127.x.x.x`` and ``0.0.0.0`` mean the node's own host address.
