@@ -9,6 +9,8 @@ from unisockets.protocol import peer_link
 from unisockets.protocol.peer_link import (
     MODERN_ANSWER_ATTRIBUTE,
     answer_is_modern,
+    candidate_types,
+    describe_ice_failure,
     mark_answer,
     offer_wins,
 )
@@ -42,3 +44,33 @@ def test_both_drivers_use_these_constants() -> None:
         assert getattr(webrtc_link, name) is getattr(peer_link, name)
         assert getattr(browser_links, name) is getattr(peer_link, name)
     assert webrtc_link.HELLO_GRACE == peer_link.HELLO_GRACE
+
+
+def test_candidate_types_reads_typ_of_every_candidate_line() -> None:
+    sdp = (
+        "a=candidate:1 1 udp 2130706431 192.0.2.1 40000 typ host\r\n"
+        "a=candidate:2 1 udp 1694498815 198.51.100.7 40001 typ srflx raddr 0.0.0.0 rport 0\r\n"
+        "a=end-of-candidates\r\n"
+    )
+    assert candidate_types(sdp) == {"host", "srflx"}
+    assert candidate_types("candidate:3 1 udp 1 203.0.113.9 3478 typ relay") == {"relay"}
+    assert candidate_types("v=0\r\n") == set()
+
+
+@pytest.mark.parametrize(
+    ("local", "remote", "servers", "hint"),
+    [
+        ({"host"}, set(), False, "the peer sent no candidates"),
+        ({"host"}, {"host"}, False, "no STUN/TURN server is configured"),
+        ({"host", "srflx"}, {"host", "srflx"}, True, "a TURN server"),
+        ({"relay"}, {"host"}, True, "even the relay candidates failed"),
+    ],
+)
+def test_an_ice_failure_names_state_candidates_and_a_hint(
+    local: set[str], remote: set[str], servers: bool, hint: str
+) -> None:
+    text = describe_ice_failure("10.0.0.2", "failed", local, remote, ice_servers=servers)
+    assert text.startswith("ICE could not connect to 10.0.0.2 (ICE state failed;")
+    assert f"gathered here: {', '.join(sorted(local))}" in text
+    assert f"received from the peer: {', '.join(sorted(remote)) or 'none'}" in text
+    assert hint in text

@@ -195,6 +195,29 @@ async def test_a_marked_answer_makes_the_peer_modern_without_waiting_for_the_hel
 
 
 @pytest.mark.trio
+async def test_when_ice_fails_the_error_says_so_with_candidates_and_a_hint() -> None:
+    # Neither side learns a single candidate of the other (stripped from the SDPs,
+    # trickled ones dropped), so ICE fails: the error must say that, not just "failed".
+    def no_candidates(sdp: str) -> str:
+        return "\r\n".join(line for line in sdp.split("\r\n") if not line.startswith("a=candidate"))
+
+    async with open_mesh(A, B) as mesh:
+        for signal in mesh.signals.values():
+            signal.rewrite_sdp = no_candidates
+            signal.drop = lambda kind, peer: kind == "candidate"
+        with trio.fail_after(HANG), pytest.raises(trio.BrokenResourceError) as caught:
+            await mesh[A].open_pipe(B, "doomed")
+    reasons = []
+    error: BaseException | None = caught.value
+    while error is not None:
+        reasons.append(str(error))
+        error = error.__cause__
+    text = " / ".join(reasons)
+    assert "ICE could not connect to 10.0.0.2" in text, text
+    assert "gathered here: host" in text and "received from the peer: none" in text, text
+
+
+@pytest.mark.trio
 async def test_greeting_makes_the_existing_member_offer() -> None:
     async with open_mesh(A, B) as mesh:
         with trio.fail_after(HANG):

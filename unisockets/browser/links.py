@@ -52,7 +52,14 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from ..protocol.peer_link import HELLO as _HELLO
-from ..protocol.peer_link import LEGACY_LABEL, MODERN_PROTOCOL, mark_answer, offer_wins
+from ..protocol.peer_link import (
+    LEGACY_LABEL,
+    MODERN_PROTOCOL,
+    candidate_types,
+    describe_ice_failure,
+    mark_answer,
+    offer_wins,
+)
 from ..protocol.rendezvous import Arrival, ArrivalKind, PipeRendezvous, Waiter
 from ._js import Listeners, is_null, js_global, js_object, logger, settle
 from .errors import BrokenResourceError, ClosedResourceError, SignalingError
@@ -121,6 +128,8 @@ class PeerLink:
         self._local_candidates: list[str] = []
         self._remote_set = False
         self._pending: list[Any] = []
+        self._local_types: set[str] = set()  # candidate types gathered here
+        self._remote_types: set[str] = set()  # candidate types the peer sent
 
     def __repr__(self) -> str:
         return f"<PeerLink {self.peer_id} {self.state.value} {self.role or '-'}>"
@@ -237,6 +246,7 @@ class PeerLink:
         self._description_sent = False
         self._local_candidates.clear()
         pc = self._new_pc()
+        self._remote_types |= candidate_types(sdp)
         await pc.setRemoteDescription(js_object({"type": "offer", "sdp": sdp}))
         await self._remote_description_set()
         answer = await pc.createAnswer()
@@ -249,6 +259,7 @@ class PeerLink:
         if self._negotiation != "have-local-offer":
             logger.info("ignoring an unexpected answer from %s", self.peer_id)
             return
+        self._remote_types |= candidate_types(sdp)
         await self._pc.setRemoteDescription(js_object({"type": "answer", "sdp": sdp}))
         self._negotiation = "stable"
         await self._remote_description_set()
@@ -278,6 +289,7 @@ class PeerLink:
     async def _add_candidates(self, inits: list[dict[str, Any]]) -> None:
         for init in inits:
             fields = {k: v for k, v in init.items() if v is not None}
+            self._remote_types |= candidate_types(str(init.get("candidate", "")))
             try:
                 await self._pc.addIceCandidate(js_object(fields))
             except Exception as exc:  # wrong ufrag (glare), unparsable line
@@ -289,6 +301,8 @@ class PeerLink:
         pc = js_global("RTCPeerConnection").new(js_object(self._links.rtc_configuration))
         self._pc = pc
         self._remote_set = False
+        self._local_types.clear()
+        self._remote_types.clear()
         self._pc_listeners.add(pc, "connectionstatechange", lambda _: self._on_state(pc))
         self._pc_listeners.add(pc, "icecandidate", self._on_candidate)
         self._pc_listeners.add(pc, "datachannel", lambda event: self._on_datachannel(event.channel))
@@ -319,13 +333,27 @@ class PeerLink:
             self.connected_after = asyncio.get_running_loop().time() - self._started
             self._watchdog.cancel()
             settle(self._connected)
+        elif state == "failed" and str(pc.iceConnectionState) in ("failed", "checking", "new"):
+            self.fail(BrokenResourceError(self._ice_failure()))  # ICE, not DTLS, failed
         elif state in ("failed", "closed"):
             self.fail(BrokenResourceError(f"the peer connection to {self.peer_id} {state}"))
+
+    def _ice_failure(self) -> str:
+        """Why ICE did not connect: its state, both sides' candidates, a hint."""
+        pc = self._pc
+        return describe_ice_failure(
+            self.peer_id,
+            str(pc.iceConnectionState) if pc is not None else "new",
+            self._local_types,
+            self._remote_types,
+            ice_servers=bool(self._links.rtc_configuration.get("iceServers")),
+        )
 
     def _on_candidate(self, event: Any) -> None:
         candidate = event.candidate
         if is_null(candidate) or not str(candidate.candidate):
             return  # end of gathering
+        self._local_types |= candidate_types(str(candidate.candidate))
         text = str(js_global("JSON").stringify(candidate.toJSON()))
         if self._description_sent:
             try:
@@ -365,7 +393,11 @@ class PeerLink:
     def _timed_out(self) -> None:
         if self.state is LinkState.CONNECTING:
             timeout = self._links.link_timeout
-            self.fail(BrokenResourceError(f"no link to {self.peer_id} within {timeout} s"))
+            self.fail(
+                BrokenResourceError(
+                    f"no link to {self.peer_id} within {timeout} s: {self._ice_failure()}"
+                )
+            )
 
 
 class PeerLinks:

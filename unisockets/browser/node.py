@@ -55,6 +55,7 @@ from ..protocol.events import (
     Reconnected,
 )
 from ..protocol.pacing import DEFAULT_BACKOFF, DEFAULT_SEND_RATE
+from ..protocol.socket_states import innermost_reason
 from ._js import logger, require_browser, settle
 from ._loop import clamp_past_timers
 from .errors import BrokenResourceError, ClosedResourceError, SignalingError, oserror
@@ -383,9 +384,13 @@ class BrowserNode:
         except BaseException as exc:
             self._release(local_alias, session)
             if isinstance(exc, TimeoutError):
-                raise oserror(errno.ETIMEDOUT, f"data channel to {peer_id}") from exc
+                raise oserror(
+                    errno.ETIMEDOUT, f"data channel to {peer_id}: {innermost_reason(exc)}"
+                ) from exc
             if isinstance(exc, BrokenResourceError):
-                raise oserror(errno.ECONNRESET, f"link to {peer_id}") from exc
+                raise oserror(
+                    errno.ECONNRESET, f"link to {peer_id}: {innermost_reason(exc)}"
+                ) from exc
             raise
         return self._track(pipe, local_alias, remote_alias, session=session)
 

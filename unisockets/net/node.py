@@ -41,7 +41,7 @@ import trio
 from .._nursery import open_owned_nursery
 from ..protocol import events
 from ..protocol.addresses import format_alias, parse_alias
-from ..protocol.socket_states import check_local_host
+from ..protocol.socket_states import check_local_host, innermost_reason
 from ..transport.base import MessagePipe, PeerTransport, SignalSender
 from ..transport.legacy import LegacyStream
 from ..transport.stream import PipeStream
@@ -366,9 +366,13 @@ class OverlayNode(Node):
         except BaseException as exc:
             self._release_alias(local_alias, session)
             if isinstance(exc, TimeoutError):
-                raise oserror(errno.ETIMEDOUT, f"link to {peer_id}") from exc
+                raise oserror(
+                    errno.ETIMEDOUT, f"link to {peer_id}: {innermost_reason(exc)}"
+                ) from exc
             if isinstance(exc, trio.BrokenResourceError):
-                raise oserror(errno.ECONNRESET, f"link to {peer_id}") from exc
+                raise oserror(
+                    errno.ECONNRESET, f"link to {peer_id}: {innermost_reason(exc)}"
+                ) from exc
             raise
         if legacy is not None:
             return self._track_legacy(

@@ -32,6 +32,8 @@ __all__ = [
     "MODERN_ANSWER_ATTRIBUTE",
     "MODERN_PROTOCOL",
     "answer_is_modern",
+    "candidate_types",
+    "describe_ice_failure",
     "mark_answer",
     "offer_wins",
 ]
@@ -100,3 +102,69 @@ def offer_wins(local_id: str, peer_id: str) -> bool:
         True if ``local_id`` orders before ``peer_id``.
     """
     return _id_key(local_id) < _id_key(peer_id)
+
+
+def candidate_types(sdp: str) -> set[str]:
+    """The ICE candidate types (``host``, ``srflx``, ``prflx``, ``relay``) an SDP lists.
+
+    Args:
+        sdp: a session description, or a single ``candidate:...`` line.
+
+    Returns:
+        The set of ``typ`` values of its candidate lines (empty if none).
+    """
+    found: set[str] = set()
+    for line in sdp.splitlines():
+        if "candidate:" not in line:
+            continue
+        words = line.split()
+        for index, word in enumerate(words[:-1]):
+            if word == "typ":
+                found.add(words[index + 1])
+                break
+    return found
+
+
+def describe_ice_failure(
+    peer_id: str,
+    ice_state: str,
+    local_types: set[str],
+    remote_types: set[str],
+    *,
+    ice_servers: bool,
+) -> str:
+    """Say why a peer link to ``peer_id`` could not connect, and what would help.
+
+    Args:
+        peer_id: the peer's node id.
+        ice_state: the ICE connection state when the link gave up
+            (``"failed"``, ``"checking"``, ``"new"``, ...).
+        local_types: the candidate types we gathered.
+        remote_types: the candidate types the peer sent us.
+        ice_servers: whether STUN or TURN servers were configured.
+
+    Returns:
+        One sentence naming the ICE state, the candidates of both sides and a
+        hint (docs/getting-started.md, "STUN and TURN").
+    """
+
+    def listed(types: set[str]) -> str:
+        return ", ".join(sorted(types)) or "none"
+
+    text = (
+        f"ICE could not connect to {peer_id} (ICE state {ice_state}; candidates "
+        f"gathered here: {listed(local_types)}; received from the peer: {listed(remote_types)})"
+    )
+    if not remote_types:
+        hint = "the peer sent no candidates: is it reachable through signaling, and gathering?"
+    elif not ice_servers:
+        hint = (
+            "no STUN/TURN server is configured, so only direct addresses were tried: peers "
+            "behind NATs need a STUN server, and behind symmetric NATs or firewalls a TURN "
+            "server (rtc_configuration, or --ice-server on the command line)"
+        )
+    elif "relay" not in local_types | remote_types:
+        hint = "no relay candidate on either side: a TURN server (turn: or turns:) may help"
+    else:
+        hint = "even the relay candidates failed: check the TURN server and its credentials"
+    return f"{text}: {hint}"

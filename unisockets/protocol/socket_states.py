@@ -71,6 +71,7 @@ __all__ = [
     "SocketInput",
     "SocketState",
     "SocketStateMachine",
+    "innermost_reason",
     "check_backlog",
     "check_bufsize",
     "check_local_host",
@@ -245,6 +246,31 @@ def oserror(code: int, detail: str | None = None) -> OSError:
         The error (not raised).
     """
     return OSError(code, f"{os.strerror(code)}: {detail}" if detail else os.strerror(code))
+
+
+def innermost_reason(error: BaseException) -> str:
+    """The text of the deepest error in ``error``'s ``__cause__`` chain.
+
+    A failed connect is reported as an :class:`OSError` whose message ends
+    with the reason the link failed (for example why ICE could not connect),
+    however many layers wrapped it.
+
+    Args:
+        error: the error caught.
+
+    Returns:
+        ``str()`` of the last error of the cause chain that has a message
+        (``error``'s own if none has).
+    """
+    reason = str(error)
+    seen = {id(error)}
+    cause = error.__cause__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if str(cause):
+            reason = str(cause)
+        cause = cause.__cause__
+    return reason
 
 
 def check_backlog(backlog: object) -> int:

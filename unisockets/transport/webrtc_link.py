@@ -62,6 +62,8 @@ from ..protocol.peer_link import (
     LEGACY_LABEL,
     MODERN_PROTOCOL,
     answer_is_modern,
+    candidate_types,
+    describe_ice_failure,
     mark_answer,
     offer_wins,
 )
@@ -186,6 +188,7 @@ class PeerLink:
         self._pc: RTCPeerConnection | None = None
         self._aio_generation = 0
         self._aio_ufrags: set[str] = set()
+        self._aio_remote_types: set[str] = set()  # candidate types the peer sent
         self._legacy: list[RTCDataChannel] = []
 
     def __repr__(self) -> str:
@@ -322,8 +325,13 @@ class PeerLink:
         with trio.move_on_after(self._link_timeout):
             await self._connected.wait()
             return
+        detail = ""
+        with trio.move_on_after(CLOSE_TIMEOUT):  # the asyncio side answers at once
+            detail = ": " + await self._bridge.run(self._aio_link_timeout_detail, self._generation)
         self.fail(
-            trio.BrokenResourceError(f"no link to {self.peer_id} within {self._link_timeout} s")
+            trio.BrokenResourceError(
+                f"no link to {self.peer_id} within {self._link_timeout} s{detail}"
+            )
         )
 
     async def _detect_kind(self) -> None:
@@ -480,14 +488,16 @@ class PeerLink:
 
     # --- events from the asyncio side (trio) -----------------------------------------------
 
-    def _on_pc_state(self, generation: int, state: str) -> None:
+    def _on_pc_state(self, generation: int, state: str, detail: str | None = None) -> None:
         if generation != self._generation or self.state is LinkState.FAILED:
             return
         if state == "connected":
             self.state = LinkState.CONNECTED
             self._connected.set()
         elif state in ("failed", "closed"):
-            self.fail(trio.BrokenResourceError(f"the peer connection to {self.peer_id} {state}"))
+            self.fail(
+                trio.BrokenResourceError(detail or f"the peer connection to {self.peer_id} {state}")
+            )
 
     def _on_incoming_pipe(self, generation: int, pipe: DataChannelPipe) -> None:
         if generation != self._generation or self.state is LinkState.FAILED:
@@ -519,12 +529,17 @@ class PeerLink:
 
     def _aio_new_pc(self, generation: int) -> RTCPeerConnection:
         pc = RTCPeerConnection(self._configuration)
+        self._aio_remote_types = set()
 
         def on_state() -> None:
             try:
-                if pc.connectionState == "connected":
+                state = pc.connectionState
+                if state == "connected":
                     self._aio_connected(generation, pc)
-                self._bridge.to_trio(self._on_pc_state, generation, pc.connectionState)
+                detail = None
+                if state == "failed" and pc.iceConnectionState in ("failed", "checking", "new"):
+                    detail = self._aio_ice_failure(pc)  # ICE, not DTLS, failed
+                self._bridge.to_trio(self._on_pc_state, generation, state, detail)
             except Exception:  # pragma: no cover - neither raises
                 logger.exception("connection state handler failed")
 
@@ -547,6 +562,21 @@ class PeerLink:
         if not take_over_consent(pc, self._consent, expired):
             logger.warning("aioice internals changed: the link keeps aioice's consent checks")
         raise_receive_buffers(pc)
+
+    def _aio_ice_failure(self, pc: RTCPeerConnection | None) -> str:
+        """Describe why ICE did not connect (state, candidates, a hint)."""
+        local = pc.localDescription if pc is not None else None
+        return describe_ice_failure(
+            self.peer_id,
+            pc.iceConnectionState if pc is not None else "new",
+            candidate_types(local.sdp) if local is not None else set(),
+            set(self._aio_remote_types),
+            ice_servers=bool(self._configuration.iceServers),
+        )
+
+    async def _aio_link_timeout_detail(self, generation: int) -> str:
+        pc = self._pc if generation == self._aio_generation else None
+        return self._aio_ice_failure(pc)
 
     def _aio_current(self, generation: int) -> RTCPeerConnection:
         if self._pc is None or generation != self._aio_generation:
@@ -584,6 +614,7 @@ class PeerLink:
         pc = self._aio_new_pc(generation)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         self._aio_ufrags = remote_ufrags(sdp)
+        self._aio_remote_types |= candidate_types(sdp)
         await pc.setLocalDescription(await pc.createAnswer())
         return str(pc.localDescription.sdp)
 
@@ -591,6 +622,7 @@ class PeerLink:
         pc = self._aio_current(generation)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         self._aio_ufrags = remote_ufrags(sdp)
+        self._aio_remote_types |= candidate_types(sdp)
 
     async def _aio_add_candidates(
         self, generation: int, candidates: list[tuple[RTCIceCandidate, str | None]]
@@ -599,6 +631,7 @@ class PeerLink:
         for candidate, ufrag in candidates:
             if ufrag and self._aio_ufrags and ufrag not in self._aio_ufrags:
                 continue  # for a peer connection that no longer exists (glare)
+            self._aio_remote_types.add(candidate.type)
             await pc.addIceCandidate(candidate)
 
     def _aio_create_channel(self, generation: int, pipe: DataChannelPipe) -> None:
