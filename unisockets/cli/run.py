@@ -10,7 +10,11 @@ exits 134; without the ``wasm`` extra (wasmtime) it says which extra to install.
 
 Before running, it prints one line on stderr:
 ``unisockets run: PROGRAM on ADDRESS``, the node's address, which is what
-other nodes connect to (a program's ``127.0.0.1`` means this address).
+other nodes connect to. On an overlay node a program's ``127.0.0.1`` is an
+ordinary overlay address, as under the original unisockets (its C echo
+server binds and its client connects to ``127.0.0.1:1234`` across nodes),
+and ``0.0.0.0`` is the node's own address; with ``--native``, ``127.x`` is
+this host (docs/wasm.md).
 """
 
 from __future__ import annotations
