@@ -170,7 +170,9 @@ class LegacyPeer:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self._pcs[peer_id] = pc
         self._remote_set[peer_id] = False
-        self._channel_open[peer_id] = asyncio.Event()
+        # A send may already wait on this peer's event (it was made before the
+        # offer arrived): keep it, or that send would wait forever.
+        self._channel_open.setdefault(peer_id, asyncio.Event())
         return pc
 
     def _aio_adopt(self, peer_id: str, channel: RTCDataChannel) -> None:

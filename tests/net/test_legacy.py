@@ -53,6 +53,7 @@ async def legacy_and_node(url: str, legacy_offers: bool) -> AsyncIterator[tuple[
             legacy = await stack.enter_async_context(open_legacy_peer(url))
         links = node.transport.links  # type: ignore[attr-defined]
         await wait_until(lambda: legacy.id in links)
+        await links[legacy.id].wait_connected()
         yield legacy, node
 
 
