@@ -35,7 +35,7 @@ if TYPE_CHECKING:
         listen,
         open_node,
     )
-    from .signaling import SignalingError, open_signaling_server, serve_signaling
+    from .signaling import ServerLimits, SignalingError, open_signaling_server, serve_signaling
 
 #: Where each public name lives. They are imported on first use, so that
 #: ``import unisockets.protocol`` stays free of trio, anyio and aiortc (the
@@ -59,7 +59,10 @@ _EXPORTS = {
         ],
         ".net",
     ),
-    **dict.fromkeys(["SignalingError", "open_signaling_server", "serve_signaling"], ".signaling"),
+    **dict.fromkeys(
+        ["ServerLimits", "SignalingError", "open_signaling_server", "serve_signaling"],
+        ".signaling",
+    ),
 }
 
 
@@ -84,6 +87,7 @@ __all__ = [
     "AnyioListener",
     "AnyioSocketStream",
     "Node",
+    "ServerLimits",
     "SignalingError",
     "Socket",
     "SocketStream",
