@@ -7,13 +7,17 @@ The public API (docs/getting-started.md walks through it)::
             async with node.listen(1234) as listener:
                 stream = await listener.accept()
 
-The layers:
+The layers (docs/concepts.md, "The layers", draws who imports whom):
 
-- :mod:`unisockets.protocol`: the sans-IO signaling protocol and stream framing.
+- :mod:`unisockets.protocol`: the sans-IO core (signaling protocol, stream
+  framing, socket states), standard library only.
 - :mod:`unisockets.signaling`: trio drivers of the protocol over WebSockets
   (the signaling server and the node's signaling client).
 - :mod:`unisockets.transport`: moves bytes between peers (WebRTC, in-memory).
 - :mod:`unisockets.net`: nodes, listeners, streams and socket objects.
+- :mod:`unisockets.wasm`: WebAssembly programs on a node's sockets.
+- :mod:`unisockets.browser`: a node in a browser tab (Pyodide's asyncio).
+- :mod:`unisockets.cli`: the ``unisockets`` command.
 """
 
 from importlib import import_module
