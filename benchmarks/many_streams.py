@@ -25,6 +25,7 @@ import logging
 import subprocess
 import sys
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from typing import Any
 
 import trio
@@ -79,10 +80,12 @@ async def _trio_many(
         async with AsyncExitStack() as stack:
             url = None
             if backend == "webrtc":
-                limits: dict[str, Any] = {"max_clients": 64}
+                from unisockets.signaling.limits import ServerLimits
+
+                limits = ServerLimits(max_clients=64)
                 if rate:
-                    limits.update(max_messages_per_second=rate, burst=int(rate))
-                url = await stack.enter_async_context(streams.open_signaling(**limits))
+                    limits = replace(limits, max_messages_per_second=rate, burst=int(rate))
+                url = await stack.enter_async_context(streams.open_signaling(limits))
             child = None
             if processes == 1:
                 info = await stack.enter_async_context(

@@ -371,6 +371,7 @@ async def _measure(count: int, args: argparse.Namespace) -> dict[str, float]:
 
 async def _child_main(params: dict[str, Any]) -> None:
     """The embedded server (``--server embedded``): can be profiled from the parent."""
+    from unisockets.signaling.limits import ServerLimits
     from unisockets.signaling.server import open_signaling_server
 
     common.raise_fd_limit(params["max_clients"] + 1024)
@@ -381,9 +382,11 @@ async def _child_main(params: dict[str, Any]) -> None:
     async with open_signaling_server(
         host="127.0.0.1",
         port=0,
-        max_clients=params["max_clients"],
-        max_messages_per_second=params["rate"],
-        burst=int(params["rate"]),
+        limits=ServerLimits(
+            max_clients=params["max_clients"],
+            max_messages_per_second=params["rate"],
+            burst=int(params["rate"]),
+        ),
     ) as server:
         parent.send({"ready": {"url": server.url}})
         profiler = None

@@ -25,11 +25,14 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from . import common
+
+if TYPE_CHECKING:
+    from unisockets.signaling.limits import ServerLimits
 
 __all__ = [
     "LABELS",
@@ -109,16 +112,19 @@ def _overlay_node(url: str) -> Any:
 
 
 @asynccontextmanager
-async def open_signaling(**limits: Any) -> AsyncIterator[str]:
+async def open_signaling(limits: ServerLimits | None = None) -> AsyncIterator[str]:
     """Run an embedded signaling server on 127.0.0.1; yield its URL.
 
     Args:
-        **limits: keyword arguments for ``open_signaling_server`` (e.g. a higher
+        limits: the server's limits, or ``None`` for the defaults (e.g. a higher
             ``max_messages_per_second`` for the many-streams workload).
     """
+    from unisockets.signaling.limits import DEFAULT_LIMITS
     from unisockets.signaling.server import open_signaling_server
 
-    async with open_signaling_server(host="127.0.0.1", port=0, **limits) as server:
+    if limits is None:
+        limits = DEFAULT_LIMITS
+    async with open_signaling_server(host="127.0.0.1", port=0, limits=limits) as server:
         yield server.url
 
 

@@ -7,10 +7,9 @@ same port gives the same URL.
 
 from __future__ import annotations
 
-from typing import Any
-
 import trio
 
+from unisockets.signaling.limits import DEFAULT_LIMITS, ServerLimits
 from unisockets.signaling.server import open_signaling_server
 
 #: Generous bound on stopping, so that a bug fails a test instead of hanging it.
@@ -38,14 +37,16 @@ class ServerTask:
             await self.stopped.wait()
 
 
-async def start_server(nursery: trio.Nursery, port: int = 0, **limits: Any) -> ServerTask:
+async def start_server(
+    nursery: trio.Nursery, port: int = 0, limits: ServerLimits = DEFAULT_LIMITS
+) -> ServerTask:
     """Start a signaling server on 127.0.0.1 in ``nursery``.
 
     Args:
         nursery: where the server's task runs.
         port: the TCP port; 0 for any free one (pass a stopped server's port
             to restart it).
-        **limits: keyword arguments for ``open_signaling_server`` (its limits).
+        limits: the server's limits (``open_signaling_server(limits=...)``).
 
     Returns:
         The running server.
@@ -55,7 +56,9 @@ async def start_server(nursery: trio.Nursery, port: int = 0, **limits: Any) -> S
         task = ServerTask()
         try:
             with task.scope:
-                async with open_signaling_server(host="127.0.0.1", port=port, **limits) as server:
+                async with open_signaling_server(
+                    host="127.0.0.1", port=port, limits=limits
+                ) as server:
                     task.url, task.port = server.url, server.port
                     task_status.started(task)
                     await trio.sleep_forever()

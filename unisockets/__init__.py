@@ -7,13 +7,17 @@ The public API (docs/getting-started.md walks through it)::
             async with node.listen(1234) as listener:
                 stream = await listener.accept()
 
-The layers:
+The layers (docs/concepts.md, "The layers", draws who imports whom):
 
-- :mod:`unisockets.protocol`: the sans-IO signaling protocol and stream framing.
+- :mod:`unisockets.protocol`: the sans-IO core (signaling protocol, stream
+  framing, socket states), standard library only.
 - :mod:`unisockets.signaling`: trio drivers of the protocol over WebSockets
   (the signaling server and the node's signaling client).
 - :mod:`unisockets.transport`: moves bytes between peers (WebRTC, in-memory).
 - :mod:`unisockets.net`: nodes, listeners, streams and socket objects.
+- :mod:`unisockets.wasm`: WebAssembly programs on a node's sockets.
+- :mod:`unisockets.browser`: a node in a browser tab (Pyodide's asyncio).
+- :mod:`unisockets.cli`: the ``unisockets`` command.
 """
 
 from importlib import import_module
@@ -35,7 +39,7 @@ if TYPE_CHECKING:
         listen,
         open_node,
     )
-    from .signaling import SignalingError, open_signaling_server, serve_signaling
+    from .signaling import ServerLimits, SignalingError, open_signaling_server, serve_signaling
 
 #: Where each public name lives. They are imported on first use, so that
 #: ``import unisockets.protocol`` stays free of trio, anyio and aiortc (the
@@ -59,7 +63,10 @@ _EXPORTS = {
         ],
         ".net",
     ),
-    **dict.fromkeys(["SignalingError", "open_signaling_server", "serve_signaling"], ".signaling"),
+    **dict.fromkeys(
+        ["ServerLimits", "SignalingError", "open_signaling_server", "serve_signaling"],
+        ".signaling",
+    ),
 }
 
 
@@ -84,6 +91,7 @@ __all__ = [
     "AnyioListener",
     "AnyioSocketStream",
     "Node",
+    "ServerLimits",
     "SignalingError",
     "Socket",
     "SocketStream",

@@ -45,8 +45,8 @@ def _number(value: float | int) -> str:
 
 
 def limits_table() -> str:
-    """The table of every limit: keyword argument, default, unit."""
-    rows = ["| argument | default | unit |", "| --- | --- | --- |"]
+    """The table of every limit: ``ServerLimits`` field, default, unit."""
+    rows = ["| field | default | unit |", "| --- | --- | --- |"]
     rows += [f"| `{name}` | {value!r} | {UNITS[name]} |" for name, value in defaults().items()]
     return "\n".join(rows) + "\n"
 

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import docgen_api
 import docgen_cli
+import docgen_layers
 import docgen_limits
 import docgen_protocol
 
@@ -45,6 +46,7 @@ GENERATORS: dict[str, Callable[..., str]] = {
     "cli-help": docgen_cli.cli_help,
     "server-limits": docgen_limits.limits_table,
     "server-limits-summary": docgen_limits.limits_summary,
+    "layers": docgen_layers.layers_diagram,
 }
 
 _DIRECTIVE = re.compile(r"^<!-- gen: (?P<name>[\w-]+)(?P<args>(?: [^\s>]+)*) -->$", re.MULTILINE)

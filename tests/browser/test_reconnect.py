@@ -17,6 +17,7 @@ import pytest
 import trio
 
 from unisockets.net import open_node
+from unisockets.signaling.limits import ServerLimits
 from unisockets.signaling.server import open_signaling_server
 
 from ..restartable_server import start_server
@@ -325,7 +326,7 @@ async def test_pacing_keeps_a_burst_under_the_rate_limit(
     page = await tab(browser, browser_env, "a")
     with trio.fail_after(TEST_TIMEOUT):
         async with open_signaling_server(
-            host="127.0.0.1", port=0, max_messages_per_second=40, burst=8
+            host="127.0.0.1", port=0, limits=ServerLimits(max_messages_per_second=40, burst=8)
         ) as server:
             result = await run_in_tab(page, PACING_TAB, URL=server.url)
     assert result["paced"] == {

@@ -54,6 +54,8 @@ NODE_COMMANDS = [
         (("echo-server", "--native", "--log-level", "verbose"), "--log-level", "'verbose'"),
         (("echo-client", "--native", "--remote", "h:1", "--log-level", "loud"), "--log-level", ""),
         (("signaling-server", "--log-level", "verbose"), "--log-level", "'verbose'"),
+        (("signaling-server", "--ping-interval", "inf"), "--ping-interval", "not a finite"),
+        (("signaling-server", "--rate", "nan"), "--rate", "not a finite"),
         (("run", __file__, "--native", "--log-level", "verbose"), "--log-level", "'verbose'"),
         (("echo-server", "--signaling", "ws://127.0.0.1:1", "--subnet", "10.0"), "--subnet", ""),
         (("echo-server", "--signaling", "http://127.0.0.1:6999"), "--signaling", "ws://"),

@@ -51,6 +51,7 @@ from unisockets.protocol.events import (
 )
 from unisockets.signaling.client import SignalingClient, open_signaling_client
 from unisockets.signaling.errors import JoinRejectedError, SignalingError
+from unisockets.signaling.limits import ServerLimits
 from unisockets.signaling.server import open_signaling_server
 
 from ..restartable_server import start_server
@@ -688,7 +689,7 @@ async def _relay_candidates(send_rate: tuple[float, int] | None, count: int) -> 
     Returns how many B received before A's client closed or all arrived.
     """
     async with (
-        open_signaling_server(max_messages_per_second=40.0, burst=8) as server,
+        open_signaling_server(limits=ServerLimits(max_messages_per_second=40.0, burst=8)) as server,
         open_signaling_client(server.url, reconnect=False) as b,
         open_signaling_client(server.url, reconnect=False, send_rate=send_rate) as a,
     ):

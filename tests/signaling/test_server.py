@@ -34,6 +34,7 @@ from unisockets.protocol import (
     Shutdown,
     encode,
 )
+from unisockets.signaling.limits import ServerLimits
 from unisockets.signaling.server import SignalingServer, open_signaling_server, serve_signaling
 
 from .server_helpers import (
@@ -399,7 +400,10 @@ async def test_server_exit_sends_1001_to_members_and_to_clients_that_never_knock
 
 @pytest.mark.trio
 async def test_max_clients_closes_one_more_with_1013_and_frees_the_slot_on_leave() -> None:
-    async with open_signaling_server(max_clients=2) as server, open_member(server.url) as a:
+    async with (
+        open_signaling_server(limits=ServerLimits(max_clients=2)) as server,
+        open_member(server.url) as a,
+    ):
         async with open_member(server.url), open_peer(server.url) as c:
             reason = await c.closed()
             assert reason.code == 1013
@@ -458,10 +462,14 @@ async def test_joins_binds_connects_and_leaves_are_logged(caplog: pytest.LogCapt
 @pytest.mark.trio
 async def test_bad_limits_and_busy_ports_raise_plain_errors() -> None:
     with pytest.raises(ValueError, match="max_clients"):
-        async with open_signaling_server(max_clients=0):
-            pass
+        ServerLimits(max_clients=0)
     with pytest.raises(ValueError, match="ping_interval"):
-        async with open_signaling_server(ping_interval=float("nan")):
+        ServerLimits(ping_interval=float("nan"))
+    with pytest.raises(TypeError, match=r"ServerLimits\(max_clients=100\), got dict"):
+        async with open_signaling_server(limits={"max_clients": 2}):  # type: ignore[arg-type]
+            pass
+    with pytest.raises(TypeError, match="max_clients"):  # the limits go in `limits` only
+        async with open_signaling_server(max_clients=2):  # type: ignore[call-arg]
             pass
     async with open_signaling_server() as server:
         with pytest.raises(OSError):

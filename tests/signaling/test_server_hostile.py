@@ -32,6 +32,7 @@ from unisockets.protocol import (
 )
 from unisockets.protocol.messages import MAX_SDP_LENGTH
 from unisockets.protocol.server import SignalingServerProtocol
+from unisockets.signaling.limits import ServerLimits
 from unisockets.signaling.server import SignalingServer, open_signaling_server
 
 from .server_helpers import (
@@ -150,7 +151,7 @@ async def test_binary_frames_close_with_1003() -> None:
 @pytest.mark.trio
 async def test_oversize_messages_close_with_1009_and_the_limit_is_inclusive() -> None:
     async with (
-        open_signaling_server(max_message_size=1000) as server,
+        open_signaling_server(limits=ServerLimits(max_message_size=1000)) as server,
         open_member(server.url) as bad,
         open_member(server.url) as good,
     ):
@@ -176,7 +177,9 @@ async def test_default_limit_is_64_kib() -> None:
 @pytest.mark.trio
 async def test_a_flood_closes_the_flooder_with_1008_after_the_burst() -> None:
     async with (
-        open_signaling_server(max_messages_per_second=0.001, burst=5) as server,
+        open_signaling_server(
+            limits=ServerLimits(max_messages_per_second=0.001, burst=5)
+        ) as server,
         open_member(server.url) as bad,
         open_member(server.url) as good,
     ):
@@ -229,7 +232,7 @@ async def test_clients_vanishing_during_the_handshake_leave_no_trace(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="unisockets.signaling.server")
-    async with open_signaling_server(handshake_timeout=60) as server:
+    async with open_signaling_server(limits=ServerLimits(handshake_timeout=60)) as server:
         # connect and close at once
         raw = await RawClient.connect(server.port, handshake=False)
         await raw.aclose()
@@ -277,7 +280,7 @@ async def test_a_member_whose_tcp_connection_resets_leaves_with_goodbye() -> Non
 
 @pytest.mark.trio
 async def test_handshake_timeout_drops_silent_connections_and_clients_that_never_knock() -> None:
-    async with open_signaling_server(handshake_timeout=0.5) as server:
+    async with open_signaling_server(limits=ServerLimits(handshake_timeout=0.5)) as server:
         silent = await RawClient.connect(server.port, handshake=False)
         assert await silent.next_event() is None  # cut before any WebSocket
         await silent.aclose()
@@ -297,7 +300,9 @@ async def test_connections_beyond_max_handshakes_are_cut_and_members_are_not_aff
     # handshake slot each until handshake_timeout; beyond max_handshakes more are
     # closed at once, and members that joined are not affected.
     async with (
-        open_signaling_server(handshake_timeout=60, max_handshakes=3) as server,
+        open_signaling_server(
+            limits=ServerLimits(handshake_timeout=60, max_handshakes=3)
+        ) as server,
         open_member(server.url) as member,
     ):
         idle = [await RawClient.connect(server.port, handshake=False) for _ in range(3)]
@@ -319,7 +324,9 @@ async def test_connections_beyond_max_handshakes_are_cut_and_members_are_not_aff
 
 @pytest.mark.trio
 async def test_a_client_that_stops_answering_pings_is_dropped_with_1011() -> None:
-    async with open_signaling_server(ping_interval=0.3, close_timeout=0.5) as server:
+    async with open_signaling_server(
+        limits=ServerLimits(ping_interval=0.3, close_timeout=0.5)
+    ) as server:
         silent = await RawClient.connect(server.port)
         await silent.send_text('{"data":{"subnet":"10.0.0"},"opcode":"knock"}')
         assert isinstance(await silent.next_event(), ev.TextMessage)
@@ -342,10 +349,12 @@ async def test_a_client_that_stops_answering_pings_is_dropped_with_1011() -> Non
 @pytest.mark.trio
 async def test_a_client_that_never_reads_is_closed_as_a_slow_consumer() -> None:
     async with open_signaling_server(
-        send_queue_bytes=8 * MAX_SDP_LENGTH,
-        max_messages_per_second=1e6,
-        burst=10**6,
-        close_timeout=TIMEOUT,
+        limits=ServerLimits(
+            send_queue_bytes=8 * MAX_SDP_LENGTH,
+            max_messages_per_second=1e6,
+            burst=10**6,
+            close_timeout=TIMEOUT,
+        ),
     ) as server:
         slow = await RawClient.connect(server.port)
         await slow.send_text('{"data":{"subnet":"10.0.0"},"opcode":"knock"}')

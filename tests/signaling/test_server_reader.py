@@ -12,6 +12,7 @@ import wsproto.events as ev
 
 from unisockets.protocol import Candidate, Greeting, Knock, encode
 from unisockets.signaling._server_reader import SharedReader
+from unisockets.signaling.limits import ServerLimits
 from unisockets.signaling.server import open_signaling_server
 
 from .server_helpers import TIMEOUT, RawClient, assert_healthy, open_member
@@ -91,7 +92,9 @@ async def _raw_member(port: int) -> tuple[RawClient, socket.socket]:
 @pytest.mark.trio
 async def test_a_flooding_member_does_not_hold_up_the_others() -> None:
     async with open_signaling_server(
-        max_messages_per_second=1e6, burst=1_000_000, send_queue_bytes=64 * 1024 * 1024
+        limits=ServerLimits(
+            max_messages_per_second=1e6, burst=1_000_000, send_queue_bytes=64 * 1024 * 1024
+        )
     ) as server:
         sender, sender_sock = await _raw_member(server.port)  # 10.0.0.1
         async with open_member(server.url) as receiver:  # 10.0.0.2

@@ -30,7 +30,6 @@ from .errors import (
     ClosedResourceError,
     SignalingError,
 )
-from .links import LEGACY_LABEL, LinkState, PeerLink, PeerLinks, offer_wins
 from .node import (
     DEFAULT_BACKLOG,
     EPHEMERAL_PORTS,
@@ -39,19 +38,18 @@ from .node import (
     SignalingStatus,
     open_node,
 )
-from .pipes import MAX_MESSAGE_SIZE, DataChannelPipe, Pipe, loopback_pair
-from .signaling import BrowserSignaling
 from .sockets import AF_INET, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_STREAM, Socket
 from .streams import Address, Stream
 
+# What a tab's program uses. The driver's machinery (peer links, pipes, the
+# signaling driver, the glare rule) stays in its modules: ``links``,
+# ``pipes``, ``signaling``.
 __all__ = [
     "AF_INET",
     "DEFAULT_BACKLOG",
     "DEFAULT_BACKOFF",
     "DEFAULT_SEND_RATE",
     "EPHEMERAL_PORTS",
-    "LEGACY_LABEL",
-    "MAX_MESSAGE_SIZE",
     "SHUT_RD",
     "SHUT_RDWR",
     "SHUT_WR",
@@ -59,20 +57,12 @@ __all__ = [
     "Address",
     "BrokenResourceError",
     "BrowserNode",
-    "BrowserSignaling",
     "BusyResourceError",
     "ClosedResourceError",
-    "DataChannelPipe",
-    "LinkState",
     "Listener",
-    "PeerLink",
-    "PeerLinks",
-    "Pipe",
     "SignalingError",
     "SignalingStatus",
     "Socket",
     "Stream",
-    "loopback_pair",
-    "offer_wins",
     "open_node",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import signal
 import ssl
 import sys
@@ -26,6 +27,7 @@ from unisockets.signaling.limits import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_MESSAGES_PER_SECOND,
     DEFAULT_PING_INTERVAL,
+    ServerLimits,
 )
 
 from ._entry import leaves, run_trio
@@ -65,6 +67,12 @@ def _subnet_range(_ctx: click.Context, _param: click.Parameter, value: str) -> r
         raise click.BadParameter(str(exc)) from None
 
 
+def _finite(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value):  # click's FloatRange lets "inf" through
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 @click.command("signaling-server", short_help="Run the signaling server until Ctrl-C or SIGTERM.")
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option(
@@ -87,6 +95,7 @@ def _subnet_range(_ctx: click.Context, _param: click.Parameter, value: str) -> r
     default=DEFAULT_PING_INTERVAL,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
+    callback=_finite,
     help="Seconds between WebSocket pings; a client missing one is dropped.",
 )
 @click.option(
@@ -115,6 +124,7 @@ def _subnet_range(_ctx: click.Context, _param: click.Parameter, value: str) -> r
     default=DEFAULT_MAX_MESSAGES_PER_SECOND,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
+    callback=_finite,
     help="Messages per second a client may send, sustained (close 1008 over it).",
 )
 @click.option(
@@ -171,6 +181,15 @@ def signaling_server(
 
     from unisockets.signaling.server import serve_signaling
 
+    limits = ServerLimits(
+        ping_interval=ping_interval,
+        max_message_size=max_message_size,
+        max_messages_per_second=rate,
+        burst=burst,
+        max_clients=max_clients,
+        max_handshakes=max_handshakes,
+    )
+
     async def run() -> None:
         try:
             async with trio.open_nursery() as nursery:
@@ -179,13 +198,8 @@ def signaling_server(
                         serve_signaling,
                         host,
                         port,
+                        limits=limits,
                         suffixes=suffixes,
-                        ping_interval=ping_interval,
-                        max_message_size=max_message_size,
-                        max_messages_per_second=rate,
-                        burst=burst,
-                        max_clients=max_clients,
-                        max_handshakes=max_handshakes,
                         ssl_context=ssl_context,
                     )
                 )

@@ -1,8 +1,9 @@
 """The limits a public signaling server enforces on its clients, and their defaults.
 
-:class:`ServerLimits` gathers every knob of
-:func:`~unisockets.signaling.server.open_signaling_server` that protects the
-server from its clients; :class:`TokenBucket` (from
+:class:`ServerLimits` gathers every knob that protects the signaling server
+from its clients, passed as one object:
+``open_signaling_server(limits=ServerLimits(max_clients=100))``
+(:func:`~unisockets.signaling.server.open_signaling_server`); :class:`TokenBucket` (from
 :mod:`unisockets.protocol.pacing`, shared with the clients that pace
 themselves under these limits) is the per-client rate limiter. Both are plain
 values: no I/O, no clock (the caller passes the time in), so they are tested
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Final
 
 from unisockets.protocol.pacing import TokenBucket
 
@@ -20,6 +22,7 @@ __all__ = [
     "DEFAULT_BURST",
     "DEFAULT_CLOSE_TIMEOUT",
     "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_LIMITS",
     "DEFAULT_MAX_CLIENTS",
     "DEFAULT_MAX_HANDSHAKES",
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -123,3 +126,7 @@ class ServerLimits:
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+#: The limits of a server started without ``limits=``: every field at its default.
+DEFAULT_LIMITS: Final = ServerLimits()

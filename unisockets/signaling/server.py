@@ -69,7 +69,7 @@ from unisockets.protocol import (
     RemoteProtocolError,
     encode,
 )
-from unisockets.protocol.server import SignalingServerProtocol
+from unisockets.protocol.server import DEFAULT_SUFFIXES, SignalingServerProtocol
 from unisockets.protocol.wire import decode_canonical
 
 from .._nursery import open_owned_nursery
@@ -83,19 +83,7 @@ from ._server_connection import (
 )
 from ._server_reader import SharedReader
 from ._server_socket import SocketTransport
-from .limits import (
-    DEFAULT_BURST,
-    DEFAULT_CLOSE_TIMEOUT,
-    DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_MAX_CLIENTS,
-    DEFAULT_MAX_HANDSHAKES,
-    DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_MAX_MESSAGES_PER_SECOND,
-    DEFAULT_PING_INTERVAL,
-    DEFAULT_SEND_QUEUE_BYTES,
-    ServerLimits,
-    TokenBucket,
-)
+from .limits import DEFAULT_LIMITS, ServerLimits, TokenBucket
 
 __all__ = ["SignalingServer", "open_signaling_server", "serve_signaling"]
 
@@ -582,16 +570,8 @@ async def serve_signaling(
     host: str = "127.0.0.1",
     port: int = 0,
     *,
-    suffixes: range = range(1, 255),
-    ping_interval: float = DEFAULT_PING_INTERVAL,
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-    max_messages_per_second: float = DEFAULT_MAX_MESSAGES_PER_SECOND,
-    burst: int = DEFAULT_BURST,
-    max_clients: int = DEFAULT_MAX_CLIENTS,
-    max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
-    send_queue_bytes: int = DEFAULT_SEND_QUEUE_BYTES,
-    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
-    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    limits: ServerLimits = DEFAULT_LIMITS,
+    suffixes: range = DEFAULT_SUFFIXES,
     ssl_context: ssl.SSLContext | None = None,
     task_status: trio.TaskStatus[SignalingServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -599,7 +579,8 @@ async def serve_signaling(
 
     ``server = await nursery.start(serve_signaling, "127.0.0.1", 0)`` returns
     once the server listens. Cancelling it closes every client with 1001 and
-    gives them ``close_timeout`` seconds to take it (the close runs shielded).
+    gives them ``limits.close_timeout`` seconds to take it (the close runs
+    shielded).
 
     Args:
         host: the address to listen on, e.g. ``"127.0.0.1"``, ``"0.0.0.0"``,
@@ -607,49 +588,23 @@ async def serve_signaling(
             listener each; with ``port=0`` their ports may differ and
             ``server.port`` is the first one's.
         port: the TCP port, or 0 for one the kernel picks (see ``server.port``).
+        limits: what the server allows each client (rates, sizes, client
+            counts, timeouts): a :class:`~unisockets.signaling.limits.ServerLimits`,
+            e.g. ``ServerLimits(max_clients=100)``; every field has a
+            public-server default (docs/signaling-server.md, "Limits").
         suffixes: the last octets handed out as ids, lowest first; the
             default 1..254 skips the network and broadcast addresses,
             ``range(0, 256)`` is the original server's.
-        ping_interval: seconds between WebSocket pings; a client that has not
-            answered one when the next is due is dropped (1011).
-        max_message_size: largest incoming message, in characters (1009 over it).
-        max_messages_per_second: sustained incoming messages per client (1008 over it).
-        burst: messages a client may send at once (the token bucket's size).
-        max_clients: WebSocket clients at once; more are closed with 1013.
-        max_handshakes: TCP connections at once that have not finished the
-            WebSocket upgrade (TLS, HTTP request); more are closed at once.
-        send_queue_bytes: outgoing bytes (whole frames) queued per client
-            beyond the kernel's buffer; a client whose queue would go over it
-            is a slow consumer (1008).
-        handshake_timeout: seconds from TCP connect until the client must have
-            joined (a ``knock`` that got an id): 1008, or a dropped connection
-            if the WebSocket upgrade did not happen in time.
-        close_timeout: seconds a closing client gets for its last messages and
-            the close handshake.
         ssl_context: a server-side TLS context to serve ``wss://``, or ``None``.
         task_status: reports the :class:`SignalingServer` once listening.
 
     Raises:
-        ValueError: a limit is out of range.
+        TypeError: ``limits`` is not a ``ServerLimits``.
         LocalProtocolError: ``suffixes`` is not a non-empty range in 0..255.
         OSError: the address cannot be bound (e.g. ``EADDRINUSE``).
     """
     server = await _open_server(
-        host,
-        port,
-        suffixes=suffixes,
-        ssl_context=ssl_context,
-        limits=ServerLimits(
-            ping_interval=ping_interval,
-            max_message_size=max_message_size,
-            max_messages_per_second=max_messages_per_second,
-            burst=burst,
-            max_clients=max_clients,
-            max_handshakes=max_handshakes,
-            send_queue_bytes=send_queue_bytes,
-            handshake_timeout=handshake_timeout,
-            close_timeout=close_timeout,
-        ),
+        host, port, limits=limits, suffixes=suffixes, ssl_context=ssl_context
     )
     await server.serve(task_status=task_status)
 
@@ -659,50 +614,30 @@ async def open_signaling_server(
     host: str = "127.0.0.1",
     port: int = 0,
     *,
-    suffixes: range = range(1, 255),
-    ping_interval: float = DEFAULT_PING_INTERVAL,
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-    max_messages_per_second: float = DEFAULT_MAX_MESSAGES_PER_SECOND,
-    burst: int = DEFAULT_BURST,
-    max_clients: int = DEFAULT_MAX_CLIENTS,
-    max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
-    send_queue_bytes: int = DEFAULT_SEND_QUEUE_BYTES,
-    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
-    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    limits: ServerLimits = DEFAULT_LIMITS,
+    suffixes: range = DEFAULT_SUFFIXES,
     ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[SignalingServer]:
     """Run a signaling server for the body of an ``async with``.
 
     ``async with open_signaling_server() as server:`` listens on
     ``server.url``; leaving the block closes every client (1001), waits up to
-    ``close_timeout`` seconds for them, and stops. The arguments are those of
-    :func:`serve_signaling`. An exception from the body propagates as it is
-    (not wrapped in an exception group).
+    ``limits.close_timeout`` seconds for them, and stops. The arguments are
+    those of :func:`serve_signaling`, e.g.
+    ``open_signaling_server("0.0.0.0", 6999, limits=ServerLimits(max_clients=100))``.
+    An exception from the body propagates as it is (not wrapped in an
+    exception group).
 
     Yields:
         The running :class:`SignalingServer`.
 
     Raises:
-        ValueError: a limit is out of range.
+        TypeError: ``limits`` is not a ``ServerLimits``.
         LocalProtocolError: ``suffixes`` is not a non-empty range in 0..255.
         OSError: the address cannot be bound (e.g. ``EADDRINUSE``).
     """
     server = await _open_server(
-        host,
-        port,
-        suffixes=suffixes,
-        ssl_context=ssl_context,
-        limits=ServerLimits(
-            ping_interval=ping_interval,
-            max_message_size=max_message_size,
-            max_messages_per_second=max_messages_per_second,
-            burst=burst,
-            max_clients=max_clients,
-            max_handshakes=max_handshakes,
-            send_queue_bytes=send_queue_bytes,
-            handshake_timeout=handshake_timeout,
-            close_timeout=close_timeout,
-        ),
+        host, port, limits=limits, suffixes=suffixes, ssl_context=ssl_context
     )
     async with open_owned_nursery() as nursery:
         await nursery.start(server.serve)
@@ -713,11 +648,16 @@ async def _open_server(
     host: str,
     port: int,
     *,
+    limits: ServerLimits,
     suffixes: range,
     ssl_context: ssl.SSLContext | None,
-    limits: ServerLimits,
 ) -> SignalingServer:
-    """Bind the listeners and build the (not yet serving) server."""
+    """Check the arguments, bind the listeners and build the (not yet serving) server."""
+    if not isinstance(limits, ServerLimits):
+        raise TypeError(
+            "limits must be a unisockets.signaling.ServerLimits,"
+            f" e.g. ServerLimits(max_clients=100), got {type(limits).__name__}"
+        )
     protocol: SignalingServerProtocol[int] = SignalingServerProtocol(suffixes=suffixes)
     listeners = await trio.open_tcp_listeners(port, host=host)
     return SignalingServer(
