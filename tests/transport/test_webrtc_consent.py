@@ -17,30 +17,16 @@ import trio
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from unisockets.protocol.consent import ConsentPolicy
-from unisockets.transport.base import MessagePipe
 from unisockets.transport.webrtc import WebRTCTransport
 from unisockets.transport.webrtc_consent import ice_connection
 
 from .conftest import open_mesh
+from .test_webrtc import _pipe_pair
 
 A, B = "10.0.0.1", "10.0.0.2"
 HANG = 60  # seconds: only to turn a hang into a failure
 
 pytestmark = pytest.mark.slow
-
-
-async def _pipe_pair(
-    opener: WebRTCTransport, acceptor: WebRTCTransport, label: str
-) -> tuple[MessagePipe, MessagePipe]:
-    async with trio.open_nursery() as nursery:
-        accepted: list[MessagePipe] = []
-
-        async def accept() -> None:
-            accepted.append(await acceptor.accept_pipe(opener.local_id, label))
-
-        nursery.start_soon(accept)
-        opened = await opener.open_pipe(acceptor.local_id, label)
-    return opened, accepted[0]
 
 
 def _consent_task_name(transport: WebRTCTransport, peer: str) -> str:
