@@ -631,7 +631,6 @@ class Negotiation:
             self._verdict.channel = _Channel.NONE  # our "channel" goes with our offer
         self.role = "answerer"
         self.state = _S.STABLE
-        self._ice.remote_set = False
         self._learn_remote(event.sdp)
         return [MakeAnswer(event.sdp, drop_pc=drop_pc)]
 
@@ -652,7 +651,6 @@ class Negotiation:
     def _set_answer(self, event: Input, now: float) -> list[Output]:
         assert isinstance(event, AnswerReceived)
         self.state = _S.STABLE
-        self._ice.remote_set = False
         self._verdict.marked = answer_is_modern(event.sdp)
         self._learn_remote(event.sdp)
         return [SetAnswer(event.sdp)]
