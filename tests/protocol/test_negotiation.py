@@ -11,16 +11,16 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from unisockets.protocol import negotiation as neg
+from unisockets.protocol import negotiation_events as neg
 from unisockets.protocol.negotiation import (
-    INPUT_TYPES,
     MAX_PENDING_CANDIDATES,
     MAX_QUEUED_INPUTS,
     TRANSITIONS,
+    LinkState,
     Negotiation,
     NegotiationState,
-    PeerKind,
 )
+from unisockets.protocol.negotiation_events import INPUT_TYPES, PeerKind
 from unisockets.protocol.peer_link import HELLO, HELLO_GRACE, MODERN_ANSWER_ATTRIBUTE
 
 LOW, HIGH = "10.0.0.9", "10.0.0.10"  # LOW's offer wins a glare (ids compare as addresses)
@@ -127,7 +127,7 @@ def test_an_offer_on_a_negotiated_link_is_a_restart(connected: bool) -> None:
 def test_an_unexpected_answer_is_ignored() -> None:
     for m in (machine(), answerer()):
         assert kinds(m.handle(neg.AnswerReceived("x"), 0.0)) == [neg.Ignored]
-        assert m.link_state is neg.LinkState.CONNECTING
+        assert m.link_state is LinkState.CONNECTING
 
 
 # --- candidates ---------------------------------------------------------------------------------
@@ -165,7 +165,7 @@ def test_bad_candidates_are_ignored_and_end_of_candidates_is_nothing(text: str) 
     m = answerer()
     assert kinds(m.handle(neg.CandidateReceived(text), 0.0)) == [neg.Ignored]
     assert m.handle(neg.CandidateReceived('{"candidate": ""}'), 0.0) == []
-    assert m.link_state is neg.LinkState.CONNECTING
+    assert m.link_state is LinkState.CONNECTING
 
 
 # --- connection, greeting, timeouts, flooding ----------------------------------------------------
@@ -185,8 +185,12 @@ def test_the_link_times_out_with_an_ice_description() -> None:
 
 @pytest.mark.parametrize(
     ("state", "ice", "ice_detail"),
-    [("failed", "failed", True), ("failed", "checking", True), ("failed", "connected", False)]
-    + [("closed", "closed", False)],
+    [
+        ("failed", "failed", True),
+        ("failed", "checking", True),
+        ("failed", "connected", False),
+        ("closed", "closed", False),
+    ],
 )
 def test_a_failed_pc_fails_the_link_saying_whether_ice_failed(
     state: str, ice: str, ice_detail: bool
@@ -203,7 +207,7 @@ def test_a_greeting_keeps_a_live_link_and_fails_a_dead_connected_one() -> None:
     m.handle(neg.PcStateChanged("connected", "connected"), 1.0)
     assert m.alive and kinds(m.handle(neg.Greeting(), 2.0)) == [neg.Ignored]
     m.handle(neg.PcStateChanged("disconnected", "disconnected"), 3.0)
-    assert not m.alive and m.link_state is neg.LinkState.CONNECTED
+    assert not m.alive and m.link_state is LinkState.CONNECTED
     [fail] = m.handle(neg.Greeting(), 4.0)
     assert isinstance(fail, neg.Fail) and "joined again" in fail.reason
 

@@ -41,8 +41,9 @@ from collections.abc import Callable, Coroutine, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-from ..protocol import negotiation as neg
-from ..protocol.negotiation import Input, LinkState, Negotiation, Output, PeerKind
+from ..protocol import negotiation_events as neg
+from ..protocol.negotiation import LinkState, Negotiation
+from ..protocol.negotiation_events import Input, Output, PeerKind
 from ..protocol.peer_link import HELLO as _HELLO
 from ..protocol.peer_link import LEGACY_LABEL, MODERN_PROTOCOL, offer_wins
 from ..protocol.rendezvous import Arrival, ArrivalKind, PipeRendezvous, Waiter

@@ -55,7 +55,8 @@ import trio
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from ..protocol.consent import ConsentPolicy
-from ..protocol.negotiation import (
+from ..protocol.negotiation import LinkState, Negotiation
+from ..protocol.negotiation_events import (
     AddCandidates,
     AnswerMade,
     AnswerReceived,
@@ -69,10 +70,8 @@ from ..protocol.negotiation import (
     Greeting,
     Ignored,
     Input,
-    LinkState,
     MakeAnswer,
     MakeOffer,
-    Negotiation,
     OfferMade,
     OfferNow,
     OfferReceived,
