@@ -19,6 +19,7 @@ from unisockets.protocol.negotiation import (
     LinkState,
     Negotiation,
     NegotiationState,
+    signaling_input,
 )
 from unisockets.protocol.negotiation_events import INPUT_TYPES, PeerKind
 from unisockets.protocol.peer_link import HELLO, HELLO_GRACE, MODERN_ANSWER_ATTRIBUTE
@@ -75,6 +76,15 @@ def answerer() -> Negotiation:
 def test_the_table_has_every_state_x_input() -> None:
     assert set(TRANSITIONS) == set(itertools.product(NegotiationState, INPUT_TYPES))
     assert len(INPUT_TYPES) == 16
+
+
+def test_signaling_events_by_name() -> None:
+    assert signaling_input("offer-now") == neg.OfferNow()
+    assert signaling_input("offer", "o") == neg.OfferReceived("o")
+    assert signaling_input("answer", "a") == neg.AnswerReceived("a")
+    assert signaling_input("candidate", "c") == neg.CandidateReceived("c")
+    with pytest.raises(ValueError):
+        signaling_input("goodbye")
 
 
 def test_a_non_input_raises_type_error() -> None:

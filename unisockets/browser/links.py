@@ -42,7 +42,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from ..protocol import negotiation_events as neg
-from ..protocol.negotiation import LinkState, Negotiation
+from ..protocol.negotiation import LinkState, NegotiatedLink, Negotiation, signaling_input
 from ..protocol.negotiation_events import Input, Output, PeerKind
 from ..protocol.peer_link import HELLO as _HELLO
 from ..protocol.peer_link import LEGACY_LABEL, MODERN_PROTOCOL, offer_wins
@@ -65,18 +65,11 @@ __all__ = [
 
 #: What an answerer sends once on a ``"channel"`` with MODERN_PROTOCOL, as a text message.
 HELLO: Final = _HELLO.decode()
-#: The signaling inputs :meth:`PeerLink.post` takes, by name.
-_SIGNALING: dict[str, Callable[[str], Input]] = {
-    "offer-now": lambda _: neg.OfferNow(),
-    "offer": neg.OfferReceived,
-    "answer": neg.AnswerReceived,
-    "candidate": neg.CandidateReceived,
-}
 
 Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 
 
-class PeerLink:
+class PeerLink(NegotiatedLink):
     """The peer connection to one peer (see the module docstring). Made by :class:`PeerLinks`.
 
     Attributes:
@@ -95,7 +88,7 @@ class PeerLink:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._started = loop.time()
-        self._machine = Negotiation(
+        self.negotiation = Negotiation(
             links.local_id,
             peer_id,
             self._started,
@@ -114,24 +107,6 @@ class PeerLink:
         self._local_candidates: list[str] = []
         self._rearm()
 
-    def __repr__(self) -> str:
-        return f"<PeerLink {self.peer_id} {self.state.value} {self.role or '-'}>"
-
-    @property
-    def state(self) -> LinkState:
-        """Where the link is: a :class:`LinkState`."""
-        return self._machine.link_state
-
-    @property
-    def role(self) -> str | None:
-        """``"offerer"``, ``"answerer"`` or None (nothing negotiated yet)."""
-        return self._machine.role
-
-    @property
-    def kind(self) -> PeerKind | None:
-        """The peer's :class:`PeerKind` once known, else None."""
-        return self._machine.kind
-
     # --- control -----------------------------------------------------------------------------
 
     def start(self, spawn: Spawn) -> None:
@@ -140,7 +115,7 @@ class PeerLink:
 
     def post(self, kind: str, payload: str = "") -> None:
         """Queue an input: ``"offer-now"``, ``"offer"``, ``"answer"`` or ``"candidate"``."""
-        self._apply(self._machine.post(_SIGNALING[kind](payload)))
+        self._apply(self.negotiation.post(signaling_input(kind, payload)))
         self._inbox_bell.set()
 
     def greeted(self) -> bool:
@@ -157,7 +132,7 @@ class PeerLink:
         """
         if self.failure is not None:
             return
-        self._machine.handle(neg.Closed(), self._loop.time())
+        self.negotiation.handle(neg.Closed(), self._loop.time())
         logger.debug("link to %s failed: %s", self.peer_id, error)
         self.failure = error
         if self._timer is not None:
@@ -207,7 +182,7 @@ class PeerLink:
     async def _run(self) -> None:
         try:
             while self.state is not LinkState.FAILED:
-                event = self._machine.next_input()
+                event = self.negotiation.next_input()
                 if event is None:
                     await self._inbox_bell.wait()
                     self._inbox_bell.clear()
@@ -222,7 +197,7 @@ class PeerLink:
             self.fail(error)
 
     def _handle(self, event: Input) -> list[Output]:
-        outputs = self._machine.handle(event, self._loop.time())
+        outputs = self.negotiation.handle(event, self._loop.time())
         self._rearm()
         return outputs
 
@@ -231,7 +206,7 @@ class PeerLink:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        deadline = self._machine.deadline()
+        deadline = self.negotiation.deadline()
         if deadline != math.inf:
             self._timer = self._loop.call_at(
                 deadline, lambda: self._apply(self._handle(neg.TimePasses()))
@@ -277,7 +252,7 @@ class PeerLink:
             if isinstance(output, neg.Fail):
                 text = output.reason
                 if output.describe_ice:
-                    detail = self._machine.ice_failure(self._ice_state())
+                    detail = self.negotiation.ice_failure(self._ice_state())
                     text = f"{text}: {detail}" if text else detail
                 self.fail(BrokenResourceError(text), replaced=output.replaced)
             elif isinstance(output, neg.Restart):
@@ -331,7 +306,7 @@ class PeerLink:
         return str(self._pc.iceConnectionState) if self._pc is not None else "new"
 
     def _alive(self) -> bool:
-        return self.state is LinkState.CONNECTED and self._machine.alive
+        return self.state is LinkState.CONNECTED and self.negotiation.alive
 
     def _on_state(self, pc: Any) -> None:
         if pc is not self._pc or self.failure is not None:

@@ -102,9 +102,11 @@ __all__ = [
     "MAX_QUEUED_INPUTS",
     "TRANSITIONS",
     "LinkState",
+    "NegotiatedLink",
     "Negotiation",
     "NegotiationState",
     "parse_candidate",
+    "signaling_input",
 ]
 
 #: Signaling inputs a link queues before it declares itself flooded and fails.
@@ -494,6 +496,61 @@ class Negotiation:
             return [Fail(f"the 'channel' channel to {self.peer_id} did not open")]
         # The original always opens "channel"; a peer that opens none is not one.
         return self._set_kind(PeerKind.MODERN, "it opened no 'channel'")
+
+
+class NegotiatedLink:
+    """What a driver's peer link shows of its :class:`Negotiation` (a base of both drivers' links).
+
+    Attributes:
+        peer_id: the peer's node id.
+        negotiation: the link's :class:`Negotiation`.
+    """
+
+    peer_id: str
+    negotiation: Negotiation
+
+    def __repr__(self) -> str:
+        return f"<PeerLink {self.peer_id} {self.state.value} {self.role or '-'}>"
+
+    @property
+    def state(self) -> LinkState:
+        """Where the link is: a :class:`LinkState`."""
+        return self.negotiation.link_state
+
+    @property
+    def role(self) -> str | None:
+        """``"offerer"``, ``"answerer"`` or None (nothing negotiated yet)."""
+        return self.negotiation.role
+
+    @property
+    def kind(self) -> PeerKind | None:
+        """The peer's :class:`PeerKind` once known (after the link connected), else None."""
+        return self.negotiation.kind
+
+
+def signaling_input(kind: str, payload: str = "") -> Input:
+    """The input for a signaling event a driver's link is posted.
+
+    Args:
+        kind: ``"offer-now"`` (we offer), ``"offer"``, ``"answer"`` or ``"candidate"``.
+        payload: the SDP or the candidate JSON (ignored for ``"offer-now"``).
+
+    Returns:
+        An :class:`OfferNow`, :class:`OfferReceived`, :class:`AnswerReceived`
+        or :class:`CandidateReceived`.
+
+    Raises:
+        ValueError: an unknown ``kind``.
+    """
+    if kind == "offer-now":
+        return OfferNow()
+    if kind == "offer":
+        return OfferReceived(payload)
+    if kind == "answer":
+        return AnswerReceived(payload)
+    if kind == "candidate":
+        return CandidateReceived(payload)
+    raise ValueError(f"not a signaling input: {kind!r}")
 
 
 def parse_candidate(text: str) -> RemoteCandidate | None:

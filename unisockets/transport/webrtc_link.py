@@ -55,12 +55,10 @@ import trio
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from ..protocol.consent import ConsentPolicy
-from ..protocol.negotiation import LinkState, Negotiation
+from ..protocol.negotiation import LinkState, NegotiatedLink, Negotiation, signaling_input
 from ..protocol.negotiation_events import (
     AddCandidates,
     AnswerMade,
-    AnswerReceived,
-    CandidateReceived,
     ChannelArrived,
     ChannelMessage,
     ChannelOpened,
@@ -73,8 +71,6 @@ from ..protocol.negotiation_events import (
     MakeAnswer,
     MakeOffer,
     OfferMade,
-    OfferNow,
-    OfferReceived,
     Output,
     PcStateChanged,
     PeerKind,
@@ -119,20 +115,13 @@ LEGACY_RECEIVE_LIMIT = 16 * 1024 * 1024
 CLOSE_TIMEOUT = 10.0
 #: Seconds a closing transport waits for sent data and stream resets to be acknowledged.
 LINGER_TIMEOUT = 2.0
-#: The signaling inputs :meth:`PeerLink.post` takes, by name.
-_SIGNALING: dict[str, Callable[[str], Input]] = {
-    "offer-now": lambda _: OfferNow(),
-    "offer": OfferReceived,
-    "answer": AnswerReceived,
-    "candidate": CandidateReceived,
-}
 
 
 class LegacyPeerError(trio.BrokenResourceError):
     """A labelled pipe was asked of a legacy peer, which has only its ``"channel"``."""
 
 
-class PeerLink:
+class PeerLink(NegotiatedLink):
     """The peer connection to one peer, driven from trio (see the module docstring).
 
     Created and registered by the WebRTC transport; not by users.
@@ -165,7 +154,7 @@ class PeerLink:
         self.replaced = False
         self.pipes: set[DataChannelPipe] = set()
         self.legacy_pipe: DataChannelPipe | None = None
-        self._machine = Negotiation(
+        self.negotiation = Negotiation(
             local_id,
             peer_id,
             trio.current_time(),
@@ -193,24 +182,6 @@ class PeerLink:
         self._aio_generation = 0
         self._legacy: list[RTCDataChannel] = []
 
-    def __repr__(self) -> str:
-        return f"<PeerLink {self.peer_id} {self.state.value} {self.role or '-'}>"
-
-    @property
-    def state(self) -> LinkState:
-        """Where the link is: a :class:`LinkState`."""
-        return self._machine.link_state
-
-    @property
-    def role(self) -> str | None:
-        """``"offerer"``, ``"answerer"`` or None (nothing negotiated yet)."""
-        return self._machine.role
-
-    @property
-    def kind(self) -> PeerKind | None:
-        """The peer's :class:`PeerKind` once known (after the link connected), else None."""
-        return self._machine.kind
-
     # --- inputs (trio) ---------------------------------------------------------------------
 
     def post(self, kind: str, payload: str = "") -> None:
@@ -224,7 +195,7 @@ class PeerLink:
             kind: ``"offer-now"`` (we offer), ``"offer"``, ``"answer"`` or ``"candidate"``.
             payload: the SDP or the candidate JSON (empty for ``"offer-now"``).
         """
-        self._apply(self._machine.post(_SIGNALING[kind](payload)))
+        self._apply(self.negotiation.post(signaling_input(kind, payload)))
         self._inbox_bell.set()
 
     def greeted(self) -> bool:
@@ -251,7 +222,7 @@ class PeerLink:
         """
         if self.failure is not None:
             return
-        self._machine.handle(Closed(), trio.current_time())
+        self.negotiation.handle(Closed(), trio.current_time())
         self._linger = linger
         logger.debug("link to %s failed: %s", self.peer_id, error)
         self.failure = error
@@ -348,7 +319,7 @@ class PeerLink:
     async def _timer(self) -> None:
         """Input :class:`TimePasses` at each of the machine's deadlines."""
         while True:
-            with trio.move_on_at(self._machine.deadline()):
+            with trio.move_on_at(self.negotiation.deadline()):
                 await self._rearm.park()
                 continue
             self._apply(self._handle(TimePasses()))
@@ -356,7 +327,7 @@ class PeerLink:
     async def _drive(self) -> None:
         try:
             while True:
-                event = self._machine.next_input()
+                event = self.negotiation.next_input()
                 if event is None:
                     await self._inbox_bell.wait()
                     self._inbox_bell = trio.Event()
@@ -368,7 +339,7 @@ class PeerLink:
             self.fail(error)
 
     def _handle(self, event: Input) -> list[Output]:
-        outputs = self._machine.handle(event, trio.current_time())
+        outputs = self.negotiation.handle(event, trio.current_time())
         self._rearm.unpark_all()
         return outputs
 
@@ -407,7 +378,7 @@ class PeerLink:
             if isinstance(output, Fail):
                 text = output.reason
                 if output.describe_ice:
-                    detail = self._machine.ice_failure(self._ice_state)
+                    detail = self.negotiation.ice_failure(self._ice_state)
                     text = f"{text}: {detail}" if text else detail
                 self.fail(trio.BrokenResourceError(text), replaced=output.replaced)
             elif isinstance(output, Restart):
