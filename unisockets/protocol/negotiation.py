@@ -44,7 +44,6 @@ Decisions it owns:
 from __future__ import annotations
 
 import enum
-import json
 import math
 from collections import deque
 from collections.abc import Callable
@@ -86,6 +85,7 @@ from .negotiation_events import (
     SetKind,
     StepFailed,
     TimePasses,
+    parse_candidate,
 )
 from .peer_link import (
     HELLO,
@@ -105,7 +105,6 @@ __all__ = [
     "NegotiatedLink",
     "Negotiation",
     "NegotiationState",
-    "parse_candidate",
     "signaling_input",
 ]
 
@@ -551,37 +550,6 @@ def signaling_input(kind: str, payload: str = "") -> Input:
     if kind == "candidate":
         return CandidateReceived(payload)
     raise ValueError(f"not a signaling input: {kind!r}")
-
-
-def parse_candidate(text: str) -> RemoteCandidate | None:
-    """Parse a JSON ``RTCIceCandidateInit`` (W3C WebRTC, section 4.8.1.1) from a ``candidate``.
-
-    Args:
-        text: the JSON string as browsers, original nodes and ours send it.
-
-    Returns:
-        The candidate, or None for the end-of-candidates marker (an empty line).
-
-    Raises:
-        ValueError: not a JSON object with a ``candidate`` string.
-    """
-    try:
-        init = json.loads(text)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"not JSON: {text[:80]!r}") from exc
-    if not isinstance(init, dict) or not isinstance(init.get("candidate"), str):
-        raise ValueError("no 'candidate' string")
-    line = init["candidate"].removeprefix("a=")
-    if not line:
-        return None
-    mid, index, ufrag = init.get("sdpMid"), init.get("sdpMLineIndex"), init.get("usernameFragment")
-    return RemoteCandidate(
-        line=line,
-        sdp_mid=mid if isinstance(mid, str) else None,
-        sdp_mline_index=index if type(index) is int and index >= 0 else None,
-        ufrag=ufrag if isinstance(ufrag, str) else None,
-        text=text,
-    )
 
 
 def _table() -> dict[tuple[NegotiationState, type[Input]], _Handler]:

@@ -9,6 +9,7 @@ and carries out the outputs it gets back, in order.
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
@@ -47,6 +48,7 @@ __all__ = [
     "SetKind",
     "StepFailed",
     "TimePasses",
+    "parse_candidate",
 ]
 
 
@@ -211,6 +213,37 @@ class RemoteCandidate:
     sdp_mline_index: int | None
     ufrag: str | None
     text: str
+
+
+def parse_candidate(text: str) -> RemoteCandidate | None:
+    """Parse a JSON ``RTCIceCandidateInit`` (W3C WebRTC, section 4.8.1.1) from a ``candidate``.
+
+    Args:
+        text: the JSON string as browsers, original nodes and ours send it.
+
+    Returns:
+        The candidate, or None for the end-of-candidates marker (an empty line).
+
+    Raises:
+        ValueError: not a JSON object with a ``candidate`` string.
+    """
+    try:
+        init = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"not JSON: {text[:80]!r}") from exc
+    if not isinstance(init, dict) or not isinstance(init.get("candidate"), str):
+        raise ValueError("no 'candidate' string")
+    line = init["candidate"].removeprefix("a=")
+    if not line:
+        return None
+    mid, index, ufrag = init.get("sdpMid"), init.get("sdpMLineIndex"), init.get("usernameFragment")
+    return RemoteCandidate(
+        line=line,
+        sdp_mid=mid if isinstance(mid, str) else None,
+        sdp_mline_index=index if type(index) is int and index >= 0 else None,
+        ufrag=ufrag if isinstance(ufrag, str) else None,
+        text=text,
+    )
 
 
 @dataclass(frozen=True, slots=True)
