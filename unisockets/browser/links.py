@@ -1,25 +1,21 @@
 """Peer links in the browser: one ``RTCPeerConnection`` per peer, driven from asyncio.
 
-The same rules as the native transport (:mod:`unisockets.transport.webrtc`,
-:mod:`unisockets.transport.webrtc_link`), so a tab and an aiortc node agree:
+Every decision of the negotiation (docs/protocol.md, "Peer link": who
+offers, glare, restarts, when the peer's candidates are added, repeated
+greetings, the legacy verdict, the link timeout, flooding) is made by
+:class:`unisockets.protocol.negotiation.Negotiation`, as in the native
+transport (:mod:`unisockets.transport.webrtc_link`), so a tab and an aiortc
+node agree. This module carries out its outputs with the page's WebRTC and
+the node's signaling session, and inputs what the browser reports:
 
-- *Who offers*: on ``greeting`` the existing member offers (docs/protocol.md,
-  "Peer link"); a node that needs a pipe to a peer it has no link with
-  offers on demand. The offerer creates the legacy ``"channel"`` data channel
-  before its offer, with the DCEP sub-protocol :data:`MODERN_PROTOCOL`; an
-  answerer that receives ``"channel"`` with it sends :data:`HELLO` on it once,
-  so that native nodes (which tell original unisockets nodes from ours that
-  way, see :mod:`unisockets.transport.webrtc_link`) take a tab for a modern
-  node. Nothing else is sent on ``"channel"`` and what arrives is ignored: a
-  tab does not carry connections with original (legacy) nodes.
-- *Glare* (both offer at once): the lower id's offer wins (IPv4 ids compared
-  numerically); the other side drops its peer connection and answers.
-- *Restart*: an offer on a link already negotiated means the peer started
-  over: that link fails and a fresh one answers the offer.
+- The offerer creates the legacy ``"channel"`` data channel before its offer,
+  with the DCEP sub-protocol :data:`MODERN_PROTOCOL`; an answerer that
+  receives it says :data:`HELLO` on it once. Nothing else is sent on
+  ``"channel"`` and what arrives is ignored: a tab does not carry connections
+  with original (legacy) nodes; a pipe to one fails.
 - *Candidates* are trickled as JSON ``RTCIceCandidateInit`` strings
-  (``candidate.toJSON()``) once our description was sent; the peer's wait
-  until its description is set. A candidate the browser refuses (e.g. for a
-  peer connection dropped in a glare) is logged and ignored.
+  (``candidate.toJSON()``) once our description was sent. A candidate the
+  browser refuses is logged and ignored.
 - *Pipes*: each connection is its own data channel, labelled
   ``"<client alias>><bound alias>"``, opened in-band (DCEP) by the connecting
   side once the link is connected; the accepting side matches channels to
@@ -27,41 +23,31 @@ The same rules as the native transport (:mod:`unisockets.transport.webrtc`,
   nobody claims within the claim timeout.
 
 *Signaling comes back*: peer links do not go through the server, so they
-outlive a lost signaling session. A ``greeting`` for a peer whose link is
-still connected (both rejoined a restarted server) keeps that link instead
-of starting over; a peer that left while we were away (its ``goodbye`` never
-reached us) is noticed by the link failing (its peer connection closes or
-fails). While signaling is away, a link that is still negotiating cannot
+outlive a lost signaling session; a ``greeting`` for a peer whose link is
+live keeps it. A peer that left while we were away is noticed by the link
+failing. While signaling is away, a link that is still negotiating cannot
 send its offer (the link fails) and its candidates are dropped.
 
 Each link's signaling inputs are queued and handled one at a time by the
 link's task (in the node's task group), so a slow ``createOffer`` never races
-the next input. A link fails (breaking its pipes) when ICE or DTLS fail, when
-it is not connected within the link timeout, when a step throws, or when the
-node says so (peer left, node closing).
+the next input.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
-import json
 import math
 from collections.abc import Callable, Coroutine, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
+from ..protocol import negotiation_events as neg
+from ..protocol.negotiation import LinkState, NegotiatedLink, Negotiation, signaling_input
+from ..protocol.negotiation_events import Input, Output, PeerKind
 from ..protocol.peer_link import HELLO as _HELLO
-from ..protocol.peer_link import (
-    LEGACY_LABEL,
-    MODERN_PROTOCOL,
-    candidate_types,
-    describe_ice_failure,
-    mark_answer,
-    offer_wins,
-)
+from ..protocol.peer_link import LEGACY_LABEL, MODERN_PROTOCOL, offer_wins
 from ..protocol.rendezvous import Arrival, ArrivalKind, PipeRendezvous, Waiter
-from ._js import Listeners, is_null, js_global, js_object, logger, settle
+from ._js import Listeners, is_null, js_global, js_object, logger, settle, to_bytes
 from .errors import BrokenResourceError, ClosedResourceError, SignalingError
 from .pipes import DataChannelPipe, Pipe
 from .signaling import BrowserSignaling
@@ -71,6 +57,7 @@ __all__ = [
     "LEGACY_LABEL",
     "MODERN_PROTOCOL",
     "LinkState",
+    "PeerKind",
     "PeerLink",
     "PeerLinks",
     "offer_wins",
@@ -78,29 +65,15 @@ __all__ = [
 
 #: What an answerer sends once on a ``"channel"`` with MODERN_PROTOCOL, as a text message.
 HELLO: Final = _HELLO.decode()
-#: Signaling inputs a link queues before it declares itself flooded and fails.
-MAX_QUEUED_INPUTS: Final = 256
-#: Remote candidates kept while waiting for the remote description; more are dropped.
-MAX_PENDING_CANDIDATES: Final = 64
 
 Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 
 
-class LinkState(enum.Enum):
-    """Where a peer link is in its life."""
-
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    FAILED = "failed"
-
-
-class PeerLink:
+class PeerLink(NegotiatedLink):
     """The peer connection to one peer (see the module docstring). Made by :class:`PeerLinks`.
 
     Attributes:
         peer_id: the peer's node id.
-        state: a :class:`LinkState`.
-        role: ``"offerer"``, ``"answerer"`` or None (nothing negotiated yet).
         failure: why the link failed, or None.
         pipes: the open pipes on this link.
         connected_after: seconds from the link's creation to ``connected``, or None.
@@ -108,31 +81,31 @@ class PeerLink:
 
     def __init__(self, peer_id: str, links: PeerLinks) -> None:
         self.peer_id = peer_id
-        self.state = LinkState.CONNECTING
-        self.role: str | None = None
         self.failure: BaseException | None = None
         self.pipes: set[Pipe] = set()
         self.connected_after: float | None = None
         self._links = links
         loop = asyncio.get_running_loop()
+        self._loop = loop
         self._started = loop.time()
-        self._inputs: asyncio.Queue[tuple[str, str]] = asyncio.Queue(MAX_QUEUED_INPUTS)
+        self.negotiation = Negotiation(
+            links.local_id,
+            peer_id,
+            self._started,
+            link_timeout=links.link_timeout,
+            ice_servers=bool(links.rtc_configuration.get("iceServers")),
+        )
+        self._inbox_bell = asyncio.Event()  # set when the machine's inbox may have inputs
         self._connected: asyncio.Future[None] = loop.create_future()
-        self._watchdog = loop.call_later(links.link_timeout, self._timed_out)
+        self._kind_known: asyncio.Future[None] = loop.create_future()
+        self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._pc: Any = None
         self._pc_listeners = Listeners(on_error=self.fail)
         self._legacy: list[Any] = []
-        self._negotiation = "new"  # "new", "have-local-offer" or "stable"
         self._description_sent = False
         self._local_candidates: list[str] = []
-        self._remote_set = False
-        self._pending: list[Any] = []
-        self._local_types: set[str] = set()  # candidate types gathered here
-        self._remote_types: set[str] = set()  # candidate types the peer sent
-
-    def __repr__(self) -> str:
-        return f"<PeerLink {self.peer_id} {self.state.value} {self.role or '-'}>"
+        self._rearm()
 
     # --- control -----------------------------------------------------------------------------
 
@@ -142,27 +115,30 @@ class PeerLink:
 
     def post(self, kind: str, payload: str = "") -> None:
         """Queue an input: ``"offer-now"``, ``"offer"``, ``"answer"`` or ``"candidate"``."""
-        if self.state is LinkState.FAILED:
-            return
-        try:
-            self._inputs.put_nowait((kind, payload))
-        except asyncio.QueueFull:
-            self.fail(BrokenResourceError(f"signaling from {self.peer_id} floods the link"))
+        self._apply(self.negotiation.post(signaling_input(kind, payload)))
+        self._inbox_bell.set()
+
+    def greeted(self) -> bool:
+        """Signaling greeted the peer again: keep this link (True) or fail it (False)."""
+        self._apply(self._handle(neg.Greeting()))
+        return self.state is not LinkState.FAILED
 
     def fail(self, error: BaseException, *, replaced: bool = False) -> None:
-        """Fail the link: break its pipes, stop its task, close its peer connection. Idempotent.
+        """Fail the link: break its pipes, stop its task, close its peer connection (idempotent).
 
         Args:
             error: the cause pipes are broken with.
             replaced: a new link to the same peer takes over (accept waiters stay).
         """
-        if self.state is LinkState.FAILED:
+        if self.failure is not None:
             return
+        self.negotiation.handle(neg.Closed(), self._loop.time())
         logger.debug("link to %s failed: %s", self.peer_id, error)
-        self.state = LinkState.FAILED
         self.failure = error
-        self._watchdog.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
         settle(self._connected)
+        settle(self._kind_known)
         for pipe in list(self.pipes):
             pipe.break_(error)
         self.pipes.clear()
@@ -185,9 +161,17 @@ class PeerLink:
         """Open a data channel labelled ``label`` once connected; return its (opening) pipe.
 
         Raises:
-            BrokenResourceError: the link failed.
+            BrokenResourceError: the link failed, or the peer is a legacy node
+                (it has one channel, no pipes).
         """
         await self.wait_connected()
+        await asyncio.shield(self._kind_known)
+        if self.state is not LinkState.CONNECTED:
+            raise BrokenResourceError(f"no link to {self.peer_id}") from self.failure
+        if self.kind is PeerKind.LEGACY:
+            raise BrokenResourceError(
+                f"{self.peer_id} is a legacy unisockets node: it has one channel, no pipes"
+            )
         channel = self._pc.createDataChannel(label, js_object({"ordered": True}))
         pipe = DataChannelPipe(channel, self.peer_id, incoming=False, link_alive=self._alive)
         self._adopt(pipe)
@@ -198,15 +182,12 @@ class PeerLink:
     async def _run(self) -> None:
         try:
             while self.state is not LinkState.FAILED:
-                kind, payload = await self._inputs.get()
-                if kind == "offer-now":
-                    await self._send_offer()
-                elif kind == "offer":
-                    await self._take_offer(payload)
-                elif kind == "answer":
-                    await self._take_answer(payload)
-                elif kind == "candidate":
-                    await self._take_candidate(payload)
+                event = self.negotiation.next_input()
+                if event is None:
+                    await self._inbox_bell.wait()
+                    self._inbox_bell.clear()
+                    continue
+                await self._carry_out(self._handle(event))
         except asyncio.CancelledError:
             self._close_pc()
             raise
@@ -215,84 +196,89 @@ class PeerLink:
             error.__cause__ = exc
             self.fail(error)
 
-    async def _send_offer(self) -> None:
-        if self._negotiation != "new":
-            return
-        self.role = "offerer"
-        pc = self._new_pc()
-        options = js_object({"protocol": MODERN_PROTOCOL})
-        self._legacy.append(pc.createDataChannel(LEGACY_LABEL, options))
-        offer = await pc.createOffer()
-        await pc.setLocalDescription(offer)
-        self._negotiation = "have-local-offer"
-        self._links.signaling.send_offer(self.peer_id, str(pc.localDescription.sdp))
-        self._description_sent_now()
+    def _handle(self, event: Input) -> list[Output]:
+        outputs = self.negotiation.handle(event, self._loop.time())
+        self._rearm()
+        return outputs
 
-    async def _take_offer(self, sdp: str) -> None:
-        if self._negotiation == "have-local-offer":
-            if offer_wins(self._links.local_id(), self.peer_id):
-                logger.debug("glare with %s: our offer wins", self.peer_id)
-                return
-            logger.debug("glare with %s: answering theirs", self.peer_id)
-        elif self._negotiation == "stable":
-            self.fail(
-                BrokenResourceError(f"{self.peer_id} renegotiated: it restarted the link"),
-                replaced=True,
+    def _rearm(self) -> None:
+        """Input :class:`~unisockets.protocol.negotiation.TimePasses` at the machine's deadline."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.negotiation.deadline()
+        if deadline != math.inf:
+            self._timer = self._loop.call_at(
+                deadline, lambda: self._apply(self._handle(neg.TimePasses()))
             )
-            self._links._start(self.peer_id).post("offer", sdp)
-            return
-        self.role = "answerer"
-        self._close_pc()
-        self._description_sent = False
-        self._local_candidates.clear()
-        pc = self._new_pc()
-        self._remote_types |= candidate_types(sdp)
-        await pc.setRemoteDescription(js_object({"type": "offer", "sdp": sdp}))
-        await self._remote_description_set()
-        answer = await pc.createAnswer()
-        await pc.setLocalDescription(answer)
-        self._negotiation = "stable"
-        self._links.signaling.send_answer(self.peer_id, mark_answer(str(pc.localDescription.sdp)))
-        self._description_sent_now()
 
-    async def _take_answer(self, sdp: str) -> None:
-        if self._negotiation != "have-local-offer":
-            logger.info("ignoring an unexpected answer from %s", self.peer_id)
-            return
-        self._remote_types |= candidate_types(sdp)
-        await self._pc.setRemoteDescription(js_object({"type": "answer", "sdp": sdp}))
-        self._negotiation = "stable"
-        await self._remote_description_set()
+    async def _carry_out(self, outputs: list[Output]) -> None:
+        """Do what the machine decided, in order (the steps that await the browser)."""
+        for output in outputs:
+            if isinstance(output, neg.MakeOffer):
+                pc = self._new_pc()
+                channel = pc.createDataChannel(
+                    LEGACY_LABEL, js_object({"protocol": MODERN_PROTOCOL})
+                )
+                self._watch_own_channel(channel)
+                await pc.setLocalDescription(await pc.createOffer())
+                await self._carry_out(self._handle(neg.OfferMade(str(pc.localDescription.sdp))))
+            elif isinstance(output, neg.MakeAnswer):
+                self._close_pc()
+                pc = self._new_pc()
+                await pc.setRemoteDescription(js_object({"type": "offer", "sdp": output.offer}))
+                await self._carry_out(self._handle(neg.RemoteDescriptionSet()))
+                await pc.setLocalDescription(await pc.createAnswer())
+                await self._carry_out(self._handle(neg.AnswerMade(str(pc.localDescription.sdp))))
+            elif isinstance(output, neg.SetAnswer):
+                await self._pc.setRemoteDescription(
+                    js_object({"type": "answer", "sdp": output.sdp})
+                )
+                await self._carry_out(self._handle(neg.RemoteDescriptionSet()))
+            elif isinstance(output, neg.SendOffer):
+                self._links.signaling.send_offer(self.peer_id, output.sdp)
+                self._description_sent_now()
+            elif isinstance(output, neg.SendAnswer):
+                self._links.signaling.send_answer(self.peer_id, output.sdp)
+                self._description_sent_now()
+            elif isinstance(output, neg.AddCandidates):
+                await self._add_candidates(output)
+            else:
+                self._apply([output])
 
-    async def _take_candidate(self, text: str) -> None:
-        try:
-            init = json.loads(text)
-        except ValueError:
-            logger.warning("ignoring a candidate from %s: not JSON", self.peer_id)
-            return
-        if not isinstance(init, dict) or not isinstance(init.get("candidate"), str):
-            logger.warning("ignoring a candidate from %s: no candidate line", self.peer_id)
-            return
-        if not init["candidate"]:
-            return  # end-of-candidates: nothing to do
-        if not self._remote_set:
-            if len(self._pending) < MAX_PENDING_CANDIDATES:
-                self._pending.append(init)
-            return
-        await self._add_candidates([init])
+    def _apply(self, outputs: list[Output]) -> None:
+        """Do the outputs that need no waiting (the others only come from :meth:`_carry_out`)."""
+        for output in outputs:
+            if isinstance(output, neg.Fail):
+                text = output.reason
+                if output.describe_ice:
+                    detail = self.negotiation.ice_failure(self._ice_state())
+                    text = f"{text}: {detail}" if text else detail
+                self.fail(BrokenResourceError(text), replaced=output.replaced)
+            elif isinstance(output, neg.Restart):
+                self._links._start(self.peer_id).post("offer", output.offer)
+            elif isinstance(output, neg.SetKind):
+                logger.info("%s is a %s node (%s)", self.peer_id, output.kind.value, output.reason)
+                settle(self._kind_known)
+            elif isinstance(output, neg.SendHello):
+                for channel in self._legacy[-1:]:
+                    self._say_hello(channel)
+            elif isinstance(output, neg.Ignored):
+                logger.info("%s", output.reason)
 
-    async def _remote_description_set(self) -> None:
-        self._remote_set = True
-        pending, self._pending = self._pending, []
-        await self._add_candidates(pending)
-
-    async def _add_candidates(self, inits: list[dict[str, Any]]) -> None:
-        for init in inits:
-            fields = {k: v for k, v in init.items() if v is not None}
-            self._remote_types |= candidate_types(str(init.get("candidate", "")))
+    async def _add_candidates(self, output: neg.AddCandidates) -> None:
+        for candidate in output.candidates:
+            fields = {
+                "candidate": candidate.line,
+                "sdpMid": candidate.sdp_mid,
+                "sdpMLineIndex": candidate.sdp_mline_index,
+                "usernameFragment": candidate.ufrag,
+            }
             try:
-                await self._pc.addIceCandidate(js_object(fields))
-            except Exception as exc:  # wrong ufrag (glare), unparsable line
+                await self._pc.addIceCandidate(
+                    js_object({k: v for k, v in fields.items() if v is not None})
+                )
+            except Exception as exc:  # an unparsable line
                 logger.info("candidate from %s refused: %s", self.peer_id, exc)
 
     # --- the peer connection -----------------------------------------------------------------
@@ -300,9 +286,8 @@ class PeerLink:
     def _new_pc(self) -> Any:
         pc = js_global("RTCPeerConnection").new(js_object(self._links.rtc_configuration))
         self._pc = pc
-        self._remote_set = False
-        self._local_types.clear()
-        self._remote_types.clear()
+        self._description_sent = False
+        self._local_candidates.clear()
         self._pc_listeners.add(pc, "connectionstatechange", lambda _: self._on_state(pc))
         self._pc_listeners.add(pc, "icecandidate", self._on_candidate)
         self._pc_listeners.add(pc, "datachannel", lambda event: self._on_datachannel(event.channel))
@@ -317,43 +302,26 @@ class PeerLink:
         if pc is not None:
             _quietly_close(pc)
 
+    def _ice_state(self) -> str:
+        return str(self._pc.iceConnectionState) if self._pc is not None else "new"
+
     def _alive(self) -> bool:
-        return (
-            self.state is LinkState.CONNECTED
-            and self._pc is not None
-            and str(self._pc.connectionState) == "connected"
-        )
+        return self.state is LinkState.CONNECTED and self.negotiation.alive
 
     def _on_state(self, pc: Any) -> None:
-        if pc is not self._pc or self.state is LinkState.FAILED:
+        if pc is not self._pc or self.failure is not None:
             return
-        state = str(pc.connectionState)
-        if state == "connected" and self.state is LinkState.CONNECTING:
-            self.state = LinkState.CONNECTED
-            self.connected_after = asyncio.get_running_loop().time() - self._started
-            self._watchdog.cancel()
+        connecting = self.state is LinkState.CONNECTING
+        self._apply(self._handle(neg.PcStateChanged(str(pc.connectionState), self._ice_state())))
+        if connecting and self.state is LinkState.CONNECTED:
+            self.connected_after = self._loop.time() - self._started
             settle(self._connected)
-        elif state == "failed" and str(pc.iceConnectionState) in ("failed", "checking", "new"):
-            self.fail(BrokenResourceError(self._ice_failure()))  # ICE, not DTLS, failed
-        elif state in ("failed", "closed"):
-            self.fail(BrokenResourceError(f"the peer connection to {self.peer_id} {state}"))
-
-    def _ice_failure(self) -> str:
-        """Why ICE did not connect: its state, both sides' candidates, a hint."""
-        pc = self._pc
-        return describe_ice_failure(
-            self.peer_id,
-            str(pc.iceConnectionState) if pc is not None else "new",
-            self._local_types,
-            self._remote_types,
-            ice_servers=bool(self._links.rtc_configuration.get("iceServers")),
-        )
 
     def _on_candidate(self, event: Any) -> None:
         candidate = event.candidate
         if is_null(candidate) or not str(candidate.candidate):
             return  # end of gathering
-        self._local_types |= candidate_types(str(candidate.candidate))
+        self._handle(neg.LocalCandidate(str(candidate.candidate)))
         text = str(js_global("JSON").stringify(candidate.toJSON()))
         if self._description_sent:
             try:
@@ -369,11 +337,24 @@ class PeerLink:
         for text in candidates:
             self._links.signaling.send_candidate(self.peer_id, text)
 
+    def _watch_own_channel(self, channel: Any) -> None:
+        """Input what our ``"channel"`` does (it opens; the hello or other bytes arrive)."""
+        self._legacy.append(channel)
+        channel.binaryType = "arraybuffer"
+        self._pc_listeners.add(
+            channel, "open", lambda _: self._apply(self._handle(neg.ChannelOpened()))
+        )
+        self._pc_listeners.add(
+            channel,
+            "message",
+            lambda event: self._apply(self._handle(neg.ChannelMessage(to_bytes(event.data)))),
+        )
+
     def _on_datachannel(self, channel: Any) -> None:
         if str(channel.label) == LEGACY_LABEL:
             self._legacy.append(channel)  # kept open, as the original does
-            if str(channel.protocol) == MODERN_PROTOCOL:
-                self._say_hello(channel)
+            modern = str(channel.protocol) == MODERN_PROTOCOL
+            self._apply(self._handle(neg.ChannelArrived(modern)))
             return
         pipe = DataChannelPipe(channel, self.peer_id, incoming=True, link_alive=self._alive)
         self._adopt(pipe)
@@ -389,15 +370,6 @@ class PeerLink:
     def _adopt(self, pipe: Pipe) -> None:
         self.pipes.add(pipe)
         pipe.add_close_callback(self.pipes.discard)
-
-    def _timed_out(self) -> None:
-        if self.state is LinkState.CONNECTING:
-            timeout = self._links.link_timeout
-            self.fail(
-                BrokenResourceError(
-                    f"no link to {self.peer_id} within {timeout} s: {self._ice_failure()}"
-                )
-            )
 
 
 class PeerLinks:
@@ -453,13 +425,7 @@ class PeerLinks:
         if self._closed:
             return
         link = self._links.get(peer_id)
-        if link is not None and link.state is LinkState.CONNECTED:
-            if link._alive():
-                logger.info("%s greeted us again: keeping its live link", peer_id)
-                return
-            link.fail(BrokenResourceError(f"{peer_id} joined again"))
-            link = None
-        if link is None:
+        if link is None or not link.greeted():
             self._start(peer_id).post("offer-now")
 
     def handle_offer(self, peer_id: str, sdp: str) -> None:

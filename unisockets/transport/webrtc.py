@@ -278,13 +278,15 @@ class WebRTCTransport(PeerTransport):
         """Signaling greeted a new member ``peer_id``: offer it a link (docs/protocol.md, "Join").
 
         Returns at once; the offer is made by the link's task. A link to the
-        same id that is connected or still connecting is kept: the server
+        same id that is live or still connecting is kept: the server
         greets again when a member rejoins with its id (after a restart of
         the server or a lost signaling connection) while the peer connection
-        itself never stopped. If a new node took the id instead, that node
-        has no link and offers one when it needs it, which replaces ours (a
-        new offer on a stable link); a dead peer's link fails its ICE
-        consent checks within seconds.
+        itself never stopped. A connected link whose peer connection is not
+        connected any more is replaced (:meth:`PeerLink.greeted
+        <unisockets.transport.webrtc_link.PeerLink.greeted>`). If a new node
+        took the id instead, that node has no link and offers one when it
+        needs it, which replaces ours (a new offer on a stable link); a dead
+        peer's link fails its ICE consent checks within seconds.
 
         Args:
             peer_id: the new member's id.
@@ -296,7 +298,8 @@ class WebRTCTransport(PeerTransport):
         if self._closed:
             return
         self._check_peer(peer_id)
-        if peer_id in self._links:
+        link = self._links.get(peer_id)
+        if link is not None and link.greeted():
             logger.info("%s greeted again: keeping the link we have", peer_id)
             return
         self._start_link(peer_id, offer=True)
