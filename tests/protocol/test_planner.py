@@ -56,7 +56,7 @@ def test_addresses_ports_and_backlogs_are_checked_with_einval() -> None:
 
 
 def test_routes_labels_and_link_failures() -> None:
-    planner: ConnectionPlanner[object] = ConnectionPlanner(random.Random(1))
+    planner: ConnectionPlanner[object, str] = ConnectionPlanner(random.Random(1))
     assert connection_label("10.0.0.2:0", "10.0.0.1:80") == "10.0.0.2:0>10.0.0.1:80"
     out = planner.outgoing("10.0.0.1:0", "127.0.0.1:80", OTHER, OWN)
     assert out == Route("10.0.0.1:0>127.0.0.1:80", OTHER, loopback=False)
@@ -70,24 +70,32 @@ def test_routes_labels_and_link_failures() -> None:
 
 
 def test_an_ephemeral_bind_goes_on_only_after_eaddrinuse() -> None:
-    planner: ConnectionPlanner[object] = ConnectionPlanner(random.Random(7), ephemeral_tries=3)
+    planner: ConnectionPlanner[object, str] = ConnectionPlanner(random.Random(7), ephemeral_tries=3)
     plan = planner.plan_bind(0, "", OWN)
     assert plan.host == OWN and len(plan.ports) == 3 and plan.wait_for is None
     assert plan.retry(errno.EADDRINUSE) and not plan.retry(errno.ETIMEDOUT)
     assert plan.exhausted().errno == errno.EADDRINUSE
+    with plan.attempt():
+        raise OSError(errno.EADDRINUSE, "taken")  # swallowed: the next port is tried
+    with pytest.raises(TimeoutError), plan.attempt():
+        raise TimeoutError  # not a reason to try another port
     fixed = planner.plan_bind(80, "127.0.0.1", OWN)
     assert fixed.host == "127.0.0.1" and fixed.ports == (80,)
     assert not fixed.retry(errno.EADDRINUSE)  # a chosen port that is taken is the caller's
+    with pytest.raises(OSError) as info, fixed.attempt():
+        raise OSError(errno.EADDRINUSE, "taken")
+    assert info.value.errno == errno.EADDRINUSE
     with pytest.raises(ValueError):
         ConnectionPlanner(random.Random(), ephemeral_tries=0)
 
 
 @given(seed=st.integers(0, 2**32), tries=st.integers(1, 200))
 def test_ephemeral_ports_come_from_the_injected_rng(seed: int, tries: int) -> None:
-    one: ConnectionPlanner[object] = ConnectionPlanner(random.Random(seed), ephemeral_tries=tries)
-    two: ConnectionPlanner[object] = ConnectionPlanner(random.Random(seed), ephemeral_tries=tries)
-    ports = one.plan_bind(0, "", OWN).ports
-    assert ports == two.plan_bind(0, "", OWN).ports  # same rng, same ports
+    planners: list[ConnectionPlanner[object, str]] = [
+        ConnectionPlanner(random.Random(seed), ephemeral_tries=tries) for _ in range(2)
+    ]
+    ports = planners[0].plan_bind(0, "", OWN).ports
+    assert ports == planners[1].plan_bind(0, "", OWN).ports  # same rng, same ports
     assert len(ports) == len(set(ports)) == tries
     assert all(port in EPHEMERAL_PORTS for port in ports)
 
@@ -97,11 +105,13 @@ class PlannerMachine(RuleBasedStateMachine):
 
     @initialize(seed=st.integers(0, 2**32))
     def start(self, seed: int) -> None:
-        self.planner: ConnectionPlanner[object] = ConnectionPlanner(
+        self.planner: ConnectionPlanner[object, int] = ConnectionPlanner(
             random.Random(seed), ephemeral_tries=4
         )
         self.rng = random.Random(seed)  # the model's copy of the injected rng
-        self.releasing: set[str] = set()
+        #: alias -> (the handle of the first release under way, how many are under way)
+        self.releasing: dict[str, tuple[int, int]] = {}
+        self.handles = 0
         self.legacy: dict[str, object] = {}
         self.closed = False
 
@@ -116,20 +126,32 @@ class PlannerMachine(RuleBasedStateMachine):
         else:
             alias = f"{expected_host}:{port}"
             assert plan.ports == (port,)
-            assert plan.wait_for == (alias if alias in self.releasing else None)
+            under_way = self.releasing.get(alias)
+            assert plan.wait_for == (None if under_way is None else under_way[0])
 
     @rule(alias=ALIASES, session=st.none() | SESSIONS, current=SESSIONS)
     def release(self, alias: str, session: int | None, current: int) -> None:
-        send = self.planner.release(alias, session, current)
-        expected = not self.closed and (session is None or session == current)
-        assert send == expected
-        if expected:
-            self.releasing.add(alias)
+        self.handles += 1
+        wait = self.planner.release(alias, self.handles, session=session, current_session=current)
+        if self.closed or (session is not None and session != current):
+            assert wait is None  # nothing to send
+            return
+        first, count = self.releasing.get(alias, (self.handles, 0))
+        assert wait == first  # a bind waits for the release under way first
+        self.releasing[alias] = (first, count + 1)
 
     @rule(alias=ALIASES)
     def released(self, alias: str) -> None:
-        self.planner.released(alias)
-        self.releasing.discard(alias)
+        woken = self.planner.released(alias)
+        under_way = self.releasing.get(alias)
+        if under_way is None:
+            assert woken is None
+        elif under_way[1] == 1:
+            assert woken == under_way[0]  # the last release under way wakes the binds
+            del self.releasing[alias]
+        else:
+            assert woken is None
+            self.releasing[alias] = (under_way[0], under_way[1] - 1)
 
     @rule(peer=st.sampled_from([OTHER, LEGACY]))
     def legacy_opened(self, peer: str) -> None:
@@ -157,7 +179,7 @@ class PlannerMachine(RuleBasedStateMachine):
     @precondition(lambda self: not self.closed)
     @rule()
     def close(self) -> None:
-        assert self.planner.close() == sorted(self.releasing)
+        assert self.planner.close() == [first for first, _ in self.releasing.values()]
         self.releasing.clear()
         self.closed = True
 

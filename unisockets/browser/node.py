@@ -247,9 +247,7 @@ class BrowserNode:
         )
         self.streams: set[Stream] = set()
         self.listeners: set[Listener] = set()
-        self._planner: ConnectionPlanner[object] = ConnectionPlanner(random.Random())
-        #: Set when the ``shutdown`` of the alias under way is done (``bind`` waits).
-        self._releasing: dict[str, asyncio.Event] = {}
+        self._planner: ConnectionPlanner[object, asyncio.Event] = ConnectionPlanner(random.Random())
 
     def __repr__(self) -> str:
         return f"<BrowserNode {self.address}>"
@@ -296,15 +294,11 @@ class BrowserNode:
         self._check_open()
         plan = self._planner.plan_bind(port, "", self.address)
         if plan.wait_for is not None:
-            await self._releasing[plan.wait_for].wait()
+            await plan.wait_for.wait()
         for candidate in plan.ports:
-            try:
+            with plan.attempt():
                 await self.signaling.bind(format_alias(plan.host, candidate))
-            except OSError as exc:
-                if plan.retry(exc.errno):
-                    continue
-                raise
-            return (plan.host, candidate)
+                return (plan.host, candidate)
         raise plan.exhausted()
 
     async def unbind(self, address: Address) -> None:
@@ -448,23 +442,21 @@ class BrowserNode:
         Returns:
             The event set when the release is done, or None when nothing is sent.
         """
-        if not self._planner.release(alias, session, self.signaling.session):
-            return None
-        released = self._releasing.setdefault(alias, asyncio.Event())
-        self._spawn(self._release_now(alias))
-        return released
+        done = self._planner.release(
+            alias, asyncio.Event(), session=session, current_session=self.signaling.session
+        )
+        if done is not None:
+            self._spawn(self._release_now(alias))
+        return done
 
     async def _release_now(self, alias: str) -> None:
         try:
             await self.signaling.shutdown(alias)
         except (OSError, SignalingError) as exc:
             logger.debug("release of %s failed: %s", alias, exc)
-        finally:
-            self._planner.released(alias)
-            if not self._planner.releasing(alias):
-                released = self._releasing.pop(alias, None)
-                if released is not None:
-                    released.set()
+        done = self._planner.released(alias)  # cancelled: the node closed and woke them all
+        if done is not None:
+            done.set()
 
     def _listener_closed(self, listener: Listener) -> asyncio.Event | None:
         self.listeners.discard(listener)
@@ -518,9 +510,8 @@ class BrowserNode:
             self.links.peer_left(event.peer_id)
 
     async def _close(self) -> None:
-        self._planner.close()
-        for released in self._releasing.values():  # bind fails now (the node is closed)
-            released.set()
+        for done in self._planner.close():  # bind fails now (the node is closed)
+            done.set()
         for listener in list(self.listeners):
             await listener.aclose()
         # Concurrently: each close lets the last bytes arrive before the peer connection closes.

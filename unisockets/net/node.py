@@ -281,12 +281,12 @@ class OverlayNode(Node):
         self._accept_timeout = accept_timeout
         self._streams: set[SocketStream] = set()
         self._listeners: set[OverlayListener] = set()
-        self._planner: ConnectionPlanner[LegacyStream] = ConnectionPlanner(random.Random())
+        self._planner: ConnectionPlanner[LegacyStream, trio.Event] = ConnectionPlanner(
+            random.Random()
+        )
         self._release_send, self._release_receive = trio.open_memory_channel[
             tuple[str, int | None]
         ](1024)
-        #: Set when the ``shutdown`` of the alias (queued or under way) is done.
-        self._releasing: dict[str, trio.Event] = {}
 
     @property
     def address(self) -> str:
@@ -324,15 +324,11 @@ class OverlayNode(Node):
         self._check_open()
         plan = self._planner.plan_bind(port, check_address((host, port))[0], self.address)
         if plan.wait_for is not None:
-            await self._releasing[plan.wait_for].wait()
+            await plan.wait_for.wait()
         for candidate in plan.ports:
-            try:
+            with plan.attempt():
                 await self.signaling.bind(format_alias(plan.host, candidate))
-            except OSError as exc:
-                if plan.retry(exc.errno):
-                    continue
-                raise
-            return _OverlayBinding(self, (plan.host, candidate))
+                return _OverlayBinding(self, (plan.host, candidate))
         raise plan.exhausted()
 
     async def connect(
@@ -451,28 +447,33 @@ class OverlayNode(Node):
             The event set when the release is done, or None when there is
             nothing to wait for.
         """
-        if not self._planner.release(alias, session, self.signaling.session):
+        done = self._planner.release(
+            alias, trio.Event(), session=session, current_session=self.signaling.session
+        )
+        if done is None:
             return None
         try:
             self._release_send.send_nowait((alias, session))
         except (trio.WouldBlock, trio.ClosedResourceError):
             logger.debug("not releasing %s (node closing or queue full)", alias)
-            self._planner.released(alias)
+            self._wake_binders(alias)
             return None
-        return self._releasing.setdefault(alias, trio.Event())
+        return done
+
+    def _wake_binders(self, alias: str) -> None:
+        """A release of ``alias`` ended: wake the binds of it when it was the last one."""
+        done = self._planner.released(alias)
+        if done is not None:
+            done.set()
 
     async def _release_loop(self) -> None:
+        # Cancelled only once the node closed, which woke every bind (planner.close()).
         async for alias, session in self._release_receive:
             try:
                 await self.signaling.shutdown(alias, session=session)
             except (OSError, TimeoutError) as exc:
                 logger.debug("release of %s failed: %s", alias, exc)
-            finally:
-                self._planner.released(alias)
-                if not self._planner.releasing(alias):
-                    released = self._releasing.pop(alias, None)
-                    if released is not None:
-                        released.set()
+            self._wake_binders(alias)
 
     async def _accept_loop(self, listener: OverlayListener, alias: str) -> None:
         with listener._cancel_scope:
@@ -575,15 +576,14 @@ class OverlayNode(Node):
             raise trio.ClosedResourceError("the node is closed")
 
     async def _close(self) -> None:
-        self._planner.close()
+        for done in self._planner.close():  # nothing will release them now
+            done.set()
         with trio.CancelScope(shield=True):
             for listener in list(self._listeners):
                 await listener.aclose()
             for stream in list(self._streams):
                 await trio.aclose_forcefully(stream)
         self._release_send.close()
-        for released in self._releasing.values():  # nothing will release them now
-            released.set()
 
     def __repr__(self) -> str:
         return f"<OverlayNode {self.address}>"

@@ -48,6 +48,7 @@ import enum
 import errno
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
@@ -80,6 +81,7 @@ ANY_HOSTS: Final = ("", "0.0.0.0", "localhost")
 
 S = TypeVar("S")
 L = TypeVar("L")
+H = TypeVar("H")
 
 
 def check_port(port: object) -> int:
@@ -179,19 +181,19 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
-class BindPlan:
+class BindPlan(Generic[H]):
     """How to bind: the address and the ports to try in order.
 
     Attributes:
         host: the overlay address to bind on.
         ports: the ports to try, in order (one unless port 0 was asked for).
-        wait_for: an alias whose release is under way: wait for it first
-            (:meth:`ConnectionPlanner.releasing`), or None.
+        wait_for: the handle of a release of the same alias under way (see
+            :meth:`ConnectionPlanner.release`): wait for it first; or None.
     """
 
     host: str
     ports: tuple[int, ...]
-    wait_for: str | None
+    wait_for: H | None
 
     def retry(self, code: int | None) -> bool:
         """Whether a bind that failed with errno ``code`` goes on with the next port.
@@ -201,16 +203,44 @@ class BindPlan:
         """
         return code == errno.EADDRINUSE and len(self.ports) > 1
 
+    def attempt(self) -> _Attempt:
+        """A context manager around one port's bind: it swallows an error to retry.
+
+        Use ``for port in plan.ports: with plan.attempt(): ...bind..., return``
+        then ``raise plan.exhausted()``; an :class:`OSError` for which
+        :meth:`retry` is true goes on with the next port, any other error
+        propagates.
+        """
+        return _Attempt(self.retry)
+
     def exhausted(self) -> OSError:
         """The error when every port was taken: ``EADDRINUSE``."""
         return oserror(errno.EADDRINUSE, "no free ephemeral port found")
 
 
-class ConnectionPlanner(Generic[L]):
+class _Attempt:
+    """What :meth:`BindPlan.attempt` returns."""
+
+    __slots__ = ("_retry",)
+
+    def __init__(self, retry: Callable[[int | None], bool]) -> None:
+        self._retry = retry
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
+    ) -> bool:
+        return isinstance(error, OSError) and self._retry(error.errno)
+
+
+class ConnectionPlanner(Generic[L, H]):
     """The decisions of one node about its connections (see the module docstring).
 
-    ``L`` is the driver's legacy connection object (the planner only keeps
-    and compares it).
+    ``L`` is the driver's legacy connection object and ``H`` its handle to
+    wake the binds waiting for a release (a ``trio.Event``, an
+    ``asyncio.Event``); the planner only keeps and hands them back.
 
     Args:
         rng: where ephemeral ports come from (inject a seeded one in tests).
@@ -225,13 +255,14 @@ class ConnectionPlanner(Generic[L]):
             raise ValueError(f"bad ephemeral_tries {ephemeral_tries!r}")
         self._rng = rng
         self._tries = ephemeral_tries
-        self._releasing: set[str] = set()
+        #: alias -> [the handle of its release under way, how many are under way]
+        self._releasing: dict[str, tuple[H, int]] = {}
         self._legacy: dict[str, L] = {}
         self.closed = False
 
     # --- bind ------------------------------------------------------------------------------
 
-    def plan_bind(self, port: object, host: str, own_address: str) -> BindPlan:
+    def plan_bind(self, port: object, host: str, own_address: str) -> BindPlan[H]:
         """Plan a ``bind`` of ``(host, port)`` on this node.
 
         Args:
@@ -240,8 +271,8 @@ class ConnectionPlanner(Generic[L]):
             own_address: this node's id.
 
         Returns:
-            The plan; try ``plan.ports`` in order, after waiting for the
-            release of ``plan.wait_for`` if any.
+            The plan; try ``plan.ports`` in order, after waiting for
+            ``plan.wait_for`` if any.
 
         Raises:
             OSError: ``EINVAL`` for a bad port.
@@ -249,8 +280,8 @@ class ConnectionPlanner(Generic[L]):
         address = local_host(host, own_address)
         number = check_port(port)
         if number:
-            alias = format_alias(address, number)
-            return BindPlan(address, (number,), alias if alias in self._releasing else None)
+            under_way = self._releasing.get(format_alias(address, number))
+            return BindPlan(address, (number,), None if under_way is None else under_way[0])
         ports = tuple(self._rng.sample(EPHEMERAL_PORTS, self._tries))
         return BindPlan(address, ports, None)
 
@@ -321,41 +352,62 @@ class ConnectionPlanner(Generic[L]):
 
     # --- releases --------------------------------------------------------------------------
 
-    def release(self, alias: str, session: int | None = None, current_session: int = 0) -> bool:
+    def release(
+        self, alias: str, handle: H, *, session: int | None, current_session: int
+    ) -> H | None:
         """Decide whether to send ``shutdown`` for an alias we stopped using.
 
         Args:
             alias: the alias.
+            handle: what wakes the waiters of this release, if it is the
+                first one of ``alias`` under way.
             session: for a connection alias, the signaling session that made
                 it; None for a bound alias.
             current_session: the signaling session now.
 
         Returns:
-            True: send the shutdown now, then call :meth:`released`; a
-            ``bind`` of the alias waits until then. False: nothing to send
-            (the node is closed, or the connection alias ended with its session).
+            The handle to wait on (``handle``, or that of a release of the
+            alias already under way): send the shutdown, then call
+            :meth:`released`; a ``bind`` of the alias waits until then. None:
+            nothing to send (the node is closed, or the connection alias
+            ended with its session).
         """
         if self.closed or (session is not None and session != current_session):
-            return False
-        self._releasing.add(alias)
-        return True
+            return None
+        first, count = self._releasing.get(alias, (handle, 0))
+        self._releasing[alias] = (first, count + 1)
+        return first
 
-    def released(self, alias: str) -> None:
-        """The shutdown of ``alias`` is done (or failed): binds of it may go ahead."""
-        self._releasing.discard(alias)
+    def released(self, alias: str) -> H | None:
+        """A shutdown of ``alias`` is done (or failed, or was not sent).
+
+        Returns:
+            The handle to wake when it was the last release of ``alias``
+            under way (binds of it may go ahead), else None.
+        """
+        under_way = self._releasing.get(alias)
+        if under_way is None:
+            return None
+        handle, count = under_way
+        if count > 1:
+            self._releasing[alias] = (handle, count - 1)
+            return None
+        del self._releasing[alias]
+        return handle
 
     def releasing(self, alias: str) -> bool:
         """Whether a release of ``alias`` is under way."""
         return alias in self._releasing
 
-    def close(self) -> list[str]:
+    def close(self) -> list[H]:
         """The node closes: nothing more is released.
 
         Returns:
-            The aliases whose release was under way: wake whoever waits for them.
+            The handles of the releases under way: wake them (the binds
+            waiting for them fail on the closed node).
         """
         self.closed = True
-        pending = sorted(self._releasing)
+        pending = [handle for handle, _ in self._releasing.values()]
         self._releasing.clear()
         return pending
 
