@@ -34,6 +34,7 @@ browser's node; this module does the I/O.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import random
 import ssl
@@ -801,8 +802,16 @@ async def open_node(
                 backoff=signaling_backoff or DEFAULT_BACKOFF,
             )
         )
-        factory = transport or _webrtc_factory(rtc_configuration, ice_addresses, link_timeout)
-        peers = await stack.enter_async_context(factory(signaling.id, _SignalAdapter(signaling)))
+        if transport is None:
+            from ..transport.webrtc import open_webrtc_transport
+
+            transport = functools.partial(
+                open_webrtc_transport,
+                rtc_configuration=rtc_configuration,
+                host_addresses=ice_addresses,
+                link_timeout=link_timeout,
+            )
+        peers = await stack.enter_async_context(transport(signaling.id, _SignalAdapter(signaling)))
         loopback = await stack.enter_async_context(
             open_memory_transport(MemoryNetwork(), signaling.id)
         )
@@ -821,26 +830,6 @@ async def open_node(
             nursery.cancel_scope.cancel()
     if body_error is not None:
         raise body_error
-
-
-def _webrtc_factory(
-    rtc_configuration: RTCConfiguration | None,
-    ice_addresses: Sequence[str] | None,
-    link_timeout: float,
-) -> TransportFactory:
-    """The default transport of :func:`open_node`: WebRTC data channels (aiortc)."""
-    from ..transport.webrtc import open_webrtc_transport
-
-    def factory(node_id: str, signals: SignalSender) -> AbstractAsyncContextManager[PeerTransport]:
-        return open_webrtc_transport(
-            node_id,
-            signals,
-            rtc_configuration=rtc_configuration,
-            host_addresses=ice_addresses,
-            link_timeout=link_timeout,
-        )
-
-    return factory
 
 
 @asynccontextmanager
