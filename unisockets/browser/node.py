@@ -454,9 +454,10 @@ class BrowserNode:
             await self.signaling.shutdown(alias)
         except (OSError, SignalingError) as exc:
             logger.debug("release of %s failed: %s", alias, exc)
-        done = self._planner.released(alias)  # cancelled: the node closed and woke them all
-        if done is not None:
-            done.set()
+        finally:  # also when cancelled: a listener's aclose waits for this
+            done = self._planner.released(alias)
+            if done is not None:
+                done.set()
 
     def _listener_closed(self, listener: Listener) -> asyncio.Event | None:
         self.listeners.discard(listener)

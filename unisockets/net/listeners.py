@@ -133,7 +133,8 @@ class OverlayListener(trio.abc.Listener[SocketStream]):
 
         When this returns, a ``bind`` of the address on this node succeeds
         at once (the signaling server has answered the release, or it failed
-        and was given up). Idempotent.
+        and was given up: while signaling is away, after the node's request
+        timeout at the most). Idempotent.
         """
         self.close()
         unaccepted, self._unaccepted = self._unaccepted, []

@@ -468,13 +468,19 @@ class OverlayNode(Node):
             done.set()
 
     async def _release_loop(self) -> None:
-        # Cancelled only once the node closed, which woke every bind (planner.close()).
-        async for alias, session in self._release_receive:
-            try:
-                await self.signaling.shutdown(alias, session=session)
-            except (OSError, TimeoutError) as exc:
-                logger.debug("release of %s failed: %s", alias, exc)
-            self._wake_binders(alias)
+        try:
+            async for alias, session in self._release_receive:
+                try:
+                    await self.signaling.shutdown(alias, session=session)
+                except (OSError, TimeoutError) as exc:
+                    logger.debug("release of %s failed: %s", alias, exc)
+                self._wake_binders(alias)
+        finally:
+            # Cancelled (the node's nursery is, e.g. on Ctrl-C): nothing can be released
+            # any more. Wake whoever waits for a release (a listener's aclose in a
+            # shielded scope), and release nothing from now on.
+            for done in self._planner.close():
+                done.set()
 
     async def _accept_loop(self, listener: OverlayListener, alias: str) -> None:
         with listener._cancel_scope:
