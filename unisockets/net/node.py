@@ -74,9 +74,8 @@ if TYPE_CHECKING:
 #: ``(level, optname, value)`` triples for an OS socket (``Node.bind``, ``Node.connect``).
 SocketOptionList = Sequence[tuple[int, int, int]]
 
-#: What ``open_node(transport=...)`` takes: called with this node's id and the
-#: sender of its signals (offers, answers, candidates), it gives the async
-#: context manager of the peer transport the node uses.
+#: What ``open_node(transport=...)`` takes: called with this node's id and the sender
+#: of its signals (offers, answers, candidates), it opens the node's peer transport.
 TransportFactory = Callable[[str, SignalSender], AbstractAsyncContextManager[PeerTransport]]
 
 __all__ = [
@@ -476,9 +475,7 @@ class OverlayNode(Node):
                     logger.debug("release of %s failed: %s", alias, exc)
                 self._wake_binders(alias)
         finally:
-            # Cancelled (the node's nursery is, e.g. on Ctrl-C): nothing can be released
-            # any more. Wake whoever waits for a release (a listener's aclose in a
-            # shielded scope), and release nothing from now on.
+            # Cancelled (e.g. Ctrl-C): no more releases; wake the aclose calls waiting.
             for done in self._planner.close():
                 done.set()
 
