@@ -36,15 +36,17 @@ def node_factory(signaling_url: str, backend: str) -> NodeFactory:
     """``async with node_factory() as node``: a node on the test's server and backend."""
     from unisockets.transport.memory import MemoryNetwork
 
+    from .transports import memory_transport
+
     network = MemoryNetwork()
 
     @asynccontextmanager
     async def factory(**options: Any) -> AsyncIterator[net.Node]:
         if backend == "memory":
-            options.setdefault("memory_network", network)
+            options.setdefault("transport", memory_transport(network))
         else:
             options.setdefault("ice_addresses", ["127.0.0.1"])  # tests stay on loopback
-        async with net.open_node(signaling_url, "10.0.0", backend=backend, **options) as node:
+        async with net.open_node(signaling_url, "10.0.0", **options) as node:
             yield node
 
     return factory

@@ -75,3 +75,23 @@ async def test_a_free_id_bound_by_a_node_is_not_handed_to_a_new_node(
         async with node_factory() as bob:
             assert bob.address == "10.0.0.3"
         sock.close()
+
+
+async def test_aclose_returns_once_the_server_released_the_address(
+    node_factory: NodeFactory,
+) -> None:
+    async with node_factory() as alice, node_factory() as bob:
+        with trio.fail_after(60):
+            listener = await alice.bind(1234, "127.0.0.1")
+            listening = listener.listen()
+            await listening.wait_ready()
+            await listening.aclose()
+            # the server forgot alice's alias already: bob binds it at once, no retrying
+            taken = await bob.bind(1234, "127.0.0.1")
+            await taken.aclose()
+            # the same for an address that was bound and never listened on
+            binding = await alice.bind(80, "10.0.0.50")
+            await binding.aclose()
+            again = await bob.bind(80, "10.0.0.50")
+            await again.aclose()
+            assert again.address == ("10.0.0.50", 80)

@@ -8,6 +8,9 @@ import pytest
 import trio
 
 import unisockets
+from unisockets.net.node import TransportFactory
+
+from .transports import memory_transport
 
 pytestmark = pytest.mark.trio
 
@@ -31,7 +34,7 @@ async def test_listen_and_connect_one_liners_over_webrtc(signaling_url: str) -> 
 
 
 async def test_listen_on_an_address_the_server_did_not_assign(signaling_url: str) -> None:
-    async with unisockets.open_node(signaling_url, backend="memory", memory_network=_network()):
+    async with unisockets.open_node(signaling_url, transport=_memory()):
         # 10.0.0.1 is taken by the node above: a new node gets 10.0.0.2
         with pytest.raises(OSError) as info:
             async with unisockets.listen(("10.0.0.1", 80), signaling=signaling_url, **LOOPBACK):
@@ -44,11 +47,9 @@ async def test_listen_on_any_address_joins_the_default_subnet(
     signaling_url: str, host: str
 ) -> None:
     """``0.0.0.0`` is "whatever address the server assigns", not subnet ``0.0.0`` (issue 15)."""
-    network = _network()
+    memory = _memory()
     async with (
-        unisockets.listen(
-            (host, 7000), signaling=signaling_url, backend="memory", memory_network=network
-        ) as listener,
+        unisockets.listen((host, 7000), signaling=signaling_url, transport=memory) as listener,
         trio.open_nursery() as nursery,
     ):
         assert listener.address == ("10.0.0.1", 7000)  # type: ignore[attr-defined]
@@ -58,8 +59,7 @@ async def test_listen_on_any_address_joins_the_default_subnet(
             async with unisockets.connect(
                 ("10.0.0.1", 7000),
                 signaling=signaling_url,
-                backend="memory",
-                memory_network=network,
+                transport=memory,
             ) as stream:
                 await stream.send_all(b"any")
                 assert await stream.receive_some(100) == b"any"
@@ -85,7 +85,7 @@ async def _echo_one(listener: trio.abc.Listener[unisockets.net.SocketStream]) ->
         await stream.send_all(await stream.receive_some(100))
 
 
-def _network() -> object:
+def _memory() -> TransportFactory:
     from unisockets.transport.memory import MemoryNetwork
 
-    return MemoryNetwork()
+    return memory_transport(MemoryNetwork())

@@ -23,6 +23,7 @@ import unisockets.net as net
 from unisockets.transport.memory import MemoryNetwork
 
 from ..restartable_server import start_server
+from .transports import memory_transport
 
 pytestmark = pytest.mark.trio
 
@@ -42,14 +43,14 @@ async def _echo(a: trio.abc.Stream, b: trio.abc.Stream, data: bytes) -> None:
 async def test_streams_and_listeners_survive_a_signaling_server_restart(backend: str) -> None:
     network = MemoryNetwork()
     options: dict[str, Any] = (
-        {"memory_network": network} if backend == "memory" else {"ice_addresses": ["127.0.0.1"]}
+        {"transport": memory_transport(network)}
+        if backend == "memory"
+        else {"ice_addresses": ["127.0.0.1"]}
     )
 
     @asynccontextmanager
     async def node(url: str, backoff: tuple[float, float]) -> AsyncIterator[net.Node]:
-        async with net.open_node(
-            url, backend=backend, signaling_backoff=backoff, **options
-        ) as opened:
+        async with net.open_node(url, signaling_backoff=backoff, **options) as opened:
             yield opened
 
     async with trio.open_nursery() as nursery:
@@ -88,7 +89,7 @@ async def test_closing_a_stream_of_an_ended_session_leaves_a_newer_connection_al
     # next connection gets 10.0.0.2:0 again. Closing the old stream must not release the
     # new connection's alias (the server forgot the old one with bob's old session).
     network = MemoryNetwork()
-    options: dict[str, Any] = {"memory_network": network, "backend": "memory"}
+    options: dict[str, Any] = {"transport": memory_transport(network)}
     async with trio.open_nursery() as nursery:
         first = await start_server(nursery)
         async with (

@@ -462,12 +462,14 @@ async def test_native_socket_raises_what_the_machine_says(name: str) -> None:
     from unisockets.signaling.server import open_signaling_server
     from unisockets.transport.memory import MemoryNetwork
 
+    from ..net.transports import memory_transport
+
     steps = SEQUENCES[name]
     with trio.fail_after(60):
         async with (
             open_signaling_server(host="127.0.0.1", port=0) as server,
             net.open_node(
-                server.url, "10.0.0", backend="memory", memory_network=MemoryNetwork()
+                server.url, "10.0.0", transport=memory_transport(MemoryNetwork())
             ) as node,
         ):
             listening = node.socket()

@@ -25,7 +25,10 @@ labelled ``"<its connection alias>><the bound alias>"``; the listening side,
 told by ``accept`` which client connected, takes the channel with that
 label. The connecting side releases its connection alias with ``shutdown``
 when the stream closes. Connections to the node's own address use an in-page
-pipe pair instead of WebRTC.
+pipe pair instead of WebRTC. Those decisions, and ephemeral ports, backlog
+admission and address checks, are
+:class:`unisockets.protocol.planner.ConnectionPlanner`'s, the native node's
+planner; this module does the I/O.
 
 The node owns one :class:`asyncio.TaskGroup`: peer links, accept loops and
 alias releases run in it, and leaving ``async with open_node(...)`` closes
@@ -35,14 +38,12 @@ every stream, listener and peer connection and cancels every task.
 from __future__ import annotations
 
 import asyncio
-import errno
 import random
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final
 
-from ..protocol.addresses import format_alias, is_id, parse_alias
+from ..protocol.addresses import format_alias, parse_alias
 from ..protocol.events import (
     AnswerReceived,
     CandidateReceived,
@@ -55,10 +56,20 @@ from ..protocol.events import (
     Reconnected,
 )
 from ..protocol.pacing import DEFAULT_BACKOFF, DEFAULT_SEND_RATE
+from ..protocol.planner import (
+    DEFAULT_BACKLOG,
+    EPHEMERAL_PORTS,
+    AcceptQueue,
+    ConnectionPlanner,
+    Take,
+    check_address,
+    check_backlog,
+    link_failure,
+)
 from ..protocol.socket_states import innermost_reason
 from ._js import logger, require_browser, settle
 from ._loop import clamp_past_timers
-from .errors import BrokenResourceError, ClosedResourceError, SignalingError, oserror
+from .errors import BrokenResourceError, ClosedResourceError, SignalingError
 from .links import PeerLinks
 from .pipes import Pipe, loopback_pair
 from .signaling import DEFAULT_REQUEST_TIMEOUT, BrowserSignaling
@@ -77,41 +88,11 @@ __all__ = [
     "open_node",
 ]
 
-#: Ports picked for ``bind`` to port 0 (IANA's dynamic range, RFC 6335), as natively.
-EPHEMERAL_PORTS: Final = range(49152, 65536)
-#: Default listen backlog (established connections waiting for ``accept``).
-DEFAULT_BACKLOG: Final = 128
 #: Seconds a closing node gives each open stream to deliver its last bytes and EOF.
 CLOSE_TIMEOUT: Final = 5.0
 
 #: What ``open_node(on_signaling_event=...)`` is called with.
 SignalingStatus = Disconnected | Reconnected | IdChanged
-
-
-def _connection_label(client_alias: str, bound_alias: str) -> str:
-    """The data channel label of one connection: ``"<client alias>><bound alias>"``.
-
-    The same function as ``unisockets.net.node._connection_label`` (which
-    this package cannot import: it needs trio); both sides compute it.
-    """
-    return f"{client_alias}>{bound_alias}"
-
-
-def check_address(address: object) -> Address:
-    """Validate a user-given ``(host, port)`` address.
-
-    Raises:
-        OSError: ``EINVAL`` unless a (dotted IPv4 host, port 0..65535) pair.
-    """
-    if isinstance(address, tuple | list) and len(address) == 2:
-        host, port = address
-        if (
-            type(port) is int
-            and 0 <= port <= 65535
-            and (host in ("", "0.0.0.0", "localhost") or is_id(host))
-        ):
-            return host, port
-    raise oserror(errno.EINVAL, f"not an IPv4 (host, port) address: {address!r}")
 
 
 class Listener:
@@ -126,10 +107,9 @@ class Listener:
     def __init__(self, node: BrowserNode, address: Address, backlog: int) -> None:
         self.address = address
         self._node = node
-        self._backlog = backlog
-        self._ready: deque[Stream] = deque()
-        self._closed = False
-        self._failure: BaseException | None = None
+        self._queue: AcceptQueue[Stream] = AcceptQueue(backlog)
+        self._unaccepted: list[Stream] = []
+        self._released: asyncio.Event | None = None
         self._waiters: set[asyncio.Future[None]] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -156,12 +136,14 @@ class Listener:
                 no more connections can arrive.
         """
         while True:
-            if self._closed:
+            taken = self._queue.take()
+            if taken is Take.CLOSED:
                 raise ClosedResourceError("the listener was closed")
-            if self._ready:
-                return self._ready.popleft()
-            if self._failure is not None:
-                raise SignalingError(str(self._failure)) from self._failure
+            if taken is Take.FAILED:
+                failure = self._queue.failure
+                raise SignalingError(str(failure)) from failure
+            if taken is not Take.WAIT:
+                return taken
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.add(waiter)
             try:
@@ -175,14 +157,13 @@ class Listener:
             settle(waiter)
 
     def _offer(self, stream: Stream) -> bool:
-        if self._closed or len(self._ready) >= self._backlog:
+        if not self._queue.offer(stream):
             return False
-        self._ready.append(stream)
         self._wake()
         return True
 
     def _ended(self, error: BaseException) -> None:
-        self._failure = error
+        self._queue.fail(error)
         self._wake()
 
     def close(self) -> None:
@@ -190,20 +171,27 @@ class Listener:
 
         Connections not yet accepted are closed by :meth:`aclose`. Idempotent.
         """
-        if self._closed:
+        if self._queue.closed:
             return
-        self._closed = True
+        self._unaccepted = self._queue.close()
         self._wake()
         if self._task is not None:
             self._task.cancel()
-        self._node._listener_closed(self)
+        self._released = self._node._listener_closed(self)
 
     async def aclose(self) -> None:
-        """Stop listening, release the address, close connections not yet accepted. Idempotent."""
+        """Stop listening, close connections not yet accepted; return once the address is released.
+
+        When this returns, a ``bind`` of the address succeeds at once (the
+        signaling server answered the release, or it failed). Idempotent.
+        """
         self.close()
         await asyncio.sleep(0)
-        while self._ready:
-            await self._ready.popleft().aclose()
+        unaccepted, self._unaccepted = self._unaccepted, []
+        for stream in unaccepted:
+            await stream.aclose()
+        if self._released is not None:
+            await self._released.wait()
 
 
 class _ListenCall:
@@ -259,9 +247,7 @@ class BrowserNode:
         )
         self.streams: set[Stream] = set()
         self.listeners: set[Listener] = set()
-        #: Aliases whose ``shutdown`` is under way; set when it is done (``bind`` waits).
-        self._releasing: dict[str, asyncio.Event] = {}
-        self._closed = False
+        self._planner: ConnectionPlanner[object, asyncio.Event] = ConnectionPlanner(random.Random())
 
     def __repr__(self) -> str:
         return f"<BrowserNode {self.address}>"
@@ -306,21 +292,14 @@ class BrowserNode:
             SignalingError: signaling was lost while waiting, or closed.
         """
         self._check_open()
-        if type(port) is not int or not 0 <= port <= 65535:
-            raise oserror(errno.EINVAL, f"bad port {port!r}")
-        ports = [port] if port else random.sample(EPHEMERAL_PORTS, 64)
-        releasing = self._releasing.get(format_alias(self.address, port)) if port else None
-        if releasing is not None:
-            await releasing.wait()
-        for candidate in ports:
-            try:
-                await self.signaling.bind(format_alias(self.address, candidate))
-            except OSError as exc:
-                if exc.errno != errno.EADDRINUSE or port:
-                    raise
-                continue
-            return (self.address, candidate)
-        raise oserror(errno.EADDRINUSE, "no free ephemeral port found")
+        plan = self._planner.plan_bind(port, "", self.address)
+        if plan.wait_for is not None:
+            await plan.wait_for.wait()
+        for candidate in plan.ports:
+            with plan.attempt():
+                await self.signaling.bind(format_alias(plan.host, candidate))
+                return (plan.host, candidate)
+        raise plan.exhausted()
 
     async def unbind(self, address: Address) -> None:
         """Release a bound address that is not listening.
@@ -369,27 +348,21 @@ class BrowserNode:
             SignalingError: signaling was lost while waiting, or closed.
         """
         self._check_open()
-        host, port = check_address(address)
-        if host in ("", "0.0.0.0", "localhost"):
-            host = self.address
-        local_alias, remote_alias, peer_id = await self.signaling.connect(format_alias(host, port))
+        remote_alias = self._planner.plan_connect(address, self.address)
+        local_alias, remote_alias, peer_id = await self.signaling.connect(remote_alias)
         session = self.signaling.session
-        label = _connection_label(local_alias, remote_alias)
+        route = self._planner.outgoing(local_alias, remote_alias, peer_id, self.address)
         try:
-            if peer_id == self.address:
-                pipe, other = loopback_pair(peer_id, label)
+            if route.loopback:
+                pipe, other = loopback_pair(peer_id, route.label)
                 self.links.deliver(other)
             else:
-                pipe = await self.links.open_pipe(peer_id, label)
+                pipe = await self.links.open_pipe(peer_id, route.label)
         except BaseException as exc:
             self._release(local_alias, session)
-            if isinstance(exc, TimeoutError):
-                raise oserror(
-                    errno.ETIMEDOUT, f"data channel to {peer_id}: {innermost_reason(exc)}"
-                ) from exc
-            if isinstance(exc, BrokenResourceError):
-                raise oserror(
-                    errno.ECONNRESET, f"link to {peer_id}: {innermost_reason(exc)}"
+            if isinstance(exc, TimeoutError | BrokenResourceError):
+                raise link_failure(
+                    peer_id, innermost_reason(exc), timed_out=isinstance(exc, TimeoutError)
                 ) from exc
             raise
         return self._track(pipe, local_alias, remote_alias, session=session)
@@ -428,7 +401,7 @@ class BrowserNode:
     # --- internals ---------------------------------------------------------------------------
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self._planner.closed:
             raise ClosedResourceError("the node is closed")
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -438,8 +411,7 @@ class BrowserNode:
         return task
 
     async def _listen(self, port: int, backlog: int) -> Listener:
-        if type(backlog) is not int or backlog < 0:
-            raise oserror(errno.EINVAL, f"bad backlog {backlog!r}")
+        check_backlog(backlog)
         return self.listen_bound(await self.bind(port), backlog)
 
     def _track(
@@ -461,35 +433,37 @@ class BrowserNode:
         self.streams.add(stream)
         return stream
 
-    def _release(self, alias: str, session: int | None = None) -> None:
+    def _release(self, alias: str, session: int | None = None) -> asyncio.Event | None:
         """Send ``shutdown`` for an alias we no longer use, from a node task.
 
-        A connection alias (``session`` given) died with the signaling
-        session that made it: once that session ended, the same alias may
-        belong to a new connection, so it is not released then.
+        The planner decides whether (a connection alias only within the
+        signaling session that made it, nothing once the node is closed).
+
+        Returns:
+            The event set when the release is done, or None when nothing is sent.
         """
-        if self._closed or not self.signaling.connected:
-            return
-        if session is not None and session != self.signaling.session:
-            return
-        self._releasing.setdefault(alias, asyncio.Event())
-        self._spawn(self._release_now(alias))
+        done = self._planner.release(
+            alias, asyncio.Event(), session=session, current_session=self.signaling.session
+        )
+        if done is not None:
+            self._spawn(self._release_now(alias))
+        return done
 
     async def _release_now(self, alias: str) -> None:
         try:
             await self.signaling.shutdown(alias)
         except (OSError, SignalingError) as exc:
             logger.debug("release of %s failed: %s", alias, exc)
-        finally:
-            released = self._releasing.pop(alias, None)
-            if released is not None:
-                released.set()
+        finally:  # also when cancelled: a listener's aclose waits for this
+            done = self._planner.released(alias)
+            if done is not None:
+                done.set()
 
-    def _listener_closed(self, listener: Listener) -> None:
+    def _listener_closed(self, listener: Listener) -> asyncio.Event | None:
         self.listeners.discard(listener)
         alias = format_alias(*listener.address)
         self.signaling.forget_alias(alias)
-        self._release(alias)
+        return self._release(alias)
 
     async def _accept_loop(self, listener: Listener) -> None:
         alias = format_alias(*listener.address)
@@ -503,11 +477,10 @@ class BrowserNode:
             listener._ended(exc)
 
     async def _establish(self, listener: Listener, alias: str, client_alias: str) -> None:
-        peer_id = parse_alias(client_alias)[0]
-        label = _connection_label(client_alias, alias)
+        route = self._planner.incoming(client_alias, alias, self.address)
         try:
             async with asyncio.timeout(self._accept_timeout):
-                pipe = await self.links.accept_pipe(peer_id, label)
+                pipe = await self.links.accept_pipe(route.peer_id, route.label)
         except (TimeoutError, BrokenResourceError, ClosedResourceError) as exc:
             logger.info("connection %s -> %s not established: %r", client_alias, alias, exc)
             return
@@ -538,9 +511,8 @@ class BrowserNode:
             self.links.peer_left(event.peer_id)
 
     async def _close(self) -> None:
-        self._closed = True
-        for released in self._releasing.values():  # bind fails now (the node is closed)
-            released.set()
+        for done in self._planner.close():  # bind fails now (the node is closed)
+            done.set()
         for listener in list(self.listeners):
             await listener.aclose()
         # Concurrently: each close lets the last bytes arrive before the peer connection closes.

@@ -14,11 +14,11 @@ the stream end instead of waiting forever.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 
 import trio
 
+from ..protocol.planner import AcceptQueue, Take
 from .addresses import Address
 from .streams import SocketStream
 
@@ -31,7 +31,8 @@ class OverlayListener(trio.abc.Listener[SocketStream]):
     """Accepts overlay connections to one bound address.
 
     Created by :meth:`unisockets.net.OverlayNode.listen`; implements
-    :class:`trio.abc.Listener`.
+    :class:`trio.abc.Listener`. Its queue and admission rule are
+    :class:`unisockets.protocol.planner.AcceptQueue`'s.
 
     Attributes:
         address: the bound ``(host, port)``.
@@ -42,17 +43,16 @@ class OverlayListener(trio.abc.Listener[SocketStream]):
         self,
         address: Address,
         backlog: int,
-        on_close: Callable[[], None],
+        on_close: Callable[[], trio.Event | None],
     ) -> None:
         self.address = address
         self.backlog = backlog
-        self._send, self._receive = trio.open_memory_channel[SocketStream](math.inf)
-        self._queued = 0
+        self._queue: AcceptQueue[SocketStream] = AcceptQueue(backlog)
+        self._lot = trio.lowlevel.ParkingLot()
         self._on_close = on_close
-        self._closed = False
-        self._drained = False
+        self._released: trio.Event | None = None
+        self._unaccepted: list[SocketStream] = []
         self._ready = trio.Event()
-        self._error: BaseException | None = None
         # Cancelled on close: the node's accept loop for this listener runs inside it.
         self._cancel_scope = trio.CancelScope()
 
@@ -62,10 +62,9 @@ class OverlayListener(trio.abc.Listener[SocketStream]):
 
     def _fail(self, error: BaseException) -> None:
         """The listener cannot go on (the alias was lost): ``accept`` raises ``error``."""
-        if self._error is None:
-            self._error = error
+        self._queue.fail(error)
         self._ready.set()
-        self._send.close()
+        self._lot.unpark_all()
 
     async def wait_ready(self) -> None:
         """Wait until signaling knows we accept.
@@ -74,8 +73,8 @@ class OverlayListener(trio.abc.Listener[SocketStream]):
             OSError: listening failed (e.g. the alias was lost, signaling is gone).
         """
         await self._ready.wait()
-        if self._error is not None:
-            raise self._error
+        if self._queue.failure is not None:
+            raise self._queue.failure
 
     def _offer(self, stream: SocketStream) -> bool:
         """Queue an established connection for :meth:`accept`.
@@ -84,10 +83,9 @@ class OverlayListener(trio.abc.Listener[SocketStream]):
             False (and the caller must close ``stream``) when the backlog is
             full or the listener is closed.
         """
-        if self._closed or self._queued >= self.backlog:
+        if not self._queue.offer(stream):
             return False
-        self._queued += 1
-        self._send.send_nowait(stream)
+        self._lot.unpark()
         return True
 
     async def accept(self) -> SocketStream:
@@ -105,44 +103,48 @@ class OverlayListener(trio.abc.Listener[SocketStream]):
 
         Several tasks may accept concurrently; each connection goes to one of them.
         """
-        if self._closed:
-            raise trio.ClosedResourceError("the listener is closed")
-        try:
-            stream = await self._receive.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            if self._error is not None and not self._closed:
-                raise self._error from None
-            raise trio.ClosedResourceError("the listener is closed") from None
-        self._queued -= 1
-        return stream
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            taken = self._queue.take()
+            if taken is Take.CLOSED:
+                raise trio.ClosedResourceError("the listener is closed")
+            if taken is Take.FAILED:
+                assert self._queue.failure is not None
+                raise self._queue.failure
+            if taken is not Take.WAIT:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return taken
+            await self._lot.park()
 
     def close(self) -> None:
-        """Stop listening and release the address now (a ``bind`` of it waits for the release).
+        """Stop listening and release the address (a ``bind`` of it waits for the release).
 
         Connections still queued are closed by :meth:`aclose`. Idempotent.
         """
-        if self._closed:
+        if self._queue.closed:
             return
-        self._closed = True
+        self._unaccepted = self._queue.close()
         self._cancel_scope.cancel()
-        self._send.close()
-        self._on_close()
+        self._lot.unpark_all()
+        self._released = self._on_close()
 
     async def aclose(self) -> None:
-        """Stop listening: release the address, close every queued connection. Idempotent."""
+        """Stop listening, close every queued connection; return once the address is released.
+
+        When this returns, a ``bind`` of the address on this node succeeds
+        at once (the signaling server has answered the release, or it failed
+        and was given up: while signaling is away, after the node's request
+        timeout at the most). Idempotent.
+        """
         self.close()
-        if self._drained:
-            await trio.lowlevel.checkpoint()
-            return
-        self._drained = True
+        unaccepted, self._unaccepted = self._unaccepted, []
         with trio.CancelScope(shield=True):
-            while True:
-                try:
-                    stream = self._receive.receive_nowait()
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
+            for stream in unaccepted:
                 await stream.aclose()
-        self._receive.close()
+        if self._released is not None:
+            await self._released.wait()
+        else:
+            await trio.lowlevel.checkpoint()
 
     def __repr__(self) -> str:
         return f"<OverlayListener {self.address[0]}:{self.address[1]}>"

@@ -24,16 +24,23 @@ end-of-stream marker, and closing is not seen by the peer. One such
 connection per legacy peer at a time: a second ``connect`` to it is refused
 (``ECONNREFUSED``), a second incoming one is dropped, since their bytes
 would mix.
+
+Every such decision (labels, loopback, ephemeral ports, backlog admission,
+which alias to release when, legacy peers, address checks) is
+:class:`unisockets.protocol.planner.ConnectionPlanner`'s, shared with the
+browser's node; this module does the I/O.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import random
+import ssl
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 import trio
@@ -41,44 +48,47 @@ import trio
 from .._nursery import open_owned_nursery
 from ..protocol import events
 from ..protocol.addresses import format_alias, parse_alias
+from ..protocol.planner import (
+    DEFAULT_BACKLOG,
+    EPHEMERAL_PORTS,
+    ConnectionPlanner,
+    check_address,
+    check_backlog,
+    check_port,
+    link_failure,
+)
 from ..protocol.socket_states import check_local_host, innermost_reason
 from ..transport.base import MessagePipe, PeerTransport, SignalSender
 from ..transport.legacy import LegacyStream
 from ..transport.stream import PipeStream
-from .addresses import Address, check_address, check_port, oserror
+from .addresses import Address, oserror
 from .listeners import NativeListener, OverlayListener, wrap_native_stream
 from .streams import SocketStream
 
 if TYPE_CHECKING:
+    from aiortc import RTCConfiguration
+
     from ..signaling.client import SignalingClient
     from .sockets import Socket
 
 #: ``(level, optname, value)`` triples for an OS socket (``Node.bind``, ``Node.connect``).
 SocketOptionList = Sequence[tuple[int, int, int]]
 
+#: What ``open_node(transport=...)`` takes: called with this node's id and the sender
+#: of its signals (offers, answers, candidates), it opens the node's peer transport.
+TransportFactory = Callable[[str, SignalSender], AbstractAsyncContextManager[PeerTransport]]
+
 __all__ = [
+    "DEFAULT_BACKLOG",
     "EPHEMERAL_PORTS",
     "NativeNode",
     "Node",
     "OverlayNode",
+    "TransportFactory",
     "open_node",
 ]
 
 logger = logging.getLogger("unisockets.net")
-
-#: Ports picked for ``bind`` to port 0 (IANA's dynamic range, RFC 6335).
-EPHEMERAL_PORTS = range(49152, 65536)
-#: Default listen backlog (connections waiting for ``accept``).
-DEFAULT_BACKLOG = 128
-
-
-def _connection_label(client_alias: str, bound_alias: str) -> str:
-    """The data channel label of one overlay connection: ``"<client alias>><bound alias>"``.
-
-    Both sides compute it: the connecting side from its connection alias and
-    the alias it connected to, the accepting side from signaling's ``accept``.
-    """
-    return f"{client_alias}>{bound_alias}"
 
 
 class Node(ABC):
@@ -188,7 +198,11 @@ class Binding(ABC):
         """
 
     async def aclose(self) -> None:
-        """Release the address without listening (:meth:`close`, then a checkpoint)."""
+        """Release the address without listening; return once it is released.
+
+        When this returns, a ``bind`` of the address on this node succeeds at
+        once (:meth:`close`, then wait for the release under way).
+        """
         self.close()
         await trio.lowlevel.checkpoint()
 
@@ -202,10 +216,9 @@ class _ListenCall:
 
     async def _open(self) -> trio.abc.Listener[SocketStream]:
         check_port(self._port)
-        if type(self._backlog) is not int or self._backlog < 0:
-            raise oserror(errno.EINVAL, f"bad backlog {self._backlog!r}")
+        backlog = check_backlog(self._backlog)
         binding = await self._node.bind(self._port)
-        listener = binding.listen(max(self._backlog, 1))
+        listener = binding.listen(backlog)
         try:
             await listener.wait_ready()
         except BaseException:
@@ -268,24 +281,20 @@ class OverlayNode(Node):
         self._accept_timeout = accept_timeout
         self._streams: set[SocketStream] = set()
         self._listeners: set[OverlayListener] = set()
-        self._legacy_streams: dict[str, LegacyStream] = {}
+        self._planner: ConnectionPlanner[LegacyStream, trio.Event] = ConnectionPlanner(
+            random.Random()
+        )
         self._release_send, self._release_receive = trio.open_memory_channel[
             tuple[str, int | None]
         ](1024)
-        #: Aliases whose ``shutdown`` is queued or under way; set when it is done.
-        self._releasing: dict[str, trio.Event] = {}
-        self._closed = False
 
     @property
     def address(self) -> str:
         """This node's overlay address, assigned by the signaling server (e.g. ``"10.0.0.1"``)."""
         return self.signaling.id
 
-    def _host(self, host: str) -> str:
-        return self.address if host in ("", "0.0.0.0", "localhost") else host
-
-    def _transport_for(self, peer_id: str) -> PeerTransport:
-        return self._loopback if peer_id == self.address else self.transport
+    def _transport_for(self, loopback: bool) -> PeerTransport:
+        return self._loopback if loopback else self.transport
 
     async def bind(
         self, port: int, host: str = "", *, socket_options: SocketOptionList = ()
@@ -313,23 +322,14 @@ class OverlayNode(Node):
                 address of another node, ``EINVAL`` for a bad port or address.
         """
         self._check_open()
-        address = self._host(check_address((host, port))[0])
-        if check_port(port) != 0:
-            alias = format_alias(address, port)
-            releasing = self._releasing.get(alias)
-            if releasing is not None:
-                await releasing.wait()
-            await self.signaling.bind(alias)
-            return _OverlayBinding(self, (address, port))
-        for candidate in random.sample(EPHEMERAL_PORTS, 64):
-            try:
-                await self.signaling.bind(format_alias(address, candidate))
-            except OSError as exc:
-                if exc.errno != errno.EADDRINUSE:
-                    raise
-                continue
-            return _OverlayBinding(self, (address, candidate))
-        raise oserror(errno.EADDRINUSE, "no free ephemeral port found")
+        plan = self._planner.plan_bind(port, check_address((host, port))[0], self.address)
+        if plan.wait_for is not None:
+            await plan.wait_for.wait()
+        for candidate in plan.ports:
+            with plan.attempt():
+                await self.signaling.bind(format_alias(plan.host, candidate))
+                return _OverlayBinding(self, (plan.host, candidate))
+        raise plan.exhausted()
 
     async def connect(
         self, address: Address, *, socket_options: SocketOptionList = ()
@@ -346,42 +346,38 @@ class OverlayNode(Node):
                 ``ECONNRESET`` (the peer link failed while connecting).
         """
         self._check_open()
-        host, port = check_address(address)
-        remote_alias = format_alias(self._host(host), port)
-        self._check_legacy_free(self._host(host))
+        remote_alias = self._planner.plan_connect(address, self.address)
         try:
             local_alias, remote_alias, peer_id, session = await self.signaling.connect_in_session(
                 remote_alias
             )
         except TimeoutError as exc:
             raise oserror(errno.ETIMEDOUT, f"connect to {remote_alias}") from exc
-        label = _connection_label(local_alias, remote_alias)
-        transport = self._transport_for(peer_id)
+        route = self._planner.outgoing(local_alias, remote_alias, peer_id, self.address)
+        transport = self._transport_for(route.loopback)
         try:
             legacy = await transport.legacy_channel(peer_id, offer=True)
             if legacy is None:
-                pipe = await transport.open_pipe(peer_id, label)
+                pipe = await transport.open_pipe(peer_id, route.label)
             else:
-                self._check_legacy_free(peer_id)
+                self._planner.check_legacy_free(peer_id)
         except BaseException as exc:
             self._release_alias(local_alias, session)
-            if isinstance(exc, TimeoutError):
-                raise oserror(
-                    errno.ETIMEDOUT, f"link to {peer_id}: {innermost_reason(exc)}"
-                ) from exc
-            if isinstance(exc, trio.BrokenResourceError):
-                raise oserror(
-                    errno.ECONNRESET, f"link to {peer_id}: {innermost_reason(exc)}"
+            if isinstance(exc, TimeoutError | trio.BrokenResourceError):
+                raise link_failure(
+                    peer_id, innermost_reason(exc), timed_out=isinstance(exc, TimeoutError)
                 ) from exc
             raise
         if legacy is not None:
-            return self._track_legacy(
+            stream = self._track_legacy(
                 legacy,
                 peer_id,
                 local_address=parse_alias(local_alias),
                 remote_address=parse_alias(remote_alias),
                 release=(local_alias, session),
             )
+            assert stream is not None  # check_legacy_free passed, with no await since
+            return stream
         return self._track(
             pipe,
             local_address=parse_alias(local_alias),
@@ -411,21 +407,6 @@ class OverlayNode(Node):
         self._streams.add(stream)
         return stream
 
-    def _check_legacy_free(self, peer_id: str) -> None:
-        """Refuse a second connection with a legacy peer (their bytes would mix).
-
-        Raises:
-            ConnectionRefusedError: ``ECONNREFUSED``: we have a connection with
-                ``peer_id``, a legacy node, already.
-        """
-        if peer_id in self._legacy_streams:
-            raise ConnectionRefusedError(
-                errno.ECONNREFUSED,
-                f"{peer_id} is a legacy unisockets node with a connection to this node "
-                "already: it has one byte channel per peer, a second connection would "
-                "mix their bytes",
-            )
-
     def _track_legacy(
         self,
         pipe: Any,
@@ -434,14 +415,14 @@ class OverlayNode(Node):
         local_address: Address,
         remote_address: Address,
         release: tuple[str, int] | None,
-    ) -> SocketStream:
+    ) -> SocketStream | None:
         legacy = LegacyStream(pipe)
-        self._legacy_streams[peer_id] = legacy
+        if not self._planner.legacy_opened(peer_id, legacy):
+            return None
 
         def on_close() -> None:
             self._streams.discard(stream)
-            if self._legacy_streams.get(peer_id) is legacy:
-                del self._legacy_streams[peer_id]
+            self._planner.legacy_closed(peer_id, legacy)
             pipe.discard_received()  # what this connection left unread is not the next one's
             if release is not None:
                 self._release_alias(*release)
@@ -452,32 +433,51 @@ class OverlayNode(Node):
         self._streams.add(stream)
         return stream
 
-    def _release_alias(self, alias: str, session: int | None = None) -> None:
+    def _release_alias(self, alias: str, session: int | None = None) -> trio.Event | None:
         """Queue a signaling ``shutdown`` of an alias we no longer use; ``bind`` waits for it.
 
         Args:
             alias: the alias.
             session: for a connection alias, the signaling session that made
-                it: the shutdown is not sent once that session has ended (see
-                :meth:`SignalingClient.shutdown`). None for a bound alias.
+                it: the planner (and, when the message is made,
+                :meth:`SignalingClient.shutdown`) drops it once that session
+                has ended. None for a bound alias.
+
+        Returns:
+            The event set when the release is done, or None when there is
+            nothing to wait for.
         """
+        done = self._planner.release(
+            alias, trio.Event(), session=session, current_session=self.signaling.session
+        )
+        if done is None:
+            return None
         try:
             self._release_send.send_nowait((alias, session))
         except (trio.WouldBlock, trio.ClosedResourceError):
             logger.debug("not releasing %s (node closing or queue full)", alias)
-            return
-        self._releasing.setdefault(alias, trio.Event())
+            self._wake_binders(alias)
+            return None
+        return done
+
+    def _wake_binders(self, alias: str) -> None:
+        """A release of ``alias`` ended: wake the binds of it when it was the last one."""
+        done = self._planner.released(alias)
+        if done is not None:
+            done.set()
 
     async def _release_loop(self) -> None:
-        async for alias, session in self._release_receive:
-            try:
-                await self.signaling.shutdown(alias, session=session)
-            except (OSError, TimeoutError) as exc:
-                logger.debug("release of %s failed: %s", alias, exc)
-            finally:
-                released = self._releasing.pop(alias, None)
-                if released is not None:
-                    released.set()
+        try:
+            async for alias, session in self._release_receive:
+                try:
+                    await self.signaling.shutdown(alias, session=session)
+                except (OSError, TimeoutError) as exc:
+                    logger.debug("release of %s failed: %s", alias, exc)
+                self._wake_binders(alias)
+        finally:
+            # Cancelled (e.g. Ctrl-C): no more releases; wake the aclose calls waiting.
+            for done in self._planner.close():
+                done.set()
 
     async def _accept_loop(self, listener: OverlayListener, alias: str) -> None:
         with listener._cancel_scope:
@@ -495,25 +495,33 @@ class OverlayNode(Node):
                     listener._fail(exc)
 
     async def _establish(self, listener: OverlayListener, alias: str, client_alias: str) -> None:
-        peer_id = parse_alias(client_alias)[0]
-        label = _connection_label(client_alias, alias)
-        transport = self._transport_for(peer_id)
+        route = self._planner.incoming(client_alias, alias, self.address)
+        peer_id = route.peer_id
+        transport = self._transport_for(route.loopback)
         try:
             with trio.fail_after(self._accept_timeout):
                 legacy = await transport.legacy_channel(peer_id, offer=False)
                 if legacy is None:
-                    pipe = await transport.accept_pipe(peer_id, label)
+                    pipe = await transport.accept_pipe(peer_id, route.label)
         except (TimeoutError, trio.BrokenResourceError) as exc:
             logger.info("connection %s -> %s not established: %r", client_alias, alias, exc)
             return
         if legacy is None:
-            stream = self._track(
+            stream: SocketStream | None = self._track(
                 pipe,
                 local_address=parse_alias(alias),
                 remote_address=parse_alias(client_alias),
                 release=None,
             )
-        elif peer_id in self._legacy_streams:
+        else:
+            stream = self._track_legacy(
+                legacy,
+                peer_id,
+                local_address=parse_alias(alias),
+                remote_address=parse_alias(client_alias),
+                release=None,
+            )
+        if stream is None:
             # Signaling told the legacy node it is connected; nothing on its wire can
             # say otherwise. Its bytes keep going to the connection we have.
             logger.warning(
@@ -523,14 +531,6 @@ class OverlayNode(Node):
                 peer_id,
             )
             return
-        else:
-            stream = self._track_legacy(
-                legacy,
-                peer_id,
-                local_address=parse_alias(alias),
-                remote_address=parse_alias(client_alias),
-                release=None,
-            )
         if not listener._offer(stream):
             logger.info("backlog of %s full: closing %s", alias, client_alias)
             await stream.aclose()
@@ -538,10 +538,9 @@ class OverlayNode(Node):
     def _start_listening(self, address: Address, backlog: int) -> OverlayListener:
         alias = format_alias(*address)
 
-        def release() -> None:
+        def release() -> trio.Event | None:
             self._listeners.discard(listener)
-            if not self._closed:
-                self._release_alias(alias)
+            return self._release_alias(alias)
 
         listener = OverlayListener(address, backlog, release)
         self._listeners.add(listener)
@@ -555,7 +554,7 @@ class OverlayNode(Node):
         async for event in self.signaling.events:
             try:
                 if isinstance(event, events.PeerLeft):
-                    legacy = self._legacy_streams.get(event.peer_id)
+                    legacy = self._planner.legacy_connection(event.peer_id)
                     if legacy is not None:
                         legacy.peer_left()  # its channel ends now: EOF, not an error
                     await self.transport.peer_left(event.peer_id)
@@ -577,19 +576,18 @@ class OverlayNode(Node):
                 logger.warning("signaling event %r failed: %r", event, exc)
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self._planner.closed:
             raise trio.ClosedResourceError("the node is closed")
 
     async def _close(self) -> None:
-        self._closed = True
+        for done in self._planner.close():  # nothing will release them now
+            done.set()
         with trio.CancelScope(shield=True):
             for listener in list(self._listeners):
                 await listener.aclose()
             for stream in list(self._streams):
                 await trio.aclose_forcefully(stream)
         self._release_send.close()
-        for released in self._releasing.values():  # nothing will release them now
-            released.set()
 
     def __repr__(self) -> str:
         return f"<OverlayNode {self.address}>"
@@ -600,6 +598,7 @@ class _OverlayBinding(Binding):
         self._node = node
         self.address = address
         self._released = False
+        self._release_done: trio.Event | None = None
 
     def listen(self, backlog: int = DEFAULT_BACKLOG) -> OverlayListener:
         self._released = True  # the listener releases the alias when it closes
@@ -608,7 +607,14 @@ class _OverlayBinding(Binding):
     def close(self) -> None:
         if not self._released:
             self._released = True
-            self._node._release_alias(format_alias(*self.address))
+            self._release_done = self._node._release_alias(format_alias(*self.address))
+
+    async def aclose(self) -> None:
+        self.close()
+        if self._release_done is None:
+            await trio.lowlevel.checkpoint()
+        else:
+            await self._release_done.wait()
 
 
 class NativeNode(Node):
@@ -721,11 +727,10 @@ async def open_node(
     signaling_url: str | None,
     subnet: str = "10.0.0",
     *,
-    rtc_configuration: Any = None,
-    backend: Literal["webrtc", "memory"] = "webrtc",
-    memory_network: Any = None,
+    rtc_configuration: RTCConfiguration | None = None,
+    transport: TransportFactory | None = None,
     host: str = "127.0.0.1",
-    ssl_context: Any = None,
+    ssl_context: ssl.SSLContext | None = None,
     request_timeout: float = 10.0,
     accept_timeout: float = 20.0,
     ice_addresses: Sequence[str] | None = None,
@@ -741,10 +746,12 @@ async def open_node(
         subnet: the overlay subnet to join, three octets (``"10.0.0"``).
         rtc_configuration: an ``aiortc.RTCConfiguration`` (ICE servers); the
             default has none (loopback and LAN only).
-        backend: ``"webrtc"`` (real data channels) or ``"memory"`` (an
-            in-process transport for tests; needs ``memory_network``).
-        memory_network: the :class:`unisockets.transport.memory.MemoryNetwork`
-            shared by the in-memory nodes of one process.
+        transport: the peer transport, as a :data:`TransportFactory`; the
+            default, ``None``, is WebRTC (real data channels) with
+            ``rtc_configuration``, ``ice_addresses`` and ``link_timeout``. For
+            example ``lambda node_id, signals:
+            open_memory_transport(network, node_id)`` puts the node on an
+            in-process :class:`unisockets.transport.memory.MemoryNetwork`.
         host: with ``signaling_url=None``, the local address to use.
         ssl_context: TLS settings for ``wss://`` signaling.
         request_timeout: seconds a signaling request (bind, connect) may take.
@@ -782,6 +789,8 @@ async def open_node(
     from ..signaling.client import DEFAULT_BACKOFF, DEFAULT_SEND_RATE, open_signaling_client
     from ..transport.memory import MemoryNetwork, open_memory_transport
 
+    if transport is not None and not callable(transport):
+        raise TypeError(f"transport must be a TransportFactory, not {transport!r}")
     body_error: BaseException | None = None
     async with AsyncExitStack() as stack:
         signaling = await stack.enter_async_context(
@@ -796,32 +805,21 @@ async def open_node(
                 backoff=signaling_backoff or DEFAULT_BACKOFF,
             )
         )
-        transport: PeerTransport
-        if backend == "memory":
-            if memory_network is None:
-                raise ValueError("backend='memory' needs memory_network=MemoryNetwork()")
-            transport = await stack.enter_async_context(
-                open_memory_transport(memory_network, signaling.id)
-            )
-        elif backend == "webrtc":
+        if transport is None:
             from ..transport.webrtc import open_webrtc_transport
 
-            transport = await stack.enter_async_context(
-                open_webrtc_transport(
-                    signaling.id,
-                    _SignalAdapter(signaling),
-                    rtc_configuration=rtc_configuration,
-                    host_addresses=ice_addresses,
-                    link_timeout=link_timeout,
-                )
+            transport = functools.partial(
+                open_webrtc_transport,
+                rtc_configuration=rtc_configuration,
+                host_addresses=ice_addresses,
+                link_timeout=link_timeout,
             )
-        else:
-            raise ValueError(f"unknown backend {backend!r}")
+        peers = await stack.enter_async_context(transport(signaling.id, _SignalAdapter(signaling)))
         loopback = await stack.enter_async_context(
             open_memory_transport(MemoryNetwork(), signaling.id)
         )
         nursery = await stack.enter_async_context(trio.open_nursery())
-        node = OverlayNode(signaling, transport, loopback, nursery, accept_timeout=accept_timeout)
+        node = OverlayNode(signaling, peers, loopback, nursery, accept_timeout=accept_timeout)
         nursery.start_soon(node._pump_signaling)
         nursery.start_soon(node._release_loop)
         try:

@@ -15,6 +15,7 @@ from typing import Any
 import trio
 
 from ..protocol.addresses import is_id, split_id
+from ..protocol.planner import ANY_HOSTS
 from .addresses import Address, check_address, oserror
 from .node import DEFAULT_BACKLOG, open_node
 from .streams import SocketStream
@@ -22,16 +23,13 @@ from .streams import SocketStream
 __all__ = ["connect", "listen"]
 
 
-#: Hosts that name no particular address: the node's own, whatever the server assigns.
-_ANY_HOSTS = ("", "0.0.0.0", "localhost")
-
 #: The subnet joined when the host names none.
 _DEFAULT_SUBNET = "10.0.0"
 
 
 def _subnet_of(host: str) -> str:
     """The subnet a host implies: its first three octets, or the default for "any"."""
-    if host in _ANY_HOSTS or not is_id(host):
+    if host in ANY_HOSTS or not is_id(host):
         return _DEFAULT_SUBNET
     return split_id(host)[0]
 
@@ -74,7 +72,7 @@ async def listen(
             yield listener
         return
     async with open_node(signaling, subnet or _subnet_of(host), **node_options) as node:
-        if host not in _ANY_HOSTS and node.address != host:
+        if host not in ANY_HOSTS and node.address != host:
             raise oserror(
                 errno.EADDRNOTAVAIL, f"asked for {host}, the server assigned {node.address}"
             )
