@@ -1,19 +1,22 @@
-"""The node's signaling client: the sans-IO client protocol driven over a WebSocket.
+"""The node's signaling client: the signaling session driven over a WebSocket with trio.
 
 A thin trio driver (docs/index.md, "The layers") around
-:class:`~unisockets.protocol.client.SignalingClientProtocol`, which decides
-everything; this module moves its messages over trio-websocket, turns its
-events into return values and exceptions, and reconnects.
+:class:`~unisockets.protocol.session.SignalingSession`, which makes every
+decision (the same core drives the browser's client): request bookkeeping
+and timeouts, the undoing of late successes, what a reconnection restores
+or loses, session numbers, which events the node sees, reconnection backoff.
+This module moves its messages over trio-websocket, turns its outputs into
+return values and exceptions, and runs the tasks.
 
 How it runs (all tasks in the nursery of :func:`open_signaling_client`):
 
 - One *session* per WebSocket: knock, wait for ``acknowledged``, then a
-  reader task feeds every frame to the state machine and dispatches the
-  events: answers wake the request that waits for them; peer events go to
+  reader task feeds every frame to the core and carries out what it says:
+  settled requests wake their callers; peer events go to
   :attr:`SignalingClient.events`.
 - Every message goes out through one outbox, written in order under one lock.
-  Messages enter the outbox in the order the state machine made them, which
-  is the order it expects the server to answer them in.
+  Messages enter the outbox in the order the core made them, which is the
+  order it expects the server to answer them in.
 - The outbox is paced by a token bucket (``send_rate``), by default a little
   under the limits our server enforces per client
   (:class:`~unisockets.signaling.limits.ServerLimits`: 500 messages/s, bursts
@@ -22,15 +25,16 @@ How it runs (all tasks in the nursery of :func:`open_signaling_client`):
 - Requests (:meth:`~SignalingClient.bind`, :meth:`~SignalingClient.connect`,
   :meth:`~SignalingClient.shutdown`) wait for their answer up to
   ``request_timeout`` seconds (then :class:`TimeoutError`). They are
-  cancel-safe: cancelling one cancels it in the state machine, and a success
-  that arrives after all is undone (a ``shutdown`` of the alias it got).
+  cancel-safe: cancelling one cancels it in the core, and a success that
+  arrives after all is undone (a ``shutdown`` of the alias it got).
 - When the WebSocket breaks, waiting requests fail at once with
   :class:`~unisockets.signaling.errors.SignalingError`; the client reconnects
   with capped, jittered exponential backoff and knocks again. Back with the
   same id, it binds its aliases again and accepts again where it accepted;
   with a new id it emits :class:`~unisockets.protocol.events.IdChanged` and
   forgets its aliases (their waiting accepts fail). Requests made while
-  disconnected wait for the next session (within their timeout).
+  disconnected wait for the next session (within their timeout); a
+  shutdown made while disconnected sends nothing (the server forgot).
 
 Logs go to the stdlib logger ``"unisockets.signaling.client"``: joins and
 rejoins at INFO, lost connections and id changes at WARNING, every message at
@@ -598,17 +602,26 @@ class SignalingClient:
     # --- applying the core's outputs ------------------------------------------------------
 
     async def _apply(self, outputs: list[Output]) -> Retry | Stop | None:
-        """Carry out ``outputs`` in order: send, publish, wake; returns the verdict if any."""
+        """Carry out ``outputs``: queue, wake, then write and publish; returns the verdict.
+
+        Every message enters the outbox before anything waits, so messages go
+        out in the order the core made them (the order it expects answers in).
+        """
         verdict: Retry | Stop | None = None
+        events: list[Event] = []
         for output in outputs:
             if isinstance(output, Send):
-                await self._send_quietly(list(output.messages))
+                self._outbox.extend(output.messages)
             elif isinstance(output, Publish):
-                await self._publish(output.event)
+                events.append(output.event)
             elif isinstance(output, Retry | Stop):
                 verdict = output
             else:
                 self._apply_one(output)
+        if self._outbox:
+            await self._send_quietly([])
+        for event in events:
+            await self._publish(event)
         return verdict
 
     def _apply_now(self, outputs: list[Output]) -> None:
