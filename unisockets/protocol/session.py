@@ -204,6 +204,7 @@ class Ticket:
         "handle",
         "internal",
         "kind",
+        "release",
         "request",
         "result",
         "session",
@@ -217,6 +218,7 @@ class Ticket:
         self.target = target
         self.deadline = deadline
         self.internal = internal  # a rebind after a reconnection: nobody waits for it
+        self.release = False  # a bind shut down before it was sent: undo its success
         self.handle: object = None
         self.request: Request | None = None
         self.session: int | None = None
@@ -491,6 +493,10 @@ class SignalingSession:
             now: the current time, seconds.
             session: for a connection alias, the session that made it; when
                 that session ended, nothing is sent (the ticket succeeds).
+                Made while disconnected, nothing is sent either (the server
+                forgot our aliases); a bind of ``alias`` waiting for the next
+                session is undone once it succeeds (a shutdown sent before
+                the bind's answer could name another node's address).
 
         Returns:
             The ticket (already settled when nothing is to be sent) and the outputs.
@@ -502,11 +508,16 @@ class SignalingSession:
             self._fail(
                 ticket, Failure(FailureKind.SIGNALING, "the signaling client is closed"), out
             )
-        elif (session is not None and session != self._session) or not self.connected:
+        elif session is not None and session != self._session:
             out.append(Log(logging.DEBUG, f"not releasing {alias}: its session ended"))
             self._settle(ticket, None, out)
-        else:
+        elif self.connected:
             self._issue(ticket, out)
+        else:
+            for queued in self._queued:  # a bind of it waiting for the next session: undo it
+                queued.release |= queued.kind is RequestKind.BIND and queued.target == alias
+            out.append(Log(logging.DEBUG, f"not releasing {alias}: the server forgot it"))
+            self._settle(ticket, None, out)
         return ticket, out
 
     def listen(self, alias: str) -> tuple[Failure | None, list[Output]]:
@@ -537,9 +548,11 @@ class SignalingSession:
         """The caller of ``ticket`` left (cancelled, or it did not take the result).
 
         A request not answered yet is cancelled in the protocol (whose late
-        success it undoes); one that succeeded in the current session is
-        undone now (a shutdown of the alias it got). Nothing is sent for a
-        session that ended: the server forgot it all.
+        success it undoes); a connect that succeeded in the current session
+        is undone now (a shutdown of its alias); a bind that succeeded is
+        undone in whatever session holds the alias now (it may have been
+        bound again after a reconnection). Nothing else is sent for a session
+        that ended: the server forgot it all.
         """
         out: list[Output] = []
         if ticket in self._queued:
@@ -550,15 +563,22 @@ class SignalingSession:
         if request is None:
             return out
         self._sent.pop(request, None)
-        if ticket.session != self._session or self._closed:
-            return out
         try:
-            if not ticket.done:
+            if ticket.done and ticket.error is None and ticket.kind is RequestKind.BIND:
+                # Bound for a caller that never knew: not ours to keep, in any session.
+                alias = ticket.target
+                if alias not in self._bound:
+                    return out
+                self._lose(alias, f"{alias}: its caller gave up", out)  # and any rebind
+                if not self.connected or alias not in self.protocol.bound_aliases:
+                    return out
+                messages = self.protocol.shutdown(alias)[1]
+            elif ticket.session != self._session or self._closed:
+                ticket._done = True
+                return out  # the session ended: the server forgot it all
+            elif not ticket.done:
                 ticket._done = True
                 messages = self.protocol.cancel(request)
-            elif ticket.error is None and ticket.kind is RequestKind.BIND:
-                self._bound.discard(ticket.target)
-                messages = self.protocol.shutdown(ticket.target)[1]
             elif ticket.error is None and ticket.result is not None:
                 messages = self.protocol.shutdown(ticket.result.local_alias)[1]
             else:
@@ -693,7 +713,11 @@ class SignalingSession:
         elif isinstance(event, RequestFailed):
             self._fail(ticket, Failure(FailureKind.SIGNALING, event.reason), out)
         elif isinstance(event, BindSucceeded):
-            self._bound.add(alias)
+            pending = self.protocol.pending_requests
+            if ticket.release:  # shut down while it waited for this session
+                out.append(Send(tuple(self.protocol.shutdown(alias)[1])))
+            elif not any(r.kind is RequestKind.SHUTDOWN and r.alias == alias for r in pending):
+                self._bound.add(alias)  # (a shutdown made since releases it: not to keep)
             self._settle(ticket, None, out)
         elif isinstance(event, BindRejected):
             self._fail(ticket, self._bind_refusal(alias), out)
