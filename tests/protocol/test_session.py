@@ -498,7 +498,8 @@ class SessionMachine(RuleBasedStateMachine):
 
     def _aliases(self) -> list[str]:
         node = self.w.a.id or "10.0.0.2"
-        return sorted({*self.bound, *self.connections, f"{node}:1", f"{CLAIMED}:2"})
+        # Ours, and two that are not (A's connection aliases count up from port 0).
+        return sorted({*self.bound, *self.connections, f"{node}:200", f"{CLAIMED}:9"})
 
     # --- rules ----------------------------------------------------------------------------
 
