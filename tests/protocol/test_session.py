@@ -652,7 +652,7 @@ class SessionMachine(RuleBasedStateMachine):
             assert w.state(alias) is AliasState.ACCEPTING
 
 
-SessionMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
+SessionMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)
 test_session_machine = SessionMachine.TestCase
 
 

@@ -247,10 +247,16 @@ class SignalingSession:
     # --- the connection -------------------------------------------------------------------
 
     def connection_made(self, now: float) -> list[Output]:
-        """A new WebSocket is open: knock (by :attr:`join_deadline`).
+        """A new WebSocket is open: knock, and expect ``acknowledged`` by :attr:`join_deadline`.
+
+        Args:
+            now: the current time, seconds on the driver's monotonic clock.
 
         Returns:
-            The ``knock`` to send first, or nothing once closed.
+            The ``knock`` to send first (docs/protocol.md, "Join"), or nothing once closed.
+
+        Raises:
+            LocalProtocolError: a connection is up already (no :meth:`connection_lost`).
         """
         if self._closed:
             return []
@@ -261,10 +267,18 @@ class SignalingSession:
         return [Send((self.protocol.knock(),))]
 
     def receive_data(self, data: str | bytes, now: float) -> list[Output]:
-        """One text frame from the server.
+        """One text frame from the server, on the current WebSocket.
 
-        A frame the protocol rejects is logged and ignored. Requests that
-        waited for a session are sent once it joined.
+        A frame the protocol rejects is logged and ignored, as a frame after
+        the connection was lost is. Requests that waited for a session are
+        sent once it joined (after the rebinds of a reconnection).
+
+        Args:
+            data: the frame's payload.
+            now: the current time, seconds.
+
+        Returns:
+            The outputs, in order.
         """
         if not self._up:
             return []
@@ -282,10 +296,20 @@ class SignalingSession:
         return out
 
     def connection_lost(self, reason: str, now: float) -> list[Output]:
-        """The WebSocket closed (or never opened): end the session and decide what next.
+        """The WebSocket closed (or an attempt never opened one): end the session, decide next.
 
-        Requests sent in the session fail; requests not sent yet keep
-        waiting. Ends with :class:`Retry` or :class:`Stop` unless closed.
+        Requests sent in the session fail (``SIGNALING``); requests not sent
+        yet keep waiting; bound aliases are kept for the next session.
+        Idempotent for the session (:attr:`session` grows once).
+
+        Args:
+            reason: why, for the failures and :class:`~unisockets.protocol.events.Disconnected`.
+            now: the current time, seconds.
+
+        Returns:
+            The outputs, ending with :class:`Retry` (capped, jittered
+            exponential backoff, reset by each join) or :class:`Stop` (the
+            first join failed, or ``reconnect`` is off); nothing after a close.
         """
         out: list[Output] = []
         if self._up:
@@ -302,7 +326,14 @@ class SignalingSession:
         return out
 
     def close(self, reason: str) -> list[Output]:
-        """Stop: every request fails, every alias is lost; idempotent."""
+        """Stop for good: every request fails, every alias is lost; idempotent.
+
+        Args:
+            reason: why, for the failures and the lost aliases.
+
+        Returns:
+            The outputs (no :class:`Stop`: the caller is the one stopping).
+        """
         out: list[Output] = []
         if not self._closed:
             self._close(reason, out)
@@ -311,11 +342,29 @@ class SignalingSession:
     # --- requests -------------------------------------------------------------------------
 
     def bind(self, alias: str, now: float) -> tuple[Ticket, list[Output]]:
-        """Bind our ``alias`` (docs/protocol.md, "Bind and listen"); bound again after a loss."""
+        """Bind our ``alias`` (docs/protocol.md, "Bind and listen"); bound again after a loss.
+
+        Args:
+            alias: ``"<our id>:<port>"``, or a port of an address no node has as id.
+            now: the current time, seconds (the deadline is ``now + request_timeout``).
+
+        Returns:
+            The ticket (settled with no result, or a :class:`Failure`:
+            ``EADDRINUSE``, ``EADDRNOTAVAIL``) and the outputs.
+        """
         return self._request(RequestKind.BIND, alias, now)
 
     def connect(self, remote_alias: str, now: float) -> tuple[Ticket, list[Output]]:
-        """Connect to ``remote_alias`` (docs/protocol.md, "Connect"); result: a Connection."""
+        """Connect to ``remote_alias`` (docs/protocol.md, "Connect").
+
+        Args:
+            remote_alias: ``"<id>:<port>"`` of a listener.
+            now: the current time, seconds.
+
+        Returns:
+            The ticket (settled with a :class:`Connection`, or a
+            :class:`Failure`: ``ECONNREFUSED``, ``EINVAL``) and the outputs.
+        """
         return self._request(RequestKind.CONNECT, remote_alias, now)
 
     def shutdown(
@@ -358,6 +407,12 @@ class SignalingSession:
     def listen(self, alias: str) -> tuple[Failure | None, list[Output]]:
         """Accept connections on our bound ``alias`` from now on, across reconnections.
 
+        ``accepting`` is sent now if joined, else by the next session (or
+        the rebind of the alias); again after each :class:`Deliver`.
+
+        Args:
+            alias: one of :attr:`bound`.
+
         Returns:
             ``(None, outputs)``, or a :class:`Failure` (closed; ``EINVAL``: not bound).
         """
@@ -374,7 +429,14 @@ class SignalingSession:
         return None, out
 
     def forget_alias(self, alias: str) -> list[Output]:
-        """Stop holding ``alias`` here without telling the server (no rebind, no accepting)."""
+        """Stop holding ``alias`` here without telling the server (no rebind, no accepting).
+
+        Args:
+            alias: the alias.
+
+        Returns:
+            The outputs (an :class:`AliasLost`; a rebind in flight is undone).
+        """
         out: list[Output] = []
         self._lose(alias, f"{alias} is no longer listening", out)
         return out
@@ -388,6 +450,12 @@ class SignalingSession:
         undone in whatever session holds the alias now (it may have been
         bound again after a reconnection). Nothing else is sent for a session
         that ended: the server forgot it all.
+
+        Args:
+            ticket: a ticket of this session (settled or not).
+
+        Returns:
+            The outputs; the ticket is settled silently (no :class:`Settled`).
         """
         out: list[Output] = []
         if ticket in self._queued:
@@ -426,7 +494,17 @@ class SignalingSession:
         return out
 
     def expire(self, now: float) -> list[Output]:
-        """Time passed: fail every request whose deadline is at or before ``now``."""
+        """Time passed: fail every request whose deadline is at or before ``now``.
+
+        Each fails with ``TIMEOUT`` and is given up (:meth:`give_up`: a late
+        success is undone).
+
+        Args:
+            now: the current time, seconds.
+
+        Returns:
+            The outputs (a :class:`Settled` per expired ticket).
+        """
         out: list[Output] = []
         for ticket in [*self._queued, *self._sent.values()]:
             if not ticket.internal and not ticket.done and ticket.deadline <= now:
@@ -441,7 +519,11 @@ class SignalingSession:
         return out
 
     def next_deadline(self) -> float:
-        """The earliest deadline of a request waiting for its answer (``inf`` if none)."""
+        """The earliest deadline of a request waiting for its answer.
+
+        Returns:
+            Seconds on the driver's clock (``inf`` if none): when to call :meth:`expire`.
+        """
         tickets = [*self._queued, *self._sent.values()]
         return min((t.deadline for t in tickets if not t.internal and not t.done), default=math.inf)
 
