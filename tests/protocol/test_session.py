@@ -127,6 +127,13 @@ class World:
             count -= 1
             self.apply(self.a.receive_data(encode(self.inbox.popleft()), self.now))
 
+    def call(self, request: tuple[Ticket, list[Output]]) -> Ticket:
+        """Make a request of A and deliver everything: usually its answer."""
+        ticket, outputs = request
+        self.apply(outputs)
+        self.deliver()
+        return ticket
+
     def join(self) -> None:
         self.open()
         self.deliver()
@@ -175,9 +182,7 @@ def test_bind_connect_shutdown_then_listen_and_deliver() -> None:
     w = World()
     w.join()
     a = w.a.id
-    ticket, out = w.a.bind(f"{a}:5", w.now)
-    w.apply(out)
-    w.deliver()
+    ticket = w.call(w.a.bind(f"{a}:5", w.now))
     assert ticket.done and ticket.error is None and w.a.bound == {f"{a}:5"}
     failure, out = w.a.listen(f"{a}:5")
     assert failure is None
@@ -188,23 +193,15 @@ def test_bind_connect_shutdown_then_listen_and_deliver() -> None:
     w.deliver()
     assert w.delivered[-1].alias == f"{a}:5"
     assert w.state(f"{a}:5") is AliasState.ACCEPTING  # accepting again at once
-    ticket, out = w.a.connect("10.0.0.1:80", w.now)
-    w.apply(out)
-    w.deliver()
+    ticket = w.call(w.a.connect("10.0.0.1:80", w.now))
     assert ticket.result is not None and ticket.result.session == w.a.session
     assert ticket.result.remote_id == "10.0.0.1"
-    refused, out = w.a.connect("10.0.0.1:81", w.now)
-    w.apply(out)
-    w.deliver()
+    refused = w.call(w.a.connect("10.0.0.1:81", w.now))
     assert refused.error is not None and refused.error.errno == errno.ECONNREFUSED
-    shut, out = w.a.shutdown(ticket.result.local_alias, w.now, session=ticket.result.session)
-    w.apply(out)
-    w.deliver()
+    shut = w.call(w.a.shutdown(ticket.result.local_alias, w.now, session=ticket.result.session))
     assert shut.done and shut.error is None
     assert w.held() == {f"{a}:5"}
-    bad, out = w.a.shutdown(f"{a}:9", w.now)
-    w.apply(out)
-    w.deliver()
+    bad = w.call(w.a.shutdown(f"{a}:9", w.now))
     assert bad.error is not None and bad.error.errno == errno.EINVAL
 
 
@@ -222,12 +219,8 @@ def test_a_bind_refused_says_why() -> None:
     known, out = w.a.bind("10.0.0.1:81", w.now)
     assert known.error is not None and known.error.errno == errno.EADDRNOTAVAIL
     assert w.sends(out) == []
-    _mine, out = w.a.bind(f"{w.a.id}:1", w.now)
-    w.apply(out)
-    w.deliver()
-    again, out = w.a.bind(f"{w.a.id}:1", w.now)
-    w.apply(out)
-    w.deliver()
+    w.call(w.a.bind(f"{w.a.id}:1", w.now))
+    again = w.call(w.a.bind(f"{w.a.id}:1", w.now))
     assert again.error is not None and again.error.errno == errno.EADDRINUSE
     failure, _ = w.a.listen(f"{w.a.id}:7")
     assert failure is not None and failure.errno == errno.EINVAL
@@ -239,9 +232,7 @@ def test_a_loss_during_a_request_fails_it_and_late_answers_are_ignored(kind: str
     w.join()
     a = w.a.id
     if kind == "shutdown":
-        _bound, out = w.a.bind(f"{a}:3", w.now)
-        w.apply(out)
-        w.deliver()
+        w.call(w.a.bind(f"{a}:3", w.now))
         ticket, out = w.a.shutdown(f"{a}:3", w.now)
     elif kind == "bind":
         ticket, out = w.a.bind(f"{a}:3", w.now)
@@ -279,16 +270,12 @@ def test_requests_made_while_disconnected_wait_for_the_next_session_or_time_out(
 def test_a_shutdown_of_an_old_session_is_never_sent_to_the_alias_of_a_newer_connection() -> None:
     w = World()
     w.join()
-    first, out = w.a.connect("10.0.0.1:80", w.now)
-    w.apply(out)
-    w.deliver()
+    first = w.call(w.a.connect("10.0.0.1:80", w.now))
     assert first.result is not None
     old = first.result
     w.lose()
     w.join()
-    second, out = w.a.connect("10.0.0.1:80", w.now)
-    w.apply(out)
-    w.deliver()
+    second = w.call(w.a.connect("10.0.0.1:80", w.now))
     assert second.result is not None and second.result.local_alias == old.local_alias
     assert second.result.session == old.session + 1
     ticket, out = w.a.shutdown(old.local_alias, w.now, session=old.session)
@@ -305,9 +292,7 @@ def test_same_id_binds_and_accepts_again() -> None:
     w.join()
     a = w.a.id
     for alias in (f"{a}:1", f"{CLAIMED}:2"):
-        ticket, out = w.a.bind(alias, w.now)
-        w.apply(out)
-        w.deliver()
+        ticket = w.call(w.a.bind(alias, w.now))
         assert ticket.error is None
     w.apply(w.a.listen(f"{a}:1")[1])
     w.lose()
@@ -322,9 +307,7 @@ def test_same_id_binds_and_accepts_again() -> None:
 def test_a_rebind_refused_loses_the_alias() -> None:
     w = World()
     w.join()
-    _ticket, out = w.a.bind(f"{CLAIMED}:2", w.now)
-    w.apply(out)
-    w.deliver()
+    w.call(w.a.bind(f"{CLAIMED}:2", w.now))
     w.lose()
     stolen, out = w.b.bind(f"{CLAIMED}:2", w.now)
     w._b(out)
@@ -338,9 +321,7 @@ def test_a_new_id_loses_every_alias() -> None:
     w = World()
     w.join()
     old = w.a.id
-    _ticket, out = w.a.bind(f"{old}:1", w.now)
-    w.apply(out)
-    w.deliver()
+    w.call(w.a.bind(f"{old}:1", w.now))
     w.lose()
     w.intrude()
     w.join()
@@ -355,9 +336,7 @@ def test_a_shutdown_or_forget_during_the_rebind_leaves_nothing_behind() -> None:
         w = World()
         w.join()
         a = w.a.id
-        _ticket, out = w.a.bind(f"{a}:1", w.now)
-        w.apply(out)
-        w.deliver()
+        w.call(w.a.bind(f"{a}:1", w.now))
         w.lose()
         w.open()
         w.deliver(1)  # acknowledged: the rebind is sent, its answer waits
@@ -389,9 +368,7 @@ def test_a_caller_that_gives_up_is_undone() -> None:
     w.deliver()
     assert w.held() == set() and connect not in w.settled
     # Gave up after the answer came but before taking it: undone at once.
-    bind, out = w.a.bind(f"{a}:2", w.now)
-    w.apply(out)
-    w.deliver()
+    bind = w.call(w.a.bind(f"{a}:2", w.now))
     assert bind.done and w.a.bound == {f"{a}:2"}
     w.apply(w.a.give_up(bind))
     w.deliver()
@@ -401,9 +378,7 @@ def test_a_caller_that_gives_up_is_undone() -> None:
 def test_close_fails_everything_and_stops() -> None:
     w = World()
     w.join()
-    _ticket, out = w.a.bind(f"{w.a.id}:1", w.now)
-    w.apply(out)
-    w.deliver()
+    w.call(w.a.bind(f"{w.a.id}:1", w.now))
     sent, out = w.a.connect("10.0.0.1:80", w.now)
     w.apply(out)
     out = w.apply(w.a.close("bye"))
