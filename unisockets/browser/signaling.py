@@ -1,83 +1,61 @@
-"""The signaling client in the browser: the sans-IO protocol over the page's ``WebSocket``.
+"""The signaling client in the browser: the signaling session over the page's ``WebSocket``.
 
-:class:`BrowserSignaling` feeds every text frame of the browser's WebSocket to
-:class:`~unisockets.protocol.client.SignalingClientProtocol` and acts on the
-events it returns (docs/protocol.md, "Flows"), with the native client's
-behaviour (:mod:`unisockets.signaling.client`):
+:class:`BrowserSignaling` is the asyncio driver of
+:class:`~unisockets.protocol.session.SignalingSession`, which makes every
+decision of a node's signaling, as it does for the native client
+(:mod:`unisockets.signaling.client`): request bookkeeping and timeouts, the
+undoing of a late success whose caller gave up, what a reconnection restores
+(bound aliases, accepting) or loses (a new id), session numbers, which events
+the node sees, and the reconnection backoff. This module only moves frames,
+keeps timers and wakes callers:
 
-- answers to our requests resolve the futures that :meth:`bind`,
-  :meth:`connect` and :meth:`shutdown` wait on (a cancelled or timed-out
-  request is cancelled in the protocol, and a late success is undone);
-- ``accept`` (:class:`~unisockets.protocol.events.IncomingConnection`) goes to
-  the queue of that bound alias, read by :meth:`next_connection`, and the
-  alias accepts again at once (``accepting``);
-- every other event (peers greeted, offers, answers, candidates, leaves, and
+- the WebSocket's ``message`` listener feeds every text frame to the core,
+  synchronously (there is no reader task); a binary frame is logged and ignored;
+- :meth:`bind`, :meth:`connect` and :meth:`shutdown` wait on a future until
+  their ticket settles or its deadline passes (``ETIMEDOUT``);
+- connections to a bound alias go to its queue, read by :meth:`next_connection`;
+- peer events (greetings, offers, answers, candidates, leaves, and
   :class:`~unisockets.protocol.events.Disconnected`,
   :class:`~unisockets.protocol.events.IdChanged`,
-  :class:`~unisockets.protocol.events.Reconnected`) goes to the ``on_event``
-  callback: the node hands them to its peer links and to the user.
+  :class:`~unisockets.protocol.events.Reconnected`) go to the ``on_event``
+  callback: the node hands them to its peer links and to the user;
+- :meth:`maintain` (in the node's task group) waits the backoff the core
+  decides after each loss and opens the next WebSocket.
 
-There is no reader task: the WebSocket's ``message`` listener does the work,
-synchronously. Every message goes out through one outbox in the order the
-protocol made it, paced by a token bucket (``send_rate``, by default
-:data:`~unisockets.browser.pacing.DEFAULT_SEND_RATE`, 90 % of our server's
+Every message goes out through one outbox in the order the core made it,
+paced by a token bucket (``send_rate``, by default
+:data:`~unisockets.protocol.pacing.DEFAULT_SEND_RATE`, 90 % of our server's
 per-client limits) so that a burst is slowed down instead of being
 disconnected for flooding (close 1008). ``WebSocket.send`` never blocks; a
 timer sends what the bucket held back.
-
-Reconnection (run by :meth:`maintain` in the node's task group): when the
-WebSocket closes, requests in flight fail with :class:`SignalingError`, and
-the client reconnects with capped, jittered exponential backoff
-(:func:`~unisockets.browser.pacing.backoff_delay`) and knocks again. Back
-with the same id, it binds its aliases again and accepts again where it
-accepted; with a new id, the protocol reports
-:class:`~unisockets.protocol.events.IdChanged` and the aliases are lost
-(their :meth:`next_connection` fails). Requests made while disconnected wait
-for the next session within their timeout. :meth:`close` stops all of it.
-
-A frame the protocol rejects
-(:class:`~unisockets.protocol.errors.RemoteProtocolError`) is logged and
-ignored, as the native client does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
-import functools
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-from ..protocol.client import SignalingClientProtocol
-from ..protocol.errors import LocalProtocolError, RemoteProtocolError
-from ..protocol.events import (
-    AliasRemoved,
-    BindRejected,
-    BindSucceeded,
-    CancelledRequestSucceeded,
-    ConnectRefused,
-    ConnectSucceeded,
-    Disconnected,
-    Event,
-    IdChanged,
-    IncomingConnection,
-    Joined,
-    JoinRejected,
-    Request,
-    RequestFailed,
-    ShutdownRejected,
-    ShutdownSucceeded,
-)
+from ..protocol.errors import LocalProtocolError
+from ..protocol.events import Event
 from ..protocol.messages import Message
-from ..protocol.pacing import (
-    DEFAULT_BACKOFF,
-    DEFAULT_SEND_RATE,
-    TokenBucket,
-    backoff_delay,
-    check_backoff,
-    check_send_rate,
+from ..protocol.pacing import DEFAULT_BACKOFF, DEFAULT_SEND_RATE, TokenBucket, check_send_rate
+from ..protocol.session import (
+    AliasLost,
+    Deliver,
+    Failure,
+    FailureKind,
+    JoinRefused,
+    Output,
+    Publish,
+    Retry,
+    Send,
+    SessionJoined,
+    Settled,
+    SignalingSession,
+    Stop,
+    Ticket,
 )
 from ..protocol.wire import encode
 from ._js import Listeners, js_global, logger, settle
@@ -89,16 +67,6 @@ __all__ = ["DEFAULT_REQUEST_TIMEOUT", "MAX_QUEUED_CONNECTIONS", "BrowserSignalin
 DEFAULT_REQUEST_TIMEOUT: Final = 10.0
 #: ``accept`` announcements kept per bound alias while nobody reads them.
 MAX_QUEUED_CONNECTIONS: Final = 1024
-
-_ANSWERS: Final = (
-    BindSucceeded,
-    BindRejected,
-    ConnectSucceeded,
-    ConnectRefused,
-    ShutdownSucceeded,
-    ShutdownRejected,
-    RequestFailed,
-)
 
 #: What an alias's queue holds: a client alias, or why no more will come.
 _Incoming = asyncio.Queue[str | SignalingError]
@@ -143,31 +111,24 @@ class BrowserSignaling:
         backoff: tuple[float, float] = DEFAULT_BACKOFF,
         send_rate: tuple[float, int] | None = DEFAULT_SEND_RATE,
     ) -> None:
-        if not (isinstance(request_timeout, int | float) and request_timeout > 0):
-            raise ValueError(f"request_timeout must be positive, got {request_timeout!r}")
         self.url = url
-        self.protocol = SignalingClientProtocol(subnet=subnet)
+        self._core = SignalingSession(
+            subnet, request_timeout=request_timeout, reconnect=reconnect, backoff=backoff
+        )
+        self.protocol = self._core.protocol
         self.close_reason: str | None = None
         self._on_event = on_event
-        self._request_timeout = float(request_timeout)
-        self._reconnect = reconnect
-        self._backoff = check_backoff(backoff)
+        self._request_timeout = self._core.request_timeout
         self._send_rate = check_send_rate(send_rate)
         self._loop: asyncio.AbstractEventLoop | None = None
         # The current WebSocket (None between sessions) and its listeners.
         self._ws: Any = None
         self._ws_listeners = Listeners()
-        self._session = 0  # sessions (WebSockets) that ended so far
-        self._last_id: str | None = None
         self._last_reason = "not open"
         self._attempt: asyncio.Future[str] | None = None  # the join in progress
-        self._joined = asyncio.Event()  # set while joined, and once closed (to wake waiters)
         self._lost = asyncio.Event()  # set while a session is needed (for maintain())
+        self._retry_delay = 0.0
         self._closed = False
-        self._requests: dict[Request, asyncio.Future[Event]] = {}
-        # What the node holds, to bind again after a reconnection with the same id.
-        self._bound: set[str] = set()
-        self._accepting: set[str] = set()
         self._incoming: dict[str, _Incoming] = {}
         # The paced outbox (encoded frames) of the current session.
         self._outbox: deque[str] = deque()
@@ -183,14 +144,14 @@ class BrowserSignaling:
         Raises:
             SignalingError: never joined.
         """
-        if self._last_id is None:
+        if self._core.id is None:
             raise SignalingError(f"not joined to {self.url}: {self._last_reason}")
-        return self._last_id
+        return self._core.id
 
     @property
     def connected(self) -> bool:
         """True while the WebSocket is open and we are joined (not between sessions)."""
-        return self.protocol.id is not None and not self._closed
+        return self._core.connected
 
     @property
     def closed(self) -> bool:
@@ -204,7 +165,7 @@ class BrowserSignaling:
         A connection alias belongs to the session that made it (the server
         forgets it with the session); compare this number to know.
         """
-        return self._session
+        return self._core.session
 
     async def open(self) -> str:
         """Open the WebSocket, send ``knock`` and wait for ``acknowledged`` (the first session).
@@ -227,21 +188,17 @@ class BrowserSignaling:
     async def maintain(self) -> None:
         """Reconnect whenever the session is lost, until :meth:`close` (run it in a task).
 
-        Waits :func:`~unisockets.browser.pacing.backoff_delay` before each
-        attempt; back with the same id, binds the aliases again and accepts
-        again where it accepted. Without ``reconnect`` it closes the client
-        at the first loss instead.
+        Waits the backoff that :class:`~unisockets.protocol.session.SignalingSession`
+        decides before each attempt; back with the same id, the session binds
+        the aliases again and accepts again where it accepted. Without
+        ``reconnect`` the client closes at the first loss instead.
         """
-        failures = 0
         while not self._closed:
             await self._lost.wait()
             if self._closed:
                 return
-            if not self._reconnect:
-                self.close(f"signaling lost: {self._last_reason}")
-                return
-            delay = backoff_delay(failures, self._backoff)
-            failures += 1
+            self._lost.clear()
+            delay = self._retry_delay
             logger.info("reconnecting to %s in %.2f s (%s)", self.url, delay, self._last_reason)
             await asyncio.sleep(delay)
             if self._closed:
@@ -250,10 +207,6 @@ class BrowserSignaling:
                 await self._join()
             except SignalingError as exc:
                 logger.info("reconnecting to %s failed: %s", self.url, exc)
-                self._lost.set()
-                continue
-            failures = 0
-            await self._restore()
 
     def close(self, reason: str = "closed by the node") -> None:
         """Close the WebSocket and stop reconnecting (idempotent).
@@ -268,11 +221,9 @@ class BrowserSignaling:
             return
         self._closed = True
         self.close_reason = reason
+        self._apply(self._core.close(reason))
         if self._ws is not None:
             self._drop_session(self._ws, reason)
-        for alias in sorted(self._bound | set(self._incoming)):
-            self._lose_alias(alias, f"signaling to {self.url} was closed: {reason}")
-        self._joined.set()  # waiters for a session see the client closed
         self._lost.set()  # maintain() returns
 
     # --- requests ----------------------------------------------------------------------------
@@ -282,39 +233,27 @@ class BrowserSignaling:
 
         Raises:
             OSError: ``EADDRINUSE`` when taken, ``EADDRNOTAVAIL`` when
-                ``alias`` is not on our (current) id, ``ETIMEDOUT`` without an
-                answer within the request timeout (also while disconnected).
+                ``alias`` is not on our (current) id or is another node's
+                address, ``ETIMEDOUT`` without an answer within the request
+                timeout (also while disconnected).
             SignalingError: the session ended while waiting, or the client is closed.
         """
-        event = await self._request(
-            functools.partial(self.protocol.bind, alias), errno.EADDRNOTAVAIL
-        )
-        if isinstance(event, BindRejected):
-            raise oserror(errno.EADDRINUSE, alias)
-        self._bound.add(alias)
+        await self._call(lambda now: self._core.bind(alias, now))
 
-    async def shutdown(self, alias: str) -> None:
+    async def shutdown(self, alias: str, *, session: int | None = None) -> None:
         """Release our ``alias`` (a bound one, or a connection alias).
 
-        It is not bound again after a reconnection. While disconnected it
-        returns at once: the server forgot our aliases with the session.
+        It is not bound again after a reconnection. While disconnected, or
+        when ``session`` (the session a connection alias was made in) has
+        ended, it returns at once: the server forgot our aliases with the session.
 
         Raises:
-            OSError: ``EPERM`` when the server says it is not ours,
+            OSError: ``EINVAL`` when the server says it is not ours,
                 ``EADDRNOTAVAIL`` when it is not on our id, ``ETIMEDOUT``
                 without an answer.
             SignalingError: the session ended while waiting, or the client is closed.
         """
-        self._lose_alias(alias, f"{alias} was shut down")
-        if not self.connected:
-            self._check_open()
-            await asyncio.sleep(0)
-            return
-        event = await self._request(
-            functools.partial(self.protocol.shutdown, alias), errno.EADDRNOTAVAIL
-        )
-        if isinstance(event, ShutdownRejected):
-            raise oserror(errno.EPERM, f"{alias} is not ours")
+        await self._call(lambda now: self._core.shutdown(alias, now, session=session))
 
     async def connect(self, remote_alias: str) -> tuple[str, str, str]:
         """Ask the server to connect us to ``remote_alias``.
@@ -331,13 +270,9 @@ class BrowserSignaling:
                 a bad alias, ``ETIMEDOUT`` without an answer.
             SignalingError: the session ended while waiting, or the client is closed.
         """
-        event = await self._request(
-            functools.partial(self.protocol.connect, remote_alias), errno.EINVAL
-        )
-        if isinstance(event, ConnectRefused):
-            raise oserror(errno.ECONNREFUSED, remote_alias)
-        assert isinstance(event, ConnectSucceeded)
-        return event.local_alias, event.remote_alias, event.remote_id
+        ticket = await self._call(lambda now: self._core.connect(remote_alias, now))
+        assert ticket.result is not None
+        return ticket.result.local_alias, ticket.result.remote_alias, ticket.result.remote_id
 
     def listen(self, alias: str) -> None:
         """Accept connections on our bound ``alias`` from now on (sends ``accepting``).
@@ -351,16 +286,13 @@ class BrowserSignaling:
             OSError: ``EINVAL`` when ``alias`` is not bound by us.
             SignalingError: the client is closed.
         """
-        self._check_open()
-        if alias not in self._bound:
-            raise oserror(errno.EINVAL, f"{alias} is not bound by this node")
-        if alias in self._accepting:
-            return
-        self._incoming[alias] = asyncio.Queue()  # a lost alias's queue only holds its error
-        self._accepting.add(alias)
-        if self.connected:
-            with contextlib.suppress(LocalProtocolError):  # being bound again: that accepts too
-                self._send(self.protocol.accept(alias))
+        new = alias not in self._core.accepting
+        failure, outputs = self._core.listen(alias)
+        if failure is not None:
+            raise self._error(failure)
+        if new:
+            self._incoming[alias] = asyncio.Queue()  # a lost alias's queue only holds its error
+        self._apply(outputs)
 
     async def next_connection(self, alias: str) -> str:
         """Wait for the next connection to our ``alias`` (across reconnections).
@@ -383,7 +315,7 @@ class BrowserSignaling:
 
     def forget_alias(self, alias: str) -> None:
         """Stop listening on ``alias`` locally: no more accepting, no binding again."""
-        self._lose_alias(alias, f"{alias} is no longer listening")
+        self._apply(self._core.forget_alias(alias))
         self._incoming.pop(alias, None)
 
     def send_offer(self, peer_id: str, sdp: str) -> None:
@@ -411,98 +343,78 @@ class BrowserSignaling:
         """
         self._send_to_peer(lambda: self.protocol.candidate(peer_id, candidate))
 
-    # --- internals: requests -----------------------------------------------------------------
+    # --- internals: the core -----------------------------------------------------------------
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise SignalingError(f"signaling to {self.url} is closed: {self.close_reason}")
+    def _now(self) -> float:
+        return (self._loop or asyncio.get_running_loop()).time()
 
-    async def _wait_joined(self) -> None:
-        while not self._closed and not self.connected:
-            await self._joined.wait()
-        self._check_open()
-
-    async def _request(
-        self, make: Callable[[], tuple[Request, list[Message]]], bad_errno: int
-    ) -> Event:
-        """Make a request in the current (or next) session and wait for its answer."""
+    async def _call(self, start: Callable[[float], tuple[Ticket, list[Output]]]) -> Ticket:
+        """Make a request in the session core and wait for it to settle (cancel-safe)."""
+        loop = asyncio.get_running_loop()
+        ticket, outputs = start(loop.time())
+        future: asyncio.Future[None] = loop.create_future()
+        ticket.handle = future
+        if ticket.done:
+            settle(future)
+        self._apply(outputs)
         try:
-            async with asyncio.timeout(self._request_timeout):
-                await self._wait_joined()
-                try:
-                    request, messages = make()
-                except LocalProtocolError as exc:
-                    raise oserror(bad_errno, str(exc)) from None
-                future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
-                self._requests[request] = future
-                session = self._session
-                try:
-                    self._send(messages)
-                    event = await future
-                except BaseException:
-                    self._abandon(request, future, session)
-                    raise
-        except TimeoutError as exc:
-            if isinstance(exc, OSError):
-                raise
-            raise oserror(
-                errno.ETIMEDOUT, f"no answer from {self.url} within {self._request_timeout} s"
-            ) from None
-        if isinstance(event, RequestFailed):
-            raise SignalingError(event.reason)
-        return event
+            async with asyncio.timeout_at(ticket.deadline):
+                await future
+        except TimeoutError:
+            if not ticket.done:  # asyncio may wake a hair early: expire at the deadline
+                self._apply(self._core.expire(max(loop.time(), ticket.deadline)))
+        except BaseException:
+            self._apply(self._core.give_up(ticket))
+            raise
+        if ticket.error is not None:
+            raise self._error(ticket.error)
+        return ticket
 
-    def _abandon(self, request: Request, future: asyncio.Future[Event], session: int) -> None:
-        """The caller of ``request`` is gone: cancel it, or undo its success."""
-        self._requests.pop(request, None)
-        if session != self._session or not self.connected:
-            return  # the session ended: the server forgot it all
-        try:
-            if not future.done():
-                messages = self.protocol.cancel(request)
-            elif future.cancelled() or future.exception() is not None:
-                return
-            elif isinstance(result := future.result(), BindSucceeded):
-                messages = self.protocol.shutdown(result.alias)[1]  # its answer wakes nobody
-            elif isinstance(result, ConnectSucceeded):
-                messages = self.protocol.shutdown(result.local_alias)[1]
+    def _error(self, failure: Failure) -> Exception:
+        if failure.kind is FailureKind.SIGNALING:
+            return SignalingError(failure.text)
+        return oserror(failure.errno, failure.text)
+
+    def _apply(self, outputs: list[Output]) -> None:
+        """Carry out the core's ``outputs`` in order."""
+        for output in outputs:
+            if isinstance(output, Send):
+                if self._ws is not None:
+                    self._outbox.extend(encode(message) for message in output.messages)
+            elif isinstance(output, Settled):
+                if isinstance(output.ticket.handle, asyncio.Future):
+                    settle(output.ticket.handle)
+            elif isinstance(output, Publish):
+                self._report(output.event)
+            elif isinstance(output, Deliver):
+                queue = self._incoming.get(output.alias)
+                if queue is None:
+                    logger.info("no listener on %s: dropping %s", output.alias, output.client_alias)
+                elif queue.qsize() >= MAX_QUEUED_CONNECTIONS:
+                    logger.warning("dropping a connection to %s: nobody accepts", output.alias)
+                else:
+                    queue.put_nowait(output.client_alias)
+            elif isinstance(output, AliasLost):
+                queue = self._incoming.get(output.alias)
+                if queue is not None:
+                    queue.put_nowait(SignalingError(output.reason))
+            elif isinstance(output, SessionJoined):
+                if self._attempt is not None:
+                    settle(self._attempt, output.id)
+            elif isinstance(output, JoinRefused):
+                if self._attempt is not None:
+                    text = f"cannot join {self.url}: subnet {output.subnet} is full"
+                    settle(self._attempt, error=SignalingError(text))
+            elif isinstance(output, Retry):
+                self._retry_delay = output.delay
+                self._lost.set()
+            elif isinstance(output, Stop):
+                lost = "signaling lost" if self._core.id is not None else "join failed"
+                self.close(f"{lost}: {output.reason}")
             else:
-                return
-            self._send(messages)
-        except (LocalProtocolError, SignalingError) as exc:
-            logger.debug("could not abandon %r: %s", request, exc)
-
-    async def _restore(self) -> None:
-        """Back with the same id: bind our aliases again and accept again where we did."""
-        for alias in sorted(self._bound):
-            try:
-                event = await self._request(
-                    functools.partial(self.protocol.bind, alias), errno.EADDRNOTAVAIL
-                )
-            except SignalingError:
-                return  # lost again (or closed): the next session tries
-            except OSError as exc:
-                self._lose_alias(alias, f"{alias} could not be bound again: {exc}")
-                continue
-            if isinstance(event, BindRejected):
-                self._lose_alias(alias, f"{alias} was taken by another node while we were away")
-                continue
-            try:
-                if alias not in self._bound:  # shut down while we were binding it again
-                    self._send(self.protocol.shutdown(alias)[1])
-                elif alias in self._accepting:
-                    self._send(self.protocol.accept(alias))
-            except (LocalProtocolError, SignalingError):
-                return  # the session ended meanwhile: the next one tries
-            logger.info("bound %s again", alias)
-
-    def _lose_alias(self, alias: str, reason: str) -> None:
-        """Stop holding ``alias``: no binding again, no accepting; waiting calls fail."""
-        self._bound.discard(alias)
-        self._accepting.discard(alias)
-        queue = self._incoming.get(alias)
-        if queue is not None:
-            queue.put_nowait(SignalingError(reason))
+                logger.log(output.level, "%s: %s", self.url, output.text)
+        if self._outbox and self._flush_timer is None:
+            self._flush()
 
     # --- internals: the WebSocket ------------------------------------------------------------
 
@@ -515,7 +427,10 @@ class BrowserSignaling:
         try:
             ws = js_global("WebSocket").new(self.url)
         except Exception as exc:  # a SyntaxError for a bad URL
-            raise SignalingError(f"cannot open a WebSocket to {self.url!r}: {exc}") from exc
+            error = SignalingError(f"cannot open a WebSocket to {self.url!r}: {exc}")
+            self._attempt = None
+            self._drop_session(None, str(error))
+            raise error from exc
         self._ws = ws
         self._ws_listeners = listeners = Listeners()
         listeners.add(ws, "open", lambda _: settle(opened))
@@ -529,7 +444,7 @@ class BrowserSignaling:
                 if self._send_rate is not None:
                     rate, burst = self._send_rate
                     self._bucket = TokenBucket(rate, burst, loop.time())  # as the server's: full
-                self._send([self.protocol.knock()])
+                self._apply(self._core.connection_made(loop.time()))  # the knock
                 return await joined
         except TimeoutError:
             reason = f"no answer from {self.url} within {self._request_timeout} s"
@@ -542,21 +457,13 @@ class BrowserSignaling:
             self._attempt = None
 
     def _send_to_peer(self, build: Callable[[], Message]) -> None:
-        if not self.connected:
+        if not self.connected or self._ws is None:
             raise SignalingError(f"not connected to {self.url}: {self._last_reason}")
         try:
             message = build()
         except LocalProtocolError as exc:
             raise ValueError(str(exc)) from None
-        self._send([message])
-
-    def _send(self, messages: list[Message]) -> None:
-        """Queue ``messages`` in order and send what the token bucket allows now."""
-        if self._ws is None:
-            raise SignalingError(f"not connected to {self.url}: {self._last_reason}")
-        self._outbox.extend(encode(message) for message in messages)
-        if self._flush_timer is None:
-            self._flush()
+        self._apply([Send((message,))])
 
     def _flush(self) -> None:
         """Send from the outbox until it is empty or the bucket is; then come back later."""
@@ -583,108 +490,33 @@ class BrowserSignaling:
             logger.warning("ignoring a binary signaling frame")
             return
         logger.debug("received %s", data)
-        try:
-            events = self.protocol.receive_data(data)
-        except RemoteProtocolError as exc:
-            logger.warning("ignoring a signaling message: %s", exc)
-            return
-        for event in events:
-            self._dispatch(event)
+        self._apply(self._core.receive_data(data, self._now()))
 
     def _on_close(self, ws: Any, js_event: Any) -> None:
         code, text = js_event.code, str(js_event.reason or "")
         reason = f"the WebSocket closed with code {code}" + (f" ({text})" if text else "")
-        if ws is self._ws and self.connected:
-            logger.warning("lost the signaling server %s as %s: %s", self.url, self.id, reason)
         self._drop_session(ws, reason)
 
     def _drop_session(self, ws: Any, reason: str) -> None:
-        """End the session of ``ws`` (idempotent): fail its requests, wake the reconnection."""
+        """End the session of ``ws`` (idempotent; None: an attempt that never opened one)."""
         if ws is not self._ws:
             return
-        self._ws = None
-        self._ws_listeners.clear()
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-            self._flush_timer = None
-        self._outbox.clear()
-        self._bucket = None
-        self._session += 1
+        if ws is not None:
+            self._ws = None
+            self._ws_listeners.clear()
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+                self._flush_timer = None
+            self._outbox.clear()
+            self._bucket = None
+            try:
+                ws.close(1000)
+            except Exception:
+                logger.debug("closing the WebSocket failed", exc_info=True)
         self._last_reason = reason
-        self._joined.clear()
-        try:
-            ws.close(1000)
-        except Exception:
-            logger.debug("closing the WebSocket failed", exc_info=True)
         if self._attempt is not None:
             settle(self._attempt, error=SignalingError(f"cannot join {self.url}: {reason}"))
-        for event in self.protocol.connection_lost(reason):
-            if isinstance(event, Disconnected):
-                if not self._closed:
-                    self._report(event)
-            else:
-                self._dispatch(event)
-        for request, future in list(self._requests.items()):
-            settle(future, error=SignalingError(reason))
-            del self._requests[request]
-        if not self._closed:
-            self._lost.set()
-
-    # --- internals: events -------------------------------------------------------------------
-
-    def _dispatch(self, event: Event) -> None:
-        if isinstance(event, Joined):
-            self._last_id = event.id
-            self._lost.clear()
-            self._joined.set()
-            if self._attempt is not None:
-                settle(self._attempt, event.id)
-            logger.info("joined %s as %s", self.url, event.id)
-        elif isinstance(event, JoinRejected):
-            if self._attempt is not None:
-                error = SignalingError(f"cannot join {self.url}: subnet {event.subnet} is full")
-                settle(self._attempt, error=error)
-        elif isinstance(event, _ANSWERS):
-            future = self._requests.pop(event.request, None)
-            if future is not None:
-                settle(future, event)
-        elif isinstance(event, CancelledRequestSucceeded):
-            with contextlib.suppress(SignalingError):
-                self._send([event.undo])
-        elif isinstance(event, IncomingConnection):
-            self._incoming_connection(event)
-        elif isinstance(event, AliasRemoved):
-            if event.owner_id == self.protocol.id:  # a cancelled shutdown took effect
-                self._lose_alias(event.alias, f"{event.alias} was shut down")
-        elif isinstance(event, IdChanged):
-            lost = sorted(self._bound | set(self._incoming))
-            logger.warning(
-                "our id changed from %s to %s; aliases lost: %s",
-                event.old_id,
-                event.new_id,
-                ", ".join(lost) or "none",
-            )
-            for alias in lost:
-                self._lose_alias(
-                    alias, f"{alias} is lost: our id changed from {event.old_id} to {event.new_id}"
-                )
-            self._report(event)
-        else:
-            self._report(event)
-
-    def _incoming_connection(self, event: IncomingConnection) -> None:
-        alias = event.bound_alias
-        queue = self._incoming.get(alias)
-        if alias not in self._bound or queue is None:
-            logger.info("no listener on %s: dropping %s", alias, event.client_alias)
-            return
-        if queue.qsize() >= MAX_QUEUED_CONNECTIONS:
-            logger.warning("dropping a connection to %s: nobody accepts", alias)
-        else:
-            queue.put_nowait(event.client_alias)
-        if alias in self._accepting:
-            with contextlib.suppress(LocalProtocolError, SignalingError):
-                self._send(self.protocol.accept(alias))
+        self._apply(self._core.connection_lost(reason, self._now()))
 
     def _report(self, event: Event) -> None:
         try:

@@ -4,7 +4,7 @@ Shared by the native client (:mod:`unisockets.signaling.client`), the browser
 driver (:mod:`unisockets.browser.signaling`) and the server's per-client rate
 limit (:class:`unisockets.signaling.limits.ServerLimits`), so the three agree
 by construction. Sans-IO: no I/O and no clock (the caller passes the time in);
-:func:`backoff_delay` draws its jitter from :mod:`random`.
+:func:`backoff_delay` draws its jitter from the generator passed in (or :mod:`random`).
 
 - :class:`TokenBucket`: ``rate`` tokens per second, at most ``capacity``
   saved up, starting full. The server spends one per incoming message and
@@ -90,7 +90,9 @@ class TokenBucket:
         return max(0.0, (1.0 - self._tokens) / self._rate)
 
 
-def backoff_delay(failures: int, backoff: tuple[float, float]) -> float:
+def backoff_delay(
+    failures: int, backoff: tuple[float, float], rng: random.Random | None = None
+) -> float:
     """Seconds to wait before reconnection attempt ``failures + 1``: capped, jittered.
 
     Exponential (``base * 2**failures``) up to ``cap``, then a uniform pick in
@@ -99,13 +101,14 @@ def backoff_delay(failures: int, backoff: tuple[float, float]) -> float:
     Args:
         failures: attempts that failed since the last session that joined (0 first).
         backoff: ``(base, cap)`` in seconds, checked by :func:`check_backoff`.
+        rng: where the jitter comes from (:mod:`random`'s global generator if None).
 
     Returns:
         The delay in seconds, in ``[ceiling / 2, ceiling]``.
     """
     base, cap = backoff
     ceiling = min(cap, base * 2 ** min(failures, 32))
-    return random.uniform(ceiling / 2, ceiling)
+    return (rng or random).uniform(ceiling / 2, ceiling)
 
 
 def check_backoff(backoff: tuple[float, float]) -> tuple[float, float]:

@@ -1,19 +1,22 @@
-"""The node's signaling client: the sans-IO client protocol driven over a WebSocket.
+"""The node's signaling client: the signaling session driven over a WebSocket with trio.
 
 A thin trio driver (docs/index.md, "The layers") around
-:class:`~unisockets.protocol.client.SignalingClientProtocol`, which decides
-everything; this module moves its messages over trio-websocket, turns its
-events into return values and exceptions, and reconnects.
+:class:`~unisockets.protocol.session.SignalingSession`, which makes every
+decision (the same core drives the browser's client): request bookkeeping
+and timeouts, the undoing of late successes, what a reconnection restores
+or loses, session numbers, which events the node sees, reconnection backoff.
+This module moves its messages over trio-websocket, turns its outputs into
+return values and exceptions, and runs the tasks.
 
 How it runs (all tasks in the nursery of :func:`open_signaling_client`):
 
 - One *session* per WebSocket: knock, wait for ``acknowledged``, then a
-  reader task feeds every frame to the state machine and dispatches the
-  events: answers wake the request that waits for them; peer events go to
+  reader task feeds every frame to the core and carries out what it says:
+  settled requests wake their callers; peer events go to
   :attr:`SignalingClient.events`.
 - Every message goes out through one outbox, written in order under one lock.
-  Messages enter the outbox in the order the state machine made them, which
-  is the order it expects the server to answer them in.
+  Messages enter the outbox in the order the core made them, which is the
+  order it expects the server to answer them in.
 - The outbox is paced by a token bucket (``send_rate``), by default a little
   under the limits our server enforces per client
   (:class:`~unisockets.signaling.limits.ServerLimits`: 500 messages/s, bursts
@@ -22,15 +25,16 @@ How it runs (all tasks in the nursery of :func:`open_signaling_client`):
 - Requests (:meth:`~SignalingClient.bind`, :meth:`~SignalingClient.connect`,
   :meth:`~SignalingClient.shutdown`) wait for their answer up to
   ``request_timeout`` seconds (then :class:`TimeoutError`). They are
-  cancel-safe: cancelling one cancels it in the state machine, and a success
-  that arrives after all is undone (a ``shutdown`` of the alias it got).
+  cancel-safe: cancelling one cancels it in the core, and a success that
+  arrives after all is undone (a ``shutdown`` of the alias it got).
 - When the WebSocket breaks, waiting requests fail at once with
   :class:`~unisockets.signaling.errors.SignalingError`; the client reconnects
   with capped, jittered exponential backoff and knocks again. Back with the
   same id, it binds its aliases again and accepts again where it accepted;
   with a new id it emits :class:`~unisockets.protocol.events.IdChanged` and
   forgets its aliases (their waiting accepts fail). Requests made while
-  disconnected wait for the next session (within their timeout).
+  disconnected wait for the next session (within their timeout); a
+  shutdown made while disconnected sends nothing (the server forgot).
 
 Logs go to the stdlib logger ``"unisockets.signaling.client"``: joins and
 rejoins at INFO, lost connections and id changes at WARNING, every message at
@@ -40,8 +44,6 @@ DEBUG.
 from __future__ import annotations
 
 import contextlib
-import errno
-import functools
 import logging
 import ssl
 from collections import deque
@@ -64,42 +66,32 @@ from unisockets.protocol import (
     MAX_MESSAGE_LENGTH,
     LocalProtocolError,
     Message,
-    RemoteProtocolError,
     encode,
 )
-from unisockets.protocol.client import SignalingClientProtocol
 from unisockets.protocol.client_states import JoinState
-from unisockets.protocol.events import (
-    AliasRemoved,
-    AnswerReceived,
-    BindRejected,
-    BindSucceeded,
-    CancelledRequestSucceeded,
-    CandidateReceived,
-    ConnectRefused,
-    ConnectSucceeded,
-    Disconnected,
-    Event,
-    IdChanged,
-    IncomingConnection,
-    Joined,
-    JoinRejected,
-    OfferReceived,
-    PeerGreeted,
-    PeerLeft,
-    Reconnected,
-    Request,
-    RequestFailed,
-    ShutdownRejected,
-    ShutdownSucceeded,
-)
+from unisockets.protocol.events import Event
 from unisockets.protocol.pacing import (
     DEFAULT_BACKOFF,
     DEFAULT_SEND_RATE,
     TokenBucket,
-    backoff_delay,
-    check_backoff,
     check_send_rate,
+)
+from unisockets.protocol.session import (
+    TRANSPORT_EVENTS,
+    AliasLost,
+    Deliver,
+    Failure,
+    FailureKind,
+    Log,
+    Output,
+    Publish,
+    Retry,
+    Send,
+    SessionJoined,
+    Settled,
+    SignalingSession,
+    Stop,
+    Ticket,
 )
 
 from .errors import JoinRejectedError, SignalingError
@@ -117,62 +109,13 @@ logger: Final = logging.getLogger("unisockets.signaling.client")
 
 #: Events :attr:`SignalingClient.events` buffers before the reader waits for the consumer.
 DEFAULT_EVENT_BUFFER: Final = 1024
-#: The events :attr:`SignalingClient.events` carries (for the transport and the node).
-TRANSPORT_EVENTS: Final = (
-    PeerGreeted,
-    OfferReceived,
-    AnswerReceived,
-    CandidateReceived,
-    PeerLeft,
-    IdChanged,
-    Reconnected,
-    Disconnected,
-)
 #: Incoming connections queued per bound alias before new ones are dropped (logged).
 MAX_PENDING_ACCEPTS: Final = 1024
 #: Seconds a normal close of the WebSocket may take before it is cut.
 CLOSE_TIMEOUT: Final = 2.0
 #: Frames trio-websocket buffers before it stops reading the socket.
 _MESSAGE_QUEUE_SIZE: Final = 16
-_ANSWERS: Final = (
-    BindSucceeded,
-    BindRejected,
-    ConnectSucceeded,
-    ConnectRefused,
-    ShutdownSucceeded,
-    ShutdownRejected,
-    RequestFailed,
-)
-_Answer = (
-    BindSucceeded
-    | BindRejected
-    | ConnectSucceeded
-    | ConnectRefused
-    | ShutdownSucceeded
-    | ShutdownRejected
-    | RequestFailed
-)
-
-
 _AcceptChannel = tuple[trio.MemorySendChannel[str], trio.MemoryReceiveChannel[str]]
-
-
-class _AliasGone(Exception):
-    """A connection alias's session ended before its shutdown was made: nothing to send."""
-
-
-class _Waiter:
-    """Where the reader puts the answer to one request."""
-
-    __slots__ = ("done", "result")
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.result: _Answer | None = None
-
-    def resolve(self, event: _Answer) -> None:
-        self.result = event
-        self.done.set()
 
 
 class SignalingClient:
@@ -210,37 +153,29 @@ class SignalingClient:
         event_buffer: int,
         send_rate: tuple[float, int] | None = DEFAULT_SEND_RATE,
     ) -> None:
-        if not request_timeout > 0:
-            raise ValueError(f"request_timeout must be positive, got {request_timeout!r}")
-        backoff = check_backoff(backoff)
         if event_buffer < 1:
             raise ValueError(f"event_buffer must be at least 1, got {event_buffer!r}")
         self._send_rate = check_send_rate(send_rate)
         self._bucket: TokenBucket | None = None  # one per session: the server's starts full too
         try:
-            self._protocol = SignalingClientProtocol(subnet=subnet)
+            self._core = SignalingSession(
+                subnet, request_timeout=request_timeout, reconnect=reconnect, backoff=backoff
+            )
         except LocalProtocolError as exc:
             raise ValueError(str(exc)) from None
+        self._protocol = self._core.protocol
         self._url = url
         self._ssl_context = ssl_context
         self._timeout = request_timeout
-        self._reconnect = reconnect
-        self._backoff = backoff
-        self._id: str | None = None
         self._closed = False
         self._task_status: trio.TaskStatus[None] | None = None
-        # The current session: its WebSocket, number and nursery (None between sessions).
+        # The current WebSocket and its nursery (None between sessions).
         self._ws: WebSocketConnection | None = None
-        self._session = 0
         self._session_nursery: trio.Nursery | None = None
         self._break_reason: str | None = None
         self._joined = trio.Event()  # set while joined (and once closed, to wake waiters)
         self._send_lock = trio.Lock()
         self._outbox: deque[Message] = deque()
-        self._waiters: dict[Request, _Waiter] = {}
-        # What the node holds, to bind again after a reconnection.
-        self._bound: set[str] = set()
-        self._accepting: set[str] = set()
         self._accepts: dict[str, _AcceptChannel] = {}
         self._events_send, self.events = trio.open_memory_channel[Event](event_buffer)
 
@@ -249,9 +184,9 @@ class SignalingClient:
     @property
     def id(self) -> str:
         """Our id (address) in the subnet, e.g. ``"10.0.0.1"``; the last one while disconnected."""
-        if self._id is None:
+        if self._core.id is None:
             raise SignalingError("not joined yet")
-        return self._id
+        return self._core.id
 
     @property
     def subnet(self) -> str:
@@ -261,7 +196,7 @@ class SignalingClient:
     @property
     def connected(self) -> bool:
         """Whether the client is joined right now (not closed, not between sessions)."""
-        return self._joined.is_set() and not self._closed
+        return self._core.connected
 
     @property
     def session(self) -> int:
@@ -271,7 +206,7 @@ class SignalingClient:
         server forgets a member's aliases when its WebSocket goes); see
         :meth:`connect_in_session` and :meth:`shutdown`.
         """
-        return self._session
+        return self._core.session
 
     async def bind(self, alias: str) -> None:
         """Bind ``alias`` for this node (docs/protocol.md, "Bind and listen").
@@ -289,24 +224,7 @@ class SignalingClient:
             TimeoutError: no answer within ``request_timeout`` seconds.
             SignalingError: the connection broke first, or the client is closed.
         """
-        event = await self._request(lambda: self._protocol.bind(alias), errno.EADDRNOTAVAIL)
-        if isinstance(event, BindSucceeded):
-            self._bound.add(alias)
-            return
-        address = alias.rpartition(":")[0]
-        known = self._protocol.peers | set(self._protocol.aliases.values())
-        if address != self._id and address in known:
-            raise OSError(
-                errno.EADDRNOTAVAIL, f"bind rejected, {address} is another node's address"
-            )
-        if address != self._id and alias not in self._protocol.aliases:
-            # The wire's refusal does not say why: a node that joined later
-            # than the holder was never told of the alias.
-            raise OSError(
-                errno.EADDRINUSE,
-                f"bind rejected, {alias} is in use or {address} is another node's address",
-            )
-        raise OSError(errno.EADDRINUSE, f"bind rejected, {alias} is in use")
+        await self._call(lambda now: self._core.bind(alias, now))
 
     async def listen(self, alias: str) -> None:
         """Start accepting connections on our bound ``alias`` (sends ``accepting``).
@@ -324,24 +242,13 @@ class SignalingClient:
             SignalingError: the client is closed.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        if self._closed:
-            raise SignalingError("the signaling client is closed")
-        if alias not in self._bound:
-            raise OSError(errno.EINVAL, f"{alias} is not bound by this node")
-        if alias in self._accepting:
-            await trio.lowlevel.checkpoint()
-            return
-        self._accepting.add(alias)
-        self._accept_channel(alias)
-        if not self.connected:
-            await trio.lowlevel.checkpoint()
-            return
-        try:
-            messages = self._protocol.accept(alias)
-        except LocalProtocolError:  # being bound again after a reconnection, which accepts too
-            await trio.lowlevel.checkpoint()
-            return
-        await self._send_quietly(messages)  # if the session breaks, the next one sends it
+        failure, outputs = self._core.listen(alias)
+        if failure is not None:
+            raise _error(failure)
+        if alias in self._core.accepting:
+            self._accept_channel(alias)
+        await self._apply(outputs)  # if the session breaks, the next one sends it
+        await trio.lowlevel.checkpoint()
 
     async def accept(self, alias: str) -> str:
         """Wait for the next connection to our bound ``alias``.
@@ -361,7 +268,7 @@ class SignalingClient:
                 the id changed) or the client is closed.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        if alias not in self._accepting:
+        if alias not in self._core.accepting:
             await self.listen(alias)
         _, receive = self._accept_channel(alias)
         try:
@@ -404,12 +311,10 @@ class SignalingClient:
             TimeoutError: no answer within ``request_timeout`` seconds.
             SignalingError: the connection broke first, or the client is closed.
         """
-        event, session = await self._request_in_session(
-            lambda: self._protocol.connect(remote_alias), errno.EINVAL
-        )
-        if isinstance(event, ConnectSucceeded):
-            return event.local_alias, event.remote_alias, event.remote_id, session
-        raise ConnectionRefusedError(errno.ECONNREFUSED, f"connection to {remote_alias} refused")
+        ticket = await self._call(lambda now: self._core.connect(remote_alias, now))
+        result = ticket.result
+        assert result is not None
+        return result.local_alias, result.remote_alias, result.remote_id, result.session
 
     async def shutdown(self, alias: str, *, session: int | None = None) -> None:
         """Release our ``alias``, bound or a connection's (docs/protocol.md, "Shutdown").
@@ -433,20 +338,7 @@ class SignalingClient:
             SignalingError: the connection broke first (the server forgets a
                 node's aliases when it leaves), or the client is closed.
         """
-        self._lose_alias(alias)
-
-        def make() -> tuple[Request, list[Message]]:
-            if session is not None and session != self._session:
-                raise _AliasGone  # checked when the message is made: no session can slip in
-            return self._protocol.shutdown(alias)
-
-        try:
-            event = await self._request(make, errno.EADDRNOTAVAIL)
-        except _AliasGone:
-            logger.debug("not releasing %s: it ended with session %d", alias, session)
-            return
-        if not isinstance(event, ShutdownSucceeded):
-            raise OSError(errno.EINVAL, f"shutdown rejected, {alias} is not held by this node")
+        await self._call(lambda now: self._core.shutdown(alias, now, session=session))
 
     async def send_offer(self, answerer_id: str, sdp: str) -> None:
         """Send our SDP offer to node ``answerer_id`` (after a ``PeerGreeted``).
@@ -482,75 +374,40 @@ class SignalingClient:
         if self._closed:
             return
         self._closed = True
+        self._apply_now(self._core.close("the signaling client was closed"))
         ws = self._ws
         if ws is not None:
             with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
                 await ws.aclose()
         self._end_session("the signaling client was closed")
-        self._joined.set()  # wake requests waiting for a session: they see the client closed
+        self._joined.set()  # wake calls waiting for a session: they see the client closed
         for alias in list(self._accepts):
             self._lose_alias(alias)
         self._events_send.close()
 
     # --- requests -------------------------------------------------------------------------
 
-    async def _request(
-        self, make: Callable[[], tuple[Request, list[Message]]], bad_errno: int
-    ) -> _Answer:
-        """Make a request in the current session and wait for its answer (cancel-safe)."""
-        event, _ = await self._request_in_session(make, bad_errno)
-        return event
+    async def _call(self, start: Callable[[float], tuple[Ticket, list[Output]]]) -> Ticket:
+        """Make a request in the session core and wait for it to settle (cancel-safe).
 
-    async def _request_in_session(
-        self, make: Callable[[], tuple[Request, list[Message]]], bad_errno: int
-    ) -> tuple[_Answer, int]:
-        """:meth:`_request`, returning the answer and the session it was made and answered in."""
+        Raises:
+            OSError, TimeoutError, SignalingError: as the core's :class:`Failure` says.
+        """
         await trio.lowlevel.checkpoint_if_cancelled()  # no side effect when already cancelled
+        ticket, outputs = start(trio.current_time())
+        ticket.handle = done = trio.Event()
         try:
-            with trio.fail_after(self._timeout):
-                await self._wait_joined()
-                try:
-                    request, messages = make()
-                except LocalProtocolError as exc:
-                    raise OSError(bad_errno, str(exc)) from None
-                waiter = _Waiter()
-                self._waiters[request] = waiter
-                session = self._session
-                try:
-                    await self._send(messages)
-                    await waiter.done.wait()
-                except BaseException:
-                    self._abandon(request, waiter, session)
-                    raise
-        except trio.TooSlowError:
-            raise TimeoutError(
-                f"no answer from the signaling server within {self._timeout} s"
-            ) from None
-        result = waiter.result
-        assert result is not None
-        if isinstance(result, RequestFailed):
-            raise SignalingError(result.reason)
-        return result, session
-
-    def _abandon(self, request: Request, waiter: _Waiter, session: int) -> None:
-        """The caller of ``request`` is gone: cancel it, or undo its success."""
-        self._waiters.pop(request, None)
-        if session != self._session or self._closed:
-            return  # the session ended: the server forgot it all
-        result = waiter.result
-        try:
-            if result is None:
-                messages = self._protocol.cancel(request)
-            elif isinstance(result, BindSucceeded | ConnectSucceeded):
-                alias = result.alias if isinstance(result, BindSucceeded) else result.local_alias
-                _, messages = self._protocol.shutdown(alias)  # its answer wakes nobody
-            else:
-                return
-        except LocalProtocolError:  # pragma: no cover - the session checks above prevent it
-            logger.exception("could not abandon %r", request)
-            return
-        self._outbox.extend(messages)
-        self._flush_later()
+            with trio.move_on_at(ticket.deadline):
+                await self._apply(outputs)
+                await done.wait()
+            if not ticket.done:
+                self._apply_now(self._core.expire(trio.current_time()))
+        except BaseException:
+            self._apply_now(self._core.give_up(ticket))
+            raise
+        if ticket.error is not None:
+            raise _error(ticket.error)
+        return ticket
 
     async def _send_to_peer(self, build: Callable[[], Message]) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -589,14 +446,14 @@ class SignalingClient:
         Raises:
             SignalingError: the session ended before the outbox was written.
         """
-        session = self._session
+        session = self._core.session
         async with self._send_lock:
             while self._outbox:
                 ws = self._ws
-                if ws is None or session != self._session:
+                if ws is None or session != self._core.session:
                     raise SignalingError("the connection to the signaling server was lost")
                 await self._pace()
-                if session != self._session:
+                if session != self._core.session:
                     raise SignalingError("the connection to the signaling server was lost")
                 message = self._outbox.popleft()
                 text = encode(message)
@@ -634,7 +491,6 @@ class SignalingClient:
     async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Connect, join and read; reconnect until closed. Reports started once joined."""
         self._task_status = task_status
-        failures = 0
         error: SignalingError | None
         while not self._closed:
             try:
@@ -647,7 +503,6 @@ class SignalingClient:
                     disconnect_timeout=CLOSE_TIMEOUT,
                 ) as ws:
                     reason = await self._run_session(ws)
-                failures = 0
             except JoinRejectedError as exc:
                 reason, error = str(exc), exc
             except (HandshakeError, OSError, ConnectionClosed, trio.TooSlowError) as exc:
@@ -660,17 +515,14 @@ class SignalingClient:
                 error.__cause__ = exc
             else:
                 error = None
-            for event in self._end_session(reason):
-                await self._publish(event)
+            verdict = await self._apply(self._end_session(reason))
             if self._task_status is not None:  # never joined: open_signaling_client fails
                 assert error is not None
                 raise error
-            if self._closed or not self._reconnect:
+            if self._closed or not isinstance(verdict, Retry):
                 break
-            delay = backoff_delay(failures, self._backoff)
-            failures += 1
-            logger.info("reconnecting to %s in %.2f s (%s)", self._url, delay, reason)
-            await trio.sleep(delay)
+            logger.info("reconnecting to %s in %.2f s (%s)", self._url, verdict.delay, reason)
+            await trio.sleep(verdict.delay)
         await self.aclose()
 
     async def _run_session(self, ws: WebSocketConnection) -> str:
@@ -706,10 +558,9 @@ class SignalingClient:
         return self._break_reason or reason
 
     async def _join(self, ws: WebSocketConnection) -> None:
-        await self._send([self._protocol.knock()])
-        deadline = trio.current_time() + self._timeout
-        while self._protocol.join_state is JoinState.KNOCKING:
-            with trio.fail_at(deadline):
+        await self._apply(self._core.connection_made(trio.current_time()))  # the knock
+        while self._core.joining:
+            with trio.fail_at(self._core.join_deadline):
                 data = await ws.get_message()
             await self._handle(data)
         if self._protocol.join_state is JoinState.REJECTED:
@@ -731,13 +582,7 @@ class SignalingClient:
 
     async def _handle(self, data: str | bytes) -> None:
         logger.debug("received %s", data)
-        try:
-            events = self._protocol.receive_data(data)
-        except RemoteProtocolError as exc:
-            logger.warning("ignoring a message from %s: %s", self._url, exc)
-            return
-        for event in events:
-            await self._dispatch(event)
+        await self._apply(self._core.receive_data(data, trio.current_time()))
 
     def _break_session(self, reason: str) -> None:
         """End the current session from inside (a write failed)."""
@@ -745,62 +590,75 @@ class SignalingClient:
             self._break_reason = self._break_reason or reason
             self._session_nursery.cancel_scope.cancel()
 
-    def _end_session(self, reason: str) -> list[Event]:
-        """Forget the session: fail its requests. Idempotent; returns events to publish."""
+    def _end_session(self, reason: str) -> list[Output]:
+        """Forget the connection; returns what the core says (failed requests, what next)."""
         self._ws = None
         self._session_nursery = None
         self._outbox.clear()
         if self._joined.is_set() and not self._closed:
             self._joined = trio.Event()
-        self._session += 1
-        events = self._protocol.connection_lost(reason)
+        return self._core.connection_lost(reason, trio.current_time())
+
+    # --- applying the core's outputs ------------------------------------------------------
+
+    async def _apply(self, outputs: list[Output]) -> Retry | Stop | None:
+        """Carry out ``outputs``: queue, wake, then write and publish; returns the verdict.
+
+        Every message enters the outbox before anything waits, so messages go
+        out in the order the core made them (the order it expects answers in).
+        """
+        verdict: Retry | Stop | None = None
+        events: list[Event] = []
+        for output in outputs:
+            if isinstance(output, Send):
+                self._outbox.extend(output.messages)
+            elif isinstance(output, Publish):
+                events.append(output.event)
+            elif isinstance(output, Retry | Stop):
+                verdict = output
+            else:
+                self._apply_one(output)
+        if self._outbox:
+            await self._send_quietly([])
         for event in events:
-            if isinstance(event, RequestFailed):
-                self._resolve(event)
-            elif isinstance(event, Disconnected) and not self._closed:
-                logger.warning(
-                    "lost the signaling server %s as %s: %s", self._url, event.id, reason
-                )
-        return [e for e in events if isinstance(e, Disconnected)]
-
-    # --- events ---------------------------------------------------------------------------
-
-    async def _dispatch(self, event: Event) -> None:
-        if isinstance(event, _ANSWERS):
-            self._resolve(event)
-        elif isinstance(event, CancelledRequestSucceeded):
-            await self._send_quietly([event.undo])
-        elif isinstance(event, IncomingConnection):
-            await self._incoming(event)
-        elif isinstance(event, Joined):
-            self._id = event.id
-            self._joined.set()
-            logger.info("joined %s as %s", self._url, event.id)
-        elif isinstance(event, AliasRemoved):
-            if event.owner_id == self._id:  # a cancelled shutdown took effect
-                self._lose_alias(event.alias)
-        elif isinstance(event, JoinRejected):
-            logger.warning("%s rejected us: subnet %s is full", self._url, event.subnet)
-        elif isinstance(event, TRANSPORT_EVENTS):
-            if isinstance(event, IdChanged):
-                lost = sorted(self._bound | set(self._accepts))
-                logger.warning(
-                    "our id changed from %s to %s; aliases lost: %s",
-                    event.old_id,
-                    event.new_id,
-                    ", ".join(lost) or "none",
-                )
-                for alias in lost:
-                    self._lose_alias(alias)
-            elif isinstance(event, Reconnected) and self._bound:
-                assert self._session_nursery is not None
-                self._session_nursery.start_soon(self._restore, sorted(self._bound))
             await self._publish(event)
+        return verdict
 
-    def _resolve(self, event: _Answer) -> None:
-        waiter = self._waiters.pop(event.request, None)
-        if waiter is not None:
-            waiter.resolve(event)
+    def _apply_now(self, outputs: list[Output]) -> None:
+        """:meth:`_apply` without waiting: messages are sent by a task, events dropped if full."""
+        for output in outputs:
+            if isinstance(output, Send):
+                self._outbox.extend(output.messages)
+                self._flush_later()
+            elif isinstance(output, Publish):
+                with contextlib.suppress(
+                    trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError
+                ):
+                    self._events_send.send_nowait(output.event)
+            elif not isinstance(output, Retry | Stop):
+                self._apply_one(output)
+
+    def _apply_one(self, output: Output) -> None:
+        if isinstance(output, Settled):
+            if isinstance(output.ticket.handle, trio.Event):
+                output.ticket.handle.set()
+        elif isinstance(output, Deliver):
+            send, _ = self._accept_channel(output.alias)
+            try:
+                send.send_nowait(output.client_alias)
+            except trio.WouldBlock:
+                logger.warning(
+                    "%s has %d connections waiting: dropping %s",
+                    output.alias,
+                    MAX_PENDING_ACCEPTS,
+                    output.client_alias,
+                )
+        elif isinstance(output, AliasLost):
+            self._lose_alias(output.alias)
+        elif isinstance(output, SessionJoined):
+            self._joined.set()
+        elif isinstance(output, Log):
+            logger.log(output.level, "%s: %s", self._url, output.text)
 
     async def _publish(self, event: Event) -> None:
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
@@ -810,30 +668,6 @@ class SignalingClient:
         with contextlib.suppress(SignalingError):  # the session is ending: the server forgets
             await self._send(messages)
 
-    async def _incoming(self, event: IncomingConnection) -> None:
-        alias = event.bound_alias
-        if alias not in self._bound:  # being shut down, or a cancelled bind being undone
-            logger.info(
-                "no listener on %s: dropping the connection of %s", alias, event.client_alias
-            )
-            return
-        send, _ = self._accept_channel(alias)
-        try:
-            send.send_nowait(event.client_alias)
-        except trio.WouldBlock:
-            logger.warning(
-                "%s has %d connections waiting: dropping %s",
-                alias,
-                MAX_PENDING_ACCEPTS,
-                event.client_alias,
-            )
-        if alias in self._accepting:
-            try:
-                messages = self._protocol.accept(alias)
-            except LocalProtocolError:
-                return  # shut down meanwhile
-            await self._send_quietly(messages)
-
     def _accept_channel(self, alias: str) -> _AcceptChannel:
         channel = self._accepts.get(alias)
         if channel is None:
@@ -841,39 +675,19 @@ class SignalingClient:
         return channel
 
     def _lose_alias(self, alias: str) -> None:
-        """Stop holding ``alias``: no rebinding, no accepting; waiting accepts fail."""
-        self._bound.discard(alias)
-        self._accepting.discard(alias)
+        """Waiting accepts on ``alias`` fail once the queued connections are taken."""
         channel = self._accepts.pop(alias, None)
         if channel is not None:
             channel[0].close()
 
-    async def _restore(self, aliases: list[str]) -> None:
-        """Back with the same id: bind ``aliases`` again and accept again where we did."""
-        for alias in aliases:
-            try:
-                event = await self._request(
-                    functools.partial(self._protocol.bind, alias), errno.EADDRNOTAVAIL
-                )
-            except SignalingError:
-                return  # lost again: the next session will try
-            except (OSError, TimeoutError) as exc:
-                logger.warning("could not bind %s again: %r", alias, exc)
-                self._lose_alias(alias)
-                continue
-            if not isinstance(event, BindSucceeded):
-                logger.warning("could not bind %s again: the server says it is taken", alias)
-                self._lose_alias(alias)
-            else:
-                try:
-                    if alias not in self._bound:  # shut down while we were binding it again
-                        await self._send_quietly(self._protocol.shutdown(alias)[1])
-                        continue
-                    if alias in self._accepting:
-                        await self._send_quietly(self._protocol.accept(alias))
-                except LocalProtocolError:
-                    return  # the session ended meanwhile: the next one will try
-                logger.info("bound %s again", alias)
+
+def _error(failure: Failure) -> Exception:
+    """The exception a caller gets for the core's ``failure`` (see the module docstring)."""
+    if failure.kind is FailureKind.OS:
+        return OSError(failure.errno, failure.text)
+    if failure.kind is FailureKind.TIMEOUT:
+        return TimeoutError(failure.text)
+    return SignalingError(failure.text)
 
 
 def _describe(exc: BaseException) -> str:
