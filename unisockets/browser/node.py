@@ -305,7 +305,7 @@ class BrowserNode:
         """Release a bound address that is not listening.
 
         Raises:
-            OSError: ``EPERM``/``ETIMEDOUT``/``EADDRNOTAVAIL`` from signaling.
+            OSError: ``EINVAL``/``ETIMEDOUT``/``EADDRNOTAVAIL`` from signaling.
             SignalingError: signaling was lost while waiting, or closed.
         """
         await self.signaling.shutdown(format_alias(*address))
@@ -446,12 +446,12 @@ class BrowserNode:
             alias, asyncio.Event(), session=session, current_session=self.signaling.session
         )
         if done is not None:
-            self._spawn(self._release_now(alias))
+            self._spawn(self._release_now(alias, session))
         return done
 
-    async def _release_now(self, alias: str) -> None:
-        try:
-            await self.signaling.shutdown(alias)
+    async def _release_now(self, alias: str, session: int | None) -> None:
+        try:  # the session is checked again when the message is made (it may have ended)
+            await self.signaling.shutdown(alias, session=session)
         except (OSError, SignalingError) as exc:
             logger.debug("release of %s failed: %s", alias, exc)
         finally:  # also when cancelled: a listener's aclose waits for this
