@@ -3,8 +3,10 @@
 Real headless Chromium (Pyodide) against the project's signaling server on
 127.0.0.1, stopped and started again on the same port as in
 tests/signaling/test_client.py. Which node gets which id after a restart
-depends on who rejoins first, so the tests give the nodes backoffs far apart
-(and a native node joins only when the test says so).
+depends on who rejoins first, so a tab that must rejoin later waits for the
+test's word and then calls ``node.rejoin()`` (its backoff is far longer than
+the test), and a native node joins only when the test says so: no ordering
+rests on timers.
 """
 
 from __future__ import annotations
@@ -51,9 +53,19 @@ SIGNALING_EVENTS = """
 js.window.unisocketsNotes = js.Object.new()
 js.window.unisocketsGo = False
 
+js.window.unisocketsRejoin = False
+
 async def go_ahead():  # the test says so (release)
     while not js.window.unisocketsGo:
         await asyncio.sleep(0.02)
+
+async def rejoin_when_told(node):  # the test says when this tab rejoins
+    while not js.window.unisocketsRejoin:
+        await asyncio.sleep(0.02)
+    node.rejoin()
+
+#: Longer than any test: a tab with it rejoins only when rejoin_when_told lets it.
+NEVER = (3600.0, 3600.0)
 from unisockets.protocol.events import Disconnected, IdChanged, Reconnected
 events = []
 disconnected, reconnected = asyncio.Event(), asyncio.Event()
@@ -110,7 +122,7 @@ json.dumps(out)
 CONNECTING_TAB = (
     SIGNALING_EVENTS
     + """
-async with ub.open_node(URL, backoff=(20.0, 20.0), on_signaling_event=on_signaling) as node:
+async with ub.open_node(URL, backoff=NEVER, on_signaling_event=on_signaling) as node:
     stream = await node.connect((HOST, 7))
     link = node.links.links[HOST]
 
@@ -127,6 +139,7 @@ async with ub.open_node(URL, backoff=(20.0, 20.0), on_signaling_event=on_signali
     out["during"] = await round_trip(b"during" * 5000)  # the server is down
     out["connected_during"] = node.connected
     notify("during")
+    await rejoin_when_told(node)
     await reconnected.wait()
     out["after"] = await round_trip(b"after" * 5000)
     notify("after")
@@ -173,8 +186,8 @@ async def test_server_restart_same_id(browser: Browser, browser_env: BrowserEnv)
                 second = await start_server(nursery, first.port)
                 back = await wait_note(listening_tab, "back")
                 assert back == {"address": address, "bound": [address, 9]}
-                # the connecting tab reconnects 10-20 s after the loss (its backoff): after the
-                # listener even when background-tab timers are throttled
+                # the connecting tab rejoins only now, after the listener got its id back
+                await connecting_tab.evaluate("window.unisocketsRejoin = true")
                 assert await wait_note(connecting_tab, "reconnected") == other
                 await wait_note(connecting_tab, "after")
                 assert await wait_note(listening_tab, "kept_link") is True
@@ -213,7 +226,7 @@ NEW_ID_TAB = (
     + """
 import errno
 out = {}
-async with ub.open_node(URL, backoff=(20.0, 20.0), on_signaling_event=on_signaling) as node:
+async with ub.open_node(URL, backoff=NEVER, on_signaling_event=on_signaling) as node:
     old = node.address
     listener = await node.listen(7)
     await node.bind(8)
@@ -227,6 +240,7 @@ async with ub.open_node(URL, backoff=(20.0, 20.0), on_signaling_event=on_signali
     async with asyncio.TaskGroup() as tasks:
         tasks.create_task(accept_once())
         notify("listening", old)
+        await rejoin_when_told(node)
         await reconnected.wait()
     try:
         await listener.accept()
@@ -261,9 +275,10 @@ async def test_server_restart_new_id(browser: Browser, browser_env: BrowserEnv) 
                 await first.stop()
                 await wait_note(page, "disconnected")
                 second = await start_server(nursery, first.port)
-                # joins before the tab's first attempt (10 s or more after it lost the server)
+                # joins before the tab rejoins (the tab waits for the test's word)
                 async with open_node(second.url, ice_addresses=["127.0.0.1"]) as native:
                     assert native.address == old
+                    await page.evaluate("window.unisocketsRejoin = true")
                     changed_from, new = await wait_note(page, "id_changed")
                     assert changed_from == old
                     assert new != old

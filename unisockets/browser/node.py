@@ -266,6 +266,17 @@ class BrowserNode:
         """Whether signaling is joined right now (False while it reconnects, and once closed)."""
         return self.signaling.connected
 
+    def rejoin(self) -> None:
+        """Reconnect to the signaling server now rather than when the backoff ends.
+
+        While signaling is lost, the node waits its backoff (``backoff=`` of
+        :func:`open_node`) before each attempt; a page that knows better (the
+        window's ``online`` event, a "reconnect" button) calls this to try at
+        once. Nothing happens while joined or once closed (docs/browser.md,
+        "When the signaling server goes away").
+        """
+        self.signaling.rejoin()
+
     @property
     def peers(self) -> frozenset[str]:
         """Ids of the other members this node was introduced to."""

@@ -33,6 +33,7 @@ timer sends what the bucket held back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
@@ -127,6 +128,7 @@ class BrowserSignaling:
         self._last_reason = "not open"
         self._attempt: asyncio.Future[str] | None = None  # the join in progress
         self._lost = asyncio.Event()  # set while a session is needed (for maintain())
+        self._rejoin_now = asyncio.Event()  # rejoin() cuts the backoff short
         self._retry_delay = 0.0
         self._closed = False
         self._incoming: dict[str, _Incoming] = {}
@@ -200,13 +202,25 @@ class BrowserSignaling:
             self._lost.clear()
             delay = self._retry_delay
             logger.info("reconnecting to %s in %.2f s (%s)", self.url, delay, self._last_reason)
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):  # the backoff ran out first
+                await asyncio.wait_for(self._rejoin_now.wait(), delay)
+            self._rejoin_now.clear()
             if self._closed:
                 return
             try:
                 await self._join()
             except SignalingError as exc:
                 logger.info("reconnecting to %s failed: %s", self.url, exc)
+
+    def rejoin(self) -> None:
+        """Reconnect now instead of at the end of the backoff (if the session is lost).
+
+        For a page that knows the network is back (the window's ``online``
+        event, a user's click) before the backoff ends. Does nothing while
+        joined or once closed.
+        """
+        if not self._closed and not self.connected:
+            self._rejoin_now.set()
 
     def close(self, reason: str = "closed by the node") -> None:
         """Close the WebSocket and stop reconnecting (idempotent).
