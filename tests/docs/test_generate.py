@@ -250,7 +250,7 @@ def test_simple_tables_and_literal_markers_become_markdown() -> None:
 def test_undocumented_special_methods_are_hidden_documented_members_stay() -> None:
     extensions = griffe.load_extensions(griffe_public.HideUndocumentedSpecials())
     loader = griffe.GriffeLoader(search_paths=[str(ROOT)], extensions=extensions)
-    module = loader.load("unisockets.net.node")
+    module = loader.load("unisockets.net.overlay")
     assert isinstance(module, griffe.Module)
     node = module["OverlayNode"]
     assert not node["__repr__"].is_public

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 
 def _consent_task_name(transport: WebRTCTransport, peer: str) -> str:
-    pc = transport.links[peer]._pc
+    pc = transport.links[peer]._aio._pc
     connection = ice_connection(pc)
     assert connection is not None
     task = connection._query_consent_task
@@ -114,7 +114,7 @@ async def test_a_peer_that_stops_answering_loses_consent_with_the_reason() -> No
             link_b = mesh[B].links[A]
 
             async def mute_b() -> None:
-                connection = ice_connection(link_b._pc)
+                connection = ice_connection(link_b._aio._pc)
                 connection.request_received = lambda *args: None  # no more STUN answers
                 task = connection._query_consent_task
                 connection._query_consent_task = None

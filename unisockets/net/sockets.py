@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Buffer
 
-    from .node import Binding, Node
+    from .base import Binding, Node
 
 __all__ = ["AF_INET", "SHUT_RD", "SHUT_RDWR", "SHUT_WR", "SOCK_STREAM", "Listening", "Socket"]
 

@@ -9,7 +9,8 @@
 - :mod:`~unisockets.signaling.client`: a node's signaling client
   (:func:`open_signaling_client`) over
   :class:`~unisockets.protocol.SignalingClientProtocol` and trio-websocket,
-  with reconnection and send pacing.
+  with reconnection and send pacing; its tasks, outbox and requests are
+  ``_client_driver``'s, its words for a failed WebSocket ``_client_websocket``'s.
 """
 
 from .client import SignalingClient, open_signaling_client

@@ -4,9 +4,9 @@ A :class:`PeerLink` runs as one trio task in the transport's nursery. Its
 signaling inputs (our decision to offer, the peer's offer, answer and
 candidates) are queued and handled one at a time in order, so a slow step
 never races the next one and the signaling reader never waits for aiortc.
-Like the ``_aio_*`` methods of :mod:`unisockets.transport.webrtc_pipe`, the
-``_aio_*`` methods here run in the asyncio thread of the transport's bridge
-and are the only code touching the :class:`aiortc.RTCPeerConnection`.
+Its :class:`~unisockets.transport.webrtc_link_aio.AioPeerConnection` runs in
+the asyncio thread of the transport's bridge and is the only code touching
+the :class:`aiortc.RTCPeerConnection`.
 
 Negotiation (docs/protocol.md, "Peer link") is decided by
 :class:`unisockets.protocol.negotiation.Negotiation`: who offers, glare (the
@@ -46,13 +46,12 @@ the transport says so (peer left, transport closing).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
-from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration
 
 from ..protocol.consent import ConsentPolicy
 from ..protocol.negotiation import LinkState, NegotiatedLink, Negotiation, signaling_input
@@ -84,8 +83,9 @@ from ..protocol.negotiation_events import (
     TimePasses,
 )
 from ..protocol.peer_link import HELLO, HELLO_GRACE, LEGACY_LABEL, MODERN_PROTOCOL, offer_wins
-from .webrtc_consent import take_over_consent
-from .webrtc_ice import candidate_from_json, local_candidates, raise_receive_buffers
+from .webrtc_ice import candidate_from_json, local_candidates
+from .webrtc_link_aio import LINGER_TIMEOUT as LINGER_TIMEOUT  # documented here (fail)
+from .webrtc_link_aio import AioPeerConnection
 from .webrtc_pipe import DataChannelPipe
 
 if TYPE_CHECKING:
@@ -113,8 +113,6 @@ logger = logging.getLogger(__name__)
 LEGACY_RECEIVE_LIMIT = 16 * 1024 * 1024
 #: Seconds closing a peer connection may take before we stop waiting for it.
 CLOSE_TIMEOUT = 10.0
-#: Seconds a closing transport waits for sent data and stream resets to be acknowledged.
-LINGER_TIMEOUT = 2.0
 
 
 class LegacyPeerError(trio.BrokenResourceError):
@@ -165,8 +163,6 @@ class PeerLink(NegotiatedLink):
         self._kind_known = trio.Event()
         self._bridge = bridge
         self._signal = signal
-        self._configuration = configuration
-        self._consent = consent
         self._on_incoming = on_incoming
         self._on_failed = on_failed
         self._on_restart = on_restart
@@ -177,10 +173,7 @@ class PeerLink(NegotiatedLink):
         self._generation = 0  # which peer connection trio is talking to
         self._ice_state = "new"  # the current peer connection's iceConnectionState
         self._linger = False
-        # asyncio side
-        self._pc: RTCPeerConnection | None = None
-        self._aio_generation = 0
-        self._legacy: list[RTCDataChannel] = []
+        self._aio = AioPeerConnection(self, bridge, configuration, consent)
 
     # --- inputs (trio) ---------------------------------------------------------------------
 
@@ -295,7 +288,7 @@ class PeerLink(NegotiatedLink):
             on_link_lost=self.fail,
         )
         self.pipes.add(pipe)
-        self._bridge.call_soon(self._aio_create_channel, self._generation, pipe)
+        self._bridge.call_soon(self._aio.create_channel, self._generation, pipe)
         return pipe
 
     # --- the link's task (trio) ------------------------------------------------------------
@@ -348,17 +341,17 @@ class PeerLink(NegotiatedLink):
         for output in outputs:
             if isinstance(output, MakeOffer):
                 self._generation += 1
-                sdp = await self._bridge.run(self._aio_offer, self._generation)
+                sdp = await self._bridge.run(self._aio.offer, self._generation)
                 await self._carry_out(self._handle(OfferMade(sdp)))
             elif isinstance(output, MakeAnswer):
                 if output.drop_pc:  # our offer's "channel" goes with our offer
                     self.legacy_pipe = None
                 self._generation += 1
-                answer = await self._bridge.run(self._aio_answer, self._generation, output.offer)
+                answer = await self._bridge.run(self._aio.answer, self._generation, output.offer)
                 await self._carry_out(self._handle(RemoteDescriptionSet()))
                 await self._carry_out(self._handle(AnswerMade(answer)))
             elif isinstance(output, SetAnswer):
-                await self._bridge.run(self._aio_set_answer, self._generation, output.sdp)
+                await self._bridge.run(self._aio.set_answer, self._generation, output.sdp)
                 await self._carry_out(self._handle(RemoteDescriptionSet()))
             elif isinstance(output, SendOffer | SendAnswer):
                 if isinstance(output, SendOffer):
@@ -405,14 +398,14 @@ class PeerLink(NegotiatedLink):
             if found is not None:
                 parsed.append(found[0])
         if parsed:
-            await self._bridge.run(self._aio_add_candidates, self._generation, parsed)
+            await self._bridge.run(self._aio.add_candidates, self._generation, parsed)
 
     async def _close_pc(self) -> None:
         if self._bridge.closing:
             return
         try:
             with trio.move_on_after(CLOSE_TIMEOUT) as scope:
-                await self._bridge.run(self._aio_close, self._linger)
+                await self._bridge.run(self._aio.close, self._linger)
             if scope.cancelled_caught:  # the bridge's shutdown cancels what is left
                 logger.error("closing the peer connection to %s timed out", self.peer_id)
         except Exception:
@@ -469,155 +462,9 @@ class PeerLink(NegotiatedLink):
     def _forget(self, pipe: DataChannelPipe) -> None:
         self.pipes.discard(pipe)
 
-    # --- asyncio side ----------------------------------------------------------------------
-
-    def _aio_new_pc(self, generation: int) -> RTCPeerConnection:
-        pc = RTCPeerConnection(self._configuration)
-
-        def on_state() -> None:
-            state = pc.connectionState
-            if state == "connected":
-                self._aio_connected(generation, pc)
-            self._bridge.to_trio(self._on_pc_state, generation, state, pc.iceConnectionState)
-
-        def on_ice_state() -> None:
-            self._bridge.to_trio(self._on_ice_state, generation, pc.iceConnectionState)
-
-        def on_datachannel(channel: RTCDataChannel) -> None:
-            self._aio_on_datachannel(generation, channel)
-
-        pc.on("connectionstatechange", on_state)
-        pc.on("iceconnectionstatechange", on_ice_state)
-        pc.on("datachannel", on_datachannel)
-        self._pc = pc
-        self._aio_generation = generation
-        return pc
-
-    def _aio_connected(self, generation: int, pc: RTCPeerConnection) -> None:
-        # Our consent checks replace aioice's on this peer connection only
-        # (webrtc_consent); an expiry fails the link with its reason.
-        def expired(reason: str) -> None:
-            error = trio.BrokenResourceError(f"the link to {self.peer_id} died: {reason}")
-            self._bridge.to_trio(self._pipe_link_lost, generation, error)
-
-        try:
-            if not take_over_consent(pc, self._consent, expired):
-                logger.warning("aioice internals changed: the link keeps aioice's consent checks")
-            raise_receive_buffers(pc)
-        except Exception:  # pragma: no cover - neither raises
-            logger.exception("connection state handler failed")
-
-    def _aio_current(self, generation: int) -> RTCPeerConnection:
-        if self._pc is None or generation != self._aio_generation:
-            raise trio.BrokenResourceError("the peer connection was replaced")
-        return self._pc
-
-    def _aio_legacy_pipe(
-        self, generation: int, channel: RTCDataChannel, *, incoming: bool
-    ) -> DataChannelPipe:
-        pipe = DataChannelPipe(
-            self._bridge,
-            self.peer_id,
-            LEGACY_LABEL,
-            incoming=incoming,
-            on_link_lost=lambda error: self._pipe_link_lost(generation, error),
-        )
-        pipe.inspect = self._inspect_legacy
-        pipe._aio_attach(channel)
-        self._legacy.append(channel)
-        return pipe
-
-    async def _aio_offer(self, generation: int) -> str:
-        pc = self._aio_new_pc(generation)
-        channel = pc.createDataChannel(LEGACY_LABEL, protocol=MODERN_PROTOCOL)
-        channel.on("open", lambda: self._bridge.to_trio(self._on_channel_opened, generation))
-        pipe = self._aio_legacy_pipe(generation, channel, incoming=False)
-        self._bridge.to_trio(self._on_legacy_pipe, generation, pipe, None)
-        await pc.setLocalDescription(await pc.createOffer())
-        return str(pc.localDescription.sdp)
-
-    async def _aio_answer(self, generation: int, sdp: str) -> str:
-        old, self._pc = self._pc, None
-        if old is not None:  # glare: ours lost; aiortc cannot roll back, so start over
-            self._legacy.clear()
-            await old.close()
-        pc = self._aio_new_pc(generation)
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        await pc.setLocalDescription(await pc.createAnswer())
-        return str(pc.localDescription.sdp)
-
-    async def _aio_set_answer(self, generation: int, sdp: str) -> None:
-        pc = self._aio_current(generation)
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-
-    async def _aio_add_candidates(self, generation: int, candidates: list[RTCIceCandidate]) -> None:
-        pc = self._aio_current(generation)
-        for candidate in candidates:
-            await pc.addIceCandidate(candidate)
-
-    def _aio_create_channel(self, generation: int, pipe: DataChannelPipe) -> None:
-        try:
-            pc = self._aio_current(generation)
-            pipe._aio_attach(pc.createDataChannel(pipe.label, ordered=True))
-        except Exception as exc:
-            self._bridge.to_trio(pipe._break, exc)
-
-    def _aio_on_datachannel(self, generation: int, channel: RTCDataChannel) -> None:
-        try:
-            if channel.label == LEGACY_LABEL:
-                modern = channel.protocol == MODERN_PROTOCOL
-                pipe = self._aio_legacy_pipe(generation, channel, incoming=True)
-                self._bridge.to_trio(self._on_legacy_pipe, generation, pipe, modern)
-                return
-            pipe = DataChannelPipe(
-                self._bridge,
-                self.peer_id,
-                channel.label,
-                incoming=True,
-                on_close=self._forget,
-                on_link_lost=self.fail,
-            )
-            pipe._aio_attach(channel)
-            self._bridge.to_trio(self._on_incoming_pipe, generation, pipe)
-        except Exception:
-            logger.exception("datachannel handler failed")
-            try:
-                channel.close()
-            except Exception:
-                logger.exception("could not close a data channel")
-
-    async def _aio_close(self, linger: bool) -> None:
-        pc, self._pc = self._pc, None
-        self._legacy.clear()
-        if pc is None:
-            return
-        if linger and pc.sctp is not None and pc.sctp.state == "connected":
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + LINGER_TIMEOUT
-            while not _sctp_settled(pc.sctp) and loop.time() < deadline:  # noqa: ASYNC110
-                await asyncio.sleep(0.005)  # aiortc has no event for "all acknowledged"
-        await pc.close()
-
 
 def _aio_send_hello(pipe: DataChannelPipe) -> None:
     """Send :data:`HELLO` on the peer's ``"channel"`` (asyncio thread; open once it arrived)."""
     channel = pipe._channel
     if channel is not None and channel.readyState == "open":
         channel.send(HELLO)
-
-
-def _sctp_settled(sctp: Any) -> bool:
-    """Whether an aiortc SCTP transport has nothing left in flight.
-
-    Nothing queued or unacknowledged, no stream reset pending, and no channel
-    half-way through its reset (the peer still has to reset its direction,
-    which is how it learns the pipe ended cleanly). Reads aiortc internals;
-    if they change, this says True and closing simply does not linger.
-    """
-    for name in ("_data_channel_queue", "_outbound_queue", "_sent_queue", "_reconfig_queue"):
-        if getattr(sctp, name, None):
-            return False
-    if getattr(sctp, "_reconfig_request", None) is not None:
-        return False
-    channels = getattr(sctp, "_data_channels", {})
-    return not any(channel.readyState == "closing" for channel in channels.values())

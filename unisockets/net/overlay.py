@@ -1,0 +1,401 @@
+"""The overlay node: a node on a unisockets network (signaling server + peer transport).
+
+Connection set-up (docs/protocol.md, "Connect"): the connecting
+node asks signaling to ``connect`` to the remote alias and gets its own
+connection alias back; it then opens a data channel to the listening node,
+labelled with both aliases, ``"<client alias>><bound alias>"``. The listening
+node, told by signaling's ``accept`` which client alias connected, takes the data
+channel with that label. When the connection closes, the connecting node
+releases its connection alias with ``shutdown`` (a wire-compatible addition:
+the original never freed them).
+
+Legacy peers (docs/protocol.md, "Legacy peers"): an original unisockets node
+has one data channel per pair of nodes and writes raw bytes into it. When the
+WebRTC transport finds that a peer is one
+(:meth:`~unisockets.transport.webrtc.WebRTCTransport.legacy_channel`), a
+connection with it, in either direction, carries raw bytes over that channel
+(:class:`~unisockets.transport.legacy.LegacyStream`): no labelled pipe, no
+end-of-stream marker, and closing is not seen by the peer. One such
+connection per legacy peer at a time: a second ``connect`` to it is refused
+(``ECONNREFUSED``), a second incoming one is dropped, since their bytes
+would mix.
+
+Every such decision (labels, loopback, ephemeral ports, backlog admission,
+which alias to release when, legacy peers, address checks) is
+:class:`unisockets.protocol.planner.ConnectionPlanner`'s, shared with the
+browser's node; this module does the I/O.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import random
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..protocol.addresses import format_alias, parse_alias
+from ..protocol.planner import (
+    DEFAULT_BACKLOG,
+    ConnectionPlanner,
+    check_address,
+    link_failure,
+)
+from ..protocol.socket_states import innermost_reason
+from ..transport.base import MessagePipe, PeerTransport
+from ..transport.legacy import LegacyStream
+from ..transport.stream import PipeStream
+from ._signals import pump_signaling
+from .addresses import Address, oserror
+from .base import Binding, Node, SocketOptionList
+from .listeners import OverlayListener
+from .streams import SocketStream
+
+if TYPE_CHECKING:
+    from ..signaling.client import SignalingClient
+
+__all__ = ["OverlayNode"]
+
+logger = logging.getLogger("unisockets.net")
+
+
+class OverlayNode(Node):
+    """A node on a unisockets overlay network (signaling server + peer transport).
+
+    Created by :func:`open_node`; see the module docstring for how
+    connections are set up.
+
+    Attributes:
+        signaling: the node's signaling client.
+        transport: the peer transport (WebRTC, or in-memory for tests).
+    """
+
+    def __init__(
+        self,
+        signaling: SignalingClient,
+        transport: PeerTransport,
+        loopback: PeerTransport,
+        nursery: trio.Nursery,
+        *,
+        accept_timeout: float,
+    ) -> None:
+        self.signaling = signaling
+        self.transport = transport
+        self._loopback = loopback
+        self._nursery = nursery
+        self._accept_timeout = accept_timeout
+        self._streams: set[SocketStream] = set()
+        self._listeners: set[OverlayListener] = set()
+        self._planner: ConnectionPlanner[LegacyStream, trio.Event] = ConnectionPlanner(
+            random.Random()
+        )
+        self._release_send, self._release_receive = trio.open_memory_channel[
+            tuple[str, int | None]
+        ](1024)
+
+    @property
+    def address(self) -> str:
+        """This node's overlay address, assigned by the signaling server (e.g. ``"10.0.0.1"``)."""
+        return self.signaling.id
+
+    def _transport_for(self, loopback: bool) -> PeerTransport:
+        return self._loopback if loopback else self.transport
+
+    async def bind(
+        self, port: int, host: str = "", *, socket_options: SocketOptionList = ()
+    ) -> Binding:
+        """Bind ``port`` on an overlay address (signaling ``bind``).
+
+        Port 0 picks a free port in :data:`EPHEMERAL_PORTS`. ``host`` is this
+        node's address when ``""``, ``"0.0.0.0"`` or ``"localhost"``; any other
+        address is an ordinary overlay address, which the signaling server
+        lets this node bind unless it is another node's id (docs/protocol.md,
+        "Bind and listen"): ``127.0.0.1`` is not loopback on the overlay, as in the
+        original unisockets. If this node is still releasing the alias (a
+        socket or listener on it was closed a moment ago), the bind waits for
+        the release first, so closing and binding again at once works as with
+        an OS socket.
+
+        Args:
+            port: 0..65535.
+            host: the address, as above.
+            socket_options: ignored (there is no OS socket).
+
+        Raises:
+            OSError: ``EADDRINUSE`` when the alias is taken (the server answered
+                ``alias{set:false}``), ``EADDRNOTAVAIL`` when ``host`` is the
+                address of another node, ``EINVAL`` for a bad port or address.
+        """
+        self._check_open()
+        plan = self._planner.plan_bind(port, check_address((host, port))[0], self.address)
+        if plan.wait_for is not None:
+            await plan.wait_for.wait()
+        for candidate in plan.ports:
+            with plan.attempt():
+                await self.signaling.bind(format_alias(plan.host, candidate))
+                return _OverlayBinding(self, (plan.host, candidate))
+        raise plan.exhausted()
+
+    async def connect(
+        self, address: Address, *, socket_options: SocketOptionList = ()
+    ) -> SocketStream:
+        """Connect to an overlay listener by address (signaling ``connect`` + a data channel).
+
+        Args:
+            address: ``(host, port)``; ``host`` may be this node's own address.
+            socket_options: ignored (there is no OS socket).
+
+        Raises:
+            OSError: ``ECONNREFUSED`` (nobody accepting there), ``EINVAL`` (bad
+                address), ``ETIMEDOUT`` (signaling or the peer link timed out),
+                ``ECONNRESET`` (the peer link failed while connecting).
+        """
+        self._check_open()
+        remote_alias = self._planner.plan_connect(address, self.address)
+        try:
+            local_alias, remote_alias, peer_id, session = await self.signaling.connect_in_session(
+                remote_alias
+            )
+        except TimeoutError as exc:
+            raise oserror(errno.ETIMEDOUT, f"connect to {remote_alias}") from exc
+        route = self._planner.outgoing(local_alias, remote_alias, peer_id, self.address)
+        transport = self._transport_for(route.loopback)
+        try:
+            legacy = await transport.legacy_channel(peer_id, offer=True)
+            if legacy is None:
+                pipe = await transport.open_pipe(peer_id, route.label)
+            else:
+                self._planner.check_legacy_free(peer_id)
+        except BaseException as exc:
+            self._release_alias(local_alias, session)
+            if isinstance(exc, TimeoutError | trio.BrokenResourceError):
+                raise link_failure(
+                    peer_id, innermost_reason(exc), timed_out=isinstance(exc, TimeoutError)
+                ) from exc
+            raise
+        if legacy is not None:
+            stream = self._track_legacy(
+                legacy,
+                peer_id,
+                local_address=parse_alias(local_alias),
+                remote_address=parse_alias(remote_alias),
+                release=(local_alias, session),
+            )
+            assert stream is not None  # check_legacy_free passed, with no await since
+            return stream
+        return self._track(
+            pipe,
+            local_address=parse_alias(local_alias),
+            remote_address=parse_alias(remote_alias),
+            release=(local_alias, session),
+        )
+
+    def _track(
+        self,
+        pipe: MessagePipe,
+        *,
+        local_address: Address,
+        remote_address: Address,
+        release: tuple[str, int] | None,
+    ) -> SocketStream:
+        def on_close() -> None:
+            self._streams.discard(stream)
+            if release is not None:
+                self._release_alias(*release)
+
+        stream = SocketStream(
+            PipeStream(pipe),
+            local_address=local_address,
+            remote_address=remote_address,
+            on_close=on_close,
+        )
+        self._streams.add(stream)
+        return stream
+
+    def _track_legacy(
+        self,
+        pipe: Any,
+        peer_id: str,
+        *,
+        local_address: Address,
+        remote_address: Address,
+        release: tuple[str, int] | None,
+    ) -> SocketStream | None:
+        legacy = LegacyStream(pipe)
+        if not self._planner.legacy_opened(peer_id, legacy):
+            return None
+
+        def on_close() -> None:
+            self._streams.discard(stream)
+            self._planner.legacy_closed(peer_id, legacy)
+            pipe.discard_received()  # what this connection left unread is not the next one's
+            if release is not None:
+                self._release_alias(*release)
+
+        stream = SocketStream(
+            legacy, local_address=local_address, remote_address=remote_address, on_close=on_close
+        )
+        self._streams.add(stream)
+        return stream
+
+    def _release_alias(self, alias: str, session: int | None = None) -> trio.Event | None:
+        """Queue a signaling ``shutdown`` of an alias we no longer use; ``bind`` waits for it.
+
+        Args:
+            alias: the alias.
+            session: for a connection alias, the signaling session that made
+                it: the planner (and, when the message is made,
+                :meth:`SignalingClient.shutdown`) drops it once that session
+                has ended. None for a bound alias.
+
+        Returns:
+            The event set when the release is done, or None when there is
+            nothing to wait for.
+        """
+        done = self._planner.release(
+            alias, trio.Event(), session=session, current_session=self.signaling.session
+        )
+        if done is None:
+            return None
+        try:
+            self._release_send.send_nowait((alias, session))
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            logger.debug("not releasing %s (node closing or queue full)", alias)
+            self._wake_binders(alias)
+            return None
+        return done
+
+    def _wake_binders(self, alias: str) -> None:
+        """A release of ``alias`` ended: wake the binds of it when it was the last one."""
+        done = self._planner.released(alias)
+        if done is not None:
+            done.set()
+
+    async def _release_loop(self) -> None:
+        try:
+            async for alias, session in self._release_receive:
+                try:
+                    await self.signaling.shutdown(alias, session=session)
+                except (OSError, TimeoutError) as exc:
+                    logger.debug("release of %s failed: %s", alias, exc)
+                self._wake_binders(alias)
+        finally:
+            # Cancelled (e.g. Ctrl-C): no more releases; wake the aclose calls waiting.
+            for done in self._planner.close():
+                done.set()
+
+    async def _accept_loop(self, listener: OverlayListener, alias: str) -> None:
+        with listener._cancel_scope:
+            async with trio.open_nursery() as nursery:
+                try:
+                    await self.signaling.listen(alias)
+                    listener._set_ready()
+                    while True:
+                        client_alias = await self.signaling.accept(alias)
+                        nursery.start_soon(self._establish, listener, alias, client_alias)
+                except (OSError, TimeoutError) as exc:
+                    # SignalingError is a ConnectionError: the alias is lost, or
+                    # signaling is gone for good. Only this listener fails.
+                    logger.warning("listening on %s failed: %r", alias, exc)
+                    listener._fail(exc)
+
+    async def _establish(self, listener: OverlayListener, alias: str, client_alias: str) -> None:
+        route = self._planner.incoming(client_alias, alias, self.address)
+        peer_id = route.peer_id
+        transport = self._transport_for(route.loopback)
+        try:
+            with trio.fail_after(self._accept_timeout):
+                legacy = await transport.legacy_channel(peer_id, offer=False)
+                if legacy is None:
+                    pipe = await transport.accept_pipe(peer_id, route.label)
+        except (TimeoutError, trio.BrokenResourceError) as exc:
+            logger.info("connection %s -> %s not established: %r", client_alias, alias, exc)
+            return
+        if legacy is None:
+            stream: SocketStream | None = self._track(
+                pipe,
+                local_address=parse_alias(alias),
+                remote_address=parse_alias(client_alias),
+                release=None,
+            )
+        else:
+            stream = self._track_legacy(
+                legacy,
+                peer_id,
+                local_address=parse_alias(alias),
+                remote_address=parse_alias(client_alias),
+                release=None,
+            )
+        if stream is None:
+            # Signaling told the legacy node it is connected; nothing on its wire can
+            # say otherwise. Its bytes keep going to the connection we have.
+            logger.warning(
+                "dropping connection %s -> %s: legacy node %s has a connection with us already",
+                client_alias,
+                alias,
+                peer_id,
+            )
+            return
+        if not listener._offer(stream):
+            logger.info("backlog of %s full: closing %s", alias, client_alias)
+            await stream.aclose()
+
+    def _start_listening(self, address: Address, backlog: int) -> OverlayListener:
+        alias = format_alias(*address)
+
+        def release() -> trio.Event | None:
+            self._listeners.discard(listener)
+            return self._release_alias(alias)
+
+        listener = OverlayListener(address, backlog, release)
+        self._listeners.add(listener)
+        self._nursery.start_soon(self._accept_loop, listener, alias)
+        return listener
+
+    async def _pump_signaling(self) -> None:
+        """Hand signaling events to the transport (offers, answers, candidates, leaves)."""
+        await pump_signaling(
+            self.signaling, self.transport, self._loopback, self._planner.legacy_connection
+        )
+
+    def _check_open(self) -> None:
+        if self._planner.closed:
+            raise trio.ClosedResourceError("the node is closed")
+
+    async def _close(self) -> None:
+        for done in self._planner.close():  # nothing will release them now
+            done.set()
+        with trio.CancelScope(shield=True):
+            for listener in list(self._listeners):
+                await listener.aclose()
+            for stream in list(self._streams):
+                await trio.aclose_forcefully(stream)
+        self._release_send.close()
+
+    def __repr__(self) -> str:
+        return f"<OverlayNode {self.address}>"
+
+
+class _OverlayBinding(Binding):
+    def __init__(self, node: OverlayNode, address: Address) -> None:
+        self._node = node
+        self.address = address
+        self._released = False
+        self._release_done: trio.Event | None = None
+
+    def listen(self, backlog: int = DEFAULT_BACKLOG) -> OverlayListener:
+        self._released = True  # the listener releases the alias when it closes
+        return self._node._start_listening(self.address, backlog)
+
+    def close(self) -> None:
+        if not self._released:
+            self._released = True
+            self._release_done = self._node._release_alias(format_alias(*self.address))
+
+    async def aclose(self) -> None:
+        self.close()
+        if self._release_done is None:
+            await trio.lowlevel.checkpoint()
+        else:
+            await self._release_done.wait()
