@@ -357,6 +357,22 @@ async def test_a_connection_alias_is_never_released_in_a_later_session() -> None
         nursery.cancel_scope.cancel()
 
 
+@pytest.mark.trio
+async def test_rejoin_reconnects_before_the_backoff_ends() -> None:
+    # A backoff far longer than the test: only rejoin() can bring the client back in time.
+    async with trio.open_nursery() as nursery:
+        first = await start_server(nursery)
+        async with open_signaling_client(first.url, backoff=(3600.0, 3600.0)) as client:
+            client.rejoin()  # joined: nothing to do
+            await first.stop()
+            await next_event(client, Disconnected)
+            await start_server(nursery, first.port)
+            client.rejoin()
+            assert await next_event(client, Reconnected) == Reconnected(id="10.0.0.1")
+            assert client.connected
+        nursery.cancel_scope.cancel()
+
+
 # --- a scripted server ------------------------------------------------------------------
 
 

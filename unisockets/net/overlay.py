@@ -99,6 +99,17 @@ class OverlayNode(Node):
         """This node's overlay address, assigned by the signaling server (e.g. ``"10.0.0.1"``)."""
         return self.signaling.id
 
+    def rejoin(self) -> None:
+        """Reconnect to the signaling server now rather than when the backoff ends.
+
+        While signaling is lost the node waits its backoff (``signaling_backoff``
+        of :func:`~unisockets.net.open_node`) before each attempt; a program that
+        knows the network is back calls this to try at once. Nothing happens
+        while joined or once closed. Streams never need it: they do not pass
+        through the server.
+        """
+        self.signaling.rejoin()
+
     def _transport_for(self, loopback: bool) -> PeerTransport:
         return self._loopback if loopback else self.transport
 

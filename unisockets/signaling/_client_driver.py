@@ -100,6 +100,7 @@ class ClientDriver:
         self._ssl_context = ssl_context
         self._timeout = request_timeout
         self._closed = False
+        self._rejoin_now = trio.Event()  # set by rejoin(): cut the backoff short
         self._task_status: trio.TaskStatus[None] | None = None
         # The current WebSocket and its nursery (None between sessions).
         self._ws: WebSocketConnection | None = None
@@ -264,7 +265,9 @@ class ClientDriver:
             if self._closed or not isinstance(verdict, Retry):
                 break
             logger.info("reconnecting to %s in %.2f s (%s)", self._url, verdict.delay, reason)
-            await trio.sleep(verdict.delay)
+            with trio.move_on_after(verdict.delay):  # or sooner: rejoin()
+                await self._rejoin_now.wait()
+            self._rejoin_now = trio.Event()
         await self._close()
 
     async def _run_session(self, ws: WebSocketConnection) -> str:

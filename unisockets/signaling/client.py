@@ -114,6 +114,15 @@ class SignalingClient(ClientDriver):
         """Whether the client is joined right now (not closed, not between sessions)."""
         return self._core.connected
 
+    def rejoin(self) -> None:
+        """Reconnect now instead of at the end of the backoff (if the connection is lost).
+
+        For a program that knows the network is back before the backoff ends.
+        Does nothing while joined or once closed.
+        """
+        if not self._closed and not self.connected:
+            self._rejoin_now.set()
+
     @property
     def session(self) -> int:
         """The number of the current (or next) session: it grows by one each time one ends.
