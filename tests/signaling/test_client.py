@@ -373,6 +373,30 @@ async def test_rejoin_reconnects_before_the_backoff_ends() -> None:
         nursery.cancel_scope.cancel()
 
 
+@pytest.mark.trio
+async def test_a_server_that_never_answers_the_upgrade_fails_the_join() -> None:
+    # It accepts TCP and says nothing: the join must fail with a reason, not hang.
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    held: list[trio.SocketStream] = []
+
+    async def accept_and_hold() -> None:
+        while True:
+            held.append(await listeners[0].accept())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(accept_and_hold)
+        with trio.fail_after(TIMEOUT), pytest.raises(SignalingError) as failed:
+            async with open_signaling_client(f"ws://127.0.0.1:{port}", request_timeout=0.5):
+                pass
+        assert "no WebSocket handshake" in str(failed.value)
+        assert held  # it did connect over TCP
+        nursery.cancel_scope.cancel()
+    for stream in held:
+        await stream.aclose()
+    await listeners[0].aclose()
+
+
 # --- a scripted server ------------------------------------------------------------------
 
 

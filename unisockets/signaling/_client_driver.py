@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import ssl
 from collections import deque
 from collections.abc import Callable
@@ -237,15 +238,26 @@ class ClientDriver:
         error: SignalingError | None
         while not self._closed:
             try:
-                async with open_websocket_url(
-                    self._url,
-                    self._ssl_context,
-                    message_queue_size=_MESSAGE_QUEUE_SIZE,
-                    max_message_size=MAX_MESSAGE_LENGTH,
-                    connect_timeout=self._timeout,
-                    disconnect_timeout=CLOSE_TIMEOUT,
-                ) as ws:
-                    reason = await self._run_session(ws)
+                # The whole opening handshake is bounded: trio-websocket's
+                # connect_timeout leaves its reader task waiting on a server that
+                # accepts TCP and never answers the upgrade, and the attempt hangs.
+                # (Twice the timeout: its own ConnectionTimeout comes first where it works.)
+                opening_deadline = trio.current_time() + 2 * self._timeout
+                with trio.CancelScope(deadline=opening_deadline) as opening:
+                    async with open_websocket_url(
+                        self._url,
+                        self._ssl_context,
+                        message_queue_size=_MESSAGE_QUEUE_SIZE,
+                        max_message_size=MAX_MESSAGE_LENGTH,
+                        connect_timeout=self._timeout,
+                        disconnect_timeout=CLOSE_TIMEOUT,
+                    ) as ws:
+                        opening.deadline = math.inf  # open: the session bounds its own waits
+                        reason = await self._run_session(ws)
+                if opening.cancelled_caught:
+                    raise trio.TooSlowError(
+                        f"no WebSocket handshake from {self._url} within {2 * self._timeout:g} s"
+                    )
             except JoinRejectedError as exc:
                 reason, error = str(exc), exc
             except (HandshakeError, OSError, ConnectionClosed, trio.TooSlowError) as exc:

@@ -29,7 +29,7 @@ def describe(exc: BaseException) -> str:
         code, name, text = exc.reason.code, exc.reason.name, exc.reason.reason
         return f"closed with code {code} ({name})" + (f": {text}" if text else "")
     if isinstance(exc, trio.TooSlowError):
-        return "no acknowledgement in time"
+        return str(exc) or "no acknowledgement in time"
     if isinstance(exc, ConnectionTimeout):
         return "no WebSocket handshake in time"
     if isinstance(exc, ConnectionRejected):
