@@ -38,6 +38,7 @@ from unisockets.protocol import (
     decode,
     encode,
 )
+from unisockets.protocol.consent import ConsentPolicy
 from unisockets.protocol.events import (
     AnswerReceived,
     CandidateReceived,
@@ -395,6 +396,43 @@ async def test_a_server_that_never_answers_the_upgrade_fails_the_join() -> None:
     for stream in held:
         await stream.aclose()
     await listeners[0].aclose()
+
+
+@pytest.mark.trio
+async def test_a_connection_that_goes_silent_is_noticed_and_rejoined() -> None:
+    # A proxy between client and server that stops forwarding (a NAT that forgot the
+    # connection): no close, no error, just silence. The client's pings go unanswered,
+    # it ends the session and, once the path works again, rejoins. (With another id:
+    # the server still holds the silent connection until its own ping finds it dead.)
+    fast = ConsentPolicy(interval=0.1, jitter=0.2, lifetime=0.5, unanswered_checks=2)
+    async with open_signaling_server(host="127.0.0.1", port=0) as server:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+        frozen = False
+
+        async def pump(source: trio.SocketStream, sink: trio.SocketStream) -> None:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                while data := await source.receive_some():
+                    if not frozen:
+                        await sink.send_all(data)
+
+        async def proxy(client: trio.SocketStream) -> None:
+            upstream = await trio.open_tcp_stream("127.0.0.1", server.port)
+            async with client, upstream, trio.open_nursery() as pumps:
+                pumps.start_soon(pump, client, upstream)
+                pumps.start_soon(pump, upstream, client)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.serve_listeners, proxy, listeners)
+            url = f"ws://127.0.0.1:{port}"
+            async with open_signaling_client(url, keepalive=fast, backoff=FAST) as client:
+                frozen = True
+                reason = (await next_event(client, Disconnected)).reason
+                assert "no answer from the signaling server" in reason, reason
+                frozen = False  # new connections go through the proxy again
+                await next_event(client, Reconnected)
+                assert client.connected
+            nursery.cancel_scope.cancel()
 
 
 # --- a scripted server ------------------------------------------------------------------

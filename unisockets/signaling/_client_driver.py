@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import random
 import ssl
 from collections import deque
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from unisockets.protocol import (
     encode,
 )
 from unisockets.protocol.client_states import JoinState
+from unisockets.protocol.consent import EXPIRE, SEND_CHECK, ConsentFreshness, ConsentPolicy
 from unisockets.protocol.events import Event
 from unisockets.protocol.pacing import DEFAULT_SEND_RATE, TokenBucket, check_send_rate
 from unisockets.protocol.session import (
@@ -67,6 +69,12 @@ _MESSAGE_QUEUE_SIZE: Final = 16
 _AcceptChannel = tuple[trio.MemorySendChannel[str], trio.MemoryReceiveChannel[str]]
 
 
+#: The client's WebSocket keepalive by default: a ping every 12-18 s (under the
+#: 20 s after which some NATs drop an idle TCP connection), dead after 45 s
+#: without an answer and 3 unanswered pings.
+DEFAULT_KEEPALIVE: Final = ConsentPolicy(interval=15.0, jitter=0.2, lifetime=45.0)
+
+
 class ClientDriver:
     """The state and the tasks of a signaling client; its API is the subclass's.
 
@@ -85,6 +93,7 @@ class ClientDriver:
         backoff: tuple[float, float],
         event_buffer: int,
         send_rate: tuple[float, int] | None = DEFAULT_SEND_RATE,
+        keepalive: ConsentPolicy | None = None,
     ) -> None:
         if event_buffer < 1:
             raise ValueError(f"event_buffer must be at least 1, got {event_buffer!r}")
@@ -101,6 +110,9 @@ class ClientDriver:
         self._ssl_context = ssl_context
         self._timeout = request_timeout
         self._closed = False
+        self._keepalive = keepalive
+        self._liveness: ConsentFreshness | None = None  # the current session's pings
+        self._liveness_changed = trio.Event()
         self._rejoin_now = trio.Event()  # set by rejoin(): cut the backoff short
         self._task_status: trio.TaskStatus[None] | None = None
         # The current WebSocket and its nursery (None between sessions).
@@ -237,6 +249,7 @@ class ClientDriver:
         self._task_status = task_status
         error: SignalingError | None
         while not self._closed:
+            self._break_reason = None
             try:
                 # The whole opening handshake is bounded: trio-websocket's
                 # connect_timeout leaves its reader task waiting on a server that
@@ -261,7 +274,9 @@ class ClientDriver:
             except JoinRejectedError as exc:
                 reason, error = str(exc), exc
             except (HandshakeError, OSError, ConnectionClosed, trio.TooSlowError) as exc:
-                reason = describe(exc)
+                # We ended the session on purpose (keepalive, a failed write):
+                # that is the reason, not how closing the dead WebSocket went.
+                reason = self._break_reason or describe(exc)
                 if isinstance(exc, ConnectionTimeout) and self._task_status is not None:
                     # trio-websocket waits out the timeout when TLS fails: say why.
                     with trio.move_on_after(self._timeout):
@@ -306,8 +321,11 @@ class ClientDriver:
             except (ConnectionClosed, trio.TooSlowError, SignalingError) as exc:
                 failure = exc
             else:
+                if self._keepalive is not None:
+                    nursery.start_soon(self._keep_alive, ws, self._keepalive)
                 reason = await self._read(ws)
             nursery.cancel_scope.cancel()
+        self._liveness = None
         if failure is not None:
             raise failure
         if not joined:  # a write failed and broke the session
@@ -337,8 +355,50 @@ class ClientDriver:
     async def _receive(self, ws: WebSocketConnection) -> None:
         await self._handle(await ws.get_message())
 
+    async def _keep_alive(self, ws: WebSocketConnection, policy: ConsentPolicy) -> None:
+        """Ping the server as ``policy`` says; end the session when it stops answering.
+
+        Any frame from the server counts as an answer too. The decisions
+        (when to ping, when the connection is dead) are
+        :class:`~unisockets.protocol.consent.ConsentFreshness`'s.
+        """
+        liveness = self._liveness = ConsentFreshness(trio.current_time(), policy, random.Random())
+        async with trio.open_nursery() as pings:
+            while True:
+                action = liveness.poll(trio.current_time())
+                if action is SEND_CHECK:
+                    pings.start_soon(self._ping, ws, liveness, policy)
+                    continue
+                if action is EXPIRE:
+                    silent = trio.current_time() - liveness.last_answer
+                    self._break_session(
+                        f"no answer from the signaling server for {silent:.0f} s "
+                        f"({liveness.unanswered} pings): the connection is dead"
+                    )
+                    return
+                self._liveness_changed = trio.Event()
+                with trio.move_on_at(liveness.deadline()):
+                    await self._liveness_changed.wait()
+
+    async def _ping(
+        self, ws: WebSocketConnection, liveness: ConsentFreshness, policy: ConsentPolicy
+    ) -> None:
+        """One ping: its pong (within one stretched interval) answers it."""
+        with trio.move_on_after(policy.interval * (1 + policy.jitter)) as waiting:
+            try:
+                await ws.ping()
+            except ConnectionClosed:
+                return  # the session is ending anyway
+        if waiting.cancelled_caught:
+            liveness.check_unanswered(trio.current_time())
+        else:
+            liveness.check_answered(trio.current_time())
+        self._liveness_changed.set()
+
     async def _handle(self, data: str | bytes) -> None:
         logger.debug("received %s", data)
+        if self._liveness is not None:  # any frame shows the connection is alive
+            self._liveness.check_answered(trio.current_time())
         await self._apply(self._core.receive_data(data, trio.current_time()))
 
     def _break_session(self, reason: str) -> None:

@@ -50,10 +50,12 @@ from typing import Final
 
 import trio
 
+from unisockets.protocol.consent import ConsentPolicy
 from unisockets.protocol.pacing import DEFAULT_BACKOFF, DEFAULT_SEND_RATE
 from unisockets.protocol.session import TRANSPORT_EVENTS
 
 from ._client_driver import CLOSE_TIMEOUT as CLOSE_TIMEOUT
+from ._client_driver import DEFAULT_KEEPALIVE as DEFAULT_KEEPALIVE
 from ._client_driver import MAX_PENDING_ACCEPTS as MAX_PENDING_ACCEPTS
 from ._client_driver import ClientDriver, request_error
 from .errors import JoinRejectedError as JoinRejectedError
@@ -62,6 +64,7 @@ from .errors import SignalingError
 __all__ = [
     "DEFAULT_BACKOFF",
     "DEFAULT_EVENT_BUFFER",
+    "DEFAULT_KEEPALIVE",
     "DEFAULT_SEND_RATE",
     "TRANSPORT_EVENTS",
     "SignalingClient",
@@ -310,6 +313,7 @@ async def open_signaling_client(
     backoff: tuple[float, float] = DEFAULT_BACKOFF,
     event_buffer: int = DEFAULT_EVENT_BUFFER,
     send_rate: tuple[float, int] | None = DEFAULT_SEND_RATE,
+    keepalive: ConsentPolicy | None = DEFAULT_KEEPALIVE,
 ) -> AsyncIterator[SignalingClient]:
     """Join a signaling server for the body of an ``async with``.
 
@@ -332,6 +336,13 @@ async def open_signaling_client(
             that a server's per-client rate limit never disconnects it; the
             default is :data:`DEFAULT_SEND_RATE` (90 % of our server's
             defaults). ``None`` sends as fast as the WebSocket takes.
+        keepalive: how often the client pings the server (WebSocket pings,
+            RFC 6455 section 5.5.2) and when it takes the connection for dead
+            and reconnects; :data:`DEFAULT_KEEPALIVE` pings every 12-18 s,
+            under the 20 s after which some NATs drop an idle TCP connection,
+            and gives up after 45 s without an answer and 3 unanswered pings
+            (the rule of :mod:`unisockets.protocol.consent`, so a starved
+            process does not drop a healthy connection). ``None``: no pings.
 
     Yields:
         The joined :class:`SignalingClient`.
@@ -350,6 +361,7 @@ async def open_signaling_client(
         backoff=backoff,
         event_buffer=event_buffer,
         send_rate=send_rate,
+        keepalive=keepalive,
     )
     failure: SignalingError | None = None
     body_error: BaseException | None = None
