@@ -21,6 +21,10 @@ minute has sent no checks in that time, so on waking it checks again instead
 of giving up on a peer it never asked; a peer that is really gone leaves every
 check unanswered and expires a few seconds after the lifetime.
 
+The same rule keeps the native signaling client's WebSocket alive
+(:data:`unisockets.signaling.client.DEFAULT_KEEPALIVE`: a ping is a check,
+its pong or any frame an answer).
+
 Inputs: :meth:`ConsentFreshness.check_answered`,
 :meth:`ConsentFreshness.check_unanswered`, :meth:`ConsentFreshness.stop`.
 Output: :meth:`ConsentFreshness.poll` returns :data:`SEND_CHECK`,
