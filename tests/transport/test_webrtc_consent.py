@@ -18,7 +18,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 
 from unisockets.protocol.consent import ConsentPolicy
 from unisockets.transport.webrtc import WebRTCTransport
-from unisockets.transport.webrtc_consent import ice_connection
+from unisockets.transport.webrtc_ice import ice_connection
 
 from .conftest import open_mesh
 from .test_webrtc import _pipe_pair

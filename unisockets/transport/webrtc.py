@@ -88,7 +88,6 @@ class WebRTCTransport(PeerTransport):
         self._nursery = nursery
         self._configuration = configuration
         self._link_timeout = link_timeout
-        self._claim_timeout = claim_timeout
         self._consent = consent
         self._links: dict[str, PeerLink] = {}
         self._rendezvous: TrioRendezvous[DataChannelPipe] = TrioRendezvous(

@@ -38,30 +38,15 @@ from typing import Any
 from aioice import stun
 
 from ..protocol.consent import EXPIRE, SEND_CHECK, ConsentFreshness, ConsentPolicy
+from .webrtc_ice import ice_connection
 
-__all__ = ["CHECK_RETRANSMISSIONS", "ice_connection", "take_over_consent"]
+__all__ = ["CHECK_RETRANSMISSIONS", "take_over_consent"]
 
 logger = logging.getLogger(__name__)
 
 #: Retransmissions of each consent check (aioice doubles its 0.5 s RTO each time:
 #: a check is answered if a response arrives within 7.5 s of sending it).
 CHECK_RETRANSMISSIONS = 3
-
-
-def ice_connection(pc: Any) -> Any | None:
-    """The aioice ``Connection`` (ICE agent) under an aiortc peer connection's data channels.
-
-    Args:
-        pc: an :class:`aiortc.RTCPeerConnection` whose SCTP transport exists.
-
-    Returns:
-        The ``aioice.Connection``, or None if the peer connection has no SCTP
-        transport yet or aiortc's internals are not as expected.
-    """
-    sctp = getattr(pc, "sctp", None)
-    dtls = getattr(sctp, "transport", None)
-    ice = getattr(dtls, "transport", None)
-    return getattr(ice, "_connection", None)
 
 
 def take_over_consent(

@@ -11,6 +11,9 @@ system's default receive buffer; and it puts all its candidates in the SDP
   falls back to 127.0.0.1 when the machine has no other address (aioice would
   gather nothing: aiortc notes, pitfall 8). Loops not registered (other
   aiortc users in the process) get aioice's own answer, unchanged.
+- :func:`ice_connection` finds the aioice agent under an aiortc peer
+  connection (the one path into aiortc's internals, for the two below and
+  :mod:`unisockets.transport.webrtc_consent`).
 - :func:`raise_receive_buffers` gives one peer connection's ICE sockets
   :data:`UDP_RECEIVE_BUFFER` bytes of receive buffer (a small buffer drops
   bursts: aiortc notes, pitfall 2).
@@ -43,6 +46,7 @@ __all__ = [
     "UDP_RECEIVE_BUFFER",
     "candidate_from_json",
     "candidate_to_json",
+    "ice_connection",
     "install_aioice_tuning",
     "local_candidates",
     "raise_receive_buffers",
@@ -99,6 +103,22 @@ def set_host_addresses(loop: asyncio.AbstractEventLoop, addresses: Sequence[str]
     _loop_addresses[loop] = addresses
 
 
+def ice_connection(pc: Any) -> Any | None:
+    """The aioice ``Connection`` (ICE agent) under an aiortc peer connection's data channels.
+
+    Args:
+        pc: an :class:`aiortc.RTCPeerConnection` whose SCTP transport exists.
+
+    Returns:
+        The ``aioice.Connection``, or None if the peer connection has no SCTP
+        transport yet or aiortc's internals are not as expected.
+    """
+    sctp = getattr(pc, "sctp", None)
+    dtls = getattr(sctp, "transport", None)
+    ice = getattr(dtls, "transport", None)
+    return getattr(ice, "_connection", None)
+
+
 def raise_receive_buffers(pc: Any) -> int:
     """Give a peer connection's ICE sockets :data:`UDP_RECEIVE_BUFFER` bytes of receive buffer.
 
@@ -112,8 +132,6 @@ def raise_receive_buffers(pc: Any) -> int:
     Returns:
         How many sockets were set.
     """
-    from .webrtc_consent import ice_connection  # one definition of the path to the agent
-
     connection = ice_connection(pc)
     count = 0
     for protocol in list(getattr(connection, "_protocols", ())):
