@@ -10,6 +10,13 @@ is testable on its own. Sources:
   ``UNISOCKETS_WITH_CUSTOM_ARPA_INET`` mode use Linux's values;
 - ``struct sockaddr_in`` is 16 bytes on wasm32: family (u16, little-endian)
   at 0, port (u16, big-endian) at 2, IPv4 address at 4, 8 bytes of zeros.
+
+:data:`IMPORTS` and :data:`WASI_SOCKET_FUNCTIONS` are the one table of the
+functions a host serves: the native runner (:mod:`unisockets.wasm.host`,
+:mod:`unisockets.wasm.wasi`) defines its imports from it, and the browser
+page (docs/wasm.md, "In a browser tab") reads it as JSON
+(:func:`import_table`) to build its imports. This module imports nothing but
+the standard library, so Pyodide loads it too.
 """
 
 from __future__ import annotations
@@ -19,15 +26,20 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 from enum import Enum
+from typing import Literal
 
 __all__ = [
+    "IMPORTS",
     "IMPORT_MODULE",
     "SOCKADDR_IN_SIZE",
     "WASI_MODULE",
+    "WASI_SOCKET_FUNCTIONS",
     "Flavour",
+    "ImportSpec",
     "SocketKind",
     "decode_sockaddr_in",
     "encode_sockaddr_in",
+    "import_table",
     "shutdown_how",
     "socket_kind",
     "wasi_errno",
@@ -222,3 +234,112 @@ def wasi_errno(code: int | None) -> int:
     if code is None:
         return WASI_EIO
     return _WASI_ERRNO.get(code, WASI_EIO)
+
+
+#: How an import reports failure: ``"errno"``: returns -1 and writes the
+#: guest's ``errno`` (POSIX, the original's ABI); ``"wasi"``: returns a WASI
+#: errno, 0 on success (WASI preview 1's convention); ``"none"``: cannot fail.
+ErrorConvention = Literal["errno", "wasi", "none"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImportSpec:
+    """One function a host serves to a guest: its name, wasm type and behaviour.
+
+    Every parameter and the result are ``i32``.
+
+    Attributes:
+        module: the import's module (:data:`IMPORT_MODULE` or :data:`WASI_MODULE`).
+        name: the import's name.
+        params: the parameters' names, in order (their number is the arity).
+        blocks: whether a call may wait (for the network, a peer, a clock):
+            the browser page suspends the guest for these (JSPI) and calls
+            the others synchronously.
+        errors: how a failure is reported (:data:`ErrorConvention`).
+        summary: one line on what it does.
+    """
+
+    module: str
+    name: str
+    params: tuple[str, ...]
+    blocks: bool
+    errors: ErrorConvention
+    summary: str
+
+
+def _env(
+    name: str, params: str, blocks: bool, summary: str, errors: ErrorConvention = "errno"
+) -> ImportSpec:
+    return ImportSpec(
+        module=IMPORT_MODULE,
+        name=name,
+        params=tuple(params.split()),
+        blocks=blocks,
+        errors=errors,
+        summary=summary,
+    )
+
+
+def _wasi(name: str, params: str, blocks: bool, summary: str) -> ImportSpec:
+    return ImportSpec(
+        module=WASI_MODULE,
+        name=name,
+        params=tuple(params.split()),
+        blocks=blocks,
+        errors="wasi",
+        summary=summary,
+    )
+
+
+#: The ``env.unisockets_*`` imports (the original's ``unisockets.h``, plus
+#: the ``unisockets_errno`` extension for languages that cannot export
+#: ``errno``). Add an import here and give each host an implementation.
+IMPORTS: tuple[ImportSpec, ...] = (
+    _env("unisockets_socket", "domain type protocol", False, "a new socket descriptor"),
+    _env("unisockets_bind", "fd address address_length", True, "bind to a sockaddr_in"),
+    _env("unisockets_connect", "fd address address_length", True, "connect to a sockaddr_in"),
+    _env("unisockets_listen", "fd backlog", True, "listen on a bound socket"),
+    _env("unisockets_accept", "fd address address_length_pointer", True, "accept a connection"),
+    _env("unisockets_send", "fd buffer length flags", True, "send bytes"),
+    _env("unisockets_recv", "fd buffer length flags", True, "receive bytes (0 at EOF)"),
+    _env("unisockets_errno", "", False, "the errno of the last failed call", "none"),
+)
+
+#: The WASI preview 1 functions a host serves itself because they touch
+#: socket descriptors (or wait, where the host must be able to stop them).
+WASI_SOCKET_FUNCTIONS: tuple[ImportSpec, ...] = (
+    _wasi("fd_close", "fd", False, "close a socket (or a stdio descriptor)"),
+    _wasi("sock_shutdown", "fd how", False, "shut down one or both directions of a socket"),
+    _wasi("fd_read", "fd iovs iovs_count nread_pointer", True, "recv on a socket, or stdin"),
+    _wasi("fd_write", "fd iovs iovs_count nwritten_pointer", True, "send on a socket, or stdio"),
+    _wasi("fd_fdstat_get", "fd stat_pointer", False, "a socket is a socket_stream"),
+    _wasi("poll_oneoff", "subscriptions events count nevents_pointer", True, "sleep"),
+)
+
+
+def import_table() -> dict[str, object]:
+    """The import table as JSON-able data, for hosts outside Python (the browser page).
+
+    Returns:
+        ``{"imports": [...], "wasi": [...], "errno": {...}}``: one object per
+        :class:`ImportSpec` (``module``, ``name``, ``params``, ``blocks``,
+        ``errors``, ``summary``) of :data:`IMPORTS` and
+        :data:`WASI_SOCKET_FUNCTIONS`, and WASI's errno numbers by their
+        Python :mod:`errno` names (``{"ECANCELED": 11, ...}``).
+    """
+
+    def entry(spec: ImportSpec) -> dict[str, object]:
+        return {
+            "module": spec.module,
+            "name": spec.name,
+            "params": list(spec.params),
+            "blocks": spec.blocks,
+            "errors": spec.errors,
+            "summary": spec.summary,
+        }
+
+    return {
+        "imports": [entry(spec) for spec in IMPORTS],
+        "wasi": [entry(spec) for spec in WASI_SOCKET_FUNCTIONS],
+        "errno": {errno.errorcode[code]: number for code, number in sorted(_WASI_ERRNO.items())},
+    }

@@ -141,26 +141,30 @@ class SocketHost:
         Args:
             linker: the guest's linker (its engine's).
         """
-        imports: dict[str, tuple[int, Callable[..., int]]] = {
-            "unisockets_socket": (3, self._socket),
-            "unisockets_bind": (3, self._bind),
-            "unisockets_connect": (3, self._connect),
-            "unisockets_listen": (2, self._listen),
-            "unisockets_accept": (3, self._accept),
-            "unisockets_send": (4, self._send),
-            "unisockets_recv": (4, self._recv),
+        implementations: dict[str, Callable[..., int]] = {
+            "unisockets_socket": self._socket,
+            "unisockets_bind": self._bind,
+            "unisockets_connect": self._connect,
+            "unisockets_listen": self._listen,
+            "unisockets_accept": self._accept,
+            "unisockets_send": self._send,
+            "unisockets_recv": self._recv,
         }
-        for name, (params, implementation) in imports.items():
+        # The signatures come from the shared table (abi.IMPORTS), as on the browser page.
+        for spec in abi.IMPORTS:
+            if spec.errors == "none":  # unisockets_errno
+                function: Callable[..., int] = lambda: self.last_errno  # noqa: E731
+                access_caller = False
+            else:
+                function = self._posix(implementations[spec.name])
+                access_caller = True
             linker.define_func(
-                abi.IMPORT_MODULE,
-                name,
-                _func_type(params),
-                self._posix(implementation),
-                access_caller=True,
+                spec.module,
+                spec.name,
+                _func_type(len(spec.params)),
+                function,
+                access_caller=access_caller,
             )
-        linker.define_func(
-            abi.IMPORT_MODULE, "unisockets_errno", _func_type(0), lambda: self.last_errno
-        )
 
     def attach(self, instance: wasmtime.Instance, store: wasmtime.Store) -> None:
         """Find the instance's ``memory`` and ``errno`` exports (call before running it).

@@ -211,7 +211,10 @@ def define_wasi(
         if fd not in _STDIO or fd in closed:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
 
-    def define(name: str, params: int, fn: Callable[..., int]) -> None:
+    # Arities from the shared table (abi.WASI_SOCKET_FUNCTIONS), as on the browser page.
+    arity = {spec.name: len(spec.params) for spec in abi.WASI_SOCKET_FUNCTIONS}
+
+    def define(name: str, fn: Callable[..., int]) -> None:
         def call(caller: wasmtime.Caller, *args: int) -> int:
             try:
                 return fn(caller, *args)
@@ -224,7 +227,7 @@ def define_wasi(
         linker.define_func(
             abi.WASI_MODULE,
             name,
-            wasmtime.FuncType([_I32] * params, [_I32]),
+            wasmtime.FuncType([_I32] * arity[name], [_I32]),
             call,
             access_caller=True,
         )
@@ -312,9 +315,9 @@ def define_wasi(
         view.write_u32(nevents, len(fired))
         return 0
 
-    define("fd_close", 1, fd_close)
-    define("sock_shutdown", 2, sock_shutdown)
-    define("fd_read", 4, fd_read)
-    define("fd_write", 4, fd_write)
-    define("fd_fdstat_get", 2, fd_fdstat_get)
-    define("poll_oneoff", 4, poll_oneoff)
+    define("fd_close", fd_close)
+    define("sock_shutdown", sock_shutdown)
+    define("fd_read", fd_read)
+    define("fd_write", fd_write)
+    define("fd_fdstat_get", fd_fdstat_get)
+    define("poll_oneoff", poll_oneoff)
