@@ -43,8 +43,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "net": frozenset({"protocol", "transport", "signaling", "_nursery"}),
     # WebAssembly guests whose sockets are a node's
     "wasm": frozenset({"net"}),
-    # the Pyodide driver: asyncio, the page's WebSocket and WebRTC
-    "browser": frozenset({"protocol"}),
+    # the Pyodide driver: asyncio, the page's WebSocket and WebRTC; from wasm only the
+    # stdlib-only import table and memory checks (abi, memory) for programs in a tab
+    "browser": frozenset({"protocol", "wasm"}),
     # the one-import API (unisockets/__init__.py, lazy re-exports)
     "unisockets": frozenset({"net", "signaling"}),
     # the command line, on top of everything it runs

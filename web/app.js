@@ -54,8 +54,8 @@ window.unisockets = {
 
 ready.then(
   async (pyodide) => {
-    const params = new URLSearchParams(location.search);
-    if (!params.has("signaling") && !document.getElementById("demo")) return;
+    // Only the demo page (index.html) runs the demo; wasm.html uses this boot alone.
+    if (!document.getElementById("demo")) return;
     await pyodide.runPythonAsync(
       "from unisockets.browser.demo import start\nstart()",
     );

@@ -10,6 +10,10 @@ What is served (stdlib only, no internet):
 
 - ``/``: this folder (``index.html``, ``app.js``, ``demo.css``);
 - ``/pyodide/``: ``web/node_modules/pyodide/`` (the npm package, ``npm ci``);
+- ``/wasi-shim/``: the ``dist`` folder of the npm package
+  ``@bjorn3/browser_wasi_shim`` (WASI preview 1 for ``wasm.html``);
+- ``/programs/NAME``: WebAssembly programs given to :func:`start_server`
+  (``unisockets run --browser`` serves its program there);
 - ``/wheels/``: the unisockets wheel, built at start-up with ``pip wheel
   --no-deps`` into a temporary folder (or taken from ``--wheels DIR``), and the
   pure-Python wheels of ``web/vendor/`` (micropip), plus
@@ -37,6 +41,7 @@ from pathlib import Path
 WEB = Path(__file__).resolve().parent
 ROOT = WEB.parent
 PYODIDE = WEB / "node_modules" / "pyodide"
+WASI_SHIM = WEB / "node_modules" / "@bjorn3" / "browser_wasi_shim" / "dist"
 VENDOR = WEB / "vendor"
 
 
@@ -80,10 +85,18 @@ class _Handler(SimpleHTTPRequestHandler):
 
     wheel_dir: Path
     manifest: bytes
+    programs: dict[str, Path]
 
     def translate_path(self, path: str) -> str:
         clean = path.split("?", 1)[0].split("#", 1)[0]
-        for prefix, base in (("/pyodide/", PYODIDE), ("/wheels/", self.wheel_dir)):
+        if clean.startswith("/programs/"):
+            program = self.programs.get(clean[len("/programs/") :])
+            return str(program) if program is not None else str(WEB / "-")
+        for prefix, base in (
+            ("/pyodide/", PYODIDE),
+            ("/wasi-shim/", WASI_SHIM),
+            ("/wheels/", self.wheel_dir),
+        ):
             if clean.startswith(prefix):
                 name = clean[len(prefix) :]
                 if prefix == "/wheels/" and (VENDOR / name).is_file():
@@ -118,7 +131,10 @@ SimpleHTTPRequestHandler.extensions_map.update(
 
 @contextlib.contextmanager
 def start_server(
-    wheel_dir: Path, host: str = "127.0.0.1", port: int = 0
+    wheel_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    programs: dict[str, Path] | None = None,
 ) -> Iterator[ThreadingHTTPServer]:
     """Serve the demo in a background thread for the duration of the block.
 
@@ -126,6 +142,9 @@ def start_server(
         wheel_dir: the folder holding the unisockets wheel.
         host: the address to listen on.
         port: the port (0: any free port; read ``server.server_address``).
+        programs: files served as ``/programs/NAME`` (WebAssembly programs
+            for ``wasm.html?program=programs/NAME``); the mapping is used
+            as given, so entries added later are served too.
 
     Yields:
         The running server; it is shut down and its thread joined on exit.
@@ -135,7 +154,11 @@ def start_server(
     handler = type(
         "Handler",
         (_Handler,),
-        {"wheel_dir": wheel_dir, "manifest": json.dumps(_manifest(wheel_dir)).encode()},
+        {
+            "wheel_dir": wheel_dir,
+            "manifest": json.dumps(_manifest(wheel_dir)).encode(),
+            "programs": programs if programs is not None else {},
+        },
     )
     server = ThreadingHTTPServer((host, port), functools.partial(handler, directory=str(WEB)))
     server.daemon_threads = True

@@ -40,6 +40,8 @@ def _missing() -> list[str]:
         missing.append("node/npm")
     if not (WEB / "node_modules" / "pyodide" / "pyodide.mjs").is_file():
         missing.append("pyodide (web/node_modules)")
+    if not (WEB / "node_modules" / "@bjorn3" / "browser_wasi_shim" / "dist").is_dir():
+        missing.append("@bjorn3/browser_wasi_shim (web/node_modules)")
     if not list((WEB / "vendor").glob("micropip-*.whl")):
         missing.append("micropip wheel (web/vendor)")
     return missing
@@ -75,9 +77,13 @@ def browser_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserEnv
     serve = _load_serve()
     serve.build_wheel(wheel_dir, sys.executable)
     artifacts = tmp_path_factory.mktemp("browser-artifacts")
-    with serve.start_server(wheel_dir) as server, launch_chromium() as devtools_url:
+    programs: dict[str, Path] = {}  # served as /programs/NAME (tests add WebAssembly programs)
+    with (
+        serve.start_server(wheel_dir, programs=programs) as server,
+        launch_chromium() as devtools_url,
+    ):
         host, port = server.server_address[:2]
-        yield BrowserEnv(f"http://{host}:{port}/", devtools_url, artifacts)
+        yield BrowserEnv(f"http://{host}:{port}/", devtools_url, artifacts, programs=programs)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ class BrowserEnv:
     devtools_url: str
     artifacts: Path
     tabs: dict[str, str] = field(default_factory=dict)  # name -> target id
+    programs: dict[str, Path] = field(default_factory=dict)  # served as /programs/NAME
 
 
 async def tab(browser: Browser, env: BrowserEnv, name: str, query: str = "") -> Page:

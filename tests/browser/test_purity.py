@@ -1,4 +1,4 @@
-"""unisockets.browser must import without trio, aiortc or trio-websocket (Pyodide has none).
+"""unisockets.browser must import without trio, aiortc, trio-websocket, wasmtime (Pyodide has none).
 
 Runs in a subprocess where those imports fail, as they do under Pyodide; the
 real thing runs in Chromium (test_interop.py, test_demo.py).
@@ -12,7 +12,7 @@ import sys
 
 import unisockets.browser
 
-FORBIDDEN = ("trio", "trio_websocket", "aiortc", "aioice", "anyio")
+FORBIDDEN = ("trio", "trio_websocket", "aiortc", "aioice", "anyio", "wasmtime")
 
 SCRIPT = f"""
 import importlib, sys

@@ -14,8 +14,10 @@ import ctypes
 import errno
 import os
 import struct
+from typing import TYPE_CHECKING
 
-import wasmtime
+if TYPE_CHECKING:  # only annotations: MemoryView also serves the browser page (no wasmtime)
+    import wasmtime
 
 __all__ = ["GuestMemory", "MemoryView"]
 

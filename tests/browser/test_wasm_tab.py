@@ -1,0 +1,232 @@
+"""Compiled C programs in a browser tab (web/wasm.html) against native nodes and other tabs.
+
+The programs are the unmodified examples/c builds that ``unisockets run``
+runs (built by tests/wasm's fixture); the tab serves their imports from its
+own node, suspending them with JSPI. Everything runs on 127.0.0.1 with a
+real signaling server, real aiortc and real headless Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import pytest
+import trio
+
+from unisockets.net import open_node
+from unisockets.signaling.server import open_signaling_server
+
+from ..wasm.conftest import WasmFiles, wasm_files  # noqa: F401 (the fixture)
+from .cdp import Browser, Page
+from .helpers import BrowserEnv, page_failure_report, tab
+
+pytestmark = [pytest.mark.trio, pytest.mark.slow]
+
+#: Generous limit per test, only to turn a hang into a failure.
+TEST_TIMEOUT = 150
+LOOPBACK = ["127.0.0.1"]
+PAYLOAD = bytes(range(251)) * 400 + b"unisock"  # ~100 kB: several recv calls of the guest
+
+
+@pytest.fixture
+def programs(browser_env: BrowserEnv, wasm_files: WasmFiles) -> WasmFiles:  # noqa: F811
+    """The examples, served by the session's web server as /programs/NAME."""
+    for path in (wasm_files.echo_server, wasm_files.echo_client, wasm_files.go_echo_client):
+        browser_env.programs[path.name] = path
+    return wasm_files
+
+
+async def wasm_tab(browser: Browser, env: BrowserEnv, name: str) -> Page:
+    """A reusable tab with wasm.html loaded (Pyodide ready)."""
+    return await tab(browser, env, f"wasm-{name}", "wasm.html")
+
+
+async def start_program(
+    page: Page, program: str, url: str, args: list[str], stdin: str = ""
+) -> None:
+    options = {"program": f"programs/{program}", "signaling": url, "args": args, "stdin": stdin}
+    await page.evaluate(f"window.unisocketsWasm.start({json.dumps(options)})")
+
+
+async def state(page: Page) -> dict[str, Any]:
+    result: dict[str, Any] = await page.evaluate("({...window.unisocketsWasm.state})")
+    return result
+
+
+async def wait_output(page: Page, text: str, stream: str = "stdout") -> dict[str, Any]:
+    """Wait until the program printed ``text`` (polling the page: it has no event to await)."""
+    while True:
+        current = await state(page)
+        if text in current[stream]:
+            return current
+        if current["status"] in ("exited", "stopped", "trapped", "failed"):
+            raise AssertionError(f"program ended before printing {text!r}: {current}")
+        await trio.sleep(0.02)
+
+
+async def finished(page: Page) -> dict[str, Any]:
+    result: dict[str, Any] = await page.evaluate("window.unisocketsWasm.finished")
+    return result
+
+
+async def echo_through(stream: Any, payload: bytes) -> bytes:
+    """Send ``payload`` then EOF while reading everything back until EOF."""
+    received = bytearray()
+
+    async def reader() -> None:
+        while data := await stream.receive_some():
+            received.extend(data)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader)
+        await stream.send_all(payload)
+        await stream.send_eof()
+    return bytes(received)
+
+
+async def test_page_reports_jspi(browser: Browser, browser_env: BrowserEnv) -> None:
+    """This Chromium has JSPI, and the page says so."""
+    page = await wasm_tab(browser, browser_env, "a")
+    assert await page.evaluate("typeof WebAssembly.Suspending") == "function"
+    assert await page.evaluate("typeof WebAssembly.promising") == "function"
+    assert await page.evaluate("window.unisocketsWasm.jspi") is True
+    notice = await page.evaluate("document.getElementById('jspi').textContent")
+    assert "available" in notice
+
+
+async def test_c_server_in_tab(
+    browser: Browser, browser_env: BrowserEnv, programs: WasmFiles
+) -> None:
+    """The C echo server in a tab: a native Python client, then a `unisockets run` C client."""
+    page = await wasm_tab(browser, browser_env, "a")
+    with trio.fail_after(TEST_TIMEOUT):
+        async with open_signaling_server(host="127.0.0.1", port=0) as server:
+            await start_program(page, "echo_server.wasm", server.url, ["0.0.0.0", "1234", "2"])
+            listening = await wait_output(page, "listening on 0.0.0.0:1234")
+            tab_address = listening["address"]
+            async with open_node(server.url, ice_addresses=LOOPBACK) as native:
+                stream = await native.connect((tab_address, 1234))
+                echoed = await echo_through(stream, PAYLOAD)
+                await stream.aclose()
+            assert echoed == PAYLOAD  # every byte back, then EOF from the guest's close()
+            await wait_output(page, "closed ")
+            client = await trio.run_process(
+                [
+                    sys.executable,
+                    "-m",
+                    "unisockets",
+                    "run",
+                    str(programs.echo_client),
+                    "--signaling",
+                    server.url,
+                    "--ice-address",
+                    "127.0.0.1",
+                    "--",
+                    tab_address,
+                    "1234",
+                ],
+                stdin=b"hello\nfrom a native guest\n",
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+            assert client.returncode == 0, client.stderr.decode()
+            assert client.stdout == b"hello\nfrom a native guest\n"
+            result = await finished(page)
+    assert result["status"] == "exited", page_failure_report(page)
+    assert result["exitCode"] == 0
+    assert result["stdout"].count("accepted ") == 2
+    assert result["stdout"].count("closed ") == 2
+
+
+async def test_c_client_in_tab(
+    browser: Browser, browser_env: BrowserEnv, programs: WasmFiles
+) -> None:
+    """The C echo client in a tab against a native Python echo server; EOF ends both."""
+    page = await wasm_tab(browser, browser_env, "b")
+    served = trio.Event()
+    echoed_bytes: list[int] = []
+    with trio.fail_after(TEST_TIMEOUT):
+        async with (
+            open_signaling_server(host="127.0.0.1", port=0) as server,
+            open_node(server.url, ice_addresses=LOOPBACK) as native,
+            native.listen(7000) as listener,
+            trio.open_nursery() as nursery,
+        ):
+
+            async def serve_one() -> None:
+                stream = await listener.accept()
+                total = 0
+                while data := await stream.receive_some():
+                    total += len(data)
+                    await stream.send_all(data)
+                await stream.aclose()  # the client saw its echoes; now it sees EOF
+                echoed_bytes.append(total)
+                served.set()
+
+            nursery.start_soon(serve_one)
+            lines = "".join(f"line {n} from the tab\n" for n in range(20))
+            await start_program(
+                page, "echo_client.wasm", server.url, [native.address, "7000"], lines
+            )
+            result = await finished(page)
+            await served.wait()
+    assert result["status"] == "exited", (result, page_failure_report(page))
+    assert result["exitCode"] == 0
+    assert result["stdout"] == lines
+    assert f"connected to {native.address}:7000" in result["stderr"]
+    assert echoed_bytes == [len(lines)]
+
+
+async def test_two_tabs(browser: Browser, browser_env: BrowserEnv, programs: WasmFiles) -> None:
+    """C server in one tab, C client in another, over a tab-to-tab data channel."""
+    server_page = await wasm_tab(browser, browser_env, "a")
+    client_page = await wasm_tab(browser, browser_env, "b")
+    with trio.fail_after(TEST_TIMEOUT):
+        async with open_signaling_server(host="127.0.0.1", port=0) as server:
+            await start_program(
+                server_page, "echo_server.wasm", server.url, ["0.0.0.0", "1234", "1"]
+            )
+            listening = await wait_output(server_page, "listening on")
+            await start_program(
+                client_page,
+                "echo_client.wasm",
+                server.url,
+                [listening["address"], "1234"],
+                "ping\npong\n",
+            )
+            client = await finished(client_page)
+            served = await finished(server_page)
+    report = page_failure_report(server_page, client_page)
+    assert client["status"] == "exited" and client["exitCode"] == 0, (client, report)
+    assert client["stdout"] == "ping\npong\n"
+    assert served["status"] == "exited" and served["exitCode"] == 0, (served, report)
+    assert f"accepted {client['address']}:" in served["stdout"]
+
+
+async def test_stop_blocked_accept(
+    browser: Browser, browser_env: BrowserEnv, programs: WasmFiles
+) -> None:
+    """A guest blocked in accept() is stopped with the page's button; the tab runs the next one."""
+    page = await wasm_tab(browser, browser_env, "a")
+    with trio.fail_after(TEST_TIMEOUT):
+        async with open_signaling_server(host="127.0.0.1", port=0) as server:
+            await start_program(page, "echo_server.wasm", server.url, ["0.0.0.0", "1234"])
+            await wait_output(page, "listening on")
+            assert await page.evaluate("document.getElementById('stop').disabled") is False
+            await page.evaluate("document.getElementById('stop').click()")
+            stopped = await finished(page)
+            assert stopped["status"] == "stopped", (stopped, page_failure_report(page))
+            assert stopped["exitCode"] is None
+            assert await page.evaluate("'the tab is alive'") == "the tab is alive"
+            # The same tab runs the server again (its old node left: no stale listener).
+            await start_program(page, "echo_server.wasm", server.url, ["0.0.0.0", "1234", "1"])
+            listening = await wait_output(page, "listening on")
+            async with open_node(server.url, ice_addresses=LOOPBACK) as native:
+                stream = await native.connect((listening["address"], 1234))
+                assert await echo_through(stream, b"after the stop\n") == b"after the stop\n"
+                await stream.aclose()
+            again = await finished(page)
+    assert again["status"] == "exited" and again["exitCode"] == 0

@@ -1,0 +1,471 @@
+"""The ``unisockets_*`` imports of a WebAssembly program running in this tab, over the tab's node.
+
+The page ``web/wasm.html`` (docs/wasm.md, "In a browser tab") loads an
+unmodified wasm32-wasi program built for ``unisockets run`` and instantiates
+it with WASI preview 1 from a JavaScript shim plus the imports served here:
+the ``env.unisockets_*`` functions and the WASI functions that touch sockets
+(the table :data:`unisockets.wasm.abi.IMPORTS` and
+:data:`~unisockets.wasm.abi.WASI_SOCKET_FUNCTIONS`, the one the native
+runner defines its imports from). A call that may wait returns an asyncio
+future, which the page awaits inside a ``WebAssembly.Suspending`` import, so
+JavaScript Promise Integration suspends the guest, not the tab; the others
+return their result at once.
+
+Behaviour follows the native runner (:mod:`unisockets.wasm.host`): POSIX
+imports return -1 and write the guest's exported ``errno`` in WASI's
+numbering (:func:`unisockets.wasm.abi.wasi_errno`); WASI functions return a
+WASI errno. Addresses differ in one way: a tab's node can bind only its own
+address (:meth:`unisockets.browser.Socket.bind`), so ``0.0.0.0`` is the
+node's own address and binding any other address (``127.0.0.1`` included)
+fails with ``EADDRNOTAVAIL``; ``connect`` reaches any overlay address.
+
+:meth:`TabGuest.stop` cancels the call in progress and fails every later
+one: the page then throws out of the suspended import, which unwinds the
+guest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import logging
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..wasm import abi
+from ..wasm.memory import MemoryView, efault
+from ._js import js_global, require_browser
+from .errors import oserror
+from .node import BrowserNode, open_node
+from .sockets import SHUT_RD, SHUT_RDWR, SHUT_WR, Socket
+
+__all__ = ["GuestStopped", "JsMemoryView", "TabGuest", "start"]
+
+logger = logging.getLogger("unisockets.browser")
+
+#: The first socket descriptor (0-2 are the guest's stdio, the shim's).
+FIRST_SOCKET_FD = 3
+#: At most this many sockets per guest (``EMFILE`` past it), as natively.
+MAX_SOCKETS = 1024
+#: The most bytes one receive hands the guest, as natively.
+MAX_RECV = 1 << 20
+
+# WASI preview 1 layouts (wasi-libc's wasi/api.h), as unisockets.wasm.wasi uses them.
+_SOCKET_STREAM = 6  # __wasi_filetype_t
+_SOCKET_RIGHTS = (1 << 1) | (1 << 6) | (1 << 27) | (1 << 28)  # read, write, poll, shutdown
+_FDSTAT = struct.Struct("<BxHxxxxQQ")
+_SUBSCRIPTION_SIZE = 48
+_EVENT_SIZE = 32
+_EVENTTYPE_CLOCK = 0
+_SUBCLOCKFLAGS_ABSTIME = 1
+
+
+class GuestStopped(OSError):
+    """A call of a guest that is being stopped (``ECANCELED``); the page unwinds the guest."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.ECANCELED, "the guest is being stopped")
+
+
+class JsMemoryView(MemoryView):
+    """Bounds-checked access to a guest's ``WebAssembly.Memory`` from Python in the page.
+
+    The memory's buffer is read again for every access (it is replaced when
+    the memory grows). Checks and layouts are :class:`unisockets.wasm.memory.MemoryView`'s.
+
+    Args:
+        memory: the instance's exported ``WebAssembly.Memory`` (a JsProxy).
+    """
+
+    __slots__ = ("memory",)
+
+    def __init__(self, memory: Any) -> None:
+        super().__init__(0, int(memory.buffer.byteLength))
+        self.memory = memory
+
+    def check(self, pointer: int, size: int) -> int:
+        self.length = int(self.memory.buffer.byteLength)
+        return super().check(pointer, size)
+
+    def read(self, pointer: int, size: int) -> bytes:
+        offset = self.check(pointer, size)
+        return bytes(
+            js_global("Uint8Array").new(self.memory.buffer, offset, size & 0xFFFFFFFF).to_bytes()
+        )
+
+    def write(self, pointer: int, data: bytes | bytearray) -> None:
+        offset = self.check(pointer, len(data))
+        if data:
+            js_global("Uint8Array").new(self.memory.buffer, offset, len(data)).assign(bytes(data))
+
+
+class _GuestSocket:
+    __slots__ = ("flavour", "socket")
+
+    def __init__(self, socket: Socket, flavour: abi.Flavour) -> None:
+        self.socket = socket
+        self.flavour = flavour
+
+
+class TabGuest:
+    """Serves one guest's socket imports from a node of this tab.
+
+    Create it with :func:`start`; the page calls :meth:`attach` once the
+    guest is instantiated, :meth:`call` for every import, :meth:`stop` from
+    its stop button, and :meth:`aclose` when the guest has ended.
+
+    Args:
+        node: the tab's node whose sockets the guest uses.
+    """
+
+    def __init__(self, node: BrowserNode) -> None:
+        self.node = node
+        self.sockets: dict[int, _GuestSocket] = {}
+        self.last_errno = 0
+        self.stopping = False
+        self._finished = asyncio.Event()
+        self._session: asyncio.Task[None] | None = None
+        self._memory: JsMemoryView | None = None
+        self._errno_address: int | None = None
+        self._tasks: set[asyncio.Future[int]] = set()
+        self._specs = {spec.name: spec for spec in (*abi.IMPORTS, *abi.WASI_SOCKET_FUNCTIONS)}
+        self._implementations: dict[str, Callable[..., Any]] = {
+            "unisockets_socket": self._socket,
+            "unisockets_bind": self._bind,
+            "unisockets_connect": self._connect,
+            "unisockets_listen": self._listen,
+            "unisockets_accept": self._accept,
+            "unisockets_send": self._send,
+            "unisockets_recv": self._recv,
+            "unisockets_errno": lambda: self.last_errno,
+            "fd_close": self._fd_close,
+            "sock_shutdown": self._sock_shutdown,
+            "fd_read": self._fd_read,
+            "fd_write": self._fd_write,
+            "fd_fdstat_get": self._fd_fdstat_get,
+            "poll_oneoff": self._poll_oneoff,
+        }
+        missing = set(self._specs) - set(self._implementations)
+        if missing:  # the table grew: this host must learn the new imports
+            raise RuntimeError(f"no implementation in the tab for {sorted(missing)}")
+
+    @property
+    def address(self) -> str:
+        """The node's overlay address (``"10.0.0.3"``)."""
+        return self.node.address
+
+    @staticmethod
+    def table_json() -> str:
+        """The import table (:func:`unisockets.wasm.abi.import_table`) as JSON, for the page."""
+        return json.dumps(abi.import_table())
+
+    def attach(self, memory: Any, errno_address: int | None) -> None:
+        """Give the guest's memory and ``errno`` address (call before ``_start``).
+
+        Args:
+            memory: the instance's exported ``WebAssembly.Memory``.
+            errno_address: the value of its ``errno`` export (a global holding
+                an address), or ``None`` when it exports none (then only
+                ``unisockets_errno`` reports errors).
+        """
+        self._memory = JsMemoryView(memory)
+        self._errno_address = errno_address
+
+    def is_socket(self, fd: int) -> bool:
+        """Whether ``fd`` is one of the guest's sockets (else the WASI shim serves it)."""
+        return fd in self.sockets
+
+    def call(self, name: str, *args: int) -> int | asyncio.Future[int]:
+        """Call import ``name`` with the guest's arguments (i32s, as JavaScript numbers).
+
+        Args:
+            name: an import of the table.
+            args: its arguments.
+
+        Returns:
+            The result (an ``int``) for imports that do not block; for those
+            that do (``blocks`` in the table), a future of it, which the page
+            awaits while JSPI suspends the guest. A failure is a result too
+            (-1 and ``errno``, or a WASI errno), never an exception, except
+            :class:`GuestStopped` once the guest is being stopped.
+
+        Raises:
+            KeyError: ``name`` is not in the table.
+        """
+        spec = self._specs[name]
+        implementation = self._implementations[name]
+        if not spec.blocks:
+            if self.stopping:
+                raise GuestStopped()
+            return self._result(spec, lambda: implementation(*args))
+        future = asyncio.ensure_future(self._call_async(spec, implementation, args))
+        self._tasks.add(future)
+        future.add_done_callback(self._tasks.discard)
+        return future
+
+    async def _call_async(
+        self, spec: abi.ImportSpec, implementation: Callable[..., Awaitable[int]], args: Any
+    ) -> int:
+        if self.stopping:
+            raise GuestStopped()
+        try:
+            result = await implementation(*args)
+        except asyncio.CancelledError:
+            if self.stopping:
+                raise GuestStopped() from None
+            raise
+        except OSError as exc:
+            return self._failed(spec, exc.errno)
+        except Exception:
+            logger.exception("%s failed", spec.name)
+            return self._failed(spec, errno.EIO)
+        if self.stopping:
+            raise GuestStopped()
+        return result
+
+    def _result(self, spec: abi.ImportSpec, thunk: Callable[[], int]) -> int:
+        try:
+            return thunk()
+        except OSError as exc:
+            return self._failed(spec, exc.errno)
+        except Exception:
+            logger.exception("%s failed", spec.name)
+            return self._failed(spec, errno.EIO)
+
+    def _failed(self, spec: abi.ImportSpec, code: int | None) -> int:
+        number = abi.wasi_errno(code)
+        if spec.errors == "wasi":
+            return number
+        self.last_errno = number
+        if self._errno_address is not None and self._memory is not None:
+            try:
+                self._memory.write_u32(self._errno_address, number)
+            except OSError:
+                self._errno_address = None  # a bogus export: stop writing there
+        return -1
+
+    def stop(self) -> None:
+        """Stop the guest: cancel its call in progress; later calls raise :class:`GuestStopped`."""
+        self.stopping = True
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def aclose(self) -> None:
+        """Stop the guest, close its sockets and leave the network (the node of :func:`start`)."""
+        self.stop()
+        self._finished.set()
+        if self._session is not None:
+            await asyncio.shield(self._session)
+        else:
+            await self._close_sockets()
+
+    async def _close_sockets(self) -> None:
+        sockets, self.sockets = list(self.sockets.values()), {}
+        for guest_socket in sockets:
+            await guest_socket.socket.aclose()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    @property
+    def _view(self) -> JsMemoryView:
+        if self._memory is None:
+            raise efault("the guest exports no memory")
+        return self._memory
+
+    def _get(self, fd: int) -> _GuestSocket:
+        guest_socket = self.sockets.get(fd)
+        if guest_socket is None:
+            raise oserror(errno.ENOTSOCK if 0 <= fd <= 2 else errno.EBADF, f"fd {fd}")
+        return guest_socket
+
+    def _add(self, socket: Socket, flavour: abi.Flavour) -> int:
+        if len(self.sockets) >= MAX_SOCKETS:
+            raise oserror(errno.EMFILE, "too many sockets")
+        fd = FIRST_SOCKET_FD
+        while fd in self.sockets:
+            fd += 1
+        self.sockets[fd] = _GuestSocket(socket, flavour)
+        return fd
+
+    def _address(self, pointer: int, length: int) -> tuple[str, int]:
+        raw = self._view.read(pointer, min(length & 0xFFFFFFFF, abi.SOCKADDR_IN_SIZE))
+        decoded = abi.decode_sockaddr_in(raw)
+        if isinstance(decoded, int):
+            raise oserror(decoded, "socket address")
+        host, port = decoded
+        return (self.node.address if host == "0.0.0.0" else host), port
+
+    # -- the env imports ------------------------------------------------------------------
+
+    def _socket(self, domain: int, type_: int, protocol: int) -> int:
+        kind = abi.socket_kind(domain, type_, protocol)
+        if isinstance(kind, int):
+            raise oserror(kind, f"socket({domain}, {type_}, {protocol})")
+        return self._add(self.node.socket(), kind.flavour)
+
+    async def _bind(self, fd: int, pointer: int, length: int) -> int:
+        guest_socket = self._get(fd)
+        await guest_socket.socket.bind(self._address(pointer, length))
+        return 0
+
+    async def _connect(self, fd: int, pointer: int, length: int) -> int:
+        guest_socket = self._get(fd)
+        await guest_socket.socket.connect(self._address(pointer, length))
+        return 0
+
+    async def _listen(self, fd: int, backlog: int) -> int:
+        self._get(fd).socket.listen(max(backlog, 1))
+        return 0
+
+    async def _accept(self, fd: int, pointer: int, length_pointer: int) -> int:
+        guest_socket = self._get(fd)
+        capacity = 0
+        if pointer != 0:
+            # Check the guest's pointers before blocking, not after accepting.
+            if length_pointer == 0:
+                raise oserror(errno.EFAULT, "accept: an address without a length")
+            capacity = self._view.read_u32(length_pointer)
+            self._view.check(pointer, min(capacity, abi.SOCKADDR_IN_SIZE))
+        connection, (host, port) = await guest_socket.socket.accept()
+        try:
+            new_fd = self._add(connection, guest_socket.flavour)
+        except OSError:
+            connection.close()
+            raise
+        if pointer != 0:
+            encoded = abi.encode_sockaddr_in(guest_socket.flavour, host, port)
+            self._view.write(pointer, encoded[: min(capacity, abi.SOCKADDR_IN_SIZE)])
+            self._view.write_u32(length_pointer, abi.SOCKADDR_IN_SIZE)
+        return new_fd
+
+    async def _send(self, fd: int, pointer: int, size: int, flags: int) -> int:
+        guest_socket = self._get(fd)
+        data = self._view.read(pointer, size & 0xFFFFFFFF)
+        return await guest_socket.socket.send(data)
+
+    async def _recv(self, fd: int, pointer: int, size: int, flags: int) -> int:
+        guest_socket = self._get(fd)
+        size &= 0xFFFFFFFF
+        self._view.check(pointer, size)
+        if size == 0:
+            return 0
+        data = await guest_socket.socket.recv(min(size, MAX_RECV))
+        self._view.write(pointer, data)
+        return len(data)
+
+    # -- the WASI functions on sockets (the page routes other descriptors to the shim) ----
+
+    def _fd_close(self, fd: int) -> int:
+        guest_socket = self.sockets.pop(fd, None)
+        if guest_socket is None:
+            raise oserror(errno.EBADF, f"fd {fd}")
+        guest_socket.socket.close()
+        return 0
+
+    def _sock_shutdown(self, fd: int, how: int) -> int:
+        guest_socket = self._get(fd)
+        mode = abi.shutdown_how(guest_socket.flavour, how)
+        if mode is None:
+            raise oserror(errno.EINVAL, f"shutdown mode {how}")
+        python_how = {(True, False): SHUT_RD, (False, True): SHUT_WR}.get(mode, SHUT_RDWR)
+        guest_socket.socket.shutdown(python_how)
+        return 0
+
+    async def _fd_read(self, fd: int, iovs: int, count: int, nread: int) -> int:
+        guest_socket = self._get(fd)
+        vectors = self._view.iovecs(iovs, count)
+        self._view.check(nread, 4)
+        wanted = sum(length for _, length in vectors)
+        data = await guest_socket.socket.recv(min(wanted, MAX_RECV)) if wanted else b""
+        offset = 0
+        for buffer, length in vectors:
+            if offset >= len(data):
+                break
+            self._view.write(buffer, data[offset : offset + length])
+            offset += length
+        self._view.write_u32(nread, len(data))
+        return 0
+
+    async def _fd_write(self, fd: int, iovs: int, count: int, nwritten: int) -> int:
+        guest_socket = self._get(fd)
+        view = self._view
+        data = b"".join(view.read(buffer, length) for buffer, length in view.iovecs(iovs, count))
+        view.check(nwritten, 4)
+        written = await guest_socket.socket.send(data) if data else 0
+        self._view.write_u32(nwritten, written)
+        return 0
+
+    def _fd_fdstat_get(self, fd: int, pointer: int) -> int:
+        self._get(fd)
+        self._view.write(pointer, _FDSTAT.pack(_SOCKET_STREAM, 0, _SOCKET_RIGHTS, _SOCKET_RIGHTS))
+        return 0
+
+    async def _poll_oneoff(self, inp: int, out: int, count: int, nevents: int) -> int:
+        # Relative clocks only (sleep()), as natively; the shim's would spin the tab.
+        raw = self._view.read(inp, _SUBSCRIPTION_SIZE * (count & 0xFFFFFFFF))
+        clocks = []
+        for index in range(count):
+            base = index * _SUBSCRIPTION_SIZE
+            userdata, tag = struct.unpack_from("<QB", raw, base)
+            timeout, _, flags = struct.unpack_from("<QQH", raw, base + 24)
+            if tag != _EVENTTYPE_CLOCK or flags & _SUBCLOCKFLAGS_ABSTIME:
+                raise oserror(errno.ENOTSUP, "only relative clock subscriptions are supported")
+            clocks.append((timeout, userdata))
+        if not clocks:
+            raise oserror(errno.EINVAL, "no subscriptions")
+        self._view.check(out, _EVENT_SIZE * len(clocks))
+        self._view.check(nevents, 4)
+        shortest = min(timeout for timeout, _ in clocks)
+        await asyncio.sleep(shortest / 1e9)
+        fired = [userdata for timeout, userdata in clocks if timeout <= shortest]
+        for index, userdata in enumerate(fired):
+            event = struct.pack("<QHB", userdata, 0, _EVENTTYPE_CLOCK).ljust(_EVENT_SIZE, b"\0")
+            self._view.write(out + index * _EVENT_SIZE, event)
+        self._view.write_u32(nevents, len(fired))
+        return 0
+
+
+_sessions: set[asyncio.Task[None]] = set()  # running sessions (a task needs a reference)
+
+
+def start(signaling_url: str, subnet: str = "10.0.0", **options: Any) -> asyncio.Future[TabGuest]:
+    """Join a network from this tab in a new task; the future gives its :class:`TabGuest`.
+
+    The node lives in that task (its task group must), until
+    :meth:`TabGuest.aclose`.
+
+    Args:
+        signaling_url: the signaling server's ``ws://`` URL.
+        subnet: the overlay subnet, three octets.
+        options: more keyword arguments of :func:`unisockets.browser.open_node`.
+
+    Returns:
+        A future of the guest host, failing as :func:`unisockets.browser.open_node`
+        does (``SignalingError``: unreachable server, full subnet).
+
+    Raises:
+        RuntimeError: not under Pyodide.
+    """
+    require_browser()
+    ready: asyncio.Future[TabGuest] = asyncio.get_event_loop().create_future()
+
+    async def session() -> None:
+        try:
+            async with open_node(signaling_url, subnet, **options) as node:
+                guest = TabGuest(node)
+                guest._session = asyncio.current_task()
+                ready.set_result(guest)
+                await guest._finished.wait()
+                await guest._close_sockets()
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            elif not isinstance(exc, asyncio.CancelledError):
+                logger.exception("the guest's node failed")
+
+    task = asyncio.ensure_future(session())
+    _sessions.add(task)
+    task.add_done_callback(_sessions.discard)
+    return ready
