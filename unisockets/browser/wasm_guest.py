@@ -56,10 +56,6 @@ MAX_RECV = 1 << 20
 _SOCKET_STREAM = 6  # __wasi_filetype_t
 _SOCKET_RIGHTS = (1 << 1) | (1 << 6) | (1 << 27) | (1 << 28)  # read, write, poll, shutdown
 _FDSTAT = struct.Struct("<BxHxxxxQQ")
-_SUBSCRIPTION_SIZE = 48
-_EVENT_SIZE = 32
-_EVENTTYPE_CLOCK = 0
-_SUBCLOCKFLAGS_ABSTIME = 1
 
 
 class GuestStopped(OSError):
@@ -404,25 +400,14 @@ class TabGuest:
 
     async def _poll_oneoff(self, inp: int, out: int, count: int, nevents: int) -> int:
         # Relative clocks only (sleep()), as natively; the shim's would spin the tab.
-        raw = self._view.read(inp, _SUBSCRIPTION_SIZE * (count & 0xFFFFFFFF))
-        clocks = []
-        for index in range(count):
-            base = index * _SUBSCRIPTION_SIZE
-            userdata, tag = struct.unpack_from("<QB", raw, base)
-            timeout, _, flags = struct.unpack_from("<QQH", raw, base + 24)
-            if tag != _EVENTTYPE_CLOCK or flags & _SUBCLOCKFLAGS_ABSTIME:
-                raise oserror(errno.ENOTSUP, "only relative clock subscriptions are supported")
-            clocks.append((timeout, userdata))
-        if not clocks:
-            raise oserror(errno.EINVAL, "no subscriptions")
-        self._view.check(out, _EVENT_SIZE * len(clocks))
+        raw = self._view.read(inp, abi.SUBSCRIPTION_SIZE * (count & 0xFFFFFFFF))
+        clocks = abi.clock_subscriptions(raw)
+        self._view.check(out, abi.EVENT_SIZE * len(clocks))
         self._view.check(nevents, 4)
         shortest = min(timeout for timeout, _ in clocks)
         await asyncio.sleep(shortest / 1e9)
         fired = [userdata for timeout, userdata in clocks if timeout <= shortest]
-        for index, userdata in enumerate(fired):
-            event = struct.pack("<QHB", userdata, 0, _EVENTTYPE_CLOCK).ljust(_EVENT_SIZE, b"\0")
-            self._view.write(out + index * _EVENT_SIZE, event)
+        self._view.write(out, abi.clock_events(fired))
         self._view.write_u32(nevents, len(fired))
         return 0
 

@@ -34,6 +34,8 @@ __all__ = [
     "SOCKADDR_IN_SIZE",
     "WASI_MODULE",
     "WASI_SOCKET_FUNCTIONS",
+    "clock_events",
+    "clock_subscriptions",
     "Flavour",
     "ImportSpec",
     "SocketKind",
@@ -168,6 +170,50 @@ def encode_sockaddr_in(flavour: Flavour, host: str, port: int) -> bytes:
     return struct.pack("<H", AF_INET[flavour]) + struct.pack(">H", port) + packed + bytes(8)
 
 
+#: ``sizeof(__wasi_subscription_t)`` and ``sizeof(__wasi_event_t)`` (wasi/api.h), in bytes.
+SUBSCRIPTION_SIZE = 48
+EVENT_SIZE = 32
+_EVENTTYPE_CLOCK = 0
+_SUBCLOCKFLAGS_ABSTIME = 1
+
+
+def clock_subscriptions(raw: bytes) -> list[tuple[int, int]]:
+    """Read ``poll_oneoff`` subscriptions that a host serves: relative clocks (``sleep()``).
+
+    Args:
+        raw: ``count`` subscriptions of :data:`SUBSCRIPTION_SIZE` bytes each.
+
+    Returns:
+        ``(timeout in ns, userdata)`` per subscription, in order.
+
+    Raises:
+        OSError: ``ENOTSUP`` for another kind (an fd, an absolute clock);
+            ``EINVAL`` when there are none.
+    """
+    clocks = []
+    for base in range(0, len(raw) - SUBSCRIPTION_SIZE + 1, SUBSCRIPTION_SIZE):
+        userdata, tag = struct.unpack_from("<QB", raw, base)
+        timeout, _, flags = struct.unpack_from("<QQH", raw, base + 24)
+        if tag != _EVENTTYPE_CLOCK or flags & _SUBCLOCKFLAGS_ABSTIME:
+            raise OSError(errno.ENOTSUP, "only relative clock subscriptions are supported")
+        clocks.append((timeout, userdata))
+    if not clocks:
+        raise OSError(errno.EINVAL, "no subscriptions")
+    return clocks
+
+
+def clock_events(userdata: list[int]) -> bytes:
+    """Encode the events of fired clock subscriptions (:data:`EVENT_SIZE` bytes each).
+
+    Args:
+        userdata: each fired subscription's ``userdata``.
+    """
+    return b"".join(
+        struct.pack("<QHB", value, 0, _EVENTTYPE_CLOCK).ljust(EVENT_SIZE, b"\0")
+        for value in userdata
+    )
+
+
 # Python's (Linux's) errno values -> WASI preview 1's ``__wasi_errno_t``, which
 # wasi-libc's errno.h uses (its strerror/perror print the usual messages).
 _WASI_ERRNO = {
@@ -267,11 +313,11 @@ class ImportSpec:
     summary: str
 
 
-def _env(
-    name: str, params: str, blocks: bool, summary: str, errors: ErrorConvention = "errno"
+def _spec(
+    module: str, name: str, params: str, blocks: bool, summary: str, errors: ErrorConvention
 ) -> ImportSpec:
     return ImportSpec(
-        module=IMPORT_MODULE,
+        module=module,
         name=name,
         params=tuple(params.split()),
         blocks=blocks,
@@ -280,15 +326,14 @@ def _env(
     )
 
 
+def _env(
+    name: str, params: str, blocks: bool, summary: str, errors: ErrorConvention = "errno"
+) -> ImportSpec:
+    return _spec(IMPORT_MODULE, name, params, blocks, summary, errors)
+
+
 def _wasi(name: str, params: str, blocks: bool, summary: str) -> ImportSpec:
-    return ImportSpec(
-        module=WASI_MODULE,
-        name=name,
-        params=tuple(params.split()),
-        blocks=blocks,
-        errors="wasi",
-        summary=summary,
-    )
+    return _spec(WASI_MODULE, name, params, blocks, summary, "wasi")
 
 
 #: The ``env.unisockets_*`` imports (the original's ``unisockets.h``, plus

@@ -64,11 +64,6 @@ _RIGHT_POLL_FD_READWRITE = 1 << 27
 _RIGHT_SOCK_SHUTDOWN = 1 << 28
 _SOCKET_RIGHTS = _RIGHT_FD_READ | _RIGHT_FD_WRITE | _RIGHT_POLL_FD_READWRITE | _RIGHT_SOCK_SHUTDOWN
 _FDSTAT = struct.Struct("<BxHxxxxQQ")  # filetype, flags, rights base, rights inheriting
-# __wasi_subscription_t (48 bytes) and __wasi_event_t (32 bytes)
-_SUBSCRIPTION_SIZE = 48
-_EVENT_SIZE = 32
-_EVENTTYPE_CLOCK = 0
-_SUBCLOCKFLAGS_ABSTIME = 1
 
 
 class InputSource:
@@ -292,26 +287,15 @@ def define_wasi(
 
     def poll_oneoff(caller: wasmtime.Caller, inp: int, out: int, count: int, nevents: int) -> int:
         view = host.view(caller)
-        raw = view.read(inp, _SUBSCRIPTION_SIZE * (count & 0xFFFFFFFF))
-        clocks = []
-        for index in range(count):
-            base = index * _SUBSCRIPTION_SIZE
-            userdata, tag = struct.unpack_from("<QB", raw, base)
-            timeout, _, flags = struct.unpack_from("<QQH", raw, base + 24)
-            if tag != _EVENTTYPE_CLOCK or flags & _SUBCLOCKFLAGS_ABSTIME:
-                raise OSError(errno.ENOTSUP, "only relative clock subscriptions are supported")
-            clocks.append((timeout, userdata))
-        if not clocks:
-            raise OSError(errno.EINVAL, "no subscriptions")
-        view.check(out, _EVENT_SIZE * len(clocks))
+        raw = view.read(inp, abi.SUBSCRIPTION_SIZE * (count & 0xFFFFFFFF))
+        clocks = abi.clock_subscriptions(raw)
+        view.check(out, abi.EVENT_SIZE * len(clocks))
         view.check(nevents, 4)
         shortest = min(timeout for timeout, _ in clocks)
         host.run(trio.sleep, shortest / 1e9)
         fired = [userdata for timeout, userdata in clocks if timeout <= shortest]
         view = host.view(caller)
-        for index, userdata in enumerate(fired):
-            event = struct.pack("<QHB", userdata, 0, _EVENTTYPE_CLOCK).ljust(_EVENT_SIZE, b"\0")
-            view.write(out + index * _EVENT_SIZE, event)
+        view.write(out, abi.clock_events(fired))
         view.write_u32(nevents, len(fired))
         return 0
 
