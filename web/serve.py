@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -90,7 +91,7 @@ class _Handler(SimpleHTTPRequestHandler):
     def translate_path(self, path: str) -> str:
         clean = path.split("?", 1)[0].split("#", 1)[0]
         if clean.startswith("/programs/"):
-            program = self.programs.get(clean[len("/programs/") :])
+            program = self.programs.get(urllib.parse.unquote(clean[len("/programs/") :]))
             return str(program) if program is not None else str(WEB / "-")
         for prefix, base in (
             ("/pyodide/", PYODIDE),

@@ -8,7 +8,7 @@
 //   runs through WebAssembly.promising (JavaScript Promise Integration), so a
 //   blocked accept() suspends the program, not the tab.
 //
-// URL: wasm.html?program=URL&signaling=ws://...&subnet=10.0.0&arg=A&arg=B&stdin=TEXT
+// URL: wasm.html?program=URL&signaling=ws://...&subnet=10.0.0&arg=A&arg=B&env=N=V&stdin=TEXT
 // runs the program at once (`unisockets run --browser` prints such a URL).
 // Tests drive window.unisocketsWasm (see tests/browser/test_wasm_tab.py).
 import "./app.js";
@@ -237,6 +237,6 @@ if (params.has("arg")) $("args").value = params.getAll("arg").join(" ");
 window.unisockets.ready.then(() => {
   show();
   if (params.has("program") && params.has("signaling") && jspi) {
-    start({ ...formOptions(), args: params.getAll("arg") });
+    start({ ...formOptions(), args: params.getAll("arg"), env: params.getAll("env") });
   }
 });

@@ -8,7 +8,10 @@ real signaling server, real aiortc and real headless Chromium.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import subprocess
 import sys
 from typing import Any
 
@@ -21,6 +24,7 @@ from unisockets.signaling.server import open_signaling_server
 from ..wasm.conftest import WasmFiles, wasm_files  # noqa: F401 (the fixture)
 from .cdp import Browser, Page
 from .helpers import BrowserEnv, page_failure_report, tab
+from .test_interop import native_echo_client
 
 pytestmark = [pytest.mark.trio, pytest.mark.slow]
 
@@ -71,21 +75,6 @@ async def finished(page: Page) -> dict[str, Any]:
     return result
 
 
-async def echo_through(stream: Any, payload: bytes) -> bytes:
-    """Send ``payload`` then EOF while reading everything back until EOF."""
-    received = bytearray()
-
-    async def reader() -> None:
-        while data := await stream.receive_some():
-            received.extend(data)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(reader)
-        await stream.send_all(payload)
-        await stream.send_eof()
-    return bytes(received)
-
-
 async def test_page_reports_jspi(browser: Browser, browser_env: BrowserEnv) -> None:
     """This Chromium has JSPI, and the page says so."""
     page = await wasm_tab(browser, browser_env, "a")
@@ -108,7 +97,7 @@ async def test_c_server_in_tab(
             tab_address = listening["address"]
             async with open_node(server.url, ice_addresses=LOOPBACK) as native:
                 stream = await native.connect((tab_address, 1234))
-                echoed = await echo_through(stream, PAYLOAD)
+                echoed = await native_echo_client(stream, PAYLOAD)
                 await stream.aclose()
             assert echoed == PAYLOAD  # every byte back, then EOF from the guest's close()
             await wait_output(page, "closed ")
@@ -226,7 +215,53 @@ async def test_stop_blocked_accept(
             listening = await wait_output(page, "listening on")
             async with open_node(server.url, ice_addresses=LOOPBACK) as native:
                 stream = await native.connect((listening["address"], 1234))
-                assert await echo_through(stream, b"after the stop\n") == b"after the stop\n"
+                assert await native_echo_client(stream, b"after the stop\n") == b"after the stop\n"
                 await stream.aclose()
             again = await finished(page)
     assert again["status"] == "exited" and again["exitCode"] == 0
+
+
+async def test_run_browser_cli(
+    browser: Browser, browser_env: BrowserEnv, programs: WasmFiles
+) -> None:
+    """`unisockets run --browser` serves the page and prints a URL that runs the program."""
+    command = [
+        sys.executable, "-m", "unisockets", "run", "--browser", str(programs.echo_server),
+        "--signaling", "SIGNALING", "--", "0.0.0.0", "1234", "1",
+    ]  # fmt: skip
+    with trio.fail_after(TEST_TIMEOUT):
+        async with (
+            open_signaling_server(host="127.0.0.1", port=0) as server,
+            trio.open_nursery() as nursery,
+        ):
+            command[command.index("SIGNALING")] = server.url
+            run = functools.partial(
+                trio.run_process,
+                command,
+                stdout=subprocess.PIPE,
+                check=False,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+            process: trio.Process = await nursery.start(run)
+            assert process.stdout is not None
+            line = b""
+            while not line.endswith(b"\n"):
+                chunk = await process.stdout.receive_some(1)
+                assert chunk, "unisockets run --browser printed no URL"
+                line += chunk
+            url = line.decode().strip()
+            assert url.startswith("http://127.0.0.1:") and "/wasm.html?program=programs/" in url
+            page = await browser.open_page(url)
+            try:
+                await page.wait_ready()
+                listening = await wait_output(page, "listening on")
+                async with open_node(server.url, ice_addresses=LOOPBACK) as native:
+                    stream = await native.connect((listening["address"], 1234))
+                    assert await native_echo_client(stream, b"via the CLI\n") == b"via the CLI\n"
+                    await stream.aclose()
+                result = await finished(page)
+                assert result["status"] == "exited" and result["exitCode"] == 0
+            finally:
+                await page.close()
+                process.terminate()
+    assert process.returncode == 0  # SIGTERM: a requested stop

@@ -7,6 +7,9 @@ stdin/stdout/stderr, stdout line-buffered) plus the ``unisockets_*``
 imports (docs/wasm.md). The command exits with the program's exit status;
 Ctrl-C stops the program (exit status 130), SIGTERM too (status 0), a trap
 exits 134; without the ``wasm`` extra (wasmtime) it says which extra to install.
+With ``--browser`` it runs nothing itself: it serves a page that runs the
+program in a browser tab and prints the page's URL
+(:mod:`unisockets.cli.run_browser`).
 
 Before running, it prints one line on stderr:
 ``unisockets run: PROGRAM on ADDRESS``, the node's address, which is what
@@ -50,6 +53,18 @@ class _Trapped(click.ClickException):
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @node_options
 @click.option("--env", "env_pairs", multiple=True, metavar="NAME=VALUE", help="Set a variable.")
+@click.option(
+    "--browser",
+    is_flag=True,
+    help="Serve a page that runs PROGRAM in a browser tab and print its URL (docs/wasm.md).",
+)
+@click.option(
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="With --browser: the page's port on 127.0.0.1 (0: any free port).",
+)
 @log_level_option
 def run(
     program: str,
@@ -63,14 +78,25 @@ def run(
     ice_credential: str | None,
     link_timeout: float,
     env_pairs: tuple[str, ...],
+    browser: bool,
+    http_port: int,
     log_level: str,
 ) -> None:
     """Run a WebAssembly (wasm32-wasi) PROGRAM with unisockets as its sockets.
 
     ARGS are the program's arguments; put them after -- when they start with a dash.
     Exits with the program's status; 130 after Ctrl-C, 134 when the program traps.
+    With --browser, serves a page that runs PROGRAM in a browser tab (on the tab's
+    own node, joining --signaling) and prints its URL; serves until Ctrl-C.
     """
     configure_logging(log_level)
+    if browser:
+        if native or not signaling:
+            raise click.UsageError("--browser needs --signaling URL (a tab has no --native)")
+        from .run_browser import serve_in_browser
+
+        serve_in_browser(program, args, signaling, subnet, _parse_env(env_pairs), http_port)
+        return
     url, options = open_node_arguments(
         signaling, native, ice_addresses, ice_servers, ice_username, ice_credential, link_timeout
     )
