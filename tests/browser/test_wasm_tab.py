@@ -265,3 +265,32 @@ async def test_run_browser_cli(
                 await page.close()
                 process.terminate()
     assert process.returncode == 0  # SIGTERM: a requested stop
+
+
+async def test_go_client_in_tab(
+    browser: Browser, browser_env: BrowserEnv, programs: WasmFiles
+) -> None:
+    """The Go (wasip1) echo client in a tab against a native echo server."""
+    page = await wasm_tab(browser, browser_env, "b")
+    with trio.fail_after(TEST_TIMEOUT):
+        async with (
+            open_signaling_server(host="127.0.0.1", port=0) as server,
+            open_node(server.url, ice_addresses=LOOPBACK) as native,
+            native.listen(7001) as listener,
+            trio.open_nursery() as nursery,
+        ):
+
+            async def serve_one() -> None:
+                stream = await listener.accept()
+                while data := await stream.receive_some():
+                    await stream.send_all(data)
+                await stream.aclose()
+
+            nursery.start_soon(serve_one)
+            await start_program(
+                page, "echo_client_go.wasm", server.url, [native.address, "7001"], "go\ngo\n"
+            )
+            result = await finished(page)
+    assert result["status"] == "exited", (result, page_failure_report(page))
+    assert result["exitCode"] == 0
+    assert result["stdout"] == "go\ngo\n"
