@@ -51,6 +51,7 @@ function show() {
 function output(stream) {
   const decoder = new TextDecoder();
   return new ConsoleStdout((bytes) => {
+    state.timings.firstOutput ??= performance.now(); // ms since navigation (benchmarks)
     const text = decoder.decode(bytes, { stream: true });
     state[stream] += text;
     $("output").textContent += text;
@@ -62,7 +63,13 @@ function output(stream) {
 function makeImport(spec, call) {
   const guarded = (...args) => {
     if (current?.stopped) throw new GuestStopped();
-    const result = call(...args);
+    let result;
+    try {
+      result = call(...args);
+    } catch (error) {
+      if (current?.stopped) throw new GuestStopped();
+      throw error;
+    }
     if (typeof result === "number") return result;
     // An asyncio future (a PyProxy): await it; a stop turns its failure into GuestStopped.
     return (async () => {
@@ -101,8 +108,15 @@ export async function run(options) {
   if (current) throw new Error("a program is already running in this tab");
   Object.assign(state, {
     status: "joining", address: null, stdout: "", stderr: "", exitCode: null, error: null,
+    timings: {},
   });
   $("output").textContent = "";
+  // The form shows what runs, also when a script started it.
+  if (typeof options.program === "string") $("program").value = options.program;
+  $("args").value = (options.args ?? []).join(" ");
+  for (const name of ["signaling", "subnet", "stdin"]) {
+    if (options[name] !== undefined) $(name).value = options[name];
+  }
   current = { guest: null, stopped: false };
   const started = performance.now();
   show();

@@ -31,6 +31,7 @@ import errno
 import json
 import logging
 import struct
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -56,6 +57,8 @@ MAX_RECV = 1 << 20
 _SOCKET_STREAM = 6  # __wasi_filetype_t
 _SOCKET_RIGHTS = (1 << 1) | (1 << 6) | (1 << 27) | (1 << 28)  # read, write, poll, shutdown
 _FDSTAT = struct.Struct("<BxHxxxxQQ")
+#: Start import calls eagerly where asyncio can (Pyodide's Python is 3.12+).
+_EAGER: dict[str, Any] = {"eager_start": True} if sys.version_info >= (3, 12) else {}
 
 
 class GuestStopped(OSError):
@@ -173,7 +176,7 @@ class TabGuest:
         """Whether ``fd`` is one of the guest's sockets (else the WASI shim serves it)."""
         return fd in self.sockets
 
-    def call(self, name: str, *args: int) -> int | asyncio.Future[int]:
+    def call(self, name: str, *args: int) -> int | asyncio.Task[int]:
         """Call import ``name`` with the guest's arguments (i32s, as JavaScript numbers).
 
         Args:
@@ -181,9 +184,10 @@ class TabGuest:
             args: its arguments.
 
         Returns:
-            The result (an ``int``) for imports that do not block; for those
-            that do (``blocks`` in the table), a future of it, which the page
-            awaits while JSPI suspends the guest. A failure is a result too
+            The result (an ``int``) for imports that do not block, and for
+            those that do (``blocks`` in the table) but finish without
+            waiting; otherwise a task giving it, which the page awaits while
+            JSPI suspends the guest. A failure is a result too
             (-1 and ``errno``, or a WASI errno), never an exception, except
             :class:`GuestStopped` once the guest is being stopped.
 
@@ -196,10 +200,17 @@ class TabGuest:
             if self.stopping:
                 raise GuestStopped()
             return self._result(spec, lambda: implementation(*args))
-        future = asyncio.ensure_future(self._call_async(spec, implementation, args))
-        self._tasks.add(future)
-        future.add_done_callback(self._tasks.discard)
-        return future
+        # Started eagerly (Python 3.12+): a call that need not wait (bytes already
+        # received, an error) finishes here and returns its int, sparing the page
+        # a promise and the guest a suspension (about 0.5 ms each; docs/wasm.md).
+        task = asyncio.Task(
+            self._call_async(spec, implementation, args), loop=asyncio.get_event_loop(), **_EAGER
+        )
+        if task.done():
+            return task.result()
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _call_async(
         self, spec: abi.ImportSpec, implementation: Callable[..., Awaitable[int]], args: Any
