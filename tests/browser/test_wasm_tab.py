@@ -37,7 +37,12 @@ PAYLOAD = bytes(range(251)) * 400 + b"unisock"  # ~100 kB: several recv calls of
 @pytest.fixture
 def programs(browser_env: BrowserEnv, wasm_files: WasmFiles) -> WasmFiles:  # noqa: F811
     """The examples, served by the session's web server as /programs/NAME."""
-    for path in (wasm_files.echo_server, wasm_files.echo_client, wasm_files.go_echo_client):
+    for path in (
+        wasm_files.echo_server,
+        wasm_files.echo_client,
+        wasm_files.go_echo_client,
+        wasm_files.probe,
+    ):
         browser_env.programs[path.name] = path
     return wasm_files
 
@@ -297,3 +302,40 @@ async def test_go_client_in_tab(
     assert result["status"] == "exited", (result, page_failure_report(page))
     assert result["exitCode"] == 0
     assert result["stdout"] == "go\ngo\n"
+
+
+PROBES = [
+    ["bad-calls"],
+    ["refused", "10.0.0.99", "1234"],
+    ["bind-twice", "1240"],
+]
+
+
+async def test_errnos_as_unisockets_run(
+    browser: Browser, browser_env: BrowserEnv, programs: WasmFiles
+) -> None:
+    """tests/wasm/probe.c prints the same results and errnos in a tab as under run_wasm.
+
+    Bad descriptors, stdio, bad families and protocols, calls in the wrong
+    state, short addresses, pointers outside the memory (EFAULT), a refused
+    connect, a port bound twice: each gives the native runner's return
+    value and errno name, over the same kind of node (overlay).
+    """
+    from unisockets.wasm import WasmProgram, run_wasm
+
+    probe = WasmProgram.from_file(programs.probe)
+    page = await wasm_tab(browser, browser_env, "b")
+    with trio.fail_after(TEST_TIMEOUT):
+        async with open_signaling_server(host="127.0.0.1", port=0) as server:
+            for args in PROBES:
+                native_out: list[bytes] = []
+                async with open_node(server.url, ice_addresses=LOOPBACK) as native:
+                    status = await run_wasm(native, probe, args, stdout=native_out.append)
+                assert status == 0
+                await start_program(page, "probe.wasm", server.url, args)
+                result = await finished(page)
+                assert result["status"] == "exited", (result, page_failure_report(page))
+                assert result["exitCode"] == 0
+                expected = b"".join(native_out).decode()
+                assert result["stdout"] == expected, args
+                assert " -1 " in expected  # the probes do fail: errnos are compared
