@@ -59,31 +59,44 @@ function output(stream) {
   });
 }
 
-/** Imports for `spec` entries of the table: suspending where the table says an import blocks. */
-function makeImport(spec, call) {
-  const guarded = (...args) => {
+/**
+ * An import for `spec` (an entry of the table). `route(args)` says whether the tab's node
+ * serves this call (else `fallback`, the shim's function, does). Imports that may block are
+ * WebAssembly.Suspending: a call that must wait returns a promise, which the guest's Python
+ * task settles itself; JSPI suspends the program meanwhile. A stop makes them throw.
+ */
+function makeImport(spec, guest, route = () => true, fallback = null) {
+  const stoppedCheck = (error) => {
     if (current?.stopped) throw new GuestStopped();
-    let result;
-    try {
-      result = call(...args);
-    } catch (error) {
-      if (current?.stopped) throw new GuestStopped();
-      throw error;
-    }
-    if (typeof result === "number") return result;
-    // An asyncio future (a PyProxy): await it; a stop turns its failure into GuestStopped.
-    return (async () => {
-      try {
-        return await result;
-      } catch (error) {
-        if (current?.stopped) throw new GuestStopped();
-        throw error;
-      } finally {
-        result.destroy?.();
-      }
-    })();
+    throw error;
   };
-  return spec.blocks ? new WebAssembly.Suspending(guarded) : guarded;
+  if (!spec.blocks) {
+    return (...args) => {
+      if (current?.stopped) throw new GuestStopped();
+      if (!route(args)) return fallback(...args);
+      try {
+        return guest.call(spec.name, ...args);
+      } catch (error) {
+        return stoppedCheck(error);
+      }
+    };
+  }
+  return new WebAssembly.Suspending((...args) => {
+    if (current?.stopped) throw new GuestStopped();
+    if (!route(args)) return fallback(...args);
+    let settle;
+    const promise = new Promise((resolve, reject) => {
+      settle = { resolve, reject };
+    });
+    let now;
+    try {
+      now = guest.call_blocking(settle.resolve, settle.reject, spec.name, ...args);
+    } catch (error) {
+      return stoppedCheck(error);
+    }
+    if (typeof now === "number") return now;
+    return promise.catch((error) => stoppedCheck(new Error(String(error))));
+  });
 }
 
 async function fetchModule(program) {
@@ -144,16 +157,13 @@ export async function run(options) {
     const table = JSON.parse(guest.table_json());
     const imports = { env: {}, wasi_snapshot_preview1: { ...wasi.wasiImport } };
     for (const spec of table.imports) {
-      imports[spec.module][spec.name] = makeImport(spec, (...args) => guest.call(spec.name, ...args));
+      imports[spec.module][spec.name] = makeImport(spec, guest);
     }
     // WASI functions on sockets go to the tab's node; on stdio, to the shim.
     const alwaysOurs = new Set(["sock_shutdown", "poll_oneoff"]);
     for (const spec of table.wasi) {
-      const shim = wasi.wasiImport[spec.name];
-      imports[spec.module][spec.name] = makeImport(spec, (...args) =>
-        alwaysOurs.has(spec.name) || guest.is_socket(args[0])
-          ? guest.call(spec.name, ...args)
-          : shim(...args));
+      const route = alwaysOurs.has(spec.name) ? () => true : (args) => guest.is_socket(args[0]);
+      imports[spec.module][spec.name] = makeImport(spec, guest, route, wasi.wasiImport[spec.name]);
     }
     const instance = await WebAssembly.instantiate(module, imports);
     wasi.inst = instance; // the shim reads the guest's memory through it

@@ -128,7 +128,8 @@ class TabGuest:
         self._session: asyncio.Task[None] | None = None
         self._memory: JsMemoryView | None = None
         self._errno_address: int | None = None
-        self._tasks: set[asyncio.Future[int]] = set()
+        self._tasks: set[asyncio.Task[int]] = set()
+        self._closing: set[asyncio.Task[None]] = set()
         self._specs = {spec.name: spec for spec in (*abi.IMPORTS, *abi.WASI_SOCKET_FUNCTIONS)}
         self._implementations: dict[str, Callable[..., Any]] = {
             "unisockets_socket": self._socket,
@@ -176,41 +177,89 @@ class TabGuest:
         """Whether ``fd`` is one of the guest's sockets (else the WASI shim serves it)."""
         return fd in self.sockets
 
-    def call(self, name: str, *args: int) -> int | asyncio.Task[int]:
-        """Call import ``name`` with the guest's arguments (i32s, as JavaScript numbers).
+    def call(self, name: str, *args: int) -> int:
+        """Call import ``name``, one that does not block, with the guest's arguments.
 
         Args:
-            name: an import of the table.
-            args: its arguments.
+            name: an import of the table whose ``blocks`` is false.
+            args: its arguments (i32s, as JavaScript numbers).
 
         Returns:
-            The result (an ``int``) for imports that do not block, and for
-            those that do (``blocks`` in the table) but finish without
-            waiting; otherwise a task giving it, which the page awaits while
-            JSPI suspends the guest. A failure is a result too
-            (-1 and ``errno``, or a WASI errno), never an exception, except
-            :class:`GuestStopped` once the guest is being stopped.
+            The result. A failure is a result too (-1 and ``errno``, or a
+            WASI errno), never an exception.
 
         Raises:
+            GuestStopped: the guest is being stopped.
+            KeyError: ``name`` is not in the table.
+            TypeError: the import blocks (use :meth:`call_blocking`).
+        """
+        spec = self._specs[name]
+        if spec.blocks:
+            raise TypeError(f"{name} blocks: use call_blocking")
+        if self.stopping:
+            raise GuestStopped()
+        implementation = self._implementations[name]
+        return self._result(spec, lambda: implementation(*args))
+
+    def call_blocking(
+        self,
+        resolve: Callable[[int], object],
+        reject: Callable[[str], object],
+        name: str,
+        *args: int,
+    ) -> int | None:
+        """Call import ``name``, one that may block; the page awaits it with JSPI.
+
+        The call starts eagerly (Python 3.12+), so one that need not wait
+        (bytes already received, an error) finishes here and its result is
+        returned, sparing the guest a suspension. Otherwise the task settles
+        the page's promise itself when it ends, from inside its last step,
+        instead of through a done callback, which would cost one more turn
+        of the event loop per call (docs/wasm.md, "Benchmarks in a browser tab").
+
+        Args:
+            resolve: the page's promise's ``resolve``, called with the result.
+            reject: its ``reject``, called with a message when the guest is
+                being stopped (or on a bug).
+            name: an import of the table.
+            args: its arguments (i32s, as JavaScript numbers).
+
+        Returns:
+            The result if the call finished at once (then neither callback
+            is called), else ``None``. Failures are results (-1 and ``errno``,
+            or a WASI errno).
+
+        Raises:
+            GuestStopped: the guest is being stopped.
             KeyError: ``name`` is not in the table.
         """
         spec = self._specs[name]
         implementation = self._implementations[name]
-        if not spec.blocks:
-            if self.stopping:
-                raise GuestStopped()
-            return self._result(spec, lambda: implementation(*args))
-        # Started eagerly (Python 3.12+): a call that need not wait (bytes already
-        # received, an error) finishes here and returns its int, sparing the page
-        # a promise and the guest a suspension (about 0.5 ms each; docs/wasm.md).
-        task = asyncio.Task(
-            self._call_async(spec, implementation, args), loop=asyncio.get_event_loop(), **_EAGER
-        )
+        page_waits = False  # set once the call did not finish at once
+
+        async def run() -> int:
+            try:
+                result = await self._call_async(spec, implementation, args)
+            except BaseException as exc:
+                if page_waits:
+                    reject(f"{type(exc).__name__}: {exc}")
+                raise
+            if page_waits:
+                resolve(result)
+            return result
+
+        task = asyncio.Task(run(), loop=asyncio.get_event_loop(), **_EAGER)
         if task.done():
             return task.result()
+        page_waits = True  # from now on the task settles the page's promise
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        task.add_done_callback(self._done)
+        return None
+
+    def _done(self, task: asyncio.Task[int]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: it was reported to the page already
 
     async def _call_async(
         self, spec: abi.ImportSpec, implementation: Callable[..., Awaitable[int]], args: Any
@@ -269,9 +318,13 @@ class TabGuest:
             await self._close_sockets()
 
     async def _close_sockets(self) -> None:
+        """Close what the guest left open; finish the closes it made (before the node leaves)."""
         sockets, self.sockets = list(self.sockets.values()), {}
         for guest_socket in sockets:
             await guest_socket.socket.aclose()
+        # A guest that closes a socket and exits at once: its EOF and close must still
+        # reach the peer, which would otherwise see the node leave instead.
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -368,7 +421,14 @@ class TabGuest:
         guest_socket = self.sockets.pop(fd, None)
         if guest_socket is None:
             raise oserror(errno.EBADF, f"fd {fd}")
-        guest_socket.socket.close()
+        # Closed now (eagerly: the address is released at once), finished in a task
+        # that the node's leaving waits for (_close_sockets).
+        closing = asyncio.Task(
+            guest_socket.socket.aclose(), loop=asyncio.get_event_loop(), **_EAGER
+        )
+        if not closing.done():
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
         return 0
 
     def _sock_shutdown(self, fd: int, how: int) -> int:
