@@ -22,7 +22,7 @@ from unisockets.net import open_node
 from unisockets.signaling.server import open_signaling_server
 
 from ..wasm.conftest import WasmFiles, wasm_files  # noqa: F401 (the fixture)
-from .cdp import Browser, Page
+from .cdp import Browser, CDPError, Page
 from .helpers import BrowserEnv, page_failure_report, tab
 from .test_interop import native_echo_client
 
@@ -339,3 +339,24 @@ async def test_errnos_as_unisockets_run(
                 expected = b"".join(native_out).decode()
                 assert result["stdout"] == expected, args
                 assert " -1 " in expected  # the probes do fail: errnos are compared
+
+
+async def test_page_without_jspi_says_so(browser: Browser, browser_env: BrowserEnv) -> None:
+    """In a browser without JSPI the page explains it, Run stays off, run() fails clearly."""
+    page = await browser.open_page("about:blank")
+    try:
+        await page.send(
+            "Page.addScriptToEvaluateOnNewDocument",
+            source="delete WebAssembly.Suspending; delete WebAssembly.promising;",
+        )
+        await page.send("Page.navigate", url=browser_env.base_url + "wasm.html")
+        with trio.fail_after(TEST_TIMEOUT):
+            await page.wait_ready()
+        assert await page.evaluate("window.unisocketsWasm.jspi") is False
+        notice = await page.evaluate("document.getElementById('jspi').textContent")
+        assert "lacks JavaScript Promise Integration" in notice
+        assert await page.evaluate("document.getElementById('run').disabled") is True
+        with pytest.raises(CDPError, match="lacks JavaScript Promise Integration"):
+            await page.evaluate("window.unisocketsWasm.run({program: 'programs/probe.wasm'})")
+    finally:
+        await page.close()
