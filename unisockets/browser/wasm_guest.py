@@ -42,7 +42,7 @@ from .errors import oserror
 from .node import BrowserNode, open_node
 from .sockets import SHUT_RD, SHUT_RDWR, SHUT_WR, Socket
 
-__all__ = ["GuestStopped", "JsMemoryView", "TabGuest", "start"]
+__all__ = ["GuestStopped", "JsMemoryView", "TabGuest", "start", "unimplemented"]
 
 logger = logging.getLogger("unisockets.browser")
 
@@ -108,6 +108,53 @@ class _GuestSocket:
         self.flavour = flavour
 
 
+#: Which method of :class:`TabGuest` serves which import of the table.
+_METHODS = {
+    "unisockets_socket": "_socket",
+    "unisockets_bind": "_bind",
+    "unisockets_connect": "_connect",
+    "unisockets_listen": "_listen",
+    "unisockets_accept": "_accept",
+    "unisockets_send": "_send",
+    "unisockets_recv": "_recv",
+    "unisockets_errno": "_errno",
+    "fd_close": "_fd_close",
+    "sock_shutdown": "_sock_shutdown",
+    "fd_read": "_fd_read",
+    "fd_write": "_fd_write",
+    "fd_fdstat_get": "_fd_fdstat_get",
+    "poll_oneoff": "_poll_oneoff",
+}
+
+
+def unimplemented() -> list[str]:
+    """The imports of the shared table that a tab does not serve yet (they fail with ``ENOSYS``).
+
+    Returns:
+        Their names, sorted; empty when the tab serves the whole table.
+    """
+    names = {spec.name for spec in (*abi.IMPORTS, *abi.WASI_SOCKET_FUNCTIONS)}
+    return sorted(names - set(_METHODS))
+
+
+def _not_implemented(spec: abi.ImportSpec, *, blocking: bool) -> Callable[..., Any]:
+    def fail() -> OSError:
+        logger.warning("%s is not served in a browser tab yet: ENOSYS", spec.name)
+        return oserror(errno.ENOSYS, f"{spec.name} in a browser tab")
+
+    if blocking:
+
+        async def blocking_stub(*args: int) -> int:
+            raise fail()
+
+        return blocking_stub
+
+    def stub(*args: int) -> int:
+        raise fail()
+
+    return stub
+
+
 class TabGuest:
     """Serves one guest's socket imports from a node of this tab.
 
@@ -132,24 +179,13 @@ class TabGuest:
         self._closing: set[asyncio.Task[None]] = set()
         self._specs = {spec.name: spec for spec in (*abi.IMPORTS, *abi.WASI_SOCKET_FUNCTIONS)}
         self._implementations: dict[str, Callable[..., Any]] = {
-            "unisockets_socket": self._socket,
-            "unisockets_bind": self._bind,
-            "unisockets_connect": self._connect,
-            "unisockets_listen": self._listen,
-            "unisockets_accept": self._accept,
-            "unisockets_send": self._send,
-            "unisockets_recv": self._recv,
-            "unisockets_errno": lambda: self.last_errno,
-            "fd_close": self._fd_close,
-            "sock_shutdown": self._sock_shutdown,
-            "fd_read": self._fd_read,
-            "fd_write": self._fd_write,
-            "fd_fdstat_get": self._fd_fdstat_get,
-            "poll_oneoff": self._poll_oneoff,
+            name: getattr(self, method) for name, method in _METHODS.items()
         }
-        missing = set(self._specs) - set(self._implementations)
-        if missing:  # the table grew: this host must learn the new imports
-            raise RuntimeError(f"no implementation in the tab for {sorted(missing)}")
+        for spec in self._specs.values():
+            if spec.name not in self._implementations:
+                # The table grew before this host learned the import: a program that
+                # calls it gets ENOSYS; the others run (tests/browser lists the gap).
+                self._implementations[spec.name] = _not_implemented(spec, blocking=spec.blocks)
 
     @property
     def address(self) -> str:
@@ -358,6 +394,9 @@ class TabGuest:
         return (self.node.address if host == "0.0.0.0" else host), port
 
     # -- the env imports ------------------------------------------------------------------
+
+    def _errno(self) -> int:
+        return self.last_errno
 
     def _socket(self, domain: int, type_: int, protocol: int) -> int:
         kind = abi.socket_kind(domain, type_, protocol)
