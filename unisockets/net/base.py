@@ -113,7 +113,7 @@ class Node(ABC):
         Args:
             type: ``SOCK_STREAM`` (the default: a :class:`~unisockets.net.Socket`)
                 or ``SOCK_DGRAM`` (a :class:`~unisockets.net.DatagramSocket`,
-                docs/concepts.md "Datagram sockets").
+                docs/concepts.md, "Datagram sockets").
 
         Raises:
             OSError: ``EINVAL`` for another type, as socket(2) on Linux.

@@ -3,7 +3,7 @@
 ``sock = node.socket(unisockets.SOCK_DGRAM)`` gives a :class:`DatagramSocket`:
 :class:`~unisockets.net.datagram_overlay.OverlayDatagramSocket` on a
 unisockets network (datagrams on the unreliable, unordered data channel of
-each peer link, docs/protocol.md "Datagrams"), or
+each peer link, docs/protocol.md, "Datagrams"), or
 :class:`~unisockets.net.datagram_native.NativeDatagramSocket` over the OS's
 UDP for ``open_node(None)``. Both have the calls and errnos of a Linux UDP
 socket (udp(7)): message boundaries are kept, nothing is retransmitted, and
