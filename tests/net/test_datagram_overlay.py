@@ -27,20 +27,11 @@ from unisockets.protocol.datagram import (
 from unisockets.transport.webrtc import WebRTCTransport
 
 from .datagram_child import COUNT, COUNT_10, Tally, run_side
+from .test_failures import _read_line
 
 pytestmark = pytest.mark.trio
 
 CHILD = Path(__file__).with_name("datagram_child.py")
-
-
-async def _read_line(stream: trio.abc.ReceiveStream) -> str:
-    line = b""
-    while not line.endswith(b"\n"):
-        chunk = await stream.receive_some(1)
-        if not chunk:
-            raise EOFError(f"the child ended before a full line: {line!r}")
-        line += chunk
-    return line.decode().strip()
 
 
 async def _until_received(sender: net.DatagramSocket, receiver: net.DatagramSocket) -> None:

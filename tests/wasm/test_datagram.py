@@ -7,9 +7,6 @@ on overlay nodes over real WebRTC (and natively, over OS UDP).
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
 import pytest
 import trio
 
@@ -17,7 +14,7 @@ import unisockets
 from unisockets import net
 from unisockets.wasm import WasmProgram, run_wasm
 
-from .conftest import WasmFiles
+from .conftest import Programs, WasmFiles
 from .test_native import Output, start_guest
 from .test_overlay import overlay_nodes
 
@@ -32,22 +29,6 @@ def udp_programs(wasm_files: WasmFiles) -> tuple[WasmProgram, WasmProgram]:
         WasmProgram.from_file(out / "udp_echo_server.wasm"),
         WasmProgram.from_file(out / "udp_echo_client.wasm"),
     )
-
-
-@pytest.fixture(scope="session")
-def dgram_probe(wasm_files: WasmFiles) -> WasmProgram:
-    """tests/wasm/dgram_probe.c, built like the examples."""
-    source = Path(__file__).with_name("dgram_probe.c")
-    out = wasm_files.echo_server.parent / "dgram_probe.wasm"
-    include = Path(__file__).resolve().parents[2] / "examples" / "c"
-    flags = ["--target=wasm32-wasi", "-O2", "-Wall", "-Wextra", "-Werror", "-Wl,--export=errno"]
-    subprocess.run(
-        ["clang-16", *flags, f"-I{include}", str(source), "-o", str(out)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    return WasmProgram.from_file(out)
 
 
 async def _python_echo(sock: net.DatagramSocket, count: int) -> None:
@@ -117,7 +98,7 @@ async def test_c_udp_echo_client_against_a_python_server(
 
 
 @pytest.mark.parametrize("kind", ["webrtc", "native"])
-async def test_guest_errnos_on_datagram_sockets(dgram_probe: WasmProgram, kind: str) -> None:
+async def test_guest_errnos_on_datagram_sockets(programs: Programs, kind: str) -> None:
     out = Output()
     async with (
         overlay_nodes(1 if kind == "webrtc" else 0) as nodes,
@@ -131,7 +112,12 @@ async def test_guest_errnos_on_datagram_sockets(dgram_probe: WasmProgram, kind: 
                 port = probe.getsockname()[1]
         big = 65508 if kind == "native" else 1155  # one byte over the limit
         with trio.fail_after(60):
-            status = await run_wasm(node, dgram_probe, [str(port), str(big)], stdout=out)
+            status = await run_wasm(
+                node,
+                programs.probe,  # type: ignore[arg-type]
+                ["datagram", str(port), str(big)],
+                stdout=out,
+            )
     assert status == 0
     assert out.lines() == [
         "socket-udp-tcp -1 EPROTONOSUPPORT",
