@@ -18,14 +18,14 @@ the socket. :mod:`unisockets.net.datagram_anyio` wraps them as
 from __future__ import annotations
 
 import builtins
-import errno
 import socket as _stdlib_socket
 from abc import abstractmethod
 from typing import TYPE_CHECKING
 
 import trio
 
-from .addresses import Address, oserror
+from ..protocol.datagram import check_recv_size
+from .addresses import Address
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -35,23 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["SOCK_DGRAM", "DatagramSocket", "check_recv_size"]
 
 SOCK_DGRAM = _stdlib_socket.SOCK_DGRAM
-
-
-def check_recv_size(bufsize: object) -> int:
-    """Validate ``recvfrom``'s size as :mod:`socket` does (0 is allowed: the datagram is lost).
-
-    Returns:
-        ``bufsize``.
-
-    Raises:
-        ValueError: a negative size (:mod:`socket`'s "negative buffersize").
-        OSError: ``EINVAL`` when it is not an ``int``.
-    """
-    if type(bufsize) is not int:
-        raise oserror(errno.EINVAL, f"bad bufsize {bufsize!r}")
-    if bufsize < 0:
-        raise ValueError("negative buffersize in recvfrom")
-    return bufsize
 
 
 class DatagramSocket(trio.abc.AsyncResource):

@@ -60,6 +60,7 @@ __all__ = [
     "DatagramStatistics",
     "PortTable",
     "check_max_payload",
+    "check_recv_size",
     "decode_datagram",
     "encode_datagram",
 ]
@@ -149,6 +150,23 @@ def check_max_payload(size: object, max_message_size: int) -> int:
     if type(size) is not int or not 0 < size <= ceiling:
         raise oserror(errno.EINVAL, f"max payload must be 1..{ceiling} bytes, not {size!r}")
     return size
+
+
+def check_recv_size(bufsize: object) -> int:
+    """Validate ``recvfrom``'s size as :mod:`socket` does (0 is allowed: the datagram is lost).
+
+    Returns:
+        ``bufsize``.
+
+    Raises:
+        ValueError: a negative size (:mod:`socket`'s "negative buffersize").
+        OSError: ``EINVAL`` when it is not an ``int``.
+    """
+    if type(bufsize) is not int:
+        raise oserror(errno.EINVAL, f"bad bufsize {bufsize!r}")
+    if bufsize < 0:
+        raise ValueError("negative buffersize in recvfrom")
+    return bufsize
 
 
 @dataclass(slots=True)
