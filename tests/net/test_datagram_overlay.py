@@ -180,3 +180,32 @@ async def test_datagrams_to_an_unreachable_node_wait_within_a_bound_then_drop(
             )
         await sock.sendto(b"x", ("10.0.0.200", 9))  # within RETRY_AFTER: dropped at once
         assert stats.send_dropped == MAX_PENDING_DATAGRAMS + extra + 1
+
+
+async def test_datagrams_to_a_legacy_peer_are_dropped_and_its_link_unharmed(
+    signaling_url: str,
+) -> None:
+    from .test_legacy import check_link, legacy_and_node, read_exactly
+
+    with trio.fail_after(120):
+        async with legacy_and_node(signaling_url, legacy_offers=True) as (legacy, node):
+            sock = node.socket(unisockets.SOCK_DGRAM)
+            await sock.sendto(b"to an original node", (legacy.id, 9))
+            await node.datagrams.wait_statistics(  # type: ignore[attr-defined]
+                lambda s: s.send_dropped == 1
+            )
+            # The legacy node never saw another channel; a stream to it still works.
+            alias = await legacy.bind(1234)
+            await legacy.signaling.listen(alias)
+            async with trio.open_nursery() as nursery:
+
+                async def serve() -> None:
+                    client = await legacy.accept(alias)
+                    await legacy.send(client, await legacy.recv(client))
+
+                nursery.start_soon(serve)
+                stream = await node.connect((legacy.id, 1234))
+                await stream.send_all(b"ping")
+                assert await read_exactly(stream, 4) == b"ping"
+            check_link(legacy, node, legacy_offers=True)
+            await stream.aclose()
