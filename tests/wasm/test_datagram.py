@@ -7,6 +7,10 @@ on overlay nodes over real WebRTC (and natively, over OS UDP).
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
 import pytest
 import trio
 
@@ -65,13 +69,15 @@ async def test_python_client_and_the_c_udp_echo_server(
                 await probe.bind(("", 0))
                 port = probe.getsockname()[1]
         async with trio.open_nursery() as nursery:
-            start_guest(nursery, server_node, server_program, str(port), "3", stderr=err)
+            # No count: a datagram sent twice (resent) would end a counting server early.
+            start_guest(nursery, server_node, server_program, str(port), stderr=err)
             with trio.fail_after(60):
                 await err.wait_for(f"echoing datagrams on port {port}")
                 with client_node.socket(unisockets.SOCK_DGRAM) as sock:
                     server = (server_node.address, port)
                     for data in (b"one", b"two " * 100, b"\x00three"):
                         assert await _ask(sock, server, data) == data
+            nursery.cancel_scope.cancel()  # stops the guest blocked in recvfrom
 
 
 async def test_c_udp_echo_client_against_a_python_server(
@@ -135,3 +141,36 @@ async def test_guest_errnos_on_datagram_sockets(programs: Programs, kind: str) -
         f"from-port {port} length 16",
         "send-closed -1 EBADF",
     ]
+
+
+@pytest.mark.slow
+async def test_c_udp_echo_server_under_unisockets_run_and_a_python_peer(
+    wasm_files: WasmFiles,
+) -> None:
+    from unisockets.signaling.server import open_signaling_server
+
+    from ..net.test_failures import _read_line
+
+    server_wasm = wasm_files.echo_server.parent / "udp_echo_server.wasm"
+    async with (
+        open_signaling_server(host="127.0.0.1", port=0) as signaling,
+        net.open_node(signaling.url, ice_addresses=["127.0.0.1"]) as node,
+    ):
+        command = [sys.executable, "-m", "unisockets", "run", str(server_wasm)]
+        command += ["--signaling", signaling.url, "--ice-address", "127.0.0.1", "--", "1234"]
+        process = await trio.lowlevel.open_process(command, stderr=subprocess.PIPE)
+        try:
+            assert process.stderr is not None
+            with trio.fail_after(60):  # only a bound against hangs
+                started = await _read_line(process.stderr)
+                address = started.rsplit(" on ", 1)[1]
+                assert started.startswith("unisockets run: udp_echo_server.wasm on ")
+                assert await _read_line(process.stderr) == "echoing datagrams on port 1234"
+                with node.socket(unisockets.SOCK_DGRAM) as sock:
+                    for data in (b"first", b"second"):
+                        assert await _ask(sock, (address, 1234), data) == data
+                process.send_signal(signal.SIGINT)  # Ctrl-C stops it blocked in recvfrom
+                assert await process.wait() == 130
+        finally:
+            process.kill()
+            await process.wait()
