@@ -131,7 +131,7 @@ class BrowserDatagrams:
     async def _open(self, host: str, peer: _Peer) -> None:
         try:
             pipe = await self._node.links.open_pipe(host, DATAGRAM_LABEL)
-        except (BrokenResourceError, ClosedResourceError, TimeoutError, ValueError) as exc:
+        except Exception as exc:  # no link (or a JsException): never into the node's tasks
             self._unreachable_now(host, peer, exc)
             return
         if self._peers.get(host) is not peer:

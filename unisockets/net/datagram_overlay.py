@@ -160,6 +160,9 @@ class OverlayDatagrams:
         ) as exc:
             logger.info("datagrams to %s dropped: %s", host, exc)
             self._unreachable[host] = trio.current_time() + RETRY_AFTER
+        except Exception:  # a bug of ours must not take the node down with it
+            logger.exception("datagrams to %s dropped", host)
+            self._unreachable[host] = trio.current_time() + RETRY_AFTER
         finally:
             if self._senders.get(host) is sender:
                 del self._senders[host]
