@@ -153,6 +153,11 @@ async def test_hostile_datagrams_are_dropped_and_counted(signaling_url: str) -> 
             ]:
                 await pipe.send_message(hostile)
             assert await receiver.recvfrom(100) == (b"good", (b.address, 7))
+            # send_nowait: sent at once on an open pipe below its mark, refused once closed.
+            assert pipe.send_nowait(encode_datagram(8, 4000, b"at once"))
+            assert await receiver.recvfrom(100) == (b"at once", (b.address, 8))
+            await pipe.aclose()
+            assert not pipe.send_nowait(encode_datagram(8, 4000, b"closed"))
             await a.datagrams.wait_statistics(  # type: ignore[attr-defined]
                 lambda s: s.malformed == 3 and s.unknown_port == 1
             )

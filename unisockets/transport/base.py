@@ -59,6 +59,17 @@ class MessagePipe(ABC):
             ValueError: ``data`` is empty or larger than ``max_message_size``.
         """
 
+    def send_nowait(self, data: bytes) -> bool:
+        """Send one message if that needs no waiting (datagrams take this path).
+
+        The default never can; a pipe that can overrides it.
+
+        Returns:
+            True if the message was queued for the peer; False if it was not
+            (nothing happened: use :meth:`send_message`).
+        """
+        return False
+
     @abstractmethod
     async def receive_message(self) -> bytes:
         """Receive the next message, waiting for one.
