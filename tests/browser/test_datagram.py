@@ -38,6 +38,12 @@ async with ub.open_node(URL) as node:
                 await call()
             except OSError as error:  # by name: Pyodide's numbers are emscripten's
                 errnos[name] = errno.errorcode[error.errno]
+        sock.setblocking(False)
+        try:
+            await sock.recvfrom(10)
+        except BlockingIOError:
+            errnos["nowait"] = "BlockingIOError"
+        sock.setblocking(True)
         notify("bound", node.address)
         # Echo upper-cased until told to stop; then ask the native node ourselves.
         while True:
@@ -119,7 +125,12 @@ async def test_tab_and_native_node_exchange_datagrams(
                         await sock.sendto(b"stop", (tab_address, 5000))
                 nursery.cancel_scope.cancel()
     assert results["tab"] == {
-        "errnos": {"send": "EDESTADDRREQ", "big": "EMSGSIZE", "bind": "EINVAL"},
+        "errnos": {
+            "send": "EDESTADDRREQ",
+            "big": "EMSGSIZE",
+            "bind": "EINVAL",
+            "nowait": "BlockingIOError",
+        },
         "answers": ["ahpla", "ateb"],
         "malformed": 0,
     }

@@ -207,3 +207,23 @@ async def test_overlay_limit_and_larger_payloads_on_request(
             with trio.fail_after(30):
                 await client.sendto(payload, server.getsockname())
                 assert await server.recv(65536) == payload
+
+
+async def test_timeouts_of_receiving_calls(kind: str, node_factory: NodeFactory) -> None:
+    async with _two_nodes(kind, node_factory) as (a, _):
+        with a.socket(unisockets.SOCK_DGRAM) as sock:
+            await sock.bind(("", 0))
+            assert sock.gettimeout() is None and sock.getblocking()
+            sock.setblocking(False)
+            assert sock.gettimeout() == 0.0 and not sock.getblocking()
+            with pytest.raises(BlockingIOError) as info:
+                await sock.recvfrom(10)
+            assert info.value.errno == errno.EAGAIN
+            sock.settimeout(0.05)
+            with pytest.raises(TimeoutError):
+                await sock.recv(10)
+            sock.settimeout(30)  # a bound against hangs: the datagram is there at once
+            await sock.sendto(b"to myself", sock.getsockname())
+            assert await sock.recvfrom(100) == (b"to myself", sock.getsockname())
+            with pytest.raises(OSError):  # io.UnsupportedOperation: no descriptor to give
+                sock.fileno()

@@ -35,6 +35,7 @@ from ..protocol.datagram import (
     check_recv_size,
     encode_datagram,
 )
+from ..protocol.socket_options import BlockingMode, timeout_error
 from ._js import logger
 from .errors import BrokenResourceError, ClosedResourceError
 from .pipes import MAX_MESSAGE_SIZE, Pipe
@@ -187,7 +188,7 @@ class BrowserDatagrams:
         self._peers.clear()
 
 
-class DatagramSocket:
+class DatagramSocket(BlockingMode):
     """A datagram socket in a tab, with the API of :class:`unisockets.net.DatagramSocket`.
 
     Created by ``node.socket(SOCK_DGRAM)``; every call and errno is the
@@ -255,8 +256,28 @@ class DatagramSocket:
         return self._endpoint.port
 
     async def recvfrom(self, bufsize: int) -> tuple[bytes, Address]:
-        """The next datagram (cut to ``bufsize``) and its sender; ``EBADF`` once closed."""
+        """The next datagram (cut to ``bufsize``) and its sender; ``EBADF`` once closed.
+
+        Honours the socket's timeout as natively (``BlockingIOError`` for 0,
+        ``TimeoutError`` when it passes).
+        """
         check_recv_size(bufsize)
+        timeout = self._timeout
+        self._endpoint.check_open()
+        got = self._endpoint.pop(bufsize)
+        if got is not None:
+            return got
+        if timeout == 0:
+            raise timeout_error(0, "recvfrom")
+        if timeout is None:
+            return await self._wait(bufsize)
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._wait(bufsize)
+        except TimeoutError:
+            raise timeout_error(timeout, "recvfrom") from None
+
+    async def _wait(self, bufsize: int) -> tuple[bytes, Address]:
         while True:
             self._endpoint.check_open()
             got = self._endpoint.pop(bufsize)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..protocol.datagram import check_recv_size
+from ..protocol.socket_options import BlockingMode, timeout_error
 from .addresses import Address
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ __all__ = ["SOCK_DGRAM", "DatagramSocket", "check_recv_size"]
 SOCK_DGRAM = _stdlib_socket.SOCK_DGRAM
 
 
-class DatagramSocket(trio.abc.AsyncResource):
+class DatagramSocket(BlockingMode, trio.abc.AsyncResource):
     """A UDP-like socket on a node (``AF_INET``, ``SOCK_DGRAM``); see the module docstring.
 
     Create it with :meth:`unisockets.net.Node.socket`.
@@ -101,9 +102,12 @@ class DatagramSocket(trio.abc.AsyncResource):
     async def _send(self, data: Buffer, address: Address | None) -> int:
         """Send to ``address``, or to the connected peer for None."""
 
-    @abstractmethod
     async def recvfrom(self, bufsize: int) -> tuple[bytes, Address]:
-        """Receive the next datagram, waiting for one.
+        """Receive the next datagram, waiting for one (at most the socket's timeout).
+
+        ``settimeout``/``setblocking`` work as in :mod:`socket` for the
+        receiving calls (``recvfrom``, ``recv``); sending waits only while
+        the channel's buffer is full.
 
         Args:
             bufsize: the most bytes to return; the rest of a longer datagram
@@ -115,7 +119,30 @@ class DatagramSocket(trio.abc.AsyncResource):
         Raises:
             ValueError: negative ``bufsize``.
             OSError: ``EBADF`` (closed, also while waiting).
+            BlockingIOError: timeout ``0`` and no datagram queued.
+            TimeoutError: the timeout passed.
         """
+        check_recv_size(bufsize)
+        timeout = self._timeout
+        if timeout is None:
+            return await self._recvfrom(bufsize)
+        got = self._recvfrom_nowait(bufsize)
+        if got is None and timeout > 0:
+            with trio.move_on_after(timeout):
+                return await self._recvfrom(bufsize)
+        if got is None:
+            await trio.lowlevel.checkpoint()
+            raise timeout_error(timeout, "recvfrom")
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return got
+
+    @abstractmethod
+    async def _recvfrom(self, bufsize: int) -> tuple[bytes, Address]:
+        """The next datagram, waiting as long as needed."""
+
+    @abstractmethod
+    def _recvfrom_nowait(self, bufsize: int) -> tuple[bytes, Address] | None:
+        """The next datagram if one is queued, else None (``EBADF`` once closed)."""
 
     async def recv(self, bufsize: int) -> bytes:
         """Receive the next datagram's payload (as :meth:`recvfrom`, without the sender)."""

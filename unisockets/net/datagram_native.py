@@ -12,6 +12,7 @@ the node's host first (the OS would bind ``0.0.0.0``).
 from __future__ import annotations
 
 import errno
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -22,7 +23,7 @@ from ..protocol.datagram import MAX_PAYLOAD
 from ..protocol.planner import ANY_HOSTS
 from ..protocol.socket_states import check_local_host
 from .addresses import Address, check_address, oserror
-from .datagram import DatagramSocket, check_recv_size
+from .datagram import DatagramSocket
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -51,7 +52,8 @@ class NativeDatagramSocket(DatagramSocket):
         self, host: str, on_close: Callable[[NativeDatagramSocket], object] | None = None
     ) -> None:
         self._host = host
-        self._sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        self._os_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock = trio.socket.from_stdlib_socket(self._os_socket)
         self._max_payload = MAX_PAYLOAD
         self._on_close = on_close
         self._connected = False
@@ -89,11 +91,16 @@ class NativeDatagramSocket(DatagramSocket):
             await self._autobind()
             return await self._sock.sendto(data, destination)
 
-    async def recvfrom(self, bufsize: int) -> tuple[bytes, Address]:
-        """Receive from the OS socket (see :meth:`DatagramSocket.recvfrom`)."""
-        check_recv_size(bufsize)
+    async def _recvfrom(self, bufsize: int) -> tuple[bytes, Address]:
         with _closed_is_ebadf("recvfrom"):
             data, (host, port) = await self._sock.recvfrom(bufsize)
+        return data, (host, port)
+
+    def _recvfrom_nowait(self, bufsize: int) -> tuple[bytes, Address] | None:
+        try:  # the OS socket is non-blocking (trio's)
+            data, (host, port) = self._os_socket.recvfrom(bufsize)
+        except BlockingIOError:
+            return None
         return data, (host, port)
 
     def getsockname(self) -> Address:

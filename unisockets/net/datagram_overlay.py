@@ -42,7 +42,7 @@ from ..protocol.datagram import (
     encode_datagram,
 )
 from .addresses import Address
-from .datagram import DatagramSocket, check_recv_size
+from .datagram import DatagramSocket
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -333,9 +333,11 @@ class OverlayDatagramSocket(DatagramSocket):
         assert self._endpoint.port is not None
         return self._endpoint.port
 
-    async def recvfrom(self, bufsize: int) -> tuple[bytes, Address]:
-        """Receive the next datagram (see :meth:`DatagramSocket.recvfrom`)."""
-        check_recv_size(bufsize)
+    def _recvfrom_nowait(self, bufsize: int) -> tuple[bytes, Address] | None:
+        self._endpoint.check_open()
+        return self._endpoint.pop(bufsize)
+
+    async def _recvfrom(self, bufsize: int) -> tuple[bytes, Address]:
         await trio.lowlevel.checkpoint_if_cancelled()
         while True:
             self._endpoint.check_open()
