@@ -288,3 +288,26 @@ class PortTableMachine(RuleBasedStateMachine):
 
 TestPortTable = PortTableMachine.TestCase
 TestPortTable.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+def test_socket_calls_bind_ephemeral_ports_when_needed() -> None:
+    table = PortTable(random.Random(1))
+    sock = DatagramEndpoint()
+    assert table.sockname(sock, OWN) == ("0.0.0.0", 0)
+    with pytest.raises(OSError) as info:
+        table.prepare_send(sock, None, 1, OWN)
+    assert info.value.errno == errno.EDESTADDRREQ
+    assert sock.port is None  # a refused send binds nothing
+    port, destination = table.prepare_send(sock, ("", 7), 1, OWN)
+    assert port in EPHEMERAL_PORTS and destination == (OWN, 7)
+    assert table.sockname(sock, OWN) == (OWN, port)
+    other = DatagramEndpoint()
+    table.connect(other, (PEERS[0], 9), OWN)
+    assert other.port in EPHEMERAL_PORTS and other.getpeername() == (PEERS[0], 9)
+    table.connect(other, (PEERS[1], 9), OWN)  # again: a new peer, the same port
+    assert other.getpeername() == (PEERS[1], 9)
+    third = DatagramEndpoint()
+    assert table.bind_address(third, ("", 5), OWN) == 5
+    with pytest.raises(OSError) as info:
+        table.bind_address(DatagramEndpoint(), (OWN, 5), OWN)
+    assert info.value.errno == errno.EADDRINUSE

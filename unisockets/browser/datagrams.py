@@ -222,16 +222,12 @@ class DatagramSocket(BlockingMode):
 
     async def bind(self, address: Address) -> None:
         """Bind a datagram port of this node (``EADDRINUSE``, ``EADDRNOTAVAIL``, ``EINVAL``)."""
-        port = self._endpoint.check_bind(address, self._layer._node.address)
-        self._layer.table.bind(self._endpoint, port)
+        self._layer.table.bind_address(self._endpoint, address, self._layer._node.address)
         await asyncio.sleep(0)
 
     async def connect(self, address: Address) -> None:
         """Set the default peer and accept only its datagrams."""
-        self._endpoint.check_open()
-        peer = self._endpoint.resolve(address, self._layer._node.address)
-        self._autobind()
-        self._endpoint.peer = peer
+        self._layer.table.connect(self._endpoint, address, self._layer._node.address)
         await asyncio.sleep(0)
 
     async def sendto(self, data: bytes, address: Address) -> int:
@@ -244,16 +240,11 @@ class DatagramSocket(BlockingMode):
 
     async def _send(self, data: bytes, address: Address | None) -> int:
         payload = bytes(data)
-        destination = self._endpoint.destination(address, len(payload), self._layer._node.address)
-        port = self._autobind()
+        port, destination = self._layer.table.prepare_send(
+            self._endpoint, address, len(payload), self._layer._node.address
+        )
         await self._layer.send(port, destination, payload)
         return len(payload)
-
-    def _autobind(self) -> int:
-        if self._endpoint.port is None:
-            self._layer.table.bind(self._endpoint, 0)
-        assert self._endpoint.port is not None
-        return self._endpoint.port
 
     async def recvfrom(self, bufsize: int) -> tuple[bytes, Address]:
         """The next datagram (cut to ``bufsize``) and its sender; ``EBADF`` once closed.
@@ -293,10 +284,7 @@ class DatagramSocket(BlockingMode):
 
     def getsockname(self) -> Address:
         """This socket's address; ``("0.0.0.0", 0)`` before bind."""
-        self._endpoint.check_open()
-        if self._endpoint.port is None:
-            return ("0.0.0.0", 0)
-        return (self._layer._node.address, self._endpoint.port)
+        return self._layer.table.sockname(self._endpoint, self._layer._node.address)
 
     def getpeername(self) -> Address:
         """The connected peer (``ENOTCONN`` if none)."""

@@ -308,30 +308,21 @@ class OverlayDatagramSocket(DatagramSocket):
 
     async def bind(self, address: Address) -> None:
         """Bind a datagram port of this node (see :meth:`DatagramSocket.bind`)."""
-        port = self._endpoint.check_bind(address, self._layer._node.address)
-        self._layer.table.bind(self._endpoint, port)
+        self._layer.table.bind_address(self._endpoint, address, self._layer._node.address)
         await trio.lowlevel.checkpoint()
 
     async def connect(self, address: Address) -> None:
         """Set the peer (see :meth:`DatagramSocket.connect`)."""
-        self._endpoint.check_open()
-        peer = self._endpoint.resolve(address, self._layer._node.address)
-        self._autobind()
-        self._endpoint.peer = peer
+        self._layer.table.connect(self._endpoint, address, self._layer._node.address)
         await trio.lowlevel.checkpoint()
 
     async def _send(self, data: Buffer, address: Address | None) -> int:
         payload = bytes(data)
-        destination = self._endpoint.destination(address, len(payload), self._layer._node.address)
-        port = self._autobind()
+        port, destination = self._layer.table.prepare_send(
+            self._endpoint, address, len(payload), self._layer._node.address
+        )
         await self._layer.send(port, destination, payload)
         return len(payload)
-
-    def _autobind(self) -> int:
-        if self._endpoint.port is None:
-            self._layer.table.bind(self._endpoint, 0)
-        assert self._endpoint.port is not None
-        return self._endpoint.port
 
     def _recvfrom_nowait(self, bufsize: int) -> tuple[bytes, Address] | None:
         self._endpoint.check_open()
@@ -349,10 +340,7 @@ class OverlayDatagramSocket(DatagramSocket):
 
     def getsockname(self) -> Address:
         """This socket's address (see :meth:`DatagramSocket.getsockname`)."""
-        self._endpoint.check_open()
-        if self._endpoint.port is None:
-            return ("0.0.0.0", 0)
-        return (self._layer._node.address, self._endpoint.port)
+        return self._layer.table.sockname(self._endpoint, self._layer._node.address)
 
     def getpeername(self) -> Address:
         """The peer (see :meth:`DatagramSocket.getpeername`)."""

@@ -383,6 +383,55 @@ class PortTable:
         endpoint.port = port
         return port
 
+    # --- one socket's calls, as both drivers make them -------------------------------
+
+    def bind_address(self, endpoint: DatagramEndpoint, address: object, own_address: str) -> int:
+        """``bind(address)``: check it (:meth:`DatagramEndpoint.check_bind`) and take the port.
+
+        Returns:
+            The port bound.
+        """
+        return self.bind(endpoint, endpoint.check_bind(address, own_address))
+
+    def connect(self, endpoint: DatagramEndpoint, address: object, own_address: str) -> None:
+        """``connect(address)``: set the peer, binding an ephemeral port first if unbound.
+
+        Raises:
+            OSError: ``EBADF`` (closed), ``EINVAL`` (bad address or port 0),
+                ``EAGAIN`` (no ephemeral port free).
+        """
+        endpoint.check_open()
+        peer = endpoint.resolve(address, own_address)
+        self.autobind(endpoint)
+        endpoint.peer = peer
+
+    def prepare_send(
+        self, endpoint: DatagramEndpoint, address: object | None, size: int, own_address: str
+    ) -> tuple[int, Address]:
+        """``sendto``/``send``: check (:meth:`DatagramEndpoint.destination`), bind if unbound.
+
+        Returns:
+            ``(source port, destination)``.
+        """
+        destination = endpoint.destination(address, size, own_address)
+        return self.autobind(endpoint), destination
+
+    def autobind(self, endpoint: DatagramEndpoint) -> int:
+        """The socket's port, binding an ephemeral one first if it has none."""
+        if endpoint.port is None:
+            return self.bind(endpoint, 0)
+        return endpoint.port
+
+    @staticmethod
+    def sockname(endpoint: DatagramEndpoint, own_address: str) -> Address:
+        """``getsockname()``: ``(own address, port)``, ``("0.0.0.0", 0)`` before bind.
+
+        Raises:
+            OSError: ``EBADF`` (closed).
+        """
+        endpoint.check_open()
+        return ("0.0.0.0", 0) if endpoint.port is None else (own_address, endpoint.port)
+
     def _ephemeral(self) -> int:
         start = self._rng.randrange(len(EPHEMERAL_PORTS))
         for offset in range(len(EPHEMERAL_PORTS)):
