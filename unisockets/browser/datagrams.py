@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Final
 from ..protocol.datagram import (
     DATAGRAM_LABEL,
     MAX_PENDING_DATAGRAMS,
+    RETRY_AFTER,
     DatagramEndpoint,
     DatagramStatistics,
     PortTable,
@@ -50,8 +51,6 @@ __all__ = ["HIGH_WATER", "RETRY_AFTER", "SOCK_DGRAM", "BrowserDatagrams", "Datag
 SOCK_DGRAM = _stdlib_socket.SOCK_DGRAM
 #: Bytes buffered in the datagram channel above which ``sendto`` waits for it to drain.
 HIGH_WATER: Final = 256 * 1024
-#: Seconds datagrams to a peer that could not be reached are dropped before trying again.
-RETRY_AFTER: Final = 2.0
 
 Address = tuple[str, int]
 

@@ -15,7 +15,7 @@ An overlay node has one :class:`OverlayDatagrams`: its datagram port table
   (the channel's backpressure, as a blocking UDP socket waits for its send
   buffer). A peer that cannot be reached (no such node, a legacy node, a link
   that failed) drops what was queued; datagrams to it are dropped for
-  :data:`RETRY_AFTER` seconds, then a new sender tries again.
+  :data:`~unisockets.protocol.datagram.RETRY_AFTER` seconds, then a new sender tries again.
 - **Receiving.** Each node sends on the channel it opened and receives on
   every datagram channel of the link (its own and the peer's). Every message
   goes through :meth:`PortTable.deliver` at once, as it arrives: into a
@@ -35,6 +35,7 @@ import trio
 from ..protocol.datagram import (
     DATAGRAM_LABEL,
     MAX_PENDING_DATAGRAMS,
+    RETRY_AFTER,
     DatagramEndpoint,
     DatagramStatistics,
     PortTable,
@@ -53,9 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["RETRY_AFTER", "OverlayDatagramSocket", "OverlayDatagrams"]
 
 logger = logging.getLogger("unisockets.net")
-
-#: Seconds datagrams to a peer that could not be reached are dropped before trying again.
-RETRY_AFTER = 2.0
 
 
 class _Sender:

@@ -55,6 +55,7 @@ __all__ = [
     "HEADER_SIZE",
     "MAX_PAYLOAD",
     "MAX_PENDING_DATAGRAMS",
+    "RETRY_AFTER",
     "SCTP_USER_DATA_SIZE",
     "DatagramEndpoint",
     "DatagramStatistics",
@@ -85,6 +86,8 @@ DEFAULT_RECEIVE_BUFFER: Final = 212992
 DATAGRAM_OVERHEAD: Final = 256
 #: Datagrams to one peer that wait while its link or datagram channel opens; more are dropped.
 MAX_PENDING_DATAGRAMS: Final = 64
+#: Seconds datagrams to a peer that could not be reached are dropped before trying again.
+RETRY_AFTER: Final = 2.0
 #: Ports picked for ``bind`` to port 0 (IANA's dynamic range, RFC 6335).
 EPHEMERAL_PORTS: Final = range(49152, 65536)
 
