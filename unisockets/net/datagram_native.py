@@ -57,6 +57,7 @@ class NativeDatagramSocket(DatagramSocket):
         self._max_payload = MAX_PAYLOAD
         self._on_close = on_close
         self._connected = False
+        self._bound = False
 
     @property
     def max_payload(self) -> int:
@@ -69,6 +70,7 @@ class NativeDatagramSocket(DatagramSocket):
         check_local_host(host, self._host)
         with _closed_is_ebadf("bind"):
             await self._sock.bind((self._host, port))
+        self._bound = True
 
     async def connect(self, address: Address) -> None:
         """Connect the OS socket (see :meth:`DatagramSocket.connect`)."""
@@ -122,8 +124,9 @@ class NativeDatagramSocket(DatagramSocket):
 
     async def _autobind(self) -> None:
         """Bind an ephemeral port on the node's host (the OS would take 0.0.0.0)."""
-        if self._sock.getsockname()[1] == 0:
+        if not self._bound:  # a flag: no getsockname() system call per datagram
             await self._sock.bind((self._host, 0))
+            self._bound = True
 
     def _resolve(self, address: Address) -> Address:
         host, port = check_address(address)
