@@ -2,7 +2,9 @@
  * unisockets.h: Berkeley sockets for WebAssembly guests of a unisockets host.
  *
  * Source-compatible with the original unisockets C header: the same seven
- * functions, the same macros.
+ * functions, the same macros; and two more for datagram sockets
+ * (SOCK_DGRAM: UDP-like, see docs/wasm.md), sendto() and recvfrom().
+ * bind(), connect(), send() and recv() work on datagram sockets too.
  *
  *   UNISOCKETS_WITH_ALIAS          socket(), bind(), ... call the unisockets_* imports
  *   UNISOCKETS_WITH_INVERSE_ALIAS  unisockets_*() are the system's socket calls
@@ -51,6 +53,8 @@ struct sockaddr_in {
 #define PF_INET 2
 #define AF_INET PF_INET
 #define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+#define IPPROTO_UDP 17
 #define SHUT_RD 0
 #define SHUT_WR 1
 #define SHUT_RDWR 2
@@ -93,6 +97,14 @@ int unisockets_listen(int fd, int backlog);
 UNISOCKETS_IMPORT(unisockets_accept)
 int unisockets_accept(int fd, struct sockaddr *address,
                       socklen_t *address_length);
+UNISOCKETS_IMPORT(unisockets_sendto)
+ssize_t unisockets_sendto(int fd, const void *buffer, size_t length, int flags,
+                          const struct sockaddr *address,
+                          socklen_t address_length);
+UNISOCKETS_IMPORT(unisockets_recvfrom)
+ssize_t unisockets_recvfrom(int fd, void *buffer, size_t length, int flags,
+                            struct sockaddr *address,
+                            socklen_t *address_length);
 #endif
 
 #ifdef UNISOCKETS_WITH_ALIAS
@@ -103,6 +115,8 @@ int unisockets_accept(int fd, struct sockaddr *address,
 #define bind unisockets_bind
 #define listen unisockets_listen
 #define accept unisockets_accept
+#define sendto unisockets_sendto
+#define recvfrom unisockets_recvfrom
 #endif
 
 #ifdef UNISOCKETS_WITH_INVERSE_ALIAS
@@ -113,6 +127,8 @@ int unisockets_accept(int fd, struct sockaddr *address,
 #define unisockets_bind bind
 #define unisockets_listen listen
 #define unisockets_accept accept
+#define unisockets_sendto sendto
+#define unisockets_recvfrom recvfrom
 #endif
 
 #endif /* UNISOCKETS_H */

@@ -30,6 +30,13 @@ EXPECTED = {
     "many_streams": ["concurrent streams", "peak RSS of the accepting process"],
     "signaling_load": ["relayed/s", "RSS/node", "N = 20"],
     "protocol_codec": ["µs per operation", "candidate decode_canonical", "connect construct"],
+    "datagrams": [
+        "datagrams delivered per second",
+        "ratio to aiortc unreliable channel (raw)",
+        "ratio to trio UDP socket (raw)",
+        "datagrams lost",
+        "one-way latency",
+    ],
 }
 
 

@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 import trio
 
-from unisockets.net import open_node
+from unisockets.net import SOCK_DGRAM, open_node
 from unisockets.signaling.server import open_signaling_server
 
 from ..wasm.conftest import WasmFiles, wasm_files  # noqa: F401 (the fixture)
+from ..wasm.test_datagram import _ask
 from .cdp import Browser, CDPError, Page
 from .helpers import BrowserEnv, page_failure_report, tab
 from .test_interop import native_echo_client
@@ -42,6 +43,7 @@ def programs(browser_env: BrowserEnv, wasm_files: WasmFiles) -> WasmFiles:  # no
         wasm_files.echo_client,
         wasm_files.go_echo_client,
         wasm_files.probe,
+        wasm_files.echo_server.parent / "udp_echo_server.wasm",
     ):
         browser_env.programs[path.name] = path
     return wasm_files
@@ -136,6 +138,25 @@ async def test_c_server_in_tab(
     assert result["exitCode"] == 0
     assert result["stdout"].count("accepted ") == 2
     assert result["stdout"].count("closed ") == 2
+
+
+async def test_c_udp_echo_server_in_tab(
+    browser: Browser, browser_env: BrowserEnv, programs: WasmFiles
+) -> None:
+    """The C UDP echo server in a tab answers a native node (sendto and recvfrom under JSPI)."""
+    page = await wasm_tab(browser, browser_env, "a")
+    with trio.fail_after(TEST_TIMEOUT):
+        async with open_signaling_server(host="127.0.0.1", port=0) as server:
+            await start_program(page, "udp_echo_server.wasm", server.url, ["1234", "0"])
+            started = await wait_output(page, "echoing datagrams on port 1234", "stderr")
+            tab_address = started["address"]
+            async with open_node(server.url, ice_addresses=LOOPBACK) as native:
+                with native.socket(SOCK_DGRAM) as sock:
+                    for data in (b"one", bytes(range(256)) * 4, b"\x00three"):
+                        assert await _ask(sock, (tab_address, 1234), data) == data
+            await page.evaluate("window.unisocketsWasm.stop()")
+            result = await finished(page)
+    assert result["status"] == "stopped", page_failure_report(page)
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,8 @@ RUN_BY_TESTS = {
     "native/echo_client.py",
     "asyncio_sans_io/main.py",
     "asyncio_sans_io/driver.py",  # imported by main.py
+    "udp/echo_server.py",
+    "udp/echo_client.py",
 }
 
 pytestmark = pytest.mark.timeout(240)
@@ -31,7 +33,7 @@ pytestmark = pytest.mark.timeout(240)
 def test_every_example_is_run() -> None:
     found = {
         path.relative_to(EXAMPLES).as_posix()
-        for folder in ("trio", "anyio", "native", "asyncio_sans_io")
+        for folder in ("trio", "anyio", "native", "asyncio_sans_io", "udp")
         for path in (EXAMPLES / folder).glob("*.py")
     }
     assert found == RUN_BY_TESTS
@@ -64,6 +66,22 @@ def test_native_echo_server_and_client(child_processes: list[Child]) -> None:
     for _ in range(2):  # the server serves one connection after another
         out = run_python(EXAMPLES / "native" / "echo_client.py", address)
         assert out == "hello over OS TCP\n"
+
+
+@pytest.mark.parametrize("network", ["webrtc", "native"])
+def test_udp_echo_server_and_client(
+    network: str, signaling_url: str, child_processes: list[Child]
+) -> None:
+    url = signaling_url if network == "webrtc" else "none"
+    server = Child(sys.executable, EXAMPLES / "udp" / "echo_server.py", url)
+    child_processes.append(server)
+    address = server.wait_for_line("listening on ").removeprefix("listening on ")
+    if network == "webrtc":
+        assert address == "10.0.0.1:1234"
+    for _ in range(2):  # one client after another
+        out = run_python(EXAMPLES / "udp" / "echo_client.py", url, address)
+        assert out == "hello over datagrams\n"
+    assert server.process.poll() is None, "the echo server must keep serving"
 
 
 #: Runs the asyncio example as ``python main.py URL`` would, then checks that

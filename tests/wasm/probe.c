@@ -11,6 +11,8 @@
  *   probe connect HOST PORT      connect, send "ping", print recv results
  *   probe bad-calls              calls that must fail with a given errno
  *   probe linux-values PORT      socket/bind/listen with Linux's constants
+ *   probe datagram PORT BIG      datagram calls that must fail, and one that
+ *                                works (BIG: a size over the datagram limit)
  *   probe sleep                  sleep for a long time
  *   probe spin                   loop forever without host calls
  */
@@ -29,6 +31,8 @@ static const char *errno_name(int code) {
   case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
   case EAFNOSUPPORT: return "EAFNOSUPPORT";
   case EBADF: return "EBADF";
+  case EDESTADDRREQ: return "EDESTADDRREQ";
+  case EMSGSIZE: return "EMSGSIZE";
   case ECONNREFUSED: return "ECONNREFUSED";
   case ECONNRESET: return "ECONNRESET";
   case EFAULT: return "EFAULT";
@@ -171,6 +175,39 @@ static int linux_values(int port) {
   return 0;
 }
 
+static char big[70000];
+
+static int datagram_calls(int port, size_t big_size) {
+  struct sockaddr_in address = address_of("0.0.0.0", port);
+
+  report("socket-udp-tcp", socket(AF_INET, SOCK_DGRAM, 6));
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  report("send-unconnected", send(fd, "x", 1, 0));
+  report("listen", listen(fd, 1));
+  report("shutdown-unconnected", shutdown(fd, SHUT_WR));
+  report("bind", bind(fd, (struct sockaddr *)&address, sizeof(address)));
+  report("bind-again", bind(fd, (struct sockaddr *)&address, sizeof(address)));
+  int other = socket(AF_INET, SOCK_DGRAM, 0);
+  report("bind-taken", bind(other, (struct sockaddr *)&address, sizeof(address)));
+  report("accept", accept(fd, NULL, NULL));
+  report("sendto-big", sendto(fd, big, big_size, 0, (struct sockaddr *)&address,
+                              sizeof(address)));
+  report("sendto-self", sendto(fd, "hi", 2, 0, (struct sockaddr *)&address,
+                               sizeof(address)));
+  char buffer[16];
+  struct sockaddr_in from;
+  report("recvfrom-no-length", recvfrom(fd, buffer, sizeof(buffer), 0,
+                                        (struct sockaddr *)&from, NULL));
+  socklen_t from_length = sizeof(from);
+  report("recvfrom", recvfrom(fd, buffer, sizeof(buffer), 0,
+                              (struct sockaddr *)&from, &from_length));
+  printf("from-port %d length %d\n", ntohs(from.sin_port), (int)from_length);
+  close(fd);
+  report("send-closed", sendto(fd, "x", 1, 0, (struct sockaddr *)&address,
+                               sizeof(address)));
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: probe COMMAND [ARGS]\n");
@@ -200,6 +237,9 @@ int main(int argc, char **argv) {
   }
   if (strcmp(command, "linux-values") == 0 && argc == 3) {
     return linux_values(atoi(argv[2]));
+  }
+  if (strcmp(command, "datagram") == 0 && argc == 4) {
+    return datagram_calls(atoi(argv[2]), (size_t)atol(argv[3]));
   }
   if (strcmp(command, "sleep") == 0) {
     printf("sleeping\n");

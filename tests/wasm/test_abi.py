@@ -26,12 +26,24 @@ def test_socket_kind_accepts_both_flavours(domain: int, type_: int, flavour: abi
 
 
 @pytest.mark.parametrize(
+    ("domain", "type_", "flavour"),
+    [(1, 5, abi.Flavour.WASI), (2, 2, abi.Flavour.LINUX), (2, 2 | 0x800, abi.Flavour.LINUX)],
+)
+def test_socket_kind_accepts_datagram_sockets(
+    domain: int, type_: int, flavour: abi.Flavour
+) -> None:
+    expected = abi.SocketKind(flavour=flavour, datagram=True)
+    assert abi.socket_kind(domain, type_, 0) == expected
+    assert abi.socket_kind(domain, type_, 17) == expected  # IPPROTO_UDP
+
+
+@pytest.mark.parametrize(
     ("domain", "type_", "protocol", "code"),
     [
         (10, 6, 0, errno.EAFNOSUPPORT),
-        (1, 5, 0, errno.ESOCKTNOSUPPORT),  # SOCK_DGRAM (wasi-libc)
-        (2, 2, 0, errno.ESOCKTNOSUPPORT),  # SOCK_DGRAM (Linux)
-        (1, 6, 17, errno.EPROTONOSUPPORT),  # UDP
+        (1, 3, 0, errno.ESOCKTNOSUPPORT),  # SOCK_RAW (Linux's value)
+        (1, 6, 17, errno.EPROTONOSUPPORT),  # UDP on a stream socket
+        (2, 2, 6, errno.EPROTONOSUPPORT),  # TCP on a datagram socket
     ],
 )
 def test_socket_kind_rejects_what_it_cannot_do(

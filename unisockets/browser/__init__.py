@@ -24,6 +24,7 @@ from the trio API and why.
 """
 
 from ..protocol.pacing import DEFAULT_BACKOFF, DEFAULT_SEND_RATE
+from .datagrams import SOCK_DGRAM, DatagramSocket
 from .errors import (
     BrokenResourceError,
     BusyResourceError,
@@ -53,12 +54,14 @@ __all__ = [
     "SHUT_RD",
     "SHUT_RDWR",
     "SHUT_WR",
+    "SOCK_DGRAM",
     "SOCK_STREAM",
     "Address",
     "BrokenResourceError",
     "BrowserNode",
     "BusyResourceError",
     "ClosedResourceError",
+    "DatagramSocket",
     "Listener",
     "SignalingError",
     "SignalingStatus",

@@ -42,6 +42,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from ..protocol import negotiation_events as neg
+from ..protocol.datagram import DATAGRAM_LABEL
 from ..protocol.negotiation import LinkState, NegotiatedLink, Negotiation, signaling_input
 from ..protocol.negotiation_events import Input, Output, PeerKind
 from ..protocol.peer_link import HELLO as _HELLO
@@ -172,7 +173,10 @@ class PeerLink(NegotiatedLink):
             raise BrokenResourceError(
                 f"{self.peer_id} is a legacy unisockets node: it has one channel, no pipes"
             )
-        channel = self._pc.createDataChannel(label, js_object({"ordered": True}))
+        options: dict[str, bool | int] = {"ordered": True}
+        if label == DATAGRAM_LABEL:  # docs/protocol.md, "Datagrams"
+            options = {"ordered": False, "maxRetransmits": 0}
+        channel = self._pc.createDataChannel(label, js_object(options))
         pipe = DataChannelPipe(channel, self.peer_id, incoming=False, link_alive=self._alive)
         self._adopt(pipe)
         return pipe
@@ -402,6 +406,8 @@ class PeerLinks:
         self._rendezvous: PipeRendezvous[Pipe] = PipeRendezvous(claim_timeout=claim_timeout)
         self._reaper: asyncio.TimerHandle | None = None
         self._closed = False
+        #: Where incoming ``unisockets/datagram`` pipes go (the node's datagram layer).
+        self.datagram_sink: Callable[[Pipe], object] | None = None
 
     @property
     def links(self) -> Mapping[str, PeerLink]:
@@ -551,6 +557,9 @@ class PeerLinks:
             settle(waiter.handle, error=waiter.error)  # type: ignore[arg-type]
 
     def _incoming(self, pipe: Pipe) -> None:
+        if pipe.label == DATAGRAM_LABEL and self.datagram_sink is not None:
+            self.datagram_sink(pipe)  # the node's datagram layer (.datagrams)
+            return
         now = asyncio.get_running_loop().time()
         self._settle(self._rendezvous.arrive(pipe.peer_id, pipe.label, pipe, now), pipe)
 

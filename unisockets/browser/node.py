@@ -38,10 +38,12 @@ every stream, listener and peer connection and cancels every task.
 from __future__ import annotations
 
 import asyncio
+import errno
 import random
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Mapping
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Final
+from socket import SocketKind
+from typing import TYPE_CHECKING, Any, Final, Literal, overload
 
 from ..protocol.addresses import format_alias, parse_alias
 from ..protocol.events import (
@@ -69,6 +71,7 @@ from ..protocol.planner import (
 from ..protocol.socket_states import innermost_reason
 from ._js import logger, require_browser, settle
 from ._loop import clamp_past_timers
+from .datagrams import BrowserDatagrams, DatagramSocket
 from .errors import BrokenResourceError, ClosedResourceError, SignalingError
 from .links import PeerLinks
 from .pipes import Pipe, loopback_pair
@@ -248,6 +251,7 @@ class BrowserNode:
         self.streams: set[Stream] = set()
         self.listeners: set[Listener] = set()
         self._planner: ConnectionPlanner[object, asyncio.Event] = ConnectionPlanner(random.Random())
+        self.datagrams = BrowserDatagrams(self)  # SOCK_DGRAM (browser/datagrams.py)
 
     def __repr__(self) -> str:
         return f"<BrowserNode {self.address}>"
@@ -378,8 +382,26 @@ class BrowserNode:
             raise
         return self._track(pipe, local_alias, remote_alias, session=session)
 
-    def socket(self) -> Socket:
-        """Create a Berkeley-style stream socket on this node (see :mod:`.sockets`)."""
+    @overload
+    def socket(self, type: Literal[SocketKind.SOCK_STREAM] = ...) -> Socket: ...
+
+    @overload
+    def socket(self, type: Literal[SocketKind.SOCK_DGRAM]) -> DatagramSocket: ...
+
+    def socket(self, type: int = SocketKind.SOCK_STREAM) -> Socket | DatagramSocket:
+        """Create a Berkeley-style socket on this node, stream or datagram.
+
+        Args:
+            type: ``SOCK_STREAM`` (the default, :mod:`.sockets`) or
+                ``SOCK_DGRAM`` (:mod:`.datagrams`).
+
+        Raises:
+            OSError: ``EINVAL`` for another type.
+        """
+        if type == SocketKind.SOCK_DGRAM:
+            return self.datagrams.socket()
+        if type != SocketKind.SOCK_STREAM:
+            raise OSError(errno.EINVAL, f"socket type {type!r} is not supported")
         from .sockets import Socket
 
         return Socket(self)
@@ -528,6 +550,7 @@ class BrowserNode:
             await listener.aclose()
         # Concurrently: each close lets the last bytes arrive before the peer connection closes.
         await asyncio.gather(*(_close_stream(stream) for stream in list(self.streams)))
+        self.datagrams.close()
         self.links.close()
         self.signaling.close()
         for task in list(self._spawned):

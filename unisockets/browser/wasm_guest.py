@@ -33,11 +33,13 @@ import logging
 import struct
 import sys
 from collections.abc import Awaitable, Callable
+from socket import SocketKind
 from typing import Any
 
 from ..wasm import abi
 from ..wasm.memory import MemoryView, efault
 from ._js import js_global, require_browser
+from .datagrams import DatagramSocket
 from .errors import oserror
 from .node import BrowserNode, open_node
 from .sockets import SHUT_RD, SHUT_RDWR, SHUT_WR, Socket
@@ -55,6 +57,7 @@ MAX_RECV = 1 << 20
 
 # WASI preview 1 layouts (wasi-libc's wasi/api.h), as unisockets.wasm.wasi uses them.
 _SOCKET_STREAM = 6  # __wasi_filetype_t
+_SOCKET_DGRAM = 5
 _SOCKET_RIGHTS = (1 << 1) | (1 << 6) | (1 << 27) | (1 << 28)  # read, write, poll, shutdown
 _FDSTAT = struct.Struct("<BxHxxxxQQ")
 #: Start import calls eagerly where asyncio can (Pyodide's Python is 3.12+).
@@ -103,9 +106,15 @@ class JsMemoryView(MemoryView):
 class _GuestSocket:
     __slots__ = ("flavour", "socket")
 
-    def __init__(self, socket: Socket, flavour: abi.Flavour) -> None:
+    def __init__(self, socket: Socket | DatagramSocket, flavour: abi.Flavour) -> None:
         self.socket = socket
         self.flavour = flavour
+
+    def stream(self) -> Socket:
+        """The stream socket (``listen``/``accept``); ``EOPNOTSUPP`` on a datagram one, as Linux."""
+        if isinstance(self.socket, DatagramSocket):
+            raise oserror(errno.EOPNOTSUPP, "a datagram socket")
+        return self.socket
 
 
 #: Which method of :class:`TabGuest` serves which import of the table.
@@ -117,6 +126,8 @@ _METHODS = {
     "unisockets_accept": "_accept",
     "unisockets_send": "_send",
     "unisockets_recv": "_recv",
+    "unisockets_sendto": "_sendto",
+    "unisockets_recvfrom": "_recvfrom",
     "unisockets_errno": "_errno",
     "fd_close": "_fd_close",
     "sock_shutdown": "_sock_shutdown",
@@ -376,7 +387,7 @@ class TabGuest:
             raise oserror(errno.ENOTSOCK if 0 <= fd <= 2 else errno.EBADF, f"fd {fd}")
         return guest_socket
 
-    def _add(self, socket: Socket, flavour: abi.Flavour) -> int:
+    def _add(self, socket: Socket | DatagramSocket, flavour: abi.Flavour) -> int:
         if len(self.sockets) >= MAX_SOCKETS:
             raise oserror(errno.EMFILE, "too many sockets")
         fd = FIRST_SOCKET_FD
@@ -402,6 +413,8 @@ class TabGuest:
         kind = abi.socket_kind(domain, type_, protocol)
         if isinstance(kind, int):
             raise oserror(kind, f"socket({domain}, {type_}, {protocol})")
+        if kind.datagram:
+            return self._add(self.node.socket(SocketKind.SOCK_DGRAM), kind.flavour)
         return self._add(self.node.socket(), kind.flavour)
 
     async def _bind(self, fd: int, pointer: int, length: int) -> int:
@@ -415,7 +428,7 @@ class TabGuest:
         return 0
 
     async def _listen(self, fd: int, backlog: int) -> int:
-        self._get(fd).socket.listen(max(backlog, 1))
+        self._get(fd).stream().listen(max(backlog, 1))
         return 0
 
     async def _accept(self, fd: int, pointer: int, length_pointer: int) -> int:
@@ -427,7 +440,7 @@ class TabGuest:
                 raise oserror(errno.EFAULT, "accept: an address without a length")
             capacity = self._view.read_u32(length_pointer)
             self._view.check(pointer, min(capacity, abi.SOCKADDR_IN_SIZE))
-        connection, (host, port) = await guest_socket.socket.accept()
+        connection, (host, port) = await guest_socket.stream().accept()
         try:
             new_fd = self._add(connection, guest_socket.flavour)
         except OSError:
@@ -454,6 +467,36 @@ class TabGuest:
         self._view.write(pointer, data)
         return len(data)
 
+    async def _sendto(
+        self, fd: int, pointer: int, size: int, flags: int, address: int, address_length: int
+    ) -> int:
+        guest_socket = self._get(fd)
+        sock = guest_socket.socket
+        if address == 0 or not isinstance(sock, DatagramSocket):
+            return await self._send(fd, pointer, size, flags)  # Linux ignores it on TCP
+        target = self._address(address, address_length)
+        return await sock.sendto(self._view.read(pointer, size & 0xFFFFFFFF), target)
+
+    async def _recvfrom(
+        self, fd: int, pointer: int, size: int, flags: int, address: int, length_pointer: int
+    ) -> int:
+        guest_socket = self._get(fd)
+        sock = guest_socket.socket
+        if address == 0 or not isinstance(sock, DatagramSocket):
+            return await self._recv(fd, pointer, size, flags)
+        if length_pointer == 0:
+            raise oserror(errno.EFAULT, "recvfrom: an address without a length")
+        size &= 0xFFFFFFFF
+        capacity = self._view.read_u32(length_pointer)
+        self._view.check(pointer, size)
+        self._view.check(address, min(capacity, abi.SOCKADDR_IN_SIZE))
+        data, (host, port) = await sock.recvfrom(min(size, MAX_RECV))
+        self._view.write(pointer, data)
+        encoded = abi.encode_sockaddr_in(guest_socket.flavour, host, port)
+        self._view.write(address, encoded[: min(capacity, abi.SOCKADDR_IN_SIZE)])
+        self._view.write_u32(length_pointer, abi.SOCKADDR_IN_SIZE)
+        return len(data)
+
     # -- the WASI functions on sockets (the page routes other descriptors to the shim) ----
 
     def _fd_close(self, fd: int) -> int:
@@ -475,6 +518,10 @@ class TabGuest:
         mode = abi.shutdown_how(guest_socket.flavour, how)
         if mode is None:
             raise oserror(errno.EINVAL, f"shutdown mode {how}")
+        if isinstance(guest_socket.socket, DatagramSocket):
+            # Nothing to tell a datagram peer; Linux says ENOTCONN unless connected.
+            guest_socket.socket.getpeername()
+            return 0
         python_how = {(True, False): SHUT_RD, (False, True): SHUT_WR}.get(mode, SHUT_RDWR)
         guest_socket.socket.shutdown(python_how)
         return 0
@@ -504,8 +551,9 @@ class TabGuest:
         return 0
 
     def _fd_fdstat_get(self, fd: int, pointer: int) -> int:
-        self._get(fd)
-        self._view.write(pointer, _FDSTAT.pack(_SOCKET_STREAM, 0, _SOCKET_RIGHTS, _SOCKET_RIGHTS))
+        datagram = isinstance(self._get(fd).socket, DatagramSocket)
+        kind = _SOCKET_DGRAM if datagram else _SOCKET_STREAM
+        self._view.write(pointer, _FDSTAT.pack(kind, 0, _SOCKET_RIGHTS, _SOCKET_RIGHTS))
         return 0
 
     async def _poll_oneoff(self, inp: int, out: int, count: int, nevents: int) -> int:

@@ -8,6 +8,8 @@ anyio adapters, and the one-liners :func:`listen` / :func:`connect`.
 
 from .addresses import Address
 from .anyio_adapters import AnyioListener, AnyioSocketStream
+from .datagram import SOCK_DGRAM, DatagramSocket
+from .datagram_anyio import AnyioConnectedUDPSocket, AnyioUDPSocket
 from .listeners import NativeListener, OverlayListener
 from .node import NativeNode, Node, OverlayNode, open_node
 from .shortcuts import connect, listen
@@ -19,10 +21,14 @@ __all__ = [
     "SHUT_RD",
     "SHUT_RDWR",
     "SHUT_WR",
+    "SOCK_DGRAM",
     "SOCK_STREAM",
     "Address",
+    "AnyioConnectedUDPSocket",
     "AnyioListener",
     "AnyioSocketStream",
+    "AnyioUDPSocket",
+    "DatagramSocket",
     "Listening",
     "NativeListener",
     "NativeNode",

@@ -8,18 +8,21 @@ with the same methods (docs/concepts.md, "Nodes").
 
 from __future__ import annotations
 
+import errno
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Generator, Sequence
-from typing import TYPE_CHECKING, Any
+from socket import SocketKind
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import trio
 
 from ..protocol.planner import DEFAULT_BACKLOG, check_backlog, check_port
-from .addresses import Address
+from .addresses import Address, oserror
 from .listeners import NativeListener, OverlayListener
 from .streams import SocketStream
 
 if TYPE_CHECKING:
+    from .datagram import DatagramSocket
     from .sockets import Socket
 
 #: ``(level, optname, value)`` triples for an OS socket (``Node.bind``, ``Node.connect``).
@@ -98,11 +101,34 @@ class Node(ABC):
         """
         return _ListenCall(self, port, backlog)
 
-    def socket(self) -> Socket:
-        """Create a Berkeley-style stream socket on this node (``SOCK_STREAM``)."""
+    @overload
+    def socket(self, type: Literal[SocketKind.SOCK_STREAM] = ...) -> Socket: ...
+
+    @overload
+    def socket(self, type: Literal[SocketKind.SOCK_DGRAM]) -> DatagramSocket: ...
+
+    def socket(self, type: int = SocketKind.SOCK_STREAM) -> Socket | DatagramSocket:
+        """Create a Berkeley-style socket on this node.
+
+        Args:
+            type: ``SOCK_STREAM`` (the default: a :class:`~unisockets.net.Socket`)
+                or ``SOCK_DGRAM`` (a :class:`~unisockets.net.DatagramSocket`,
+                docs/concepts.md, "Datagram sockets").
+
+        Raises:
+            OSError: ``EINVAL`` for another type, as socket(2) on Linux.
+        """
+        if type == SocketKind.SOCK_DGRAM:
+            return self._datagram_socket()
+        if type != SocketKind.SOCK_STREAM:
+            raise oserror(errno.EINVAL, f"socket type {type!r} is not supported")
         from .sockets import Socket
 
         return Socket(self)
+
+    def _datagram_socket(self) -> DatagramSocket:
+        """A new datagram socket (each kind of node makes its own)."""
+        raise oserror(errno.EINVAL, f"{self!r} has no datagram sockets")
 
     _nursery: trio.Nursery
 

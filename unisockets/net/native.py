@@ -17,6 +17,8 @@ from ..protocol.planner import DEFAULT_BACKLOG, check_address, check_port
 from ..protocol.socket_states import check_local_host
 from .addresses import Address
 from .base import Binding, Node, SocketOptionList
+from .datagram import DatagramSocket
+from .datagram_native import NativeDatagramSocket
 from .listeners import NativeListener, wrap_native_stream
 from .streams import SocketStream
 
@@ -93,6 +95,12 @@ class NativeNode(Node):
             sock.close()
             raise
         return self._track(wrap_native_stream(trio.SocketStream(sock)))
+
+    def _datagram_socket(self) -> DatagramSocket:
+        """An OS UDP socket (:mod:`unisockets.net.datagram_native`), closed with the node."""
+        sock = NativeDatagramSocket(self._host, self._resources.discard)
+        self._resources.add(sock)
+        return sock
 
     def _track(self, stream: SocketStream) -> SocketStream:
         self._resources.add(stream)

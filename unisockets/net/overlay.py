@@ -49,6 +49,7 @@ from ..transport.stream import PipeStream
 from ._signals import pump_signaling
 from .addresses import Address, oserror
 from .base import Binding, Node, SocketOptionList
+from .datagram_overlay import OverlayDatagrams, OverlayDatagramSocket
 from .listeners import OverlayListener
 from .streams import SocketStream
 
@@ -69,6 +70,8 @@ class OverlayNode(Node):
     Attributes:
         signaling: the node's signaling client.
         transport: the peer transport (WebRTC, or in-memory for tests).
+        datagrams: its datagram layer (:mod:`unisockets.net.datagram_overlay`),
+            with the node's datagram counters (``datagrams.statistics``).
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class OverlayNode(Node):
         self._release_send, self._release_receive = trio.open_memory_channel[
             tuple[str, int | None]
         ](1024)
+        self.datagrams = OverlayDatagrams(self)  # SOCK_DGRAM (net/datagram_overlay.py)
 
     @property
     def address(self) -> str:
@@ -109,6 +113,9 @@ class OverlayNode(Node):
         through the server.
         """
         self.signaling.rejoin()
+
+    def _datagram_socket(self) -> OverlayDatagramSocket:
+        return self.datagrams.socket()
 
     def _transport_for(self, loopback: bool) -> PeerTransport:
         return self._loopback if loopback else self.transport
@@ -377,6 +384,7 @@ class OverlayNode(Node):
     async def _close(self) -> None:
         for done in self._planner.close():  # nothing will release them now
             done.set()
+        self.datagrams.close()
         with trio.CancelScope(shield=True):
             for listener in list(self._listeners):
                 await listener.aclose()

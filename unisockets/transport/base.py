@@ -17,8 +17,11 @@ label, and gets that pipe whether it arrived before or after the call.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import trio
+
+from ..protocol.datagram import DATAGRAM_LABEL
 
 __all__ = ["MessagePipe", "PeerTransport", "SignalSender"]
 
@@ -56,6 +59,17 @@ class MessagePipe(ABC):
             ValueError: ``data`` is empty or larger than ``max_message_size``.
         """
 
+    def send_nowait(self, data: bytes) -> bool:
+        """Send one message if that needs no waiting (datagrams take this path).
+
+        The default never can; a pipe that can overrides it.
+
+        Returns:
+            True if the message was queued for the peer; False if it was not
+            (nothing happened: use :meth:`send_message`).
+        """
+        return False
+
     @abstractmethod
     async def receive_message(self) -> bytes:
         """Receive the next message, waiting for one.
@@ -82,6 +96,23 @@ class PeerTransport(ABC):
     """
 
     local_id: str
+
+    #: Where incoming pipes labelled :data:`~unisockets.protocol.datagram.DATAGRAM_LABEL`
+    #: go (the node's datagram layer, :mod:`unisockets.net.datagram_overlay`), instead
+    #: of waiting for :meth:`accept_pipe`; with none set they wait like any other
+    #: pipe, and are closed unclaimed.
+    datagram_sink: Callable[[MessagePipe], object] | None = None
+
+    def _take_datagram_pipe(self, pipe: MessagePipe) -> bool:
+        """Hand an incoming datagram pipe to :attr:`datagram_sink`; True if taken.
+
+        Transports call it with each incoming pipe before their rendezvous
+        (docs/protocol.md, "Datagrams").
+        """
+        if pipe.label != DATAGRAM_LABEL or self.datagram_sink is None:
+            return False
+        self.datagram_sink(pipe)
+        return True
 
     @abstractmethod
     async def open_pipe(self, peer_id: str, label: str) -> MessagePipe:

@@ -396,6 +396,8 @@ class MemoryTransport(PeerTransport):
         if self._closed:
             pipe.close()
             return
+        if self._take_datagram_pipe(pipe):
+            return
         self._rendezvous.arrive(pipe.peer_id, pipe.label, pipe)
 
     async def accept_pipe(self, peer_id: str, label: str) -> MemoryPipe:

@@ -408,6 +408,8 @@ class WebRTCTransport(PeerTransport):
         if self._closed:
             pipe._close()
             return
+        if self._take_datagram_pipe(pipe):
+            return
         pipe.receive_limit = UNCLAIMED_RECEIVE_LIMIT  # lifted when accepted
         self._rendezvous.arrive(link.peer_id, pipe.label, pipe)
 

@@ -21,6 +21,7 @@ import trio
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from ..protocol.consent import ConsentPolicy
+from ..protocol.datagram import DATAGRAM_LABEL
 from ..protocol.peer_link import LEGACY_LABEL, MODERN_PROTOCOL
 from .webrtc_consent import take_over_consent
 from .webrtc_ice import raise_receive_buffers
@@ -196,7 +197,11 @@ class AioPeerConnection:
         """
         try:
             pc = self._current(generation)
-            pipe._aio_attach(pc.createDataChannel(pipe.label, ordered=True))
+            if pipe.label == DATAGRAM_LABEL:  # docs/protocol.md, "Datagrams"
+                channel = pc.createDataChannel(pipe.label, ordered=False, maxRetransmits=0)
+            else:
+                channel = pc.createDataChannel(pipe.label, ordered=True)
+            pipe._aio_attach(channel)
         except Exception as exc:
             self._bridge.to_trio(pipe._break, exc)
 

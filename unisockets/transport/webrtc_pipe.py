@@ -186,6 +186,26 @@ class DataChannelPipe(MessagePipe):
         self._bridge.call_soon(self._aio_send, data)
         await trio.lowlevel.cancel_shielded_checkpoint()
 
+    def send_nowait(self, data: bytes) -> bool:
+        """Send one message now if the pipe is open and below :data:`HIGH_WATER`.
+
+        Args:
+            data: 1..:data:`MAX_MESSAGE_SIZE` bytes.
+
+        Returns:
+            True if it was handed to the channel; False (nothing sent) when
+            the pipe is not open or its buffer is above the mark.
+        """
+        if (
+            self._state is not _State.OPEN
+            or self._submitted - self._acked > HIGH_WATER
+            or not 0 < len(data) <= MAX_MESSAGE_SIZE
+        ):
+            return False
+        self._submitted += len(data)
+        self._bridge.call_soon(self._aio_send, data)
+        return True
+
     async def receive_message(self) -> bytes:
         """Receive the next message, waiting for one.
 

@@ -68,8 +68,12 @@ class Flavour(Enum):
 AF_INET = {Flavour.WASI: 1, Flavour.LINUX: 2}
 #: ``SOCK_STREAM`` per flavour (wasi-libc: WASI's filetype socket_stream, 6).
 SOCK_STREAM = {Flavour.WASI: 6, Flavour.LINUX: 1}
+#: ``SOCK_DGRAM`` per flavour (wasi-libc: WASI's filetype socket_dgram, 5).
+SOCK_DGRAM = {Flavour.WASI: 5, Flavour.LINUX: 2}
 #: ``IPPROTO_TCP`` (same in both).
 IPPROTO_TCP = 6
+#: ``IPPROTO_UDP`` (same in both).
+IPPROTO_UDP = 17
 #: The low bits of ``type`` that hold the socket type; the rest are flags
 #: (``SOCK_NONBLOCK`` / ``SOCK_CLOEXEC``), which are ignored.
 SOCK_TYPE_MASK = 0xFF
@@ -89,9 +93,12 @@ class SocketKind:
     Attributes:
         flavour: the constant values the guest uses (decides ``accept``'s
             ``sin_family`` and how ``shutdown`` modes read).
+        datagram: ``SOCK_DGRAM`` (a UDP-like socket, docs/wasm.md) rather
+            than ``SOCK_STREAM``.
     """
 
     flavour: Flavour
+    datagram: bool = False
 
 
 def socket_kind(domain: int, type_: int, protocol: int) -> SocketKind | int:
@@ -99,9 +106,11 @@ def socket_kind(domain: int, type_: int, protocol: int) -> SocketKind | int:
 
     Args:
         domain: ``AF_INET``, 1 (wasi-libc) or 2 (Linux).
-        type_: ``SOCK_STREAM``, 6 (wasi-libc) or 1 (Linux), possibly or-ed
+        type_: ``SOCK_STREAM``, 6 (wasi-libc) or 1 (Linux), or
+            ``SOCK_DGRAM``, 5 (wasi-libc) or 2 (Linux), possibly or-ed
             with ``SOCK_NONBLOCK`` / ``SOCK_CLOEXEC`` flags (ignored).
-        protocol: 0 or ``IPPROTO_TCP`` (6).
+        protocol: 0, or ``IPPROTO_TCP`` (6) for a stream socket,
+            ``IPPROTO_UDP`` (17) for a datagram socket.
 
     Returns:
         The socket's kind, or a Python :mod:`errno` value: ``EAFNOSUPPORT``
@@ -109,17 +118,16 @@ def socket_kind(domain: int, type_: int, protocol: int) -> SocketKind | int:
         type), ``EPROTONOSUPPORT`` (another protocol).
     """
     kind = type_ & SOCK_TYPE_MASK
-    if kind == SOCK_STREAM[Flavour.WASI]:
-        flavour = Flavour.WASI
-    elif kind == SOCK_STREAM[Flavour.LINUX]:
-        flavour = Flavour.LINUX
-    else:
+    flavours = {SOCK_STREAM[f]: (f, False) for f in Flavour}
+    flavours.update({SOCK_DGRAM[f]: (f, True) for f in Flavour})
+    if kind not in flavours:
         return errno.ESOCKTNOSUPPORT
+    flavour, datagram = flavours[kind]
     if domain not in (AF_INET[Flavour.WASI], AF_INET[Flavour.LINUX]):
         return errno.EAFNOSUPPORT
-    if protocol not in (0, IPPROTO_TCP):
+    if protocol not in (0, IPPROTO_UDP if datagram else IPPROTO_TCP):
         return errno.EPROTONOSUPPORT
-    return SocketKind(flavour=flavour)
+    return SocketKind(flavour=flavour, datagram=datagram)
 
 
 def shutdown_how(flavour: Flavour, how: int) -> tuple[bool, bool] | None:
@@ -347,6 +355,19 @@ IMPORTS: tuple[ImportSpec, ...] = (
     _env("unisockets_accept", "fd address address_length_pointer", True, "accept a connection"),
     _env("unisockets_send", "fd buffer length flags", True, "send bytes"),
     _env("unisockets_recv", "fd buffer length flags", True, "receive bytes (0 at EOF)"),
+    # Datagram sockets (docs/wasm.md), beside the original's seven.
+    _env(
+        "unisockets_sendto",
+        "fd buffer length flags address address_length",
+        True,
+        "send one datagram to a sockaddr_in",
+    ),
+    _env(
+        "unisockets_recvfrom",
+        "fd buffer length flags address address_length_pointer",
+        True,
+        "receive one datagram and its sender's sockaddr_in",
+    ),
     _env("unisockets_errno", "", False, "the errno of the last failed call", "none"),
 )
 

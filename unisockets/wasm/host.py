@@ -43,7 +43,8 @@ import outcome
 import trio
 import wasmtime
 
-from ..net import SHUT_RD, SHUT_RDWR, SHUT_WR
+from ..net import SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_DGRAM, SOCK_STREAM
+from ..net.datagram import DatagramSocket
 from ..net.node import NativeNode, Node
 from ..net.sockets import Socket
 from . import abi
@@ -98,9 +99,19 @@ class GuestSocket:
 
     __slots__ = ("flavour", "socket")
 
-    def __init__(self, socket: Socket, flavour: abi.Flavour) -> None:
+    def __init__(self, socket: Socket | DatagramSocket, flavour: abi.Flavour) -> None:
         self.socket = socket
         self.flavour = flavour
+
+    def stream(self) -> Socket:
+        """The socket, which must be a stream socket (``listen``, ``accept``, ``shutdown``).
+
+        Raises:
+            OSError: ``EOPNOTSUPP`` for a datagram socket (as Linux's UDP).
+        """
+        if isinstance(self.socket, DatagramSocket):
+            raise _oserror(errno.EOPNOTSUPP, "a datagram socket")
+        return self.socket
 
 
 _I32 = wasmtime.ValType.i32()
@@ -149,6 +160,9 @@ class SocketHost:
             "unisockets_accept": self._accept,
             "unisockets_send": self._send,
             "unisockets_recv": self._recv,
+            # Datagram sockets (docs/wasm.md): beside the original's seven.
+            "unisockets_sendto": self._sendto,
+            "unisockets_recvfrom": self._recvfrom,
         }
         # The signatures come from the shared table (abi.IMPORTS), as on the browser page.
         for spec in abi.IMPORTS:
@@ -310,7 +324,7 @@ class SocketHost:
             raise _oserror(errno.ENOTSOCK if 0 <= fd <= 2 else errno.EBADF, f"fd {fd}")
         return guest_socket
 
-    def _add(self, socket: Socket, flavour: abi.Flavour) -> int:
+    def _add(self, socket: Socket | DatagramSocket, flavour: abi.Flavour) -> int:
         if len(self.sockets) >= MAX_SOCKETS:
             raise _oserror(errno.EMFILE)
         fd = FIRST_SOCKET_FD
@@ -349,6 +363,10 @@ class SocketHost:
         mode = abi.shutdown_how(guest_socket.flavour, how)
         if mode is None:
             raise _oserror(errno.EINVAL, f"shutdown mode {how}")
+        if isinstance(guest_socket.socket, DatagramSocket):
+            # Nothing to tell a datagram peer; Linux says ENOTCONN unless connected.
+            self.run_sync(guest_socket.socket.getpeername)
+            return
         python_how = {(True, False): SHUT_RD, (False, True): SHUT_WR}.get(mode, SHUT_RDWR)
         self.run_sync(guest_socket.socket.shutdown, python_how)
 
@@ -424,7 +442,7 @@ class SocketHost:
         kind = abi.socket_kind(domain, type_, protocol)
         if isinstance(kind, int):
             raise _oserror(kind, f"socket({domain}, {type_}, {protocol})")
-        socket = self.run_sync(self.node.socket)
+        socket = self.run_sync(self.node.socket, SOCK_DGRAM if kind.datagram else SOCK_STREAM)
         return self._add(socket, kind.flavour)
 
     def _bind(self, caller: wasmtime.Caller, fd: int, pointer: int, length: int) -> int:
@@ -443,7 +461,7 @@ class SocketHost:
         guest_socket = self._get(fd)
         # Returns once the node accepts there (on an overlay node: once the
         # signaling server knows), so a connect right after it is not refused.
-        self.run(_listen, guest_socket.socket, max(backlog, 1))
+        self.run(_listen, guest_socket.stream(), max(backlog, 1))
         return 0
 
     def _accept(self, caller: wasmtime.Caller, fd: int, pointer: int, length_pointer: int) -> int:
@@ -455,7 +473,7 @@ class SocketHost:
                 raise _oserror(errno.EFAULT, "accept: an address without a length")
             capacity = self.view(caller).read_u32(length_pointer)
             self.view(caller).check(pointer, min(capacity, abi.SOCKADDR_IN_SIZE))
-        connection, (host, port) = self.run(guest_socket.socket.accept)
+        connection, (host, port) = self.run(guest_socket.stream().accept)
         try:
             new_fd = self._add(connection, guest_socket.flavour)
         except OSError:
@@ -480,4 +498,51 @@ class SocketHost:
         self.view(caller).check(pointer, size)
         data = self.receive(fd, size)
         self.view(caller).write(pointer, data)
+        return len(data)
+
+    def _sendto(
+        self,
+        caller: wasmtime.Caller,
+        fd: int,
+        pointer: int,
+        size: int,
+        flags: int,
+        address_pointer: int,
+        address_length: int,
+    ) -> int:
+        """``sendto``: one datagram to the address (a null address: as ``send``)."""
+        guest_socket = self._get(fd)
+        if address_pointer == 0 or not isinstance(guest_socket.socket, DatagramSocket):
+            return self._send(caller, fd, pointer, size, flags)  # Linux ignores it on TCP
+        address = self._address(caller, address_pointer, address_length)
+        data = self.view(caller).read(pointer, min(size & 0xFFFFFFFF, MAX_SEND))
+        return self.run(guest_socket.socket.sendto, data, address)
+
+    def _recvfrom(
+        self,
+        caller: wasmtime.Caller,
+        fd: int,
+        pointer: int,
+        size: int,
+        flags: int,
+        address_pointer: int,
+        length_pointer: int,
+    ) -> int:
+        """``recvfrom``: the next datagram and, if asked for, its sender's address."""
+        guest_socket = self._get(fd)
+        sock = guest_socket.socket
+        if address_pointer == 0 or not isinstance(sock, DatagramSocket):
+            return self._recv(caller, fd, pointer, size, flags)
+        if length_pointer == 0:
+            raise _oserror(errno.EFAULT, "recvfrom: an address without a length")
+        size &= 0xFFFFFFFF
+        capacity = self.view(caller).read_u32(length_pointer)
+        self.view(caller).check(pointer, size)
+        self.view(caller).check(address_pointer, min(capacity, abi.SOCKADDR_IN_SIZE))
+        data, (host, port) = self.run(sock.recvfrom, min(size, MAX_RECV))
+        view = self.view(caller)
+        view.write(pointer, data)
+        encoded = abi.encode_sockaddr_in(guest_socket.flavour, host, port)
+        view.write(address_pointer, encoded[: min(capacity, abi.SOCKADDR_IN_SIZE)])
+        view.write_u32(length_pointer, abi.SOCKADDR_IN_SIZE)
         return len(data)

@@ -14,7 +14,8 @@ only descriptors are its stdio (0-2) and its sockets (3 and up):
   and ``write()`` work on sockets;
 - ``fd_close``, ``sock_shutdown``: close / shut down a socket (wasi-libc's
   ``close()`` and ``shutdown()`` land here);
-- ``fd_fdstat_get``: a socket is a ``socket_stream``; stdio descriptors are
+- ``fd_fdstat_get``: a socket is a ``socket_stream`` (``socket_dgram`` for
+  ``SOCK_DGRAM``); stdio descriptors are
   character devices (terminals), so wasi-libc line-buffers ``stdout`` and a
   guest's output is not stuck in its buffer when it is stopped;
 - ``poll_oneoff``: waits for relative clocks only (``sleep()``), in trio,
@@ -29,6 +30,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import socket
 import struct
 from collections.abc import Callable
 
@@ -55,6 +57,7 @@ _I32 = wasmtime.ValType.i32()
 # __wasi_filetype_t
 _CHARACTER_DEVICE = 2
 _SOCKET_STREAM = 6
+_SOCKET_DGRAM = 5
 # __wasi_rights_t bits
 _RIGHT_FD_READ = 1 << 1
 _RIGHT_FD_SEEK = 1 << 2
@@ -275,8 +278,11 @@ def define_wasi(
         return 0
 
     def fd_fdstat_get(caller: wasmtime.Caller, fd: int, pointer: int) -> int:
-        if host.lookup(fd) is not None:
-            stat = _FDSTAT.pack(_SOCKET_STREAM, 0, _SOCKET_RIGHTS, _SOCKET_RIGHTS)
+        guest_socket = host.lookup(fd)
+        if guest_socket is not None:
+            datagram = guest_socket.socket.type == socket.SOCK_DGRAM
+            kind = _SOCKET_DGRAM if datagram else _SOCKET_STREAM
+            stat = _FDSTAT.pack(kind, 0, _SOCKET_RIGHTS, _SOCKET_RIGHTS)
         else:
             check_stdio(fd)
             # A terminal (no seek/tell rights): wasi-libc then line-buffers stdout.

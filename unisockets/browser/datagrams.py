@@ -1,0 +1,327 @@
+"""Datagram sockets in a browser tab: ``node.socket(SOCK_DGRAM)`` on Pyodide's asyncio.
+
+The same wire, limits and errnos as the native overlay node's
+(:mod:`unisockets.net.datagram_overlay`; docs/protocol.md, "Datagrams"),
+decided by the same sans-IO :mod:`unisockets.protocol.datagram`:
+
+- the first datagram to a peer opens the link's unordered, never
+  retransmitted data channel ``unisockets/datagram``; meanwhile up to
+  :data:`~unisockets.protocol.datagram.MAX_PENDING_DATAGRAMS` wait, more are
+  dropped and counted, ``sendto`` never waits for a link. Once open, a
+  ``sendto`` that finds the channel's buffer above :data:`HIGH_WATER` waits
+  for it to drain (the browser's ``bufferedAmount``);
+- every message is handed to the receiving socket's bounded queue as it
+  arrives (``set_receiver``), or dropped and counted;
+- datagrams to the node's own address are queued directly.
+
+The calls are coroutines, as the tab's stream sockets' (:mod:`.sockets`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import socket as _stdlib_socket
+from collections import deque
+from typing import TYPE_CHECKING, Final
+
+from ..protocol.datagram import (
+    DATAGRAM_LABEL,
+    MAX_PENDING_DATAGRAMS,
+    RETRY_AFTER,
+    DatagramEndpoint,
+    DatagramStatistics,
+    PortTable,
+    check_max_payload,
+    check_recv_size,
+    encode_datagram,
+)
+from ..protocol.socket_options import BlockingMode, timeout_error
+from ._js import logger
+from .errors import BrokenResourceError, ClosedResourceError
+from .pipes import MAX_MESSAGE_SIZE, Pipe
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from .node import BrowserNode
+
+__all__ = ["HIGH_WATER", "RETRY_AFTER", "SOCK_DGRAM", "BrowserDatagrams", "DatagramSocket"]
+
+SOCK_DGRAM = _stdlib_socket.SOCK_DGRAM
+#: Bytes buffered in the datagram channel above which ``sendto`` waits for it to drain.
+HIGH_WATER: Final = 256 * 1024
+
+Address = tuple[str, int]
+
+
+class _Peer:
+    """Datagrams waiting for one peer's channel, and the channel once open."""
+
+    def __init__(self) -> None:
+        self.pending: deque[bytes] = deque()
+        self.pipe: Pipe | None = None
+
+
+class BrowserDatagrams:
+    """A tab node's datagram layer (see the module docstring); made with the node.
+
+    Args:
+        node: the browser node.
+    """
+
+    def __init__(self, node: BrowserNode) -> None:
+        self._node = node
+        self.table = PortTable()
+        self._readers: dict[DatagramEndpoint, asyncio.Event] = {}
+        self._peers: dict[str, _Peer] = {}
+        self._unreachable: dict[str, float] = {}
+        self._closed = False
+        node.links.datagram_sink = self._adopt
+
+    @property
+    def statistics(self) -> DatagramStatistics:
+        """The node's datagram counters (delivered, and dropped by reason)."""
+        return self.table.statistics
+
+    def socket(self) -> DatagramSocket:
+        """A new datagram socket on this node."""
+        sock = DatagramSocket(self)
+        self._readers[sock._endpoint] = asyncio.Event()
+        return sock
+
+    # --- sending -----------------------------------------------------------------------
+
+    async def send(self, source_port: int, destination: Address, payload: bytes) -> None:
+        """Send one datagram, or drop it and count it (see the module docstring)."""
+        host, port = destination
+        if host == self._node.address:
+            self._wake(self.table.deliver_payload((host, source_port), port, payload))
+            await asyncio.sleep(0)
+            return
+        message = encode_datagram(source_port, port, payload)
+        peer = self._peer(host)
+        if peer is None or (peer.pipe is None and len(peer.pending) >= MAX_PENDING_DATAGRAMS):
+            self.table.statistics.send_dropped += 1
+        elif peer.pipe is None:
+            peer.pending.append(message)
+        else:
+            if peer.pipe.buffered_amount > HIGH_WATER:
+                await peer.pipe.wait_drained()
+            self._send_on(host, peer, message)
+        await asyncio.sleep(0)
+
+    def _send_on(self, host: str, peer: _Peer, message: bytes) -> None:
+        assert peer.pipe is not None
+        try:
+            peer.pipe.send(message)
+        except (BrokenResourceError, ClosedResourceError) as exc:
+            self._unreachable_now(host, peer, exc)
+
+    def _peer(self, host: str) -> _Peer | None:
+        peer = self._peers.get(host)
+        if peer is not None or self._closed:
+            return peer
+        if self._unreachable.get(host, -1.0) > asyncio.get_running_loop().time():
+            return None
+        peer = self._peers[host] = _Peer()
+        self._node._spawn(self._open(host, peer))
+        return peer
+
+    async def _open(self, host: str, peer: _Peer) -> None:
+        try:
+            pipe = await self._node.links.open_pipe(host, DATAGRAM_LABEL)
+        except Exception as exc:  # no link (or a JsException): never into the node's tasks
+            self._unreachable_now(host, peer, exc)
+            return
+        if self._peers.get(host) is not peer:
+            pipe.close()
+            return
+        peer.pipe = pipe
+        self._receive_on(pipe, lambda error: self._unreachable_now(host, peer, error))
+        while peer.pending and peer.pipe is not None:
+            self._send_on(host, peer, peer.pending.popleft())
+
+    def _unreachable_now(self, host: str, peer: _Peer, error: BaseException | None) -> None:
+        logger.info("datagrams to %s dropped: %s", host, error)
+        self.table.statistics.send_dropped += len(peer.pending)
+        peer.pending.clear()
+        if self._peers.get(host) is peer:
+            del self._peers[host]
+            self._unreachable[host] = asyncio.get_running_loop().time() + RETRY_AFTER
+        if peer.pipe is not None:
+            peer.pipe.close()
+            peer.pipe = None
+
+    # --- receiving ---------------------------------------------------------------------
+
+    def _adopt(self, pipe: Pipe) -> None:
+        """The links' sink: a peer opened its datagram channel to us."""
+        self._receive_on(pipe, lambda _error: None)
+
+    def _receive_on(self, pipe: Pipe, on_end: object) -> None:
+        def receive(message: bytes) -> None:
+            self._wake(self.table.deliver(pipe.peer_id, message))
+
+        pipe.set_receiver(receive, on_end)  # type: ignore[arg-type]
+
+    def _wake(self, endpoint: DatagramEndpoint | None) -> None:
+        if endpoint is not None:
+            self._readers[endpoint].set()
+
+    def _forget(self, endpoint: DatagramEndpoint) -> None:
+        self.table.release(endpoint)
+        event = self._readers.pop(endpoint, None)
+        if event is not None:
+            event.set()
+
+    def close(self) -> None:
+        """Close every socket and datagram channel (the node is closing)."""
+        self._closed = True
+        for endpoint in list(self._readers):
+            endpoint.close()
+            self._forget(endpoint)
+        for peer in self._peers.values():
+            if peer.pipe is not None:
+                peer.pipe.close()
+        self._peers.clear()
+
+
+class DatagramSocket(BlockingMode):
+    """A datagram socket in a tab, with the API of :class:`unisockets.net.DatagramSocket`.
+
+    Created by ``node.socket(SOCK_DGRAM)``; every call and errno is the
+    native socket's (docs/concepts.md, "Datagram sockets").
+
+    Attributes:
+        family: ``AF_INET``.
+        type: ``SOCK_DGRAM``.
+    """
+
+    family = _stdlib_socket.AF_INET
+    type = SOCK_DGRAM
+
+    def __init__(self, layer: BrowserDatagrams) -> None:
+        self._layer = layer
+        self._endpoint = DatagramEndpoint()
+
+    @property
+    def max_payload(self) -> int:
+        """The largest payload, bytes (1,154 by default); settable as natively."""
+        return self._endpoint.max_payload
+
+    @max_payload.setter
+    def max_payload(self, size: int) -> None:
+        self._endpoint.max_payload = check_max_payload(size, MAX_MESSAGE_SIZE)
+
+    @property
+    def dropped(self) -> int:
+        """Datagrams dropped because this socket's receive queue was full."""
+        return self._endpoint.dropped
+
+    async def bind(self, address: Address) -> None:
+        """Bind a datagram port of this node (``EADDRINUSE``, ``EADDRNOTAVAIL``, ``EINVAL``)."""
+        self._layer.table.bind_address(self._endpoint, address, self._layer._node.address)
+        await asyncio.sleep(0)
+
+    async def connect(self, address: Address) -> None:
+        """Set the default peer and accept only its datagrams."""
+        self._layer.table.connect(self._endpoint, address, self._layer._node.address)
+        await asyncio.sleep(0)
+
+    async def sendto(self, data: bytes, address: Address) -> int:
+        """Send one datagram to ``address`` (``EMSGSIZE``, ``EINVAL``, ``EBADF``)."""
+        return await self._send(data, address)
+
+    async def send(self, data: bytes) -> int:
+        """Send one datagram to the connected peer (``EDESTADDRREQ`` if none)."""
+        return await self._send(data, None)
+
+    async def _send(self, data: bytes, address: Address | None) -> int:
+        payload = bytes(data)
+        port, destination = self._layer.table.prepare_send(
+            self._endpoint, address, len(payload), self._layer._node.address
+        )
+        await self._layer.send(port, destination, payload)
+        return len(payload)
+
+    async def recvfrom(self, bufsize: int) -> tuple[bytes, Address]:
+        """The next datagram (cut to ``bufsize``) and its sender; ``EBADF`` once closed.
+
+        Honours the socket's timeout as natively (``BlockingIOError`` for 0,
+        ``TimeoutError`` when it passes).
+        """
+        check_recv_size(bufsize)
+        timeout = self._timeout
+        self._endpoint.check_open()
+        got = self._endpoint.pop(bufsize)
+        if got is not None:
+            return got
+        if timeout == 0:
+            raise timeout_error(0, "recvfrom")
+        if timeout is None:
+            return await self._wait(bufsize)
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._wait(bufsize)
+        except TimeoutError:
+            raise timeout_error(timeout, "recvfrom") from None
+
+    async def _wait(self, bufsize: int) -> tuple[bytes, Address]:
+        while True:
+            self._endpoint.check_open()
+            got = self._endpoint.pop(bufsize)
+            if got is not None:
+                return got
+            event = self._layer._readers[self._endpoint]
+            event.clear()
+            await event.wait()
+
+    async def recv(self, bufsize: int) -> bytes:
+        """The next datagram's payload."""
+        return (await self.recvfrom(bufsize))[0]
+
+    def getsockname(self) -> Address:
+        """This socket's address; ``("0.0.0.0", 0)`` before bind."""
+        return self._layer.table.sockname(self._endpoint, self._layer._node.address)
+
+    def getpeername(self) -> Address:
+        """The connected peer (``ENOTCONN`` if none)."""
+        return self._endpoint.getpeername()
+
+    def close(self) -> None:
+        """Close the socket and free its port; idempotent."""
+        if self._endpoint.close():
+            self._layer._forget(self._endpoint)
+
+    async def aclose(self) -> None:
+        """Close the socket (as :meth:`close`)."""
+        self.close()
+        await asyncio.sleep(0)
+
+    def __enter__(self) -> DatagramSocket:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: builtins.type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> DatagramSocket:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: builtins.type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+        await asyncio.sleep(0)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._endpoint.closed else f"port {self._endpoint.port}"
+        return f"<unisockets.browser.DatagramSocket {state}>"

@@ -1,0 +1,355 @@
+"""Datagram sockets on a unisockets network: one unreliable channel per peer link.
+
+An overlay node has one :class:`OverlayDatagrams`: its datagram port table
+(the sans-IO :class:`~unisockets.protocol.datagram.PortTable`), its sockets
+(:class:`OverlayDatagramSocket`) and, per peer, a sender (docs/protocol.md,
+"Datagrams"):
+
+- **Sending.** The first datagram to a peer starts a sender task that opens a
+  pipe labelled :data:`~unisockets.protocol.datagram.DATAGRAM_LABEL` to it
+  (on WebRTC an unordered data channel without retransmissions; the peer
+  link is set up first if there is none). Meanwhile up to
+  :data:`~unisockets.protocol.datagram.MAX_PENDING_DATAGRAMS` datagrams wait;
+  more are dropped and counted, so ``sendto`` never waits for a link. Once
+  the channel is open, a ``sendto`` that finds the queue full waits for room
+  (the channel's backpressure, as a blocking UDP socket waits for its send
+  buffer). A peer that cannot be reached (no such node, a legacy node, a link
+  that failed) drops what was queued; datagrams to it are dropped for
+  :data:`~unisockets.protocol.datagram.RETRY_AFTER` seconds, then a new sender tries again.
+- **Receiving.** Each node sends on the channel it opened and receives on
+  every datagram channel of the link (its own and the peer's). Every message
+  goes through :meth:`PortTable.deliver` at once, as it arrives: into a
+  socket's bounded queue or dropped and counted. Nothing is queued per
+  channel, so no peer can grow this node's memory.
+- **Loopback.** A datagram to the node's own address is queued directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import trio
+
+from ..protocol.datagram import (
+    DATAGRAM_LABEL,
+    MAX_PENDING_DATAGRAMS,
+    RETRY_AFTER,
+    DatagramEndpoint,
+    DatagramStatistics,
+    PortTable,
+    check_max_payload,
+    encode_datagram,
+)
+from .addresses import Address
+from .datagram import DatagramSocket
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+    from ..transport.base import MessagePipe
+    from .overlay import OverlayNode
+
+__all__ = ["RETRY_AFTER", "OverlayDatagramSocket", "OverlayDatagrams"]
+
+logger = logging.getLogger("unisockets.net")
+
+
+class _Sender:
+    """The datagrams waiting for one peer, and its channel once open."""
+
+    def __init__(self) -> None:
+        self.queue, self.receive = trio.open_memory_channel[bytes](MAX_PENDING_DATAGRAMS)
+        self.pipe: MessagePipe | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.pipe is not None
+
+
+class OverlayDatagrams:
+    """An overlay node's datagram layer (see the module docstring).
+
+    Created with the node; it takes the transport's incoming datagram pipes
+    (:attr:`~unisockets.transport.base.PeerTransport.datagram_sink`).
+
+    Args:
+        node: the overlay node.
+    """
+
+    def __init__(self, node: OverlayNode) -> None:
+        self._node = node
+        self.table = PortTable()
+        self._readers: dict[DatagramEndpoint, trio.lowlevel.ParkingLot] = {}
+        self._senders: dict[str, _Sender] = {}
+        self._unreachable: dict[str, float] = {}
+        self._incoming: dict[str, MessagePipe] = {}
+        self._counted = trio.lowlevel.ParkingLot()
+        self._closed = False
+        node.transport.datagram_sink = self._adopt
+
+    @property
+    def statistics(self) -> DatagramStatistics:
+        """The node's datagram counters (delivered, and dropped by reason)."""
+        return self.table.statistics
+
+    @property
+    def max_message_size(self) -> int:
+        """The largest datagram channel message of this node's transport, bytes."""
+        return int(getattr(self._node.transport, "max_message_size", 65536 + 1))
+
+    def socket(self) -> OverlayDatagramSocket:
+        """A new datagram socket on this node."""
+        sock = OverlayDatagramSocket(self)
+        self._readers[sock._endpoint] = trio.lowlevel.ParkingLot()
+        return sock
+
+    # --- sending -----------------------------------------------------------------------
+
+    async def send(self, source_port: int, destination: Address, payload: bytes) -> None:
+        """Send one datagram, or drop it (see the module docstring); waits only for room."""
+        host, port = destination
+        if host == self._node.address:
+            await trio.lowlevel.checkpoint()
+            self._wake(self.table.deliver_payload((host, source_port), port, payload))
+            return
+        message = encode_datagram(source_port, port, payload)
+        sender = self._sender(host)
+        if sender is None:
+            self._send_dropped()
+            await trio.lowlevel.checkpoint()
+            return
+        pipe = sender.pipe
+        idle = self._idle(sender)
+        if pipe is not None and idle and pipe.send_nowait(message):
+            await trio.lowlevel.checkpoint()  # the common case: no task hop
+            return
+        try:
+            sender.queue.send_nowait(message)
+        except trio.WouldBlock:
+            if not sender.open:
+                self._send_dropped()
+                await trio.lowlevel.checkpoint()
+                return
+            try:
+                await sender.queue.send(message)
+            except trio.ClosedResourceError:
+                self._send_dropped()
+            return
+        except trio.ClosedResourceError:
+            self._send_dropped()
+        await trio.lowlevel.checkpoint()
+
+    @staticmethod
+    def _idle(sender: _Sender) -> bool:
+        """Nothing waits in the sender's queue (a direct send keeps the order)."""
+        stats = sender.receive.statistics()
+        return stats.current_buffer_used == 0
+
+    def _sender(self, host: str) -> _Sender | None:
+        sender = self._senders.get(host)
+        if sender is not None or self._closed:
+            return sender
+        if self._unreachable.get(host, -1.0) > trio.current_time():
+            return None
+        sender = self._senders[host] = _Sender()
+        self._node._spawn(self._run_sender, host, sender)
+        return sender
+
+    async def _run_sender(self, host: str, sender: _Sender) -> None:
+        pipe: MessagePipe | None = None
+        try:
+            pipe = await self._node.transport.open_pipe(host, DATAGRAM_LABEL)
+            self._watch(pipe)
+            sender.pipe = pipe
+            async for message in sender.receive:
+                await pipe.send_message(message)
+        except (
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+            TimeoutError,
+            ValueError,
+        ) as exc:
+            logger.info("datagrams to %s dropped: %s", host, exc)
+            self._unreachable[host] = trio.current_time() + RETRY_AFTER
+        except Exception:  # a bug of ours must not take the node down with it
+            logger.exception("datagrams to %s dropped", host)
+            self._unreachable[host] = trio.current_time() + RETRY_AFTER
+        finally:
+            if self._senders.get(host) is sender:
+                del self._senders[host]
+            sender.queue.close()
+            while True:
+                try:
+                    sender.receive.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+                self._send_dropped()
+            if pipe is not None:
+                with trio.CancelScope(shield=True):
+                    await pipe.aclose()
+
+    # --- receiving ---------------------------------------------------------------------
+
+    def _adopt(self, pipe: MessagePipe) -> None:
+        """The transport's sink: a peer opened its datagram channel to us."""
+        old = self._incoming.get(pipe.peer_id)
+        self._incoming[pipe.peer_id] = pipe
+        if old is not None:  # one channel per peer: the newest (a new link) wins
+            self._node._spawn(old.aclose)
+        self._watch(pipe)
+
+    def _watch(self, pipe: MessagePipe) -> None:
+        """Deliver what arrives on ``pipe`` as it arrives."""
+        from ..transport.webrtc_pipe import DataChannelPipe
+
+        if isinstance(pipe, DataChannelPipe):
+
+            def inspect(data: bytes) -> bool:
+                self._wake(self.table.deliver(pipe.peer_id, data))
+                return True  # consumed: nothing waits in the pipe
+
+            pipe.inspect = inspect
+        else:
+            self._node._spawn(self._read, pipe)
+
+    async def _read(self, pipe: MessagePipe) -> None:
+        """Deliver a pipe's messages (transports without an inspect hook, e.g. in memory)."""
+        try:
+            while True:
+                self._wake(self.table.deliver(pipe.peer_id, await pipe.receive_message()))
+        except (trio.EndOfChannel, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    def _wake(self, endpoint: DatagramEndpoint | None) -> None:
+        """A datagram was delivered to ``endpoint`` or (None) dropped: wake who waits."""
+        if endpoint is not None:
+            self._readers[endpoint].unpark_all()
+        self._counted.unpark_all()
+
+    def _send_dropped(self) -> None:
+        self.table.statistics.send_dropped += 1
+        self._counted.unpark_all()
+
+    async def wait_statistics(self, condition: Callable[[DatagramStatistics], bool]) -> None:
+        """Wait until ``condition(statistics)`` holds (checked after each count changes).
+
+        For tests and monitoring: e.g. ``await node.datagrams.wait_statistics(lambda s:
+        s.queue_full >= 100)``. Use a timeout (``trio.fail_after``) around it.
+        """
+        while not condition(self.table.statistics):
+            await self._counted.park()
+        await trio.lowlevel.checkpoint()
+
+    def _forget(self, endpoint: DatagramEndpoint) -> None:
+        self.table.release(endpoint)
+        lot = self._readers.pop(endpoint, None)
+        if lot is not None:
+            lot.unpark_all()
+
+    def close(self) -> None:
+        """Close every socket and sender (the node is closing)."""
+        self._closed = True
+        for endpoint in list(self._readers):
+            endpoint.close()
+            self._forget(endpoint)
+        for sender in list(self._senders.values()):
+            sender.queue.close()
+
+
+class OverlayDatagramSocket(DatagramSocket):
+    """A datagram socket on an overlay node (:class:`~unisockets.net.DatagramSocket`'s API).
+
+    Created by ``node.socket(SOCK_DGRAM)``. Its calls and errnos are decided
+    by the sans-IO :class:`~unisockets.protocol.datagram.DatagramEndpoint`.
+
+    Attributes:
+        receive_buffer: bytes its receive queue may hold (``SO_RCVBUF``),
+            each datagram charged its payload plus
+            :data:`~unisockets.protocol.datagram.DATAGRAM_OVERHEAD`; settable.
+    """
+
+    def __init__(self, layer: OverlayDatagrams) -> None:
+        self._layer = layer
+        self._endpoint = DatagramEndpoint()
+
+    @property
+    def max_payload(self) -> int:
+        """The largest payload, bytes; settable up to the channel's max message size less 6.
+
+        Default :data:`~unisockets.protocol.datagram.DEFAULT_MAX_PAYLOAD`
+        (1,154: no SCTP fragmentation). Setting it raises ``EINVAL`` beyond
+        the limit (:func:`~unisockets.protocol.datagram.check_max_payload`).
+        """
+        return self._endpoint.max_payload
+
+    @max_payload.setter
+    def max_payload(self, size: int) -> None:
+        self._endpoint.max_payload = check_max_payload(size, self._layer.max_message_size)
+
+    @property
+    def receive_buffer(self) -> int:
+        """Bytes the receive queue may be charged (see the class docstring)."""
+        return self._endpoint.receive_buffer
+
+    @receive_buffer.setter
+    def receive_buffer(self, size: int) -> None:
+        if type(size) is not int or size < 0:
+            raise ValueError(f"receive_buffer must be a non-negative int, not {size!r}")
+        self._endpoint.receive_buffer = size
+
+    @property
+    def dropped(self) -> int:
+        """Datagrams dropped because this socket's receive queue was full."""
+        return self._endpoint.dropped
+
+    async def bind(self, address: Address) -> None:
+        """Bind a datagram port of this node (see :meth:`DatagramSocket.bind`)."""
+        self._layer.table.bind_address(self._endpoint, address, self._layer._node.address)
+        await trio.lowlevel.checkpoint()
+
+    async def connect(self, address: Address) -> None:
+        """Set the peer (see :meth:`DatagramSocket.connect`)."""
+        self._layer.table.connect(self._endpoint, address, self._layer._node.address)
+        await trio.lowlevel.checkpoint()
+
+    async def _send(self, data: Buffer, address: Address | None) -> int:
+        payload = bytes(data)
+        port, destination = self._layer.table.prepare_send(
+            self._endpoint, address, len(payload), self._layer._node.address
+        )
+        await self._layer.send(port, destination, payload)
+        return len(payload)
+
+    def _recvfrom_nowait(self, bufsize: int) -> tuple[bytes, Address] | None:
+        self._endpoint.check_open()
+        return self._endpoint.pop(bufsize)
+
+    async def _recvfrom(self, bufsize: int) -> tuple[bytes, Address]:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            self._endpoint.check_open()
+            got = self._endpoint.pop(bufsize)
+            if got is not None:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return got
+            await self._layer._readers[self._endpoint].park()
+
+    def getsockname(self) -> Address:
+        """This socket's address (see :meth:`DatagramSocket.getsockname`)."""
+        return self._layer.table.sockname(self._endpoint, self._layer._node.address)
+
+    def getpeername(self) -> Address:
+        """The peer (see :meth:`DatagramSocket.getpeername`)."""
+        return self._endpoint.getpeername()
+
+    def close(self) -> None:
+        """Close the socket and free its port; waiting ``recvfrom`` calls raise ``EBADF``."""
+        if self._endpoint.close():
+            self._layer._forget(self._endpoint)
+
+    def __repr__(self) -> str:
+        port = self._endpoint.port
+        state = "closed" if self._endpoint.closed else f"port {port}"
+        return f"<unisockets.OverlayDatagramSocket {state} on {self._layer._node!r}>"
