@@ -118,6 +118,7 @@ struct Inner {
     datagrams_in: u64,
     datagrams_out: u64,
     send_errors: u64,
+    last_heard: Instant,
 }
 
 impl Inner {
@@ -222,6 +223,7 @@ impl Inner {
         if !self.rtc.accepts(&input) {
             return Ok(());
         }
+        self.last_heard = now;
         if let Err(e) = self.rtc.handle_input(input) {
             // Bad bytes from the network fail that datagram, not the peer.
             log_drop(&e);
@@ -388,6 +390,33 @@ impl Peer {
     }
 }
 
+/// str0m's initial STUN retransmission timeout (its default).
+const INITIAL_STUN_RTO: Duration = Duration::from_millis(250);
+
+/// The STUN timing that makes ICE give a connected pair up after about `lifetime` s.
+///
+/// A pair is checked every `max_rto` (= `interval`); unanswered, the check is
+/// resent after 250 ms, doubling up to `max_rto`, and the pair is dropped when
+/// the retransmits run out: `is`'s `StunTiming::timeout` is the sum of the
+/// delays. Returns the smallest retransmit count whose timeout reaches `lifetime`.
+fn stun_timing(interval: f64, lifetime: f64) -> (Duration, usize) {
+    let max_rto = Duration::from_secs_f64(interval).max(INITIAL_STUN_RTO);
+    let delay = |n: usize| -> Duration {
+        let shift = (n.saturating_sub(1)).min(20) as u32;
+        (INITIAL_STUN_RTO * 2u32.pow(shift)).min(max_rto)
+    };
+    let goal = Duration::from_secs_f64(lifetime);
+    let mut retransmits = 2;
+    while retransmits < 1000 {
+        let total: Duration = (2..=retransmits).map(delay).sum::<Duration>() + delay(retransmits);
+        if total >= goal {
+            break;
+        }
+        retransmits += 1;
+    }
+    (max_rto, retransmits)
+}
+
 fn parse_addr(host: &str, port: u16) -> Result<SocketAddr, Fault> {
     let ip: std::net::IpAddr = host
         .parse()
@@ -397,8 +426,28 @@ fn parse_addr(host: &str, port: u16) -> Result<SocketAddr, Fault> {
 
 #[pymethods]
 impl Peer {
+    /// `Peer(host, consent_interval=5.0, consent_lifetime=30.0)`: the UDP socket binds
+    /// `host`; ICE checks a connected pair every `consent_interval` s and declares it
+    /// disconnected once no check was answered for about `consent_lifetime` s (RFC 7675).
     #[new]
-    fn new(py: Python<'_>, host: &str) -> PyResult<Self> {
+    #[pyo3(signature = (host, consent_interval = 5.0, consent_lifetime = 30.0))]
+    fn new(
+        py: Python<'_>,
+        host: &str,
+        consent_interval: f64,
+        consent_lifetime: f64,
+    ) -> PyResult<Self> {
+        if !(consent_interval.is_finite()
+            && consent_interval > 0.0
+            && consent_lifetime.is_finite()
+            && consent_lifetime > 0.0)
+        {
+            return Err(RtcError::new_err(
+                "consent_interval and consent_lifetime must be positive seconds",
+            ));
+        }
+        let (max_rto, retransmits) =
+            stun_timing(consent_interval.min(3600.0), consent_lifetime.min(86400.0));
         let addr = parse_addr(host, 0).map_err(Fault::into_py)?;
         let socket = UdpSocket::bind(addr)
             .map_err(|e| RtcError::new_err(format!("cannot bind a UDP socket on {host}: {e}")))?;
@@ -411,7 +460,10 @@ impl Peer {
         let made = py.detach(move || {
             catch_unwind(AssertUnwindSafe(move || -> Result<Inner, Fault> {
                 let now = Instant::now();
-                let mut rtc = Rtc::builder().build(now);
+                let mut config = Rtc::builder();
+                config.set_max_stun_rto(max_rto);
+                config.set_max_stun_retransmits(retransmits);
+                let mut rtc = config.build(now);
                 let candidate = Candidate::host(local, "udp")
                     .map_err(|e| Fault::Candidate(format!("bad host candidate {local}: {e}")))?;
                 rtc.add_local_candidate(candidate);
@@ -430,6 +482,7 @@ impl Peer {
                     datagrams_in: 0,
                     datagrams_out: 0,
                     send_errors: 0,
+                    last_heard: now,
                 })
             }))
             .unwrap_or_else(|_| {
@@ -653,6 +706,16 @@ impl Peer {
         self.take_events(py)
     }
 
+    /// Seconds since the peer last sent a datagram this peer connection accepted
+    /// (STUN, DTLS: ICE consent checks and their answers included).
+    fn silence(&self) -> PyResult<f64> {
+        let guard = self
+            .inner
+            .lock()
+            .map_err(|_| InternalError::new_err("poisoned"))?;
+        Ok(guard.last_heard.elapsed().as_secs_f64())
+    }
+
     /// Whether the peer connection still lives (not closed, not dead).
     fn is_alive(&self) -> PyResult<bool> {
         let guard = self
@@ -662,10 +725,22 @@ impl Peer {
         Ok(guard.dead.is_none() && guard.rtc.is_alive())
     }
 
-    /// Close the peer connection (DTLS close_notify is sent); idempotent.
+    /// Close the peer connection: SCTP SHUTDOWN and DTLS close_notify are sent
+    /// at once (str0m's `Rtc::close`, without waiting for replies); idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.with(py, move |inner| {
             if inner.rtc.is_alive() {
+                if inner.rtc.close().is_ok() {
+                    for _ in 0..16 {
+                        if inner.drain().is_err() || !inner.rtc.is_alive() {
+                            break;
+                        }
+                        let now = Instant::now().max(inner.timeout);
+                        if inner.rtc.handle_input(Input::Timeout(now)).is_err() {
+                            break;
+                        }
+                    }
+                }
                 inner.rtc.disconnect();
             }
             let _ = inner.drain();
