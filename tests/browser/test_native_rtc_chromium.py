@@ -1,0 +1,47 @@
+"""The native WebRTC backend (str0m) against real headless Chromium (Pyodide tabs).
+
+Reruns the tab <-> native node interop tests of test_interop.py with the
+native node on ``open_node(..., webrtc_backend="native")``: the tab's
+libwebrtc and str0m meet on the wire (DTLS, SCTP, DCEP, the ``"channel"``
+handshake), and 1 MiB is echoed and checked by digest, with EOF both ways.
+Skipped when the extension is not built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from unisockets.net import open_node
+from unisockets.transport.native_rtc import NativeRTCTransport, native_available
+
+from . import test_interop
+from .test_interop import (  # noqa: F401 - collected here again, with native nodes
+    test_native_listens_tab_connects,
+    test_tab_listens_native_connects,
+)
+
+pytestmark = [
+    pytest.mark.trio,
+    pytest.mark.slow,
+    pytest.mark.skipif(not native_available(), reason="the native extension is not built"),
+]
+
+
+@pytest.fixture(autouse=True)
+def native_nodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Make the interop tests' native nodes use the str0m backend (and check they did)."""
+    transports: list[object] = []
+
+    @asynccontextmanager
+    async def native_node(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        async with open_node(*args, webrtc_backend="native", **kwargs) as node:
+            transports.append(node.transport)
+            yield node
+
+    monkeypatch.setattr(test_interop, "open_node", native_node)
+    yield
+    assert transports and all(isinstance(t, NativeRTCTransport) for t in transports)
