@@ -9,15 +9,13 @@ Skipped when the extension is not built.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
-from unisockets.net import open_node
-from unisockets.transport.native_rtc import NativeRTCTransport, native_available
+from unisockets.transport.native_rtc import native_available
 
+from ..native_nodes import nodes_on_native_backend
 from . import test_interop
 from .test_interop import (  # noqa: F401 - collected here again, with native nodes
     test_native_listens_tab_connects,
@@ -33,15 +31,6 @@ pytestmark = [
 
 @pytest.fixture(autouse=True)
 def native_nodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Make the interop tests' native nodes use the str0m backend (and check they did)."""
-    transports: list[object] = []
-
-    @asynccontextmanager
-    async def native_node(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        async with open_node(*args, webrtc_backend="native", **kwargs) as node:
-            transports.append(node.transport)
-            yield node
-
-    monkeypatch.setattr(test_interop, "open_node", native_node)
-    yield
-    assert transports and all(isinstance(t, NativeRTCTransport) for t in transports)
+    """Make the tab interop tests' own nodes use the str0m backend (and check they did)."""
+    with nodes_on_native_backend(monkeypatch, test_interop):
+        yield

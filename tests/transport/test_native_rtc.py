@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -24,7 +22,7 @@ from unisockets.transport import native_rtc
 from unisockets.transport.native_rtc import native_available, open_native_rtc_transport
 from unisockets.transport.native_rtc_link import NativePeerLink
 from unisockets.transport.native_rtc_pipe import NativePipe
-from unisockets.transport.webrtc import LOOPBACK, open_webrtc_transport
+from unisockets.transport.webrtc import open_webrtc_transport
 from unisockets.transport.webrtc_pipe import HIGH_WATER, MAX_MESSAGE_SIZE
 
 from . import conftest, test_webrtc
@@ -47,6 +45,7 @@ from .test_webrtc import (  # noqa: F401 - collected here again, on the native b
     test_link_on_demand_and_trickle_only_candidates,
     test_pipe_carries_messages_both_ways_and_close_is_seen,
     test_pipe_stream_conformance_over_data_channels,
+    test_sigkilled_peer_breaks_the_survivors_pipes,
     test_slow_stream_reader_bounds_the_receivers_memory,
 )
 
@@ -60,14 +59,18 @@ pytestmark = [
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Make the WebRTC tests open native transports ("native") or alternate ("mixed")."""
     turn = itertools.count()
+    native_only = request.param == "native"
 
     def opener(local_id: str, signal: Any, **options: Any) -> Any:
-        native = request.param == "native" or next(turn) % 2 == 0
+        native = native_only or next(turn) % 2 == 0
         chosen = open_native_rtc_transport if native else open_webrtc_transport
         return chosen(local_id, signal, **options)
 
     monkeypatch.setattr(conftest, "open_webrtc_transport", opener)
     monkeypatch.setattr(test_webrtc, "open_webrtc_transport", opener)
+    # The SIGKILL test's survivor is the first transport opened (native in both
+    # modes); its killed peer, a child process, is native too, or aiortc in "mixed".
+    monkeypatch.setattr(test_webrtc, "CHILD_BACKEND", "native" if native_only else "aiortc")
     yield request.param
 
 
@@ -143,47 +146,3 @@ async def test_native_transport_runs_no_thread_and_leaves_no_socket(backend: str
     after = Snapshot.take()
     assert after.threads - before.threads == set()
     assert after.udp_sockets - before.udp_sockets == set()
-
-
-@pytest.mark.trio
-@pytest.mark.parametrize("child_backend", ["native", "aiortc"])
-async def test_sigkilled_peer_breaks_the_survivors_pipes(backend: str, child_backend: str) -> None:
-    """A native survivor notices a killed peer by ICE consent (no goodbye here)."""
-    if backend != "native":
-        pytest.skip("the survivor is native; the child's backend is the parameter")
-    process = await trio.lowlevel.open_process(
-        [sys.executable, str(CHILD), B, child_backend],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    try:
-        signal = _ProcessSignal(process)
-        async with (
-            open_native_rtc_transport(
-                A, signal, host_addresses=LOOPBACK, consent=FAST_CONSENT
-            ) as transport,
-            trio.open_nursery() as nursery,
-        ):
-            nursery.start_soon(_pump_child, process, transport)
-            with trio.fail_after(HANG):
-                pipes = []
-                for i in range(3):
-                    await signal.write("pipe", A, f"echo-{i}")  # the child accepts it
-                    pipe = await transport.open_pipe(B, f"echo-{i}")
-                    await pipe.send_message(b"are you there %d" % i)
-                    assert await pipe.receive_message() == b"are you there %d" % i
-                    pipes.append(pipe)
-            process.kill()  # SIGKILL: no goodbye, no SCTP ABORT, no DTLS close_notify
-            await process.wait()
-            with trio.fail_after(HANG):
-                for pipe in pipes:
-                    with pytest.raises(trio.BrokenResourceError) as caught:
-                        await pipe.receive_message()
-                    assert "ICE consent expired" in str(caught.value.__cause__)
-            assert B not in transport.links
-            nursery.cancel_scope.cancel()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            with trio.CancelScope(shield=True):
-                await process.wait()
