@@ -120,6 +120,7 @@ class NativePeerLink(PeerLink):
         self.native_peer: Peer | None = None
         self._channels: dict[int, NativePipe] = {}
         self._wanting: set[NativePipe] = set()
+        self._deferred: set[NativePipe] = set()  # closed, their stream reset waits
         self._queued: list[Event] = []
         self._io_scope = trio.CancelScope()
         self._peer_made = trio.Event()
@@ -266,6 +267,7 @@ class NativePeerLink(PeerLink):
             pipe._on_closed_natively(clean=False)
         self._channels.clear()
         self._wanting.clear()
+        self._deferred.clear()
         self._queued.clear()
         if peer is None:
             return
@@ -301,6 +303,12 @@ class NativePeerLink(PeerLink):
         else:
             self._io_scope.deadline = min(self._io_scope.deadline, trio.current_time() + delay)
 
+    def defer_reset(self, pipe: NativePipe) -> None:
+        """``pipe`` resets its stream at ``pipe.reset_due`` unless the peer's reset comes first."""
+        self._deferred.add(pipe)
+        if pipe.reset_due is not None:
+            self._io_scope.deadline = min(self._io_scope.deadline, pipe.reset_due)
+
     def wants_room(self, pipe: NativePipe) -> None:
         """``pipe`` has a backlog (or a reset pending): retry it after the next input."""
         self._wanting.add(pipe)
@@ -321,6 +329,8 @@ class NativePeerLink(PeerLink):
         deadline = trio.current_time() + delay
         if self._queued:
             deadline = -math.inf
+        for pipe in self._deferred:
+            deadline = min(deadline, pipe.reset_due or deadline)
         lifetime = self._consent_policy.lifetime
         if self._dtls:  # wake when the peer's silence would reach the consent lifetime
             deadline = min(deadline, trio.current_time() + lifetime - peer.silence() + 0.01)
@@ -340,6 +350,12 @@ class NativePeerLink(PeerLink):
             wanting, self._wanting = self._wanting, set()
             for pipe in wanting:
                 pipe._flush()
+        if self._deferred and peer is self.native_peer:
+            now = trio.current_time()
+            for pipe in list(self._deferred):
+                if pipe._gone or now >= (pipe.reset_due or now):
+                    self._deferred.discard(pipe)
+                    pipe._flush()  # resets it now, unless the peer's reset came
         if self._dtls and peer is self.native_peer and peer.silence() > lifetime:
             self._consent_expired()
         if self._queued:

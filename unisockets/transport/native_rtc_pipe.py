@@ -19,6 +19,12 @@ aiortc pipe waits on aiortc's buffer.
 
 Closing resets the stream only once the backlog is empty and str0m's buffered
 amount for the channel is 0, so the peer reads every message before its end.
+A pipe the peer opened (so on a stream id the peer allocates) waits up to
+:data:`RESET_DEFER` seconds more for the peer's own reset before it sends
+its own: when both ends reset a stream at the same moment, str0m 0.24 may
+give the freed id to a new channel while the late reset of the old one is
+still in flight, and that reset then closes the new channel before it opens.
+With the allocating side resetting first, the resets follow one another.
 """
 
 from __future__ import annotations
@@ -36,9 +42,12 @@ if TYPE_CHECKING:
     from .bridge import AsyncioBridge
     from .native_rtc_link import NativePeerLink
 
-__all__ = ["INLINE", "NativePipe"]
+__all__ = ["INLINE", "RESET_DEFER", "NativePipe"]
 
 logger = logging.getLogger(__name__)
+
+#: Seconds a closed pipe the peer opened waits for the peer's stream reset before its own.
+RESET_DEFER = 0.25
 
 
 class _Inline:
@@ -103,6 +112,9 @@ class NativePipe(DataChannelPipe):
         self._handed = 0  # bytes str0m accepted
         self._reset_pending = False
         self._gone = False  # the channel is closed in the native peer
+        self._incoming = incoming
+        #: When a deferred stream reset is due (trio time), or None (see RESET_DEFER).
+        self.reset_due: float | None = None
 
     # --- what DataChannelPipe calls "the asyncio side", here inline ------------------------
 
@@ -152,7 +164,10 @@ class NativePipe(DataChannelPipe):
         elif self._reset_pending:
             if peer.buffered_amount(self.channel):
                 self._link.wants_room(self)  # checked again after the next input
-            else:
+            elif self._incoming and self.reset_due is None:
+                self.reset_due = trio.current_time() + RESET_DEFER
+                self._link.defer_reset(self)
+            elif self.reset_due is None or trio.current_time() >= self.reset_due:
                 self._reset_now()
 
     def _reset_now(self) -> None:
