@@ -366,11 +366,14 @@ class NativePeerLink(PeerLink):
 
     def _dispatch(self, events: list[Event]) -> None:
         generation = self._generation
-        died = any(event[0] == "closed" for event in events)
         for event in events:
-            if generation != self._generation or self.failure is not None:
+            if generation != self._generation:
                 return
             kind = event[0]
+            if self.failure is not None:  # lingering: only count the resets that completed
+                if kind == "close":
+                    self._channels.pop(_int(event[1]), None)
+                continue
             if kind == "data":
                 pipe = self._channels.get(_int(event[1]))
                 if pipe is not None:
@@ -379,8 +382,8 @@ class NativePeerLink(PeerLink):
                 self._opened(_int(event[1]), str(event[2]), str(event[3]))
             elif kind == "close":
                 pipe = self._channels.pop(_int(event[1]), None)
-                if pipe is not None:
-                    pipe._on_closed_natively(clean=not died)
+                if pipe is not None:  # a stream reset (a dying association says "closed" first)
+                    pipe._on_closed_natively(clean=True)
             elif kind == "connected":
                 self._dtls = True
                 self._on_pc_state(generation, "connected", self._ice_state)

@@ -18,7 +18,11 @@ free room). :meth:`~DataChannelPipe.send_message` waits while more than
 aiortc pipe waits on aiortc's buffer.
 
 Closing resets the stream only once the backlog is empty and str0m's buffered
-amount for the channel is 0, so the peer reads every message before its end.
+amount for the channel is 0 (every message acknowledged), so the peer reads
+every message before its end even when the association closes right after
+(str0m reports a channel closed as soon as its reset is sent, so a closing
+link cannot wait for the reset itself). The cost: a close waits for the
+peer's delayed SACK, up to 200 ms, when the last message was not acknowledged yet.
 A pipe the peer opened (so on a stream id the peer allocates) waits up to
 :data:`RESET_DEFER` seconds more for the peer's own reset before it sends
 its own: when both ends reset a stream at the same moment, str0m 0.24 may
