@@ -5,13 +5,23 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DOCS_NPM := node_modules/.package-lock.json
 
-.PHONY: demo test lint typecheck pytest docs system-deps clean
+.PHONY: demo test lint typecheck pytest docs system-deps clean rtc
 
-$(STAMP): pyproject.toml
+# The native WebRTC core (rtc/, Rust): built into unisockets/ when cargo is on the
+# PATH (scripts/build-rtc.sh), else skipped and the aiortc backend is used.
+RTC_SO := unisockets/_rtc.abi3.so
+RTC_SRC := rtc/Cargo.toml rtc/Cargo.lock $(wildcard rtc/src/*.rs)
+
+$(STAMP): pyproject.toml $(RTC_SRC)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	scripts/build-rtc.sh $(VENV)
 	touch $(STAMP)
+
+## Builds (or rebuilds) the native WebRTC extension module in place (needs cargo).
+rtc: $(STAMP)
+	scripts/build-rtc.sh $(VENV)
 
 ## Sets up and runs the demo: embedded signaling server, two nodes, echo over WebRTC.
 demo: $(STAMP)
@@ -52,4 +62,4 @@ docs: $(STAMP) $(DOCS_NPM)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(RTC_SO)

@@ -16,7 +16,7 @@ import trio
 
 from . import common, raw_aiortc, streams
 
-BACKENDS = ("tcp", "native", "aiortc", "webrtc")
+BACKENDS = ("tcp", "native", "aiortc", "webrtc", "str0m")
 #: Seconds one measurement may take before it counts as hung.
 HANG = 600
 
@@ -34,7 +34,7 @@ async def _trio_bulk(backend: str, processes: int, total: int, chunk: int) -> tu
     with trio.fail_after(HANG):
         async with AsyncExitStack() as stack:
             url = None
-            if backend == "webrtc":
+            if backend in streams.OVERLAY_BACKENDS:
                 url = await stack.enter_async_context(streams.open_signaling())
             pids: list[int | None] = [None]
             if processes == 1:

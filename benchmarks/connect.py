@@ -22,7 +22,7 @@ import trio
 
 from . import common, raw_aiortc, streams
 
-BACKENDS = ("tcp", "native", "aiortc", "webrtc")
+BACKENDS = ("tcp", "native", "aiortc", "webrtc", "str0m")
 #: Seconds one measurement (all its samples) may take before it counts as hung.
 HANG = 600
 
@@ -47,7 +47,7 @@ async def _trio_connect(backend: str, processes: int, samples: int) -> dict[str,
     with trio.fail_after(HANG):
         async with AsyncExitStack() as stack:
             url = None
-            if backend == "webrtc":
+            if backend in streams.OVERLAY_BACKENDS:
                 url = await stack.enter_async_context(streams.open_signaling())
             info: dict[str, Any]
             if processes == 1:
@@ -62,7 +62,7 @@ async def _trio_connect(backend: str, processes: int, samples: int) -> dict[str,
                 await _first_echo(client)  # brings the peer link up
                 for _ in range(samples):
                     warm.append(await _first_echo(client))
-            if backend != "webrtc":
+            if backend not in streams.OVERLAY_BACKENDS:
                 return {"warm": warm, "cold": warm}
             for _ in range(samples):
                 async with streams.open_client(backend, info) as client:

@@ -32,7 +32,7 @@ import trio
 
 from . import common, raw_aiortc, streams
 
-BACKENDS = ("tcp", "native", "aiortc", "webrtc")
+BACKENDS = ("tcp", "native", "aiortc", "webrtc", "str0m")
 #: Seconds one measurement may take before it counts as hung.
 HANG = 900
 #: Bytes per write.
@@ -79,7 +79,7 @@ async def _trio_many(
     with trio.fail_after(HANG):
         async with AsyncExitStack() as stack:
             url = None
-            if backend == "webrtc":
+            if backend in streams.OVERLAY_BACKENDS:
                 from unisockets.signaling.limits import ServerLimits
 
                 limits = ServerLimits(max_clients=64)
@@ -96,7 +96,7 @@ async def _trio_many(
                     streams.open_remote_server(backend, url=url, backlog=count)
                 )
             client = await stack.enter_async_context(streams.open_client(backend, info))
-            if backend == "webrtc":
+            if backend in streams.OVERLAY_BACKENDS:
                 stream = await client.connect()  # the peer link is up before the clock starts
                 await stream.aclose()
             payload = bytes(size)

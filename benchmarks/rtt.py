@@ -14,7 +14,7 @@ import trio
 
 from . import common, raw_aiortc, streams
 
-BACKENDS = ("tcp", "native", "aiortc", "webrtc")
+BACKENDS = ("tcp", "native", "aiortc", "webrtc", "str0m")
 #: Seconds one measurement may take before it counts as hung.
 HANG = 600
 
@@ -31,7 +31,7 @@ async def _trio_rtt(
     with trio.fail_after(HANG):
         async with AsyncExitStack() as stack:
             url = None
-            if backend == "webrtc":
+            if backend in streams.OVERLAY_BACKENDS:
                 url = await stack.enter_async_context(streams.open_signaling())
             if processes == 1:
                 info = await stack.enter_async_context(streams.open_server(backend, url=url))

@@ -8,7 +8,9 @@ Backends (keys used on the command line):
   over OS TCP (its raw backend is ``tcp``);
 - ``webrtc``: unisockets overlay nodes on an embedded signaling server,
   streams over aiortc data channels (its raw backend is raw aiortc,
-  :mod:`benchmarks.raw_aiortc`).
+  :mod:`benchmarks.raw_aiortc`);
+- ``str0m``: the same over the native WebRTC backend (str0m in Rust,
+  ``open_node(..., webrtc_backend="native")``; needs the extension built).
 
 Every server runs :func:`serve_connection` on each accepted stream: the first
 byte picks the mode, ``b"s"`` + 8-byte big-endian length (sink: count that many
@@ -53,11 +55,14 @@ LABELS = {
     "native": "unisockets native fallback",
     "aiortc": "aiortc data channel (raw)",
     "webrtc": "unisockets over WebRTC",
+    "str0m": "unisockets over WebRTC, native core (str0m)",
 }
 #: ``(ours, raw)``: each ours row is printed with its ratio to the raw row.
-PAIRS = (("native", "tcp"), ("webrtc", "aiortc"))
+PAIRS = (("native", "tcp"), ("webrtc", "aiortc"), ("str0m", "aiortc"))
 #: Backends implemented here (aiortc is in :mod:`benchmarks.raw_aiortc`).
-TRIO_BACKENDS = ("tcp", "native", "webrtc")
+TRIO_BACKENDS = ("tcp", "native", "webrtc", "str0m")
+#: The backends that run overlay nodes on a signaling server.
+OVERLAY_BACKENDS = ("webrtc", "str0m")
 #: ICE host addresses: peers on one machine stay on loopback.
 LOOPBACK = ["127.0.0.1"]
 #: The listening port of overlay servers.
@@ -104,11 +109,12 @@ async def serve_connection(stream: trio.abc.Stream) -> None:
         logging.getLogger("benchmarks").debug("connection ended: %r", exc)
 
 
-def _overlay_node(url: str) -> Any:
-    """``open_node(url)`` gathering ICE candidates on loopback only."""
+def _overlay_node(url: str, backend: str = "webrtc") -> Any:
+    """``open_node(url)`` gathering ICE candidates on loopback only (str0m: the native core)."""
     from unisockets.net import open_node
 
-    return open_node(url, "10.0.0", ice_addresses=LOOPBACK)
+    webrtc_backend = "native" if backend == "str0m" else "aiortc"
+    return open_node(url, "10.0.0", ice_addresses=LOOPBACK, webrtc_backend=webrtc_backend)
 
 
 @asynccontextmanager
@@ -167,9 +173,9 @@ async def open_server(
                 nursery.start_soon(_accept_loop, listener, nursery)
                 yield {"host": listener.address[0], "port": listener.address[1]}
                 await listener.aclose()
-        elif backend == "webrtc":
+        elif backend in OVERLAY_BACKENDS:
             assert url is not None
-            async with _overlay_node(url) as node:
+            async with _overlay_node(url, backend) as node:
                 listener = await node.listen(OVERLAY_PORT, backlog)
                 nursery.start_soon(_accept_loop, listener, nursery)
                 yield {"host": node.address, "port": OVERLAY_PORT, "url": url}
@@ -213,8 +219,8 @@ async def open_client(backend: str, info: dict[str, Any]) -> AsyncIterator[Clien
 
         async with open_node(None) as node:
             yield Client(backend, info, node)
-    elif backend == "webrtc":
-        async with _overlay_node(info["url"]) as node:
+    elif backend in OVERLAY_BACKENDS:
+        async with _overlay_node(info["url"], backend) as node:
             yield Client(backend, info, node)
     else:
         raise ValueError(f"unknown backend {backend!r}")

@@ -35,8 +35,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "protocol": frozenset(),
     # the trio nursery helper the trio drivers share (private)
     "_nursery": frozenset(),
-    # message pipes between peers: memory, WebRTC (aiortc); never signaling opcodes
-    "transport": frozenset({"protocol", "_nursery"}),
+    # the native WebRTC core, a Rust extension module (rtc/; its types in _rtc.pyi)
+    "_rtc": frozenset(),
+    # message pipes between peers: memory, WebRTC (aiortc, or str0m through _rtc);
+    # never signaling opcodes
+    "transport": frozenset({"protocol", "_nursery", "_rtc"}),
     # the signaling server and client over WebSockets (trio)
     "signaling": frozenset({"protocol", "_nursery"}),
     # nodes, listeners, streams, sockets: what programs hold
@@ -85,7 +88,7 @@ def module_name(path: Path) -> str:
 
 
 def _is_layer(name: str) -> bool:
-    return (PACKAGE_DIR / name).is_dir() or (PACKAGE_DIR / f"{name}.py").is_file()
+    return any((PACKAGE_DIR / f"{name}{suffix}").exists() for suffix in ("", ".py", ".pyi"))
 
 
 def imported_modules(source: str, module: str, *, is_package: bool) -> Iterator[tuple[int, str]]:
@@ -132,7 +135,9 @@ def arrows(source: str, module: str, *, is_package: bool) -> Iterator[tuple[int,
 
 
 def _sources() -> list[Path]:
-    return sorted(PACKAGE_DIR.rglob("*.py"))
+    """Every module's source: ``.py`` files, and the stubs of extension modules (``.pyi``)."""
+    stubs = [path for path in PACKAGE_DIR.rglob("*.pyi") if not path.with_suffix(".py").exists()]
+    return sorted([*PACKAGE_DIR.rglob("*.py"), *stubs])
 
 
 def _all_arrows() -> Iterator[tuple[str, int, str, str]]:

@@ -612,6 +612,8 @@ async def test_closing_the_transport_breaks_its_pipes() -> None:
 # --- a peer in another process, killed with SIGKILL -----------------------------------------
 
 CHILD = Path(__file__).with_name("webrtc_child.py")
+#: The child's WebRTC backend (webrtc_child.py's second argument; test_native_rtc sets it).
+CHILD_BACKEND = "aiortc"
 
 
 class _ProcessSignal(SignalSender):
@@ -659,7 +661,9 @@ async def _pump_child(process: trio.Process, transport: WebRTCTransport) -> None
 @pytest.mark.trio
 async def test_sigkilled_peer_breaks_the_survivors_pipes() -> None:
     process = await trio.lowlevel.open_process(
-        [sys.executable, str(CHILD), B], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        [sys.executable, str(CHILD), B, CHILD_BACKEND],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     try:
         signal = _ProcessSignal(process)

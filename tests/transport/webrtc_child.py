@@ -3,7 +3,7 @@
 Signaling goes over stdin/stdout as JSON lines ``{"kind", "peer", "payload"}``
 (kind: offer, answer, candidate). The child accepts every pipe it is told
 about (a ``pipe`` line carries the label) and echoes what it receives.
-Run: ``python webrtc_child.py <local id>``.
+Run: ``python webrtc_child.py <local id> [aiortc|native]`` (the WebRTC backend, aiortc by default).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from unisockets.transport.base import MessagePipe, SignalSender
 from unisockets.transport.webrtc import (
     LOOPBACK,
     WebRTCTransport,
-    open_webrtc_transport,
 )
 
 
@@ -63,11 +62,14 @@ async def accept_and_echo(transport: WebRTCTransport, peer: str, label: str) -> 
     await echo(await transport.accept_pipe(peer, label))
 
 
-async def main(local_id: str) -> None:
-    """Run the transport until stdin closes."""
+async def main(local_id: str, backend: str = "aiortc") -> None:
+    """Run the transport (of ``backend``) until stdin closes."""
+    from unisockets.transport.native_rtc import rtc_opener
+
+    opener = rtc_opener("native" if backend == "native" else "aiortc")
     stdin = trio.lowlevel.FdStream(sys.stdin.fileno())
     async with (
-        open_webrtc_transport(local_id, StdoutSignal(), host_addresses=LOOPBACK) as transport,
+        opener(local_id, StdoutSignal(), host_addresses=LOOPBACK) as transport,
         trio.open_nursery() as nursery,
     ):
         buffer = b""
@@ -89,4 +91,4 @@ async def main(local_id: str) -> None:
 
 
 if __name__ == "__main__":
-    trio.run(main, sys.argv[1])
+    trio.run(main, *sys.argv[1:3])

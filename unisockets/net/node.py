@@ -64,6 +64,7 @@ async def open_node(
     signaling_send_rate: tuple[float, int] | Literal["default"] | None = "default",
     signaling_backoff: tuple[float, float] | None = None,
     link_timeout: float = 15.0,
+    webrtc_backend: Literal["auto", "native", "aiortc"] = "aiortc",
 ) -> AsyncIterator[Node]:
     """Join a unisockets network (or use the OS's TCP) for the duration of the block.
 
@@ -100,6 +101,12 @@ async def open_node(
         link_timeout: seconds a WebRTC peer link may take to connect (ICE,
             DTLS, SCTP) and a data channel to open (docs/transport.md);
             longer for TURN relays far away.
+        webrtc_backend: which WebRTC stack carries the data channels:
+            ``"aiortc"`` (the default), ``"native"`` (str0m in Rust, the
+            optional ``unisockets._rtc`` extension: no thread, host
+            candidates only), or ``"auto"``: native when the extension is
+            installed and no ICE servers are configured, else aiortc
+            (docs/transport.md, "The native backend").
 
     Yields:
         The :class:`Node`; leaving the block closes every listener, stream,
@@ -133,10 +140,10 @@ async def open_node(
             )
         )
         if transport is None:
-            from ..transport.webrtc import open_webrtc_transport
+            from ..transport.native_rtc import rtc_opener
 
             transport = functools.partial(
-                open_webrtc_transport,
+                rtc_opener(webrtc_backend, rtc_configuration),
                 rtc_configuration=rtc_configuration,
                 host_addresses=ice_addresses,
                 link_timeout=link_timeout,

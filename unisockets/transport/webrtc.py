@@ -366,7 +366,17 @@ class WebRTCTransport(PeerTransport):
             raise ValueError(f"{peer_id} is this node; pipes to self need no WebRTC")
 
     def _start_link(self, peer_id: str, *, offer: bool) -> PeerLink:
-        link = PeerLink(
+        link = self._new_link(peer_id)
+        self._links[peer_id] = link
+        self._link_started.unpark_all()
+        self._nursery.start_soon(link.run, name=f"webrtc link to {peer_id}")
+        if offer:
+            link.post("offer-now")
+        return link
+
+    def _new_link(self, peer_id: str) -> PeerLink:
+        """Make (not start) the link to ``peer_id``; the native backend overrides it."""
+        return PeerLink(
             peer_id,
             bridge=self._bridge,
             signal=self._signal,
@@ -378,12 +388,6 @@ class WebRTCTransport(PeerTransport):
             on_failed=self._link_failed,
             on_restart=self._link_restarted,
         )
-        self._links[peer_id] = link
-        self._link_started.unpark_all()
-        self._nursery.start_soon(link.run, name=f"webrtc link to {peer_id}")
-        if offer:
-            link.post("offer-now")
-        return link
 
     def _link_failed(self, link: PeerLink, error: BaseException) -> None:
         # Accept waiters stay: the peer may open their pipes on its next link.

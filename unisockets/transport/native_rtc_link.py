@@ -1,0 +1,488 @@
+"""A peer link over the native WebRTC core (str0m, ``unisockets._rtc``), driven by our own task.
+
+:class:`NativePeerLink` is a :class:`~unisockets.transport.webrtc_link.PeerLink`:
+the same negotiation (:class:`unisockets.protocol.negotiation.Negotiation`
+decides offers, glare, restarts, candidates, the legacy verdict, deadlines),
+the same inbox and the same failure rules. What differs is the driver: each
+step calls the native peer at once instead of an aiortc peer connection in an
+asyncio thread, and one more task, :meth:`NativePeerLink._io`, moves the
+datagrams. It waits until the native peer's UDP socket is readable
+(:func:`trio.lowlevel.wait_readable`) or its next timeout comes, then calls
+:meth:`Peer.poll_io <unisockets._rtc.Peer.poll_io>` once, which reads every
+datagram waiting (up to a batch), runs ICE, DTLS and SCTP on them without the
+GIL, sends what they output, and returns the events, which this task turns
+into pipe messages, channel openings and link states. No thread, no asyncio
+loop, no hand-off.
+
+Link states: str0m reports ``Connected`` once ICE and DTLS are up (the
+``connectionState`` "connected" of the negotiation), ICE states without a
+"failed" one (str0m's ICE never gives up while candidates may come), and
+``Closed`` when the peer closed DTLS or SCTP ("closed": the link fails).
+Consent freshness (RFC 7675): str0m's ICE agent checks the selected pair
+every ``interval`` s of the transport's
+:class:`~unisockets.protocol.consent.ConsentPolicy`; once the peer has sent
+nothing for ``lifetime`` s (no check answered, no check of its own, no data),
+the link fails ("ICE consent expired"), as consent expiry fails an aiortc
+link. The silence is judged right after reading the socket, so a process
+that was starved reads what the peer sent meanwhile before judging it (the
+rule :mod:`unisockets.protocol.consent` keeps for the same reason). str0m's
+own verdict (ICE "disconnected") fails the link too; it comes later (str0m
+keeps a pair alive for 15 s after the peer's last check).
+
+Candidates: one host candidate, the native peer's UDP socket on the
+transport's host address (STUN and TURN are not gathered by this backend).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import trio
+from aiortc import RTCConfiguration
+
+from ..protocol.consent import ConsentPolicy
+from ..protocol.negotiation_events import (
+    AddCandidates,
+    AnswerMade,
+    MakeAnswer,
+    MakeOffer,
+    OfferMade,
+    Output,
+    PeerKind,
+    RemoteDescriptionSet,
+    SendAnswer,
+    SendHello,
+    SendOffer,
+    SetAnswer,
+)
+from ..protocol.peer_link import HELLO, LEGACY_LABEL, MODERN_PROTOCOL
+from .native_rtc_pipe import INLINE, NativePipe
+from .webrtc_link import LINGER_TIMEOUT, LegacyPeerError, PeerLink
+from .webrtc_pipe import DataChannelPipe
+
+if TYPE_CHECKING:
+    from .._rtc import Event, Peer
+    from .base import SignalSender
+
+__all__ = ["NativePeerLink"]
+
+logger = logging.getLogger(__name__)
+
+
+class NativePeerLink(PeerLink):
+    """The peer connection to one peer over the native core (see the module docstring).
+
+    Created by :class:`~unisockets.transport.native_rtc.NativeRTCTransport`; not by users.
+
+    Args:
+        peer_id: the peer's node id.
+        host: the IP address the native peer's UDP socket binds (its host candidate).
+        signal: where offers, answers and candidates go.
+        local_id: returns our node id.
+        link_timeout: seconds the link may take to connect.
+        consent: its ``lifetime`` is how long ICE may stay disconnected.
+        on_incoming: called with each pipe the peer opens.
+        on_failed: called once when the link fails.
+        on_restart: called with the peer's offer when it restarted the link.
+    """
+
+    def __init__(
+        self,
+        peer_id: str,
+        *,
+        host: str,
+        signal: SignalSender,
+        local_id: Callable[[], str],
+        link_timeout: float,
+        consent: ConsentPolicy,
+        on_incoming: Callable[[PeerLink, DataChannelPipe], object],
+        on_failed: Callable[[PeerLink, BaseException], object],
+        on_restart: Callable[[PeerLink, str], object],
+    ) -> None:
+        super().__init__(
+            peer_id,
+            bridge=INLINE,
+            signal=signal,
+            local_id=local_id,
+            configuration=RTCConfiguration(iceServers=[]),
+            link_timeout=link_timeout,
+            consent=consent,
+            on_incoming=on_incoming,
+            on_failed=on_failed,
+            on_restart=on_restart,
+        )
+        self._host = host
+        self._consent_policy = consent
+        self.native_peer: Peer | None = None
+        self._channels: dict[int, NativePipe] = {}
+        self._wanting: set[NativePipe] = set()
+        self._deferred: set[NativePipe] = set()  # closed, their stream reset waits
+        self._queued: list[Event] = []
+        self._io_scope = trio.CancelScope()
+        self._peer_made = trio.Event()
+        self._dtls = False
+
+    # --- PeerLink's steps, done natively ---------------------------------------------------
+
+    async def open_pipe(self, label: str) -> DataChannelPipe:
+        """Open a data channel labelled ``label`` once connected and the peer is known modern.
+
+        Args:
+            label: the pipe's label (checked by the transport).
+
+        Returns:
+            The pipe, still opening: the caller waits for the peer's DCEP ACK.
+
+        Raises:
+            LegacyPeerError: the peer is a legacy node.
+            trio.BrokenResourceError: the link failed.
+        """
+        from .._rtc import RtcError
+
+        if await self.wait_kind() is PeerKind.LEGACY:
+            raise LegacyPeerError(
+                f"{self.peer_id} is a legacy unisockets node: it has one channel, no pipes"
+            )
+        peer = self.native_peer
+        if peer is None or self.failure is not None:
+            raise trio.BrokenResourceError(f"no link to {self.peer_id}") from self.failure
+        try:
+            number = peer.open_channel(label)
+        except RtcError as exc:
+            raise trio.BrokenResourceError(f"cannot open pipe {label!r}: {exc}") from exc
+        pipe = self._pipe(number, label, incoming=False)
+        self.pipes.add(pipe)
+        self.after_call()
+        return pipe
+
+    async def run(self) -> None:
+        """Handle the queued signaling inputs and move the datagrams until the link fails.
+
+        Never raises (failures fail the link); the native peer is closed (DTLS
+        close_notify sent, its UDP socket closed) before this returns.
+        """
+        try:
+            with self._cancel_scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._timer)
+                    nursery.start_soon(self._io)
+                    await self._drive()
+        finally:
+            self.fail(trio.BrokenResourceError("the transport closed"))
+            with trio.CancelScope(shield=True):
+                await self._close_pc()
+
+    async def _carry_out(self, outputs: list[Output]) -> None:
+        for output in outputs:
+            if isinstance(output, MakeOffer):
+                peer = self._new_peer()
+                sdp, number = peer.create_offer(LEGACY_LABEL, MODERN_PROTOCOL)
+                pipe = self._legacy(number, incoming=False)
+                self._on_legacy_pipe(self._generation, pipe, None)
+                self.after_call()
+                await self._carry_out(self._handle(OfferMade(sdp)))
+            elif isinstance(output, MakeAnswer):
+                if output.drop_pc:  # our offer's "channel" goes with our offer
+                    self.legacy_pipe = None
+                peer = self._new_peer()
+                answer = peer.accept_offer(output.offer)
+                self.after_call()
+                await self._carry_out(self._handle(RemoteDescriptionSet()))
+                await self._carry_out(self._handle(AnswerMade(answer)))
+            elif isinstance(output, SetAnswer):
+                if self.native_peer is not None:
+                    self.native_peer.accept_answer(output.sdp)
+                    self.after_call()
+                await self._carry_out(self._handle(RemoteDescriptionSet()))
+            elif isinstance(output, SendOffer | SendAnswer):
+                if isinstance(output, SendOffer):
+                    await self._signal.send_offer(self.peer_id, output.sdp)
+                else:
+                    await self._signal.send_answer(self.peer_id, output.sdp)
+                for candidate in _candidates_of(output.sdp):
+                    await self._signal.send_candidate(self.peer_id, candidate)
+            elif isinstance(output, AddCandidates):
+                await self._add_candidates(output)
+            else:
+                self._apply([output])
+
+    def _apply(self, outputs: list[Output]) -> None:
+        rest: list[Output] = []
+        for output in outputs:
+            if isinstance(output, SendHello):
+                pipe = self.legacy_pipe
+                if isinstance(pipe, NativePipe) and pipe.statistics().state == "open":
+                    pipe._aio_send(HELLO)
+            else:
+                rest.append(output)
+        if rest:
+            super()._apply(rest)
+
+    async def _add_candidates(self, output: AddCandidates) -> None:
+        from .._rtc import RtcError
+
+        await trio.lowlevel.checkpoint()
+        peer = self.native_peer
+        if peer is None:
+            return
+        for candidate in output.candidates:
+            try:
+                peer.add_remote_candidate(candidate.line)
+            except RtcError as exc:
+                logger.warning("ignoring a bad candidate from %s: %s", self.peer_id, exc)
+        self.after_call()
+
+    async def _close_pc(self) -> None:
+        peer = self.native_peer
+        if peer is None:
+            return
+        if self._linger:
+            with trio.move_on_after(LINGER_TIMEOUT):
+                while self._unsettled(peer):
+                    await self._pump_once(peer, 0.005)
+        self._drop_peer()
+
+    # --- the native peer -------------------------------------------------------------------
+
+    def _new_peer(self) -> Peer:
+        """A fresh native peer (a new generation); the old one is closed."""
+        from .._rtc import Peer
+
+        self._generation += 1  # first: the old peer's pipes close as another generation's
+        self._drop_peer()
+        self._dtls = False
+        policy = self._consent_policy
+        peer = Peer(self._host, policy.interval, policy.lifetime)
+        self.native_peer = peer
+        self._peer_made.set()
+        return peer
+
+    def _drop_peer(self) -> None:
+        peer, self.native_peer = self.native_peer, None
+        for pipe in list(self._channels.values()):
+            pipe._on_closed_natively(clean=False)
+        self._channels.clear()
+        self._wanting.clear()
+        self._deferred.clear()
+        self._queued.clear()
+        if peer is None:
+            return
+        trio.lowlevel.notify_closing(peer.fileno())
+        peer.close()
+        del peer  # its UDP socket closes with it (the link holds the only reference)
+
+    def _unsettled(self, peer: Peer) -> bool:
+        """Whether a pipe still has bytes to hand over or deliver, or a stream reset under way.
+
+        A pipe stays in ``_channels`` until str0m reports its channel closed,
+        which (for a reset we started) is when the reset completed.
+        """
+        return peer.is_alive() and any(
+            pipe._backlog or pipe._reset_pending or pipe._gone or peer.buffered_amount(pipe.channel)
+            for pipe in self._channels.values()
+        )
+
+    def after_call(self) -> None:
+        """Called after every call that changed the native peer: take its events and timeout.
+
+        The events are handled by the I/O task (never here, so a pipe's call
+        never runs another pipe's code), which this wakes; otherwise the I/O
+        task's deadline moves to the peer's next timeout if that is sooner.
+        """
+        peer = self.native_peer
+        if peer is None:
+            return
+        events, delay = peer.events()
+        if events:
+            self._queued.extend(events)
+            self._io_scope.deadline = -math.inf
+        else:
+            self._io_scope.deadline = min(self._io_scope.deadline, trio.current_time() + delay)
+
+    def defer_reset(self, pipe: NativePipe) -> None:
+        """``pipe`` resets its stream at ``pipe.reset_due`` unless the peer's reset comes first."""
+        self._deferred.add(pipe)
+        if pipe.reset_due is not None:
+            self._io_scope.deadline = min(self._io_scope.deadline, pipe.reset_due)
+
+    def wants_room(self, pipe: NativePipe) -> None:
+        """``pipe`` has a backlog (or a reset pending): retry it after the next input."""
+        self._wanting.add(pipe)
+
+    async def _io(self) -> None:
+        """Move datagrams between the native peer and its socket, for the link's life."""
+        delay = 0.0
+        while True:
+            peer = self.native_peer
+            if peer is None:
+                await self._peer_made.wait()
+                self._peer_made = trio.Event()
+                continue
+            delay = await self._pump_once(peer, delay)
+
+    async def _pump_once(self, peer: Peer, delay: float) -> float:
+        """Wait (readable, or ``delay`` s), poll the peer once, handle its events."""
+        deadline = trio.current_time() + delay
+        if self._queued:
+            deadline = -math.inf
+        for pipe in self._deferred:
+            deadline = min(deadline, pipe.reset_due or deadline)
+        lifetime = self._consent_policy.lifetime
+        if self._dtls:  # wake when the peer's silence would reach the consent lifetime
+            deadline = min(deadline, trio.current_time() + lifetime - peer.silence() + 0.01)
+        with trio.CancelScope(deadline=deadline) as scope:
+            self._io_scope = scope
+            try:
+                await trio.lowlevel.wait_readable(peer.fileno())
+            except trio.ClosedResourceError:
+                return 0.0  # the peer was replaced or closed
+        self._io_scope = trio.CancelScope()
+        if peer is not self.native_peer:
+            return 0.0
+        queued, self._queued = self._queued, []
+        events, delay = peer.poll_io()
+        self._dispatch(queued + events if queued else events)
+        if self._wanting and peer is self.native_peer:
+            wanting, self._wanting = self._wanting, set()
+            for pipe in wanting:
+                pipe._flush()
+        if self._deferred and peer is self.native_peer:
+            now = trio.current_time()
+            for pipe in list(self._deferred):
+                if pipe._gone or now >= (pipe.reset_due or now):
+                    self._deferred.discard(pipe)
+                    pipe._flush()  # resets it now, unless the peer's reset came
+        if self._dtls and peer is self.native_peer and peer.silence() > lifetime:
+            self._consent_expired()
+        if self._queued:
+            return 0.0
+        return delay
+
+    # --- events ----------------------------------------------------------------------------
+
+    def _dispatch(self, events: list[Event]) -> None:
+        generation = self._generation
+        for event in events:
+            if generation != self._generation:
+                return
+            kind = event[0]
+            if self.failure is not None:  # lingering: only count the resets that completed
+                if kind == "close":
+                    self._channels.pop(_int(event[1]), None)
+                continue
+            if kind == "data":
+                pipe = self._channels.get(_int(event[1]))
+                if pipe is not None:
+                    pipe._deliver(_bytes(event[2]))
+            elif kind == "open":
+                self._opened(_int(event[1]), str(event[2]), str(event[3]))
+            elif kind == "close":
+                pipe = self._channels.pop(_int(event[1]), None)
+                if pipe is not None:  # a stream reset (a dying association says "closed" first)
+                    pipe._on_closed_natively(clean=True)
+            elif kind == "connected":
+                self._dtls = True
+                self._on_pc_state(generation, "connected", self._ice_state)
+            elif kind == "ice":
+                self._ice_changed(generation, str(event[1]))
+            elif kind == "closed":
+                self._on_pc_state(generation, "closed", self._ice_state)
+
+    def _ice_changed(self, generation: int, state: str) -> None:
+        self._on_ice_state(generation, state)
+        if state == "disconnected" and self._dtls:
+            self._consent_expired()
+
+    def _consent_expired(self) -> None:
+        lifetime = self._consent_policy.lifetime
+        self.fail(
+            trio.BrokenResourceError(
+                f"ICE consent expired: nothing from {self.peer_id} for {lifetime} s"
+            )
+        )
+
+    def _opened(self, number: int, label: str, protocol: str) -> None:
+        pipe = self._channels.get(number)
+        if pipe is not None:  # ours: the peer acked it
+            pipe._on_open()
+            if pipe is self.legacy_pipe:
+                self._on_channel_opened(self._generation)
+            return
+        if label == LEGACY_LABEL:
+            pipe = self._legacy(number, incoming=True)
+            self._on_legacy_pipe(self._generation, pipe, protocol == MODERN_PROTOCOL)
+            return
+        pipe = self._pipe(number, label, incoming=True)
+        self._on_incoming_pipe(self._generation, pipe)
+
+    def _pipe(self, number: int, label: str, *, incoming: bool) -> NativePipe:
+        pipe = NativePipe(
+            self,
+            self.peer_id,
+            label,
+            channel=number,
+            incoming=incoming,
+            on_close=self._forget,
+            on_link_lost=self.fail,
+        )
+        self._channels[number] = pipe
+        return pipe
+
+    def _legacy(self, number: int, *, incoming: bool) -> NativePipe:
+        generation = self._generation
+        pipe = NativePipe(
+            self,
+            self.peer_id,
+            LEGACY_LABEL,
+            channel=number,
+            incoming=incoming,
+            on_link_lost=lambda error: self._pipe_link_lost(generation, error),
+        )
+        pipe.inspect = self._inspect_legacy
+        self._channels[number] = pipe
+        return pipe
+
+
+def _int(value: object) -> int:
+    assert isinstance(value, int)
+    return value
+
+
+def _bytes(value: object) -> bytes:
+    assert isinstance(value, bytes)
+    return value
+
+
+def _candidates_of(sdp: str) -> list[str]:
+    """The ``a=candidate`` lines of our SDP as JSON ``RTCIceCandidateInit`` strings.
+
+    W3C WebRTC, section 4.8.1.1; the same fields the aiortc backend sends
+    (:func:`unisockets.transport.webrtc_ice.local_candidates`).
+
+    Args:
+        sdp: our offer or answer (str0m's, one ``m=`` line).
+
+    Returns:
+        One JSON string per candidate line, in order.
+    """
+    mid: str | None = None
+    ufrag: str | None = None
+    lines: list[str] = []
+    for raw in sdp.splitlines():
+        line = raw.strip()
+        if line.startswith("a=mid:"):
+            mid = line[len("a=mid:") :]
+        elif line.startswith("a=ice-ufrag:"):
+            ufrag = line[len("a=ice-ufrag:") :]
+        elif line.startswith("a=candidate:"):
+            lines.append(line[len("a=") :])
+    return [
+        json.dumps(
+            {"candidate": line, "sdpMid": mid, "sdpMLineIndex": 0, "usernameFragment": ufrag}
+        )
+        for line in lines
+    ]
