@@ -40,11 +40,13 @@ ALLOWED: dict[str, frozenset[str]] = {
     # the signaling server and client over WebSockets (trio)
     "signaling": frozenset({"protocol", "_nursery"}),
     # nodes, listeners, streams, sockets: what programs hold
-    "net": frozenset({"protocol", "transport", "signaling", "_nursery"}),
+    "net": frozenset({"protocol", "transport", "signaling", "aio", "_nursery"}),
     # WebAssembly guests whose sockets are a node's
     "wasm": frozenset({"net"}),
     # the Pyodide driver: asyncio, the page's WebSocket and WebRTC
     "browser": frozenset({"protocol"}),
+    # the asyncio driver natively: browser's driver on aiortc and wsproto, in the caller's loop
+    "aio": frozenset({"browser", "protocol", "transport"}),
     # the one-import API (unisockets/__init__.py, lazy re-exports)
     "unisockets": frozenset({"net", "signaling"}),
     # the command line, on top of everything it runs
@@ -55,6 +57,8 @@ ALLOWED: dict[str, frozenset[str]] = {
 
 #: Third-party modules a layer must not import, even lazily (Pyodide has none of them).
 FORBIDDEN_THIRD_PARTY: dict[str, frozenset[str]] = {
+    # asyncio natively: no trio in the caller's asyncio loop (no thread, no bridge)
+    "aio": frozenset({"trio", "trio_websocket", "trio_asyncio", "outcome"}),
     "browser": frozenset(
         {
             "trio",

@@ -30,7 +30,8 @@ DESCRIPTIONS = {
     "transport": "pipes to peers: WebRTC (aiortc), memory",
     "signaling": "signaling server and client over WebSockets",
     "_nursery": "the trio drivers' nursery helper (private)",
-    "browser": "a node in a browser tab: asyncio, no trio, anyio, aiortc",
+    "aio": "asyncio natively: the asyncio driver on aiortc, in the caller's loop",
+    "browser": "the asyncio driver; a node in a browser tab: no trio, anyio, aiortc",
     "protocol": "sans-IO core: standard library only",
 }
 

@@ -47,9 +47,10 @@ from ..protocol.negotiation_events import Input, Output, PeerKind
 from ..protocol.peer_link import HELLO as _HELLO
 from ..protocol.peer_link import LEGACY_LABEL, MODERN_PROTOCOL, offer_wins
 from ..protocol.rendezvous import Arrival, ArrivalKind, PipeRendezvous, Waiter
-from ._js import Listeners, is_null, js_global, js_object, logger, settle, to_bytes
+from ._js import is_null, logger, settle
 from .errors import BrokenResourceError, ClosedResourceError, SignalingError
 from .pipes import DataChannelPipe, Pipe
+from .runtime import EventListeners, Runtime
 from .signaling import BrowserSignaling
 
 __all__ = [
@@ -101,7 +102,8 @@ class PeerLink(NegotiatedLink):
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._pc: Any = None
-        self._pc_listeners = Listeners(on_error=self.fail)
+        self._runtime = links.runtime
+        self._pc_listeners = EventListeners(self._runtime, on_error=self.fail)
         self._legacy: list[Any] = []
         self._description_sent = False
         self._local_candidates: list[str] = []
@@ -172,8 +174,14 @@ class PeerLink(NegotiatedLink):
             raise BrokenResourceError(
                 f"{self.peer_id} is a legacy unisockets node: it has one channel, no pipes"
             )
-        channel = self._pc.createDataChannel(label, js_object({"ordered": True}))
-        pipe = DataChannelPipe(channel, self.peer_id, incoming=False, link_alive=self._alive)
+        channel = self._pc.createDataChannel(label, self._runtime.options({"ordered": True}))
+        pipe = DataChannelPipe(
+            channel,
+            self.peer_id,
+            incoming=False,
+            link_alive=self._alive,
+            runtime=self._runtime,
+        )
         self._adopt(pipe)
         return pipe
 
@@ -218,7 +226,7 @@ class PeerLink(NegotiatedLink):
             if isinstance(output, neg.MakeOffer):
                 pc = self._new_pc()
                 channel = pc.createDataChannel(
-                    LEGACY_LABEL, js_object({"protocol": MODERN_PROTOCOL})
+                    LEGACY_LABEL, self._runtime.options({"protocol": MODERN_PROTOCOL})
                 )
                 self._watch_own_channel(channel)
                 await pc.setLocalDescription(await pc.createOffer())
@@ -226,13 +234,15 @@ class PeerLink(NegotiatedLink):
             elif isinstance(output, neg.MakeAnswer):
                 self._close_pc()
                 pc = self._new_pc()
-                await pc.setRemoteDescription(js_object({"type": "offer", "sdp": output.offer}))
+                await pc.setRemoteDescription(
+                    self._runtime.options({"type": "offer", "sdp": output.offer})
+                )
                 await self._carry_out(self._handle(neg.RemoteDescriptionSet()))
                 await pc.setLocalDescription(await pc.createAnswer())
                 await self._carry_out(self._handle(neg.AnswerMade(str(pc.localDescription.sdp))))
             elif isinstance(output, neg.SetAnswer):
                 await self._pc.setRemoteDescription(
-                    js_object({"type": "answer", "sdp": output.sdp})
+                    self._runtime.options({"type": "answer", "sdp": output.sdp})
                 )
                 await self._carry_out(self._handle(neg.RemoteDescriptionSet()))
             elif isinstance(output, neg.SendOffer):
@@ -276,7 +286,7 @@ class PeerLink(NegotiatedLink):
             }
             try:
                 await self._pc.addIceCandidate(
-                    js_object({k: v for k, v in fields.items() if v is not None})
+                    self._runtime.options({k: v for k, v in fields.items() if v is not None})
                 )
             except Exception as exc:  # an unparsable line
                 logger.info("candidate from %s refused: %s", self.peer_id, exc)
@@ -284,7 +294,7 @@ class PeerLink(NegotiatedLink):
     # --- the peer connection -----------------------------------------------------------------
 
     def _new_pc(self) -> Any:
-        pc = js_global("RTCPeerConnection").new(js_object(self._links.rtc_configuration))
+        pc = self._runtime.peer_connection(self._links.rtc_configuration)
         self._pc = pc
         self._description_sent = False
         self._local_candidates.clear()
@@ -322,7 +332,7 @@ class PeerLink(NegotiatedLink):
         if is_null(candidate) or not str(candidate.candidate):
             return  # end of gathering
         self._handle(neg.LocalCandidate(str(candidate.candidate)))
-        text = str(js_global("JSON").stringify(candidate.toJSON()))
+        text = self._runtime.candidate_json(candidate)
         if self._description_sent:
             try:
                 self._links.signaling.send_candidate(self.peer_id, text)
@@ -347,7 +357,9 @@ class PeerLink(NegotiatedLink):
         self._pc_listeners.add(
             channel,
             "message",
-            lambda event: self._apply(self._handle(neg.ChannelMessage(to_bytes(event.data)))),
+            lambda event: self._apply(
+                self._handle(neg.ChannelMessage(self._runtime.to_bytes(event.data)))
+            ),
         )
 
     def _on_datachannel(self, channel: Any) -> None:
@@ -356,7 +368,9 @@ class PeerLink(NegotiatedLink):
             modern = str(channel.protocol) == MODERN_PROTOCOL
             self._apply(self._handle(neg.ChannelArrived(modern)))
             return
-        pipe = DataChannelPipe(channel, self.peer_id, incoming=True, link_alive=self._alive)
+        pipe = DataChannelPipe(
+            channel, self.peer_id, incoming=True, link_alive=self._alive, runtime=self._runtime
+        )
         self._adopt(pipe)
         self._links._incoming(pipe)
 
@@ -382,6 +396,7 @@ class PeerLinks:
             defaults to ``[]`` (loopback and LAN only, no STUN).
         link_timeout: seconds a link may take to connect, and a pipe to open.
         claim_timeout: seconds an incoming pipe waits for its ``accept_pipe``.
+        runtime: the platform that makes the peer connections.
     """
 
     def __init__(
@@ -392,8 +407,10 @@ class PeerLinks:
         rtc_configuration: Mapping[str, Any] | None = None,
         link_timeout: float = 20.0,
         claim_timeout: float = 20.0,
+        runtime: Runtime,
     ) -> None:
         self.signaling = signaling
+        self.runtime = runtime
         self.rtc_configuration = {"iceServers": [], **(rtc_configuration or {})}
         self.link_timeout = link_timeout
         self.claim_timeout = claim_timeout

@@ -67,11 +67,12 @@ from ..protocol.planner import (
     link_failure,
 )
 from ..protocol.socket_states import innermost_reason
-from ._js import logger, require_browser, settle
+from ._js import BROWSER, logger, require_browser, settle
 from ._loop import clamp_past_timers
 from .errors import BrokenResourceError, ClosedResourceError, SignalingError
 from .links import PeerLinks
 from .pipes import Pipe, loopback_pair
+from .runtime import Runtime
 from .signaling import DEFAULT_REQUEST_TIMEOUT, BrowserSignaling
 from .streams import Address, Stream
 
@@ -232,6 +233,7 @@ class BrowserNode:
         link_timeout: float,
         accept_timeout: float,
         on_signaling_event: Callable[[SignalingStatus], object] | None = None,
+        runtime: Runtime = BROWSER,
     ) -> None:
         self.signaling = signaling
         self._on_signaling_event = on_signaling_event
@@ -244,6 +246,7 @@ class BrowserNode:
             rtc_configuration=rtc_configuration,
             link_timeout=link_timeout,
             claim_timeout=accept_timeout,
+            runtime=runtime,
         )
         self.streams: set[Stream] = set()
         self.listeners: set[Listener] = set()
@@ -345,6 +348,11 @@ class BrowserNode:
         self._check_open()
         listener = Listener(self, address, max(1, backlog))
         self.listeners.add(listener)
+        try:  # ``accepting`` is sent now: a connect made after listen() returns is not refused
+            self.signaling.listen(format_alias(*address))
+        except BaseException:
+            listener.close()
+            raise
         listener._task = self._spawn(self._accept_loop(listener))
         return listener
 
@@ -479,7 +487,6 @@ class BrowserNode:
     async def _accept_loop(self, listener: Listener) -> None:
         alias = format_alias(*listener.address)
         try:
-            self.signaling.listen(alias)
             while True:
                 client_alias = await self.signaling.next_connection(alias)
                 self._spawn(self._establish(listener, alias, client_alias))
@@ -598,6 +605,42 @@ async def open_node(
     """
     require_browser()
     clamp_past_timers(asyncio.get_running_loop())
+    async with open_driver_node(
+        BROWSER,
+        signaling_url,
+        subnet,
+        rtc_configuration=rtc_configuration,
+        request_timeout=request_timeout,
+        link_timeout=link_timeout,
+        accept_timeout=accept_timeout,
+        reconnect=reconnect,
+        backoff=backoff,
+        signaling_send_rate=signaling_send_rate,
+        on_signaling_event=on_signaling_event,
+    ) as node:
+        yield node
+
+
+@asynccontextmanager
+async def open_driver_node(
+    runtime: Runtime,
+    signaling_url: str,
+    subnet: str,
+    *,
+    rtc_configuration: Mapping[str, Any] | None,
+    request_timeout: float,
+    link_timeout: float,
+    accept_timeout: float,
+    reconnect: bool,
+    backoff: tuple[float, float],
+    signaling_send_rate: tuple[float, int] | None,
+    on_signaling_event: Callable[[SignalingStatus], object] | None,
+) -> AsyncIterator[BrowserNode]:
+    """:func:`open_node` on any :class:`~.runtime.Runtime` (the page's, or aiortc natively).
+
+    The arguments are :func:`open_node`'s; ``runtime`` makes the WebSockets
+    and peer connections. Used by :func:`unisockets.aio.open_node` natively.
+    """
     node: BrowserNode | None = None
     early: list[Event] = []  # peer events that arrive before the node exists
 
@@ -615,6 +658,7 @@ async def open_node(
         reconnect=reconnect,
         backoff=backoff,
         send_rate=signaling_send_rate,
+        runtime=runtime,
     )
     await signaling.open()
     body_error: BaseException | None = None
@@ -627,6 +671,7 @@ async def open_node(
                 link_timeout=link_timeout,
                 accept_timeout=accept_timeout,
                 on_signaling_event=on_signaling_event,
+                runtime=runtime,
             )
             node._spawn(signaling.maintain())
             for event in early:

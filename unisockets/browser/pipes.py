@@ -30,8 +30,9 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from ..protocol.stream import DEFAULT_MAX_MESSAGE_SIZE
-from ._js import Listeners, settle, to_bytes, to_uint8array
+from ._js import settle
 from .errors import BrokenResourceError, ClosedResourceError
+from .runtime import EventListeners, Runtime
 
 __all__ = ["LOW_WATER", "MAX_MESSAGE_SIZE", "DataChannelPipe", "Pipe", "loopback_pair"]
 
@@ -244,21 +245,31 @@ class DataChannelPipe(Pipe):
         incoming: True when the peer opened it (it is open already).
         link_alive: tells whether the peer connection is still up; a
             ``close`` event while it is means the peer closed the channel.
+        runtime: the platform the channel belongs to.
     """
 
     def __init__(
-        self, channel: Any, peer_id: str, *, incoming: bool, link_alive: Callable[[], bool]
+        self,
+        channel: Any,
+        peer_id: str,
+        *,
+        incoming: bool,
+        link_alive: Callable[[], bool],
+        runtime: Runtime,
     ) -> None:
         super().__init__(peer_id, str(channel.label), opening=not incoming)
         self._channel = channel
         self._link_alive = link_alive
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._channel_closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._listeners = Listeners(on_error=lambda exc: self.break_(exc))
+        self._runtime = runtime
+        self._listeners = EventListeners(runtime, on_error=lambda exc: self.break_(exc))
         channel.binaryType = "arraybuffer"
         channel.bufferedAmountLowThreshold = LOW_WATER
         self._listeners.add(channel, "open", lambda _: self._opened_now())
-        self._listeners.add(channel, "message", lambda event: self._deliver(to_bytes(event.data)))
+        self._listeners.add(
+            channel, "message", lambda event: self._deliver(runtime.to_bytes(event.data))
+        )
         self._listeners.add(channel, "bufferedamountlow", lambda _: self._wake_drained())
         self._listeners.add(channel, "close", lambda _: self._on_channel_close())
         if str(channel.readyState) == "open":
@@ -269,7 +280,7 @@ class DataChannelPipe(Pipe):
         self._check_message(message)
         self._check_sendable()
         try:
-            self._channel.send(to_uint8array(message))
+            self._channel.send(self._runtime.to_wire(message))
         except Exception as exc:  # the channel closed under us (a JsException)
             self.break_(exc)
             self._check_sendable()

@@ -59,8 +59,9 @@ from ..protocol.session import (
     Ticket,
 )
 from ..protocol.wire import encode
-from ._js import Listeners, js_global, logger, settle
+from ._js import logger, settle
 from .errors import SignalingError, oserror
+from .runtime import EventListeners, Runtime
 
 __all__ = ["DEFAULT_REQUEST_TIMEOUT", "MAX_QUEUED_CONNECTIONS", "BrowserSignaling"]
 
@@ -91,6 +92,7 @@ class BrowserSignaling:
             between half and all of ``min(cap, base * 2**n)``.
         send_rate: ``(messages per second, burst)`` the outbox keeps to;
             ``None`` sends at once.
+        runtime: the platform whose WebSockets to use.
 
     Raises:
         ValueError: a bad timeout, backoff or send rate.
@@ -111,8 +113,10 @@ class BrowserSignaling:
         reconnect: bool = True,
         backoff: tuple[float, float] = DEFAULT_BACKOFF,
         send_rate: tuple[float, int] | None = DEFAULT_SEND_RATE,
+        runtime: Runtime,
     ) -> None:
         self.url = url
+        self._runtime = runtime
         self._core = SignalingSession(
             subnet, request_timeout=request_timeout, reconnect=reconnect, backoff=backoff
         )
@@ -124,7 +128,7 @@ class BrowserSignaling:
         self._loop: asyncio.AbstractEventLoop | None = None
         # The current WebSocket (None between sessions) and its listeners.
         self._ws: Any = None
-        self._ws_listeners = Listeners()
+        self._ws_listeners = EventListeners(runtime)
         self._last_reason = "not open"
         self._attempt: asyncio.Future[str] | None = None  # the join in progress
         self._lost = asyncio.Event()  # set while a session is needed (for maintain())
@@ -439,14 +443,14 @@ class BrowserSignaling:
         joined: asyncio.Future[str] = loop.create_future()
         self._attempt = joined
         try:
-            ws = js_global("WebSocket").new(self.url)
+            ws = self._runtime.websocket(self.url)
         except Exception as exc:  # a SyntaxError for a bad URL
             error = SignalingError(f"cannot open a WebSocket to {self.url!r}: {exc}")
             self._attempt = None
             self._drop_session(None, str(error))
             raise error from exc
         self._ws = ws
-        self._ws_listeners = listeners = Listeners()
+        self._ws_listeners = listeners = EventListeners(self._runtime)
         listeners.add(ws, "open", lambda _: settle(opened))
         listeners.add(ws, "message", lambda event: self._on_message(ws, event))
         listeners.add(ws, "close", lambda event: self._on_close(ws, event))

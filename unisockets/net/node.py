@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Literal
 
+import sniffio
 import trio
 
 from ..protocol.planner import DEFAULT_BACKLOG, EPHEMERAL_PORTS
@@ -102,13 +103,40 @@ async def open_node(
             longer for TURN relays far away.
 
     Yields:
-        The :class:`Node`; leaving the block closes every listener, stream,
-        peer link and task of the node.
+        Under trio, the :class:`Node`; under asyncio (``asyncio.run``, or
+        anyio's asyncio backend), an :class:`unisockets.aio.AioNode`, the
+        same calls with anyio's streams and listeners, aiortc running in the
+        caller's loop (docs/concepts.md, "asyncio and trio"). Leaving the
+        block closes every listener, stream, peer link and task of the node.
 
     Raises:
         unisockets.signaling.SignalingError: the server is unreachable or the
-            subnet is full.
+            subnet is full (under asyncio, :class:`unisockets.browser.SignalingError`).
+        TypeError: under asyncio, no signaling URL or a ``transport=``.
     """
+    if sniffio.current_async_library() == "asyncio":
+        # asyncio: the asyncio driver, aiortc in this loop (docs/concepts.md, "asyncio and trio").
+        if signaling_url is None or transport is not None:
+            raise TypeError(
+                "under asyncio, open_node needs a signaling URL and takes no transport= "
+                "(the OS-TCP fallback and transport factories are trio's; use anyio.connect_tcp)"
+            )
+        from ..aio.node import open_node as open_asyncio_node
+
+        async with open_asyncio_node(
+            signaling_url,
+            subnet,
+            rtc_configuration=rtc_configuration,
+            ssl_context=ssl_context,
+            request_timeout=request_timeout,
+            accept_timeout=accept_timeout,
+            ice_addresses=ice_addresses,
+            signaling_send_rate=signaling_send_rate,
+            signaling_backoff=signaling_backoff,
+            link_timeout=link_timeout,
+        ) as asyncio_node:
+            yield asyncio_node  # type: ignore[misc]  # an AioNode: the same calls, anyio's objects
+        return
     if signaling_url is None:
         async with _open_native_node(host) as native:
             yield native
