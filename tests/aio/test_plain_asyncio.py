@@ -1,0 +1,50 @@
+"""Plain asyncio code (``asyncio.run``) uses unisockets with aiortc in its own loop, no thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import anyio
+
+import unisockets
+from unisockets.aio import AioNode
+
+from .trio_thread import TrioThread
+
+#: Bound on the whole exchange, so that a bug fails the test instead of hanging it.
+TIMEOUT = 60.0
+
+
+def test_asyncio_run_echo_without_a_thread(trio_thread: TrioThread) -> None:
+    server = trio_thread.start_server()
+    threads_before = set(threading.enumerate())
+    seen: dict[str, object] = {}
+
+    async def main() -> None:
+        async with asyncio.timeout(TIMEOUT):
+            async with (
+                unisockets.open_node(server.url, ice_addresses=["127.0.0.1"]) as alice,
+                unisockets.open_node(server.url, ice_addresses=["127.0.0.1"]) as bob,
+                alice.listen(1234) as listener,
+            ):
+                assert isinstance(alice, AioNode)
+                client = await bob.connect((alice.address, 1234))
+                accepted = await listener.accept()
+                await client.send(b"ping")
+                assert await accepted.receive() == b"ping"
+                await accepted.send(b"pong")
+                assert await client.receive() == b"pong"
+                # Everything above ran in this thread: the node started none.
+                seen["threads"] = set(threading.enumerate()) - threads_before
+                await client.aclose()
+                try:
+                    await accepted.receive()
+                except anyio.EndOfStream:
+                    seen["eof"] = True
+                await accepted.aclose()
+
+    asyncio.run(main())
+    assert seen == {"threads": set(), "eof": True}
+    assert set(threading.enumerate()) == threads_before
+    trio_thread.run(server.stop)
