@@ -33,6 +33,8 @@ from .overlay import OverlayNode
 if TYPE_CHECKING:
     from aiortc import RTCConfiguration
 
+    from ..transport.bridge import AsyncioBridge
+
 #: What ``open_node(transport=...)`` takes: called with this node's id and the sender
 #: of its signals (offers, answers, candidates), it opens the node's peer transport.
 TransportFactory = Callable[[str, SignalSender], AbstractAsyncContextManager[PeerTransport]]
@@ -65,6 +67,7 @@ async def open_node(
     signaling_send_rate: tuple[float, int] | Literal["default"] | None = "default",
     signaling_backoff: tuple[float, float] | None = None,
     link_timeout: float = 15.0,
+    asyncio_bridge: AsyncioBridge | None = None,
 ) -> AsyncIterator[Node]:
     """Join a unisockets network (or use the OS's TCP) for the duration of the block.
 
@@ -101,6 +104,13 @@ async def open_node(
         link_timeout: seconds a WebRTC peer link may take to connect (ICE,
             DTLS, SCTP) and a data channel to open (docs/transport.md);
             longer for TURN relays far away.
+        asyncio_bridge: under trio, run aiortc on this
+            :class:`~unisockets.transport.bridge.AsyncioBridge` (from
+            ``async with open_asyncio_bridge() as bridge``, owned by the
+            caller) instead of the node's own loop thread; nodes of one
+            program given one bridge share one asyncio loop, which halves the
+            CPU per MB when both ends of a stream are in one process
+            (docs/benchmarks.md). Not used under asyncio (there is no bridge).
 
     Yields:
         Under trio, the :class:`Node`; under asyncio (``asyncio.run``, or
@@ -112,14 +122,15 @@ async def open_node(
     Raises:
         unisockets.signaling.SignalingError: the server is unreachable or the
             subnet is full (under asyncio, :class:`unisockets.browser.SignalingError`).
-        TypeError: under asyncio, no signaling URL or a ``transport=``.
+        TypeError: under asyncio, no signaling URL, a ``transport=`` or an ``asyncio_bridge=``.
     """
     if sniffio.current_async_library() == "asyncio":
         # asyncio: the asyncio driver, aiortc in this loop (docs/concepts.md, "asyncio and trio").
-        if signaling_url is None or transport is not None:
+        if signaling_url is None or transport is not None or asyncio_bridge is not None:
             raise TypeError(
-                "under asyncio, open_node needs a signaling URL and takes no transport= "
-                "(the OS-TCP fallback and transport factories are trio's; use anyio.connect_tcp)"
+                "under asyncio, open_node needs a signaling URL and takes no transport= or "
+                "asyncio_bridge= (the OS-TCP fallback, transport factories and the bridge "
+                "are trio's; for OS TCP use anyio.connect_tcp)"
             )
         from ..aio.node import open_node as open_asyncio_node
 
@@ -168,6 +179,7 @@ async def open_node(
                 rtc_configuration=rtc_configuration,
                 host_addresses=ice_addresses,
                 link_timeout=link_timeout,
+                bridge=asyncio_bridge,
             )
         peers = await stack.enter_async_context(transport(signaling.id, SignalAdapter(signaling)))
         loopback = await stack.enter_async_context(
