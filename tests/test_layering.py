@@ -43,10 +43,12 @@ ALLOWED: dict[str, frozenset[str]] = {
     "net": frozenset({"protocol", "transport", "signaling", "aio", "_nursery"}),
     # WebAssembly guests whose sockets are a node's
     "wasm": frozenset({"net"}),
-    # the Pyodide driver: asyncio, the page's WebSocket and WebRTC
-    "browser": frozenset({"protocol"}),
-    # the asyncio driver natively: browser's driver on aiortc and wsproto, in the caller's loop
-    "aio": frozenset({"browser", "protocol", "transport"}),
+    # the asyncio driver of the core, on a runtime's WebSocket and WebRTC (no third party)
+    "driver": frozenset({"protocol"}),
+    # the driver in a browser tab: Pyodide's asyncio, the page's WebSocket and WebRTC
+    "browser": frozenset({"driver", "protocol"}),
+    # the driver natively: aiortc and wsproto in the caller's asyncio loop
+    "aio": frozenset({"driver", "protocol", "transport"}),
     # the one-import API (unisockets/__init__.py, lazy re-exports)
     "unisockets": frozenset({"net", "signaling"}),
     # the command line, on top of everything it runs
@@ -73,6 +75,7 @@ FORBIDDEN_THIRD_PARTY: dict[str, frozenset[str]] = {
         }
     ),
 }
+FORBIDDEN_THIRD_PARTY["driver"] = FORBIDDEN_THIRD_PARTY["browser"]  # it runs under Pyodide too
 
 
 def layer_of(module: str) -> str:

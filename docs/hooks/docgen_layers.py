@@ -30,8 +30,9 @@ DESCRIPTIONS = {
     "transport": "pipes to peers: WebRTC (aiortc), memory",
     "signaling": "signaling server and client over WebSockets",
     "_nursery": "the trio drivers' nursery helper (private)",
-    "aio": "asyncio natively: the asyncio driver on aiortc, in the caller's loop",
-    "browser": "the asyncio driver; a node in a browser tab: no trio, anyio, aiortc",
+    "aio": "asyncio natively: the driver on aiortc, in the caller's loop",
+    "browser": "a node in a browser tab: the driver on the page's WebRTC",
+    "driver": "the asyncio driver: no trio, anyio, aiortc",
     "protocol": "sans-IO core: standard library only",
 }
 

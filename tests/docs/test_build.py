@@ -81,7 +81,7 @@ INTERNAL = [
     "unisockets.net.listeners.OverlayListener.offer",
     "unisockets.net.listeners.OverlayListener.cancel_scope",
     "unisockets.net.node.connection_label",
-    "unisockets.browser.node.connection_label",
+    "unisockets.driver.node.connection_label",
 ]
 
 

@@ -4,7 +4,7 @@
 package when called under asyncio, e.g. from ``anyio.run(main,
 backend="asyncio")`` or ``asyncio.run(main())``; under trio they use
 :mod:`unisockets.net`. The node is the asyncio driver that also runs in
-browser tabs (:mod:`unisockets.browser`: the sans-IO cores of
+browser tabs (:mod:`unisockets.driver`: the sans-IO cores of
 :mod:`unisockets.protocol` with I/O, timers and tasks on asyncio), here on
 aiortc peer connections and a wsproto WebSocket
 (:class:`~unisockets.aio.runtime.NativeRuntime`): no thread, no bridge.

@@ -1,6 +1,6 @@
 """A node on asyncio: aiortc and the signaling WebSocket in the caller's own event loop.
 
-:func:`open_node` runs the asyncio driver (:mod:`unisockets.browser`'s node,
+:func:`open_node` runs the asyncio driver (:mod:`unisockets.driver`: node,
 links, pipes and signaling session, on the sans-IO cores of
 :mod:`unisockets.protocol`) on :class:`~unisockets.aio.runtime.NativeRuntime`:
 aiortc peer connections and a wsproto WebSocket, in the running asyncio loop.
@@ -22,8 +22,8 @@ from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..browser.node import BrowserNode, SignalingStatus, open_driver_node
-from ..browser.signaling import DEFAULT_REQUEST_TIMEOUT
+from ..driver.node import DriverNode, SignalingStatus, open_driver_node
+from ..driver.signaling import DEFAULT_REQUEST_TIMEOUT
 from ..protocol.consent import ConsentPolicy
 from ..protocol.pacing import DEFAULT_BACKOFF, DEFAULT_SEND_RATE
 from ..protocol.planner import DEFAULT_BACKLOG
@@ -33,7 +33,7 @@ from .streams import AioListener, AioStream, translate
 if TYPE_CHECKING:
     from aiortc import RTCConfiguration
 
-    from ..browser.sockets import Socket
+    from ..driver.sockets import Socket
 
 __all__ = ["AioNode", "open_node"]
 
@@ -73,7 +73,7 @@ class AioNode:
         driver: the asyncio driver's node (peer links, signaling session, statistics).
     """
 
-    def __init__(self, driver: BrowserNode) -> None:
+    def __init__(self, driver: DriverNode) -> None:
         self.driver = driver
 
     def __repr__(self) -> str:
@@ -118,7 +118,7 @@ class AioNode:
                 address), ``ETIMEDOUT`` (signaling or the link timed out),
                 ``ECONNRESET`` (the peer link failed while connecting).
             anyio.ClosedResourceError: the node is closed.
-            unisockets.browser.SignalingError: signaling was lost while waiting.
+            unisockets.driver.errors.SignalingError: signaling was lost while waiting.
         """
         with translate():
             return AioStream(await self.driver.connect(address))
@@ -127,7 +127,7 @@ class AioNode:
         """A Berkeley-style stream socket on this node (coroutine methods, real errnos).
 
         Returns:
-            A :class:`unisockets.browser.sockets.Socket` (the calls of
+            A :class:`unisockets.driver.sockets.Socket` (the calls of
             :class:`unisockets.net.Socket`).
         """
         return self.driver.socket()
@@ -164,7 +164,7 @@ async def open_node(
         peer connection, WebSocket and task of the node, and waits for them.
 
     Raises:
-        unisockets.browser.SignalingError: the server is unreachable or the subnet is full.
+        unisockets.driver.errors.SignalingError: the server is unreachable or the subnet is full.
         ValueError: a bad timeout, backoff, send rate or ICE address.
     """
     runtime = NativeRuntime(

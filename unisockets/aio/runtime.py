@@ -1,6 +1,6 @@
-"""aiortc in the browser's shape: the native :class:`~unisockets.browser.runtime.Runtime`.
+"""aiortc in the browser's shape: the native :class:`~unisockets.driver.runtime.Runtime`.
 
-The asyncio driver (:mod:`unisockets.browser`'s node, links, pipes and
+The asyncio driver (:mod:`unisockets.driver`: node, links, pipes and
 signaling) speaks the W3C/WHATWG API: ``addEventListener``, promise methods,
 ``readyState``, ``bufferedAmount``. aiortc's ``RTCPeerConnection`` and
 ``RTCDataChannel`` mirror that API closely (aiortc's docs: "The API closely
@@ -256,6 +256,10 @@ class NativeRuntime:
     def candidate_json(self, candidate: Any) -> str:
         """Never needed: aiortc fires no ``icecandidate`` (candidates are in the SDP)."""
         raise NotImplementedError("aiortc does not trickle candidates")
+
+    def is_null(self, value: Any) -> bool:
+        """``value is None``."""
+        return value is None
 
     def proxy(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
         """The handler itself (no foreign-function boundary)."""

@@ -6,7 +6,7 @@ What an asyncio program holds (docs/concepts.md, "asyncio and trio"):
 :class:`AioListener` an :class:`anyio.abc.Listener`; the local and remote
 addresses are typed attributes (:class:`anyio.abc.SocketAttribute`), so they
 survive further wrapping (e.g. TLS). Errors are anyio's: the driver's
-trio-named errors (:mod:`unisockets.browser.errors`) become the anyio classes
+trio-named errors (:mod:`unisockets.driver.errors`) become the anyio classes
 of the same name, chained from the cause.
 """
 
@@ -20,9 +20,9 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ..browser import errors as driver
-from ..browser.node import Listener
-from ..browser.streams import Stream
+from ..driver import errors as driver
+from ..driver.node import Listener
+from ..driver.streams import Stream
 
 __all__ = ["AioListener", "AioStream"]
 
@@ -63,7 +63,7 @@ class AioStream(anyio.abc.ByteStream):
         stream: the driver's stream (closed with this object).
 
     Attributes:
-        stream: the driver's :class:`unisockets.browser.streams.Stream` (byte counters).
+        stream: the driver's :class:`unisockets.driver.streams.Stream` (byte counters).
 
     Typed attributes: ``SocketAttribute.local_address``, ``remote_address``
     (``(host, port)`` tuples), ``local_port``, ``remote_port``, ``family``.
@@ -145,7 +145,7 @@ class AioListener(anyio.abc.Listener[AioStream]):
 
         Raises:
             anyio.ClosedResourceError: the listener (or node) was closed.
-            unisockets.browser.SignalingError: the address was lost.
+            unisockets.driver.errors.SignalingError: the address was lost.
         """
         with translate():
             return AioStream(await self.listener.accept())

@@ -1,6 +1,6 @@
 """A WebSocket client on asyncio streams and wsproto, in the browser's ``WebSocket`` shape.
 
-The asyncio driver's signaling (:mod:`unisockets.browser.signaling`) uses a
+The asyncio driver's signaling (:mod:`unisockets.driver.signaling`) uses a
 WHATWG ``WebSocket``: construct it (it starts connecting), listen for
 ``open``, ``message`` (``event.data``, a ``str`` for a text frame) and
 ``close`` (``event.code``, ``event.reason``), ``send(text)``, ``close(code)``.

@@ -22,12 +22,11 @@ Rules kept here (Pyodide's "Calling JavaScript from Python" guide):
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from .runtime import EventListeners
+from ..driver.runtime import EventListeners, settle
 
 try:
     import js  # type: ignore[import-not-found]
@@ -129,7 +128,7 @@ def to_bytes(value: Any) -> bytes:
 
 
 class Listeners(EventListeners):
-    """:class:`~.runtime.EventListeners` on the page's objects (proxies made by :data:`BROWSER`).
+    """:class:`~unisockets.driver.runtime.EventListeners` on the page's objects (:data:`BROWSER`).
 
     Args:
         on_error: called with the exception when a listener raises (after it
@@ -142,7 +141,10 @@ class Listeners(EventListeners):
 
 
 class BrowserRuntime:
-    """The page's ``WebSocket`` and WebRTC for the asyncio driver (a :class:`~.runtime.Runtime`)."""
+    """The page's ``WebSocket`` and WebRTC for the asyncio driver.
+
+    A :class:`unisockets.driver.runtime.Runtime`.
+    """
 
     def websocket(self, url: str) -> Any:
         """``new WebSocket(url)`` (raises the browser's ``SyntaxError`` for a bad URL)."""
@@ -168,6 +170,10 @@ class BrowserRuntime:
         """``JSON.stringify(candidate.toJSON())``."""
         return str(js_global("JSON").stringify(candidate.toJSON()))
 
+    def is_null(self, value: Any) -> bool:
+        """:func:`is_null`."""
+        return is_null(value)
+
     def proxy(self, handler: Callable[[Any], None]) -> Any:
         """A :func:`pyodide.ffi.create_proxy` proxy (destroyed by :meth:`release`)."""
         require_browser()
@@ -180,15 +186,3 @@ class BrowserRuntime:
 
 #: The browser's runtime (usable only under Pyodide).
 BROWSER: Final = BrowserRuntime()
-
-
-def settle(
-    future: asyncio.Future[Any], result: Any = None, error: BaseException | None = None
-) -> None:
-    """Resolve ``future`` with ``result`` or ``error`` unless it is already done."""
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)

@@ -19,12 +19,12 @@ import contextlib
 import html
 from typing import Any, Final
 
+from ..driver.errors import BrokenResourceError, ClosedResourceError, SignalingError
+from ..driver.streams import Stream
 from ..protocol.addresses import format_alias, is_alias, parse_alias
 from ..protocol.events import Disconnected, IdChanged, Reconnected
 from ._js import Listeners, js_global, logger
-from .errors import BrokenResourceError, ClosedResourceError, SignalingError
-from .node import BrowserNode, SignalingStatus, open_node
-from .streams import Stream
+from .tab import BrowserNode, SignalingStatus, open_node
 
 __all__ = ["DemoApp", "start"]
 

@@ -121,7 +121,7 @@ async def open_node(
 
     Raises:
         unisockets.signaling.SignalingError: the server is unreachable or the
-            subnet is full (under asyncio, :class:`unisockets.browser.SignalingError`).
+            subnet is full (under asyncio, :class:`unisockets.driver.errors.SignalingError`).
         TypeError: under asyncio, no signaling URL, a ``transport=`` or an ``asyncio_bridge=``.
     """
     if sniffio.current_async_library() == "asyncio":

@@ -1,19 +1,16 @@
-"""A node in a browser tab: join, listen, accept, connect (asyncio on Pyodide's loop).
+"""A node of the asyncio driver: join, listen, accept, connect, on any :class:`~.runtime.Runtime`.
 
-:func:`open_node` joins an overlay network through the page's ``WebSocket``
-and reaches peers over the page's ``RTCPeerConnection`` data channels. The
-node has the user-facing shapes of :func:`unisockets.net.open_node` (docs/concepts.md,
-"Nodes"); the differences come from the runtime
-(docs/browser.md):
-
-- it is asyncio, not trio (trio does not import under Pyodide): ``async
-  with``, ``await`` and task cancellation work as usual; errors keep trio's
-  names (:mod:`unisockets.browser.errors`);
-- no native fallback (a page cannot open TCP sockets), and every blocking
-  call must be awaited (there are no threads).
+:func:`open_driver_node` joins an overlay network through the runtime's
+``WebSocket`` and reaches peers over its ``RTCPeerConnection`` data channels:
+the page's in a browser tab (:func:`unisockets.browser.open_node`), aiortc's
+natively (:func:`unisockets.aio.open_node`). The node has the user-facing
+shapes of :func:`unisockets.net.open_node` (docs/concepts.md, "Nodes"); the
+differences come from asyncio (docs/browser.md): ``async with``, ``await`` and
+task cancellation work as usual; errors keep trio's names
+(:mod:`unisockets.driver.errors`); there is no OS-TCP fallback.
 
 Signaling reconnects as natively (:mod:`.signaling`): back with the same id,
-listeners keep accepting; with a new id, :attr:`BrowserNode.address` changes,
+listeners keep accepting; with a new id, :attr:`DriverNode.address` changes,
 the change is logged and reported to ``on_signaling_event``, and listeners on
 the old id fail with :class:`SignalingError`. Peer links do not go through
 the server and keep working; a greeting from a peer whose link is still
@@ -24,15 +21,15 @@ connecting side asks signaling to ``connect``, then opens a data channel
 labelled ``"<its connection alias>><the bound alias>"``; the listening side,
 told by ``accept`` which client connected, takes the channel with that
 label. The connecting side releases its connection alias with ``shutdown``
-when the stream closes. Connections to the node's own address use an in-page
-pipe pair instead of WebRTC. Those decisions, and ephemeral ports, backlog
-admission and address checks, are
+when the stream closes. Connections to the node's own address use an
+in-process pipe pair instead of WebRTC. Those decisions, and ephemeral ports,
+backlog admission and address checks, are
 :class:`unisockets.protocol.planner.ConnectionPlanner`'s, the native node's
 planner; this module does the I/O.
 
 The node owns one :class:`asyncio.TaskGroup`: peer links, accept loops and
-alias releases run in it, and leaving ``async with open_node(...)`` closes
-every stream, listener and peer connection and cancels every task.
+alias releases run in it, and leaving ``async with open_driver_node(...)``
+closes every stream, listener and peer connection and cancels every task.
 """
 
 from __future__ import annotations
@@ -55,7 +52,6 @@ from ..protocol.events import (
     PeerLeft,
     Reconnected,
 )
-from ..protocol.pacing import DEFAULT_BACKOFF, DEFAULT_SEND_RATE
 from ..protocol.planner import (
     DEFAULT_BACKLOG,
     EPHEMERAL_PORTS,
@@ -67,13 +63,11 @@ from ..protocol.planner import (
     link_failure,
 )
 from ..protocol.socket_states import innermost_reason
-from ._js import BROWSER, logger, require_browser, settle
-from ._loop import clamp_past_timers
 from .errors import BrokenResourceError, ClosedResourceError, SignalingError
 from .links import PeerLinks
 from .pipes import Pipe, loopback_pair
-from .runtime import Runtime
-from .signaling import DEFAULT_REQUEST_TIMEOUT, BrowserSignaling
+from .runtime import Runtime, logger, settle
+from .signaling import DriverSignaling
 from .streams import Address, Stream
 
 if TYPE_CHECKING:
@@ -82,11 +76,11 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BACKLOG",
     "EPHEMERAL_PORTS",
-    "BrowserNode",
+    "DriverNode",
     "Listener",
     "SignalingStatus",
     "check_address",
-    "open_node",
+    "open_driver_node",
 ]
 
 #: Seconds a closing node gives each open stream to deliver its last bytes and EOF.
@@ -99,13 +93,13 @@ SignalingStatus = Disconnected | Reconnected | IdChanged
 class Listener:
     """Accepts connections on one bound address (the shape of :class:`trio.abc.Listener`).
 
-    Made by :meth:`BrowserNode.listen`. Usable as ``async with listener:``.
+    Made by :meth:`DriverNode.listen`. Usable as ``async with listener:``.
 
     Attributes:
         address: the bound ``(host, port)``.
     """
 
-    def __init__(self, node: BrowserNode, address: Address, backlog: int) -> None:
+    def __init__(self, node: DriverNode, address: Address, backlog: int) -> None:
         self.address = address
         self._node = node
         self._queue: AcceptQueue[Stream] = AcceptQueue(backlog)
@@ -196,9 +190,9 @@ class Listener:
 
 
 class _ListenCall:
-    """What :meth:`BrowserNode.listen` returns: awaitable, and an async context manager."""
+    """What :meth:`DriverNode.listen` returns: awaitable, and an async context manager."""
 
-    def __init__(self, node: BrowserNode, port: int, backlog: int) -> None:
+    def __init__(self, node: DriverNode, port: int, backlog: int) -> None:
         self._node, self._port, self._backlog = node, port, backlog
         self._listener: Listener | None = None
 
@@ -214,8 +208,8 @@ class _ListenCall:
         await self._listener.aclose()
 
 
-class BrowserNode:
-    """This tab's place on a unisockets overlay network. Made by :func:`open_node`.
+class DriverNode:
+    """A node's place on a unisockets overlay network. Made by :func:`open_driver_node`.
 
     Attributes:
         signaling: the signaling session (its ``protocol`` knows peers and aliases).
@@ -226,14 +220,14 @@ class BrowserNode:
 
     def __init__(
         self,
-        signaling: BrowserSignaling,
+        signaling: DriverSignaling,
         tasks: asyncio.TaskGroup,
         *,
         rtc_configuration: Mapping[str, Any] | None,
         link_timeout: float,
         accept_timeout: float,
         on_signaling_event: Callable[[SignalingStatus], object] | None = None,
-        runtime: Runtime = BROWSER,
+        runtime: Runtime,
     ) -> None:
         self.signaling = signaling
         self._on_signaling_event = on_signaling_event
@@ -253,7 +247,7 @@ class BrowserNode:
         self._planner: ConnectionPlanner[object, asyncio.Event] = ConnectionPlanner(random.Random())
 
     def __repr__(self) -> str:
-        return f"<BrowserNode {self.address}>"
+        return f"<DriverNode {self.address}>"
 
     @property
     def address(self) -> str:
@@ -273,7 +267,7 @@ class BrowserNode:
         """Reconnect to the signaling server now rather than when the backoff ends.
 
         While signaling is lost, the node waits its backoff (``backoff=`` of
-        :func:`open_node`) before each attempt; a page that knows better (the
+        :func:`open_driver_node`) before each attempt; a page that knows better (the
         window's ``online`` event, a "reconnect" button) calls this to try at
         once. Nothing happens while joined or once closed (docs/browser.md,
         "When the signaling server goes away").
@@ -550,78 +544,6 @@ async def _close_stream(stream: Stream) -> None:
 
 
 @asynccontextmanager
-async def open_node(
-    signaling_url: str,
-    subnet: str = "10.0.0",
-    *,
-    rtc_configuration: Mapping[str, Any] | None = None,
-    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
-    link_timeout: float = 20.0,
-    accept_timeout: float = 20.0,
-    reconnect: bool = True,
-    backoff: tuple[float, float] = DEFAULT_BACKOFF,
-    signaling_send_rate: tuple[float, int] | None = DEFAULT_SEND_RATE,
-    on_signaling_event: Callable[[SignalingStatus], object] | None = None,
-) -> AsyncIterator[BrowserNode]:
-    """Join a unisockets network from this browser tab for the duration of the block.
-
-    Args:
-        signaling_url: ``ws://`` or ``wss://`` URL of a signaling server
-            (``python -m unisockets signaling-server``).
-        subnet: the overlay subnet to join, three octets (``"10.0.0"``).
-        rtc_configuration: an ``RTCConfiguration`` as a dict, e.g.
-            ``{"iceServers": [{"urls": "stun:..."}]}``; the default has no ICE
-            servers (loopback and LAN only).
-        request_timeout: seconds a signaling request (join, bind, connect) may take.
-        link_timeout: seconds a peer link may take to connect, and a data channel to open.
-        accept_timeout: seconds the accepting side waits for a connection's
-            data channel after signaling announced it.
-        reconnect: reconnect to the signaling server when its WebSocket
-            closes (as :func:`unisockets.signaling.open_signaling_client`);
-            if false, listeners and requests fail with :class:`SignalingError`
-            from then on (open streams keep working).
-        backoff: ``(base, cap)`` in seconds: reconnection attempt ``n`` waits
-            between half and all of ``min(cap, base * 2**n)`` (the native default).
-        signaling_send_rate: ``(messages per second, burst)`` the signaling
-            client keeps to, so that a server's per-client rate limit never
-            disconnects it; the default is
-            :data:`~unisockets.browser.pacing.DEFAULT_SEND_RATE` (that of
-            the native client); ``None`` sends at once.
-        on_signaling_event: called (synchronously; exceptions are logged)
-            with :class:`~unisockets.protocol.events.Disconnected` when the
-            WebSocket closes, then :class:`~unisockets.protocol.events.IdChanged`
-            (if the server gave us a new id) and
-            :class:`~unisockets.protocol.events.Reconnected` when we are back.
-
-    Yields:
-        The :class:`BrowserNode`; leaving the block closes every listener,
-        stream, peer connection and task of the node, and the WebSocket, and
-        stops reconnecting.
-
-    Raises:
-        SignalingError: the server is unreachable or the subnet is full (at the first join).
-        ValueError: a bad timeout, backoff or send rate.
-        RuntimeError: not running under Pyodide.
-    """
-    require_browser()
-    clamp_past_timers(asyncio.get_running_loop())
-    async with open_driver_node(
-        BROWSER,
-        signaling_url,
-        subnet,
-        rtc_configuration=rtc_configuration,
-        request_timeout=request_timeout,
-        link_timeout=link_timeout,
-        accept_timeout=accept_timeout,
-        reconnect=reconnect,
-        backoff=backoff,
-        signaling_send_rate=signaling_send_rate,
-        on_signaling_event=on_signaling_event,
-    ) as node:
-        yield node
-
-
-@asynccontextmanager
 async def open_driver_node(
     runtime: Runtime,
     signaling_url: str,
@@ -635,13 +557,23 @@ async def open_driver_node(
     backoff: tuple[float, float],
     signaling_send_rate: tuple[float, int] | None,
     on_signaling_event: Callable[[SignalingStatus], object] | None,
-) -> AsyncIterator[BrowserNode]:
-    """:func:`open_node` on any :class:`~.runtime.Runtime` (the page's, or aiortc natively).
+) -> AsyncIterator[DriverNode]:
+    """Join a unisockets network on ``runtime`` for the duration of the block.
 
-    The arguments are :func:`open_node`'s; ``runtime`` makes the WebSockets
-    and peer connections. Used by :func:`unisockets.aio.open_node` natively.
+    The arguments are those of :func:`unisockets.browser.open_node` (all
+    given: each runtime's entry point has its own defaults); ``runtime``
+    makes the WebSockets and peer connections (the page's, or aiortc's).
+
+    Yields:
+        The :class:`DriverNode`; leaving the block closes every listener,
+        stream, peer connection and task of the node, and the WebSocket,
+        and stops reconnecting.
+
+    Raises:
+        SignalingError: the server is unreachable or the subnet is full (at the first join).
+        ValueError: a bad timeout, backoff or send rate.
     """
-    node: BrowserNode | None = None
+    node: DriverNode | None = None
     early: list[Event] = []  # peer events that arrive before the node exists
 
     def on_event(event: Event) -> None:
@@ -650,7 +582,7 @@ async def open_driver_node(
         else:
             node._on_event(event)
 
-    signaling = BrowserSignaling(
+    signaling = DriverSignaling(
         signaling_url,
         subnet,
         on_event=on_event,
@@ -664,7 +596,7 @@ async def open_driver_node(
     body_error: BaseException | None = None
     try:
         async with asyncio.TaskGroup() as tasks:
-            node = BrowserNode(
+            node = DriverNode(
                 signaling,
                 tasks,
                 rtc_configuration=rtc_configuration,

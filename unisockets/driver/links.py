@@ -47,11 +47,10 @@ from ..protocol.negotiation_events import Input, Output, PeerKind
 from ..protocol.peer_link import HELLO as _HELLO
 from ..protocol.peer_link import LEGACY_LABEL, MODERN_PROTOCOL, offer_wins
 from ..protocol.rendezvous import Arrival, ArrivalKind, PipeRendezvous, Waiter
-from ._js import is_null, logger, settle
 from .errors import BrokenResourceError, ClosedResourceError, SignalingError
 from .pipes import DataChannelPipe, Pipe
-from .runtime import EventListeners, Runtime
-from .signaling import BrowserSignaling
+from .runtime import EventListeners, Runtime, logger, settle
+from .signaling import DriverSignaling
 
 __all__ = [
     "HELLO",
@@ -329,7 +328,7 @@ class PeerLink(NegotiatedLink):
 
     def _on_candidate(self, event: Any) -> None:
         candidate = event.candidate
-        if is_null(candidate) or not str(candidate.candidate):
+        if self._runtime.is_null(candidate) or not str(candidate.candidate):
             return  # end of gathering
         self._handle(neg.LocalCandidate(str(candidate.candidate)))
         text = self._runtime.candidate_json(candidate)
@@ -401,7 +400,7 @@ class PeerLinks:
 
     def __init__(
         self,
-        signaling: BrowserSignaling,
+        signaling: DriverSignaling,
         spawn: Spawn,
         *,
         rtc_configuration: Mapping[str, Any] | None = None,

@@ -50,7 +50,7 @@ from .streams import Address, Stream
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-    from .node import BrowserNode
+    from .node import DriverNode
 
 __all__ = ["AF_INET", "SHUT_RD", "SHUT_RDWR", "SHUT_WR", "SOCK_STREAM", "Socket"]
 
@@ -115,7 +115,7 @@ class _Deadline:
 class Socket(BlockingMode):
     """A stream socket on a browser node (``AF_INET``, ``SOCK_STREAM``).
 
-    Create it with :meth:`BrowserNode.socket <unisockets.browser.node.BrowserNode.socket>`.
+    Create it with :meth:`DriverNode.socket <unisockets.driver.node.DriverNode.socket>`.
     ``async with sock:`` closes it and waits until the close was sent.
 
     Attributes:
@@ -126,7 +126,7 @@ class Socket(BlockingMode):
     family = AF_INET
     type = SOCK_STREAM
 
-    def __init__(self, node: BrowserNode, stream: Stream | None = None) -> None:
+    def __init__(self, node: DriverNode, stream: Stream | None = None) -> None:
         self._node = node
         self._machine = SocketStateMachine(connected=stream is not None)
         self._bound: Address | None = None

@@ -6,25 +6,37 @@ written against the browser's own API shapes (WHATWG ``WebSocket``, W3C
 methods, ``readyState``, ``bufferedAmount``). A :class:`Runtime` makes those
 objects:
 
-- in a browser tab, :data:`unisockets.browser._js.BROWSER` gives the page's
-  own (through Pyodide's foreign-function interface);
+- in a browser tab, ``unisockets.browser._js.BROWSER`` gives the page's
+  own (through Pyodide's foreign-function interface; :mod:`unisockets.browser`);
 - natively, :class:`unisockets.aio.runtime.NativeRuntime` gives objects of the
   same shape over aiortc and a WebSocket client on asyncio streams, running
   in the caller's own event loop (docs/concepts.md, "asyncio and trio").
 
-Nothing here imports a third-party module: the driver still loads under
-Pyodide.
+Nothing in the driver imports a third-party module: it loads under Pyodide.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-__all__ = ["EventListeners", "Runtime"]
+__all__ = ["EventListeners", "Runtime", "settle"]
 
-logger = logging.getLogger("unisockets.browser")
+logger = logging.getLogger("unisockets.driver")
+
+
+def settle(
+    future: asyncio.Future[Any], result: Any = None, error: BaseException | None = None
+) -> None:
+    """Resolve ``future`` with ``result`` or ``error`` unless it is already done."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 class Runtime(Protocol):
@@ -64,6 +76,10 @@ class Runtime(Protocol):
 
     def candidate_json(self, candidate: Any) -> str:
         """An ``RTCIceCandidate`` as a JSON ``RTCIceCandidateInit`` string."""
+        ...
+
+    def is_null(self, value: Any) -> bool:
+        """Whether a platform value is ``null``/``undefined`` (or ``None``)."""
         ...
 
     def proxy(self, handler: Callable[[Any], None]) -> Any:

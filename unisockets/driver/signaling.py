@@ -1,6 +1,6 @@
 """The signaling client in the browser: the signaling session over the page's ``WebSocket``.
 
-:class:`BrowserSignaling` is the asyncio driver of
+:class:`DriverSignaling` is the asyncio driver of
 :class:`~unisockets.protocol.session.SignalingSession`, which makes every
 decision of a node's signaling, as it does for the native client
 (:mod:`unisockets.signaling.client`): request bookkeeping and timeouts, the
@@ -59,11 +59,10 @@ from ..protocol.session import (
     Ticket,
 )
 from ..protocol.wire import encode
-from ._js import logger, settle
 from .errors import SignalingError, oserror
-from .runtime import EventListeners, Runtime
+from .runtime import EventListeners, Runtime, logger, settle
 
-__all__ = ["DEFAULT_REQUEST_TIMEOUT", "MAX_QUEUED_CONNECTIONS", "BrowserSignaling"]
+__all__ = ["DEFAULT_REQUEST_TIMEOUT", "MAX_QUEUED_CONNECTIONS", "DriverSignaling"]
 
 #: Seconds a bind, connect or shutdown (or the join) may wait for the server's answer.
 DEFAULT_REQUEST_TIMEOUT: Final = 10.0
@@ -74,7 +73,7 @@ MAX_QUEUED_CONNECTIONS: Final = 1024
 _Incoming = asyncio.Queue[str | SignalingError]
 
 
-class BrowserSignaling:
+class DriverSignaling:
     """One node's signaling over the browser's WebSocket (see the module docstring).
 
     Use :meth:`open` to connect and join, run :meth:`maintain` in a task to

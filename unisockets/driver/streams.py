@@ -15,7 +15,7 @@ buffer, CREDIT releases pending DATA, which is sent right there; EOF and
 RESET change the state. Waiting callers are woken after each frame. No task
 reads the pipe, and no lock orders writes (there is one thread).
 
-Errors follow trio's vocabulary (:mod:`unisockets.browser.errors`):
+Errors follow trio's vocabulary (:mod:`unisockets.driver.errors`):
 :class:`ClosedResourceError` after our own :meth:`Stream.aclose` (also for
 calls blocked at that time), :class:`BrokenResourceError` (chained from the
 cause) when the link failed, the pipe ended without an EOF frame, or the peer
@@ -39,9 +39,9 @@ from ..protocol.stream import (
     StreamState,
     check_max_bytes,
 )
-from ._js import logger, settle
 from .errors import BrokenResourceError, BusyResourceError, ClosedResourceError
 from .pipes import Pipe
+from .runtime import logger, settle
 
 __all__ = ["DEFAULT_RECEIVE_SIZE", "Address", "Stream"]
 
@@ -55,8 +55,8 @@ Address = tuple[str, int]
 class Stream:
     """A connected overlay stream (TCP-like: ordered bytes, half-close, flow control).
 
-    Returned by :meth:`BrowserNode.connect <unisockets.browser.node.BrowserNode.connect>`
-    and :meth:`Listener.accept <unisockets.browser.node.Listener.accept>`; not
+    Returned by :meth:`DriverNode.connect <unisockets.driver.node.DriverNode.connect>`
+    and :meth:`Listener.accept <unisockets.driver.node.Listener.accept>`; not
     created by users. Usable as ``async with stream:`` (closes it).
 
     Attributes:

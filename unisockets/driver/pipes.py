@@ -30,9 +30,8 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from ..protocol.stream import DEFAULT_MAX_MESSAGE_SIZE
-from ._js import settle
 from .errors import BrokenResourceError, ClosedResourceError
-from .runtime import EventListeners, Runtime
+from .runtime import EventListeners, Runtime, settle
 
 __all__ = ["LOW_WATER", "MAX_MESSAGE_SIZE", "DataChannelPipe", "Pipe", "loopback_pair"]
 
