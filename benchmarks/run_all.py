@@ -21,7 +21,15 @@ import time
 from .common import ROOT, machine_summary
 
 #: The workload scripts, in the order they run.
-SCRIPTS = ("bulk", "rtt", "connect", "many_streams", "signaling_load", "protocol_codec")
+SCRIPTS = (
+    "bulk",
+    "rtt",
+    "connect",
+    "many_streams",
+    "signaling_load",
+    "protocol_codec",
+    "asyncio_driver",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,7 @@ EXPECTED = {
     "many_streams": ["concurrent streams", "peak RSS of the accepting process"],
     "signaling_load": ["relayed/s", "RSS/node", "N = 20"],
     "protocol_codec": ["µs per operation", "candidate decode_canonical", "connect construct"],
+    "asyncio_driver": ["bulk throughput", "echo round trip p99", "ratio to aiortc data channel"],
 }
 
 

@@ -219,9 +219,19 @@ class Stream:
             raise BusyResourceError("another task is receiving on this stream")
         self._receiving = True
         try:
-            await asyncio.sleep(0)
+            waited = False
             while True:
                 self._check_closed()
+                if not waited and (
+                    self._buffer
+                    or self._receive_failure is not None
+                    or self._conn.receive_state is StreamState.EOF_RECEIVED
+                ):
+                    # A checkpoint on every call (trio's rule), but only one: a call
+                    # that waits for data below has yielded already (as anyio's streams).
+                    waited = True
+                    await asyncio.sleep(0)
+                    continue
                 if self._buffer:
                     n = min(len(self._buffer), max_bytes or DEFAULT_RECEIVE_SIZE)
                     chunk = bytes(self._buffer[:n])
@@ -235,6 +245,7 @@ class Stream:
                 if self._conn.receive_state is StreamState.EOF_RECEIVED:
                     return b""
                 await self._changed()
+                waited = True
         finally:
             self._receiving = False
 
