@@ -279,35 +279,57 @@ async def test_reconnect_after_a_server_restart(
         await anyio.to_thread.run_sync(trio_thread.run, second.stop)
 
 
-async def test_a_legacy_peer(trio_thread: TrioThread, anyio_backend: str) -> None:
-    """An original (legacy) node: trio carries its raw channel; asyncio refuses it clearly.
+@pytest.mark.parametrize("legacy_offers", [False, True], ids=["we-offer", "legacy-offers"])
+async def test_a_legacy_peer(
+    trio_thread: TrioThread, anyio_backend: str, legacy_offers: bool
+) -> None:
+    """An original (legacy) node: one raw byte connection each way over its one channel.
 
-    The asyncio driver has the browser's legacy support: it recognises the
-    legacy peer (no hello on ``"channel"``) and fails connections to it with
-    a reason, keeping the link (docs/browser.md). The trio driver carries
-    the raw byte stream over the legacy channel.
+    The member that joined first offers the link (docs/protocol.md, "Peer link").
     """
+
+    def on_legacy(function: Any, *args: Any) -> Any:
+        return anyio.to_thread.run_sync(trio_thread.run, function, *args)
+
     with anyio.fail_after(TIMEOUT):
-        async with server(trio_thread) as url, unisockets.open_node(url, **LOOPBACK) as node:
-            legacy, leave = await anyio.to_thread.run_sync(trio_thread.enter, open_legacy_peer(url))
-            try:
-                alias = await anyio.to_thread.run_sync(trio_thread.run, legacy.bind, 1234)
-                await anyio.to_thread.run_sync(trio_thread.run, legacy.signaling.listen, alias)
-                if anyio_backend == "asyncio":
-                    with pytest.raises(OSError) as failed:
-                        await node.connect((legacy.id, 1234))
-                    assert failed.value.errno == errno.ECONNRESET
-                    assert "legacy" in str(failed.value)
-                else:
-                    stream = stream_of(await node.connect((legacy.id, 1234)))
-                    client_alias = await anyio.to_thread.run_sync(
-                        trio_thread.run, legacy.accept, alias
-                    )
-                    await stream.send(b"to legacy")
-                    received = await anyio.to_thread.run_sync(
-                        trio_thread.run, legacy.recv_exactly, client_alias, 9
-                    )
-                    assert received == b"to legacy"
-                    await stream.aclose()
-            finally:
-                await anyio.to_thread.run_sync(leave)
+        async with server(trio_thread) as url, AsyncExitStack() as stack:
+
+            async def start_legacy() -> Any:
+                peer, leave = await anyio.to_thread.run_sync(
+                    trio_thread.enter, open_legacy_peer(url)
+                )
+                stack.push_async_callback(anyio.to_thread.run_sync, leave)
+                return peer
+
+            legacy = await start_legacy() if legacy_offers else None
+            node = await stack.enter_async_context(unisockets.open_node(url, **LOOPBACK))
+            raw_listener = await stack.enter_async_context(node.listen(4321))
+            legacy = legacy or await start_legacy()
+
+            # We connect to the legacy node's listener.
+            alias = await on_legacy(legacy.bind, 1234)
+            await on_legacy(legacy.signaling.listen, alias)
+            stream = stream_of(await node.connect((legacy.id, 1234)))
+            client_alias = await on_legacy(legacy.accept, alias)
+            await stream.send(b"to legacy")
+            assert await on_legacy(legacy.recv_exactly, client_alias, 9) == b"to legacy"
+            await on_legacy(legacy.send, client_alias, b"from legacy")
+            assert await receive_exactly(stream, 11) == b"from legacy"
+            # One connection per legacy peer at a time: its bytes would mix.
+            with pytest.raises(OSError) as second:
+                await node.connect((legacy.id, 1234))
+            assert second.value.errno == errno.ECONNREFUSED
+            await stream.aclose()
+
+            # The legacy node connects to our listener (the connection above is closed).
+            remote_alias = await on_legacy(legacy.connect, (node.address, 4321))
+            await on_legacy(legacy.send, remote_alias, b"hello from legacy")
+            accepted = stream_of(await listener_of(raw_listener).accept())
+            assert await receive_exactly(accepted, 17) == b"hello from legacy"
+            await accepted.send(b"raw reply")
+            assert await on_legacy(legacy.recv_exactly, remote_alias, 9) == b"raw reply"
+            # It leaves: our side reads the end of the stream, not an error.
+            await on_legacy(legacy.leave)
+            with pytest.raises(anyio.EndOfStream):
+                await accepted.receive()
+            await accepted.aclose()

@@ -21,8 +21,8 @@ import anyio
 import anyio.abc
 
 from ..driver import errors as driver
+from ..driver.legacy import AnyStream
 from ..driver.node import Listener
-from ..driver.streams import Stream
 
 __all__ = ["AioListener", "AioStream"]
 
@@ -63,13 +63,15 @@ class AioStream(anyio.abc.ByteStream):
         stream: the driver's stream (closed with this object).
 
     Attributes:
-        stream: the driver's :class:`unisockets.driver.streams.Stream` (byte counters).
+        stream: the driver's stream (byte counters): a
+            :class:`unisockets.driver.streams.Stream`, or a
+            :class:`unisockets.driver.legacy.LegacyStream` with an original node.
 
     Typed attributes: ``SocketAttribute.local_address``, ``remote_address``
     (``(host, port)`` tuples), ``local_port``, ``remote_port``, ``family``.
     """
 
-    def __init__(self, stream: Stream) -> None:
+    def __init__(self, stream: AnyStream) -> None:
         self.stream = stream
 
     def __repr__(self) -> str:

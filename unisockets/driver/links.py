@@ -10,9 +10,10 @@ the node's signaling session, and inputs what the browser reports:
 
 - The offerer creates the legacy ``"channel"`` data channel before its offer,
   with the DCEP sub-protocol :data:`MODERN_PROTOCOL`; an answerer that
-  receives it says :data:`HELLO` on it once. Nothing else is sent on
-  ``"channel"`` and what arrives is ignored: a tab does not carry connections
-  with original (legacy) nodes; a pipe to one fails.
+  receives it says :data:`HELLO` on it once. With a modern peer nothing
+  else is sent on ``"channel"``; with an original (legacy) node it carries
+  that node's one raw byte connection (:meth:`PeerLinks.legacy_pipe`,
+  :mod:`unisockets.driver.legacy`), and a labelled pipe to it fails.
 - *Candidates* are trickled as JSON ``RTCIceCandidateInit`` strings
   (``candidate.toJSON()``) once our description was sent. A candidate the
   browser refuses is logged and ignored.
@@ -104,6 +105,7 @@ class PeerLink(NegotiatedLink):
         self._runtime = links.runtime
         self._pc_listeners = EventListeners(self._runtime, on_error=self.fail)
         self._legacy: list[Any] = []
+        self._legacy_pipe: DataChannelPipe | None = None  # the newest "channel", as a pipe
         self._description_sent = False
         self._local_candidates: list[str] = []
         self._rearm()
@@ -182,6 +184,26 @@ class PeerLink(NegotiatedLink):
             runtime=self._runtime,
         )
         self._adopt(pipe)
+        return pipe
+
+    async def legacy_pipe(self) -> Pipe | None:
+        """The peer's one ``"channel"`` as a pipe if it is a legacy node, None if modern.
+
+        Waits until the link is connected and the peer's kind is known.
+
+        Raises:
+            BrokenResourceError: the link failed first.
+        """
+        await self.wait_connected()
+        await asyncio.shield(self._kind_known)
+        if self.state is not LinkState.CONNECTED:
+            raise BrokenResourceError(f"no link to {self.peer_id}") from self.failure
+        if self.kind is not PeerKind.LEGACY:
+            return None
+        pipe = self._legacy_pipe
+        if pipe is None:
+            raise BrokenResourceError(f"the legacy node {self.peer_id} has no channel")
+        await pipe.wait_open()
         return pipe
 
     # --- the task ----------------------------------------------------------------------------
@@ -349,6 +371,7 @@ class PeerLink(NegotiatedLink):
     def _watch_own_channel(self, channel: Any) -> None:
         """Input what our ``"channel"`` does (it opens; the hello or other bytes arrive)."""
         self._legacy.append(channel)
+        self._legacy_channel_pipe(channel, incoming=False)
         channel.binaryType = "arraybuffer"
         self._pc_listeners.add(
             channel, "open", lambda _: self._apply(self._handle(neg.ChannelOpened()))
@@ -364,6 +387,7 @@ class PeerLink(NegotiatedLink):
     def _on_datachannel(self, channel: Any) -> None:
         if str(channel.label) == LEGACY_LABEL:
             self._legacy.append(channel)  # kept open, as the original does
+            self._legacy_channel_pipe(channel, incoming=True)
             modern = str(channel.protocol) == MODERN_PROTOCOL
             self._apply(self._handle(neg.ChannelArrived(modern)))
             return
@@ -372,6 +396,14 @@ class PeerLink(NegotiatedLink):
         )
         self._adopt(pipe)
         self._links._incoming(pipe)
+
+    def _legacy_channel_pipe(self, channel: Any, *, incoming: bool) -> None:
+        """Carry a ``"channel"``'s messages as a pipe (a legacy peer's bytes; queued till read)."""
+        pipe = DataChannelPipe(
+            channel, self.peer_id, incoming=incoming, link_alive=self._alive, runtime=self._runtime
+        )
+        self._adopt(pipe)
+        self._legacy_pipe = pipe
 
     def _say_hello(self, channel: Any) -> None:
         """Send the hello on an incoming modern ``"channel"`` (now, or once it is open)."""
@@ -418,6 +450,7 @@ class PeerLinks:
         self._rendezvous: PipeRendezvous[Pipe] = PipeRendezvous(claim_timeout=claim_timeout)
         self._reaper: asyncio.TimerHandle | None = None
         self._closed = False
+        self._link_started = asyncio.Event()  # set (and replaced) when a link starts
 
     @property
     def links(self) -> Mapping[str, PeerLink]:
@@ -494,6 +527,35 @@ class PeerLinks:
             raise
         return pipe
 
+    async def legacy_pipe(self, peer_id: str, *, offer: bool) -> Pipe | None:
+        """Return ``peer_id``'s one channel if it is a legacy node, None if it is modern.
+
+        The pipe belongs to the link (it is the legacy node's only channel
+        to us): a connection over it must not close it
+        (:class:`unisockets.driver.legacy.LegacyStream` does not).
+
+        Args:
+            peer_id: the peer.
+            offer: with no link, make one (we connect) or wait for the
+                peer's offer (it connected to us).
+
+        Raises:
+            ClosedResourceError: the node is closing.
+            BrokenResourceError: the link failed.
+            TimeoutError: no link, or no known kind, within the link timeout.
+        """
+        self._check_open()
+        async with asyncio.timeout(self.link_timeout):
+            link = self._links.get(peer_id)
+            if link is None and offer:
+                link = self._start(peer_id)
+                link.post("offer-now")
+            while link is None:
+                await self._link_started.wait()
+                self._check_open()
+                link = self._links.get(peer_id)
+            return await link.legacy_pipe()
+
     async def accept_pipe(self, peer_id: str, label: str) -> Pipe:
         """Return the pipe ``peer_id`` opened (or opens) as ``label``.
 
@@ -536,6 +598,7 @@ class PeerLinks:
             pipe.close()
         if self._reaper is not None:
             self._reaper.cancel()
+        self._link_started.set()  # waiters see the node closed
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -547,6 +610,8 @@ class PeerLinks:
         link = PeerLink(peer_id, self)
         self._links[peer_id] = link
         link.start(self._spawn)
+        started, self._link_started = self._link_started, asyncio.Event()
+        started.set()
         return link
 
     def _link_failed(self, link: PeerLink, error: BaseException, replaced: bool) -> None:

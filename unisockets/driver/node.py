@@ -64,6 +64,7 @@ from ..protocol.planner import (
 )
 from ..protocol.socket_states import innermost_reason
 from .errors import BrokenResourceError, ClosedResourceError, SignalingError
+from .legacy import AnyStream, LegacyStream
 from .links import PeerLinks
 from .pipes import Pipe, loopback_pair
 from .runtime import Runtime, logger, settle
@@ -102,8 +103,8 @@ class Listener:
     def __init__(self, node: DriverNode, address: Address, backlog: int) -> None:
         self.address = address
         self._node = node
-        self._queue: AcceptQueue[Stream] = AcceptQueue(backlog)
-        self._unaccepted: list[Stream] = []
+        self._queue: AcceptQueue[AnyStream] = AcceptQueue(backlog)
+        self._unaccepted: list[AnyStream] = []
         self._released: asyncio.Event | None = None
         self._waiters: set[asyncio.Future[None]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -117,7 +118,7 @@ class Listener:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def accept(self) -> Stream:
+    async def accept(self) -> AnyStream:
         """Wait for the next connection.
 
         Returns:
@@ -151,7 +152,7 @@ class Listener:
         for waiter in waiters:
             settle(waiter)
 
-    def _offer(self, stream: Stream) -> bool:
+    def _offer(self, stream: AnyStream) -> bool:
         if not self._queue.offer(stream):
             return False
         self._wake()
@@ -242,9 +243,11 @@ class DriverNode:
             claim_timeout=accept_timeout,
             runtime=runtime,
         )
-        self.streams: set[Stream] = set()
+        self.streams: set[AnyStream] = set()
         self.listeners: set[Listener] = set()
-        self._planner: ConnectionPlanner[object, asyncio.Event] = ConnectionPlanner(random.Random())
+        self._planner: ConnectionPlanner[LegacyStream, asyncio.Event] = ConnectionPlanner(
+            random.Random()
+        )
 
     def __repr__(self) -> str:
         return f"<DriverNode {self.address}>"
@@ -350,7 +353,7 @@ class DriverNode:
         listener._task = self._spawn(self._accept_loop(listener))
         return listener
 
-    async def connect(self, address: Address) -> Stream:
+    async def connect(self, address: Address) -> AnyStream:
         """Connect to a listener at ``(host, port)`` on the overlay (or on this node).
 
         Raises:
@@ -365,12 +368,17 @@ class DriverNode:
         local_alias, remote_alias, peer_id = await self.signaling.connect(remote_alias)
         session = self.signaling.session
         route = self._planner.outgoing(local_alias, remote_alias, peer_id, self.address)
+        legacy: Pipe | None = None
         try:
             if route.loopback:
                 pipe, other = loopback_pair(peer_id, route.label)
                 self.links.deliver(other)
             else:
-                pipe = await self.links.open_pipe(peer_id, route.label)
+                legacy = await self.links.legacy_pipe(peer_id, offer=True)
+                if legacy is None:
+                    pipe = await self.links.open_pipe(peer_id, route.label)
+                else:
+                    self._planner.check_legacy_free(peer_id)
         except BaseException as exc:
             self._release(local_alias, session)
             if isinstance(exc, TimeoutError | BrokenResourceError):
@@ -378,6 +386,10 @@ class DriverNode:
                     peer_id, innermost_reason(exc), timed_out=isinstance(exc, TimeoutError)
                 ) from exc
             raise
+        if legacy is not None:
+            stream = self._track_legacy(legacy, peer_id, local_alias, remote_alias, session=session)
+            assert stream is not None  # check_legacy_free passed, with no await since
+            return stream
         return self._track(pipe, local_alias, remote_alias, session=session)
 
     def socket(self) -> Socket:
@@ -446,6 +458,35 @@ class DriverNode:
         self.streams.add(stream)
         return stream
 
+    def _track_legacy(
+        self,
+        pipe: Pipe,
+        peer_id: str,
+        local_alias: str,
+        remote_alias: str,
+        *,
+        session: int | None,
+    ) -> LegacyStream | None:
+        """A stream over a legacy peer's channel; None if the peer has one already."""
+
+        def on_close(stream: LegacyStream) -> None:
+            self.streams.discard(stream)
+            self._planner.legacy_closed(peer_id, stream)
+            if session is not None:
+                self._release(local_alias, session)
+
+        stream = LegacyStream(
+            pipe,
+            local_address=parse_alias(local_alias),
+            remote_address=parse_alias(remote_alias),
+            on_close=on_close,
+        )
+        if not self._planner.legacy_opened(peer_id, stream):
+            pipe.detach()
+            return None
+        self.streams.add(stream)
+        return stream
+
     def _release(self, alias: str, session: int | None = None) -> asyncio.Event | None:
         """Send ``shutdown`` for an alias we no longer use, from a node task.
 
@@ -490,13 +531,31 @@ class DriverNode:
 
     async def _establish(self, listener: Listener, alias: str, client_alias: str) -> None:
         route = self._planner.incoming(client_alias, alias, self.address)
+        legacy: Pipe | None = None
         try:
             async with asyncio.timeout(self._accept_timeout):
-                pipe = await self.links.accept_pipe(route.peer_id, route.label)
+                if not route.loopback:
+                    legacy = await self.links.legacy_pipe(route.peer_id, offer=False)
+                if legacy is None:
+                    pipe = await self.links.accept_pipe(route.peer_id, route.label)
         except (TimeoutError, BrokenResourceError, ClosedResourceError) as exc:
             logger.info("connection %s -> %s not established: %r", client_alias, alias, exc)
             return
-        stream = self._track(pipe, alias, client_alias, session=None)
+        stream: AnyStream | None
+        if legacy is None:
+            stream = self._track(pipe, alias, client_alias, session=None)
+        else:
+            stream = self._track_legacy(legacy, route.peer_id, alias, client_alias, session=None)
+            if stream is None:
+                # Signaling told the legacy node it is connected; nothing on its wire
+                # can say otherwise. Its bytes keep going to the connection we have.
+                logger.warning(
+                    "dropping connection %s -> %s: legacy node %s has a connection already",
+                    client_alias,
+                    alias,
+                    route.peer_id,
+                )
+                return
         if not listener._offer(stream):
             logger.info("backlog of %s full: closing %s", alias, client_alias)
             await stream.aclose()
@@ -520,6 +579,9 @@ class DriverNode:
         elif isinstance(event, CandidateReceived):
             self.links.handle_candidate(event.peer_id, event.candidate)
         elif isinstance(event, PeerLeft):
+            legacy = self._planner.legacy_connection(event.peer_id)
+            if legacy is not None:
+                legacy.peer_left()  # its only goodbye: EOF after what was received
             self.links.peer_left(event.peer_id)
 
     async def _close(self) -> None:
@@ -535,7 +597,7 @@ class DriverNode:
             task.cancel()
 
 
-async def _close_stream(stream: Stream) -> None:
+async def _close_stream(stream: AnyStream) -> None:
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT):
             await stream.aclose()

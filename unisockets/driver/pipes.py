@@ -101,8 +101,17 @@ class Pipe(ABC):
         self._receiver, self._on_end = receiver, on_end
         while self._early:
             receiver(self._early.popleft())
-        if self._ended_early:
+        if self._ended_early or self.state in (PipeState.ENDED, PipeState.BROKEN):
             on_end(self._error)
+
+    def detach(self) -> None:
+        """Stop delivering to the receiver; drop what waits; queue what comes next.
+
+        For a pipe shared by successive connections (a legacy peer's channel):
+        the next :meth:`set_receiver` gets only what arrives after this.
+        """
+        self._receiver = self._on_end = None
+        self._early.clear()
 
     @abstractmethod
     def send(self, message: bytes) -> None:
