@@ -279,6 +279,19 @@ async def test_reconnect_after_a_server_restart(
         await anyio.to_thread.run_sync(trio_thread.run, second.stop)
 
 
+async def wait_for_link(node: Any, peer_id: str) -> None:
+    """Wait until ``node``'s peer link to ``peer_id`` is connected.
+
+    As an original node's runner waits for its links before its program
+    talks: a connect before the legacy node's offer arrived would offer too,
+    and an original node cannot resolve that glare.
+    """
+    links = node.driver.links.links if isinstance(node, AioNode) else node.transport.links
+    while peer_id not in links:  # noqa: ASYNC110 - no event announces a link the peer offers
+        await anyio.sleep(0.01)
+    await links[peer_id].wait_connected()
+
+
 @pytest.mark.parametrize("legacy_offers", [False, True], ids=["we-offer", "legacy-offers"])
 async def test_a_legacy_peer(
     trio_thread: TrioThread, anyio_backend: str, legacy_offers: bool
@@ -305,6 +318,7 @@ async def test_a_legacy_peer(
             node = await stack.enter_async_context(unisockets.open_node(url, **LOOPBACK))
             raw_listener = await stack.enter_async_context(node.listen(4321))
             legacy = legacy or await start_legacy()
+            await wait_for_link(node, legacy.id)
 
             # We connect to the legacy node's listener.
             alias = await on_legacy(legacy.bind, 1234)
