@@ -32,13 +32,13 @@ from collections.abc import Callable
 from ..protocol.stream import check_max_bytes
 from .errors import BrokenResourceError, BusyResourceError, ClosedResourceError
 from .pipes import MAX_MESSAGE_SIZE, Pipe
-from .runtime import logger, settle
-from .streams import DEFAULT_RECEIVE_SIZE, Address, Stream
+from .runtime import logger
+from .streams import Address, Stream, StreamBase
 
 __all__ = ["AnyStream", "LegacyStream"]
 
 
-class LegacyStream:
+class LegacyStream(StreamBase):
     """Raw bytes over a legacy peer's channel, which it does not own (see the module docstring).
 
     Args:
@@ -61,39 +61,15 @@ class LegacyStream:
         remote_address: Address,
         on_close: Callable[[LegacyStream], object] | None = None,
     ) -> None:
-        self.pipe = pipe
-        self.local_address = local_address
-        self.remote_address = remote_address
-        self.bytes_sent = 0
-        self.bytes_received = 0
-        self._buffer = bytearray()
+        super().__init__(pipe, local_address=local_address, remote_address=remote_address)
         self._eof = False
         self._eof_sent = False
         self._failure: BrokenResourceError | None = None
-        self._closed = False
-        self._receiving = self._sending = False
-        self._waiters: set[asyncio.Future[None]] = set()
         self._on_close = on_close
         pipe.set_receiver(self._on_message, self._on_end)
 
     def __repr__(self) -> str:
         return f"<LegacyStream {self.local_address} -> {self.remote_address}>"
-
-    async def __aenter__(self) -> LegacyStream:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`aclose` was called."""
-        return self._closed
-
-    @property
-    def buffered_bytes(self) -> int:
-        """Bytes received and not yet returned by :meth:`receive_some`."""
-        return len(self._buffer)
 
     def peer_left(self) -> None:
         """Signaling said the peer left: ``b""`` after what was received (its only goodbye)."""
@@ -114,15 +90,6 @@ class LegacyStream:
             self._failure = failure
         self._wake()
 
-    def _wake(self) -> None:
-        waiters, self._waiters = self._waiters, set()
-        for waiter in waiters:
-            settle(waiter)
-
-    def _check_closed(self) -> None:
-        if self._closed:
-            raise ClosedResourceError("the stream was closed") from None
-
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """Receive up to ``max_bytes`` bytes (``b""``: the channel ended or the peer left).
 
@@ -141,21 +108,12 @@ class LegacyStream:
             while True:
                 self._check_closed()
                 if self._buffer:
-                    n = min(len(self._buffer), max_bytes or DEFAULT_RECEIVE_SIZE)
-                    chunk = bytes(self._buffer[:n])
-                    del self._buffer[:n]
-                    self.bytes_received += n
-                    return chunk
+                    return self._take(max_bytes)
                 if self._eof:
                     return b""
                 if self._failure is not None:
                     raise self._failure
-                waiter = asyncio.get_running_loop().create_future()
-                self._waiters.add(waiter)
-                try:
-                    await waiter
-                finally:
-                    self._waiters.discard(waiter)
+                await self._changed()
         finally:
             self._receiving = False
 
