@@ -119,6 +119,30 @@ async def test_echo_with_the_objects_of_the_running_library(
             await client.aclose()
 
 
+async def test_the_one_liners(trio_thread: TrioThread, anyio_backend: str) -> None:
+    """``unisockets.listen`` and ``unisockets.connect`` on the running library."""
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            server(trio_thread) as url,
+            unisockets.listen(("", 80), signaling=url, **LOOPBACK) as raw_listener,
+            anyio.create_task_group() as group,
+        ):
+            listener = listener_of(raw_listener)
+            host = listener.extra(anyio.abc.SocketAttribute.local_address)[0]
+
+            async def serve() -> None:
+                await echo_until_eof(stream_of(await listener.accept()))
+
+            group.start_soon(serve)
+            async with unisockets.connect((host, 80), signaling=url, **LOOPBACK) as raw:
+                client = stream_of(raw)
+                await client.send(b"one line")
+                await client.send_eof()
+                assert await receive_exactly(client, 8) == b"one line"
+                with pytest.raises(anyio.EndOfStream):
+                    await client.receive()
+
+
 async def test_half_close_both_ways(trio_thread: TrioThread, anyio_backend: str) -> None:
     with anyio.fail_after(TIMEOUT):
         async with (

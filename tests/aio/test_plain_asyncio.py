@@ -48,3 +48,19 @@ def test_asyncio_run_echo_without_a_thread(trio_thread: TrioThread) -> None:
     assert seen == {"threads": set(), "eof": True}
     assert set(threading.enumerate()) == threads_before
     trio_thread.run(server.stop)
+
+
+def test_what_is_trio_only_is_a_clear_error_under_asyncio() -> None:
+    async def main() -> list[str]:
+        errors = []
+        for args, options in (((None,), {}), (("ws://127.0.0.1:1",), {"transport": object()})):
+            try:
+                async with unisockets.open_node(*args, **options):
+                    pass
+            except TypeError as exc:
+                errors.append(str(exc))
+        return errors
+
+    errors = asyncio.run(main())
+    assert len(errors) == 2
+    assert all("under asyncio" in text and "anyio.connect_tcp" in text for text in errors)
