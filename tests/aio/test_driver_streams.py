@@ -54,3 +54,23 @@ def test_receive_with_data_buffered_is_still_a_checkpoint() -> None:
         await server.aclose()
 
     asyncio.run(main())
+
+
+def test_send_all_with_credit_hands_over_first_and_still_yields() -> None:
+    async def main() -> None:
+        client, server = _pair()
+        ran: list[int] = []
+
+        async def other() -> None:
+            ran.append(client.bytes_sent)
+
+        task = asyncio.ensure_future(other())
+        await client.send_all(b"12345")
+        assert ran == [5]  # the other task ran inside send_all, after the bytes went out
+        await task
+        await _until_buffered(server, 5)
+        assert await server.receive_some() == b"12345"
+        await client.aclose()
+        await server.aclose()
+
+    asyncio.run(main())

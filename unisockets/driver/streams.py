@@ -289,7 +289,10 @@ class Stream(StreamBase):
         """Send all of ``data``, waiting while the peer's credit is used up.
 
         Returns once every byte was handed to the pipe. If cancelled while
-        waiting for credit, the rest is still sent before any later data.
+        waiting for credit, the rest is still sent before any later data. The
+        call's checkpoint comes after the bytes were handed over when it had
+        nothing to wait for (so they leave without a loop iteration's delay);
+        as trio's ``send_all`` allows, a cancellation there leaves them sent.
 
         Raises:
             BusyResourceError: another task is sending.
@@ -299,23 +302,34 @@ class Stream(StreamBase):
         if self._sending:
             raise BusyResourceError("another task is sending on this stream")
         self._sending = True
+        waited = False
         try:
-            await asyncio.sleep(0)
             self._check_send()
             self._write(self._conn.send_data(data))
             self.bytes_sent += len(data)
-            await self._drain()
+            waited = await self._drain()
         finally:
-            self._sending = False
+            try:
+                if not waited:
+                    await asyncio.sleep(0)  # the call's checkpoint (trio's rule)
+            finally:
+                self._sending = False
 
-    async def _drain(self) -> None:
-        """Wait until no data or EOF waits for credit (the frame handler sends them)."""
+    async def _drain(self) -> bool:
+        """Wait until no data or EOF waits for credit (the frame handler sends them).
+
+        Returns:
+            Whether it waited (yielded to the loop).
+        """
+        waited = False
         while self._conn.pending_bytes or self._conn.eof_pending:
             if self._send_failure is not None:
                 raise self._send_failure
+            waited = True
             await self._changed()
         if self._send_failure is not None:
             raise self._send_failure
+        return waited
 
     async def wait_send_all_might_not_block(self) -> None:
         """Wait until the peer granted credit for more data (trio ``SendStream``).
