@@ -1,7 +1,8 @@
 """The asyncio driver over aiortc against raw aiortc: bulk MB/s and echo round trip, one run.
 
 Both sides of each measurement run in one process and one asyncio loop
-(``asyncio.run``), on loopback ICE:
+(``asyncio.run``), or the answering side in a child process (``--processes
+2``, the default runs both layouts), on loopback ICE:
 
 - ``aiortc``: raw aiortc data channels (:mod:`benchmarks.raw_aiortc`: no
   unisockets layer on the data path);
@@ -15,12 +16,15 @@ The targets are the issue's: bulk >= 0.9x raw, echo round trip <= 1.2x raw
 (there is no thread hand-off left to pay). Every wait on a link is bounded by
 ``common.LINK_TIMEOUT`` (a dead link fails the run instead of hanging it).
 Run: ``python -m benchmarks.asyncio_driver [--quick] [--repeat N] [--size MiB]``.
+The child (``--child '{"url": ...}'``) runs the serving node and prints
+``{"ready": {"host": ..., "port": ...}}``; it serves until its stdin closes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -93,29 +97,57 @@ async def _serve(stream: Any) -> None:
 
 
 @asynccontextmanager
-async def _ours() -> AsyncIterator[Any]:
-    """Two nodes in this loop, one serving; yields a connected client stream."""
+async def _serving_node(url: str) -> AsyncIterator[tuple[str, int]]:
+    """A node serving on :data:`PORT` in this loop; yields its address."""
     import unisockets
 
-    async with AsyncExitStack() as stack:
-        url = await stack.enter_async_context(_signaling_server())
-        options = {"ice_addresses": ["127.0.0.1"]}
-        server = await stack.enter_async_context(unisockets.open_node(url, **options))
-        client = await stack.enter_async_context(unisockets.open_node(url, **options))
-        listener = await stack.enter_async_context(server.listen(PORT))
-        group = await stack.enter_async_context(anyio.create_task_group())
+    async with (
+        unisockets.open_node(url, ice_addresses=["127.0.0.1"]) as server,
+        server.listen(PORT) as listener,
+        anyio.create_task_group() as group,
+    ):
 
         async def accept() -> None:
             while True:
                 group.start_soon(_serve, await listener.accept())
 
         group.start_soon(accept)
-        stream = await common.link_wait(client.connect((server.address, PORT)), "a connection")
+        yield (server.address, PORT)
+        group.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def _ours(processes: int) -> AsyncIterator[Any]:
+    """A serving node (here or in a child) and a client node here; yields a client stream."""
+    import unisockets
+
+    async with AsyncExitStack() as stack:
+        url = await stack.enter_async_context(_signaling_server())
+        if processes == 1:
+            address = await stack.enter_async_context(_serving_node(url))
+        else:
+            child = await stack.enter_async_context(
+                common.open_asyncio_child("benchmarks.asyncio_driver", {"url": url})
+            )
+            ready = await common.link_wait(child.receive(), "the child's node")
+            address = (ready["ready"]["host"], ready["ready"]["port"])
+        client = await stack.enter_async_context(
+            unisockets.open_node(url, ice_addresses=["127.0.0.1"])
+        )
+        stream = await common.link_wait(client.connect(address), "a connection")
         try:
             yield stream
         finally:
             await stream.aclose()
-            group.cancel_scope.cancel()
+
+
+async def _child_main(params: dict[str, Any]) -> None:
+    """The child: serve until the parent closes our stdin."""
+    parent = await common.AsyncioParent.open()
+    async with _serving_node(params["url"]) as (host, port):
+        parent.send({"ready": {"host": host, "port": port}})
+        while await parent.receive() is not None:
+            pass
 
 
 async def _receive_exactly(stream: Any, size: int) -> None:
@@ -124,8 +156,8 @@ async def _receive_exactly(stream: Any, size: int) -> None:
         received += len(await common.link_wait(stream.receive(), "echoed bytes"))
 
 
-async def _ours_bulk(total: int) -> float:
-    async with _ours() as stream:
+async def _ours_bulk(processes: int, total: int) -> float:
+    async with _ours(processes) as stream:
         await stream.send(b"s" + total.to_bytes(8, "big"))
         payload = os.urandom(CHUNK)
         started = common.now()
@@ -135,8 +167,8 @@ async def _ours_bulk(total: int) -> float:
         return common.now() - started
 
 
-async def _ours_rtt(count: int, warmup: int, size: int) -> list[float]:
-    async with _ours() as stream:
+async def _ours_rtt(processes: int, count: int, warmup: int, size: int) -> list[float]:
+    async with _ours(processes) as stream:
         await stream.send(b"e")
         message = b"x" * size
         times = []
@@ -152,8 +184,18 @@ async def _ours_rtt(count: int, warmup: int, size: int) -> list[float]:
 # ---- raw aiortc ---------------------------------------------------------------------------
 
 
-async def _raw_bulk(total: int) -> float:
-    async with raw_aiortc.open_answerer() as answer:
+@asynccontextmanager
+async def _raw_answerer(processes: int) -> AsyncIterator[raw_aiortc.AnswerFn]:
+    if processes == 1:
+        async with raw_aiortc.open_answerer() as answer:
+            yield answer
+    else:
+        async with raw_aiortc.open_remote_answerer() as (answer, _):
+            yield answer
+
+
+async def _raw_bulk(processes: int, total: int) -> float:
+    async with _raw_answerer(processes) as answer:
         pc, channel = await raw_aiortc.open_link(answer)
         try:
             await channel.send(b"s" + total.to_bytes(8, "big"))
@@ -167,8 +209,8 @@ async def _raw_bulk(total: int) -> float:
             await pc.close()
 
 
-async def _raw_rtt(count: int, warmup: int, size: int) -> list[float]:
-    async with raw_aiortc.open_answerer() as answer:
+async def _raw_rtt(processes: int, count: int, warmup: int, size: int) -> list[float]:
+    async with _raw_answerer(processes) as answer:
         pc, channel = await raw_aiortc.open_link(answer)
         try:
             await channel.send(b"e")
@@ -188,14 +230,15 @@ async def _raw_rtt(count: int, warmup: int, size: int) -> list[float]:
 def main() -> None:
     """Run the comparison and print the tables (exit 1 if a measurement failed)."""
     args = common.parse_args(__doc__.splitlines()[0], BACKENDS, extra=_options)
-    if args.processes != [1, 2] and args.processes != [1]:
-        sys.exit("this benchmark runs both sides in one process (--processes 1)")
-    args.processes = [1]
+    if args.child is not None:
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        asyncio.run(_child_main(args.child))
+        return
     if args.quick:
         args.size, args.count, args.warmup = 2, 50, 5
     total = int(args.size * common.MIB) // CHUNK * CHUNK
     title = (
-        f"asyncio driver vs raw aiortc, one loop: {total / common.MIB:g} MiB bulk in "
+        f"asyncio driver vs raw aiortc: {total / common.MIB:g} MiB bulk in "
         f"{CHUNK // 1024} KiB writes, {args.count} echoes of {args.message} B"
     )
     common.print_header(title, args)
@@ -227,8 +270,8 @@ def main() -> None:
 
     def measure(backend: str, processes: int) -> dict[str, float]:
         bulk, rtt = (_ours_bulk, _ours_rtt) if backend == "asyncio" else (_raw_bulk, _raw_rtt)
-        seconds = raw_aiortc.run(bulk, total)
-        times = raw_aiortc.run(rtt, args.count, args.warmup, args.message)
+        seconds = raw_aiortc.run(bulk, processes, total)
+        times = raw_aiortc.run(rtt, processes, args.count, args.warmup, args.message)
         return {
             "throughput": total / seconds / common.MB,
             "median": 1e6 * common.median(times),
