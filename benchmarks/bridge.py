@@ -246,8 +246,9 @@ async def thread_bridge(total: int, pings: int) -> tuple[float, list[float], flo
     """Bulk, echo, setup time and bridge hand-off round trips, one process."""
     relay_a, relay_b = _Relay("10.0.0.1"), _Relay("10.0.0.2")
     async with (
-        open_webrtc_transport("10.0.0.1", relay_a, host_addresses=LOOPBACK) as a,
-        open_webrtc_transport("10.0.0.2", relay_b, host_addresses=LOOPBACK) as b,
+        open_asyncio_bridge() as bridge,  # both transports on one loop, as plain aiortc
+        open_webrtc_transport("10.0.0.1", relay_a, host_addresses=LOOPBACK, bridge=bridge) as a,
+        open_webrtc_transport("10.0.0.2", relay_b, host_addresses=LOOPBACK, bridge=bridge) as b,
         trio.open_nursery() as nursery,
     ):
         relay_a.target, relay_b.target = b, a

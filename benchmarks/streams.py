@@ -22,6 +22,7 @@ its stdin closes, then prints ``{"peak_rss": bytes}``.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -109,17 +110,30 @@ async def serve_connection(stream: trio.abc.Stream) -> None:
         logging.getLogger("benchmarks").debug("connection ended: %r", exc)
 
 
+#: The asyncio bridge the nodes of this process share (set by :func:`open_signaling`).
+_BRIDGE: contextvars.ContextVar[Any] = contextvars.ContextVar("benchmark_bridge", default=None)
+
+
 def _overlay_node(url: str, backend: str = "webrtc") -> Any:
-    """``open_node(url)`` gathering ICE candidates on loopback only (str0m: the native core)."""
+    """``open_node(url)`` gathering ICE candidates on loopback only (str0m: the native core).
+
+    aiortc nodes opened within :func:`open_signaling` share its asyncio bridge
+    (one aiortc loop per process, as plain aiortc code has).
+    """
     from unisockets.net import open_node
 
-    webrtc_backend = "native" if backend == "str0m" else "aiortc"
-    return open_node(url, "10.0.0", ice_addresses=LOOPBACK, webrtc_backend=webrtc_backend)
+    if backend == "str0m":
+        return open_node(url, "10.0.0", ice_addresses=LOOPBACK, webrtc_backend="native")
+    return open_node(
+        url, "10.0.0", ice_addresses=LOOPBACK, webrtc_backend="aiortc", asyncio_bridge=_BRIDGE.get()
+    )
 
 
 @asynccontextmanager
 async def open_signaling(limits: ServerLimits | None = None) -> AsyncIterator[str]:
     """Run an embedded signaling server on 127.0.0.1; yield its URL.
+
+    The nodes this process opens in the block share one asyncio bridge.
 
     Args:
         limits: the server's limits, or ``None`` for the defaults (e.g. a higher
@@ -127,11 +141,19 @@ async def open_signaling(limits: ServerLimits | None = None) -> AsyncIterator[st
     """
     from unisockets.signaling.limits import DEFAULT_LIMITS
     from unisockets.signaling.server import open_signaling_server
+    from unisockets.transport.bridge import open_asyncio_bridge
 
     if limits is None:
         limits = DEFAULT_LIMITS
-    async with open_signaling_server(host="127.0.0.1", port=0, limits=limits) as server:
-        yield server.url
+    async with (
+        open_signaling_server(host="127.0.0.1", port=0, limits=limits) as server,
+        open_asyncio_bridge(name="unisockets-asyncio benchmark") as bridge,
+    ):
+        token = _BRIDGE.set(bridge)
+        try:
+            yield server.url
+        finally:
+            _BRIDGE.reset(token)
 
 
 async def _accept_loop(listener: trio.abc.Listener[Any], nursery: trio.Nursery) -> None:

@@ -43,12 +43,16 @@ ALLOWED: dict[str, frozenset[str]] = {
     # the signaling server and client over WebSockets (trio)
     "signaling": frozenset({"protocol", "_nursery"}),
     # nodes, listeners, streams, sockets: what programs hold
-    "net": frozenset({"protocol", "transport", "signaling", "_nursery"}),
+    "net": frozenset({"protocol", "transport", "signaling", "aio", "_nursery"}),
     # WebAssembly guests whose sockets are a node's
     "wasm": frozenset({"net"}),
-    # the Pyodide driver: asyncio, the page's WebSocket and WebRTC; from wasm only the
-    # stdlib-only import table and memory checks (abi, memory) for programs in a tab
-    "browser": frozenset({"protocol", "wasm"}),
+    # the asyncio driver of the core, on a runtime's WebSocket and WebRTC (no third party)
+    "driver": frozenset({"protocol"}),
+    # the driver in a browser tab: Pyodide's asyncio, the page's WebSocket and WebRTC; from
+    # wasm only the stdlib-only import table and memory checks (abi, memory) for programs
+    "browser": frozenset({"driver", "protocol", "wasm"}),
+    # the driver natively: aiortc and wsproto in the caller's asyncio loop
+    "aio": frozenset({"driver", "protocol", "transport"}),
     # the one-import API (unisockets/__init__.py, lazy re-exports)
     "unisockets": frozenset({"net", "signaling"}),
     # the command line, on top of everything it runs
@@ -59,6 +63,8 @@ ALLOWED: dict[str, frozenset[str]] = {
 
 #: Third-party modules a layer must not import, even lazily (Pyodide has none of them).
 FORBIDDEN_THIRD_PARTY: dict[str, frozenset[str]] = {
+    # asyncio natively: no trio in the caller's asyncio loop (no thread, no bridge)
+    "aio": frozenset({"trio", "trio_websocket", "trio_asyncio", "outcome"}),
     "browser": frozenset(
         {
             "trio",
@@ -73,6 +79,7 @@ FORBIDDEN_THIRD_PARTY: dict[str, frozenset[str]] = {
         }
     ),
 }
+FORBIDDEN_THIRD_PARTY["driver"] = FORBIDDEN_THIRD_PARTY["browser"]  # it runs under Pyodide too
 
 
 def layer_of(module: str) -> str:

@@ -31,7 +31,9 @@ DESCRIPTIONS = {
     "_rtc": "the native WebRTC core: str0m in Rust (optional)",
     "signaling": "signaling server and client over WebSockets",
     "_nursery": "the trio drivers' nursery helper (private)",
-    "browser": "a node in a browser tab: asyncio, no trio, anyio, aiortc",
+    "aio": "asyncio natively: the driver on aiortc, in the caller's loop",
+    "browser": "a node in a browser tab: the driver on the page's WebRTC",
+    "driver": "the asyncio driver: no trio, anyio, aiortc",
     "protocol": "sans-IO core: standard library only",
 }
 

@@ -37,6 +37,7 @@ EXPECTED = {
         "datagrams lost",
         "one-way latency",
     ],
+    "asyncio_driver": ["bulk throughput", "echo round trip p99", "ratio to aiortc data channel"],
 }
 
 

@@ -1,4 +1,4 @@
-"""unisockets.browser must import without trio, aiortc, trio-websocket, wasmtime (Pyodide has none).
+"""unisockets.browser and .driver import without trio, aiortc, trio-websocket or wasmtime.
 
 Runs in a subprocess where those imports fail, as they do under Pyodide; the
 real thing runs in Chromium (test_interop.py, test_demo.py).
@@ -6,20 +6,19 @@ real thing runs in Chromium (test_interop.py, test_demo.py).
 
 from __future__ import annotations
 
-import pkgutil
 import subprocess
 import sys
-
-import unisockets.browser
 
 FORBIDDEN = ("trio", "trio_websocket", "aiortc", "aioice", "anyio", "wasmtime")
 
 SCRIPT = f"""
-import importlib, sys
+import importlib, pkgutil, sys
 for name in {FORBIDDEN!r}:
     sys.modules[name] = None  # "import trio" now raises ImportError, as in Pyodide
-for name in {sorted(m.name for m in pkgutil.iter_modules(unisockets.browser.__path__))!r}:
-    importlib.import_module("unisockets.browser." + name)
+import unisockets.browser, unisockets.driver
+for package in (unisockets.browser, unisockets.driver):
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(package.__name__ + "." + info.name)
 import asyncio
 from unisockets.browser import open_node
 async def main():

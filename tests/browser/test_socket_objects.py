@@ -15,9 +15,9 @@ import socket
 
 import pytest
 
-from unisockets.browser.pipes import loopback_pair
-from unisockets.browser.sockets import Socket
-from unisockets.browser.streams import Stream
+from unisockets.driver.pipes import loopback_pair
+from unisockets.driver.sockets import Socket
+from unisockets.driver.streams import Stream
 
 
 class _Node:

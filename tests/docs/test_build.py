@@ -47,7 +47,12 @@ def test_protocol_page_has_every_opcode_frames_and_diagrams(site: Path) -> None:
 @pytest.mark.timeout(300)
 def test_examples_are_included_verbatim(site: Path) -> None:
     text = html.unescape(re.sub(r"<[^>]+>", "", _page(site, "getting-started")))
-    for example in ("trio/echo_server.py", "anyio/echo_client.py", "native/echo_server.py"):
+    for example in (
+        "trio/echo_server.py",
+        "anyio/echo_client.py",
+        "asyncio/echo_server.py",
+        "native/echo_server.py",
+    ):
         source = (EXAMPLES / example).read_text(encoding="utf-8")
         for line in source.splitlines():
             assert line.strip() in text, f"{example}: {line!r}"
@@ -76,7 +81,7 @@ INTERNAL = [
     "unisockets.net.listeners.OverlayListener.offer",
     "unisockets.net.listeners.OverlayListener.cancel_scope",
     "unisockets.net.node.connection_label",
-    "unisockets.browser.node.connection_label",
+    "unisockets.driver.node.connection_label",
 ]
 
 

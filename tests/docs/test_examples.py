@@ -19,6 +19,8 @@ RUN_BY_TESTS = {
     "trio/echo_client.py",
     "anyio/echo_server.py",
     "anyio/echo_client.py",
+    "asyncio/echo_server.py",
+    "asyncio/echo_client.py",
     "native/echo_server.py",
     "native/echo_client.py",
     "asyncio_sans_io/main.py",
@@ -33,14 +35,14 @@ pytestmark = pytest.mark.timeout(240)
 def test_every_example_is_run() -> None:
     found = {
         path.relative_to(EXAMPLES).as_posix()
-        for folder in ("trio", "anyio", "native", "asyncio_sans_io", "udp")
+        for folder in ("trio", "anyio", "asyncio", "native", "asyncio_sans_io", "udp")
         for path in (EXAMPLES / folder).glob("*.py")
     }
     assert found == RUN_BY_TESTS
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("flavour", ["trio", "anyio"])
+@pytest.mark.parametrize("flavour", ["trio", "anyio", "asyncio"])
 def test_echo_server_and_client_over_webrtc(
     flavour: str, signaling_url: str, child_processes: list[Child]
 ) -> None:
@@ -55,7 +57,7 @@ def test_echo_server_and_client_over_webrtc(
         assert lines[0].startswith("connected 10.0.0.2:") and lines[0].endswith(" -> 10.0.0.1:1234")
         assert lines[1:] == ["hello over a WebRTC data channel"]
     else:
-        assert lines == ["connected to 10.0.0.1:1234", "hello from anyio"]
+        assert lines == ["connected to 10.0.0.1:1234", f"hello from {flavour}"]
     assert server.process.poll() is None, "the echo server must keep serving"
 
 

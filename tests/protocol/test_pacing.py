@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from unisockets.browser import signaling as browser_signaling
+from unisockets.driver import signaling as driver_signaling
 from unisockets.protocol import pacing
 from unisockets.signaling import client as native_client
 from unisockets.signaling import limits
@@ -17,7 +17,7 @@ def test_every_client_and_the_server_use_these() -> None:
     assert native_client.DEFAULT_SEND_RATE == pacing.DEFAULT_SEND_RATE
     backoff = inspect.signature(native_client.open_signaling_client).parameters["backoff"]
     assert backoff.default == pacing.DEFAULT_BACKOFF
-    assert browser_signaling.TokenBucket is pacing.TokenBucket
+    assert driver_signaling.TokenBucket is pacing.TokenBucket
     assert limits.TokenBucket is pacing.TokenBucket
     # the clients' default pace stays under the server's default limit
     rate, burst = pacing.DEFAULT_SEND_RATE

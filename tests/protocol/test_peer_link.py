@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from unisockets.browser import links as browser_links
+from unisockets.driver import links as driver_links
 from unisockets.protocol import peer_link
 from unisockets.protocol.peer_link import (
     MODERN_ANSWER_ATTRIBUTE,
@@ -39,10 +39,10 @@ def test_the_lower_id_offer_wins(low: str, high: str) -> None:
 
 def test_both_drivers_use_these_constants() -> None:
     assert webrtc_link.HELLO is peer_link.HELLO
-    assert peer_link.HELLO.decode() == browser_links.HELLO
+    assert peer_link.HELLO.decode() == driver_links.HELLO
     for name in ("LEGACY_LABEL", "MODERN_PROTOCOL", "offer_wins"):
         assert getattr(webrtc_link, name) is getattr(peer_link, name)
-        assert getattr(browser_links, name) is getattr(peer_link, name)
+        assert getattr(driver_links, name) is getattr(peer_link, name)
     assert webrtc_link.HELLO_GRACE == peer_link.HELLO_GRACE
 
 

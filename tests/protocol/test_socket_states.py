@@ -521,7 +521,7 @@ class _StandInNode:
 
 
 def test_browser_socket_raises_what_the_machine_says_before_connecting() -> None:
-    from unisockets.browser.sockets import Socket as BrowserSocket
+    from unisockets.driver.sockets import Socket as BrowserSocket
 
     steps = SEQUENCES["fresh, bound, listening, closed"]
     node = _StandInNode()

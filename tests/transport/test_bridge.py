@@ -8,11 +8,10 @@ import threading
 import pytest
 import trio
 
-from unisockets.transport.bridge import (
-    BridgeError,
-    open_asyncio_bridge,
-    open_shared_asyncio_bridge,
-)
+from unisockets.transport.base import MessagePipe
+from unisockets.transport.bridge import BridgeError, open_asyncio_bridge
+
+from .conftest import open_mesh
 
 
 def _bridge_threads() -> list[threading.Thread]:
@@ -165,54 +164,38 @@ async def _loop_thread() -> str:
 
 
 @pytest.mark.trio
-async def test_shared_bridges_with_one_key_use_one_loop_until_the_last_leaves() -> None:
-    first_done = trio.Event()
-    async with trio.open_nursery() as nursery:
-        async with (
-            open_shared_asyncio_bridge("k") as first,
-            open_shared_asyncio_bridge("k") as second,
-        ):
-            assert second is first
+async def test_each_transport_owns_its_bridge_and_joins_it_on_exit() -> None:
+    async with open_mesh("10.0.0.1", "10.0.0.2") as mesh:
+        a, b = mesh["10.0.0.1"], mesh["10.0.0.2"]
+        assert a._bridge is not b._bridge  # no registry: each has its own
+        assert sorted(t.name for t in _bridge_threads()) == [
+            "unisockets-asyncio 10.0.0.1",
+            "unisockets-asyncio 10.0.0.2",
+        ]
+    assert _bridge_threads() == []
+
+
+@pytest.mark.trio
+@pytest.mark.slow
+async def test_transports_given_one_bridge_share_its_loop_and_leave_it_to_its_owner() -> None:
+    async with open_asyncio_bridge() as bridge:
+        async with open_mesh("10.0.0.1", "10.0.0.2", bridge=bridge) as mesh:
+            a, b = mesh["10.0.0.1"], mesh["10.0.0.2"]
+            assert a._bridge is b._bridge is bridge
             assert len(_bridge_threads()) == 1
+            with trio.fail_after(30):  # a real link over the one loop
+                async with trio.open_nursery() as nursery:
+                    accepted: list[MessagePipe] = []
 
-            async def outlive_the_first() -> None:
-                async with open_shared_asyncio_bridge("k") as third:
-                    assert third is first
-                    await first_done.wait()
-                    # The first two left: the loop still runs for this one.
-                    assert not third.closing
-                    assert await third.run(_loop_thread)
+                    async def accept() -> None:
+                        accepted.append(await b.accept_pipe(a.local_id, "shared"))
 
-            nursery.start_soon(outlive_the_first)
-            await trio.sleep(0.01)
-        first_done.set()
-    # The last user left: the loop stopped and its thread was joined.
-    assert _bridge_threads() == []
-    assert first.closing
-
-
-@pytest.mark.trio
-async def test_other_keys_get_other_loops_and_a_new_loop_starts_after_the_last_user() -> None:
-    async with open_shared_asyncio_bridge("a") as a, open_shared_asyncio_bridge("b") as b:
-        assert a is not b
-        assert await a.run(_loop_thread) != await b.run(_loop_thread)
-        assert len(_bridge_threads()) == 2
-    async with open_shared_asyncio_bridge("a") as again:
-        assert again is not a  # the old one stopped with its last user
-        assert await again.run(_loop_thread)
-    assert _bridge_threads() == []
-
-
-@pytest.mark.trio
-async def test_a_shared_bridge_raises_recorded_errors_to_its_last_user() -> None:
-    def boom() -> None:
-        raise RuntimeError("a bug in a queued callable")
-
-    with pytest.raises(BridgeError, match="a bug in a queued callable"):
-        async with open_shared_asyncio_bridge("e") as first:
-            async with open_shared_asyncio_bridge("e"):
-                first.call_soon(boom)
-                await first.run(_loop_thread)  # after boom ran
-            # the inner user left cleanly: no error yet, the loop still runs
-            assert not first.closing
+                    nursery.start_soon(accept)
+                    opened = await a.open_pipe(b.local_id, "shared")
+                await opened.send_message(b"one loop")
+                assert await accepted[0].receive_message() == b"one loop"
+        # The transports left; the bridge is its owner's until its block ends.
+        assert not bridge.closing
+        assert await bridge.run(_loop_thread)
+    assert bridge.closing
     assert _bridge_threads() == []

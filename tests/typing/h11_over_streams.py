@@ -11,7 +11,7 @@ from typing import assert_type
 
 import h11
 
-from unisockets.browser.streams import Stream
+from unisockets.driver.streams import Stream
 from unisockets.net import Socket, SocketStream
 
 

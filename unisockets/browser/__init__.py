@@ -1,10 +1,14 @@
 """unisockets in a browser tab: Pyodide's asyncio loop, the page's WebSocket and WebRTC.
 
-The same sans-IO core as the native package (:mod:`unisockets.protocol`:
-the signaling client state machine, the wire codec, the stream framing),
-driven by the browser's own ``WebSocket`` (signaling) and
-``RTCPeerConnection``/``RTCDataChannel`` (data plane), so a tab interoperates
-with native nodes (:mod:`unisockets.net`, aiortc) and with other tabs.
+The asyncio driver (:mod:`unisockets.driver`: the sans-IO core of
+:mod:`unisockets.protocol` with asyncio I/O, timers and tasks) on the
+browser's own ``WebSocket`` (signaling) and ``RTCPeerConnection``/
+``RTCDataChannel`` (data plane), so a tab interoperates with native nodes
+(:mod:`unisockets.net` and :mod:`unisockets.aio`, aiortc) and with other tabs.
+This package holds only what is the browser's: the Pyodide bindings
+(``_js``, ``_loop``), :func:`open_node` (``tab``) and the demo page's app
+(``demo``); the driver's modules (``links``, ``pipes``, ``signaling``,
+``sockets``, ``streams``, ``errors``) are :mod:`unisockets.driver`'s.
 
 Usage inside Pyodide (``await`` at top level, e.g. ``pyodide.runPythonAsync``)::
 
@@ -23,15 +27,17 @@ trio or aiortc. See docs/browser.md for what differs
 from the trio API and why.
 """
 
-from ..protocol.pacing import DEFAULT_BACKOFF, DEFAULT_SEND_RATE
-from .datagrams import SOCK_DGRAM, DatagramSocket
-from .errors import (
+from ..driver.datagrams import SOCK_DGRAM, DatagramSocket
+from ..driver.errors import (
     BrokenResourceError,
     BusyResourceError,
     ClosedResourceError,
     SignalingError,
 )
-from .node import (
+from ..driver.sockets import AF_INET, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_STREAM, Socket
+from ..driver.streams import Address, Stream
+from ..protocol.pacing import DEFAULT_BACKOFF, DEFAULT_SEND_RATE
+from .tab import (
     DEFAULT_BACKLOG,
     EPHEMERAL_PORTS,
     BrowserNode,
@@ -39,12 +45,9 @@ from .node import (
     SignalingStatus,
     open_node,
 )
-from .sockets import AF_INET, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_STREAM, Socket
-from .streams import Address, Stream
 
 # What a tab's program uses. The driver's machinery (peer links, pipes, the
-# signaling driver, the glare rule) stays in its modules: ``links``,
-# ``pipes``, ``signaling``.
+# signaling session) stays in unisockets.driver.
 __all__ = [
     "AF_INET",
     "DEFAULT_BACKLOG",

@@ -22,10 +22,11 @@ Rules kept here (Pyodide's "Calling JavaScript from Python" guide):
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
+
+from ..driver.runtime import EventListeners, settle
 
 try:
     import js  # type: ignore[import-not-found]
@@ -39,6 +40,8 @@ else:
     _JSNULL = getattr(pyodide.ffi, "jsnull", None)  # JavaScript null (Pyodide >= 0.28)
 
 __all__ = [
+    "BROWSER",
+    "BrowserRuntime",
     "Listeners",
     "in_browser",
     "is_null",
@@ -124,8 +127,8 @@ def to_bytes(value: Any) -> bytes:
     return bytes(js.Uint8Array.new(value).to_bytes())
 
 
-class Listeners:
-    """Event listeners added to JavaScript objects, removed and destroyed together.
+class Listeners(EventListeners):
+    """:class:`~unisockets.driver.runtime.EventListeners` on the page's objects (:data:`BROWSER`).
 
     Args:
         on_error: called with the exception when a listener raises (after it
@@ -133,48 +136,53 @@ class Listeners:
     """
 
     def __init__(self, on_error: Callable[[BaseException], object] | None = None) -> None:
-        self._on_error = on_error
-        self._added: list[tuple[Any, str, Any]] = []
-
-    def add(self, target: Any, event: str, handler: Callable[[Any], object]) -> None:
-        """Call ``handler(event)`` on each ``event`` of ``target`` until :meth:`clear`.
-
-        Args:
-            target: a JavaScript ``EventTarget`` (WebSocket, RTCPeerConnection, ...).
-            event: the event name, e.g. ``"message"``.
-            handler: a synchronous callable taking the JavaScript event object.
-        """
         require_browser()
-
-        def guarded(js_event: Any) -> None:
-            try:
-                handler(js_event)
-            except BaseException as exc:  # never into JavaScript (see module docstring)
-                logger.exception("%s listener failed", event)
-                if self._on_error is not None:
-                    self._on_error(exc)
-
-        proxy = create_proxy(guarded)
-        target.addEventListener(event, proxy)
-        self._added.append((target, event, proxy))
-
-    def clear(self) -> None:
-        """Remove every listener and free its proxy (idempotent)."""
-        added, self._added = self._added, []
-        for target, event, proxy in added:
-            try:
-                target.removeEventListener(event, proxy)
-            finally:
-                proxy.destroy()
+        super().__init__(BROWSER, on_error)
 
 
-def settle(
-    future: asyncio.Future[Any], result: Any = None, error: BaseException | None = None
-) -> None:
-    """Resolve ``future`` with ``result`` or ``error`` unless it is already done."""
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+class BrowserRuntime:
+    """The page's ``WebSocket`` and WebRTC for the asyncio driver.
+
+    A :class:`unisockets.driver.runtime.Runtime`.
+    """
+
+    def websocket(self, url: str) -> Any:
+        """``new WebSocket(url)`` (raises the browser's ``SyntaxError`` for a bad URL)."""
+        return js_global("WebSocket").new(url)
+
+    def peer_connection(self, configuration: Mapping[str, Any]) -> Any:
+        """``new RTCPeerConnection(configuration)``."""
+        return js_global("RTCPeerConnection").new(js_object(configuration))
+
+    def options(self, mapping: Mapping[str, Any]) -> Any:
+        """A plain JS object (:func:`js_object`)."""
+        return js_object(mapping)
+
+    def to_wire(self, data: bytes) -> Any:
+        """A new ``Uint8Array`` (:func:`to_uint8array`)."""
+        return to_uint8array(data)
+
+    def to_bytes(self, value: Any) -> bytes:
+        """:func:`to_bytes`."""
+        return to_bytes(value)
+
+    def candidate_json(self, candidate: Any) -> str:
+        """``JSON.stringify(candidate.toJSON())``."""
+        return str(js_global("JSON").stringify(candidate.toJSON()))
+
+    def is_null(self, value: Any) -> bool:
+        """:func:`is_null`."""
+        return is_null(value)
+
+    def proxy(self, handler: Callable[[Any], None]) -> Any:
+        """A :func:`pyodide.ffi.create_proxy` proxy (destroyed by :meth:`release`)."""
+        require_browser()
+        return create_proxy(handler)
+
+    def release(self, proxy: Any) -> None:
+        """``proxy.destroy()``."""
+        proxy.destroy()
+
+
+#: The browser's runtime (usable only under Pyodide).
+BROWSER: Final = BrowserRuntime()

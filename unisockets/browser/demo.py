@@ -19,12 +19,12 @@ import contextlib
 import html
 from typing import Any, Final
 
+from ..driver.errors import BrokenResourceError, ClosedResourceError, SignalingError
+from ..driver.legacy import AnyStream
 from ..protocol.addresses import format_alias, is_alias, parse_alias
 from ..protocol.events import Disconnected, IdChanged, Reconnected
 from ._js import Listeners, js_global, logger
-from .errors import BrokenResourceError, ClosedResourceError, SignalingError
-from .node import BrowserNode, SignalingStatus, open_node
-from .streams import Stream
+from .tab import BrowserNode, SignalingStatus, open_node
 
 __all__ = ["DemoApp", "start"]
 
@@ -77,7 +77,7 @@ class DemoApp:
         self._commands: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._listeners = Listeners()
         self._log_lines: list[str] = []
-        self._client: Stream | None = None
+        self._client: AnyStream | None = None
         self._served = 0
         self._roles: dict[int, str] = {}
         self.node: BrowserNode | None = None
@@ -172,7 +172,7 @@ class DemoApp:
             self._set_text("echo", f"not serving: {exc}")
             self._log(f"echo server stopped: {exc}", bad=True)
 
-    async def _echo(self, stream: Stream, node: BrowserNode, port: int) -> None:
+    async def _echo(self, stream: AnyStream, node: BrowserNode, port: int) -> None:
         peer = format_alias(*stream.remote_address)
         self._log(f"echo: {peer} connected")
         try:
@@ -203,7 +203,7 @@ class DemoApp:
         self._set_enabled(leave=True, connect=True, send=True, eof=True)
         tasks.create_task(self._read_replies(self._client))
 
-    async def _read_replies(self, stream: Stream) -> None:
+    async def _read_replies(self, stream: AnyStream) -> None:
         try:
             while data := await stream.receive_some():
                 self._log(f"received {data.decode('utf-8', 'replace')!r}", ok=True)

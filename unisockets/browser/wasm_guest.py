@@ -36,13 +36,13 @@ from collections.abc import Awaitable, Callable
 from socket import SocketKind
 from typing import Any
 
+from ..driver.datagrams import DatagramSocket
+from ..driver.errors import oserror
+from ..driver.sockets import SHUT_RD, SHUT_RDWR, SHUT_WR, Socket
 from ..wasm import abi
 from ..wasm.memory import MemoryView, efault
 from ._js import js_global, require_browser
-from .datagrams import DatagramSocket
-from .errors import oserror
-from .node import BrowserNode, open_node
-from .sockets import SHUT_RD, SHUT_RDWR, SHUT_WR, Socket
+from .tab import BrowserNode, open_node
 
 __all__ = ["GuestStopped", "JsMemoryView", "TabGuest", "start", "unimplemented"]
 

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Literal
 
+import sniffio
 import trio
 
 from ..protocol.planner import DEFAULT_BACKLOG, EPHEMERAL_PORTS
@@ -31,6 +32,8 @@ from .overlay import OverlayNode
 
 if TYPE_CHECKING:
     from aiortc import RTCConfiguration
+
+    from ..transport.bridge import AsyncioBridge
 
 #: What ``open_node(transport=...)`` takes: called with this node's id and the sender
 #: of its signals (offers, answers, candidates), it opens the node's peer transport.
@@ -65,6 +68,7 @@ async def open_node(
     signaling_backoff: tuple[float, float] | None = None,
     link_timeout: float = 15.0,
     webrtc_backend: Literal["auto", "native", "aiortc"] = "aiortc",
+    asyncio_bridge: AsyncioBridge | None = None,
 ) -> AsyncIterator[Node]:
     """Join a unisockets network (or use the OS's TCP) for the duration of the block.
 
@@ -107,15 +111,50 @@ async def open_node(
             candidates only), or ``"auto"``: native when the extension is
             installed and no ICE servers are configured, else aiortc
             (docs/transport.md, "The native backend").
+        asyncio_bridge: under trio, run aiortc on this
+            :class:`~unisockets.transport.bridge.AsyncioBridge` (from
+            ``async with open_asyncio_bridge() as bridge``, owned by the
+            caller) instead of the node's own loop thread; nodes of one
+            program given one bridge share one asyncio loop, which halves the
+            CPU per MB when both ends of a stream are in one process
+            (docs/benchmarks.md). Not used under asyncio (there is no bridge).
 
     Yields:
-        The :class:`Node`; leaving the block closes every listener, stream,
-        peer link and task of the node.
+        Under trio, the :class:`Node`; under asyncio (``asyncio.run``, or
+        anyio's asyncio backend), an :class:`unisockets.aio.AioNode`, the
+        same calls with anyio's streams and listeners, aiortc running in the
+        caller's loop (docs/concepts.md, "asyncio and trio"). Leaving the
+        block closes every listener, stream, peer link and task of the node.
 
     Raises:
         unisockets.signaling.SignalingError: the server is unreachable or the
-            subnet is full.
+            subnet is full (under asyncio, :class:`unisockets.driver.errors.SignalingError`).
+        TypeError: under asyncio, no signaling URL, a ``transport=`` or an ``asyncio_bridge=``.
     """
+    if sniffio.current_async_library() == "asyncio":
+        # asyncio: the asyncio driver, aiortc in this loop (docs/concepts.md, "asyncio and trio").
+        if signaling_url is None or transport is not None or asyncio_bridge is not None:
+            raise TypeError(
+                "under asyncio, open_node needs a signaling URL and takes no transport= or "
+                "asyncio_bridge= (the OS-TCP fallback, transport factories and the bridge "
+                "are trio's; for OS TCP use anyio.connect_tcp)"
+            )
+        from ..aio.node import open_node as open_asyncio_node
+
+        async with open_asyncio_node(
+            signaling_url,
+            subnet,
+            rtc_configuration=rtc_configuration,
+            ssl_context=ssl_context,
+            request_timeout=request_timeout,
+            accept_timeout=accept_timeout,
+            ice_addresses=ice_addresses,
+            signaling_send_rate=signaling_send_rate,
+            signaling_backoff=signaling_backoff,
+            link_timeout=link_timeout,
+        ) as asyncio_node:
+            yield asyncio_node  # type: ignore[misc]  # an AioNode: the same calls, anyio's objects
+        return
     if signaling_url is None:
         async with _open_native_node(host) as native:
             yield native
@@ -141,12 +180,20 @@ async def open_node(
         )
         if transport is None:
             from ..transport.native_rtc import rtc_opener
+            from ..transport.webrtc import open_webrtc_transport
 
+            opener = rtc_opener(webrtc_backend, rtc_configuration)
+            bridge: dict[str, AsyncioBridge] = {}
+            if asyncio_bridge is not None:
+                if opener is not open_webrtc_transport:
+                    raise TypeError("asyncio_bridge= is for the aiortc backend (str0m has none)")
+                bridge["bridge"] = asyncio_bridge
             transport = functools.partial(
-                rtc_opener(webrtc_backend, rtc_configuration),
+                opener,
                 rtc_configuration=rtc_configuration,
                 host_addresses=ice_addresses,
                 link_timeout=link_timeout,
+                **bridge,
             )
         peers = await stack.enter_async_context(transport(signaling.id, SignalAdapter(signaling)))
         loopback = await stack.enter_async_context(

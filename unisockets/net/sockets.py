@@ -8,7 +8,7 @@ errors are :class:`OSError` with a real errno (``ECONNREFUSED``,
 :mod:`socket` handles them unchanged. Which call is legal in which state, and
 the errno of each illegal one, is decided by the sans-IO
 :class:`~unisockets.protocol.socket_states.SocketStateMachine` (shared with
-:mod:`unisockets.browser.sockets`).
+:mod:`unisockets.driver.sockets`).
 
 ``shutdown`` and ``close`` are synchronous, as in :mod:`socket` and
 :mod:`trio.socket`: they take effect at once for this socket, and the EOF or

@@ -1,7 +1,7 @@
 """How often a signaling client may talk to the server: pacing and reconnection backoff.
 
 Shared by the native client (:mod:`unisockets.signaling.client`), the browser
-driver (:mod:`unisockets.browser.signaling`) and the server's per-client rate
+driver (:mod:`unisockets.driver.signaling`) and the server's per-client rate
 limit (:class:`unisockets.signaling.limits.ServerLimits`), so the three agree
 by construction. Sans-IO: no I/O and no clock (the caller passes the time in);
 :func:`backoff_delay` draws its jitter from the generator passed in (or :mod:`random`).

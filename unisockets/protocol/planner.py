@@ -1,7 +1,7 @@
 """How a node plans its connections, sans-IO: addresses, ports, labels, backlogs, releases.
 
 Both node drivers, :mod:`unisockets.net.node` (trio) and
-:mod:`unisockets.browser.node` (asyncio in a browser tab), do the I/O of a
+:mod:`unisockets.driver.node` (asyncio: browser tabs, native asyncio), do the I/O of a
 connection (signaling requests, peer links, data channels) and ask a
 :class:`ConnectionPlanner` for every decision around it, so that they decide
 alike (docs/protocol.md, "Connect"; docs/concepts.md, "Nodes").

@@ -1,9 +1,14 @@
 """One asyncio event loop in a thread of its own, driven from trio.
 
-aiortc runs only on asyncio; the node runs on trio. The WebRTC transport
+aiortc runs only on asyncio; a trio node does not. Its WebRTC transport
 therefore owns one :class:`AsyncioBridge`: a dedicated thread running an
-asyncio loop, started in the transport's ``async with`` and stopped and joined
-when it exits (also on cancellation or error). Users never see it.
+asyncio loop, started in the transport's ``async with`` (inside the node's)
+and stopped and joined when it exits (also on cancellation or error). There
+is no registry: a bridge belongs to the ``async with`` that opened it. Nodes
+that should share one loop (two nodes in one trio program, as plain aiortc
+code shares one loop) are given a bridge their caller opened and owns
+(``open_node(asyncio_bridge=...)``). Under asyncio there is no bridge at all
+(:mod:`unisockets.aio`).
 
 Why a thread and not trio-asyncio: measured on the project's machines (see
 ``docs/transport.md`` and ``benchmarks/bridge.py``), the thread bridge moves
@@ -39,14 +44,14 @@ import asyncio
 import logging
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Hashable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 import outcome
 import trio
 
-__all__ = ["AsyncioBridge", "BridgeError", "open_asyncio_bridge", "open_shared_asyncio_bridge"]
+__all__ = ["AsyncioBridge", "BridgeError", "open_asyncio_bridge"]
 
 T = TypeVar("T")
 
@@ -393,71 +398,3 @@ async def open_asyncio_bridge(*, name: str = "unisockets-asyncio") -> AsyncItera
     with trio.CancelScope(shield=True):
         await bridge._aclose(stopped)
     bridge._raise_errors()
-
-
-class _Shared:
-    """A shared bridge and how many ``open_shared_asyncio_bridge`` blocks use it."""
-
-    __slots__ = ("bridge", "stopped", "users")
-
-    def __init__(self, bridge: AsyncioBridge, stopped: trio.Event) -> None:
-        self.bridge = bridge
-        self.stopped = stopped
-        self.users = 0
-
-
-#: Shared bridges by (trio run, caller's key); trio thread only (each run has its own keys).
-_shared: dict[tuple[trio.lowlevel.TrioToken, Hashable], _Shared] = {}
-
-
-@asynccontextmanager
-async def open_shared_asyncio_bridge(
-    key: Hashable = None, *, name: str = "unisockets-asyncio"
-) -> AsyncIterator[AsyncioBridge]:
-    """Like :func:`open_asyncio_bridge`, but blocks with the same ``key`` share one loop.
-
-    Within one trio run, the first block with a given ``key`` starts the
-    loop thread; later blocks with that key (while it runs) use the same
-    bridge; the last one to exit stops the loop and joins the thread, as
-    :func:`open_asyncio_bridge` does. Two WebRTC nodes in one process then
-    run on one asyncio loop, as plain aiortc code would, instead of three
-    threads contending for the GIL (see docs/benchmarks.md: on two idle
-    cores that contention doubled the CPU per MB).
-
-    Each user must close what it started on the loop (its peer connections)
-    before it exits; the loop's remaining tasks are cancelled only when the
-    last user leaves.
-
-    Args:
-        key: what must be equal for two users to share (e.g. their loop-wide
-            settings); any hashable.
-        name: the thread's name, when this call starts it.
-
-    Yields:
-        The running (shared) bridge.
-
-    Raises:
-        BridgeError: on a clean exit of the last user, when a queued callable
-            raised or a task's error could not be delivered (bugs in a user).
-    """
-    slot = (trio.lowlevel.current_trio_token(), key)
-    shared = _shared.get(slot)
-    if shared is None or shared.bridge.closing:
-        shared = _Shared(*_start_bridge(name))
-        _shared[slot] = shared
-    shared.users += 1
-    failed = False
-    try:
-        yield shared.bridge
-    except BaseException:
-        failed = True
-        raise
-    finally:
-        shared.users -= 1
-        if shared.users == 0:
-            if _shared.get(slot) is shared:
-                del _shared[slot]  # a block opened from now on starts a new loop
-            with trio.CancelScope(shield=True):
-                await shared.bridge._aclose(shared.stopped)
-            if not failed:
-                shared.bridge._raise_errors()

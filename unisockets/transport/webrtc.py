@@ -1,8 +1,8 @@
 """The WebRTC transport: message pipes between nodes over aiortc data channels.
 
 :func:`open_webrtc_transport` starts what a node needs to reach its peers over
-WebRTC: an asyncio loop thread (:mod:`unisockets.transport.bridge`; the
-transports of one trio run with the same ICE addresses share one), one peer
+WebRTC: an asyncio loop thread (:mod:`unisockets.transport.bridge`; its own,
+or one its caller owns and shares between transports), one peer
 link per peer (:mod:`unisockets.transport.webrtc_link`: one
 RTCPeerConnection each), and one data channel per pipe
 (:mod:`unisockets.transport.webrtc_pipe`). The node feeds it the signaling
@@ -32,14 +32,14 @@ import logging
 import math
 import types
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import trio
 from aiortc import RTCConfiguration
 
 from ..protocol.consent import ConsentPolicy
 from .base import PeerTransport, SignalSender
-from .bridge import AsyncioBridge, open_shared_asyncio_bridge
+from .bridge import AsyncioBridge, open_asyncio_bridge
 from .rendezvous import TrioRendezvous
 from .webrtc_ice import install_aioice_tuning, set_host_addresses
 from .webrtc_link import LEGACY_LABEL, LegacyPeerError, LinkState, PeerKind, PeerLink
@@ -456,13 +456,14 @@ async def open_webrtc_transport(
     claim_timeout: float = 10.0,
     host_addresses: Sequence[str] | None = None,
     consent: ConsentPolicy | None = None,
+    bridge: AsyncioBridge | None = None,
 ) -> AsyncIterator[WebRTCTransport]:
     """Run a WebRTC transport for the node ``local_id`` (see the module docstring).
 
-    Starts the asyncio thread on entry. On exit (also on error or
-    cancellation) every pipe breaks, every peer connection is closed on the
-    asyncio thread, and the thread is stopped and joined: nothing outlives the
-    ``async with``.
+    Starts its asyncio thread on entry (unless given a ``bridge``). On exit
+    (also on error or cancellation) every pipe breaks, every peer connection
+    is closed on the asyncio thread, and its own thread is stopped and
+    joined: nothing outlives the ``async with``.
 
     Args:
         local_id: this node's id (from signaling's ``acknowledged``).
@@ -481,6 +482,9 @@ async def open_webrtc_transport(
         host_addresses: local IP addresses to gather ICE host candidates on,
             e.g. :data:`LOOPBACK`; None for every non-loopback interface (aioice's
             choice), or 127.0.0.1 on a machine that has none.
+        bridge: run aiortc on this bridge (opened and owned by the caller,
+            e.g. shared by the nodes of one program, whose ``host_addresses``
+            must then agree) instead of a bridge of its own.
 
     Yields:
         The transport.
@@ -495,9 +499,11 @@ async def open_webrtc_transport(
     install_aioice_tuning()
     consent = consent or ConsentPolicy()
     body_error: BaseException | None = None
-    # Transports of one trio run with the same ICE addresses share one asyncio loop.
-    addresses = None if host_addresses is None else tuple(host_addresses)
-    async with open_shared_asyncio_bridge(("webrtc", addresses)) as bridge:
+    async with AsyncExitStack() as stack:
+        if bridge is None:
+            bridge = await stack.enter_async_context(
+                open_asyncio_bridge(name=f"unisockets-asyncio {local_id}")
+            )
         set_host_addresses(bridge.loop, host_addresses)
         async with trio.open_nursery() as nursery:
             transport = WebRTCTransport(

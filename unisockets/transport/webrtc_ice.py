@@ -30,6 +30,7 @@ system's default receive buffer; and it puts all its candidates in the SDP
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ipaddress
 import json
 import socket
@@ -51,6 +52,8 @@ __all__ = [
     "local_candidates",
     "raise_receive_buffers",
     "remote_ufrags",
+    "gather_on",
+    "gather_reset",
     "set_host_addresses",
 ]
 
@@ -65,6 +68,45 @@ _original_get_host_addresses = aioice.ice.get_host_addresses
 _loop_addresses: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[str, ...] | None] = (
     weakref.WeakKeyDictionary()
 )
+
+
+#: Host addresses for gathering done in this context (set around one call, see below).
+_context_addresses: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
+    "unisockets_host_addresses"
+)
+
+
+def gather_on(addresses: Sequence[str] | None) -> contextvars.Token[tuple[str, ...] | None]:
+    """Gather host candidates on ``addresses`` in the current context (until the token is reset).
+
+    For peer connections on someone else's event loop (the asyncio driver,
+    :mod:`unisockets.aio`): set it around our own ``setLocalDescription``
+    (aiortc gathers there, in tasks that inherit the context), so that only
+    our peer connections are affected, not other aiortc users of that loop.
+    Installs the hook (:func:`install_aioice_tuning`).
+
+    Args:
+        addresses: as :func:`set_host_addresses`.
+
+    Returns:
+        The token for ``_context_addresses.reset`` (:func:`gather_reset`).
+
+    Raises:
+        ValueError: as :func:`set_host_addresses`.
+    """
+    if addresses is not None:
+        if isinstance(addresses, str) or not addresses:
+            raise ValueError("host addresses must be a non-empty sequence of IP addresses")
+        for address in addresses:
+            ipaddress.ip_address(address)
+        addresses = tuple(addresses)
+    install_aioice_tuning()
+    return _context_addresses.set(addresses)
+
+
+def gather_reset(token: contextvars.Token[tuple[str, ...] | None]) -> None:
+    """Undo :func:`gather_on`."""
+    _context_addresses.reset(token)
 
 
 def install_aioice_tuning() -> None:
@@ -149,14 +191,24 @@ def raise_receive_buffers(pc: Any) -> int:
 
 
 def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-    """aioice's host-address hook: our choice on registered loops, aioice's elsewhere."""
+    """aioice's host-address hook: our choice in our contexts and loops, aioice's elsewhere."""
+    chosen: tuple[str, ...] | None
+    try:
+        chosen = _context_addresses.get()
+    except LookupError:
+        pass
+    else:
+        return _choose(chosen, use_ipv4, use_ipv6)
     try:
         loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:
         loop = None
     if loop is None or loop not in _loop_addresses:
         return _original_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
-    chosen = _loop_addresses[loop]
+    return _choose(_loop_addresses[loop], use_ipv4, use_ipv6)
+
+
+def _choose(chosen: tuple[str, ...] | None, use_ipv4: bool, use_ipv6: bool) -> list[str]:
     if chosen is None:
         found = _original_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
         return found or (["127.0.0.1"] if use_ipv4 else [])

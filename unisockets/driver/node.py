@@ -1,19 +1,16 @@
-"""A node in a browser tab: join, listen, accept, connect (asyncio on Pyodide's loop).
+"""A node of the asyncio driver: join, listen, accept, connect, on any :class:`~.runtime.Runtime`.
 
-:func:`open_node` joins an overlay network through the page's ``WebSocket``
-and reaches peers over the page's ``RTCPeerConnection`` data channels. The
-node has the user-facing shapes of :func:`unisockets.net.open_node` (docs/concepts.md,
-"Nodes"); the differences come from the runtime
-(docs/browser.md):
-
-- it is asyncio, not trio (trio does not import under Pyodide): ``async
-  with``, ``await`` and task cancellation work as usual; errors keep trio's
-  names (:mod:`unisockets.browser.errors`);
-- no native fallback (a page cannot open TCP sockets), and every blocking
-  call must be awaited (there are no threads).
+:func:`open_driver_node` joins an overlay network through the runtime's
+``WebSocket`` and reaches peers over its ``RTCPeerConnection`` data channels:
+the page's in a browser tab (:func:`unisockets.browser.open_node`), aiortc's
+natively (:func:`unisockets.aio.open_node`). The node has the user-facing
+shapes of :func:`unisockets.net.open_node` (docs/concepts.md, "Nodes"); the
+differences come from asyncio (docs/browser.md): ``async with``, ``await`` and
+task cancellation work as usual; errors keep trio's names
+(:mod:`unisockets.driver.errors`); there is no OS-TCP fallback.
 
 Signaling reconnects as natively (:mod:`.signaling`): back with the same id,
-listeners keep accepting; with a new id, :attr:`BrowserNode.address` changes,
+listeners keep accepting; with a new id, :attr:`DriverNode.address` changes,
 the change is logged and reported to ``on_signaling_event``, and listeners on
 the old id fail with :class:`SignalingError`. Peer links do not go through
 the server and keep working; a greeting from a peer whose link is still
@@ -24,15 +21,15 @@ connecting side asks signaling to ``connect``, then opens a data channel
 labelled ``"<its connection alias>><the bound alias>"``; the listening side,
 told by ``accept`` which client connected, takes the channel with that
 label. The connecting side releases its connection alias with ``shutdown``
-when the stream closes. Connections to the node's own address use an in-page
-pipe pair instead of WebRTC. Those decisions, and ephemeral ports, backlog
-admission and address checks, are
+when the stream closes. Connections to the node's own address use an
+in-process pipe pair instead of WebRTC. Those decisions, and ephemeral ports,
+backlog admission and address checks, are
 :class:`unisockets.protocol.planner.ConnectionPlanner`'s, the native node's
 planner; this module does the I/O.
 
 The node owns one :class:`asyncio.TaskGroup`: peer links, accept loops and
-alias releases run in it, and leaving ``async with open_node(...)`` closes
-every stream, listener and peer connection and cancels every task.
+alias releases run in it, and leaving ``async with open_driver_node(...)``
+closes every stream, listener and peer connection and cancels every task.
 """
 
 from __future__ import annotations
@@ -40,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import random
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from socket import SocketKind
 from typing import TYPE_CHECKING, Any, Final, Literal, overload
@@ -57,25 +54,23 @@ from ..protocol.events import (
     PeerLeft,
     Reconnected,
 )
-from ..protocol.pacing import DEFAULT_BACKOFF, DEFAULT_SEND_RATE
 from ..protocol.planner import (
     DEFAULT_BACKLOG,
     EPHEMERAL_PORTS,
-    AcceptQueue,
     ConnectionPlanner,
-    Take,
     check_address,
     check_backlog,
     link_failure,
 )
 from ..protocol.socket_states import innermost_reason
-from ._js import logger, require_browser, settle
-from ._loop import clamp_past_timers
-from .datagrams import BrowserDatagrams, DatagramSocket
+from .datagrams import DatagramSocket, DriverDatagrams
 from .errors import BrokenResourceError, ClosedResourceError, SignalingError
+from .legacy import AnyStream, LegacyStream
 from .links import PeerLinks
+from .listeners import Listener, _ListenCall
 from .pipes import Pipe, loopback_pair
-from .signaling import DEFAULT_REQUEST_TIMEOUT, BrowserSignaling
+from .runtime import Runtime, logger
+from .signaling import DriverSignaling
 from .streams import Address, Stream
 
 if TYPE_CHECKING:
@@ -84,11 +79,11 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BACKLOG",
     "EPHEMERAL_PORTS",
-    "BrowserNode",
+    "DriverNode",
     "Listener",
     "SignalingStatus",
     "check_address",
-    "open_node",
+    "open_driver_node",
 ]
 
 #: Seconds a closing node gives each open stream to deliver its last bytes and EOF.
@@ -98,126 +93,8 @@ CLOSE_TIMEOUT: Final = 5.0
 SignalingStatus = Disconnected | Reconnected | IdChanged
 
 
-class Listener:
-    """Accepts connections on one bound address (the shape of :class:`trio.abc.Listener`).
-
-    Made by :meth:`BrowserNode.listen`. Usable as ``async with listener:``.
-
-    Attributes:
-        address: the bound ``(host, port)``.
-    """
-
-    def __init__(self, node: BrowserNode, address: Address, backlog: int) -> None:
-        self.address = address
-        self._node = node
-        self._queue: AcceptQueue[Stream] = AcceptQueue(backlog)
-        self._unaccepted: list[Stream] = []
-        self._released: asyncio.Event | None = None
-        self._waiters: set[asyncio.Future[None]] = set()
-        self._task: asyncio.Task[None] | None = None
-
-    def __repr__(self) -> str:
-        return f"<Listener {self.address[0]}:{self.address[1]}>"
-
-    async def __aenter__(self) -> Listener:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def accept(self) -> Stream:
-        """Wait for the next connection.
-
-        Returns:
-            The connected stream; its ``remote_address`` is the client's
-            connection alias, e.g. ``("10.0.0.2", 0)``.
-
-        Raises:
-            ClosedResourceError: the listener (or node) was closed, also while waiting.
-            SignalingError: the address was lost (our id changed while
-                signaling was away, another node took it, or signaling closed):
-                no more connections can arrive.
-        """
-        while True:
-            taken = self._queue.take()
-            if taken is Take.CLOSED:
-                raise ClosedResourceError("the listener was closed")
-            if taken is Take.FAILED:
-                failure = self._queue.failure
-                raise SignalingError(str(failure)) from failure
-            if taken is not Take.WAIT:
-                return taken
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.add(waiter)
-            try:
-                await waiter
-            finally:
-                self._waiters.discard(waiter)
-
-    def _wake(self) -> None:
-        waiters, self._waiters = self._waiters, set()
-        for waiter in waiters:
-            settle(waiter)
-
-    def _offer(self, stream: Stream) -> bool:
-        if not self._queue.offer(stream):
-            return False
-        self._wake()
-        return True
-
-    def _ended(self, error: BaseException) -> None:
-        self._queue.fail(error)
-        self._wake()
-
-    def close(self) -> None:
-        """Stop listening and release the address now (a ``bind`` of it waits for the release).
-
-        Connections not yet accepted are closed by :meth:`aclose`. Idempotent.
-        """
-        if self._queue.closed:
-            return
-        self._unaccepted = self._queue.close()
-        self._wake()
-        if self._task is not None:
-            self._task.cancel()
-        self._released = self._node._listener_closed(self)
-
-    async def aclose(self) -> None:
-        """Stop listening, close connections not yet accepted; return once the address is released.
-
-        When this returns, a ``bind`` of the address succeeds at once (the
-        signaling server answered the release, or it failed). Idempotent.
-        """
-        self.close()
-        await asyncio.sleep(0)
-        unaccepted, self._unaccepted = self._unaccepted, []
-        for stream in unaccepted:
-            await stream.aclose()
-        if self._released is not None:
-            await self._released.wait()
-
-
-class _ListenCall:
-    """What :meth:`BrowserNode.listen` returns: awaitable, and an async context manager."""
-
-    def __init__(self, node: BrowserNode, port: int, backlog: int) -> None:
-        self._node, self._port, self._backlog = node, port, backlog
-        self._listener: Listener | None = None
-
-    def __await__(self) -> Generator[Any, None, Listener]:
-        return self._node._listen(self._port, self._backlog).__await__()
-
-    async def __aenter__(self) -> Listener:
-        self._listener = await self._node._listen(self._port, self._backlog)
-        return self._listener
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._listener is not None
-        await self._listener.aclose()
-
-
-class BrowserNode:
-    """This tab's place on a unisockets overlay network. Made by :func:`open_node`.
+class DriverNode:
+    """A node's place on a unisockets overlay network. Made by :func:`open_driver_node`.
 
     Attributes:
         signaling: the signaling session (its ``protocol`` knows peers and aliases).
@@ -228,13 +105,14 @@ class BrowserNode:
 
     def __init__(
         self,
-        signaling: BrowserSignaling,
+        signaling: DriverSignaling,
         tasks: asyncio.TaskGroup,
         *,
         rtc_configuration: Mapping[str, Any] | None,
         link_timeout: float,
         accept_timeout: float,
         on_signaling_event: Callable[[SignalingStatus], object] | None = None,
+        runtime: Runtime,
     ) -> None:
         self.signaling = signaling
         self._on_signaling_event = on_signaling_event
@@ -247,14 +125,17 @@ class BrowserNode:
             rtc_configuration=rtc_configuration,
             link_timeout=link_timeout,
             claim_timeout=accept_timeout,
+            runtime=runtime,
         )
-        self.streams: set[Stream] = set()
+        self.streams: set[AnyStream] = set()
         self.listeners: set[Listener] = set()
-        self._planner: ConnectionPlanner[object, asyncio.Event] = ConnectionPlanner(random.Random())
-        self.datagrams = BrowserDatagrams(self)  # SOCK_DGRAM (browser/datagrams.py)
+        self._planner: ConnectionPlanner[LegacyStream, asyncio.Event] = ConnectionPlanner(
+            random.Random()
+        )
+        self.datagrams = DriverDatagrams(self)  # SOCK_DGRAM (.datagrams)
 
     def __repr__(self) -> str:
-        return f"<BrowserNode {self.address}>"
+        return f"<DriverNode {self.address}>"
 
     @property
     def address(self) -> str:
@@ -274,7 +155,7 @@ class BrowserNode:
         """Reconnect to the signaling server now rather than when the backoff ends.
 
         While signaling is lost, the node waits its backoff (``backoff=`` of
-        :func:`open_node`) before each attempt; a page that knows better (the
+        :func:`open_driver_node`) before each attempt; a page that knows better (the
         window's ``online`` event, a "reconnect" button) calls this to try at
         once. Nothing happens while joined or once closed (docs/browser.md,
         "When the signaling server goes away").
@@ -349,10 +230,15 @@ class BrowserNode:
         self._check_open()
         listener = Listener(self, address, max(1, backlog))
         self.listeners.add(listener)
+        try:  # ``accepting`` is sent now: a connect made after listen() returns is not refused
+            self.signaling.listen(format_alias(*address))
+        except BaseException:
+            listener.close()
+            raise
         listener._task = self._spawn(self._accept_loop(listener))
         return listener
 
-    async def connect(self, address: Address) -> Stream:
+    async def connect(self, address: Address) -> AnyStream:
         """Connect to a listener at ``(host, port)`` on the overlay (or on this node).
 
         Raises:
@@ -367,12 +253,17 @@ class BrowserNode:
         local_alias, remote_alias, peer_id = await self.signaling.connect(remote_alias)
         session = self.signaling.session
         route = self._planner.outgoing(local_alias, remote_alias, peer_id, self.address)
+        legacy: Pipe | None = None
         try:
             if route.loopback:
                 pipe, other = loopback_pair(peer_id, route.label)
                 self.links.deliver(other)
             else:
-                pipe = await self.links.open_pipe(peer_id, route.label)
+                legacy = await self.links.legacy_pipe(peer_id, offer=True)
+                if legacy is None:
+                    pipe = await self.links.open_pipe(peer_id, route.label)
+                else:
+                    self._planner.check_legacy_free(peer_id)
         except BaseException as exc:
             self._release(local_alias, session)
             if isinstance(exc, TimeoutError | BrokenResourceError):
@@ -380,6 +271,10 @@ class BrowserNode:
                     peer_id, innermost_reason(exc), timed_out=isinstance(exc, TimeoutError)
                 ) from exc
             raise
+        if legacy is not None:
+            stream = self._track_legacy(legacy, peer_id, local_alias, remote_alias, session=session)
+            assert stream is not None  # check_legacy_free passed, with no await since
+            return stream
         return self._track(pipe, local_alias, remote_alias, session=session)
 
     @overload
@@ -466,6 +361,35 @@ class BrowserNode:
         self.streams.add(stream)
         return stream
 
+    def _track_legacy(
+        self,
+        pipe: Pipe,
+        peer_id: str,
+        local_alias: str,
+        remote_alias: str,
+        *,
+        session: int | None,
+    ) -> LegacyStream | None:
+        """A stream over a legacy peer's channel; None if the peer has one already."""
+
+        def on_close(stream: LegacyStream) -> None:
+            self.streams.discard(stream)
+            self._planner.legacy_closed(peer_id, stream)
+            if session is not None:
+                self._release(local_alias, session)
+
+        stream = LegacyStream(
+            pipe,
+            local_address=parse_alias(local_alias),
+            remote_address=parse_alias(remote_alias),
+            on_close=on_close,
+        )
+        if not self._planner.legacy_opened(peer_id, stream):
+            pipe.detach()
+            return None
+        self.streams.add(stream)
+        return stream
+
     def _release(self, alias: str, session: int | None = None) -> asyncio.Event | None:
         """Send ``shutdown`` for an alias we no longer use, from a node task.
 
@@ -501,7 +425,6 @@ class BrowserNode:
     async def _accept_loop(self, listener: Listener) -> None:
         alias = format_alias(*listener.address)
         try:
-            self.signaling.listen(alias)
             while True:
                 client_alias = await self.signaling.next_connection(alias)
                 self._spawn(self._establish(listener, alias, client_alias))
@@ -511,13 +434,31 @@ class BrowserNode:
 
     async def _establish(self, listener: Listener, alias: str, client_alias: str) -> None:
         route = self._planner.incoming(client_alias, alias, self.address)
+        legacy: Pipe | None = None
         try:
             async with asyncio.timeout(self._accept_timeout):
-                pipe = await self.links.accept_pipe(route.peer_id, route.label)
+                if not route.loopback:
+                    legacy = await self.links.legacy_pipe(route.peer_id, offer=False)
+                if legacy is None:
+                    pipe = await self.links.accept_pipe(route.peer_id, route.label)
         except (TimeoutError, BrokenResourceError, ClosedResourceError) as exc:
             logger.info("connection %s -> %s not established: %r", client_alias, alias, exc)
             return
-        stream = self._track(pipe, alias, client_alias, session=None)
+        stream: AnyStream | None
+        if legacy is None:
+            stream = self._track(pipe, alias, client_alias, session=None)
+        else:
+            stream = self._track_legacy(legacy, route.peer_id, alias, client_alias, session=None)
+            if stream is None:
+                # Signaling told the legacy node it is connected; nothing on its wire
+                # can say otherwise. Its bytes keep going to the connection we have.
+                logger.warning(
+                    "dropping connection %s -> %s: legacy node %s has a connection already",
+                    client_alias,
+                    alias,
+                    route.peer_id,
+                )
+                return
         if not listener._offer(stream):
             logger.info("backlog of %s full: closing %s", alias, client_alias)
             await stream.aclose()
@@ -541,6 +482,9 @@ class BrowserNode:
         elif isinstance(event, CandidateReceived):
             self.links.handle_candidate(event.peer_id, event.candidate)
         elif isinstance(event, PeerLeft):
+            legacy = self._planner.legacy_connection(event.peer_id)
+            if legacy is not None:
+                legacy.peer_left()  # its only goodbye: EOF after what was received
             self.links.peer_left(event.peer_id)
 
     async def _close(self) -> None:
@@ -557,7 +501,7 @@ class BrowserNode:
             task.cancel()
 
 
-async def _close_stream(stream: Stream) -> None:
+async def _close_stream(stream: AnyStream) -> None:
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT):
             await stream.aclose()
@@ -566,62 +510,36 @@ async def _close_stream(stream: Stream) -> None:
 
 
 @asynccontextmanager
-async def open_node(
+async def open_driver_node(
+    runtime: Runtime,
     signaling_url: str,
-    subnet: str = "10.0.0",
+    subnet: str,
     *,
-    rtc_configuration: Mapping[str, Any] | None = None,
-    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
-    link_timeout: float = 20.0,
-    accept_timeout: float = 20.0,
-    reconnect: bool = True,
-    backoff: tuple[float, float] = DEFAULT_BACKOFF,
-    signaling_send_rate: tuple[float, int] | None = DEFAULT_SEND_RATE,
-    on_signaling_event: Callable[[SignalingStatus], object] | None = None,
-) -> AsyncIterator[BrowserNode]:
-    """Join a unisockets network from this browser tab for the duration of the block.
+    rtc_configuration: Mapping[str, Any] | None,
+    request_timeout: float,
+    link_timeout: float,
+    accept_timeout: float,
+    reconnect: bool,
+    backoff: tuple[float, float],
+    signaling_send_rate: tuple[float, int] | None,
+    on_signaling_event: Callable[[SignalingStatus], object] | None,
+) -> AsyncIterator[DriverNode]:
+    """Join a unisockets network on ``runtime`` for the duration of the block.
 
-    Args:
-        signaling_url: ``ws://`` or ``wss://`` URL of a signaling server
-            (``python -m unisockets signaling-server``).
-        subnet: the overlay subnet to join, three octets (``"10.0.0"``).
-        rtc_configuration: an ``RTCConfiguration`` as a dict, e.g.
-            ``{"iceServers": [{"urls": "stun:..."}]}``; the default has no ICE
-            servers (loopback and LAN only).
-        request_timeout: seconds a signaling request (join, bind, connect) may take.
-        link_timeout: seconds a peer link may take to connect, and a data channel to open.
-        accept_timeout: seconds the accepting side waits for a connection's
-            data channel after signaling announced it.
-        reconnect: reconnect to the signaling server when its WebSocket
-            closes (as :func:`unisockets.signaling.open_signaling_client`);
-            if false, listeners and requests fail with :class:`SignalingError`
-            from then on (open streams keep working).
-        backoff: ``(base, cap)`` in seconds: reconnection attempt ``n`` waits
-            between half and all of ``min(cap, base * 2**n)`` (the native default).
-        signaling_send_rate: ``(messages per second, burst)`` the signaling
-            client keeps to, so that a server's per-client rate limit never
-            disconnects it; the default is
-            :data:`~unisockets.browser.pacing.DEFAULT_SEND_RATE` (that of
-            the native client); ``None`` sends at once.
-        on_signaling_event: called (synchronously; exceptions are logged)
-            with :class:`~unisockets.protocol.events.Disconnected` when the
-            WebSocket closes, then :class:`~unisockets.protocol.events.IdChanged`
-            (if the server gave us a new id) and
-            :class:`~unisockets.protocol.events.Reconnected` when we are back.
+    The arguments are those of :func:`unisockets.browser.open_node` (all
+    given: each runtime's entry point has its own defaults); ``runtime``
+    makes the WebSockets and peer connections (the page's, or aiortc's).
 
     Yields:
-        The :class:`BrowserNode`; leaving the block closes every listener,
-        stream, peer connection and task of the node, and the WebSocket, and
-        stops reconnecting.
+        The :class:`DriverNode`; leaving the block closes every listener,
+        stream, peer connection and task of the node, and the WebSocket,
+        and stops reconnecting.
 
     Raises:
         SignalingError: the server is unreachable or the subnet is full (at the first join).
         ValueError: a bad timeout, backoff or send rate.
-        RuntimeError: not running under Pyodide.
     """
-    require_browser()
-    clamp_past_timers(asyncio.get_running_loop())
-    node: BrowserNode | None = None
+    node: DriverNode | None = None
     early: list[Event] = []  # peer events that arrive before the node exists
 
     def on_event(event: Event) -> None:
@@ -630,7 +548,7 @@ async def open_node(
         else:
             node._on_event(event)
 
-    signaling = BrowserSignaling(
+    signaling = DriverSignaling(
         signaling_url,
         subnet,
         on_event=on_event,
@@ -638,18 +556,20 @@ async def open_node(
         reconnect=reconnect,
         backoff=backoff,
         send_rate=signaling_send_rate,
+        runtime=runtime,
     )
     await signaling.open()
     body_error: BaseException | None = None
     try:
         async with asyncio.TaskGroup() as tasks:
-            node = BrowserNode(
+            node = DriverNode(
                 signaling,
                 tasks,
                 rtc_configuration=rtc_configuration,
                 link_timeout=link_timeout,
                 accept_timeout=accept_timeout,
                 on_signaling_event=on_signaling_event,
+                runtime=runtime,
             )
             node._spawn(signaling.maintain())
             for event in early:

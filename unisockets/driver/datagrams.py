@@ -1,4 +1,4 @@
-"""Datagram sockets in a browser tab: ``node.socket(SOCK_DGRAM)`` on Pyodide's asyncio.
+"""Datagram sockets of the asyncio driver: ``node.socket(SOCK_DGRAM)`` (a tab, or asyncio natively).
 
 The same wire, limits and errnos as the native overlay node's
 (:mod:`unisockets.net.datagram_overlay`; docs/protocol.md, "Datagrams"),
@@ -9,12 +9,12 @@ decided by the same sans-IO :mod:`unisockets.protocol.datagram`:
   :data:`~unisockets.protocol.datagram.MAX_PENDING_DATAGRAMS` wait, more are
   dropped and counted, ``sendto`` never waits for a link. Once open, a
   ``sendto`` that finds the channel's buffer above :data:`HIGH_WATER` waits
-  for it to drain (the browser's ``bufferedAmount``);
+  for it to drain (the channel's ``bufferedAmount``);
 - every message is handed to the receiving socket's bounded queue as it
   arrives (``set_receiver``), or dropped and counted;
 - datagrams to the node's own address are queued directly.
 
-The calls are coroutines, as the tab's stream sockets' (:mod:`.sockets`).
+The calls are coroutines, as the driver's stream sockets' (:mod:`.sockets`).
 """
 
 from __future__ import annotations
@@ -37,16 +37,16 @@ from ..protocol.datagram import (
     encode_datagram,
 )
 from ..protocol.socket_options import BlockingMode, timeout_error
-from ._js import logger
 from .errors import BrokenResourceError, ClosedResourceError
 from .pipes import MAX_MESSAGE_SIZE, Pipe
+from .runtime import logger
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from .node import BrowserNode
+    from .node import DriverNode
 
-__all__ = ["HIGH_WATER", "RETRY_AFTER", "SOCK_DGRAM", "BrowserDatagrams", "DatagramSocket"]
+__all__ = ["HIGH_WATER", "RETRY_AFTER", "SOCK_DGRAM", "DriverDatagrams", "DatagramSocket"]
 
 SOCK_DGRAM = _stdlib_socket.SOCK_DGRAM
 #: Bytes buffered in the datagram channel above which ``sendto`` waits for it to drain.
@@ -63,14 +63,14 @@ class _Peer:
         self.pipe: Pipe | None = None
 
 
-class BrowserDatagrams:
+class DriverDatagrams:
     """A tab node's datagram layer (see the module docstring); made with the node.
 
     Args:
-        node: the browser node.
+        node: the driver's node.
     """
 
-    def __init__(self, node: BrowserNode) -> None:
+    def __init__(self, node: DriverNode) -> None:
         self._node = node
         self.table = PortTable()
         self._readers: dict[DatagramEndpoint, asyncio.Event] = {}
@@ -201,7 +201,7 @@ class DatagramSocket(BlockingMode):
     family = _stdlib_socket.AF_INET
     type = SOCK_DGRAM
 
-    def __init__(self, layer: BrowserDatagrams) -> None:
+    def __init__(self, layer: DriverDatagrams) -> None:
         self._layer = layer
         self._endpoint = DatagramEndpoint()
 

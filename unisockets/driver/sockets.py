@@ -44,13 +44,14 @@ from ..protocol.socket_states import (
     check_local_host,
 )
 from .errors import BrokenResourceError, ClosedResourceError, oserror
+from .legacy import AnyStream
 from .node import DEFAULT_BACKLOG, Listener, check_address
-from .streams import Address, Stream
+from .streams import Address
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-    from .node import BrowserNode
+    from .node import DriverNode
 
 __all__ = ["AF_INET", "SHUT_RD", "SHUT_RDWR", "SHUT_WR", "SOCK_STREAM", "Socket"]
 
@@ -115,7 +116,7 @@ class _Deadline:
 class Socket(BlockingMode):
     """A stream socket on a browser node (``AF_INET``, ``SOCK_STREAM``).
 
-    Create it with :meth:`BrowserNode.socket <unisockets.browser.node.BrowserNode.socket>`.
+    Create it with :meth:`DriverNode.socket <unisockets.driver.node.DriverNode.socket>`.
     ``async with sock:`` closes it and waits until the close was sent.
 
     Attributes:
@@ -126,7 +127,7 @@ class Socket(BlockingMode):
     family = AF_INET
     type = SOCK_STREAM
 
-    def __init__(self, node: BrowserNode, stream: Stream | None = None) -> None:
+    def __init__(self, node: DriverNode, stream: AnyStream | None = None) -> None:
         self._node = node
         self._machine = SocketStateMachine(connected=stream is not None)
         self._bound: Address | None = None
@@ -358,7 +359,7 @@ class Socket(BlockingMode):
             assert self._stream is not None  # CONNECTED
             self._node._spawn(self._send_eof(self._stream))
 
-    async def _send_eof(self, stream: Stream) -> None:
+    async def _send_eof(self, stream: AnyStream) -> None:
         async with self._send_lock:
             with suppress(BrokenResourceError, ClosedResourceError):
                 await stream.send_eof()
@@ -402,7 +403,7 @@ class Socket(BlockingMode):
 
     # --- helpers -----------------------------------------------------------------------------
 
-    def _connected_stream(self, call: SocketInput) -> Stream:
+    def _connected_stream(self, call: SocketInput) -> AnyStream:
         """Check ``call`` (``EBADF``, ``ENOTCONN``, ``EPIPE``) and return the stream."""
         self._machine.check(call)
         assert self._stream is not None  # CONNECTED

@@ -15,7 +15,7 @@ buffer, CREDIT releases pending DATA, which is sent right there; EOF and
 RESET change the state. Waiting callers are woken after each frame. No task
 reads the pipe, and no lock orders writes (there is one thread).
 
-Errors follow trio's vocabulary (:mod:`unisockets.browser.errors`):
+Errors follow trio's vocabulary (:mod:`unisockets.driver.errors`):
 :class:`ClosedResourceError` after our own :meth:`Stream.aclose` (also for
 calls blocked at that time), :class:`BrokenResourceError` (chained from the
 cause) when the link failed, the pipe ended without an EOF frame, or the peer
@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Self
 
 from ..protocol.errors import LocalProtocolError, RemoteProtocolError
 from ..protocol.stream import (
@@ -39,11 +39,11 @@ from ..protocol.stream import (
     StreamState,
     check_max_bytes,
 )
-from ._js import logger, settle
 from .errors import BrokenResourceError, BusyResourceError, ClosedResourceError
 from .pipes import Pipe
+from .runtime import logger, settle
 
-__all__ = ["DEFAULT_RECEIVE_SIZE", "Address", "Stream"]
+__all__ = ["DEFAULT_RECEIVE_SIZE", "Address", "Stream", "StreamBase"]
 
 #: Bytes :meth:`Stream.receive_some` returns at most when called without ``max_bytes``.
 DEFAULT_RECEIVE_SIZE: Final = 64 * 1024
@@ -52,11 +52,87 @@ DEFAULT_RECEIVE_SIZE: Final = 64 * 1024
 Address = tuple[str, int]
 
 
-class Stream:
+class StreamBase:
+    """What the driver's streams share: addresses, counters, the receive buffer, waiting.
+
+    Args:
+        pipe: the pipe under the stream.
+        local_address: our ``(host, port)``.
+        remote_address: the peer's ``(host, port)``.
+
+    Attributes:
+        pipe: the pipe.
+        local_address: our ``(host, port)``, e.g. ``("10.0.0.2", 0)``.
+        remote_address: the peer's ``(host, port)``.
+        bytes_sent: stream bytes handed to ``send_all`` so far.
+        bytes_received: stream bytes returned by ``receive_some`` so far.
+    """
+
+    def __init__(self, pipe: Pipe, *, local_address: Address, remote_address: Address) -> None:
+        self.pipe = pipe
+        self.local_address = local_address
+        self.remote_address = remote_address
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self._buffer = bytearray()
+        self._waiters: set[asyncio.Future[None]] = set()
+        self._sending = False
+        self._receiving = False
+        self._closed = False
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the stream (see the subclasses)."""
+        raise NotImplementedError
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` was called."""
+        return self._closed
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes received and not yet returned by ``receive_some``."""
+        return len(self._buffer)
+
+    def _take(self, max_bytes: int | None) -> bytes:
+        """Remove and return up to ``max_bytes`` (default 64 KiB) from the buffer."""
+        n = min(len(self._buffer), max_bytes or DEFAULT_RECEIVE_SIZE)
+        chunk = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        self.bytes_received += n
+        return chunk
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, set()
+        for waiter in waiters:
+            settle(waiter)
+
+    async def _changed(self) -> None:
+        """Wait until data arrived, the pipe ended, or the stream was closed."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        try:
+            await waiter
+        finally:
+            self._waiters.discard(waiter)
+        self._check_closed()
+
+    def _check_closed(self) -> None:
+        if self._closed:
+            raise ClosedResourceError("the stream was closed") from None
+
+
+class Stream(StreamBase):
     """A connected overlay stream (TCP-like: ordered bytes, half-close, flow control).
 
-    Returned by :meth:`BrowserNode.connect <unisockets.browser.node.BrowserNode.connect>`
-    and :meth:`Listener.accept <unisockets.browser.node.Listener.accept>`; not
+    Returned by :meth:`DriverNode.connect <unisockets.driver.node.DriverNode.connect>`
+    and :meth:`Listener.accept <unisockets.driver.node.Listener.accept>`; not
     created by users. Usable as ``async with stream:`` (closes it).
 
     Attributes:
@@ -75,17 +151,8 @@ class Stream:
         window: int = DEFAULT_WINDOW,
         on_close: Callable[[Stream], object] | None = None,
     ) -> None:
-        self.pipe = pipe
-        self.local_address = local_address
-        self.remote_address = remote_address
-        self.bytes_sent = 0
-        self.bytes_received = 0
+        super().__init__(pipe, local_address=local_address, remote_address=remote_address)
         self._conn = StreamConnection(max_message_size=pipe.max_message_size, receive_window=window)
-        self._buffer = bytearray()
-        self._waiters: set[asyncio.Future[None]] = set()
-        self._sending = False
-        self._receiving = False
-        self._closed = False
         self._send_failure: BrokenResourceError | None = None
         self._receive_failure: BrokenResourceError | None = None
         self._on_close = on_close
@@ -96,22 +163,6 @@ class Stream:
             f"<Stream {self.local_address[0]}:{self.local_address[1]} -> "
             f"{self.remote_address[0]}:{self.remote_address[1]} {self._conn!r}>"
         )
-
-    async def __aenter__(self) -> Stream:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`aclose` was called."""
-        return self._closed
-
-    @property
-    def buffered_bytes(self) -> int:
-        """Bytes received and not yet returned by :meth:`receive_some` (at most the window)."""
-        return len(self._buffer)
 
     # --- frames from the pipe (event listener context: never raises) --------------------------
 
@@ -174,27 +225,6 @@ class Stream:
         with contextlib.suppress(BrokenResourceError, ClosedResourceError):
             self._write(frames)  # a failure: the next call on the stream reports it
 
-    # --- waiting -----------------------------------------------------------------------------
-
-    def _wake(self) -> None:
-        waiters, self._waiters = self._waiters, set()
-        for waiter in waiters:
-            settle(waiter)
-
-    async def _changed(self) -> None:
-        """Wait until a frame arrived, the pipe ended, or the stream was closed."""
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.add(waiter)
-        try:
-            await waiter
-        finally:
-            self._waiters.discard(waiter)
-        self._check_closed()
-
-    def _check_closed(self) -> None:
-        if self._closed:
-            raise ClosedResourceError("the stream was closed") from None
-
     # --- receiving ---------------------------------------------------------------------------
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
@@ -219,22 +249,30 @@ class Stream:
             raise BusyResourceError("another task is receiving on this stream")
         self._receiving = True
         try:
-            await asyncio.sleep(0)
+            waited = False
             while True:
                 self._check_closed()
+                if not waited and (
+                    self._buffer
+                    or self._receive_failure is not None
+                    or self._conn.receive_state is StreamState.EOF_RECEIVED
+                ):
+                    # A checkpoint on every call (trio's rule), but only one: a call
+                    # that waits for data below has yielded already (as anyio's streams).
+                    waited = True
+                    await asyncio.sleep(0)
+                    continue
                 if self._buffer:
-                    n = min(len(self._buffer), max_bytes or DEFAULT_RECEIVE_SIZE)
-                    chunk = bytes(self._buffer[:n])
-                    del self._buffer[:n]
-                    self.bytes_received += n
+                    chunk = self._take(max_bytes)
                     if self._conn.receive_state is not StreamState.ERROR:
-                        self._write_quietly(self._conn.consumed(n))
+                        self._write_quietly(self._conn.consumed(len(chunk)))
                     return chunk
                 if self._receive_failure is not None:
                     raise self._receive_failure
                 if self._conn.receive_state is StreamState.EOF_RECEIVED:
                     return b""
                 await self._changed()
+                waited = True
         finally:
             self._receiving = False
 
@@ -251,7 +289,10 @@ class Stream:
         """Send all of ``data``, waiting while the peer's credit is used up.
 
         Returns once every byte was handed to the pipe. If cancelled while
-        waiting for credit, the rest is still sent before any later data.
+        waiting for credit, the rest is still sent before any later data. The
+        call's checkpoint comes after the bytes were handed over when it had
+        nothing to wait for (so they leave without a loop iteration's delay);
+        as trio's ``send_all`` allows, a cancellation there leaves them sent.
 
         Raises:
             BusyResourceError: another task is sending.
@@ -261,23 +302,34 @@ class Stream:
         if self._sending:
             raise BusyResourceError("another task is sending on this stream")
         self._sending = True
+        waited = False
         try:
-            await asyncio.sleep(0)
             self._check_send()
             self._write(self._conn.send_data(data))
             self.bytes_sent += len(data)
-            await self._drain()
+            waited = await self._drain()
         finally:
-            self._sending = False
+            try:
+                if not waited:
+                    await asyncio.sleep(0)  # the call's checkpoint (trio's rule)
+            finally:
+                self._sending = False
 
-    async def _drain(self) -> None:
-        """Wait until no data or EOF waits for credit (the frame handler sends them)."""
+    async def _drain(self) -> bool:
+        """Wait until no data or EOF waits for credit (the frame handler sends them).
+
+        Returns:
+            Whether it waited (yielded to the loop).
+        """
+        waited = False
         while self._conn.pending_bytes or self._conn.eof_pending:
             if self._send_failure is not None:
                 raise self._send_failure
+            waited = True
             await self._changed()
         if self._send_failure is not None:
             raise self._send_failure
+        return waited
 
     async def wait_send_all_might_not_block(self) -> None:
         """Wait until the peer granted credit for more data (trio ``SendStream``).

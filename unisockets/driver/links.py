@@ -10,9 +10,10 @@ the node's signaling session, and inputs what the browser reports:
 
 - The offerer creates the legacy ``"channel"`` data channel before its offer,
   with the DCEP sub-protocol :data:`MODERN_PROTOCOL`; an answerer that
-  receives it says :data:`HELLO` on it once. Nothing else is sent on
-  ``"channel"`` and what arrives is ignored: a tab does not carry connections
-  with original (legacy) nodes; a pipe to one fails.
+  receives it says :data:`HELLO` on it once. With a modern peer nothing
+  else is sent on ``"channel"``; with an original (legacy) node it carries
+  that node's one raw byte connection (:meth:`PeerLinks.legacy_pipe`,
+  :mod:`unisockets.driver.legacy`), and a labelled pipe to it fails.
 - *Candidates* are trickled as JSON ``RTCIceCandidateInit`` strings
   (``candidate.toJSON()``) once our description was sent. A candidate the
   browser refuses is logged and ignored.
@@ -48,10 +49,10 @@ from ..protocol.negotiation_events import Input, Output, PeerKind
 from ..protocol.peer_link import HELLO as _HELLO
 from ..protocol.peer_link import LEGACY_LABEL, MODERN_PROTOCOL, offer_wins
 from ..protocol.rendezvous import Arrival, ArrivalKind, PipeRendezvous, Waiter
-from ._js import Listeners, is_null, js_global, js_object, logger, settle, to_bytes
 from .errors import BrokenResourceError, ClosedResourceError, SignalingError
 from .pipes import DataChannelPipe, Pipe
-from .signaling import BrowserSignaling
+from .runtime import EventListeners, Runtime, logger, settle
+from .signaling import DriverSignaling
 
 __all__ = [
     "HELLO",
@@ -102,8 +103,10 @@ class PeerLink(NegotiatedLink):
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._pc: Any = None
-        self._pc_listeners = Listeners(on_error=self.fail)
+        self._runtime = links.runtime
+        self._pc_listeners = EventListeners(self._runtime, on_error=self.fail)
         self._legacy: list[Any] = []
+        self._legacy_pipe: DataChannelPipe | None = None  # the newest "channel", as a pipe
         self._description_sent = False
         self._local_candidates: list[str] = []
         self._rearm()
@@ -176,9 +179,35 @@ class PeerLink(NegotiatedLink):
         options: dict[str, bool | int] = {"ordered": True}
         if label == DATAGRAM_LABEL:  # docs/protocol.md, "Datagrams"
             options = {"ordered": False, "maxRetransmits": 0}
-        channel = self._pc.createDataChannel(label, js_object(options))
-        pipe = DataChannelPipe(channel, self.peer_id, incoming=False, link_alive=self._alive)
+        channel = self._pc.createDataChannel(label, self._runtime.options(options))
+        pipe = DataChannelPipe(
+            channel,
+            self.peer_id,
+            incoming=False,
+            link_alive=self._alive,
+            runtime=self._runtime,
+        )
         self._adopt(pipe)
+        return pipe
+
+    async def legacy_pipe(self) -> Pipe | None:
+        """The peer's one ``"channel"`` as a pipe if it is a legacy node, None if modern.
+
+        Waits until the link is connected and the peer's kind is known.
+
+        Raises:
+            BrokenResourceError: the link failed first.
+        """
+        await self.wait_connected()
+        await asyncio.shield(self._kind_known)
+        if self.state is not LinkState.CONNECTED:
+            raise BrokenResourceError(f"no link to {self.peer_id}") from self.failure
+        if self.kind is not PeerKind.LEGACY:
+            return None
+        pipe = self._legacy_pipe
+        if pipe is None:
+            raise BrokenResourceError(f"the legacy node {self.peer_id} has no channel")
+        await pipe.wait_open()
         return pipe
 
     # --- the task ----------------------------------------------------------------------------
@@ -222,7 +251,7 @@ class PeerLink(NegotiatedLink):
             if isinstance(output, neg.MakeOffer):
                 pc = self._new_pc()
                 channel = pc.createDataChannel(
-                    LEGACY_LABEL, js_object({"protocol": MODERN_PROTOCOL})
+                    LEGACY_LABEL, self._runtime.options({"protocol": MODERN_PROTOCOL})
                 )
                 self._watch_own_channel(channel)
                 await pc.setLocalDescription(await pc.createOffer())
@@ -230,13 +259,15 @@ class PeerLink(NegotiatedLink):
             elif isinstance(output, neg.MakeAnswer):
                 self._close_pc()
                 pc = self._new_pc()
-                await pc.setRemoteDescription(js_object({"type": "offer", "sdp": output.offer}))
+                await pc.setRemoteDescription(
+                    self._runtime.options({"type": "offer", "sdp": output.offer})
+                )
                 await self._carry_out(self._handle(neg.RemoteDescriptionSet()))
                 await pc.setLocalDescription(await pc.createAnswer())
                 await self._carry_out(self._handle(neg.AnswerMade(str(pc.localDescription.sdp))))
             elif isinstance(output, neg.SetAnswer):
                 await self._pc.setRemoteDescription(
-                    js_object({"type": "answer", "sdp": output.sdp})
+                    self._runtime.options({"type": "answer", "sdp": output.sdp})
                 )
                 await self._carry_out(self._handle(neg.RemoteDescriptionSet()))
             elif isinstance(output, neg.SendOffer):
@@ -280,7 +311,7 @@ class PeerLink(NegotiatedLink):
             }
             try:
                 await self._pc.addIceCandidate(
-                    js_object({k: v for k, v in fields.items() if v is not None})
+                    self._runtime.options({k: v for k, v in fields.items() if v is not None})
                 )
             except Exception as exc:  # an unparsable line
                 logger.info("candidate from %s refused: %s", self.peer_id, exc)
@@ -288,7 +319,7 @@ class PeerLink(NegotiatedLink):
     # --- the peer connection -----------------------------------------------------------------
 
     def _new_pc(self) -> Any:
-        pc = js_global("RTCPeerConnection").new(js_object(self._links.rtc_configuration))
+        pc = self._runtime.peer_connection(self._links.rtc_configuration)
         self._pc = pc
         self._description_sent = False
         self._local_candidates.clear()
@@ -323,10 +354,10 @@ class PeerLink(NegotiatedLink):
 
     def _on_candidate(self, event: Any) -> None:
         candidate = event.candidate
-        if is_null(candidate) or not str(candidate.candidate):
+        if self._runtime.is_null(candidate) or not str(candidate.candidate):
             return  # end of gathering
         self._handle(neg.LocalCandidate(str(candidate.candidate)))
-        text = str(js_global("JSON").stringify(candidate.toJSON()))
+        text = self._runtime.candidate_json(candidate)
         if self._description_sent:
             try:
                 self._links.signaling.send_candidate(self.peer_id, text)
@@ -344,6 +375,7 @@ class PeerLink(NegotiatedLink):
     def _watch_own_channel(self, channel: Any) -> None:
         """Input what our ``"channel"`` does (it opens; the hello or other bytes arrive)."""
         self._legacy.append(channel)
+        self._legacy_channel_pipe(channel, incoming=False)
         channel.binaryType = "arraybuffer"
         self._pc_listeners.add(
             channel, "open", lambda _: self._apply(self._handle(neg.ChannelOpened()))
@@ -351,18 +383,31 @@ class PeerLink(NegotiatedLink):
         self._pc_listeners.add(
             channel,
             "message",
-            lambda event: self._apply(self._handle(neg.ChannelMessage(to_bytes(event.data)))),
+            lambda event: self._apply(
+                self._handle(neg.ChannelMessage(self._runtime.to_bytes(event.data)))
+            ),
         )
 
     def _on_datachannel(self, channel: Any) -> None:
         if str(channel.label) == LEGACY_LABEL:
             self._legacy.append(channel)  # kept open, as the original does
+            self._legacy_channel_pipe(channel, incoming=True)
             modern = str(channel.protocol) == MODERN_PROTOCOL
             self._apply(self._handle(neg.ChannelArrived(modern)))
             return
-        pipe = DataChannelPipe(channel, self.peer_id, incoming=True, link_alive=self._alive)
+        pipe = DataChannelPipe(
+            channel, self.peer_id, incoming=True, link_alive=self._alive, runtime=self._runtime
+        )
         self._adopt(pipe)
         self._links._incoming(pipe)
+
+    def _legacy_channel_pipe(self, channel: Any, *, incoming: bool) -> None:
+        """Carry a ``"channel"``'s messages as a pipe (a legacy peer's bytes; queued till read)."""
+        pipe = DataChannelPipe(
+            channel, self.peer_id, incoming=incoming, link_alive=self._alive, runtime=self._runtime
+        )
+        self._adopt(pipe)
+        self._legacy_pipe = pipe
 
     def _say_hello(self, channel: Any) -> None:
         """Send the hello on an incoming modern ``"channel"`` (now, or once it is open)."""
@@ -386,18 +431,21 @@ class PeerLinks:
             defaults to ``[]`` (loopback and LAN only, no STUN).
         link_timeout: seconds a link may take to connect, and a pipe to open.
         claim_timeout: seconds an incoming pipe waits for its ``accept_pipe``.
+        runtime: the platform that makes the peer connections.
     """
 
     def __init__(
         self,
-        signaling: BrowserSignaling,
+        signaling: DriverSignaling,
         spawn: Spawn,
         *,
         rtc_configuration: Mapping[str, Any] | None = None,
         link_timeout: float = 20.0,
         claim_timeout: float = 20.0,
+        runtime: Runtime,
     ) -> None:
         self.signaling = signaling
+        self.runtime = runtime
         self.rtc_configuration = {"iceServers": [], **(rtc_configuration or {})}
         self.link_timeout = link_timeout
         self.claim_timeout = claim_timeout
@@ -408,6 +456,7 @@ class PeerLinks:
         self._closed = False
         #: Where incoming ``unisockets/datagram`` pipes go (the node's datagram layer).
         self.datagram_sink: Callable[[Pipe], object] | None = None
+        self._link_started = asyncio.Event()  # set (and replaced) when a link starts
 
     @property
     def links(self) -> Mapping[str, PeerLink]:
@@ -484,6 +533,35 @@ class PeerLinks:
             raise
         return pipe
 
+    async def legacy_pipe(self, peer_id: str, *, offer: bool) -> Pipe | None:
+        """Return ``peer_id``'s one channel if it is a legacy node, None if it is modern.
+
+        The pipe belongs to the link (it is the legacy node's only channel
+        to us): a connection over it must not close it
+        (:class:`unisockets.driver.legacy.LegacyStream` does not).
+
+        Args:
+            peer_id: the peer.
+            offer: with no link, make one (we connect) or wait for the
+                peer's offer (it connected to us).
+
+        Raises:
+            ClosedResourceError: the node is closing.
+            BrokenResourceError: the link failed.
+            TimeoutError: no link, or no known kind, within the link timeout.
+        """
+        self._check_open()
+        async with asyncio.timeout(self.link_timeout):
+            link = self._links.get(peer_id)
+            if link is None and offer:
+                link = self._start(peer_id)
+                link.post("offer-now")
+            while link is None:
+                await self._link_started.wait()
+                self._check_open()
+                link = self._links.get(peer_id)
+            return await link.legacy_pipe()
+
     async def accept_pipe(self, peer_id: str, label: str) -> Pipe:
         """Return the pipe ``peer_id`` opened (or opens) as ``label``.
 
@@ -526,6 +604,7 @@ class PeerLinks:
             pipe.close()
         if self._reaper is not None:
             self._reaper.cancel()
+        self._link_started.set()  # waiters see the node closed
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -537,6 +616,8 @@ class PeerLinks:
         link = PeerLink(peer_id, self)
         self._links[peer_id] = link
         link.start(self._spawn)
+        started, self._link_started = self._link_started, asyncio.Event()
+        started.set()
         return link
 
     def _link_failed(self, link: PeerLink, error: BaseException, replaced: bool) -> None:

@@ -1,6 +1,6 @@
 """The signaling client in the browser: the signaling session over the page's ``WebSocket``.
 
-:class:`BrowserSignaling` is the asyncio driver of
+:class:`DriverSignaling` is the asyncio driver of
 :class:`~unisockets.protocol.session.SignalingSession`, which makes every
 decision of a node's signaling, as it does for the native client
 (:mod:`unisockets.signaling.client`): request bookkeeping and timeouts, the
@@ -59,10 +59,10 @@ from ..protocol.session import (
     Ticket,
 )
 from ..protocol.wire import encode
-from ._js import Listeners, js_global, logger, settle
 from .errors import SignalingError, oserror
+from .runtime import EventListeners, Runtime, logger, settle
 
-__all__ = ["DEFAULT_REQUEST_TIMEOUT", "MAX_QUEUED_CONNECTIONS", "BrowserSignaling"]
+__all__ = ["DEFAULT_REQUEST_TIMEOUT", "MAX_QUEUED_CONNECTIONS", "DriverSignaling"]
 
 #: Seconds a bind, connect or shutdown (or the join) may wait for the server's answer.
 DEFAULT_REQUEST_TIMEOUT: Final = 10.0
@@ -73,7 +73,7 @@ MAX_QUEUED_CONNECTIONS: Final = 1024
 _Incoming = asyncio.Queue[str | SignalingError]
 
 
-class BrowserSignaling:
+class DriverSignaling:
     """One node's signaling over the browser's WebSocket (see the module docstring).
 
     Use :meth:`open` to connect and join, run :meth:`maintain` in a task to
@@ -91,6 +91,7 @@ class BrowserSignaling:
             between half and all of ``min(cap, base * 2**n)``.
         send_rate: ``(messages per second, burst)`` the outbox keeps to;
             ``None`` sends at once.
+        runtime: the platform whose WebSockets to use.
 
     Raises:
         ValueError: a bad timeout, backoff or send rate.
@@ -111,8 +112,10 @@ class BrowserSignaling:
         reconnect: bool = True,
         backoff: tuple[float, float] = DEFAULT_BACKOFF,
         send_rate: tuple[float, int] | None = DEFAULT_SEND_RATE,
+        runtime: Runtime,
     ) -> None:
         self.url = url
+        self._runtime = runtime
         self._core = SignalingSession(
             subnet, request_timeout=request_timeout, reconnect=reconnect, backoff=backoff
         )
@@ -124,7 +127,7 @@ class BrowserSignaling:
         self._loop: asyncio.AbstractEventLoop | None = None
         # The current WebSocket (None between sessions) and its listeners.
         self._ws: Any = None
-        self._ws_listeners = Listeners()
+        self._ws_listeners = EventListeners(runtime)
         self._last_reason = "not open"
         self._attempt: asyncio.Future[str] | None = None  # the join in progress
         self._lost = asyncio.Event()  # set while a session is needed (for maintain())
@@ -439,14 +442,14 @@ class BrowserSignaling:
         joined: asyncio.Future[str] = loop.create_future()
         self._attempt = joined
         try:
-            ws = js_global("WebSocket").new(self.url)
+            ws = self._runtime.websocket(self.url)
         except Exception as exc:  # a SyntaxError for a bad URL
             error = SignalingError(f"cannot open a WebSocket to {self.url!r}: {exc}")
             self._attempt = None
             self._drop_session(None, str(error))
             raise error from exc
         self._ws = ws
-        self._ws_listeners = listeners = Listeners()
+        self._ws_listeners = listeners = EventListeners(self._runtime)
         listeners.add(ws, "open", lambda _: settle(opened))
         listeners.add(ws, "message", lambda event: self._on_message(ws, event))
         listeners.add(ws, "close", lambda event: self._on_close(ws, event))

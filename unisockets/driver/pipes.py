@@ -30,8 +30,8 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from ..protocol.stream import DEFAULT_MAX_MESSAGE_SIZE
-from ._js import Listeners, settle, to_bytes, to_uint8array
 from .errors import BrokenResourceError, ClosedResourceError
+from .runtime import EventListeners, Runtime, settle
 
 __all__ = ["LOW_WATER", "MAX_MESSAGE_SIZE", "DataChannelPipe", "Pipe", "loopback_pair"]
 
@@ -101,8 +101,17 @@ class Pipe(ABC):
         self._receiver, self._on_end = receiver, on_end
         while self._early:
             receiver(self._early.popleft())
-        if self._ended_early:
+        if self._ended_early or self.state in (PipeState.ENDED, PipeState.BROKEN):
             on_end(self._error)
+
+    def detach(self) -> None:
+        """Stop delivering to the receiver; drop what waits; queue what comes next.
+
+        For a pipe shared by successive connections (a legacy peer's channel):
+        the next :meth:`set_receiver` gets only what arrives after this.
+        """
+        self._receiver = self._on_end = None
+        self._early.clear()
 
     @abstractmethod
     def send(self, message: bytes) -> None:
@@ -244,21 +253,31 @@ class DataChannelPipe(Pipe):
         incoming: True when the peer opened it (it is open already).
         link_alive: tells whether the peer connection is still up; a
             ``close`` event while it is means the peer closed the channel.
+        runtime: the platform the channel belongs to.
     """
 
     def __init__(
-        self, channel: Any, peer_id: str, *, incoming: bool, link_alive: Callable[[], bool]
+        self,
+        channel: Any,
+        peer_id: str,
+        *,
+        incoming: bool,
+        link_alive: Callable[[], bool],
+        runtime: Runtime,
     ) -> None:
         super().__init__(peer_id, str(channel.label), opening=not incoming)
         self._channel = channel
         self._link_alive = link_alive
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._channel_closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._listeners = Listeners(on_error=lambda exc: self.break_(exc))
+        self._runtime = runtime
+        self._listeners = EventListeners(runtime, on_error=lambda exc: self.break_(exc))
         channel.binaryType = "arraybuffer"
         channel.bufferedAmountLowThreshold = LOW_WATER
         self._listeners.add(channel, "open", lambda _: self._opened_now())
-        self._listeners.add(channel, "message", lambda event: self._deliver(to_bytes(event.data)))
+        self._listeners.add(
+            channel, "message", lambda event: self._deliver(runtime.to_bytes(event.data))
+        )
         self._listeners.add(channel, "bufferedamountlow", lambda _: self._wake_drained())
         self._listeners.add(channel, "close", lambda _: self._on_channel_close())
         if str(channel.readyState) == "open":
@@ -269,7 +288,7 @@ class DataChannelPipe(Pipe):
         self._check_message(message)
         self._check_sendable()
         try:
-            self._channel.send(to_uint8array(message))
+            self._channel.send(self._runtime.to_wire(message))
         except Exception as exc:  # the channel closed under us (a JsException)
             self.break_(exc)
             self._check_sendable()
