@@ -142,15 +142,22 @@ class SignalingClientProtocol:
 
     Args:
         subnet: the subnet to join, three octets such as ``"10.0.0"``.
+        token: this node's rejoin secret (1..128 characters), sent with every
+            knock so that a server of ours gives the node its previous id
+            back, also while it still holds the node's old connection
+            (docs/protocol.md, "Stable addresses"); ``None`` to send none.
 
     Raises:
-        LocalProtocolError: ``subnet`` is not a canonical three-octet subnet.
+        LocalProtocolError: ``subnet`` is not a canonical three-octet subnet,
+            or ``token`` is not 1..128 characters.
     """
 
-    def __init__(self, *, subnet: str = "10.0.0") -> None:
+    def __init__(self, *, subnet: str = "10.0.0", token: str | None = None) -> None:
         if not is_subnet(subnet):
             raise LocalProtocolError(f"not a subnet (three octets): {subnet!r:.80}")
+        Knock(subnet=subnet, token=token)  # validates the token
         self._subnet = subnet
+        self._token = token
         self._join_state = JoinState.IDLE
         self._id: str | None = None
         self._previous_id: str | None = None  # our id before the last connection loss
@@ -223,7 +230,9 @@ class SignalingClientProtocol:
         """Start a session: the message to send first on a new WebSocket.
 
         Returns:
-            ``knock{subnet}``.
+            ``knock{subnet, token}``, with ``id``: our previous id, once we
+            had one (docs/protocol.md, "Stable addresses"; original servers
+            read only ``subnet``).
 
         Raises:
             LocalProtocolError: not idle (call :meth:`connection_lost` after a
@@ -232,7 +241,7 @@ class SignalingClientProtocol:
         self._join_state = _step(
             JOIN_TRANSITIONS, self._join_state, JoinInput.KNOCK, LocalProtocolError
         )
-        return Knock(subnet=self._subnet)
+        return Knock(subnet=self._subnet, id=self._previous_id, token=self._token)
 
     def connection_lost(
         self, reason: str = "connection to the signaling server lost"
