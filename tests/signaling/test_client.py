@@ -56,6 +56,7 @@ from unisockets.signaling.limits import ServerLimits
 from unisockets.signaling.server import open_signaling_server
 
 from ..restartable_server import start_server
+from ..silent_relay import start_relay
 
 #: Generous bound on any single wait, so that a bug fails a test instead of hanging it.
 TIMEOUT = 10.0
@@ -406,37 +407,22 @@ async def test_a_connection_that_goes_silent_is_noticed_and_rejoined() -> None:
     # the server still holds the silent connection (its own ping has not found it
     # dead yet), and the knock with that id and the node's token replaces it.
     fast = ConsentPolicy(interval=0.1, jitter=0.2, lifetime=0.5, unanswered_checks=2)
-    async with open_signaling_server(host="127.0.0.1", port=0) as server:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        port = listeners[0].socket.getsockname()[1]
-        frozen = False
-
-        async def pump(source: trio.SocketStream, sink: trio.SocketStream) -> None:
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                while data := await source.receive_some():
-                    if not frozen:
-                        await sink.send_all(data)
-
-        async def proxy(client: trio.SocketStream) -> None:
-            upstream = await trio.open_tcp_stream("127.0.0.1", server.port)
-            async with client, upstream, trio.open_nursery() as pumps:
-                pumps.start_soon(pump, client, upstream)
-                pumps.start_soon(pump, upstream, client)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(trio.serve_listeners, proxy, listeners)
-            url = f"ws://127.0.0.1:{port}"
-            async with open_signaling_client(url, keepalive=fast, backoff=FAST) as client:
-                first = client.id
-                frozen = True
-                reason = (await next_event(client, Disconnected)).reason
-                assert "no answer from the signaling server" in reason, reason
-                assert server.member_ids == [first]  # the server has not noticed
-                frozen = False  # new connections go through the proxy again
-                assert await next_event(client, Reconnected) == Reconnected(id=first)
-                assert client.connected and client.id == first
-                assert server.member_ids == [first]  # the old connection was replaced
-            nursery.cancel_scope.cancel()
+    async with (
+        open_signaling_server(host="127.0.0.1", port=0) as server,
+        trio.open_nursery() as nursery,
+    ):
+        relay = await start_relay(nursery, server.port)
+        async with open_signaling_client(relay.url, keepalive=fast, backoff=FAST) as client:
+            first = client.id
+            relay.silent = True
+            reason = (await next_event(client, Disconnected)).reason
+            assert "no answer from the signaling server" in reason, reason
+            assert server.member_ids == [first]  # the server has not noticed
+            relay.silent = False  # new connections go through the relay again
+            assert await next_event(client, Reconnected) == Reconnected(id=first)
+            assert client.connected and client.id == first
+            assert server.member_ids == [first]  # the old connection was replaced
+        nursery.cancel_scope.cancel()
 
 
 # --- a scripted server ------------------------------------------------------------------

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 
 import trio
 
+from ..protocol.consent import ConsentPolicy
 from ..protocol.planner import DEFAULT_BACKLOG, EPHEMERAL_PORTS
 from ..transport.base import PeerTransport, SignalSender
 from ._signals import SignalAdapter
@@ -64,6 +65,7 @@ async def open_node(
     signaling_send_rate: tuple[float, int] | Literal["default"] | None = "default",
     signaling_backoff: tuple[float, float] | None = None,
     link_timeout: float = 15.0,
+    signaling_keepalive: ConsentPolicy | Literal["default"] | None = "default",
 ) -> AsyncIterator[Node]:
     """Join a unisockets network (or use the OS's TCP) for the duration of the block.
 
@@ -100,6 +102,11 @@ async def open_node(
         link_timeout: seconds a WebRTC peer link may take to connect (ICE,
             DTLS, SCTP) and a data channel to open (docs/transport.md);
             longer for TURN relays far away.
+        signaling_keepalive: how often the node pings the signaling server
+            and when a silent connection counts as dead (``keepalive`` of
+            :func:`~unisockets.signaling.client.open_signaling_client`);
+            ``"default"`` is :data:`unisockets.signaling.client.DEFAULT_KEEPALIVE`,
+            ``None`` sends no pings.
 
     Yields:
         The :class:`Node`; leaving the block closes every listener, stream,
@@ -113,7 +120,12 @@ async def open_node(
         async with _open_native_node(host) as native:
             yield native
         return
-    from ..signaling.client import DEFAULT_BACKOFF, DEFAULT_SEND_RATE, open_signaling_client
+    from ..signaling.client import (
+        DEFAULT_BACKOFF,
+        DEFAULT_KEEPALIVE,
+        DEFAULT_SEND_RATE,
+        open_signaling_client,
+    )
     from ..transport.memory import MemoryNetwork, open_memory_transport
 
     if transport is not None and not callable(transport):
@@ -130,6 +142,9 @@ async def open_node(
                 if signaling_send_rate == "default"
                 else signaling_send_rate,
                 backoff=signaling_backoff or DEFAULT_BACKOFF,
+                keepalive=DEFAULT_KEEPALIVE
+                if signaling_keepalive == "default"
+                else signaling_keepalive,
             )
         )
         if transport is None:

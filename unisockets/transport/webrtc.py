@@ -259,16 +259,22 @@ class WebRTCTransport(PeerTransport):
         raise TimeoutError(f"no link to {peer_id} (or no kind) within {self._link_timeout} s")
 
     async def peer_left(self, peer_id: str) -> None:
-        """Signaling said ``peer_id`` left: break its pipes, drop its link, fail its accepts.
+        """Signaling said ``peer_id`` left: probe its link; if dead, break pipes, fail accepts.
+
+        Goodbye is not death (docs/protocol.md, "Goodbye is not death"): a
+        connected link to a modern peer is probed over the data plane first
+        (:meth:`PeerLink.peer_left <unisockets.transport.webrtc_link.PeerLink.peer_left>`)
+        and stays, pipes and all, if the peer answers: only its signaling
+        left. Otherwise (no answer within the probe timeout, a legacy peer,
+        no link) its pipes break and the accepts waiting for its pipes fail,
+        with the reason ``"<peer> left"``.
 
         Args:
             peer_id: the node that left.
         """
-        error = trio.BrokenResourceError(f"{peer_id} left")
         link = self._links.get(peer_id)
-        if link is not None:
-            link.fail(error)
-        self._fail_waiters(peer_id, error)
+        if link is None or not link.peer_left():
+            self._fail_waiters(peer_id, trio.BrokenResourceError(f"{peer_id} left"))
         await trio.lowlevel.checkpoint()
 
     # --- signaling inputs ------------------------------------------------------------------
@@ -386,9 +392,12 @@ class WebRTCTransport(PeerTransport):
         return link
 
     def _link_failed(self, link: PeerLink, error: BaseException) -> None:
-        # Accept waiters stay: the peer may open their pipes on its next link.
+        # Accept waiters stay (the peer may open their pipes on its next link), unless
+        # signaling said the peer left and the link found it gone.
         if self._links.get(link.peer_id) is link:
             del self._links[link.peer_id]
+            if link.peer_gone and not link.replaced:
+                self._fail_waiters(link.peer_id, error)
         self._rendezvous.drop_queued(link.peer_id)
 
     def _link_restarted(self, link: PeerLink, sdp: str) -> None:

@@ -73,11 +73,13 @@ from ..protocol.negotiation_events import (
     Output,
     PcStateChanged,
     PeerKind,
+    PeerLeft,
     RemoteDescriptionSet,
     Restart,
     SendAnswer,
     SendHello,
     SendOffer,
+    SendOnChannel,
     SetAnswer,
     SetKind,
     TimePasses,
@@ -152,6 +154,8 @@ class PeerLink(NegotiatedLink):
         self.replaced = False
         self.pipes: set[DataChannelPipe] = set()
         self.legacy_pipe: DataChannelPipe | None = None
+        #: Signaling said the peer left since this link was made (its failure ends waiters).
+        self.peer_gone = False
         self.negotiation = Negotiation(
             local_id,
             peer_id,
@@ -190,6 +194,22 @@ class PeerLink(NegotiatedLink):
         """
         self._apply(self.negotiation.post(signaling_input(kind, payload)))
         self._inbox_bell.set()
+
+    def peer_left(self) -> bool:
+        """Signaling said the peer left: probe the link, or fail it (docs/protocol.md).
+
+        A connected modern link sends a probe on ``"channel"`` and fails only
+        if no answer comes within
+        :data:`~unisockets.protocol.probe.PROBE_TIMEOUT` seconds (the peer's
+        signaling alone may have died); any other link fails now
+        (:mod:`unisockets.protocol.probe` decides).
+
+        Returns:
+            True if the link is probing (it may stay), False if it failed.
+        """
+        self.peer_gone = True
+        self._apply(self._handle(PeerLeft()))
+        return self.failure is None
 
     def greeted(self) -> bool:
         """Signaling greeted the peer again: keep this link (True) or fail it (False).
@@ -383,7 +403,10 @@ class PeerLink(NegotiatedLink):
                 self._kind_known.set()
             elif isinstance(output, SendHello):
                 if self.legacy_pipe is not None:
-                    self._bridge.call_soon(_aio_send_hello, self.legacy_pipe)
+                    self._bridge.call_soon(_aio_send_on_channel, self.legacy_pipe, HELLO)
+            elif isinstance(output, SendOnChannel):  # a probe, or the answer to one
+                if self.legacy_pipe is not None:
+                    self._bridge.call_soon(_aio_send_on_channel, self.legacy_pipe, output.data)
             elif isinstance(output, Ignored):
                 logger.info("%s", output.reason)
 
@@ -463,8 +486,8 @@ class PeerLink(NegotiatedLink):
         self.pipes.discard(pipe)
 
 
-def _aio_send_hello(pipe: DataChannelPipe) -> None:
-    """Send :data:`HELLO` on the peer's ``"channel"`` (asyncio thread; open once it arrived)."""
+def _aio_send_on_channel(pipe: DataChannelPipe, data: bytes) -> None:
+    """Send :data:`HELLO` or a probe on the ``"channel"`` of a modern link (asyncio thread)."""
     channel = pipe._channel
     if channel is not None and channel.readyState == "open":
-        channel.send(HELLO)
+        channel.send(data)
