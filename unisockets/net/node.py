@@ -101,7 +101,8 @@ async def open_node(
             working meanwhile (their bytes never pass through the server).
         link_timeout: seconds a WebRTC peer link may take to connect (ICE,
             DTLS, SCTP) and a data channel to open (docs/transport.md);
-            longer for TURN relays far away.
+            longer for TURN relays far away. A ``connect()`` ends within
+            ``request_timeout + link_timeout`` seconds, whatever the transport.
         signaling_keepalive: how often the node pings the signaling server
             and when a silent connection counts as dead (``keepalive`` of
             :func:`~unisockets.signaling.client.open_signaling_client`);
@@ -161,7 +162,14 @@ async def open_node(
             open_memory_transport(MemoryNetwork(), signaling.id)
         )
         nursery = await stack.enter_async_context(trio.open_nursery())
-        node = OverlayNode(signaling, peers, loopback, nursery, accept_timeout=accept_timeout)
+        node = OverlayNode(
+            signaling,
+            peers,
+            loopback,
+            nursery,
+            accept_timeout=accept_timeout,
+            link_timeout=link_timeout,
+        )
         nursery.start_soon(node._pump_signaling)
         nursery.start_soon(node._release_loop)
         try:
