@@ -22,7 +22,7 @@ from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from unisockets.protocol import Knock, Message, Offer, encode
+from unisockets.protocol import Acknowledged, Knock, Message, Offer, encode
 from unisockets.protocol.events import IdChanged, Reconnected, RequestKind
 from unisockets.protocol.server import SignalingServerProtocol
 from unisockets.protocol.server_states import AliasState
@@ -330,6 +330,9 @@ def test_a_loss_the_server_did_not_see_comes_back_with_the_same_id_and_aliases()
 def test_without_stable_ids_the_knock_is_the_originals() -> None:
     session = SignalingSession("10.0.0", request_timeout=TIMEOUT, stable_id=False)
     assert session.connection_made(0.0) == [Send((Knock(subnet="10.0.0"),))]
+    session.receive_data(encode(Acknowledged(id="10.0.0.5", rejected=False)), 0.0)
+    session.connection_lost("lost", 1.0)
+    assert session.connection_made(2.0) == [Send((Knock(subnet="10.0.0"),))]  # no id asked
 
 
 def test_a_rebind_refused_loses_the_alias() -> None:

@@ -146,18 +146,23 @@ class SignalingClientProtocol:
             knock so that a server of ours gives the node its previous id
             back, also while it still holds the node's old connection
             (docs/protocol.md, "Stable addresses"); ``None`` to send none.
+        stable_id: ask for our previous id when we knock again (the knock's
+            ``id``); false knocks as original nodes do.
 
     Raises:
         LocalProtocolError: ``subnet`` is not a canonical three-octet subnet,
             or ``token`` is not 1..128 characters.
     """
 
-    def __init__(self, *, subnet: str = "10.0.0", token: str | None = None) -> None:
+    def __init__(
+        self, *, subnet: str = "10.0.0", token: str | None = None, stable_id: bool = True
+    ) -> None:
         if not is_subnet(subnet):
             raise LocalProtocolError(f"not a subnet (three octets): {subnet!r:.80}")
         Knock(subnet=subnet, token=token)  # validates the token
         self._subnet = subnet
         self._token = token
+        self._stable_id = stable_id
         self._join_state = JoinState.IDLE
         self._id: str | None = None
         self._previous_id: str | None = None  # our id before the last connection loss
@@ -241,7 +246,8 @@ class SignalingClientProtocol:
         self._join_state = _step(
             JOIN_TRANSITIONS, self._join_state, JoinInput.KNOCK, LocalProtocolError
         )
-        return Knock(subnet=self._subnet, id=self._previous_id, token=self._token)
+        previous = self._previous_id if self._stable_id else None
+        return Knock(subnet=self._subnet, id=previous, token=self._token)
 
     def connection_lost(
         self, reason: str = "connection to the signaling server lost"

@@ -199,7 +199,7 @@ class SignalingSession:
         token: str | None = None
         if stable_id:
             token = secrets.token_hex(16) if rng is None else f"{rng.getrandbits(128):032x}"
-        self.protocol = SignalingClientProtocol(subnet=subnet, token=token)
+        self.protocol = SignalingClientProtocol(subnet=subnet, token=token, stable_id=stable_id)
         self.request_timeout = float(request_timeout)
         self._reconnect = reconnect
         self._rng = rng or random.Random()
