@@ -484,9 +484,12 @@ class NegotiationMachine(RuleBasedStateMachine):
             elif isinstance(output, neg.Restart):
                 assert before in (S.STABLE, S.CONNECTED) and isinstance(event, neg.OfferReceived)
             elif isinstance(output, neg.SendOnChannel):
-                # probes and answers: on a connected modern link only
-                assert before is S.CONNECTED and self.m.kind is PeerKind.MODERN
+                # probes (a connected link) and answers (any negotiated one): modern links only
+                assert self.m.kind is PeerKind.MODERN
                 assert isinstance(event, neg.PeerLeft | neg.ChannelMessage)
+                assert before is S.CONNECTED or (
+                    before is S.STABLE and isinstance(event, neg.ChannelMessage)
+                )
         if isinstance(event, neg.PeerLeft) and not (
             before is S.CONNECTED and kind is PeerKind.MODERN
         ):

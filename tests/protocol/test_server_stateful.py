@@ -72,8 +72,10 @@ class ServerMachine(RuleBasedStateMachine):
         #: the ids kept for members that left: id -> (token, until)
         self.now = 0.0
         self.holding = True
-        self.waiting: dict[int, tuple[str, str | None, str | None]] = {}
+        self.waiting: dict[int, tuple[str, str | None, str | None, bool]] = {}
         self.tokens: dict[str, str | None] = {}
+        #: model: whether each member knocked with lazyLinks
+        self.lazy: dict[str, bool] = {}
         self.kept: dict[str, tuple[str, float]] = {}
         #: model: keys of connections replaced by a newer one of their node, not closed yet
         self.replaced: list[int] = []
@@ -177,21 +179,34 @@ class ServerMachine(RuleBasedStateMachine):
         subnet=st.sampled_from(SUBNETS),
         asked=st.none() | st.sampled_from([*SUFFIXES, 9]),
         token=TOKENS,
+        lazy=st.sampled_from([None, False, True]),
     )
-    def knock(self, data: st.DataObject, subnet: str, asked: int | None, token: str | None) -> None:
+    def knock(
+        self,
+        data: st.DataObject,
+        subnet: str,
+        asked: int | None,
+        token: str | None,
+        lazy: bool | None,
+    ) -> None:
         key = data.draw(st.sampled_from(self.unjoined()))
         asked_id = None
         if asked is not None:
             asked_id = f"{data.draw(st.sampled_from([subnet, *SUBNETS]))}.{asked}"
-        self._knock(key, subnet, asked_id, token)
+        self._knock(key, subnet, asked_id, token, lazy)
 
-    def _knock(self, key: int, subnet: str, asked: str | None, token: str | None) -> None:
+    def _knock(
+        self, key: int, subnet: str, asked: str | None, token: str | None, lazy: bool | None = None
+    ) -> None:
         before = list(self.replaced)
-        out = self.server.receive(key, Knock(subnet=subnet, id=asked, token=token))
-        self.expect(out, self._answer(key, subnet, asked, token))
+        knock = Knock(subnet=subnet, id=asked, token=token, lazy_links=lazy)
+        out = self.server.receive(key, knock)
+        self.expect(out, self._answer(key, subnet, asked, token, lazy is True))
         assert self.server.take_replaced() == self.replaced[len(before) :]
 
-    def _answer(self, key: int, subnet: str, asked: str | None, token: str | None) -> Out:
+    def _answer(
+        self, key: int, subnet: str, asked: str | None, token: str | None, lazy: bool = False
+    ) -> Out:
         """The model's answer to a knock (at once, or at the end of the grace)."""
         expected: Out = []
         claimed = self.claimed_addresses(subnet)
@@ -215,7 +230,7 @@ class ServerMachine(RuleBasedStateMachine):
                 suffix = wanted
         if suffix is None and self.holding:
             event("knock waits for the end of the grace")
-            self.waiting[key] = (subnet, asked, token)
+            self.waiting[key] = (subnet, asked, token, lazy)
             return []
         if suffix is None:
             taken = {int(m.rsplit(".", 1)[1]) for m in self.order[subnet]}
@@ -234,12 +249,17 @@ class ServerMachine(RuleBasedStateMachine):
         self.kept.pop(new, None)
         expected.append((key, Acknowledged(id=new, rejected=False)))
         expected += [
-            (self.key_of(m), Greeting(offerer_id=m, answerer_id=new)) for m in self.order[subnet]
+            (self.key_of(m), Greeting(offerer_id=m, answerer_id=new))
+            for m in self.order[subnet]
+            if not (lazy and self.lazy[m])  # two lazy nodes link up on demand
         ]
+        if lazy and any(self.lazy[m] for m in self.order[subnet]):
+            event("a join between lazy nodes greets nobody")
         self.clients[key] = new
         self.order[subnet].append(new)
         self.ports[new] = {}
         self.tokens[new] = token
+        self.lazy[new] = lazy
         return expected
 
     def _remove(self, member: str) -> Out:
@@ -254,6 +274,7 @@ class ServerMachine(RuleBasedStateMachine):
             del self.claims[self.subnet_of(member)][alias]
             expected += [(k, Alias(id=member, alias=alias, set=False)) for k in remaining]
         del self.tokens[member]
+        del self.lazy[member]
         return expected
 
     @precondition(lambda self: bool(self.replaced))
@@ -275,9 +296,9 @@ class ServerMachine(RuleBasedStateMachine):
         if self.holding and self.now >= GRACE:
             self.holding = False
             waiting, self.waiting = self.waiting, {}
-            for key, (subnet, asked, token) in waiting.items():
+            for key, (subnet, asked, token, lazy) in waiting.items():
                 event("a waiting knock is answered")
-                expected += self._answer(key, subnet, asked, token)
+                expected += self._answer(key, subnet, asked, token, lazy)
         self.expect(out, expected)
         assert self.server.holding is self.holding
         assert self.server.kept_ids == {i: until for i, (_t, until) in self.kept.items()}

@@ -66,6 +66,7 @@ async def open_node(
     signaling_backoff: tuple[float, float] | None = None,
     link_timeout: float = 15.0,
     signaling_keepalive: ConsentPolicy | Literal["default"] | None = "default",
+    lazy_links: bool = False,
 ) -> AsyncIterator[Node]:
     """Join a unisockets network (or use the OS's TCP) for the duration of the block.
 
@@ -108,6 +109,13 @@ async def open_node(
             :func:`~unisockets.signaling.client.open_signaling_client`);
             ``"default"`` is :data:`unisockets.signaling.client.DEFAULT_KEEPALIVE`,
             ``None`` sends no pings.
+        lazy_links: set peer links up on demand, when this node connects to
+            a peer or a peer to it, and say so in the knock (docs/protocol.md,
+            "Lazy peer links"): a server of ours then greets no other such
+            node for it, so no eager full mesh. Original nodes and servers
+            are greeted and linked eagerly as before. Off by default for now
+            (links are not yet closed when idle, and a node learns another's
+            id only when it talks to it).
 
     Yields:
         The :class:`Node`; leaving the block closes every listener, stream,
@@ -146,6 +154,7 @@ async def open_node(
                 keepalive=DEFAULT_KEEPALIVE
                 if signaling_keepalive == "default"
                 else signaling_keepalive,
+                lazy_links=lazy_links,
             )
         )
         if transport is None:

@@ -148,6 +148,9 @@ class SignalingClientProtocol:
             (docs/protocol.md, "Stable addresses"); ``None`` to send none.
         stable_id: ask for our previous id when we knock again (the knock's
             ``id``); false knocks as original nodes do.
+        lazy_links: say in the knock that we set peer links up on demand
+            (``lazyLinks``, docs/protocol.md, "Lazy peer links"): a server of
+            ours then sends no ``greeting`` between us and another such node.
 
     Raises:
         LocalProtocolError: ``subnet`` is not a canonical three-octet subnet,
@@ -155,7 +158,12 @@ class SignalingClientProtocol:
     """
 
     def __init__(
-        self, *, subnet: str = "10.0.0", token: str | None = None, stable_id: bool = True
+        self,
+        *,
+        subnet: str = "10.0.0",
+        token: str | None = None,
+        stable_id: bool = True,
+        lazy_links: bool = False,
     ) -> None:
         if not is_subnet(subnet):
             raise LocalProtocolError(f"not a subnet (three octets): {subnet!r:.80}")
@@ -163,6 +171,7 @@ class SignalingClientProtocol:
         self._subnet = subnet
         self._token = token
         self._stable_id = stable_id
+        self._lazy_links = lazy_links
         self._join_state = JoinState.IDLE
         self._id: str | None = None
         self._previous_id: str | None = None  # our id before the last connection loss
@@ -247,7 +256,8 @@ class SignalingClientProtocol:
             JOIN_TRANSITIONS, self._join_state, JoinInput.KNOCK, LocalProtocolError
         )
         previous = self._previous_id if self._stable_id else None
-        return Knock(subnet=self._subnet, id=previous, token=self._token)
+        lazy = True if self._lazy_links else None
+        return Knock(subnet=self._subnet, id=previous, token=self._token, lazy_links=lazy)
 
     def connection_lost(
         self, reason: str = "connection to the signaling server lost"

@@ -193,12 +193,16 @@ class Knock(_Validated):
     - ``token``: a secret the node picked (1..128 characters; ours send 32
       hex digits) and sends with every knock of its life; a knock asking for
       the id of a live member takes that member over only with the same token.
+    - ``lazyLinks``: ``true`` when the node sets its peer links up on demand
+      (docs/protocol.md, "Lazy peer links"): a server of ours then greets
+      nobody for a join between two such nodes.
     """
 
     OPCODE: ClassVar[str] = "knock"
     subnet: str = _wire("subnet", "subnet")
     id: str | None = _optional("id", "id")
     token: str | None = _optional("token", "rejoin_token")
+    lazy_links: bool | None = _optional("lazyLinks", "bool")
 
 
 @_validated

@@ -58,6 +58,10 @@ weaknesses fixed without changing the wire:
   for (a newcomer, an original node) waits (``HELD``) and is answered when
   the grace ends, lowest free id first; and the id of a member with a token
   that leaves is kept for that long for a knock with its token.
+- Lazy peer links (ours, docs/protocol.md, "Lazy peer links"): a join
+  between two members that both knocked with ``lazyLinks`` greets nobody;
+  they set their link up when one connects to the other. Every other pair
+  is greeted as by the original (an original node always is).
 
 Alias bookkeeping follows :data:`~unisockets.protocol.server_states.ALIAS_TRANSITIONS`.
 Relays are O(1) dict lookups; a join, bind, shutdown or leave sends one
@@ -144,13 +148,17 @@ class AliasInfo:
 class _Member(Generic[K]):
     """A joined client: its key, id, subnet, rejoin token and the aliases it holds."""
 
-    __slots__ = ("claims", "id", "key", "ports", "subnet", "suffix", "token")
+    __slots__ = ("claims", "id", "key", "lazy", "ports", "subnet", "suffix", "token")
 
-    def __init__(self, key: K, subnet: str, suffix: int, token: str | None = None) -> None:
+    def __init__(
+        self, key: K, subnet: str, suffix: int, token: str | None = None, lazy: bool = False
+    ) -> None:
         self.key = key
         self.subnet = subnet
         self.suffix = suffix
         self.token = token
+        #: It knocked with ``lazyLinks``: it sets peer links up on demand.
+        self.lazy = lazy
         self.id = f"{subnet}.{suffix}"
         #: port -> state of every held port (never FREE), in the order they were taken.
         self.ports: dict[int, AliasState] = {}
@@ -556,13 +564,14 @@ class SignalingServerProtocol(Generic[K]):
         assert is_subnet(message.subnet)
         next_state = CLIENT_TRANSITIONS[(state, joined)]
         assert next_state is ClientState.JOINED
-        member = _Member(key, message.subnet, suffix, message.token)
+        member = _Member(key, message.subnet, suffix, message.token, message.lazy_links is True)
         self._kept.pop(member.id, None)
         subnet = self._subnets.get(message.subnet, {})  # a replace may have emptied it
         out.append((key, Acknowledged(id=member.id, rejected=False)))
         out.extend(
             (other.key, Greeting(offerer_id=other.id, answerer_id=member.id))
             for other in subnet.values()
+            if not (member.lazy and other.lazy)  # both set links up on demand
         )
         self._subnets[message.subnet] = subnet
         subnet[member.id] = member

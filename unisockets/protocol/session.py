@@ -174,6 +174,8 @@ class SignalingSession:
         stable_id: ask for our previous id when we knock again, with a
             rejoin token made here (docs/protocol.md, "Stable addresses");
             false knocks with ``subnet`` alone, as original nodes do.
+        lazy_links: the node sets its peer links up on demand, and says so
+            in its knock (docs/protocol.md, "Lazy peer links").
 
     Raises:
         ValueError: a bad timeout or backoff.
@@ -192,6 +194,7 @@ class SignalingSession:
         backoff: tuple[float, float] = DEFAULT_BACKOFF,
         rng: random.Random | None = None,
         stable_id: bool = True,
+        lazy_links: bool = False,
     ) -> None:
         if not (isinstance(request_timeout, int | float) and 0 < request_timeout < math.inf):
             raise ValueError(f"request_timeout must be positive, got {request_timeout!r}")
@@ -199,7 +202,9 @@ class SignalingSession:
         token: str | None = None
         if stable_id:
             token = secrets.token_hex(16) if rng is None else f"{rng.getrandbits(128):032x}"
-        self.protocol = SignalingClientProtocol(subnet=subnet, token=token, stable_id=stable_id)
+        self.protocol = SignalingClientProtocol(
+            subnet=subnet, token=token, stable_id=stable_id, lazy_links=lazy_links
+        )
         self.request_timeout = float(request_timeout)
         self._reconnect = reconnect
         self._rng = rng or random.Random()
