@@ -15,6 +15,8 @@ import trio
 import unisockets.net as net
 from unisockets.net.overlay import OverlayNode
 
+from ..log_events import log_event
+
 pytestmark = pytest.mark.trio
 
 TIMEOUT = 60.0
@@ -62,3 +64,27 @@ async def test_lazy_nodes_link_only_to_the_peers_they_talk_to(signaling_url: str
                 for node in (alice, bob, carol):
                     await _round_trip(node)
                     assert dave.address in _greeted(node)
+
+
+async def test_an_idle_lazy_link_closes_and_the_next_connect_makes_a_new_one(
+    signaling_url: str,
+) -> None:
+    options = {"ice_addresses": ["127.0.0.1"], "lazy_links": True, "link_idle_timeout": 0.5}
+    async with (
+        net.open_node(signaling_url, **options) as alice,
+        net.open_node(signaling_url, **options) as bob,
+        bob.listen(7) as listener,
+    ):
+        with trio.fail_after(TIMEOUT):
+            for round_ in range(2):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(listener.accept)
+                    stream = await alice.connect((bob.address, 7))
+                link = alice.transport.links[bob.address]  # type: ignore[attr-defined]
+                closing = f"closing the idle link to {bob.address}"
+                with log_event("unisockets.transport", closing) as idle:
+                    await stream.send_all(b"round %d" % round_)
+                    await stream.aclose()  # no connection left on the link
+                    await idle.wait()
+                assert link.failure is not None and "idle" in str(link.failure)
+                assert bob.address not in _links(alice)

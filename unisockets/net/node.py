@@ -67,6 +67,7 @@ async def open_node(
     link_timeout: float = 15.0,
     signaling_keepalive: ConsentPolicy | Literal["default"] | None = "default",
     lazy_links: bool = False,
+    link_idle_timeout: float = 60.0,
 ) -> AsyncIterator[Node]:
     """Join a unisockets network (or use the OS's TCP) for the duration of the block.
 
@@ -114,8 +115,10 @@ async def open_node(
             "Lazy peer links"): a server of ours then greets no other such
             node for it, so no eager full mesh. Original nodes and servers
             are greeted and linked eagerly as before. Off by default for now
-            (links are not yet closed when idle, and a node learns another's
-            id only when it talks to it).
+            (a lazy node learns another's id only when it talks to it).
+        link_idle_timeout: with ``lazy_links``, seconds after which a link to
+            a modern peer that carries no connection closes (the next
+            connect makes a new one); links to original nodes stay.
 
     Yields:
         The :class:`Node`; leaving the block closes every listener, stream,
@@ -165,6 +168,7 @@ async def open_node(
                 rtc_configuration=rtc_configuration,
                 host_addresses=ice_addresses,
                 link_timeout=link_timeout,
+                idle_timeout=link_idle_timeout if lazy_links else None,
             )
         peers = await stack.enter_async_context(transport(signaling.id, SignalAdapter(signaling)))
         loopback = await stack.enter_async_context(

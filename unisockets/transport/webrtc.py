@@ -81,8 +81,10 @@ class WebRTCTransport(PeerTransport):
         link_timeout: float,
         claim_timeout: float,
         consent: ConsentPolicy,
+        idle_timeout: float | None = None,
     ) -> None:
         self._local_id = local_id
+        self._idle_timeout = idle_timeout
         self._signal = signal
         self._bridge = bridge
         self._nursery = nursery
@@ -383,6 +385,7 @@ class WebRTCTransport(PeerTransport):
             on_incoming=self._incoming_pipe,
             on_failed=self._link_failed,
             on_restart=self._link_restarted,
+            idle_timeout=self._idle_timeout,
         )
         self._links[peer_id] = link
         self._link_started.unpark_all()
@@ -459,6 +462,7 @@ async def open_webrtc_transport(
     claim_timeout: float = 10.0,
     host_addresses: Sequence[str] | None = None,
     consent: ConsentPolicy | None = None,
+    idle_timeout: float | None = None,
 ) -> AsyncIterator[WebRTCTransport]:
     """Run a WebRTC transport for the node ``local_id`` (see the module docstring).
 
@@ -481,6 +485,8 @@ async def open_webrtc_transport(
             connection (:mod:`unisockets.transport.webrtc_consent`); None for
             RFC 7675's (checks every 4-6 s, expiry 30 s after the last
             response, and not before 3 checks went unanswered).
+        idle_timeout: close a link to a modern peer once it carried no pipe
+            for this many seconds (lazy links, docs/protocol.md); None: never.
         host_addresses: local IP addresses to gather ICE host candidates on,
             e.g. :data:`LOOPBACK`; None for every non-loopback interface (aioice's
             choice), or 127.0.0.1 on a machine that has none.
@@ -512,6 +518,7 @@ async def open_webrtc_transport(
                 link_timeout=link_timeout,
                 claim_timeout=claim_timeout,
                 consent=consent,
+                idle_timeout=idle_timeout,
             )
             try:
                 yield transport
