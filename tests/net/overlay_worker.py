@@ -1,9 +1,10 @@
-"""Overlay nodes in a child process, driven line by line, for tests/net/test_overlay_restart.py.
+"""Overlay nodes in a child process, driven line by line (test_overlay_restart, test_lazy_subnet).
 
-Run: ``python overlay_worker.py <signaling url> <subnet> [<subnet> ...]``: one
-node per subnet argument (WebRTC on loopback), each listening on port 7 and
-echoing. Prints ``{"ids": [...]}`` once all joined, then reads one JSON
-command per line on stdin and answers each with one JSON line on stdout:
+Run: ``python overlay_worker.py <signaling url> [--lazy] <subnet> [<subnet> ...]``:
+one node per subnet argument (WebRTC on loopback; ``--lazy``: with lazy peer
+links), each listening on port 7 and echoing. Prints ``{"ids": [...]}`` once
+all joined, then reads one JSON command per line on stdin and answers each
+with one JSON line on stdout:
 
 - ``{"op": "stream", "node": i, "peer": id, "seed": s}``: node ``i`` opens a
   stream to ``peer``:7 and echoes checksummed random data through it, round
@@ -14,6 +15,8 @@ command per line on stdin and answers each with one JSON line on stdout:
 - ``{"op": "fresh", "node": i, "peer": id}``: a new connection from node ``i``
   to ``peer``:7, one round; answers ``{"fresh": i, "error": null or text}``.
 - ``{"op": "ids"}``: answers ``{"ids": [...]}``, each node's address now.
+- ``{"op": "links"}``: answers ``{"links": [[peer id, ...], ...]}``, each
+  node's peer links now.
 - ``{"op": "stop"}``: ends every stream after its round; answers
   ``{"streams": [{"seed", "bytes", "error"}]}``.
 - ``{"op": "exit"}``: leaves.
@@ -133,11 +136,13 @@ async def fresh(node: net.Node, peer: str) -> str | None:
 
 
 async def main(url: str, subnets: list[str]) -> None:
+    lazy = subnets[:1] == ["--lazy"]
+    subnets = subnets[1:] if lazy else subnets
     async with AsyncExitStack() as stack, trio.open_nursery() as nursery:
         nodes: list[net.Node] = []
         for subnet in subnets:
             node = await stack.enter_async_context(
-                net.open_node(url, subnet, ice_addresses=["127.0.0.1"])
+                net.open_node(url, subnet, ice_addresses=["127.0.0.1"], lazy_links=lazy)
             )
             listener = await stack.enter_async_context(node.listen(7, 64))
             nursery.start_soon(trio.serve_listeners, echo, [listener])
@@ -161,6 +166,8 @@ async def main(url: str, subnets: list[str]) -> None:
             elif op == "listening":
                 errors = [await listening_again(node) for node in nodes]
                 say({"listening": [error for error in errors if error is not None]})
+            elif op == "links":
+                say({"links": [sorted(node.transport.links) for node in nodes]})  # type: ignore[attr-defined]
             elif op == "ids":
                 say({"ids": [node.address for node in nodes]})
             elif op == "stop":
