@@ -11,15 +11,13 @@ peers it streamed with.
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 
 import pytest
 import trio
 
 from unisockets.signaling.server import open_signaling_server
 
-from .test_overlay_restart import WORKER, Worker
+from .workers import open_workers, stop_streams
 
 pytestmark = [pytest.mark.trio, pytest.mark.slow]
 
@@ -36,58 +34,38 @@ async def test_a_hundred_lazy_nodes_in_one_subnet_link_only_to_whom_they_talk(
 ) -> None:
     if loaded:
         request.getfixturevalue("cpu_load")  # two CPU-bound processes beside the test
-    workers: list[Worker] = []
-    async with open_signaling_server(host="127.0.0.1", port=0) as server:
-        try:
-            subnets = ["10.0.0"] * PER_WORKER
-            for _ in range(WORKERS):
-                process = await trio.lowlevel.open_process(
-                    [sys.executable, str(WORKER), server.url, "--lazy", *subnets],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                )
-                workers.append(Worker(process, subnets))
-            with trio.fail_after(TIMEOUT):
-                for worker in workers:
-                    worker.ids = (await worker.receive())["ids"]
-                assert len({i for w in workers for i in w.ids}) == WORKERS * PER_WORKER
-                rng = random.Random(16)
-                expected: dict[str, set[str]] = {i: set() for w in workers for i in w.ids}
-                started = [0] * WORKERS
-                used: set[tuple[int, int]] = set()
-                for seed in range(1, PAIRS + 1):
-                    while True:
-                        source, target = rng.sample(range(WORKERS), 2)
-                        index, other = rng.randrange(PER_WORKER), rng.randrange(PER_WORKER)
-                        if (source, index) not in used and (target, other) not in used:
-                            break
-                    used |= {(source, index), (target, other)}
-                    peer = workers[target].ids[other]
-                    mine = workers[source].ids[index]
-                    expected[mine].add(peer)
-                    expected[peer].add(mine)
-                    started[source] += 1
-                    await workers[source].send(op="stream", node=index, peer=peer, seed=seed)
-                for worker, count in zip(workers, started, strict=True):
-                    for _ in range(count):
-                        line = await worker.receive()
-                        assert "streaming" in line, line
-                for worker in workers:
-                    await worker.send(op="links")
-                    links = (await worker.receive())["links"]
-                    for node_id, linked in zip(worker.ids, links, strict=True):
-                        assert set(linked) == expected[node_id], node_id
-                results = []
-                for worker in workers:
-                    await worker.send(op="stop")
-                    results += (await worker.receive())["streams"]
-                assert len(results) == PAIRS
-                assert [r for r in results if r["error"] is not None] == []
-                for worker in workers:
-                    await worker.send(op="exit")
-        finally:
-            with trio.CancelScope(shield=True):
-                for worker in workers:
-                    if worker.process.returncode is None:
-                        worker.process.kill()
-                    await worker.process.wait()
+    async with (
+        open_signaling_server(host="127.0.0.1", port=0) as server,
+        open_workers(WORKERS, [server.url, "--lazy", *["10.0.0"] * PER_WORKER], TIMEOUT) as workers,
+    ):
+        with trio.fail_after(TIMEOUT):
+            assert len({i for w in workers for i in w.ids}) == WORKERS * PER_WORKER
+            rng = random.Random(16)
+            expected: dict[str, set[str]] = {i: set() for w in workers for i in w.ids}
+            started = [0] * WORKERS
+            used: set[tuple[int, int]] = set()
+            for seed in range(1, PAIRS + 1):
+                while True:
+                    source, target = rng.sample(range(WORKERS), 2)
+                    index, other = rng.randrange(PER_WORKER), rng.randrange(PER_WORKER)
+                    if (source, index) not in used and (target, other) not in used:
+                        break
+                used |= {(source, index), (target, other)}
+                peer = workers[target].ids[other]
+                mine = workers[source].ids[index]
+                expected[mine].add(peer)
+                expected[peer].add(mine)
+                started[source] += 1
+                await workers[source].send(op="stream", node=index, peer=peer, seed=seed)
+            for worker, count in zip(workers, started, strict=True):
+                for _ in range(count):
+                    line = await worker.receive()
+                    assert "streaming" in line, line
+            for worker in workers:
+                await worker.send(op="links")
+                links = (await worker.receive())["links"]
+                for node_id, linked in zip(worker.ids, links, strict=True):
+                    assert set(linked) == expected[node_id], node_id
+            results = await stop_streams(workers)
+            assert len(results) == PAIRS
+            assert [r for r in results if r["error"] is not None] == []

@@ -13,61 +13,23 @@ no stream breaks and every byte comes back as it was sent.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
-from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
 
+from .workers import Lines, open_workers, stop_streams
+
 pytestmark = [pytest.mark.trio, pytest.mark.slow]
 
-WORKER = Path(__file__).with_name("overlay_worker.py")
 SUBNETS = [f"10.0.{k}" for k in range(6)]
 WORKERS = 3
 PER_SUBNET_PER_WORKER = 3
 #: Only bounds against hangs: every wait is on a line a process prints.
 JOIN_TIMEOUT = 600.0
 STEP_TIMEOUT = 300.0
-
-
-class Lines:
-    """Read a child's stdout line by line."""
-
-    def __init__(self, process: trio.Process) -> None:
-        assert process.stdout is not None
-        self.stream = process.stdout
-        self.buffer = b""
-
-    async def line(self) -> str:
-        while b"\n" not in self.buffer:
-            chunk = await self.stream.receive_some(65536)
-            if not chunk:
-                raise EOFError(f"the child ended: {self.buffer!r}")
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        return line.decode()
-
-
-class Worker:
-    """One worker process and its nodes."""
-
-    def __init__(self, process: trio.Process, subnets: list[str]) -> None:
-        self.process = process
-        self.subnets = subnets
-        self.lines = Lines(process)
-        self.ids: list[str] = []
-
-    async def send(self, **command: Any) -> None:
-        assert self.process.stdin is not None
-        await self.process.stdin.send_all(json.dumps(command).encode() + b"\n")
-
-    async def receive(self) -> dict[str, Any]:
-        result: dict[str, Any] = json.loads(await self.lines.line())
-        return result
 
 
 async def start_server(port: int = 0) -> tuple[trio.Process, str]:
@@ -100,76 +62,57 @@ async def test_every_node_keeps_its_id_and_every_stream_through_a_server_kill_9(
         request.getfixturevalue("cpu_load")  # two CPU-bound processes beside the test
     server, url = await start_server()
     port = int(url.rsplit(":", 1)[1])
-    workers: list[Worker] = []
+    subnets = [s for s in SUBNETS for _ in range(PER_SUBNET_PER_WORKER)]
     try:
-        subnets = [s for s in SUBNETS for _ in range(PER_SUBNET_PER_WORKER)]
-        for _ in range(WORKERS):
-            process = await trio.lowlevel.open_process(
-                [sys.executable, str(WORKER), url, *subnets],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-            )
-            workers.append(Worker(process, subnets))
-        with trio.fail_after(JOIN_TIMEOUT):
-            for worker in workers:
-                worker.ids = (await worker.receive())["ids"]
-        every_id = [node_id for worker in workers for node_id in worker.ids]
-        assert len(set(every_id)) == len(every_id) == 54
+        async with open_workers(WORKERS, [url, *subnets], JOIN_TIMEOUT) as workers:
+            every_id = [node_id for worker in workers for node_id in worker.ids]
+            assert len(set(every_id)) == len(every_id) == 54
 
-        # Twelve streams, each between two processes, inside one subnet.
-        seeds = 0
-        started = [0] * WORKERS
-        for index in range(0, len(subnets), PER_SUBNET_PER_WORKER):
-            for shift in (1, 2):
-                source = seeds % WORKERS
-                target = workers[(source + shift) % WORKERS]
-                seeds += 1
-                started[source] += 1
-                await workers[source].send(
-                    op="stream", node=index, peer=target.ids[index], seed=seeds
-                )
-        with trio.fail_after(STEP_TIMEOUT):
-            for worker, count in zip(workers, started, strict=True):
-                for _ in range(count):  # a line once a stream's first round came back
-                    line = await worker.receive()
-                    assert "streaming" in line, line
+            # Twelve streams, each between two processes, inside one subnet.
+            seeds = 0
+            started = [0] * WORKERS
+            for index in range(0, len(subnets), PER_SUBNET_PER_WORKER):
+                for shift in (1, 2):
+                    source = seeds % WORKERS
+                    target = workers[(source + shift) % WORKERS]
+                    seeds += 1
+                    started[source] += 1
+                    await workers[source].send(
+                        op="stream", node=index, peer=target.ids[index], seed=seeds
+                    )
+            with trio.fail_after(STEP_TIMEOUT):
+                for worker, count in zip(workers, started, strict=True):
+                    for _ in range(count):  # a line once a stream's first round came back
+                        line = await worker.receive()
+                        assert "streaming" in line, line
 
-        server.send_signal(signal.SIGKILL)
-        await server.wait()
-        server, url = await start_server(port)
+            server.send_signal(signal.SIGKILL)
+            await server.wait()
+            server, url = await start_server(port)
 
-        # Every node rejoins and listens again; then a fresh connect from every node
-        # to a node of the next process reaches that node's listener.
-        with trio.fail_after(STEP_TIMEOUT):
-            for worker in workers:
-                await worker.send(op="listening")
-            for worker in workers:
-                assert (await worker.receive())["listening"] == []
-            for number, worker in enumerate(workers):
-                target = workers[(number + 1) % WORKERS]
-                for index in range(len(subnets)):
-                    await worker.send(op="fresh", node=index, peer=target.ids[index])
-            for worker in workers:
-                answers = [await worker.receive() for _ in subnets]
-                failed = [answer for answer in answers if answer["error"] is not None]
-                assert not failed, failed
-            for worker in workers:
-                await worker.send(op="ids")
-                assert (await worker.receive())["ids"] == worker.ids  # every old id back
-            results = []
-            for worker in workers:
-                await worker.send(op="stop")
-                results += (await worker.receive())["streams"]
-        assert len(results) == seeds
-        assert [r for r in results if r["error"] is not None] == []  # 0 streams broken
-        assert all(r["bytes"] > 16 * 1024 for r in results), results
-        for worker in workers:
-            await worker.send(op="exit")
+            # Every node rejoins and listens again; then a fresh connect from every node
+            # to a node of the next process reaches that node's listener.
+            with trio.fail_after(STEP_TIMEOUT):
+                for worker in workers:
+                    await worker.send(op="listening")
+                for worker in workers:
+                    assert (await worker.receive())["listening"] == []
+                for number, worker in enumerate(workers):
+                    target = workers[(number + 1) % WORKERS]
+                    for index in range(len(subnets)):
+                        await worker.send(op="fresh", node=index, peer=target.ids[index])
+                for worker in workers:
+                    answers = [await worker.receive() for _ in subnets]
+                    failed = [answer for answer in answers if answer["error"] is not None]
+                    assert not failed, failed
+                for worker in workers:
+                    await worker.send(op="ids")
+                    assert (await worker.receive())["ids"] == worker.ids  # every old id back
+                results = await stop_streams(workers)
+            assert len(results) == seeds
+            assert [r for r in results if r["error"] is not None] == []  # 0 streams broken
+            assert all(r["bytes"] > 16 * 1024 for r in results), results
     finally:
         with trio.CancelScope(shield=True):
-            for worker in workers:
-                if worker.process.returncode is None:
-                    worker.process.kill()
-                await worker.process.wait()
             server.kill()
             await server.wait()
