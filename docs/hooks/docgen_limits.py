@@ -25,6 +25,7 @@ UNITS = {
     "send_queue_bytes": "bytes of frames queued for one client",
     "handshake_timeout": "seconds from TCP connect to a successful `knock`",
     "close_timeout": "seconds for a closing client",
+    "rejoin_grace": "seconds after the start that ids are held for returning nodes (0: off)",
 }
 
 

@@ -43,6 +43,7 @@ from unisockets.protocol.messages import (
     MAX_CANDIDATE_LENGTH,
     MAX_CONNECTION_ID_LENGTH,
     MAX_SDP_LENGTH,
+    MAX_TOKEN_LENGTH,
     MESSAGE_TYPES,
     Message,
 )
@@ -111,6 +112,10 @@ KIND_TYPES: dict[str, str] = {
         f"`usernameFragment`), 1..{MAX_CANDIDATE_LENGTH} characters"
     ),
     "connection_id": f"string: 1..{MAX_CONNECTION_ID_LENGTH} characters (a UUID v4)",
+    "rejoin_token": (
+        f"string: 1..{MAX_TOKEN_LENGTH} characters, ours (see "
+        "[Stable addresses](#stable-addresses))"
+    ),
 }
 
 
@@ -323,7 +328,7 @@ def _label(message: Message) -> str:
             continue
         if f.metadata["kind"] in ("sdp", "candidate"):
             text = "(SDP)" if f.metadata["kind"] == "sdp" else "(candidate JSON)"
-        elif f.metadata["kind"] == "connection_id":
+        elif f.metadata["kind"] in ("connection_id", "rejoin_token"):
             text = value[:8] + "…"
         else:
             text = json.dumps(value).strip('"')

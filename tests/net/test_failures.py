@@ -64,13 +64,14 @@ async def test_a_sigkilled_peer_breaks_its_streams_through_the_servers_goodbye(
                     streams.append(stream)
             process.kill()  # SIGKILL: no SCTP ABORT, no DTLS close_notify, no leave message
             # The server sees the WebSocket close and says goodbye to the peers: the
+            # link probes the peer (goodbye is not death), gets no answer, and the
             # streams break because the peer left, not because ICE consent expired.
             with trio.fail_after(60):  # only a bound against hangs
                 for stream in streams:
                     with pytest.raises(trio.BrokenResourceError) as broken:
                         await stream.receive_some(100)
                     reasons = _reasons(broken.value)
-                    assert f"{address} left" in reasons, reasons
+                    assert f"{address} left: no answer on the link" in reasons, reasons
                     assert "consent" not in reasons, reasons
             # the server forgot the dead node's listener when it said goodbye
             with trio.fail_after(30), pytest.raises(ConnectionRefusedError):

@@ -37,19 +37,30 @@ def legacy_offers(request: pytest.FixtureRequest) -> bool:
     return bool(request.param == "legacy-offers")
 
 
+@pytest.fixture(params=["eager", "lazy"])
+def lazy(request: pytest.FixtureRequest) -> bool:
+    """Whether our node asks for lazy peer links (an original node is linked eagerly anyway)."""
+    return bool(request.param == "lazy")
+
+
 @asynccontextmanager
-async def legacy_and_node(url: str, legacy_offers: bool) -> AsyncIterator[tuple[LegacyPeer, Node]]:
+async def legacy_and_node(
+    url: str, legacy_offers: bool, lazy: bool = False
+) -> AsyncIterator[tuple[LegacyPeer, Node]]:
     """A legacy node and one of ours on ``url``, joined in the order the test asks for.
 
     Yields once their peer link is up on our side, as an original node's
-    runner waits for its links before its program talks.
+    runner waits for its links before its program talks. Our node may ask
+    for lazy links (docs/protocol.md, "Lazy peer links"): the server still
+    greets an original node with it, and the link is made eagerly.
     """
     async with AsyncExitStack() as stack:
+        ours = open_node(url, ice_addresses=["127.0.0.1"], lazy_links=lazy)
         if legacy_offers:
             legacy = await stack.enter_async_context(open_legacy_peer(url))
-            node = await stack.enter_async_context(open_node(url, ice_addresses=["127.0.0.1"]))
+            node = await stack.enter_async_context(ours)
         else:
-            node = await stack.enter_async_context(open_node(url, ice_addresses=["127.0.0.1"]))
+            node = await stack.enter_async_context(ours)
             legacy = await stack.enter_async_context(open_legacy_peer(url))
         links = node.transport.links  # type: ignore[attr-defined]
         await wait_until(lambda: legacy.id in links)
@@ -85,10 +96,12 @@ async def read_exactly(stream: trio.abc.ReceiveStream, n: int) -> bytes:
     return bytes(data)
 
 
-async def test_our_client_legacy_listener(signaling_url: str, legacy_offers: bool) -> None:
+async def test_our_client_legacy_listener(
+    signaling_url: str, legacy_offers: bool, lazy: bool
+) -> None:
     """We connect to a legacy listener: bytes go both ways raw over its one channel."""
     with trio.fail_after(TEST_TIMEOUT):
-        async with legacy_and_node(signaling_url, legacy_offers) as (legacy, node):
+        async with legacy_and_node(signaling_url, legacy_offers, lazy) as (legacy, node):
             alias = await legacy.bind(1234)
             async with trio.open_nursery() as nursery:
                 accepted: list[str] = []
@@ -113,11 +126,13 @@ async def test_our_client_legacy_listener(signaling_url: str, legacy_offers: boo
             await stream.aclose()
 
 
-async def test_legacy_client_our_listener(signaling_url: str, legacy_offers: bool) -> None:
+async def test_legacy_client_our_listener(
+    signaling_url: str, legacy_offers: bool, lazy: bool
+) -> None:
     """A legacy node connects to our listener: the accepted stream is its raw channel."""
     with trio.fail_after(TEST_TIMEOUT):
         async with (
-            legacy_and_node(signaling_url, legacy_offers) as (legacy, node),
+            legacy_and_node(signaling_url, legacy_offers, lazy) as (legacy, node),
             node.listen(4321) as listener,
         ):
             remote_alias = await legacy.connect((node.address, 4321))

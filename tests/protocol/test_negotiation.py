@@ -23,6 +23,7 @@ from unisockets.protocol.negotiation import (
 )
 from unisockets.protocol.negotiation_events import INPUT_TYPES, PeerKind
 from unisockets.protocol.peer_link import HELLO, HELLO_GRACE, MODERN_ANSWER_ATTRIBUTE
+from unisockets.protocol.probe import PROBE_TIMEOUT, answer, is_probe, probe, reply_to
 
 LOW, HIGH = "10.0.0.9", "10.0.0.10"  # LOW's offer wins a glare (ids compare as addresses)
 TIMEOUT = 20.0
@@ -75,7 +76,7 @@ def answerer() -> Negotiation:
 
 def test_the_table_has_every_state_x_input() -> None:
     assert set(TRANSITIONS) == set(itertools.product(NegotiationState, INPUT_TYPES))
-    assert len(INPUT_TYPES) == 16
+    assert len(INPUT_TYPES) == 17
 
 
 def test_signaling_events_by_name() -> None:
@@ -308,6 +309,84 @@ def test_glare_lost_forgets_our_channel() -> None:
     assert m.deadline() == 1.0 + TIMEOUT
 
 
+# --- goodbye is not death: the probe --------------------------------------------------------------
+
+
+def modern(now: float = 5.0) -> Negotiation:
+    """A connected answerer whose peer is modern, with the peer's "channel" open."""
+    m = answerer()
+    m.handle(neg.PcStateChanged("connected", "connected"), now)
+    assert kinds(m.handle(neg.ChannelArrived(True), now)) == [neg.SendHello, neg.SetKind]
+    return m
+
+
+def test_a_modern_peer_that_left_is_probed_and_kept_when_it_answers() -> None:
+    m = modern()
+    assert m.handle(neg.PeerLeft(), 10.0) == [neg.SendOnChannel(probe(0))]
+    assert m.probing and m.deadline() == 10.0 + PROBE_TIMEOUT
+    assert m.handle(neg.PeerLeft(), 10.1) == []  # one probe at a time
+    assert m.handle(neg.ChannelMessage(reply_to(5)), 10.2) == [neg.Discard()]  # not ours
+    [kept, discard] = m.handle(neg.ChannelMessage(reply_to(0)), 10.3)
+    assert isinstance(kept, neg.Ignored) and "link stays" in kept.reason
+    assert discard == neg.Discard()
+    assert not m.probing and m.deadline() == math.inf
+    assert m.handle(neg.TimePasses(), 20.0) == [] and m.link_state is LinkState.CONNECTED
+    # a later goodbye probes again, with the next nonce
+    assert m.handle(neg.PeerLeft(), 30.0) == [neg.SendOnChannel(probe(1))]
+
+
+def test_a_probe_without_an_answer_fails_the_link_saying_the_peer_left() -> None:
+    m = modern()
+    m.handle(neg.PeerLeft(), 10.0)
+    assert m.handle(neg.TimePasses(), 10.0 + PROBE_TIMEOUT - 0.01) == []
+    [fail] = m.handle(neg.TimePasses(), 10.0 + PROBE_TIMEOUT)
+    assert isinstance(fail, neg.Fail) and fail.reason.startswith(f"{HIGH} left")
+    assert m.link_state is LinkState.FAILED
+
+
+def test_a_legacy_or_unconnected_peer_that_left_fails_at_once() -> None:
+    legacy = answerer()
+    legacy.handle(neg.PcStateChanged("connected", "connected"), 5.0)
+    legacy.handle(neg.ChannelArrived(False), 5.0)
+    assert legacy.handle(neg.PeerLeft(), 6.0) == [neg.Fail(f"{HIGH} left")]
+    for m in (answerer(), offerer(marked=True)):
+        assert m.handle(neg.PeerLeft(), 6.0) == [neg.Fail(f"{HIGH} left")]
+    unknown = offerer()  # connected, its kind not known yet
+    unknown.handle(neg.PcStateChanged("connected", "connected"), 5.0)
+    unknown.handle(neg.ChannelOpened(), 5.0)
+    assert unknown.handle(neg.PeerLeft(), 6.0) == [neg.Fail(f"{HIGH} left")]
+
+
+def test_a_peers_probe_is_answered_on_a_modern_link_only() -> None:
+    m = modern()
+    assert m.handle(neg.ChannelMessage(probe(42)), 6.0) == [
+        neg.SendOnChannel(reply_to(42)),
+        neg.Discard(),
+    ]
+    legacy = answerer()
+    legacy.handle(neg.PcStateChanged("connected", "connected"), 5.0)
+    legacy.handle(neg.ChannelArrived(False), 5.0)
+    assert legacy.handle(neg.ChannelMessage(probe(42)), 6.0) == []  # a legacy peer's bytes
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"unisockets/2 probe ", b"unisockets/2 probe x1", b"unisockets/2 probe " + b"9" * 21, HELLO],
+)
+def test_malformed_probes_are_not_answered(data: bytes) -> None:
+    assert not is_probe(data)
+    with pytest.raises(ValueError, match="not a probe"):
+        answer(data)
+    assert modern().handle(neg.ChannelMessage(data), 6.0) == [neg.Discard()]
+
+
+def test_probe_nonces_are_bounded() -> None:
+    assert answer(probe(10**20 - 1)) == reply_to(10**20 - 1)
+    for bad in (-1, 10**20):
+        with pytest.raises(ValueError, match="nonce"):
+            probe(bad)
+
+
 # --- stateful: any input in any order ------------------------------------------------------------
 
 SDPS = st.builds(sdp, st.sampled_from(["peer", "other"]), marked=st.booleans())
@@ -333,7 +412,11 @@ INPUTS = st.one_of(
     ),
     st.builds(neg.ChannelArrived, st.booleans()),
     st.just(neg.ChannelOpened()),
-    st.builds(neg.ChannelMessage, st.sampled_from([HELLO, b"raw bytes"])),
+    st.builds(
+        neg.ChannelMessage,
+        st.sampled_from([HELLO, b"raw bytes", probe(0), probe(7), reply_to(0), reply_to(1)]),
+    ),
+    st.just(neg.PeerLeft()),
     st.just(neg.Greeting()),
     st.just(neg.TimePasses()),
     st.builds(neg.StepFailed, st.just("boom")),
@@ -400,6 +483,17 @@ class NegotiationMachine(RuleBasedStateMachine):
                 self.kinds_set.append(output.kind)
             elif isinstance(output, neg.Restart):
                 assert before in (S.STABLE, S.CONNECTED) and isinstance(event, neg.OfferReceived)
+            elif isinstance(output, neg.SendOnChannel):
+                # probes (a connected link) and answers (any negotiated one): modern links only
+                assert self.m.kind is PeerKind.MODERN
+                assert isinstance(event, neg.PeerLeft | neg.ChannelMessage)
+                assert before is S.CONNECTED or (
+                    before is S.STABLE and isinstance(event, neg.ChannelMessage)
+                )
+        if isinstance(event, neg.PeerLeft) and not (
+            before is S.CONNECTED and kind is PeerKind.MODERN
+        ):
+            assert kinds(outputs) == [neg.Fail]  # a legacy or unconnected link: at once
         if self.m.state is S.CONNECTED and before is not S.CONNECTED:
             assert before is S.STABLE and isinstance(event, neg.PcStateChanged)
         if isinstance(event, neg.RemoteDescriptionSet) and before in (S.STABLE, S.CONNECTED):

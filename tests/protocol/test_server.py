@@ -774,3 +774,20 @@ def test_broadcasts_reuse_one_message_object(server: Server) -> None:
     join(server, "a", "b", "c")
     out = server.receive("a", Bind(id="10.0.0.1", alias="10.0.0.1:1"))
     assert len({id(message) for _, message in out}) == 1
+
+
+def test_no_greeting_between_two_nodes_that_link_lazily() -> None:
+    # docs/protocol.md, "Lazy peer links": a join greets only the members of
+    # which one of the two links eagerly (an original node always does).
+    server: SignalingServerProtocol[str] = SignalingServerProtocol()
+    for key in ("lazy1", "eager", "lazy2"):
+        server.client_connected(key)
+    server.receive("lazy1", Knock(subnet="10.0.0", lazy_links=True))
+    assert server.receive("eager", Knock(subnet="10.0.0")) == [
+        ("eager", Acknowledged(id="10.0.0.2", rejected=False)),
+        ("lazy1", Greeting(offerer_id="10.0.0.1", answerer_id="10.0.0.2")),
+    ]
+    assert server.receive("lazy2", Knock(subnet="10.0.0", lazy_links=True)) == [
+        ("lazy2", Acknowledged(id="10.0.0.3", rejected=False)),
+        ("eager", Greeting(offerer_id="10.0.0.2", answerer_id="10.0.0.3")),
+    ]

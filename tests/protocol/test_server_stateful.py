@@ -1,9 +1,11 @@
 """SignalingServerProtocol against a naive model, driven by Hypothesis.
 
-Many clients connect, knock (into two small subnets that fill up), bind
-(their own address, a free id of the subnet, ``127.0.0.1``, another member's
-address), accept, connect, shut down, relay, spoof, send garbage and leave in
-random order. After every step the server's state equals the model's; every call's
+Many clients connect, knock (into two small subnets that fill up; asking
+for an id or not, with a rejoin token or not, so that some knocks replace a
+member and some wait for the end of the rejoin grace), bind (their own
+address, a free id of the subnet, ``127.0.0.1``, another member's address),
+accept, connect, shut down, relay, spoof, send garbage, leave and let time
+pass in random order. After every step the server's state equals the model's; every call's
 output equals the model's expectation exactly (recipients, messages, order);
 every violation raises RemoteProtocolError and changes nothing.
 
@@ -49,6 +51,9 @@ from unisockets.protocol.wire import encode
 
 SUFFIXES = range(1, 4)
 SUBNETS = ("10.0.0", "10.0.1")
+#: The rejoin grace of the server under test, seconds (it starts at time 0).
+GRACE = 5.0
+TOKENS = st.sampled_from([None, "a", "b"])
 PORTS = st.integers(0, 3)
 CID = "6f1c1a44-93ae-4b8e-9f0e-3f4e6b9b2c77"
 
@@ -58,8 +63,22 @@ Out = list[tuple[int, Message]]
 class ServerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.server: SignalingServerProtocol[int] = SignalingServerProtocol(suffixes=SUFFIXES)
+        self.server: SignalingServerProtocol[int] = SignalingServerProtocol(
+            suffixes=SUFFIXES, rejoin_grace=GRACE, now=0.0
+        )
         self.next_key = 0
+        #: model: the time, whether the grace after the start is on, the knocks waiting for
+        #: its end (key -> (subnet, asked id, token)), the rejoin token of each member, and
+        #: the ids kept for members that left: id -> (token, until)
+        self.now = 0.0
+        self.holding = True
+        self.waiting: dict[int, tuple[str, str | None, str | None, bool]] = {}
+        self.tokens: dict[str, str | None] = {}
+        #: model: whether each member knocked with lazyLinks
+        self.lazy: dict[str, bool] = {}
+        self.kept: dict[str, tuple[str, float]] = {}
+        #: model: keys of connections replaced by a newer one of their node, not closed yet
+        self.replaced: list[int] = []
         #: model: key -> id (None before joining), in connection order
         self.clients: dict[int, str | None] = {}
         #: model: subnet -> member ids in join order
@@ -131,7 +150,10 @@ class ServerMachine(RuleBasedStateMachine):
         return any(v is not None for v in self.clients.values())
 
     def has_unjoined(self) -> bool:
-        return any(v is None for v in self.clients.values())
+        return any(v is None and k not in self.waiting for k, v in self.clients.items())
+
+    def unjoined(self) -> list[int]:
+        return [k for k, v in self.clients.items() if v is None and k not in self.waiting]
 
     # -- rules -------------------------------------------------------------------
 
@@ -141,7 +163,7 @@ class ServerMachine(RuleBasedStateMachine):
         for _ in range(4):
             self.open()
         for key, subnet in ((0, SUBNETS[0]), (1, SUBNETS[0]), (2, SUBNETS[1])):
-            self._knock(key, subnet)
+            self._knock(key, subnet, f"{subnet}.{key + 1}", "a")
 
     @precondition(lambda self: len(self.clients) < 10)
     @rule()
@@ -152,51 +174,153 @@ class ServerMachine(RuleBasedStateMachine):
         self.clients[key] = None
 
     @precondition(lambda self: self.has_unjoined())
-    @rule(data=st.data(), subnet=st.sampled_from(SUBNETS))
-    def knock(self, data: st.DataObject, subnet: str) -> None:
-        key = data.draw(st.sampled_from([k for k, v in self.clients.items() if v is None]))
-        self._knock(key, subnet)
+    @rule(
+        data=st.data(),
+        subnet=st.sampled_from(SUBNETS),
+        asked=st.none() | st.sampled_from([*SUFFIXES, 9]),
+        token=TOKENS,
+        lazy=st.sampled_from([None, False, True]),
+    )
+    def knock(
+        self,
+        data: st.DataObject,
+        subnet: str,
+        asked: int | None,
+        token: str | None,
+        lazy: bool | None,
+    ) -> None:
+        key = data.draw(st.sampled_from(self.unjoined()))
+        asked_id = None
+        if asked is not None:
+            asked_id = f"{data.draw(st.sampled_from([subnet, *SUBNETS]))}.{asked}"
+        self._knock(key, subnet, asked_id, token, lazy)
 
-    def _knock(self, key: int, subnet: str) -> None:
-        out = self.server.receive(key, Knock(subnet=subnet))
-        taken = {int(m.rsplit(".", 1)[1]) for m in self.order[subnet]}
-        taken |= {
-            int(a.rsplit(".", 1)[1]) for a in self.claimed_addresses(subnet) if a.startswith(subnet)
-        }
-        free = [s for s in SUFFIXES if s not in taken]
-        if not free:
-            event("knock rejected: subnet full")
-            self.expect(out, [(key, Acknowledged(id=REJECTED_ID, rejected=True))])
-            return
-        new = f"{subnet}.{free[0]}"
-        expected: Out = [(key, Acknowledged(id=new, rejected=False))]
+    def _knock(
+        self, key: int, subnet: str, asked: str | None, token: str | None, lazy: bool | None = None
+    ) -> None:
+        before = list(self.replaced)
+        knock = Knock(subnet=subnet, id=asked, token=token, lazy_links=lazy)
+        out = self.server.receive(key, knock)
+        self.expect(out, self._answer(key, subnet, asked, token, lazy is True))
+        assert self.server.take_replaced() == self.replaced[len(before) :]
+
+    def _answer(
+        self, key: int, subnet: str, asked: str | None, token: str | None, lazy: bool = False
+    ) -> Out:
+        """The model's answer to a knock (at once, or at the end of the grace)."""
+        expected: Out = []
+        claimed = self.claimed_addresses(subnet)
+        suffix: int | None = None
+        if asked is not None and self.subnet_of(asked) == subnet:
+            wanted = int(asked.rsplit(".", 1)[1])
+            if asked in self.order[subnet]:
+                if token is not None and self.tokens[asked] == token:
+                    event("knock replaces a member")
+                    expected += self._remove(asked)
+                    old = self.key_of(asked)
+                    del self.clients[old]
+                    self.replaced.append(old)
+                    suffix = wanted
+            elif (
+                wanted in SUFFIXES
+                and asked not in claimed
+                and (asked not in self.kept or self.kept[asked][0] == token)
+            ):
+                event("knock gets the id it asks for")
+                suffix = wanted
+        if suffix is None and self.holding:
+            event("knock waits for the end of the grace")
+            self.waiting[key] = (subnet, asked, token, lazy)
+            return []
+        if suffix is None:
+            taken = {int(m.rsplit(".", 1)[1]) for m in self.order[subnet]}
+            free = [
+                s
+                for s in SUFFIXES
+                if s not in taken
+                and f"{subnet}.{s}" not in claimed
+                and f"{subnet}.{s}" not in self.kept
+            ]
+            if not free:
+                event("knock rejected: subnet full")
+                return [(key, Acknowledged(id=REJECTED_ID, rejected=True))]
+            suffix = free[0]
+        new = f"{subnet}.{suffix}"
+        self.kept.pop(new, None)
+        expected.append((key, Acknowledged(id=new, rejected=False)))
         expected += [
-            (self.key_of(m), Greeting(offerer_id=m, answerer_id=new)) for m in self.order[subnet]
+            (self.key_of(m), Greeting(offerer_id=m, answerer_id=new))
+            for m in self.order[subnet]
+            if not (lazy and self.lazy[m])  # two lazy nodes link up on demand
         ]
-        self.expect(out, expected)
+        if lazy and any(self.lazy[m] for m in self.order[subnet]):
+            event("a join between lazy nodes greets nobody")
         self.clients[key] = new
         self.order[subnet].append(new)
         self.ports[new] = {}
+        self.tokens[new] = token
+        self.lazy[new] = lazy
+        return expected
 
-    @precondition(lambda self: bool(self.clients))
-    @rule(data=st.data())
-    def leave(self, data: st.DataObject) -> None:
-        key = data.draw(st.sampled_from(sorted(self.clients)))
-        member = self.clients.pop(key)
-        out = self.server.client_disconnected(key)
-        if member is None:
-            self.expect(out, [])
-            return
-        event(f"leave with {len(self.ports[member])} aliases")
+    def _remove(self, member: str) -> Out:
+        """Take ``member`` out of the model; the alias removals its peers are told of."""
         self.order[self.subnet_of(member)].remove(member)
         remaining = [self.key_of(m) for m in self.order[self.subnet_of(member)]]
-        expected: Out = [(k, Goodbye(id=member)) for k in remaining]
+        expected: Out = []
         for port in self.ports.pop(member):
             removed = Alias(id=member, alias=f"{member}:{port}", set=False)
             expected += [(k, removed) for k in remaining]
         for alias in self.claims_of(member):
             del self.claims[self.subnet_of(member)][alias]
             expected += [(k, Alias(id=member, alias=alias, set=False)) for k in remaining]
+        del self.tokens[member]
+        del self.lazy[member]
+        return expected
+
+    @precondition(lambda self: bool(self.replaced))
+    @rule(data=st.data())
+    def close_replaced(self, data: st.DataObject) -> None:
+        """A replaced connection closes: the server forgot it, nobody is told."""
+        key = data.draw(st.sampled_from(self.replaced))
+        self.replaced.remove(key)
+        self.expect(self.server.client_disconnected(key, now=self.now), [])
+
+    @rule(dt=st.sampled_from([0.0, 0.5, 2.0, 4.0, 6.0]))
+    def time_passes(self, dt: float) -> None:
+        self.now += dt
+        out = self.server.expire(self.now)
+        for node_id, (_token, until) in list(self.kept.items()):
+            if until <= self.now:
+                del self.kept[node_id]
+        expected: Out = []
+        if self.holding and self.now >= GRACE:
+            self.holding = False
+            waiting, self.waiting = self.waiting, {}
+            for key, (subnet, asked, token, lazy) in waiting.items():
+                event("a waiting knock is answered")
+                expected += self._answer(key, subnet, asked, token, lazy)
+        self.expect(out, expected)
+        assert self.server.holding is self.holding
+        assert self.server.kept_ids == {i: until for i, (_t, until) in self.kept.items()}
+
+    @precondition(lambda self: bool(self.clients))
+    @rule(data=st.data())
+    def leave(self, data: st.DataObject) -> None:
+        key = data.draw(st.sampled_from(sorted(self.clients)))
+        member = self.clients.pop(key)
+        out = self.server.client_disconnected(key, now=self.now)
+        self.waiting.pop(key, None)
+        if member is None:
+            self.expect(out, [])
+            return
+        event(f"leave with {len(self.ports[member])} aliases")
+        token = self.tokens[member]
+        if token is not None:
+            event("leave keeps the id")
+            self.kept[member] = (token, self.now + GRACE)
+        remaining = [self.key_of(m) for m in self.others(member)]
+        expected: Out = [(k, Goodbye(id=member)) for k in remaining]
+        expected += self._remove(member)
         self.expect(out, expected)
         assert not any(info.owner == member for info in self.server.aliases.values())
         assert self.server.client_state(key) is ClientState.CLOSED
@@ -458,9 +582,10 @@ class ServerMachine(RuleBasedStateMachine):
         else:  # pragma: no cover - random text is almost never a valid frame
             raise AssertionError(f"garbage {garbage!r} was accepted: {out}")
 
-    @precondition(lambda self: self.has_unjoined() and self.has_members())
+    @precondition(lambda self: self.has_members() and any(v is None for v in self.clients.values()))
     @rule(data=st.data(), port=PORTS)
     def before_knock(self, data: st.DataObject, port: int) -> None:
+        """Anything but a knock before joining (also while a knock waits) is a violation."""
         key = data.draw(st.sampled_from([k for k, v in self.clients.items() if v is None]))
         _, member = self.pick_member(data)
         choices: list[Message] = [
@@ -468,6 +593,8 @@ class ServerMachine(RuleBasedStateMachine):
             Connect(id=member, client_connection_id=CID, remote_alias=f"{member}:{port}"),
             Offer(offerer_id=member, answerer_id=member, offer="v=0"),
         ]
+        if key in self.waiting:
+            choices.append(Knock(subnet=SUBNETS[0]))
         message = data.draw(st.sampled_from(choices))
         self.violation(key, message)
 
@@ -505,7 +632,11 @@ class ServerMachine(RuleBasedStateMachine):
     def server_state_equals_the_model(self) -> None:
         s = self.server
         assert s.clients == {
-            k: ClientState.CONNECTED if v is None else ClientState.JOINED
+            k: ClientState.JOINED
+            if v is not None
+            else ClientState.HELD
+            if k in self.waiting
+            else ClientState.CONNECTED
             for k, v in self.clients.items()
         }
         assert s.members == {k: v for k, v in self.clients.items() if v is not None}

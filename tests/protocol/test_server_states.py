@@ -200,9 +200,13 @@ def test_render_mermaid_client_machine() -> None:
         "    [*] --> CONNECTED: open\n"
         "    CONNECTED --> JOINED: knock\n"
         "    CONNECTED --> CONNECTED: knock (subnet full)\n"
+        "    CONNECTED --> HELD: knock (grace)\n"
         "    CONNECTED --> CLOSED: close\n"
+        "    HELD --> JOINED: grace over\n"
+        "    HELD --> CONNECTED: knock (subnet full)\n"
+        "    HELD --> CLOSED: close\n"
         "    JOINED --> JOINED: offer, answer, candidate, bind, accepting, connect, shutdown\n"
-        "    JOINED --> CLOSED: close\n"
+        "    JOINED --> CLOSED: close, replaced\n"
         "    CLOSED --> [*]\n"
     )
 

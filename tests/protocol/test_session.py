@@ -22,7 +22,7 @@ from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from unisockets.protocol import Knock, Message, Offer, encode
+from unisockets.protocol import Acknowledged, Knock, Message, Offer, encode
 from unisockets.protocol.events import IdChanged, Reconnected, RequestKind
 from unisockets.protocol.server import SignalingServerProtocol
 from unisockets.protocol.server_states import AliasState
@@ -302,6 +302,37 @@ def test_same_id_binds_and_accepts_again() -> None:
     assert any(isinstance(e, Reconnected) for e in w.published)
     assert w.held() == {f"{a}:1", f"{CLAIMED}:2"}
     assert w.state(f"{a}:1") is w.state(f"{CLAIMED}:2") is AliasState.ACCEPTING
+
+
+def test_a_loss_the_server_did_not_see_comes_back_with_the_same_id_and_aliases() -> None:
+    # docs/protocol.md, "Stable addresses": the knock asks for the id with the node's
+    # token, and replaces the connection the server still holds.
+    w = World()
+    w.join()
+    a = w.a.id
+    first = next(m for m in w.sends(w.outputs) if isinstance(m, Knock))
+    assert first.id is None and first.token is not None and len(first.token) == 32
+    w.call(w.a.bind(f"{a}:1", w.now))
+    w.apply(w.a.listen(f"{a}:1")[1])
+    silent, w.key = w.key, None  # the WebSocket died; the server did not notice
+    w.inbox.clear()
+    w.apply(w.a.connection_lost("no answer to pings", w.now))
+    w.open()
+    again = [m for m in w.sends(w.outputs) if isinstance(m, Knock)][-1]
+    assert again == Knock(subnet="10.0.0", id=a, token=first.token)
+    w.deliver()
+    assert w.a.id == a and not any(isinstance(e, IdChanged) for e in w.published)
+    assert w.server.take_replaced() == [silent]
+    assert w.held() == {f"{a}:1"} and w.state(f"{a}:1") is AliasState.ACCEPTING
+    assert w.lost == []
+
+
+def test_without_stable_ids_the_knock_is_the_originals() -> None:
+    session = SignalingSession("10.0.0", request_timeout=TIMEOUT, stable_id=False)
+    assert session.connection_made(0.0) == [Send((Knock(subnet="10.0.0"),))]
+    session.receive_data(encode(Acknowledged(id="10.0.0.5", rejected=False)), 0.0)
+    session.connection_lost("lost", 1.0)
+    assert session.connection_made(2.0) == [Send((Knock(subnet="10.0.0"),))]  # no id asked
 
 
 def test_a_rebind_refused_loses_the_alias() -> None:

@@ -26,6 +26,7 @@ from unisockets.protocol.messages import (
     MAX_CANDIDATE_LENGTH,
     MAX_CONNECTION_ID_LENGTH,
     MAX_SDP_LENGTH,
+    MAX_TOKEN_LENGTH,
     MESSAGE_TYPES,
     REJECTED_ID,
     Acknowledged,
@@ -45,6 +46,7 @@ LIMITS = {
     "sdp": MAX_SDP_LENGTH,
     "candidate": MAX_CANDIDATE_LENGTH,
     "connection_id": MAX_CONNECTION_ID_LENGTH,
+    "rejoin_token": MAX_TOKEN_LENGTH,
 }
 ADDRESS_RULES = {
     "id": (is_id, "a dotted IPv4 id"),
@@ -147,6 +149,7 @@ VALID_BY_KIND: dict[str, st.SearchStrategy[Any]] = {
     "sdp": st.text(min_size=1, max_size=30) | st.just("v=0 é 😀"),
     "candidate": st.text(min_size=1, max_size=30),
     "connection_id": st.text(min_size=1, max_size=30),
+    "rejoin_token": st.text(min_size=1, max_size=30),
     "text": st.text(min_size=1, max_size=30),
     "reason": st.text(max_size=30),
 }
@@ -243,6 +246,7 @@ _VALID = {
     "sdp": "v=0",
     "candidate": "{}",
     "connection_id": "c",
+    "rejoin_token": "t",
 }
 
 

@@ -22,6 +22,7 @@ from unisockets.protocol.messages import (
     MAX_CANDIDATE_LENGTH,
     MAX_CONNECTION_ID_LENGTH,
     MAX_SDP_LENGTH,
+    MAX_TOKEN_LENGTH,
     MESSAGE_TYPES,
     REJECTED_ID,
     Acknowledged,
@@ -80,6 +81,7 @@ KIND_STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "sdp": _bounded_text(MAX_SDP_LENGTH),
     "candidate": _bounded_text(MAX_CANDIDATE_LENGTH),
     "connection_id": _bounded_text(MAX_CONNECTION_ID_LENGTH),
+    "rejoin_token": _bounded_text(MAX_TOKEN_LENGTH),
 }
 
 
@@ -162,6 +164,7 @@ WORST_CASE_BY_KIND: dict[str, Any] = {
     "sdp": "\x01" * MAX_SDP_LENGTH,  # JSON writes each as \u0001: 6 bytes per character
     "candidate": "\x01" * MAX_CANDIDATE_LENGTH,
     "connection_id": "\x01" * MAX_CONNECTION_ID_LENGTH,
+    "rejoin_token": "\x01" * MAX_TOKEN_LENGTH,
 }
 
 
@@ -295,6 +298,7 @@ INVALID_BY_KIND: dict[str, list[Any]] = {
     "sdp": ["", "x" * (MAX_SDP_LENGTH + 1), "\ud800", b"v=0", None],
     "candidate": ["", "x" * (MAX_CANDIDATE_LENGTH + 1), "\udfff", 1],
     "connection_id": ["", "x" * (MAX_CONNECTION_ID_LENGTH + 1), "a\ud83db", ["id"]],
+    "rejoin_token": ["", "x" * (MAX_TOKEN_LENGTH + 1), "a\ud83db", 7],
 }
 
 
@@ -307,6 +311,7 @@ def _valid_kwargs(cls: type[Message]) -> dict[str, Any]:
         "sdp": "v=0\r\n",
         "candidate": "{}",
         "connection_id": "c",
+        "rejoin_token": "t",
     }
     return {f.name: examples[f.metadata["kind"]] for f in dataclasses.fields(cls)}
 

@@ -56,6 +56,7 @@ from unisockets.signaling.limits import ServerLimits
 from unisockets.signaling.server import open_signaling_server
 
 from ..restartable_server import start_server
+from ..silent_relay import start_relay
 
 #: Generous bound on any single wait, so that a bug fails a test instead of hanging it.
 TIMEOUT = 10.0
@@ -402,37 +403,26 @@ async def test_a_server_that_never_answers_the_upgrade_fails_the_join() -> None:
 async def test_a_connection_that_goes_silent_is_noticed_and_rejoined() -> None:
     # A proxy between client and server that stops forwarding (a NAT that forgot the
     # connection): no close, no error, just silence. The client's pings go unanswered,
-    # it ends the session and, once the path works again, rejoins. (With another id:
-    # the server still holds the silent connection until its own ping finds it dead.)
+    # it ends the session and, once the path works again, rejoins with the same id:
+    # the server still holds the silent connection (its own ping has not found it
+    # dead yet), and the knock with that id and the node's token replaces it.
     fast = ConsentPolicy(interval=0.1, jitter=0.2, lifetime=0.5, unanswered_checks=2)
-    async with open_signaling_server(host="127.0.0.1", port=0) as server:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        port = listeners[0].socket.getsockname()[1]
-        frozen = False
-
-        async def pump(source: trio.SocketStream, sink: trio.SocketStream) -> None:
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                while data := await source.receive_some():
-                    if not frozen:
-                        await sink.send_all(data)
-
-        async def proxy(client: trio.SocketStream) -> None:
-            upstream = await trio.open_tcp_stream("127.0.0.1", server.port)
-            async with client, upstream, trio.open_nursery() as pumps:
-                pumps.start_soon(pump, client, upstream)
-                pumps.start_soon(pump, upstream, client)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(trio.serve_listeners, proxy, listeners)
-            url = f"ws://127.0.0.1:{port}"
-            async with open_signaling_client(url, keepalive=fast, backoff=FAST) as client:
-                frozen = True
-                reason = (await next_event(client, Disconnected)).reason
-                assert "no answer from the signaling server" in reason, reason
-                frozen = False  # new connections go through the proxy again
-                await next_event(client, Reconnected)
-                assert client.connected
-            nursery.cancel_scope.cancel()
+    async with (
+        open_signaling_server(host="127.0.0.1", port=0) as server,
+        trio.open_nursery() as nursery,
+    ):
+        relay = await start_relay(nursery, server.port)
+        async with open_signaling_client(relay.url, keepalive=fast, backoff=FAST) as client:
+            first = client.id
+            relay.silent = True
+            reason = (await next_event(client, Disconnected)).reason
+            assert "no answer from the signaling server" in reason, reason
+            assert server.member_ids == [first]  # the server has not noticed
+            relay.silent = False  # new connections go through the relay again
+            assert await next_event(client, Reconnected) == Reconnected(id=first)
+            assert client.connected and client.id == first
+            assert server.member_ids == [first]  # the old connection was replaced
+        nursery.cancel_scope.cancel()
 
 
 # --- a scripted server ------------------------------------------------------------------
@@ -456,10 +446,13 @@ class Scripted:
         with trio.fail_after(TIMEOUT):
             return await self._connections.receive()
 
-    async def join(self, node_id: str = "10.0.0.1") -> None:
-        """Serve the join of the next client: expect its knock, acknowledge it as ``node_id``."""
+    async def join(self, node_id: str = "10.0.0.1", previous_id: str | None = None) -> None:
+        """Serve the join of the next client: expect its knock, acknowledge it as ``node_id``.
+
+        ``previous_id`` is the id the knock must ask for (a rejoin).
+        """
         ws = await self.connection()
-        await expect(ws, Knock(subnet="10.0.0"))
+        await expect_knock(ws, previous_id)
         self.ws = ws
         await ws.send_message(encode(Acknowledged(id=node_id, rejected=False)))
 
@@ -482,6 +475,24 @@ async def open_scripted_server() -> AsyncIterator[Scripted]:
 async def expect(ws: WebSocketConnection, message: Message) -> None:
     """Assert that the client's next frame is exactly ``message``, encoded."""
     assert await frame(ws) == encode(message)
+
+
+async def expect_knock(
+    ws: WebSocketConnection, previous_id: str | None = None, token: str | None = None
+) -> str:
+    """Assert that the client's next frame is its knock for 10.0.0; return its rejoin token.
+
+    Our knock carries a rejoin token (32 hex digits) and, once the node had an
+    id, that id (docs/protocol.md, "Stable addresses").
+    """
+    knock = decode(await frame(ws))
+    assert isinstance(knock, Knock)
+    assert (knock.subnet, knock.id) == ("10.0.0", previous_id)
+    assert knock.token is not None and len(knock.token) == 32
+    int(knock.token, 16)
+    if token is not None:
+        assert knock.token == token
+    return knock.token
 
 
 async def frame(ws: WebSocketConnection) -> str:
@@ -580,7 +591,7 @@ async def test_lost_connection_fails_requests_at_once_then_rebinds() -> None:
 
             nursery.start_soon(bind_81)
             await expect(ws, Bind(id="10.0.0.1", alias="10.0.0.1:81"))
-            nursery.start_soon(fake.join)  # serve the reconnection, same id
+            nursery.start_soon(fake.join, "10.0.0.1", "10.0.0.1")  # the reconnection, same id
             await ws.aclose()
             await wait_for(bind_failed)  # well before the 60 s request timeout
             assert (await next_event(client, Disconnected)).id == "10.0.0.1"
@@ -618,7 +629,8 @@ async def test_new_id_after_reconnection(caplog: pytest.LogCaptureFixture) -> No
 
             nursery.start_soon(accept_one)
             await expect(ws, Accepting(id="10.0.0.1", alias=alias))
-            nursery.start_soon(fake.join, "10.0.0.2")
+            # An original server: it reads no more than the subnet of our knock.
+            nursery.start_soon(fake.join, "10.0.0.2", "10.0.0.1")
             await ws.aclose()
             assert (await next_event(client, Disconnected)).id == "10.0.0.1"
             assert await next_event(client, IdChanged) == IdChanged(
@@ -658,7 +670,7 @@ async def test_no_acknowledgement_is_a_signaling_error() -> None:
     async with open_scripted_server() as fake, trio.open_nursery() as nursery:
 
         async def never_answer() -> None:
-            await expect(await fake.connection(), Knock(subnet="10.0.0"))
+            await expect_knock(await fake.connection())
 
         nursery.start_soon(never_answer)
         with pytest.raises(SignalingError):
@@ -713,7 +725,11 @@ async def test_compatible_with_the_original_server(vectors_dir: Path) -> None:
                     ids[recorded.client_connection_id] = message.client_connection_id
             for recorded_id, our_id in ids.items():
                 text = text.replace(recorded_id, our_id)
-            if record["dir"] == "client->server":
+            if record["dir"] == "client->server" and isinstance(message, Knock):
+                # ours adds its rejoin token, which the original server does not read
+                assert message == Knock(subnet=decode(text).subnet, token=message.token)  # type: ignore[union-attr]
+                assert message.token is not None
+            elif record["dir"] == "client->server":
                 assert got == text
             else:
                 await connections[conn].send_message(text)

@@ -158,7 +158,7 @@ async def test_failed_and_replaced_links_leave_nothing() -> None:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(mesh[A].open_pipe, B, "one")
                 at_b = await mesh[B].accept_pipe(A, "one")
-            await mesh[A].peer_left(B)
+            mesh[A].links[B].fail(trio.BrokenResourceError("failed by the test"))
             with pytest.raises(trio.BrokenResourceError):
                 await at_b.receive_message()  # B saw the link close
             # glare: both sides offer; B drops its own peer connection for A's
@@ -168,6 +168,6 @@ async def test_failed_and_replaced_links_leave_nothing() -> None:
                 nursery.start_soon(mesh[A].accept_pipe, B, "three")
             assert ("offer", A) in mesh.signals[B].sent
             # a stale link: B's side still looks up when A's new offer comes
-            await mesh[B].peer_left(A)
+            mesh[B].links[A].fail(trio.BrokenResourceError("failed by the test"))
             await _traffic(mesh, "four")
     assert_nothing_left(before, loops)

@@ -21,6 +21,7 @@ import trio.testing
 from trio.testing import check_half_closeable_stream
 
 from unisockets.protocol.consent import ConsentPolicy
+from unisockets.protocol.probe import is_probe
 from unisockets.transport import webrtc_link
 from unisockets.transport.base import MessagePipe, SignalSender
 from unisockets.transport.stream import PipeStream
@@ -276,11 +277,44 @@ async def test_glare_lower_id_offer_wins(low: str, high: str) -> None:
                 assert await accepted.receive_message() == opened.label.encode()
 
 
+def _deaf(transport: WebRTCTransport, peer: str) -> None:
+    """Make ``transport``'s link to ``peer`` drop probes unanswered (a dead or an older node)."""
+    link = transport.links[peer]
+    inspect = link._inspect_legacy
+
+    def deaf(data: bytes) -> bool:
+        return is_probe(data) or inspect(data)
+
+    link._inspect_legacy = deaf  # type: ignore[method-assign]
+    assert link.legacy_pipe is not None
+    link.legacy_pipe.inspect = deaf
+
+
 @pytest.mark.trio
-async def test_peer_left_breaks_every_pipe_then_a_new_link_is_made() -> None:
+async def test_peer_left_probes_a_live_peer_and_keeps_every_pipe() -> None:
+    # Goodbye is not death (docs/protocol.md): B's signaling left, B did not.
+    async with open_mesh(A, B) as mesh:
+        with trio.fail_after(HANG):
+            pa, pb = await _pipe_pair(mesh[A], mesh[B], "kept")
+            link = mesh[A].links[B]
+            await mesh[A].peer_left(B)
+            assert link.negotiation.probing
+            await pb.send_message(b"still here")
+            assert await pa.receive_message() == b"still here"
+            while link.negotiation.probing:  # the answer comes over the link
+                await pa.send_message(b"ping")
+                assert await pb.receive_message() == b"ping"
+            assert mesh[A].links[B] is link and link.state is LinkState.CONNECTED
+            await pa.send_message(b"after the probe")
+            assert await pb.receive_message() == b"after the probe"
+
+
+@pytest.mark.trio
+async def test_peer_left_breaks_every_pipe_of_a_peer_that_does_not_answer() -> None:
     async with open_mesh(A, B) as mesh:
         with trio.fail_after(HANG):
             pairs = [await _pipe_pair(mesh[A], mesh[B], f"p{i}") for i in range(3)]
+            _deaf(mesh[B], A)
             blocked: list[BaseException] = []
 
             async def read_blocked(pipe: MessagePipe) -> None:
@@ -301,6 +335,8 @@ async def test_peer_left_breaks_every_pipe_then_a_new_link_is_made() -> None:
                 await trio.testing.wait_all_tasks_blocked()
                 await mesh[A].peer_left(B)
             assert len(blocked) == 2  # the blocked reader and the blocked accept
+            for error in blocked:
+                assert f"{B} left: no answer on the link" in f"{error} {error.__cause__}"
             assert B not in mesh[A].links
             for pa, pb in pairs:
                 with pytest.raises(trio.BrokenResourceError):
@@ -331,8 +367,11 @@ async def test_repeated_greetings_keep_live_links_and_a_restarted_peer_replaces_
             assert await pb.receive_message() == b"still here"
             offers = [m for m in mesh.signals[A].sent if m[0] == "offer"]
             # A node that restarted behind B's id has no link: it offers a new
-            # one, which replaces the old link and breaks its pipes.
+            # one, which replaces the old link and breaks its pipes. (A's old
+            # process answers no probe.)
+            _deaf(mesh[A], B)
             await mesh[B].peer_left(A)
+            await wait_until(lambda: A not in mesh[B].links)  # the probe timed out
             pb2, pa2 = await _pipe_pair(mesh[B], mesh[A], "after-restart")
             with pytest.raises(trio.BrokenResourceError):
                 await pa.receive_message()

@@ -27,6 +27,7 @@ from unisockets.signaling.limits import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_MESSAGES_PER_SECOND,
     DEFAULT_PING_INTERVAL,
+    DEFAULT_REJOIN_GRACE,
     ServerLimits,
 )
 
@@ -135,6 +136,18 @@ def _finite(_ctx: click.Context, _param: click.Parameter, value: float) -> float
     help="Messages a client may send at once above --rate.",
 )
 @click.option(
+    "--rejoin-grace",
+    default=DEFAULT_REJOIN_GRACE,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    callback=_finite,
+    help=(
+        "Seconds after the start during which joins that do not ask for their previous id"
+        " wait, so that nodes coming back after a restart get theirs (and how long a"
+        " leaving node's id is kept for it); keep it below the nodes' request timeout."
+    ),
+)
+@click.option(
     "--tls-cert",
     type=click.Path(exists=True, dir_okay=False),
     help="PEM certificate chain: serve wss:// (needs --tls-key).",
@@ -161,6 +174,7 @@ def signaling_server(
     max_handshakes: int,
     rate: float,
     burst: int,
+    rejoin_grace: float,
     tls_cert: str | None,
     tls_key: str | None,
     log_level: str,
@@ -188,6 +202,7 @@ def signaling_server(
         burst=burst,
         max_clients=max_clients,
         max_handshakes=max_handshakes,
+        rejoin_grace=rejoin_grace,
     )
 
     async def run() -> None:

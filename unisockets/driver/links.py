@@ -122,6 +122,10 @@ class PeerLink(NegotiatedLink):
         self._apply(self.negotiation.post(signaling_input(kind, payload)))
         self._inbox_bell.set()
 
+    def peer_left(self) -> None:
+        """Signaling said the peer left: probe a modern link, fail any other (protocol.probe)."""
+        self._apply(self._handle(neg.PeerLeft()))
+
     def greeted(self) -> bool:
         """Signaling greeted the peer again: keep this link (True) or fail it (False)."""
         self._apply(self._handle(neg.Greeting()))
@@ -298,6 +302,10 @@ class PeerLink(NegotiatedLink):
             elif isinstance(output, neg.SendHello):
                 for channel in self._legacy[-1:]:
                     self._say_hello(channel)
+            elif isinstance(output, neg.SendOnChannel):  # a probe or its answer
+                for channel in self._legacy[-1:]:
+                    if str(channel.readyState) == "open":
+                        channel.send(self._runtime.to_wire(output.data))
             elif isinstance(output, neg.Ignored):
                 logger.info("%s", output.reason)
 
@@ -392,6 +400,14 @@ class PeerLink(NegotiatedLink):
         if str(channel.label) == LEGACY_LABEL:
             self._legacy.append(channel)  # kept open, as the original does
             self._legacy_channel_pipe(channel, incoming=True)
+            channel.binaryType = "arraybuffer"
+            self._pc_listeners.add(  # probes (and, from an original node, its bytes)
+                channel,
+                "message",
+                lambda event: self._apply(
+                    self._handle(neg.ChannelMessage(self._runtime.to_bytes(event.data)))
+                ),
+            )
             modern = str(channel.protocol) == MODERN_PROTOCOL
             self._apply(self._handle(neg.ChannelArrived(modern)))
             return
@@ -501,13 +517,12 @@ class PeerLinks:
             link.post("candidate", candidate)
 
     def peer_left(self, peer_id: str) -> None:
-        """``peer_id`` left the network: fail its link and its waiters."""
-        error = BrokenResourceError(f"{peer_id} left")
+        """``peer_id`` left: probe its link (it may stay), or fail it and its waiters."""
         link = self._links.get(peer_id)
         if link is not None:
-            link.fail(error)
+            link.peer_left()  # a modern peer is probed first: goodbye is not death
         else:
-            self._fail_waiters(peer_id, error)
+            self._fail_waiters(peer_id, BrokenResourceError(f"{peer_id} left"))
 
     # --- pipes -------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 import sniffio
 import trio
 
+from ..protocol.consent import ConsentPolicy
 from ..protocol.planner import DEFAULT_BACKLOG, EPHEMERAL_PORTS
 from ..transport.base import PeerTransport, SignalSender
 from ._signals import SignalAdapter
@@ -69,6 +70,9 @@ async def open_node(
     link_timeout: float = 15.0,
     webrtc_backend: Literal["auto", "native", "aiortc"] = "aiortc",
     asyncio_bridge: AsyncioBridge | None = None,
+    signaling_keepalive: ConsentPolicy | Literal["default"] | None = "default",
+    lazy_links: bool = False,
+    link_idle_timeout: float = 60.0,
 ) -> AsyncIterator[Node]:
     """Join a unisockets network (or use the OS's TCP) for the duration of the block.
 
@@ -118,6 +122,22 @@ async def open_node(
             program given one bridge share one asyncio loop, which halves the
             CPU per MB when both ends of a stream are in one process
             (docs/benchmarks.md). Not used under asyncio (there is no bridge).
+            longer for TURN relays far away. A ``connect()`` ends within
+            ``request_timeout + link_timeout`` seconds, whatever the transport.
+        signaling_keepalive: how often the node pings the signaling server
+            and when a silent connection counts as dead (``keepalive`` of
+            :func:`~unisockets.signaling.client.open_signaling_client`);
+            ``"default"`` is :data:`unisockets.signaling.client.DEFAULT_KEEPALIVE`,
+            ``None`` sends no pings.
+        lazy_links: set peer links up on demand, when this node connects to
+            a peer or a peer to it, and say so in the knock (docs/protocol.md,
+            "Lazy peer links"): a server of ours then greets no other such
+            node for it, so no eager full mesh. Original nodes and servers
+            are greeted and linked eagerly as before. Off by default for now
+            (a lazy node learns another's id only when it talks to it).
+        link_idle_timeout: with ``lazy_links``, seconds after which a link to
+            a modern peer that carries no connection closes (the next
+            connect makes a new one); links to original nodes stay.
 
     Yields:
         Under trio, the :class:`Node`; under asyncio (``asyncio.run``, or
@@ -129,7 +149,9 @@ async def open_node(
     Raises:
         unisockets.signaling.SignalingError: the server is unreachable or the
             subnet is full (under asyncio, :class:`unisockets.driver.errors.SignalingError`).
-        TypeError: under asyncio, no signaling URL, a ``transport=`` or an ``asyncio_bridge=``.
+        TypeError: under asyncio, no signaling URL, a ``transport=``, an
+            ``asyncio_bridge=``, ``lazy_links`` or ``webrtc_backend="native"``
+            (trio's for now); ``asyncio_bridge=`` with the native backend.
     """
     if sniffio.current_async_library() == "asyncio":
         # asyncio: the asyncio driver, aiortc in this loop (docs/concepts.md, "asyncio and trio").
@@ -138,6 +160,11 @@ async def open_node(
                 "under asyncio, open_node needs a signaling URL and takes no transport= or "
                 "asyncio_bridge= (the OS-TCP fallback, transport factories and the bridge "
                 "are trio's; for OS TCP use anyio.connect_tcp)"
+            )
+        if lazy_links or webrtc_backend == "native":
+            raise TypeError(
+                "under asyncio, lazy_links and webrtc_backend='native' are not available yet "
+                "(the trio driver's; docs/concepts.md, 'asyncio and trio')"
             )
         from ..aio.node import open_node as open_asyncio_node
 
@@ -159,7 +186,12 @@ async def open_node(
         async with _open_native_node(host) as native:
             yield native
         return
-    from ..signaling.client import DEFAULT_BACKOFF, DEFAULT_SEND_RATE, open_signaling_client
+    from ..signaling.client import (
+        DEFAULT_BACKOFF,
+        DEFAULT_KEEPALIVE,
+        DEFAULT_SEND_RATE,
+        open_signaling_client,
+    )
     from ..transport.memory import MemoryNetwork, open_memory_transport
 
     if transport is not None and not callable(transport):
@@ -176,6 +208,10 @@ async def open_node(
                 if signaling_send_rate == "default"
                 else signaling_send_rate,
                 backoff=signaling_backoff or DEFAULT_BACKOFF,
+                keepalive=DEFAULT_KEEPALIVE
+                if signaling_keepalive == "default"
+                else signaling_keepalive,
+                lazy_links=lazy_links,
             )
         )
         if transport is None:
@@ -194,13 +230,21 @@ async def open_node(
                 host_addresses=ice_addresses,
                 link_timeout=link_timeout,
                 **bridge,
+                idle_timeout=link_idle_timeout if lazy_links else None,
             )
         peers = await stack.enter_async_context(transport(signaling.id, SignalAdapter(signaling)))
         loopback = await stack.enter_async_context(
             open_memory_transport(MemoryNetwork(), signaling.id)
         )
         nursery = await stack.enter_async_context(trio.open_nursery())
-        node = OverlayNode(signaling, peers, loopback, nursery, accept_timeout=accept_timeout)
+        node = OverlayNode(
+            signaling,
+            peers,
+            loopback,
+            nursery,
+            accept_timeout=accept_timeout,
+            link_timeout=link_timeout,
+        )
         nursery.start_soon(node._pump_signaling)
         nursery.start_soon(node._release_loop)
         try:

@@ -82,12 +82,14 @@ class OverlayNode(Node):
         nursery: trio.Nursery,
         *,
         accept_timeout: float,
+        link_timeout: float = 15.0,
     ) -> None:
         self.signaling = signaling
         self.transport = transport
         self._loopback = loopback
         self._nursery = nursery
         self._accept_timeout = accept_timeout
+        self._link_timeout = link_timeout
         self._streams: set[SocketStream] = set()
         self._listeners: set[OverlayListener] = set()
         self._planner: ConnectionPlanner[LegacyStream, trio.Event] = ConnectionPlanner(
@@ -164,6 +166,11 @@ class OverlayNode(Node):
             address: ``(host, port)``; ``host`` may be this node's own address.
             socket_options: ignored (there is no OS socket).
 
+        Every wait is bounded: the call ends within the signaling request
+        timeout (``request_timeout`` of :func:`~unisockets.net.open_node`) plus
+        the link timeout (``link_timeout``), whatever the peer does (it may
+        never answer an offer, or never open the data channel).
+
         Raises:
             OSError: ``ECONNREFUSED`` (nobody accepting there), ``EINVAL`` (bad
                 address), ``ETIMEDOUT`` (signaling or the peer link timed out),
@@ -180,11 +187,16 @@ class OverlayNode(Node):
         route = self._planner.outgoing(local_alias, remote_alias, peer_id, self.address)
         transport = self._transport_for(route.loopback)
         try:
-            legacy = await transport.legacy_channel(peer_id, offer=True)
-            if legacy is None:
-                pipe = await transport.open_pipe(peer_id, route.label)
-            else:
-                self._planner.check_legacy_free(peer_id)
+            # One bound over the link and the data channel (each step has its own
+            # timeout, but a retry on a fresh link would start them over).
+            with trio.move_on_after(self._link_timeout) as bounded:
+                legacy = await transport.legacy_channel(peer_id, offer=True)
+                if legacy is None:
+                    pipe = await transport.open_pipe(peer_id, route.label)
+                else:
+                    self._planner.check_legacy_free(peer_id)
+            if bounded.cancelled_caught:
+                raise TimeoutError(f"no data channel within {self._link_timeout:g} s")
         except BaseException as exc:
             self._release_alias(local_alias, session)
             if isinstance(exc, TimeoutError | trio.BrokenResourceError):

@@ -142,15 +142,36 @@ class SignalingClientProtocol:
 
     Args:
         subnet: the subnet to join, three octets such as ``"10.0.0"``.
+        token: this node's rejoin secret (1..128 characters), sent with every
+            knock so that a server of ours gives the node its previous id
+            back, also while it still holds the node's old connection
+            (docs/protocol.md, "Stable addresses"); ``None`` to send none.
+        stable_id: ask for our previous id when we knock again (the knock's
+            ``id``); false knocks as original nodes do.
+        lazy_links: say in the knock that we set peer links up on demand
+            (``lazyLinks``, docs/protocol.md, "Lazy peer links"): a server of
+            ours then sends no ``greeting`` between us and another such node.
 
     Raises:
-        LocalProtocolError: ``subnet`` is not a canonical three-octet subnet.
+        LocalProtocolError: ``subnet`` is not a canonical three-octet subnet,
+            or ``token`` is not 1..128 characters.
     """
 
-    def __init__(self, *, subnet: str = "10.0.0") -> None:
+    def __init__(
+        self,
+        *,
+        subnet: str = "10.0.0",
+        token: str | None = None,
+        stable_id: bool = True,
+        lazy_links: bool = False,
+    ) -> None:
         if not is_subnet(subnet):
             raise LocalProtocolError(f"not a subnet (three octets): {subnet!r:.80}")
+        Knock(subnet=subnet, token=token)  # validates the token
         self._subnet = subnet
+        self._token = token
+        self._stable_id = stable_id
+        self._lazy_links = lazy_links
         self._join_state = JoinState.IDLE
         self._id: str | None = None
         self._previous_id: str | None = None  # our id before the last connection loss
@@ -223,7 +244,9 @@ class SignalingClientProtocol:
         """Start a session: the message to send first on a new WebSocket.
 
         Returns:
-            ``knock{subnet}``.
+            ``knock{subnet, token}``, with ``id``: our previous id, once we
+            had one (docs/protocol.md, "Stable addresses"; original servers
+            read only ``subnet``).
 
         Raises:
             LocalProtocolError: not idle (call :meth:`connection_lost` after a
@@ -232,7 +255,9 @@ class SignalingClientProtocol:
         self._join_state = _step(
             JOIN_TRANSITIONS, self._join_state, JoinInput.KNOCK, LocalProtocolError
         )
-        return Knock(subnet=self._subnet)
+        previous = self._previous_id if self._stable_id else None
+        lazy = True if self._lazy_links else None
+        return Knock(subnet=self._subnet, id=previous, token=self._token, lazy_links=lazy)
 
     def connection_lost(
         self, reason: str = "connection to the signaling server lost"

@@ -29,6 +29,7 @@ __all__ = [
     "MAX_CANDIDATE_LENGTH",
     "MAX_CONNECTION_ID_LENGTH",
     "MAX_SDP_LENGTH",
+    "MAX_TOKEN_LENGTH",
     "MESSAGE_TYPES",
     "REJECTED_ID",
     "Accept",
@@ -57,11 +58,15 @@ MAX_SDP_LENGTH: Final = 10 * 1024
 MAX_CANDIDATE_LENGTH: Final = 2 * 1024
 #: Longest ``clientConnectionId`` accepted, in characters (originals send a 36-char UUID).
 MAX_CONNECTION_ID_LENGTH: Final = 128
+#: Longest rejoin ``token`` of a ``knock`` accepted, in characters (ours send 32 hex digits).
+MAX_TOKEN_LENGTH: Final = 128
 
 #: A lone UTF-16 surrogate: representable in a Python str, not in UTF-8.
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
-FieldKind = Literal["id", "subnet", "alias", "bool", "sdp", "candidate", "connection_id"]
+FieldKind = Literal[
+    "id", "subnet", "alias", "bool", "sdp", "candidate", "connection_id", "rejoin_token"
+]
 
 
 def _wire(name: str, kind: FieldKind) -> Any:
@@ -123,6 +128,7 @@ _CHECKS_BY_KIND: Final[dict[str, _Check]] = {
     "sdp": _string_check(MAX_SDP_LENGTH),
     "candidate": _string_check(MAX_CANDIDATE_LENGTH),
     "connection_id": _string_check(MAX_CONNECTION_ID_LENGTH),
+    "rejoin_token": _string_check(MAX_TOKEN_LENGTH),
 }
 
 
@@ -176,10 +182,27 @@ class _Validated:
 @_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Knock(_Validated):
-    """``knock`` (node → server): ask to join ``subnet``, e.g. ``"10.0.0"``."""
+    """``knock`` (node → server): ask to join ``subnet``, e.g. ``"10.0.0"``.
+
+    Two optional fields are ours (docs/protocol.md, "Stable addresses"); the
+    original servers read only ``subnet`` and ignore them, and an original
+    node never sends them:
+
+    - ``id``: the id the node had before it lost its WebSocket, asked for
+      again (e.g. ``"10.0.0.3"``).
+    - ``token``: a secret the node picked (1..128 characters; ours send 32
+      hex digits) and sends with every knock of its life; a knock asking for
+      the id of a live member takes that member over only with the same token.
+    - ``lazyLinks``: ``true`` when the node sets its peer links up on demand
+      (docs/protocol.md, "Lazy peer links"): a server of ours then greets
+      nobody for a join between two such nodes.
+    """
 
     OPCODE: ClassVar[str] = "knock"
     subnet: str = _wire("subnet", "subnet")
+    id: str | None = _optional("id", "id")
+    token: str | None = _optional("token", "rejoin_token")
+    lazy_links: bool | None = _optional("lazyLinks", "bool")
 
 
 @_validated

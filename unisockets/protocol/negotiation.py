@@ -39,6 +39,11 @@ Decisions it owns:
   when to send :class:`TimePasses`.
 - *Flooding*: at most :data:`MAX_QUEUED_INPUTS` signaling inputs wait in the
   link's inbox (:meth:`Negotiation.post`); one more fails the link.
+- *Goodbye is not death* (:mod:`unisockets.protocol.probe`): when signaling
+  says the peer left (:class:`PeerLeft`), a connected modern link with an
+  open ``"channel"`` sends a probe there and fails only if no answer comes
+  within ``probe_timeout``; any other link fails at once ("``<peer> left``").
+  Probes the peer sends are answered.
 """
 
 from __future__ import annotations
@@ -75,12 +80,14 @@ from .negotiation_events import (
     Output,
     PcStateChanged,
     PeerKind,
+    PeerLeft,
     RemoteCandidate,
     RemoteDescriptionSet,
     Restart,
     SendAnswer,
     SendHello,
     SendOffer,
+    SendOnChannel,
     SetAnswer,
     SetKind,
     StepFailed,
@@ -96,6 +103,7 @@ from .peer_link import (
     mark_answer,
     offer_wins,
 )
+from .probe import PROBE_TIMEOUT, answer, is_probe, probe, reply_to
 
 __all__ = [
     "MAX_PENDING_CANDIDATES",
@@ -173,6 +181,8 @@ class Negotiation:
         link_timeout: seconds the link may take to connect, > 0.
         hello_grace: seconds an offerer waits for the hello after its ``"channel"`` opened.
         ice_servers: whether STUN/TURN servers are configured (for :meth:`ice_failure`).
+        probe_timeout: seconds a probe waits for its answer after the peer left,
+            > 0 (:mod:`unisockets.protocol.probe`).
 
     Attributes:
         peer_id: the peer's node id.
@@ -190,6 +200,7 @@ class Negotiation:
         link_timeout: float,
         hello_grace: float = HELLO_GRACE,
         ice_servers: bool = False,
+        probe_timeout: float = PROBE_TIMEOUT,
     ) -> None:
         if not (isinstance(link_timeout, int | float) and link_timeout > 0):
             raise ValueError(f"link_timeout must be a positive number of seconds: {link_timeout!r}")
@@ -202,6 +213,11 @@ class Negotiation:
         self._link_timeout = float(link_timeout)
         self._hello_grace = float(hello_grace)
         self._ice_servers = ice_servers
+        if not (isinstance(probe_timeout, int | float) and probe_timeout > 0):
+            raise ValueError(f"probe_timeout must be a positive number: {probe_timeout!r}")
+        self._probe_timeout = float(probe_timeout)
+        self._probes = 0  # probes sent: the next nonce
+        self._probe_until = math.inf  # the deadline of the probe waiting for its answer
         self._connected_at = math.inf
         self._verdict = _Verdict()
         self._ice = _Ice()
@@ -263,10 +279,15 @@ class Negotiation:
             return self._started + self._link_timeout
         verdict = self._verdict
         if verdict.kind is not None:
-            return math.inf
+            return self._probe_until
         if verdict.channel is _Channel.OPEN:
             return verdict.since + self._hello_grace
         return max(self._connected_at, verdict.since) + self._link_timeout
+
+    @property
+    def probing(self) -> bool:
+        """Whether a probe waits for its answer (the peer left, per signaling)."""
+        return self._probe_until < math.inf
 
     # --- the inbox ------------------------------------------------------------------------
 
@@ -468,7 +489,30 @@ class Negotiation:
             if event.data == HELLO:
                 return [*self._set_kind(PeerKind.MODERN, "it said hello"), Discard()]
             return self._set_kind(PeerKind.LEGACY, "it sent bytes before any hello")
-        return [Discard()] if kind is PeerKind.MODERN else []
+        if kind is not PeerKind.MODERN:
+            return []
+        if is_probe(event.data):
+            return [SendOnChannel(answer(event.data)), Discard()]
+        if self.probing and event.data == reply_to(self._probes - 1):
+            self._probe_until = math.inf
+            reason = f"{self.peer_id} answered on the link: only its signaling left, the link stays"
+            return [Ignored(reason), Discard()]
+        return [Discard()]
+
+    def _peer_left(self, event: Input, now: float) -> list[Output]:
+        verdict = self._verdict
+        if not (
+            self.state is _S.CONNECTED
+            and self.alive
+            and verdict.kind is PeerKind.MODERN
+            and verdict.channel is _Channel.OPEN
+        ):
+            return [Fail(f"{self.peer_id} left")]
+        if self.probing:
+            return []
+        self._probe_until = now + self._probe_timeout
+        self._probes += 1
+        return [SendOnChannel(probe(self._probes - 1))]
 
     def _set_kind(self, kind: PeerKind, reason: str) -> list[Output]:
         if self._verdict.kind is not None:
@@ -484,6 +528,10 @@ class Negotiation:
     def _time_passes(self, event: Input, now: float) -> list[Output]:
         if now < self.deadline():
             return []
+        if self.probing:
+            return [
+                Fail(f"{self.peer_id} left: no answer on the link within {self._probe_timeout:g} s")
+            ]
         if self.state is not _S.CONNECTED:
             return [
                 Fail(f"no link to {self.peer_id} within {self._link_timeout} s", describe_ice=True)
@@ -575,6 +623,7 @@ def _table() -> dict[tuple[NegotiationState, type[Input]], _Handler]:
         table[state, Greeting] = n._greeting
         table[state, TimePasses] = n._time_passes
         table[state, StepFailed] = n._step_failed
+        table[state, PeerLeft] = n._peer_left
         table[state, Closed] = n._closed
     for kind in INPUT_TYPES:  # failed is final: every input changes nothing
         table[_S.FAILED, kind] = n._nothing

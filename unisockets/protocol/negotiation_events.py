@@ -35,6 +35,7 @@ __all__ = [
     "OfferNow",
     "OfferReceived",
     "Output",
+    "PeerLeft",
     "PcStateChanged",
     "PeerKind",
     "RemoteCandidate",
@@ -43,6 +44,7 @@ __all__ = [
     "SIGNALING_INPUTS",
     "SendAnswer",
     "SendHello",
+    "SendOnChannel",
     "SendOffer",
     "SetAnswer",
     "SetKind",
@@ -166,6 +168,14 @@ class StepFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerLeft:
+    """Signaling said the peer left (``goodbye``): probe a modern link, fail any other.
+
+    See :mod:`unisockets.protocol.probe`.
+    """
+
+
+@dataclass(frozen=True, slots=True)
 class Closed:
     """The driver failed the link itself (peer left, transport closing, pipe lost)."""
 
@@ -186,6 +196,7 @@ Input: TypeAlias = (
     | Greeting
     | TimePasses
     | StepFailed
+    | PeerLeft
     | Closed
 )
 #: The input types, the columns of :data:`~unisockets.protocol.negotiation.TRANSITIONS`.
@@ -301,6 +312,13 @@ class SendHello:
 
 
 @dataclass(frozen=True, slots=True)
+class SendOnChannel:
+    """Send ``data`` on the link's ``"channel"`` (a probe or its answer, modern links only)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Discard:
     """Drop the :class:`ChannelMessage` just handled (a hello, or bytes for a modern link)."""
 
@@ -352,6 +370,7 @@ Output: TypeAlias = (
     | SetAnswer
     | AddCandidates
     | SendHello
+    | SendOnChannel
     | Discard
     | SetKind
     | Fail

@@ -47,6 +47,21 @@ weaknesses fixed without changing the wire:
 - Binding a port the member already holds is refused (``alias{set:false}``),
   never an error; the original server's handler failed on a held connection
   alias.
+- Stable addresses (ours, docs/protocol.md, "Stable addresses"): a ``knock``
+  may ask for the node's previous ``id`` and carry the node's ``token``. The
+  id is given whenever it is free; a live member with that id and the same
+  token is *replaced* (its connection is forgotten without a ``goodbye``, its
+  aliases are released, the newer connection gets the id), as when a node
+  comes back on a new WebSocket while the server still holds its silent old
+  one. With a ``rejoin_grace`` the server holds ids back for returning nodes:
+  for that long after its start, a knock that does not get the id it asks
+  for (a newcomer, an original node) waits (``HELD``) and is answered when
+  the grace ends, lowest free id first; and the id of a member with a token
+  that leaves is kept for that long for a knock with its token.
+- Lazy peer links (ours, docs/protocol.md, "Lazy peer links"): a join
+  between two members that both knocked with ``lazyLinks`` greets nobody;
+  they set their link up when one connects to the other. Every other pair
+  is greeted as by the original (an original node always is).
 
 Alias bookkeeping follows :data:`~unisockets.protocol.server_states.ALIAS_TRANSITIONS`.
 Relays are O(1) dict lookups; a join, bind, shutdown or leave sends one
@@ -57,6 +72,7 @@ every recipient, so a driver may encode it once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeAlias, TypeVar
@@ -130,14 +146,19 @@ class AliasInfo:
 
 
 class _Member(Generic[K]):
-    """A joined client: its key, id, subnet and the aliases it holds."""
+    """A joined client: its key, id, subnet, rejoin token and the aliases it holds."""
 
-    __slots__ = ("claims", "id", "key", "ports", "subnet", "suffix")
+    __slots__ = ("claims", "id", "key", "lazy", "ports", "subnet", "suffix", "token")
 
-    def __init__(self, key: K, subnet: str, suffix: int) -> None:
+    def __init__(
+        self, key: K, subnet: str, suffix: int, token: str | None = None, lazy: bool = False
+    ) -> None:
         self.key = key
         self.subnet = subnet
         self.suffix = suffix
+        self.token = token
+        #: It knocked with ``lazyLinks``: it sets peer links up on demand.
+        self.lazy = lazy
         self.id = f"{subnet}.{suffix}"
         #: port -> state of every held port (never FREE), in the order they were taken.
         self.ports: dict[int, AliasState] = {}
@@ -153,10 +174,20 @@ class SignalingServerProtocol(Generic[K]):
     key. Nothing here does I/O or keeps time (the 30 s ping of
     docs/protocol.md, "Liveness", belongs to the driver).
 
+    Time is an input, as everything else: the driver calls :meth:`expire`
+    at :meth:`next_deadline` (seconds on any monotonic clock), which ends the
+    rejoin grace and forgets the ids kept for members that left.
+
     Args:
         suffixes: the last octets handed out as ids in every subnet, lowest
             free first; a subset of 0..255. The original server uses
             ``range(0, 256)``.
+        rejoin_grace: seconds, >= 0 (0: off). For this long after ``now``,
+            knocks that do not get the id they ask for wait (``HELD``) so
+            that no newcomer takes an id a returning node will ask for; and
+            for this long after a member with a token leaves, its id is kept
+            for a knock with its token (docs/protocol.md, "Stable addresses").
+        now: the time the server starts, seconds on the driver's clock.
 
     Attributes:
         dropped_relays: how many ``offer``/``answer``/``candidate`` messages
@@ -164,10 +195,13 @@ class SignalingServerProtocol(Generic[K]):
             (usually one that just left).
 
     Raises:
-        LocalProtocolError: ``suffixes`` is not a non-empty ``range`` inside 0..255.
+        LocalProtocolError: ``suffixes`` is not a non-empty ``range`` inside
+            0..255, or ``rejoin_grace`` is not a finite number >= 0.
     """
 
-    def __init__(self, *, suffixes: range = DEFAULT_SUFFIXES) -> None:
+    def __init__(
+        self, *, suffixes: range = DEFAULT_SUFFIXES, rejoin_grace: float = 0.0, now: float = 0.0
+    ) -> None:
         if (
             not isinstance(suffixes, range)
             or len(suffixes) == 0
@@ -175,7 +209,24 @@ class SignalingServerProtocol(Generic[K]):
             or max(suffixes) > 255
         ):
             raise LocalProtocolError(f"suffixes must be a non-empty range in 0..255: {suffixes!r}")
+        if not (
+            isinstance(rejoin_grace, int | float)
+            and math.isfinite(rejoin_grace)
+            and rejoin_grace >= 0
+        ):
+            raise LocalProtocolError(f"rejoin_grace must be >= 0 seconds: {rejoin_grace!r}")
         self._suffixes = suffixes
+        self._grace = float(rejoin_grace)
+        self._now = float(now)
+        #: Whether knocks that do not get the id they ask for wait (the grace after the start).
+        self._holding = self._grace > 0
+        self._hold_until = self._now + self._grace
+        #: key -> knock of every HELD client, in arrival order.
+        self._waiting: dict[K, Knock] = {}
+        #: id -> (token, until) of members with a token that left less than the grace ago.
+        self._kept: dict[str, tuple[str, float]] = {}
+        #: keys of connections replaced by a newer one of the same node, for the driver to close.
+        self._replaced: list[K] = []
         #: every open connection: its member once joined, None before.
         self._clients: dict[K, _Member[K] | None] = {}
         #: subnet -> {id -> member}, in join order; a subnet exists while it has members.
@@ -260,14 +311,16 @@ class SignalingServerProtocol(Generic[K]):
                 raise RemoteProtocolError(f"{message.OPCODE} is sent by servers, never by nodes")
             raise LocalProtocolError(f"not a signaling message: {message!r:.80}")
         opcode = message.OPCODE
-        state = ClientState.CONNECTED if member is None else ClientState.JOINED
+        state = self._state(key, member)
         if (state, event) not in CLIENT_TRANSITIONS:
+            if state is ClientState.HELD:
+                raise RemoteProtocolError(f"{opcode} before the answer to the knock")
             if member is None:
                 raise RemoteProtocolError(f"{opcode} before knock: a client must knock first")
             raise RemoteProtocolError(f"{opcode} from {member.id}: already joined")
         if member is None:
             assert isinstance(message, Knock)
-            return self._knock(key, message)
+            return self._knock(key, message, ClientState.CONNECTED)
         match message:
             case Offer():
                 _check_sender(member, message.offerer_id, "offererId", opcode)
@@ -288,38 +341,96 @@ class SignalingServerProtocol(Generic[K]):
                 return self._shutdown(member, message)
         raise AssertionError(f"no handler for {opcode}")  # pragma: no cover
 
-    def client_disconnected(self, key: K) -> list[Outgoing[K]]:
+    def client_disconnected(self, key: K, *, now: float | None = None) -> list[Outgoing[K]]:
         """Forget a client whose connection closed; a member leaves its subnet.
 
         The member's id and every alias it held are freed. The remaining
         members of its subnet are told, in join order, first
         ``goodbye{id}``, then for each alias it held (in the order it took
         them) ``alias{id, alias, set:false}``: the order the original server
-        sent them in the recorded session.
+        sent them in the recorded session. With a rejoin grace, the id of a
+        member that knocked with a token is kept for that token until
+        ``now + rejoin_grace``.
 
         Args:
-            key: the key of the connection that closed.
+            key: the key of the connection that closed (or was replaced).
+            now: the current time, seconds; ``None`` for the time of the
+                last :meth:`expire` (or the start).
 
         Returns:
-            The messages to send; ``[]`` for a client that never joined and
-            for an unknown key.
+            The messages to send; ``[]`` for a client that never joined, for
+            a replaced one and for an unknown key.
         """
         if key not in self._clients:
             return []
         member = self._clients[key]
-        state = ClientState.CONNECTED if member is None else ClientState.JOINED
+        state = self._state(key, member)
         assert CLIENT_TRANSITIONS[(state, ClientInput.CLOSE)] is ClientState.CLOSED
         del self._clients[key]
+        self._waiting.pop(key, None)
         if member is None:
             return []
+        if member.token is not None and self._grace > 0:
+            until = (self._now if now is None else now) + self._grace
+            self._kept[member.id] = (member.token, until)
+        out: list[Outgoing[K]] = []
+        self._remove(member, out, goodbye=True)
+        return out
+
+    def expire(self, now: float) -> list[Outgoing[K]]:
+        """Time passed: end the rejoin grace and forget kept ids whose time is up.
+
+        Args:
+            now: the current time, seconds on the driver's clock (never
+                earlier than a previous ``now``).
+
+        Returns:
+            The answers to the knocks that waited for the end of the grace,
+            in arrival order (each as :meth:`receive` answers a knock).
+        """
+        self._now = max(self._now, now)
+        for node_id, (_token, until) in list(self._kept.items()):
+            if until <= self._now:
+                del self._kept[node_id]
+        out: list[Outgoing[K]] = []
+        if self._holding and self._now >= self._hold_until:
+            self._holding = False
+            held, self._waiting = self._waiting, {}
+            for key, knock in held.items():
+                out.extend(self._knock(key, knock, ClientState.HELD))
+        return out
+
+    def next_deadline(self) -> float:
+        """When :meth:`expire` has something to do next, seconds (``inf``: never)."""
+        deadline = self._hold_until if self._holding else math.inf
+        return min([deadline, *(until for _token, until in self._kept.values())])
+
+    def take_replaced(self) -> list[K]:
+        """The keys of connections replaced by a newer one of the same node since the last call.
+
+        The server forgot them (their node has its id on the newer
+        connection); the driver closes them without telling anyone, and a
+        later :meth:`client_disconnected` for them returns ``[]``.
+        """
+        replaced, self._replaced = self._replaced, []
+        return replaced
+
+    def _state(self, key: K, member: _Member[K] | None) -> ClientState:
+        if member is not None:
+            return ClientState.JOINED
+        return ClientState.HELD if key in self._waiting else ClientState.CONNECTED
+
+    def _remove(self, member: _Member[K], out: list[Outgoing[K]], *, goodbye: bool) -> None:
+        """Take ``member`` out of its subnet and free its aliases, telling the others."""
         subnet = self._subnets[member.subnet]
         del subnet[member.id]
         del self._by_id[member.id]
         if not subnet:
             del self._subnets[member.subnet]
         keys = [other.key for other in subnet.values()]
-        goodbye = Goodbye(id=member.id)
-        out: list[Outgoing[K]] = [(k, goodbye) for k in keys]
+        if goodbye:
+            message = Goodbye(id=member.id)
+            out.extend((k, message) for k in keys)
         for port, port_state in member.ports.items():
             assert ALIAS_TRANSITIONS[(port_state, AliasInput.LEAVE)] is AliasState.FREE
             removed = Alias(id=member.id, alias=f"{member.id}:{port}", set=False)
@@ -330,7 +441,6 @@ class SignalingServerProtocol(Generic[K]):
             self._release_claim(member, alias)
             removed = Alias(id=member.id, alias=alias, set=False)
             out.extend((k, removed) for k in keys)
-        return out
 
     # -- read-only introspection ---------------------------------------------
 
@@ -343,15 +453,22 @@ class SignalingServerProtocol(Generic[K]):
         """Return the state of client ``key``: ``CLOSED`` for a key not registered."""
         if key not in self._clients:
             return ClientState.CLOSED
-        return ClientState.CONNECTED if self._clients[key] is None else ClientState.JOINED
+        return self._state(key, self._clients[key])
 
     @property
     def clients(self) -> Mapping[K, ClientState]:
         """A copy of every registered client's state, by key, in connection order."""
-        return {
-            key: ClientState.CONNECTED if member is None else ClientState.JOINED
-            for key, member in self._clients.items()
-        }
+        return {key: self._state(key, member) for key, member in self._clients.items()}
+
+    @property
+    def holding(self) -> bool:
+        """Whether the rejoin grace after the start is on (knocks may wait, ``HELD``)."""
+        return self._holding
+
+    @property
+    def kept_ids(self) -> Mapping[str, float]:
+        """A copy of the ids kept for members that left: id -> until when (seconds)."""
+        return {node_id: until for node_id, (_token, until) in self._kept.items()}
 
     @property
     def members(self) -> Mapping[K, str]:
@@ -400,36 +517,80 @@ class SignalingServerProtocol(Generic[K]):
 
     # -- handlers: validate everything, then change state ---------------------
 
-    def _knock(self, key: K, message: Knock) -> list[Outgoing[K]]:
+    def _knock(self, key: K, message: Knock, state: ClientState) -> list[Outgoing[K]]:
+        """Answer the knock of client ``key`` in ``state`` (``CONNECTED``; ``HELD``: grace over)."""
+        joined = ClientInput.KNOCK if state is ClientState.CONNECTED else ClientInput.GRACE_OVER
         subnet = self._subnets.get(message.subnet, {})
-        taken = {member.suffix for member in subnet.values()}
         claimed = self._claimed.get(message.subnet, {})
-        suffix = next(
-            (
-                s
-                for s in self._suffixes
-                if s not in taken and (not claimed or f"{message.subnet}.{s}" not in claimed)
-            ),
-            None,
-        )
+        out: list[Outgoing[K]] = []
+        asked = message.id
+        suffix: int | None = None
+        if asked is not None and asked.rpartition(".")[0] == message.subnet:
+            current = subnet.get(asked)
+            wanted = int(asked.rpartition(".")[2])
+            kept = self._kept.get(asked)
+            if current is not None:
+                if message.token is not None and current.token == message.token:
+                    self._replace(current, out)  # the same node on a newer connection
+                    suffix = wanted
+            elif (
+                wanted in self._suffixes
+                and asked not in claimed
+                and (kept is None or kept[0] == message.token)
+            ):
+                suffix = wanted
+        if suffix is None and self._holding:
+            next_state = CLIENT_TRANSITIONS[(state, ClientInput.KNOCK_HELD)]
+            assert next_state is ClientState.HELD
+            self._waiting[key] = message
+            return []
         if suffix is None:
-            next_state = CLIENT_TRANSITIONS[(ClientState.CONNECTED, ClientInput.KNOCK_REJECTED)]
+            taken = {member.suffix for member in subnet.values()}
+            prefix = message.subnet + "."
+            suffix = next(
+                (
+                    s
+                    for s in self._suffixes
+                    if s not in taken
+                    and (not claimed or f"{prefix}{s}" not in claimed)
+                    and (not self._kept or f"{prefix}{s}" not in self._kept)
+                ),
+                None,
+            )
+        if suffix is None:
+            next_state = CLIENT_TRANSITIONS[(state, ClientInput.KNOCK_REJECTED)]
             assert next_state is ClientState.CONNECTED
             return [(key, Acknowledged(id=REJECTED_ID, rejected=True))]
         assert is_subnet(message.subnet)
-        next_state = CLIENT_TRANSITIONS[(ClientState.CONNECTED, ClientInput.KNOCK)]
+        next_state = CLIENT_TRANSITIONS[(state, joined)]
         assert next_state is ClientState.JOINED
-        member = _Member(key, message.subnet, suffix)
-        out: list[Outgoing[K]] = [(key, Acknowledged(id=member.id, rejected=False))]
+        member = _Member(key, message.subnet, suffix, message.token, message.lazy_links is True)
+        self._kept.pop(member.id, None)
+        subnet = self._subnets.get(message.subnet, {})  # a replace may have emptied it
+        out.append((key, Acknowledged(id=member.id, rejected=False)))
         out.extend(
             (other.key, Greeting(offerer_id=other.id, answerer_id=member.id))
             for other in subnet.values()
+            if not (member.lazy and other.lazy)  # both set links up on demand
         )
         self._subnets[message.subnet] = subnet
         subnet[member.id] = member
         self._by_id[member.id] = member
         self._clients[key] = member
         return out
+
+    def _replace(self, member: _Member[K], out: list[Outgoing[K]]) -> None:
+        """A newer connection of ``member``'s node knocked: forget the old one, no goodbye.
+
+        Its aliases are released as on a leave (the node binds them again on
+        its new connection); its peers are not told it left, because it did
+        not: their peer links to it stay.
+        """
+        next_state = CLIENT_TRANSITIONS[(ClientState.JOINED, ClientInput.REPLACED)]
+        assert next_state is ClientState.CLOSED
+        del self._clients[member.key]
+        self._replaced.append(member.key)
+        self._remove(member, out, goodbye=False)
 
     def _relay(
         self, member: _Member[K], peer_id: str, opcode: str, message: Message

@@ -12,9 +12,12 @@ Two rules, as in h11's ``_state.py``:
 **Clients** (one per WebSocket connection, :data:`CLIENT_TRANSITIONS`). A
 client is ``CONNECTED`` when its connection opens, becomes ``JOINED`` by a
 ``knock`` that gets an id, and is ``CLOSED`` when its connection closes. The
-inputs are the opcodes a client may send, plus three events: ``open``,
-``close`` and ``knock (subnet full)``, the rejected knock that leaves the
-client ``CONNECTED`` (it may knock again). A pair missing from the table is a
+inputs are the opcodes a client may send, plus events: ``open``,
+``close``, ``knock (subnet full)``, the rejected knock that leaves the
+client ``CONNECTED`` (it may knock again), ``knock (grace)``, a knock that
+waits in ``HELD`` for the end of the rejoin grace (``grace over``), and
+``replaced``, a member whose node knocked again on a newer connection with
+its id and token (docs/protocol.md, "Stable addresses"). A pair missing from the table is a
 protocol violation: the server raises
 :class:`~unisockets.protocol.errors.RemoteProtocolError` and changes nothing.
 This covers a message before the knock, a second knock, and every
@@ -76,6 +79,9 @@ class ClientState(enum.Enum):
 
     #: The WebSocket is open; the client has not joined (or its knock was rejected).
     CONNECTED = "CONNECTED"
+    #: The client knocked while the server holds ids back for returning nodes
+    #: (the rejoin grace after a start); it gets its id when the grace ends.
+    HELD = "HELD"
     #: The client knocked and holds an id in a subnet: it is a *member*.
     JOINED = "JOINED"
     #: The WebSocket closed; the server forgot the client.
@@ -83,11 +89,17 @@ class ClientState(enum.Enum):
 
 
 class ClientInput(enum.Enum):
-    """What can happen to a client: the opcodes it may send and three events."""
+    """What can happen to a client: the opcodes it may send and five events."""
 
     OPEN = "open"
     KNOCK = "knock"
     KNOCK_REJECTED = "knock (subnet full)"
+    #: A knock that must wait for the end of the rejoin grace.
+    KNOCK_HELD = "knock (grace)"
+    #: The rejoin grace ended: a held knock is answered.
+    GRACE_OVER = "grace over"
+    #: A newer connection of the same node (same id, same token) took its place.
+    REPLACED = "replaced"
     OFFER = "offer"
     ANSWER = "answer"
     CANDIDATE = "candidate"
@@ -138,7 +150,11 @@ CLIENT_TRANSITIONS: Final[Mapping[tuple[ClientState, ClientInput], ClientState]]
     {
         (_C.CONNECTED, _CI.KNOCK): _C.JOINED,
         (_C.CONNECTED, _CI.KNOCK_REJECTED): _C.CONNECTED,
+        (_C.CONNECTED, _CI.KNOCK_HELD): _C.HELD,
         (_C.CONNECTED, _CI.CLOSE): _C.CLOSED,
+        (_C.HELD, _CI.GRACE_OVER): _C.JOINED,
+        (_C.HELD, _CI.KNOCK_REJECTED): _C.CONNECTED,
+        (_C.HELD, _CI.CLOSE): _C.CLOSED,
         **{
             (_C.JOINED, opcode): _C.JOINED
             for opcode in (
@@ -152,6 +168,7 @@ CLIENT_TRANSITIONS: Final[Mapping[tuple[ClientState, ClientInput], ClientState]]
             )
         },
         (_C.JOINED, _CI.CLOSE): _C.CLOSED,
+        (_C.JOINED, _CI.REPLACED): _C.CLOSED,
     }
 )
 

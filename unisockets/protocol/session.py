@@ -57,6 +57,7 @@ import errno
 import logging
 import math
 import random
+import secrets
 import uuid
 from typing import Final
 
@@ -167,7 +168,14 @@ class SignalingSession:
         reconnect: connect again after a loss; if false, the first loss stops it.
         backoff: ``(base, cap)`` in seconds: reconnection attempt ``n`` waits
             between half and all of ``min(cap, base * 2**n)``.
-        rng: the source of reconnection jitter and connection ids.
+        rng: the source of reconnection jitter and connection ids (and of
+            the rejoin token when given; else the token comes from
+            :mod:`secrets`).
+        stable_id: ask for our previous id when we knock again, with a
+            rejoin token made here (docs/protocol.md, "Stable addresses");
+            false knocks with ``subnet`` alone, as original nodes do.
+        lazy_links: the node sets its peer links up on demand, and says so
+            in its knock (docs/protocol.md, "Lazy peer links").
 
     Raises:
         ValueError: a bad timeout or backoff.
@@ -185,11 +193,18 @@ class SignalingSession:
         reconnect: bool = True,
         backoff: tuple[float, float] = DEFAULT_BACKOFF,
         rng: random.Random | None = None,
+        stable_id: bool = True,
+        lazy_links: bool = False,
     ) -> None:
         if not (isinstance(request_timeout, int | float) and 0 < request_timeout < math.inf):
             raise ValueError(f"request_timeout must be positive, got {request_timeout!r}")
         self._backoff = check_backoff(backoff)
-        self.protocol = SignalingClientProtocol(subnet=subnet)
+        token: str | None = None
+        if stable_id:
+            token = secrets.token_hex(16) if rng is None else f"{rng.getrandbits(128):032x}"
+        self.protocol = SignalingClientProtocol(
+            subnet=subnet, token=token, stable_id=stable_id, lazy_links=lazy_links
+        )
         self.request_timeout = float(request_timeout)
         self._reconnect = reconnect
         self._rng = rng or random.Random()

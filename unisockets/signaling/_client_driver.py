@@ -94,6 +94,7 @@ class ClientDriver:
         event_buffer: int,
         send_rate: tuple[float, int] | None = DEFAULT_SEND_RATE,
         keepalive: ConsentPolicy | None = None,
+        lazy_links: bool = False,
     ) -> None:
         if event_buffer < 1:
             raise ValueError(f"event_buffer must be at least 1, got {event_buffer!r}")
@@ -101,7 +102,11 @@ class ClientDriver:
         self._bucket: TokenBucket | None = None  # one per session: the server's starts full too
         try:
             self._core = SignalingSession(
-                subnet, request_timeout=request_timeout, reconnect=reconnect, backoff=backoff
+                subnet,
+                request_timeout=request_timeout,
+                reconnect=reconnect,
+                backoff=backoff,
+                lazy_links=lazy_links,
             )
         except LocalProtocolError as exc:
             raise ValueError(str(exc)) from None

@@ -314,6 +314,7 @@ async def open_signaling_client(
     event_buffer: int = DEFAULT_EVENT_BUFFER,
     send_rate: tuple[float, int] | None = DEFAULT_SEND_RATE,
     keepalive: ConsentPolicy | None = DEFAULT_KEEPALIVE,
+    lazy_links: bool = False,
 ) -> AsyncIterator[SignalingClient]:
     """Join a signaling server for the body of an ``async with``.
 
@@ -343,6 +344,9 @@ async def open_signaling_client(
             and gives up after 45 s without an answer and 3 unanswered pings
             (the rule of :mod:`unisockets.protocol.consent`, so a starved
             process does not drop a healthy connection). ``None``: no pings.
+        lazy_links: say in the knock that this node sets its peer links up
+            on demand (docs/protocol.md, "Lazy peer links"): a server of ours
+            then sends no ``greeting`` between it and another such node.
 
     Yields:
         The joined :class:`SignalingClient`.
@@ -362,6 +366,7 @@ async def open_signaling_client(
         event_buffer=event_buffer,
         send_rate=send_rate,
         keepalive=keepalive,
+        lazy_links=lazy_links,
     )
     failure: SignalingError | None = None
     body_error: BaseException | None = None

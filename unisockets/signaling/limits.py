@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_MAX_MESSAGES_PER_SECOND",
     "DEFAULT_PING_INTERVAL",
+    "DEFAULT_REJOIN_GRACE",
     "DEFAULT_SEND_QUEUE_BYTES",
     "ServerLimits",
     "TokenBucket",
@@ -57,6 +58,8 @@ DEFAULT_SEND_QUEUE_BYTES = 1024 * 1024
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 #: Seconds allowed for a closing client to take its last messages and the close frame.
 DEFAULT_CLOSE_TIMEOUT = 5.0
+#: Seconds the server holds ids back for returning nodes after it starts (0: off).
+DEFAULT_REJOIN_GRACE = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,6 +92,15 @@ class ServerLimits:
         close_timeout: seconds a closing client gets to take its remaining
             messages and finish the close handshake before the TCP connection
             is cut.
+        rejoin_grace: seconds, >= 0 (0, the default: off). For this long
+            after the server starts, a ``knock`` that does not get the id it
+            asks for (a newcomer, an original node) waits for its answer, so
+            that returning nodes get their ids back after a restart; and the
+            id of a node that leaves is kept this long for its return
+            (docs/protocol.md, "Stable addresses"). Keep it below the nodes'
+            request timeout (10 s by default), or a newcomer's first join
+            may time out while it waits; the join deadline of a waiting
+            client is ``rejoin_grace + handshake_timeout``.
 
     Raises:
         ValueError: a field is out of range (not positive, or not finite where
@@ -104,18 +116,17 @@ class ServerLimits:
     send_queue_bytes: int = DEFAULT_SEND_QUEUE_BYTES
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT
+    rejoin_grace: float = DEFAULT_REJOIN_GRACE
 
     def __post_init__(self) -> None:
         for name in ("ping_interval", "max_messages_per_second", "handshake_timeout"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if not (
-            isinstance(self.close_timeout, int | float)
-            and math.isfinite(self.close_timeout)
-            and self.close_timeout >= 0
-        ):
-            raise ValueError(f"close_timeout must be >= 0 seconds, got {self.close_timeout!r}")
+        for name in ("close_timeout", "rejoin_grace"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be >= 0 seconds, got {value!r}")
         for name in (
             "max_message_size",
             "burst",

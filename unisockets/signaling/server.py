@@ -64,6 +64,7 @@ import trio
 from unisockets.protocol import (
     Answer,
     Candidate,
+    Knock,
     Message,
     Offer,
     RemoteProtocolError,
@@ -146,6 +147,10 @@ class SignalingServer:
         self._reader: SharedReader[Client] | None = None
         self._closing = False
         self._drained = trio.Event()
+        #: Knocks may wait until then (the rejoin grace): joins get that much longer.
+        self._hold_end = trio.current_time() + limits.rejoin_grace
+        #: Set when the state machine's next deadline may have moved earlier.
+        self._timer_wake = trio.Event()
 
     @property
     def client_count(self) -> int:
@@ -186,6 +191,7 @@ class SignalingServer:
                         )
                     )
                     nursery.start_soon(self._ping_all)
+                    nursery.start_soon(self._expire_loop)
                     logger.info("listening on %s", self.url)
                     task_status.started(self)
                     await trio.sleep_forever()
@@ -300,6 +306,8 @@ class SignalingServer:
             connection.client = client
             try:
                 self._deliver(self._protocol.client_connected(client.key))
+                if self._protocol.holding:  # a knock may wait for the end of the grace
+                    deadline = max(deadline, self._hold_end + limits.handshake_timeout)
                 await self._run_client(client, deadline)
             finally:
                 self._leave(client)
@@ -469,6 +477,8 @@ class SignalingServer:
         """
         message, canonical = decode_canonical(data)
         outputs = self._protocol.receive(client.key, message)
+        if isinstance(message, Knock):
+            self._close_replaced()
         if canonical and len(outputs) == 1 and outputs[0][1] is message:
             # a relay of a message written as encode() writes it: pass the text on as it came
             recipient = self._clients.get(outputs[0][0])
@@ -478,6 +488,24 @@ class SignalingServer:
             self._deliver(outputs)
         if not isinstance(message, _RELAYED) or _debug_enabled():
             client.log_request(message, [out for key, out in outputs if key == client.key])
+
+    def _close_replaced(self) -> None:
+        """Close the connections a knock replaced (same node, id and token on a newer one)."""
+        for key in self._protocol.take_replaced():
+            old = self._clients.get(key)
+            if old is not None:
+                old.fail(1000, "replaced by a newer connection of this node")
+
+    async def _expire_loop(self) -> None:
+        """Feed time to the state machine at its deadlines (rejoin grace, kept ids)."""
+        while True:
+            woken = self._timer_wake
+            with trio.move_on_at(self._protocol.next_deadline()):
+                await woken.wait()
+                self._timer_wake = trio.Event()
+                continue
+            self._deliver(self._protocol.expire(trio.current_time()))
+            self._flush()
 
     async def _ping_all(self) -> None:
         """Each ``ping_interval``: fail the clients whose last ping is unanswered, ping the rest."""
@@ -511,7 +539,8 @@ class SignalingServer:
         self._clients.pop(client.key, None)
         member = self._protocol.member_id(client.key)
         try:
-            outputs = self._protocol.client_disconnected(client.key)
+            outputs = self._protocol.client_disconnected(client.key, now=trio.current_time())
+            self._timer_wake.set()  # it may keep the id: a new deadline
         except Exception:
             logger.exception("%s: unexpected error on leave", client.name)
             return
@@ -658,7 +687,9 @@ async def _open_server(
             "limits must be a unisockets.signaling.ServerLimits,"
             f" e.g. ServerLimits(max_clients=100), got {type(limits).__name__}"
         )
-    protocol: SignalingServerProtocol[int] = SignalingServerProtocol(suffixes=suffixes)
+    protocol: SignalingServerProtocol[int] = SignalingServerProtocol(
+        suffixes=suffixes, rejoin_grace=limits.rejoin_grace, now=trio.current_time()
+    )
     listeners = await trio.open_tcp_listeners(port, host=host)
     return SignalingServer(
         listeners, host=host, protocol=protocol, limits=limits, ssl_context=ssl_context

@@ -77,6 +77,7 @@ class NativeRTCTransport(WebRTCTransport):
         link_timeout: float,
         claim_timeout: float,
         consent: ConsentPolicy,
+        idle_timeout: float | None = None,
     ) -> None:
         super().__init__(
             local_id,
@@ -87,6 +88,7 @@ class NativeRTCTransport(WebRTCTransport):
             link_timeout=link_timeout,
             claim_timeout=claim_timeout,
             consent=consent,
+            idle_timeout=idle_timeout,
         )
         self.host = host
 
@@ -101,6 +103,7 @@ class NativeRTCTransport(WebRTCTransport):
             on_incoming=self._incoming_pipe,
             on_failed=self._link_failed,
             on_restart=self._link_restarted,
+            idle_timeout=self._idle_timeout,
         )
 
 
@@ -132,6 +135,7 @@ async def open_native_rtc_transport(
     claim_timeout: float = 10.0,
     host_addresses: Sequence[str] | None = None,
     consent: ConsentPolicy | None = None,
+    idle_timeout: float | None = None,
 ) -> AsyncIterator[NativeRTCTransport]:
     """Run a native WebRTC transport for the node ``local_id`` (see the module docstring).
 
@@ -153,6 +157,8 @@ async def open_native_rtc_transport(
             default route's interface (:func:`default_host`).
         consent: its ``lifetime`` is how long ICE may stay disconnected
             before the link fails (RFC 7675's 30 s by default).
+        idle_timeout: close a link to a modern peer once it carried no pipe
+            for this many seconds (lazy links, docs/protocol.md); None: never.
 
     Yields:
         The transport.
@@ -189,6 +195,7 @@ async def open_native_rtc_transport(
             link_timeout=link_timeout,
             claim_timeout=claim_timeout,
             consent=consent or ConsentPolicy(),
+            idle_timeout=idle_timeout,
         )
         try:
             yield transport

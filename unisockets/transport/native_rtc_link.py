@@ -57,6 +57,7 @@ from ..protocol.negotiation_events import (
     SendAnswer,
     SendHello,
     SendOffer,
+    SendOnChannel,
     SetAnswer,
 )
 from ..protocol.peer_link import HELLO, LEGACY_LABEL, MODERN_PROTOCOL
@@ -102,6 +103,7 @@ class NativePeerLink(PeerLink):
         on_incoming: Callable[[PeerLink, DataChannelPipe], object],
         on_failed: Callable[[PeerLink, BaseException], object],
         on_restart: Callable[[PeerLink, str], object],
+        idle_timeout: float | None = None,
     ) -> None:
         super().__init__(
             peer_id,
@@ -114,6 +116,7 @@ class NativePeerLink(PeerLink):
             on_incoming=on_incoming,
             on_failed=on_failed,
             on_restart=on_restart,
+            idle_timeout=idle_timeout,
         )
         self._host = host
         self._consent_policy = consent
@@ -156,6 +159,7 @@ class NativePeerLink(PeerLink):
             raise trio.BrokenResourceError(f"cannot open pipe {label!r}: {exc}") from exc
         pipe = self._pipe(number, label, incoming=False)
         self.pipes.add(pipe)
+        self._pipes_changed()
         self.after_call()
         return pipe
 
@@ -213,10 +217,10 @@ class NativePeerLink(PeerLink):
     def _apply(self, outputs: list[Output]) -> None:
         rest: list[Output] = []
         for output in outputs:
-            if isinstance(output, SendHello):
+            if isinstance(output, SendHello | SendOnChannel):  # the hello, a probe, its answer
                 pipe = self.legacy_pipe
                 if isinstance(pipe, NativePipe) and pipe.statistics().state == "open":
-                    pipe._aio_send(HELLO)
+                    pipe._aio_send(HELLO if isinstance(output, SendHello) else output.data)
             else:
                 rest.append(output)
         if rest:

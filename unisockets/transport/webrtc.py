@@ -81,8 +81,10 @@ class WebRTCTransport(PeerTransport):
         link_timeout: float,
         claim_timeout: float,
         consent: ConsentPolicy,
+        idle_timeout: float | None = None,
     ) -> None:
         self._local_id = local_id
+        self._idle_timeout = idle_timeout
         self._signal = signal
         self._bridge = bridge
         self._nursery = nursery
@@ -259,16 +261,22 @@ class WebRTCTransport(PeerTransport):
         raise TimeoutError(f"no link to {peer_id} (or no kind) within {self._link_timeout} s")
 
     async def peer_left(self, peer_id: str) -> None:
-        """Signaling said ``peer_id`` left: break its pipes, drop its link, fail its accepts.
+        """Signaling said ``peer_id`` left: probe its link; if dead, break pipes, fail accepts.
+
+        Goodbye is not death (docs/protocol.md, "Goodbye is not death"): a
+        connected link to a modern peer is probed over the data plane first
+        (:meth:`PeerLink.peer_left <unisockets.transport.webrtc_link.PeerLink.peer_left>`)
+        and stays, pipes and all, if the peer answers: only its signaling
+        left. Otherwise (no answer within the probe timeout, a legacy peer,
+        no link) its pipes break and the accepts waiting for its pipes fail,
+        with the reason ``"<peer> left"``.
 
         Args:
             peer_id: the node that left.
         """
-        error = trio.BrokenResourceError(f"{peer_id} left")
         link = self._links.get(peer_id)
-        if link is not None:
-            link.fail(error)
-        self._fail_waiters(peer_id, error)
+        if link is None or not link.peer_left():
+            self._fail_waiters(peer_id, trio.BrokenResourceError(f"{peer_id} left"))
         await trio.lowlevel.checkpoint()
 
     # --- signaling inputs ------------------------------------------------------------------
@@ -387,12 +395,16 @@ class WebRTCTransport(PeerTransport):
             on_incoming=self._incoming_pipe,
             on_failed=self._link_failed,
             on_restart=self._link_restarted,
+            idle_timeout=self._idle_timeout,
         )
 
     def _link_failed(self, link: PeerLink, error: BaseException) -> None:
-        # Accept waiters stay: the peer may open their pipes on its next link.
+        # Accept waiters stay (the peer may open their pipes on its next link), unless
+        # signaling said the peer left and the link found it gone.
         if self._links.get(link.peer_id) is link:
             del self._links[link.peer_id]
+            if link.peer_gone and not link.replaced:
+                self._fail_waiters(link.peer_id, error)
         self._rendezvous.drop_queued(link.peer_id)
 
     def _link_restarted(self, link: PeerLink, sdp: str) -> None:
@@ -457,6 +469,7 @@ async def open_webrtc_transport(
     host_addresses: Sequence[str] | None = None,
     consent: ConsentPolicy | None = None,
     bridge: AsyncioBridge | None = None,
+    idle_timeout: float | None = None,
 ) -> AsyncIterator[WebRTCTransport]:
     """Run a WebRTC transport for the node ``local_id`` (see the module docstring).
 
@@ -479,6 +492,8 @@ async def open_webrtc_transport(
             connection (:mod:`unisockets.transport.webrtc_consent`); None for
             RFC 7675's (checks every 4-6 s, expiry 30 s after the last
             response, and not before 3 checks went unanswered).
+        idle_timeout: close a link to a modern peer once it carried no pipe
+            for this many seconds (lazy links, docs/protocol.md); None: never.
         host_addresses: local IP addresses to gather ICE host candidates on,
             e.g. :data:`LOOPBACK`; None for every non-loopback interface (aioice's
             choice), or 127.0.0.1 on a machine that has none.
@@ -515,6 +530,7 @@ async def open_webrtc_transport(
                 link_timeout=link_timeout,
                 claim_timeout=claim_timeout,
                 consent=consent,
+                idle_timeout=idle_timeout,
             )
             try:
                 yield transport

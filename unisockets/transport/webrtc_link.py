@@ -54,6 +54,7 @@ import trio
 from aiortc import RTCConfiguration
 
 from ..protocol.consent import ConsentPolicy
+from ..protocol.link_idle import LinkIdle
 from ..protocol.negotiation import LinkState, NegotiatedLink, Negotiation, signaling_input
 from ..protocol.negotiation_events import (
     AddCandidates,
@@ -73,11 +74,13 @@ from ..protocol.negotiation_events import (
     Output,
     PcStateChanged,
     PeerKind,
+    PeerLeft,
     RemoteDescriptionSet,
     Restart,
     SendAnswer,
     SendHello,
     SendOffer,
+    SendOnChannel,
     SetAnswer,
     SetKind,
     TimePasses,
@@ -146,12 +149,15 @@ class PeerLink(NegotiatedLink):
         on_incoming: Callable[[PeerLink, DataChannelPipe], object],
         on_failed: Callable[[PeerLink, BaseException], object],
         on_restart: Callable[[PeerLink, str], object],
+        idle_timeout: float | None = None,
     ) -> None:
         self.peer_id = peer_id
         self.failure: BaseException | None = None
         self.replaced = False
         self.pipes: set[DataChannelPipe] = set()
         self.legacy_pipe: DataChannelPipe | None = None
+        #: Signaling said the peer left since this link was made (its failure ends waiters).
+        self.peer_gone = False
         self.negotiation = Negotiation(
             local_id,
             peer_id,
@@ -174,6 +180,8 @@ class PeerLink(NegotiatedLink):
         self._ice_state = "new"  # the current peer connection's iceConnectionState
         self._linger = False
         self._aio = AioPeerConnection(self, bridge, configuration, consent)
+        #: Closes the link after ``idle_timeout`` s without connections (lazy links).
+        self.idle = LinkIdle(idle_timeout, trio.current_time())
 
     # --- inputs (trio) ---------------------------------------------------------------------
 
@@ -190,6 +198,22 @@ class PeerLink(NegotiatedLink):
         """
         self._apply(self.negotiation.post(signaling_input(kind, payload)))
         self._inbox_bell.set()
+
+    def peer_left(self) -> bool:
+        """Signaling said the peer left: probe the link, or fail it (docs/protocol.md).
+
+        A connected modern link sends a probe on ``"channel"`` and fails only
+        if no answer comes within
+        :data:`~unisockets.protocol.probe.PROBE_TIMEOUT` seconds (the peer's
+        signaling alone may have died); any other link fails now
+        (:mod:`unisockets.protocol.probe` decides).
+
+        Returns:
+            True if the link is probing (it may stay), False if it failed.
+        """
+        self.peer_gone = True
+        self._apply(self._handle(PeerLeft()))
+        return self.failure is None
 
     def greeted(self) -> bool:
         """Signaling greeted the peer again: keep this link (True) or fail it (False).
@@ -288,6 +312,7 @@ class PeerLink(NegotiatedLink):
             on_link_lost=self.fail,
         )
         self.pipes.add(pipe)
+        self._pipes_changed()
         self._bridge.call_soon(self._aio.create_channel, self._generation, pipe)
         return pipe
 
@@ -310,12 +335,22 @@ class PeerLink(NegotiatedLink):
                 await self._close_pc()
 
     async def _timer(self) -> None:
-        """Input :class:`TimePasses` at each of the machine's deadlines."""
+        """Input :class:`TimePasses` at each of the machine's deadlines; close when idle."""
         while True:
-            with trio.move_on_at(self.negotiation.deadline()):
+            with trio.move_on_at(min(self.negotiation.deadline(), self.idle.deadline())):
                 await self._rearm.park()
                 continue
+            if self.idle.expired(trio.current_time()):
+                logger.info("closing the idle link to %s", self.peer_id)
+                self.fail(
+                    trio.BrokenResourceError(f"the link to {self.peer_id} was idle"), linger=True
+                )
+                return
             self._apply(self._handle(TimePasses()))
+
+    def _pipes_changed(self) -> None:
+        self.idle.connections(len(self.pipes), trio.current_time())
+        self._rearm.unpark_all()
 
     async def _drive(self) -> None:
         try:
@@ -377,13 +412,18 @@ class PeerLink(NegotiatedLink):
             elif isinstance(output, Restart):
                 self._on_restart(self, output.offer)
             elif isinstance(output, SetKind):
+                self.idle.modern = output.kind is PeerKind.MODERN
+                self._rearm.unpark_all()
                 if output.kind is PeerKind.LEGACY and self.legacy_pipe is not None:
                     self.legacy_pipe.receive_limit = LEGACY_RECEIVE_LIMIT
                 logger.info("%s is a %s node (%s)", self.peer_id, output.kind.value, output.reason)
                 self._kind_known.set()
             elif isinstance(output, SendHello):
                 if self.legacy_pipe is not None:
-                    self._bridge.call_soon(_aio_send_hello, self.legacy_pipe)
+                    self._bridge.call_soon(_aio_send_on_channel, self.legacy_pipe, HELLO)
+            elif isinstance(output, SendOnChannel):  # a probe, or the answer to one
+                if self.legacy_pipe is not None:
+                    self._bridge.call_soon(_aio_send_on_channel, self.legacy_pipe, output.data)
             elif isinstance(output, Ignored):
                 logger.info("%s", output.reason)
 
@@ -430,6 +470,7 @@ class PeerLink(NegotiatedLink):
             pipe._close()
             return
         self.pipes.add(pipe)
+        self._pipes_changed()
         self._on_incoming(self, pipe)
 
     def _on_legacy_pipe(self, generation: int, pipe: DataChannelPipe, modern: bool | None) -> None:
@@ -461,10 +502,12 @@ class PeerLink(NegotiatedLink):
 
     def _forget(self, pipe: DataChannelPipe) -> None:
         self.pipes.discard(pipe)
+        if self.failure is None:
+            self._pipes_changed()
 
 
-def _aio_send_hello(pipe: DataChannelPipe) -> None:
-    """Send :data:`HELLO` on the peer's ``"channel"`` (asyncio thread; open once it arrived)."""
+def _aio_send_on_channel(pipe: DataChannelPipe, data: bytes) -> None:
+    """Send :data:`HELLO` or a probe on the ``"channel"`` of a modern link (asyncio thread)."""
     channel = pipe._channel
     if channel is not None and channel.readyState == "open":
-        channel.send(HELLO)
+        channel.send(data)
