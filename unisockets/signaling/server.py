@@ -83,6 +83,7 @@ from ._server_connection import (
 )
 from ._server_reader import SharedReader
 from ._server_socket import SocketTransport
+from .cluster import ClusterProtocol, new_instance_id, run_cluster
 from .limits import DEFAULT_LIMITS, ServerLimits, TokenBucket
 
 __all__ = ["SignalingServer", "open_signaling_server", "serve_signaling"]
@@ -124,12 +125,14 @@ class SignalingServer:
         listeners: list[trio.SocketListener],
         *,
         host: str,
-        protocol: SignalingServerProtocol[int],
+        protocol: SignalingServerProtocol[int] | ClusterProtocol,
         limits: ServerLimits,
         ssl_context: ssl.SSLContext | None,
+        redis: str | None = None,
     ) -> None:
         self._listeners = listeners
         self._protocol = protocol
+        self._redis = redis
         self._ssl_context = ssl_context
         self.limits = limits
         self.host = host
@@ -557,6 +560,41 @@ class SignalingServer:
             dirty.clear()
 
 
+class _LocalClients:
+    """A server's clients as a cluster's routing reaches them (``cluster.routing.LocalClients``)."""
+
+    def __init__(self, server: SignalingServer) -> None:
+        self._server = server
+
+    def deliver(self, outputs: list[tuple[int, Message]]) -> None:
+        self._server._deliver(outputs)
+        self._server._flush()
+
+    def send_texts(self, frames: list[tuple[int, str]]) -> None:
+        clients = self._server._clients
+        for key, text in frames:
+            client = clients.get(key)
+            if client is not None:
+                client.send(text_frame(text.encode()))
+        self._server._flush()
+
+    def fail(self, key: int, code: int, reason: str) -> None:
+        client = self._server._clients.get(key)
+        if client is not None:
+            client.fail(code, reason)
+
+
+@asynccontextmanager
+async def _clustered(server: SignalingServer) -> AsyncIterator[None]:
+    """Connect a server to its cluster for the body, if it has one (``redis=``)."""
+    protocol = server._protocol
+    if server._redis is None or not isinstance(protocol, ClusterProtocol):
+        yield
+        return
+    async with run_cluster(protocol, server._redis, _LocalClients(server)):
+        yield
+
+
 def _peer_name(sock: trio.socket.SocketType) -> str:
     """``"host:port"`` of the socket's peer for logs (``"[v6]:port"``)."""
     try:
@@ -573,6 +611,7 @@ async def serve_signaling(
     limits: ServerLimits = DEFAULT_LIMITS,
     suffixes: range = DEFAULT_SUFFIXES,
     ssl_context: ssl.SSLContext | None = None,
+    redis: str | None = None,
     task_status: trio.TaskStatus[SignalingServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a signaling server until cancelled (``nursery.start()``-compatible).
@@ -596,17 +635,23 @@ async def serve_signaling(
             default 1..254 skips the network and broadcast addresses,
             ``range(0, 256)`` is the original server's.
         ssl_context: a server-side TLS context to serve ``wss://``, or ``None``.
+        redis: ``redis://HOST:PORT/DB`` to serve one network with every other
+            instance given the same URL (docs/signaling-server.md, "Several
+            instances over Redis"); ``None``: this process alone.
         task_status: reports the :class:`SignalingServer` once listening.
 
     Raises:
         TypeError: ``limits`` is not a ``ServerLimits``.
         LocalProtocolError: ``suffixes`` is not a non-empty range in 0..255.
         OSError: the address cannot be bound (e.g. ``EADDRINUSE``).
+        ClusterError: ``redis`` is given and Redis cannot be reached there
+            (an ``OSError``).
     """
     server = await _open_server(
-        host, port, limits=limits, suffixes=suffixes, ssl_context=ssl_context
+        host, port, limits=limits, suffixes=suffixes, ssl_context=ssl_context, redis=redis
     )
-    await server.serve(task_status=task_status)
+    async with _clustered(server):
+        await server.serve(task_status=task_status)
 
 
 @asynccontextmanager
@@ -617,6 +662,7 @@ async def open_signaling_server(
     limits: ServerLimits = DEFAULT_LIMITS,
     suffixes: range = DEFAULT_SUFFIXES,
     ssl_context: ssl.SSLContext | None = None,
+    redis: str | None = None,
 ) -> AsyncIterator[SignalingServer]:
     """Run a signaling server for the body of an ``async with``.
 
@@ -635,11 +681,13 @@ async def open_signaling_server(
         TypeError: ``limits`` is not a ``ServerLimits``.
         LocalProtocolError: ``suffixes`` is not a non-empty range in 0..255.
         OSError: the address cannot be bound (e.g. ``EADDRINUSE``).
+        ClusterError: ``redis`` is given and Redis cannot be reached there
+            (an ``OSError``).
     """
     server = await _open_server(
-        host, port, limits=limits, suffixes=suffixes, ssl_context=ssl_context
+        host, port, limits=limits, suffixes=suffixes, ssl_context=ssl_context, redis=redis
     )
-    async with open_owned_nursery() as nursery:
+    async with _clustered(server), open_owned_nursery() as nursery:
         await nursery.start(server.serve)
         yield server
 
@@ -651,6 +699,7 @@ async def _open_server(
     limits: ServerLimits,
     suffixes: range,
     ssl_context: ssl.SSLContext | None,
+    redis: str | None = None,
 ) -> SignalingServer:
     """Check the arguments, bind the listeners and build the (not yet serving) server."""
     if not isinstance(limits, ServerLimits):
@@ -658,8 +707,17 @@ async def _open_server(
             "limits must be a unisockets.signaling.ServerLimits,"
             f" e.g. ServerLimits(max_clients=100), got {type(limits).__name__}"
         )
-    protocol: SignalingServerProtocol[int] = SignalingServerProtocol(suffixes=suffixes)
+    protocol: SignalingServerProtocol[int] | ClusterProtocol
+    if redis is None:
+        protocol = SignalingServerProtocol(suffixes=suffixes)
+    else:
+        protocol = ClusterProtocol(new_instance_id(), suffixes=suffixes)
     listeners = await trio.open_tcp_listeners(port, host=host)
     return SignalingServer(
-        listeners, host=host, protocol=protocol, limits=limits, ssl_context=ssl_context
+        listeners,
+        host=host,
+        protocol=protocol,
+        limits=limits,
+        ssl_context=ssl_context,
+        redis=redis,
     )

@@ -1,0 +1,314 @@
+"""The cluster's I/O: leases, snapshots and messages between instances through Redis (trio).
+
+Runs beside one signaling server instance (:func:`run_cluster`) and moves
+what :class:`~unisockets.signaling.cluster.routing.ClusterProtocol` queues:
+
+- **Presence.** ``unisockets:alive:<instance>`` exists while the instance runs
+  (set every ``heartbeat`` seconds, expiring after three). The owner of a
+  subnet removes the members of instances whose key expired, as if their
+  connections closed (``goodbye`` and alias removals to the rest).
+- **Ownership.** ``unisockets:owner:<subnet>`` names the instance that applies
+  the subnet's inputs, under a lease of ``lease`` seconds (``SET NX PX``,
+  renewed every ``heartbeat`` by a compare-and-extend script). The first
+  instance that needs a subnet nobody owns takes it and loads its snapshot;
+  an instance that loses its lease stops applying.
+- **State.** After every input that changed a subnet (everything but relays),
+  its snapshot (:func:`~unisockets.protocol.server_snapshot.snapshot_subnet`,
+  JSON) is written to ``unisockets:subnet:<subnet>`` before the outputs are
+  published, in the same pipeline.
+- **Messages.** Each instance subscribes to ``unisockets:instance:<instance>``
+  (Redis pub/sub); everything for it (inputs for subnets it owns, outputs for
+  its clients) arrives there as JSON arrays of items, one ``PUBLISH`` per
+  instance and round, all from one task so that their order holds. A
+  ``PUBLISH`` that reaches nobody means the instance is gone: its inputs are
+  routed again once its lease expired.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, Final
+
+import trio
+
+from unisockets._nursery import open_owned_nursery
+
+from .routing import ClusterProtocol, LocalClients, RoutedInput
+
+__all__ = ["DEFAULT_HEARTBEAT", "DEFAULT_LEASE", "ClusterError", "new_instance_id", "run_cluster"]
+
+logger = logging.getLogger("unisockets.signaling.cluster")
+
+#: Seconds between presence updates and lease renewals.
+DEFAULT_HEARTBEAT: Final = 1.0
+#: Seconds a subnet's owner keeps it without renewing (more than the presence's 3 heartbeats).
+DEFAULT_LEASE: Final = 5.0
+#: How long a gone owner's inputs wait before they are routed again, in seconds.
+_RETRY_DELAY: Final = 0.1
+#: The key prefix of everything the cluster stores.
+PREFIX: Final = "unisockets:"
+
+_EXTEND = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+class ClusterError(OSError):
+    """Redis cannot be reached or used (bad URL, refused connection, wrong server)."""
+
+
+def new_instance_id() -> str:
+    """A fresh instance id: 12 random hex digits."""
+    return uuid.uuid4().hex[:12]
+
+
+def _alive(instance: str) -> str:
+    return f"{PREFIX}alive:{instance}"
+
+
+def _owner(subnet: str) -> str:
+    return f"{PREFIX}owner:{subnet}"
+
+
+def _state(subnet: str) -> str:
+    return f"{PREFIX}subnet:{subnet}"
+
+
+def _channel(instance: str) -> str:
+    return f"{PREFIX}instance:{instance}"
+
+
+class _Link:
+    def __init__(
+        self, cluster: ClusterProtocol, redis: Any, *, heartbeat: float, lease: float
+    ) -> None:
+        self.cluster = cluster
+        self.redis = redis
+        self.me = cluster.instance
+        self.heartbeat = heartbeat
+        self.lease_ms = int(lease * 1000)
+        self.alive_ms = int(heartbeat * 3000)
+        self.owners: dict[str, str] = {}
+        self.wake = trio.Event()
+        self.extend = redis.register_script(_EXTEND)
+        self.release = redis.register_script(_RELEASE)
+        cluster.notify = self.wake.set
+
+    async def subscribe(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with self.redis.pubsub(
+            channels=[_channel(self.me)], ignore_subscribe_messages=True
+        ) as pubsub:
+            task_status.started()
+            async for message in pubsub:
+                if message.get("type") != "message":
+                    continue
+                try:
+                    items = json.loads(message["data"])
+                    self.cluster.receive_items(items)
+                except Exception:
+                    logger.exception("bad cluster message %.200r", message.get("data"))
+
+    async def route_forever(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake = trio.Event()
+            self.cluster.notify = self.wake.set
+            await self.round()
+
+    async def round(self) -> None:
+        """Route every waiting input, then publish everything queued (until nothing is left)."""
+        cluster = self.cluster
+        while cluster.routing or cluster.outbox or cluster.dirty:
+            while cluster.routing:
+                subnet = cluster.routing[0][0]
+                owner = await self.owner_of(subnet)
+                if owner is None:
+                    await trio.sleep(_RETRY_DELAY)
+                    continue
+                item = cluster.take_routed()
+                if owner == self.me:
+                    cluster.apply_routed(item)
+                else:
+                    cluster.forward(owner, item)
+            await self.flush()
+
+    async def flush(self) -> None:
+        cluster = self.cluster
+        outbox, cluster.outbox = cluster.outbox, {}
+        dirty, cluster.dirty = cluster.dirty, set()
+        snapshots = {
+            subnet: json.dumps(cluster.snapshot(subnet), separators=(",", ":"))
+            for subnet in dirty
+            if subnet in cluster.owned
+        }
+        if not outbox and not snapshots:
+            return
+        instances = list(outbox)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for subnet, text in snapshots.items():
+                pipe.set(_state(subnet), text)
+            counts = [
+                pipe.publish(
+                    _channel(instance), json.dumps(outbox[instance], separators=(",", ":"))
+                )
+                for instance in instances
+            ]
+        lost: list[RoutedInput] = []
+        for instance, count in zip(instances, counts, strict=True):
+            if await count:
+                continue
+            # nobody listens: the instance is gone; its clients with it, but not its subnets
+            for subnet, owner in list(self.owners.items()):
+                if owner == instance:
+                    del self.owners[subnet]
+            lost += [(item[1], item[2], item[3]) for item in outbox[instance] if item[0] == "i"]
+        if lost:
+            logger.info("%d inputs for a gone instance: routed again", len(lost))
+            cluster.requeue(lost)
+            await trio.sleep(_RETRY_DELAY)
+
+    async def owner_of(self, subnet: str) -> str | None:
+        """The instance that owns ``subnet``, taking it when nobody does; ``None``: wait."""
+        if subnet in self.cluster.owned:
+            return self.me
+        cached = self.owners.get(subnet)
+        if cached is not None:
+            return cached
+        owner: str | None = await self.redis.get(_owner(subnet))
+        if owner is None:
+            import coredis
+
+            taken = await self.redis.set(
+                _owner(subnet), self.me, condition=coredis.PureToken.NX, px=self.lease_ms
+            )
+            if taken:
+                await self._take(subnet)
+                return self.me
+            owner = await self.redis.get(_owner(subnet))
+            if owner is None:
+                return None
+        if owner == self.me:  # a lease of ours whose machine we dropped: load it again
+            await self._take(subnet)
+            return self.me
+        if not await self.redis.exists([_alive(owner)]):
+            return None  # gone; its lease expires soon
+        self.owners[subnet] = owner
+        return owner
+
+    async def _take(self, subnet: str) -> None:
+        text = await self.redis.get(_state(subnet))
+        snapshot = None if text is None else json.loads(text)
+        self.cluster.own(subnet, snapshot)
+        logger.info(
+            "owner of subnet %s (%d members)", subnet, len(self.cluster.owned[subnet].members)
+        )
+        await self.sweep()
+
+    async def keep(self) -> None:
+        """Every heartbeat: presence, leases, and the members of gone instances."""
+        while True:
+            await trio.sleep(self.heartbeat)
+            await self.beat()
+            await self.sweep()
+
+    async def beat(self) -> None:
+        subnets = list(self.cluster.owned)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(_alive(self.me), "1", px=self.alive_ms)
+            kept = [
+                self.extend(keys=[_owner(subnet)], args=[self.me, self.lease_ms], client=pipe)
+                for subnet in subnets
+            ]
+        for subnet, result in zip(subnets, kept, strict=True):
+            if not await result:
+                logger.warning("lost the lease of subnet %s", subnet)
+                self.cluster.disown(subnet)
+
+    async def sweep(self) -> None:
+        others = sorted(self.cluster.instances_of_owned())
+        if not others:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            found = [pipe.exists([_alive(instance)]) for instance in others]
+        gone = {
+            instance for instance, exists in zip(others, found, strict=True) if not await exists
+        }
+        if gone:
+            logger.info("instances gone: %s", ", ".join(sorted(gone)))
+            self.cluster.evict(gone)
+
+    async def close(self) -> None:
+        """Publish what is left, store the owned subnets, give up leases and presence."""
+        await self.round()
+        self.cluster.dirty.update(self.cluster.owned)
+        await self.flush()
+        for subnet in list(self.cluster.owned):
+            await self.release(keys=[_owner(subnet)], args=[self.me])
+        await self.redis.delete([_alive(self.me)])
+
+
+@asynccontextmanager
+async def run_cluster(
+    cluster: ClusterProtocol,
+    url: str,
+    clients: LocalClients,
+    *,
+    heartbeat: float = DEFAULT_HEARTBEAT,
+    lease: float = DEFAULT_LEASE,
+) -> AsyncIterator[None]:
+    """Connect ``cluster`` to the other instances through the Redis at ``url`` for the body.
+
+    Args:
+        cluster: this instance's routing.
+        url: ``redis://[[user]:password@]host[:port][/db]`` (or ``rediss://``,
+            ``unix://``), as coredis reads it.
+        clients: the server driver's local clients.
+        heartbeat: seconds between presence updates and lease renewals.
+        lease: seconds a subnet stays owned without renewal; > 3 heartbeats.
+
+    Raises:
+        ClusterError: Redis cannot be reached at ``url``.
+        ValueError: ``lease`` is not more than three heartbeats.
+    """
+    import coredis
+    import coredis.exceptions
+
+    if not lease > 3 * heartbeat > 0:
+        raise ValueError(f"lease ({lease} s) must be more than 3 heartbeats ({heartbeat} s)")
+    try:
+        redis = coredis.Redis.from_url(url, decode_responses=True)
+    except (ValueError, coredis.exceptions.RedisError) as exc:
+        raise ClusterError(f"bad Redis URL {url!r}: {exc}") from None
+    cluster.clients = clients
+    async with AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(redis)
+            link = _Link(cluster, redis, heartbeat=heartbeat, lease=lease)
+            await redis.set(_alive(cluster.instance), "1", px=link.alive_ms)
+        except (OSError, coredis.exceptions.RedisError) as exc:
+            raise ClusterError(f"cannot use Redis at {url}: {exc}") from None
+        async with open_owned_nursery() as nursery:
+            await nursery.start(link.subscribe)
+            nursery.start_soon(link.route_forever)
+            nursery.start_soon(link.keep)
+            logger.info("instance %s joined the cluster at %s", cluster.instance, url)
+            try:
+                yield
+            finally:
+                with trio.move_on_after(5.0, shield=True):
+                    await link.close()
