@@ -145,6 +145,12 @@ def _finite(_ctx: click.Context, _param: click.Parameter, value: float) -> float
     help="PEM private key for --tls-cert.",
 )
 @click.option(
+    "--redis",
+    metavar="URL",
+    help="Serve one network with every instance given the same Redis, e.g."
+    " redis://127.0.0.1:6379/0 (docs/signaling-server.md).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -163,6 +169,7 @@ def signaling_server(
     burst: int,
     tls_cert: str | None,
     tls_key: str | None,
+    redis: str | None,
     log_level: str,
 ) -> None:
     """Run the signaling server (joins, binds and connects are logged to stderr)."""
@@ -179,6 +186,7 @@ def signaling_server(
         except (ssl.SSLError, OSError) as exc:
             raise click.UsageError(f"cannot load the TLS certificate or key: {exc}") from None
 
+    from unisockets.signaling.cluster import ClusterError
     from unisockets.signaling.server import serve_signaling
 
     limits = ServerLimits(
@@ -201,9 +209,12 @@ def signaling_server(
                         limits=limits,
                         suffixes=suffixes,
                         ssl_context=ssl_context,
+                        redis=redis,
                     )
                 )
                 print(server.url, flush=True)
+        except* ClusterError as group:
+            raise click.ClickException(str(next(leaves(group)))) from None
         except* OSError as group:
             raise click.ClickException(
                 f"cannot listen on {host}:{port}: {next(leaves(group))}"

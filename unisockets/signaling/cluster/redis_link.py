@@ -225,6 +225,7 @@ class _Link:
             await trio.sleep(self.heartbeat)
             await self.beat()
             await self.sweep()
+            await self.adopt()
 
     async def beat(self) -> None:
         subnets = list(self.cluster.owned)
@@ -251,6 +252,25 @@ class _Link:
         if gone:
             logger.info("instances gone: %s", ", ".join(sorted(gone)))
             self.cluster.evict(gone)
+
+    async def adopt(self) -> None:
+        """Subnets of our clients whose owner is gone: taken over once the lease expired.
+
+        Without it, a subnet whose owner died would wait for the next input of
+        one of its members to be taken over, and its members would not hear
+        of the dead instance's members leaving until then.
+        """
+        subnets = sorted(self.cluster.client_subnets() - set(self.cluster.owned))
+        if not subnets:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            owners = [pipe.get(_owner(subnet)) for subnet in subnets]
+        for subnet, pending in zip(subnets, owners, strict=True):
+            owner = await pending
+            alive = owner is not None and await self.redis.exists([_alive(owner)])
+            if not alive:
+                self.owners.pop(subnet, None)
+                await self.owner_of(subnet)
 
     async def close(self) -> None:
         """Publish what is left, store the owned subnets, give up leases and presence."""

@@ -264,6 +264,10 @@ class ClusterProtocol:
             if local and self.clients is not None:
                 self.clients.deliver(local)
 
+    def client_subnets(self) -> set[str]:
+        """The subnets this instance's clients knocked on."""
+        return set(self._subnet_of.values())
+
     def instances_of_owned(self) -> set[str]:
         """The other instances that have clients in the subnets this instance owns."""
         return {

@@ -1,0 +1,74 @@
+"""Instances as real processes (``unisockets signaling-server --redis``): a SIGKILLed one.
+
+A node whose instance is killed reconnects to another instance (the client
+tries its URLs in turn) and gets its id back; a member on the surviving
+instance keeps its connection and sees the dead instance's member leave and
+come back. Redis down at start is a one-line error, no traceback.
+"""
+
+from __future__ import annotations
+
+import signal
+from contextlib import AbstractContextManager
+
+import pytest
+import trio
+
+from tests.cli.processes import Child, child
+from tests.redis_server import RedisServer
+from unisockets.protocol.events import Disconnected, PeerGreeted, PeerLeft, Reconnected
+from unisockets.signaling import open_signaling_client
+
+#: Bound on the take-over: the 5 s lease of the dead owner, plus a loaded machine.
+TAKEOVER_TIMEOUT = 60.0
+
+
+def _instance(redis_url: str) -> AbstractContextManager[Child]:
+    return child("signaling-server", "--host", "127.0.0.1", "--port", "0", "--redis", redis_url)
+
+
+@pytest.mark.trio
+async def test_a_sigkilled_instances_node_comes_back_through_another_with_its_id(
+    redis_server: RedisServer,
+) -> None:
+    with _instance(redis_server.url) as a, _instance(redis_server.url) as b:
+        url_a, url_b = a.expect("ws://"), b.expect("ws://")
+        backoff = (0.05, 0.5)
+        async with (
+            open_signaling_client([url_a, url_b], backoff=backoff) as x,
+            open_signaling_client([url_b, url_a], backoff=backoff) as y,
+        ):
+            assert (x.id, y.id) == ("10.0.0.1", "10.0.0.2")  # x's knock made a the owner
+            await x.bind("10.0.0.1:80")
+            a.process.send_signal(signal.SIGKILL)
+            a.wait()
+            seen_by_x: list[object] = []
+            seen_by_y: list[object] = []
+            with trio.fail_after(TAKEOVER_TIMEOUT):
+                async for event in x.events:
+                    seen_by_x.append(event)
+                    if isinstance(event, Reconnected):
+                        break
+                async for event in y.events:
+                    seen_by_y.append(event)
+                    if isinstance(event, PeerGreeted) and event.peer_id == "10.0.0.1":
+                        break
+            assert x.id == "10.0.0.1" and x.connected
+            assert any(isinstance(e, Disconnected) for e in seen_by_x)
+            # y stayed connected to b all along, and saw x leave with a and come back
+            assert y.id == "10.0.0.2" and y.connected
+            assert not any(isinstance(e, Disconnected) for e in seen_by_y)
+            assert PeerLeft(peer_id="10.0.0.1") in seen_by_y
+            # the bound alias came back with the id: nobody else gets it
+            await y.bind("10.0.0.2:80")
+        assert b.process.poll() is None
+
+
+def test_redis_unreachable_at_start_is_one_line_without_traceback() -> None:
+    with child(
+        "signaling-server", "--host", "127.0.0.1", "--port", "0", "--redis", "redis://127.0.0.1:1/0"
+    ) as server:
+        assert server.wait() == 1
+    # coredis logs its retries; then the one error line, and no traceback
+    assert not any("Traceback" in line for line in server.stderr), server.report()
+    assert server.stderr[-1].startswith("Error: cannot use Redis at redis://127.0.0.1:1/0: ")
