@@ -187,6 +187,8 @@ class Client:
             if ack is not None and not ack.rejected:
                 self.name = ack.id
                 logger.info("join %s (%s)", ack.id, self.remote)
+            elif not replies:  # several instances: the subnet's owner answers later
+                logger.debug("%s: knock on %s forwarded", self.remote, message.subnet)
             else:
                 logger.info("%s: knock on full subnet %s rejected", self.remote, message.subnet)
         elif isinstance(message, Bind | Shutdown):

@@ -15,9 +15,11 @@ import pytest
 import trio
 
 from tests.cli.processes import Child, child
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, start_redis, stop_redis
 from unisockets.protocol.events import Disconnected, PeerGreeted, PeerLeft, Reconnected
 from unisockets.signaling import open_signaling_client
+
+from .cluster_helpers import open_instances
 
 #: Bound on the take-over: the 5 s lease of the dead owner, plus a loaded machine.
 TAKEOVER_TIMEOUT = 60.0
@@ -72,3 +74,29 @@ def test_redis_unreachable_at_start_is_one_line_without_traceback() -> None:
     # coredis logs its retries; then the one error line, and no traceback
     assert not any("Traceback" in line for line in server.stderr), server.report()
     assert server.stderr[-1].startswith("Error: cannot use Redis at redis://127.0.0.1:1/0: ")
+
+
+@pytest.mark.trio
+async def test_redis_restarting_keeps_clients_connected_and_ids_unique() -> None:
+    """Redis goes away (and comes back empty): members stay, the next join still gets a new id."""
+    redis = start_redis()
+    try:
+        async with (
+            open_instances(redis.url, 2) as (a, b),
+            open_signaling_client(a.url) as x,
+            open_signaling_client(b.url) as y,
+        ):
+            assert (x.id, y.id) == ("10.0.0.1", "10.0.0.2")
+            stop_redis(redis)
+            redis = start_redis(port=redis.port)
+            # no sleep: the join waits for the owner to be back, as long as it takes
+            with trio.fail_after(TAKEOVER_TIMEOUT):
+                async with open_signaling_client(b.url, request_timeout=30) as z:
+                    assert z.id == "10.0.0.3"
+                    async for event in x.events:
+                        if isinstance(event, PeerGreeted) and event.peer_id == z.id:
+                            break
+            assert x.connected and y.connected
+            assert (x.id, y.id) == ("10.0.0.1", "10.0.0.2")
+    finally:
+        stop_redis(redis)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -49,6 +50,8 @@ DEFAULT_HEARTBEAT: Final = 1.0
 DEFAULT_LEASE: Final = 5.0
 #: How long a gone owner's inputs wait before they are routed again, in seconds.
 _RETRY_DELAY: Final = 0.1
+#: Seconds between attempts while Redis is unreachable.
+_OUTAGE_RETRY: Final = 0.5
 #: The key prefix of everything the cluster stores.
 PREFIX: Final = "unisockets:"
 
@@ -73,6 +76,10 @@ class ClusterError(OSError):
 def new_instance_id() -> str:
     """A fresh instance id: 12 random hex digits."""
     return uuid.uuid4().hex[:12]
+
+
+#: A random value that lives as long as Redis keeps the cluster's data.
+_EPOCH: Final = f"{PREFIX}epoch"
 
 
 def _alive(instance: str) -> str:
@@ -103,32 +110,73 @@ class _Link:
         self.alive_ms = int(heartbeat * 3000)
         self.owners: dict[str, str] = {}
         self.wake = trio.Event()
+        import coredis.exceptions
+
+        #: what a lost or restarting Redis raises: retried, never fatal to the instance.
+        self.errors: tuple[type[Exception], ...] = (OSError, coredis.exceptions.RedisError)
+        self.outage = False
+        #: the value of unisockets:epoch when last seen (None: not yet).
+        self.epoch: str | None = None
+        #: no subnet is claimed before this trio time (see check_epoch).
+        self.fence_until = -math.inf
         self.extend = redis.register_script(_EXTEND)
         self.release = redis.register_script(_RELEASE)
         cluster.notify = self.wake.set
 
+    async def trouble(self, exc: Exception) -> None:
+        """Redis failed: say so (once per outage) and wait a little before trying again."""
+        if not self.outage:
+            self.outage = True
+            logger.warning(
+                "Redis unreachable (%s): clients stay connected, inputs for subnets"
+                " owned elsewhere wait",
+                exc,
+            )
+        await trio.sleep(_OUTAGE_RETRY)
+
+    def recovered(self) -> None:
+        if self.outage:
+            self.outage = False
+            logger.warning("Redis reachable again")
+
     async def subscribe(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        async with self.redis.pubsub(
-            channels=[_channel(self.me)], ignore_subscribe_messages=True
-        ) as pubsub:
-            task_status.started()
-            async for message in pubsub:
-                if message.get("type") != "message":
-                    continue
-                try:
-                    items = json.loads(message["data"])
-                    self.cluster.receive_items(items)
-                except Exception:
-                    logger.exception("bad cluster message %.200r", message.get("data"))
+        started = False
+        while True:
+            try:
+                async with self.redis.pubsub(
+                    channels=[_channel(self.me)], ignore_subscribe_messages=True
+                ) as pubsub:
+                    if not started:
+                        started = True
+                        task_status.started()
+                    async for message in pubsub:
+                        if message.get("type") != "message":
+                            continue
+                        try:
+                            items = json.loads(message["data"])
+                            self.cluster.receive_items(items)
+                        except Exception:
+                            logger.exception("bad cluster message %.200r", message.get("data"))
+            except self.errors as exc:
+                if not started:
+                    raise
+                await self.trouble(exc)
 
     async def route_forever(self) -> None:
         while True:
             await self.wake.wait()
             self.wake = trio.Event()
             self.cluster.notify = self.wake.set
-            await self.round()
+            while True:
+                try:
+                    await self.round()
+                except self.errors as exc:
+                    await self.trouble(exc)
+                else:
+                    self.recovered()
+                    break
 
     async def round(self) -> None:
         """Route every waiting input, then publish everything queued (until nothing is left)."""
@@ -159,15 +207,22 @@ class _Link:
         if not outbox and not snapshots:
             return
         instances = list(outbox)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for subnet, text in snapshots.items():
-                pipe.set(_state(subnet), text)
-            counts = [
-                pipe.publish(
-                    _channel(instance), json.dumps(outbox[instance], separators=(",", ":"))
-                )
-                for instance in instances
-            ]
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for subnet, text in snapshots.items():
+                    pipe.set(_state(subnet), text)
+                counts = [
+                    pipe.publish(
+                        _channel(instance), json.dumps(outbox[instance], separators=(",", ":"))
+                    )
+                    for instance in instances
+                ]
+        except BaseException:
+            # not sent (or not all): everything goes again, before what came meanwhile
+            for instance, items in outbox.items():
+                cluster.outbox[instance] = items + cluster.outbox.get(instance, [])
+            cluster.dirty |= dirty
+            raise
         lost: list[RoutedInput] = []
         for instance, count in zip(instances, counts, strict=True):
             if await count:
@@ -193,6 +248,9 @@ class _Link:
         if owner is None:
             import coredis
 
+            await self.check_epoch(await self.redis.get(_EPOCH))
+            if trio.current_time() < self.fence_until:
+                return None  # Redis lost its data: owners first claim their subnets again
             taken = await self.redis.set(
                 _owner(subnet), self.me, condition=coredis.PureToken.NX, px=self.lease_ms
             )
@@ -223,27 +281,70 @@ class _Link:
         """Every heartbeat: presence, leases, and the members of gone instances."""
         while True:
             await trio.sleep(self.heartbeat)
-            await self.beat()
-            await self.sweep()
-            await self.adopt()
+            try:
+                await self.beat()
+                await self.sweep()
+                await self.adopt()
+            except self.errors as exc:
+                await self.trouble(exc)
+            else:
+                self.recovered()
+
+    async def check_epoch(self, current: str | None) -> None:
+        """Notice that Redis lost the cluster's data (a restart without persistence).
+
+        Every instance remembers the value of ``unisockets:epoch``; when it
+        is gone (or another), the leases went with it, and a subnet's owner
+        still holds its state in memory. For one lease, instances then claim
+        no subnet they do not hold, so that every owner takes its subnets
+        back first (at its next heartbeat) and no subnet restarts empty; and
+        no owner takes members of instances without a presence key for gone.
+        """
+        if current is not None and current == self.epoch:
+            return
+        if self.epoch is not None:
+            logger.warning(
+                "Redis lost the cluster's data (restarted without persistence?):"
+                " no new subnet owners for %g s",
+                self.lease_ms / 1000,
+            )
+            self.fence_until = trio.current_time() + self.lease_ms / 1000
+        import coredis
+
+        await self.redis.set(_EPOCH, new_instance_id(), condition=coredis.PureToken.NX)
+        self.epoch = await self.redis.get(_EPOCH)
 
     async def beat(self) -> None:
         subnets = list(self.cluster.owned)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(_alive(self.me), "1", px=self.alive_ms)
+            epoch = pipe.get(_EPOCH)
             kept = [
                 self.extend(keys=[_owner(subnet)], args=[self.me, self.lease_ms], client=pipe)
                 for subnet in subnets
             ]
+        await self.check_epoch(await epoch)
+        import coredis
+
         for subnet, result in zip(subnets, kept, strict=True):
-            if not await result:
+            if await result:
+                continue
+            # expired (Redis was away, or restarted without our keys): ours again if free,
+            # and this machine is the truth; another owner's meanwhile: theirs
+            taken = await self.redis.set(
+                _owner(subnet), self.me, condition=coredis.PureToken.NX, px=self.lease_ms
+            )
+            if taken:
+                self.cluster.dirty.add(subnet)
+                self.cluster.notify()
+            else:
                 logger.warning("lost the lease of subnet %s", subnet)
                 self.cluster.disown(subnet)
 
     async def sweep(self) -> None:
         others = sorted(self.cluster.instances_of_owned())
-        if not others:
-            return
+        if not others or trio.current_time() < self.fence_until:
+            return  # nobody else; or Redis lost its data, presence keys are coming back
         async with self.redis.pipeline(transaction=False) as pipe:
             found = [pipe.exists([_alive(instance)]) for instance in others]
         gone = {
@@ -320,6 +421,7 @@ async def run_cluster(
             await stack.enter_async_context(redis)
             link = _Link(cluster, redis, heartbeat=heartbeat, lease=lease)
             await redis.set(_alive(cluster.instance), "1", px=link.alive_ms)
+            await link.check_epoch(None)
         except (OSError, coredis.exceptions.RedisError) as exc:
             raise ClusterError(f"cannot use Redis at {url}: {exc}") from None
         async with open_owned_nursery() as nursery:

@@ -340,8 +340,10 @@ class ClusterProtocol:
         if key not in self._subnet_of:
             return  # gone meanwhile
         if member_id is None:
+            logger.info("knock of client %d on full subnet %s rejected", key, self._subnet_of[key])
             del self._subnet_of[key]
         else:
+            logger.info("join %s (client %d, subnet owned elsewhere)", member_id, key)
             self._ids[key] = member_id
 
     def _fail(self, gkey: str, code: int, reason: str) -> None:
