@@ -4,7 +4,8 @@ Runs beside one signaling server instance (:func:`run_cluster`) and moves
 what :class:`~unisockets.signaling.cluster.routing.ClusterProtocol` queues:
 
 - **Presence.** ``unisockets:alive:<instance>`` exists while the instance runs
-  (set every ``heartbeat`` seconds, expiring after three). The owner of a
+  (set every ``heartbeat`` seconds, expiring after three); its value is
+  ``"<host name> <process id>"``. The owner of a
   subnet removes the members of instances whose key expired, as if their
   connections closed (``goodbye`` and alias removals to the rest).
 - **Ownership.** ``unisockets:owner:<subnet>`` names the instance that applies
@@ -29,6 +30,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -115,6 +118,8 @@ class _Link:
         #: what a lost or restarting Redis raises: retried, never fatal to the instance.
         self.errors: tuple[type[Exception], ...] = (OSError, coredis.exceptions.RedisError)
         self.outage = False
+        #: the value of the presence key: which process this instance is, for operators.
+        self.presence = f"{socket.gethostname()} {os.getpid()}"
         #: the value of unisockets:epoch when last seen (None: not yet).
         self.epoch: str | None = None
         #: no subnet is claimed before this trio time (see check_epoch).
@@ -317,7 +322,7 @@ class _Link:
     async def beat(self) -> None:
         subnets = list(self.cluster.owned)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(_alive(self.me), "1", px=self.alive_ms)
+            pipe.set(_alive(self.me), self.presence, px=self.alive_ms)
             epoch = pipe.get(_EPOCH)
             kept = [
                 self.extend(keys=[_owner(subnet)], args=[self.me, self.lease_ms], client=pipe)
@@ -420,7 +425,7 @@ async def run_cluster(
         try:
             await stack.enter_async_context(redis)
             link = _Link(cluster, redis, heartbeat=heartbeat, lease=lease)
-            await redis.set(_alive(cluster.instance), "1", px=link.alive_ms)
+            await redis.set(_alive(cluster.instance), link.presence, px=link.alive_ms)
             await link.check_epoch(None)
         except (OSError, coredis.exceptions.RedisError) as exc:
             raise ClusterError(f"cannot use Redis at {url}: {exc}") from None
