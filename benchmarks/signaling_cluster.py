@@ -133,7 +133,9 @@ async def _latency(pair: tuple[_Node, _Node], counters: _Counters, rounds: int) 
     return 1e3 * statistics.median(times)
 
 
-async def _measure(layout: int, args: argparse.Namespace, redis_url: str) -> dict[str, float]:
+async def _measure(
+    layout: int, args: argparse.Namespace, redis_url: str, redis_pid: int
+) -> dict[str, float]:
     count = args.nodes
     redis: coredis.Redis[str] | None = None
     async with AsyncExitStack() as stack:
@@ -186,6 +188,7 @@ async def _measure(layout: int, args: argparse.Namespace, redis_url: str) -> dic
             counters.window = args.window
             groups = [paired[i :: args.senders] for i in range(args.senders)]
             cpu = sum(common.cpu_seconds(pid) for pid in pids)
+            redis_cpu, own_cpu = common.cpu_seconds(redis_pid), common.cpu_seconds()
             started = common.now()
             async with trio.open_nursery() as senders:
                 for group in groups:
@@ -197,6 +200,11 @@ async def _measure(layout: int, args: argparse.Namespace, redis_url: str) -> dic
             result["instances_cpu"] = (
                 100 * (sum(common.cpu_seconds(pid) for pid in pids) - cpu) / took
             )
+            result["instances_cpu_us_per_msg"] = (
+                1e6 * (sum(common.cpu_seconds(pid) for pid in pids) - cpu)
+            ) / counters.candidates_expected
+            result["redis_cpu"] = 100 * (common.cpu_seconds(redis_pid) - redis_cpu) / took
+            result["loadgen_cpu"] = 100 * (common.cpu_seconds() - own_cpu) / took
 
             # latency: members of the first subnet by where they sit relative to its owner
             counters.window = 1 << 30
@@ -255,7 +263,7 @@ def main() -> None:
     print(f"N = {args.nodes}, subnets of {args.subnet_size}")
     with running_redis() as redis:
         for layout in layouts:
-            values = trio.run(_measure, layout, args, redis.url)
+            values = trio.run(_measure, layout, args, redis.url, redis.process.pid)
             gc.collect()
             name = "1 instance, no Redis" if layout == 0 else f"{layout} instance(s) over Redis"
             print(f"{name}: {json.dumps({k: round(v, 3) for k, v in values.items()})}", flush=True)
