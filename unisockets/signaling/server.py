@@ -85,6 +85,7 @@ from ._server_reader import SharedReader
 from ._server_socket import SocketTransport
 from .cluster import ClusterProtocol, new_instance_id, run_cluster
 from .limits import DEFAULT_LIMITS, ServerLimits, TokenBucket
+from .metrics import ServerMetrics
 
 __all__ = ["SignalingServer", "open_signaling_server", "serve_signaling"]
 
@@ -133,6 +134,10 @@ class SignalingServer:
         self._listeners = listeners
         self._protocol = protocol
         self._redis = redis
+        #: what the server counts (``--metrics-port``: :mod:`unisockets.signaling.metrics`).
+        self.metrics = ServerMetrics()
+        if isinstance(protocol, ClusterProtocol):
+            protocol.applied = self.metrics.request  # the owner counts what it applies
         self._ssl_context = ssl_context
         self.limits = limits
         self.host = host
@@ -160,6 +165,28 @@ class SignalingServer:
         """Ids of the clients that joined a subnet, in the order they connected."""
         ids = (self._protocol.member_id(key) for key in self._clients)
         return [member for member in ids if member is not None]
+
+    def subnet_sizes(self) -> dict[str, int]:
+        """Members per subnet (with Redis: of the subnets this instance owns)."""
+        protocol = self._protocol
+        if isinstance(protocol, ClusterProtocol):
+            return {subnet: len(machine.members) for subnet, machine in protocol.owned.items()}
+        return {subnet: len(ids) for subnet, ids in protocol.subnets.items()}
+
+    @property
+    def queue_depth(self) -> int | None:
+        """With Redis: inputs and items waiting for other instances; ``None`` without."""
+        protocol = self._protocol
+        return protocol.queue_depth if isinstance(protocol, ClusterProtocol) else None
+
+    def health_problem(self) -> str | None:
+        """Why this instance should get no new clients now, or ``None`` when it is healthy."""
+        if self._closing:
+            return "shutting down"
+        protocol = self._protocol
+        if isinstance(protocol, ClusterProtocol) and not protocol.healthy:
+            return "Redis unreachable"
+        return None
 
     async def serve(
         self, *, task_status: trio.TaskStatus[SignalingServer] = trio.TASK_STATUS_IGNORED
@@ -324,6 +351,7 @@ class SignalingServer:
             # Leave at once, so the others learn it without waiting for the close handshake.
             self._leave(client)
             code = client.close_code
+            self.metrics.closes["none" if code is None else str(code)] += 1
             if code is None:
                 with trio.move_on_after(self.limits.close_timeout):
                     await client.ws.wait_closed()  # e.g. the echo of the peer's close frame
@@ -443,6 +471,7 @@ class SignalingServer:
                 client.fail(1003, "binary frames are not supported: send JSON text frames")
                 return False
             if not bucket.take(now):
+                self.metrics.rate_limited += 1
                 client.fail(
                     1008,
                     f"rate limit exceeded ({limits.max_messages_per_second:g} messages/s,"
@@ -479,6 +508,10 @@ class SignalingServer:
                 recipient.send(text_frame(data.encode()))
         else:
             self._deliver(outputs)
+        if isinstance(message, _RELAYED):
+            self.metrics.relays += 1
+        elif not isinstance(self._protocol, ClusterProtocol):
+            self.metrics.request(message, [out for key, out in outputs if key == client.key])
         if not isinstance(message, _RELAYED) or _debug_enabled():
             client.log_request(message, [out for key, out in outputs if key == client.key])
 
@@ -519,6 +552,7 @@ class SignalingServer:
             logger.exception("%s: unexpected error on leave", client.name)
             return
         if member is not None:
+            self.metrics.leaves += 1
             logger.info("leave %s (%s): %s", member, client.remote, client.close_reason)
         else:
             logger.debug("%s: gone without joining: %s", client.remote, client.close_reason)

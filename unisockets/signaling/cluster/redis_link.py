@@ -130,6 +130,7 @@ class _Link:
 
     async def trouble(self, exc: Exception) -> None:
         """Redis failed: say so (once per outage) and wait a little before trying again."""
+        self.cluster.healthy = False
         if not self.outage:
             self.outage = True
             logger.warning(
@@ -140,6 +141,7 @@ class _Link:
         await trio.sleep(_OUTAGE_RETRY)
 
     def recovered(self) -> None:
+        self.cluster.healthy = True
         if self.outage:
             self.outage = False
             logger.warning("Redis reachable again")

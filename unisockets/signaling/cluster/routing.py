@@ -104,6 +104,9 @@ class ClusterProtocol:
             ``dirty`` got something; the I/O side sets it.
         clients: the driver's clients, for outputs that arrive outside a
             call from the driver; the I/O side sets it.
+        applied: called with each input other than a relay this instance
+            applied as owner and the replies to its sender (metrics).
+        healthy: whether Redis answers (the I/O side keeps it up to date).
     """
 
     def __init__(self, instance: str, *, suffixes: range = DEFAULT_SUFFIXES) -> None:
@@ -125,6 +128,8 @@ class ClusterProtocol:
         self.dirty: set[str] = set()
         self.notify: Callable[[], None] = lambda: None
         self.clients: LocalClients | None = None
+        self.applied: Callable[[Message, list[Message]], None] | None = None
+        self.healthy = True
 
     # -- the driver's side: the server machine's four methods -------------------
 
@@ -306,6 +311,8 @@ class ClusterProtocol:
             outputs = machine.receive(gkey, message)
         if message is None or not isinstance(message, _RELAYS):
             self.dirty.add(subnet)
+            if message is not None and self.applied is not None:
+                self.applied(message, [m for key, m in outputs if key == gkey])
         return self._dispatch(machine, outputs)
 
     def _dispatch(
