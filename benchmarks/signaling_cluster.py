@@ -47,8 +47,9 @@ from .signaling_load import (
     _Counters,
     _join,
     _Node,
-    _send,
     _send_all,
+    flood,
+    pair_partners,
 )
 
 #: Seconds one layout may take before it counts as hung.
@@ -177,24 +178,14 @@ async def _measure(
             result["redis_bytes_per_node"] = (await _redis_memory(redis) - redis_idle) / count
 
             # relay: partners in one subnet, on different instances where there are several
-            paired = []
-            for start in range(0, count, size):
-                members = nodes[start : start + size]
-                for a, b in zip(members[0::2], members[1::2], strict=False):
-                    a.partner, b.partner = b, a
-                    paired += [a, b]
+            paired = pair_partners(nodes, size)
             per_node = max(1, args.relay_total // max(1, len(paired)))
             counters.candidates_expected = per_node * len(paired)
             counters.window = args.window
-            groups = [paired[i :: args.senders] for i in range(args.senders)]
             cpu = sum(common.cpu_seconds(pid) for pid in pids)
             redis_cpu, own_cpu = common.cpu_seconds(redis_pid), common.cpu_seconds()
             started = common.now()
-            async with trio.open_nursery() as senders:
-                for group in groups:
-                    if group:
-                        senders.start_soon(_send, group, per_node, counters)
-            await counters.candidates_done.wait()
+            await flood(paired, per_node, args.senders, counters)
             took = common.now() - started
             result["relay_rate"] = counters.candidates_expected / took
             result["instances_cpu"] = (

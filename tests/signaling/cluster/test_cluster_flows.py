@@ -6,14 +6,12 @@ redis-server, raw WebSocket clients (:mod:`tests.signaling.server_helpers`).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-import trio
 
 from tests.redis_server import RedisServer
-from tests.signaling.server_helpers import Peer, assert_healthy, open_peer, wait_until
+from tests.signaling.server_helpers import assert_healthy, open_peer, replay_original_session
 from unisockets.protocol import Alias, Bind, Goodbye, Greeting, Offer
 
 from .cluster_helpers import open_instances
@@ -25,52 +23,11 @@ SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 async def test_replay_of_the_original_session_with_ws1_and_ws2_on_two_instances(
     vectors_dir: Path, redis_server: RedisServer
 ) -> None:
-    records = [
-        json.loads(line)
-        for line in (vectors_dir / "original-session.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
-    expected: dict[str, list[str]] = {}
-    for record in records:
-        if record.get("dir") == "server->client":
-            expected.setdefault(record["conn"], []).append(record["frame"])
-    received: dict[str, list[str]] = {conn: [] for conn in expected}
-    assert set(expected) == {"ws1", "ws2"}
-
     async with open_instances(redis_server.url, 2, suffixes=range(0, 256)) as servers:
-        where = {"ws1": servers[0], "ws2": servers[1]}
-        peers: dict[str, Peer] = {}
-        async with trio.open_nursery() as nursery:
-            closers: dict[str, trio.Event] = {}
-            for record in records:
-                conn = record["conn"]
-                if record.get("event") == "open":
-                    done = trio.Event()
-                    closers[conn] = done
-                    peers[conn] = await nursery.start(_replay_client, where[conn].url, done)
-                elif record.get("event") == "close":
-                    closers[conn].set()
-                    await wait_until(
-                        lambda: (
-                            sum(s.client_count for s in servers)
-                            == sum(not d.is_set() for d in closers.values())
-                        )
-                    )
-                elif record["dir"] == "client->server":
-                    await peers[conn].send(record["frame"])
-                else:
-                    frame = await peers[conn].frame()
-                    received[conn].append(frame)
-                    assert frame == record["frame"]
-    assert received == expected
-
-
-async def _replay_client(
-    url: str, done: trio.Event, *, task_status: trio.TaskStatus[Peer] = trio.TASK_STATUS_IGNORED
-) -> None:
-    async with open_peer(url) as peer:
-        task_status.started(peer)
-        await done.wait()
+        where = {"ws1": servers[0].url, "ws2": servers[1].url}
+        await replay_original_session(
+            vectors_dir, where.__getitem__, lambda: sum(s.client_count for s in servers)
+        )
 
 
 @pytest.mark.trio

@@ -9,12 +9,15 @@ from __future__ import annotations
 import pytest
 
 from tests.redis_server import RedisServer
-from tests.signaling.server_helpers import assert_healthy, open_member, open_peer
-from unisockets.protocol import Alias, Bind, Goodbye, Greeting, Knock, Offer, Shutdown
+from tests.signaling.server_helpers import (
+    assert_healthy,
+    assert_spoofers_closed,
+    open_member,
+    open_peer,
+)
+from unisockets.protocol import Bind, Knock
 
 from .cluster_helpers import open_instances
-
-SDP = "v=0\r\n"
 
 
 @pytest.mark.trio
@@ -27,24 +30,7 @@ async def test_spoofing_on_a_non_owner_instance_closes_the_spoofer_with_the_same
         open_member(other.url) as b,
         open_member(other.url) as c,
     ):
-        await a.expect(
-            Greeting(offerer_id="10.0.0.1", answerer_id="10.0.0.2"),
-            Greeting(offerer_id="10.0.0.1", answerer_id="10.0.0.3"),
-        )
-        await b.expect(Greeting(offerer_id="10.0.0.2", answerer_id="10.0.0.3"))
-        await c.send(Offer(offerer_id="10.0.0.1", answerer_id="10.0.0.2", offer=SDP))
-        closed = await c.closed()
-        assert closed.code == 1008
-        assert closed.reason == "offer from 10.0.0.3 claims offererId 10.0.0.1 (spoofed)"
-        await a.expect(Goodbye(id="10.0.0.3"))
-        await b.expect(Goodbye(id="10.0.0.3"))  # and not the forged offer
-        await b.send(Bind(id="10.0.0.2", alias="10.0.0.1:80"))
-        await b.expect(Alias(id="10.0.0.2", alias="10.0.0.1:80", set=False))
-        await b.send(Shutdown(id="10.0.0.2", alias="10.0.0.1:80"))
-        closed = await b.closed()
-        assert closed.code == 1008
-        assert closed.reason == "shutdown from 10.0.0.2 of 10.0.0.1:80: another member's address"
-        await a.expect(Goodbye(id="10.0.0.2"))
+        await assert_spoofers_closed(a, b, c)
         await assert_healthy(other.url, "10.0.0")
         await assert_healthy(owner.url)
 
