@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
+from tests.cli.processes import Child, child
 from unisockets.signaling.server import SignalingServer, open_signaling_server
+
+
+def instance_process(redis_url: str) -> AbstractContextManager[Child]:
+    """``unisockets signaling-server --redis`` as a child process; its URL is its first line."""
+    return child("signaling-server", "--host", "127.0.0.1", "--port", "0", "--redis", redis_url)
 
 
 @asynccontextmanager

@@ -9,31 +9,26 @@ come back. Redis down at start is a one-line error, no traceback.
 from __future__ import annotations
 
 import signal
-from contextlib import AbstractContextManager
 
 import pytest
 import trio
 
-from tests.cli.processes import Child, child
+from tests.cli.processes import child
 from tests.redis_server import RedisServer, start_redis, stop_redis
 from unisockets.protocol.events import Disconnected, PeerGreeted, PeerLeft, Reconnected
 from unisockets.signaling import open_signaling_client
 
-from .cluster_helpers import open_instances
+from .cluster_helpers import instance_process, open_instances
 
 #: Bound on the take-over: the 5 s lease of the dead owner, plus a loaded machine.
 TAKEOVER_TIMEOUT = 60.0
-
-
-def _instance(redis_url: str) -> AbstractContextManager[Child]:
-    return child("signaling-server", "--host", "127.0.0.1", "--port", "0", "--redis", redis_url)
 
 
 @pytest.mark.trio
 async def test_a_sigkilled_instances_node_comes_back_through_another_with_its_id(
     redis_server: RedisServer,
 ) -> None:
-    with _instance(redis_server.url) as a, _instance(redis_server.url) as b:
+    with instance_process(redis_server.url) as a, instance_process(redis_server.url) as b:
         url_a, url_b = a.expect("ws://"), b.expect("ws://")
         backoff = (0.05, 0.5)
         async with (
@@ -100,3 +95,76 @@ async def test_redis_restarting_keeps_clients_connected_and_ids_unique() -> None
             assert (x.id, y.id) == ("10.0.0.1", "10.0.0.2")
     finally:
         stop_redis(redis)
+
+
+@pytest.mark.trio
+async def test_killing_the_owner_breaks_no_stream_between_members_of_other_instances(
+    redis_server: RedisServer,
+) -> None:
+    """The subnet's owner is SIGKILLed while members on two other instances stream."""
+    import hashlib
+    import random
+
+    import unisockets.net as net
+    from tests.signaling.server_helpers import open_member
+
+    loopback = ["127.0.0.1"]
+    with (
+        instance_process(redis_server.url) as a,
+        instance_process(redis_server.url) as b,
+        instance_process(redis_server.url) as c,
+    ):
+        url_a, url_b, url_c = a.expect("ws://"), b.expect("ws://"), c.expect("ws://")
+        async with open_member(url_a) as first:  # a owns 10.0.0 from here on
+            assert first.id == "10.0.0.1"
+            async with (
+                net.open_node(url_b, ice_addresses=loopback) as alice,
+                net.open_node(url_c, ice_addresses=loopback) as bob,
+                alice.listen(7) as listener,
+            ):
+                assert (alice.address, bob.address) == ("10.0.0.2", "10.0.0.3")
+                rng = random.Random(17)
+                sent = hashlib.sha256()
+                echoed = hashlib.sha256()
+                taken_over = trio.Event()
+                killed = trio.Event()
+
+                async def echo() -> None:
+                    stream = await listener.accept()
+                    async with stream:
+                        while data := await stream.receive_some(65536):
+                            await stream.send_all(data)
+
+                with trio.fail_after(TAKEOVER_TIMEOUT):
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(echo)
+                        stream = await bob.connect((alice.address, 7))
+                        async with stream:
+
+                            async def send() -> None:
+                                chunks = 0
+                                while not taken_over.is_set() or chunks < 40:
+                                    chunk = rng.randbytes(16384)
+                                    sent.update(chunk)
+                                    await stream.send_all(chunk)
+                                    chunks += 1
+                                    if chunks == 20:
+                                        a.process.send_signal(signal.SIGKILL)
+                                        killed.set()
+                                await stream.send_eof()
+
+                            async def take_over() -> None:
+                                # a join through b waits for b or c to take the subnet over
+                                await killed.wait()
+                                await trio.to_thread.run_sync(a.wait)
+                                async with open_member(url_b) as late:
+                                    assert late.id == "10.0.0.1"  # the dead member's id, free
+                                taken_over.set()
+
+                            nursery.start_soon(send)
+                            nursery.start_soon(take_over)
+                            while data := await stream.receive_some(65536):
+                                echoed.update(data)
+                assert echoed.hexdigest() == sent.hexdigest()
+                assert (alice.address, bob.address) == ("10.0.0.2", "10.0.0.3")
+        assert b.process.poll() is None and c.process.poll() is None

@@ -11,10 +11,15 @@ from pathlib import Path
 import pytest
 
 from tests.redis_server import RedisServer
-from tests.signaling.server_helpers import assert_healthy, open_peer, replay_original_session
-from unisockets.protocol import Alias, Bind, Goodbye, Greeting, Offer
+from tests.signaling.server_helpers import (
+    assert_healthy,
+    open_member,
+    open_peer,
+    replay_original_session,
+)
+from unisockets.protocol import Accept, Accepting, Alias, Bind, Connect, Goodbye, Greeting, Offer
 
-from .cluster_helpers import open_instances
+from .cluster_helpers import instance_process, open_instances
 
 SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 
@@ -67,3 +72,71 @@ async def test_relay_only_to_the_named_member_and_goodbye_across_instances(
         await p2.ws.aclose()
         await p1.expect(Goodbye(id=second))
         await p3.expect(Goodbye(id=second), Alias(id=second, alias=f"{second}:80", set=False))
+
+
+@pytest.mark.trio
+async def test_a_connect_right_after_accepting_through_other_instances_is_accepted(
+    redis_server: RedisServer,
+) -> None:
+    """``accepting`` and ``connect`` reach the owner through two instances: still in order.
+
+    The instances are processes, as deployed: in one process their tasks
+    take turns in an order that hides the race.
+
+    On one instance a connect sent after the listener's ``accepting`` was
+    written finds the alias accepting; through two other instances the
+    connect may overtake it, so the owner waits for it a little before it
+    refuses. A bound alias that never accepts is still refused.
+    """
+    with (
+        instance_process(redis_server.url) as owner,
+        instance_process(redis_server.url) as b,
+        instance_process(redis_server.url) as c,
+    ):
+        urls = [server.expect("ws://") for server in (owner, b, c)]
+        await _accept_after_accepting(*urls)
+
+
+async def _accept_after_accepting(owner: str, b: str, c: str) -> None:
+    async with (
+        open_member(owner),
+        open_member(b) as listener,
+        open_member(c) as connector,
+    ):
+        assert (listener.id, connector.id) == ("10.0.0.2", "10.0.0.3")
+        await listener.expect(Greeting(offerer_id="10.0.0.2", answerer_id="10.0.0.3"))
+        for port in range(20):
+            alias = f"10.0.0.2:{100 + port}"
+            await listener.send(Bind(id="10.0.0.2", alias=alias))
+            bound = Alias(id="10.0.0.2", alias=alias, set=True)
+            await listener.expect(bound)
+            await connector.expect(bound)
+            cid = f"c{port}"
+            await listener.send(Accepting(id="10.0.0.2", alias=alias))
+            await connector.send(
+                Connect(id="10.0.0.3", client_connection_id=cid, remote_alias=alias)
+            )
+            local = f"10.0.0.3:{port}"
+            await connector.expect(
+                Alias(
+                    id="10.0.0.3",
+                    alias=local,
+                    set=True,
+                    client_connection_id=cid,
+                    is_connection_alias=True,
+                ),
+                Alias(id="10.0.0.2", alias=alias, set=True, client_connection_id=cid),
+            )
+            await listener.expect(
+                Alias(id="10.0.0.3", alias=local, set=True),
+                Accept(bound_alias=alias, client_alias=local),
+            )
+        await listener.send(Bind(id="10.0.0.2", alias="10.0.0.2:99"))
+        await listener.expect(Alias(id="10.0.0.2", alias="10.0.0.2:99", set=True))
+        await connector.expect(Alias(id="10.0.0.2", alias="10.0.0.2:99", set=True))
+        await connector.send(
+            Connect(id="10.0.0.3", client_connection_id="x", remote_alias="10.0.0.2:99")
+        )
+        await connector.expect(
+            Alias(id="10.0.0.3", alias="10.0.0.3:20", set=False, client_connection_id="x")
+        )

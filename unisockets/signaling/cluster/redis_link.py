@@ -53,6 +53,8 @@ DEFAULT_HEARTBEAT: Final = 1.0
 DEFAULT_LEASE: Final = 5.0
 #: How long a gone owner's inputs wait before they are routed again, in seconds.
 _RETRY_DELAY: Final = 0.1
+#: Seconds before a deferred connect's first retry (doubled for each next one).
+_CONNECT_RETRY: Final = 0.01
 #: Seconds between attempts while Redis is unreachable.
 _OUTAGE_RETRY: Final = 0.5
 #: The key prefix of everything the cluster stores.
@@ -113,6 +115,7 @@ class _Link:
         self.alive_ms = int(heartbeat * 3000)
         self.owners: dict[str, str] = {}
         self.wake = trio.Event()
+        self.deferred_added = trio.Event()
         import coredis.exceptions
 
         #: what a lost or restarting Redis raises: retried, never fatal to the instance.
@@ -176,6 +179,8 @@ class _Link:
             await self.wake.wait()
             self.wake = trio.Event()
             self.cluster.notify = self.wake.set
+            if self.cluster.deferred:
+                self.deferred_added.set()
             while True:
                 try:
                     await self.round()
@@ -184,6 +189,16 @@ class _Link:
                 else:
                     self.recovered()
                     break
+
+    async def retry_forever(self) -> None:
+        """Apply deferred connects again after 10, 20, 40, ... ms (their attempt count)."""
+        while True:
+            await self.deferred_added.wait()
+            self.deferred_added = trio.Event()
+            while self.cluster.deferred:
+                attempt = max(attempt for _, attempt in self.cluster.deferred)
+                await trio.sleep(_CONNECT_RETRY * 2 ** (attempt - 1))
+                self.cluster.retry_deferred()
 
     async def round(self) -> None:
         """Route every waiting input, then publish everything queued (until nothing is left)."""
@@ -435,6 +450,7 @@ async def run_cluster(
             await nursery.start(link.subscribe)
             nursery.start_soon(link.route_forever)
             nursery.start_soon(link.keep)
+            nursery.start_soon(link.retry_forever)
             logger.info("instance %s joined the cluster at %s", cluster.instance, url)
             try:
                 yield

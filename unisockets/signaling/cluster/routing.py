@@ -39,6 +39,7 @@ from unisockets.protocol import (
     Acknowledged,
     Answer,
     Candidate,
+    Connect,
     Knock,
     LocalProtocolError,
     Message,
@@ -49,7 +50,7 @@ from unisockets.protocol import (
 )
 from unisockets.protocol.server import DEFAULT_SUFFIXES, SignalingServerProtocol
 from unisockets.protocol.server_snapshot import restore_subnet, snapshot_subnet
-from unisockets.protocol.server_states import ClientState
+from unisockets.protocol.server_states import AliasState, ClientState
 
 __all__ = ["ClusterProtocol", "LocalClients", "RoutedInput", "global_key", "split_key"]
 
@@ -57,6 +58,10 @@ logger = logging.getLogger("unisockets.signaling.cluster")
 
 #: An input waiting for its subnet's owner: ``(subnet, global key, text or None for a close)``.
 RoutedInput: TypeAlias = tuple[str, str, str | None]
+
+#: How often a connect to a bound alias of a member on another instance is tried
+#: before it is refused (see ClusterProtocol._apply); the I/O side waits between tries.
+CONNECT_ATTEMPTS = 5
 
 #: What does not change the subnet's state, so needs no new snapshot.
 _RELAYS = (Offer, Answer, Candidate)
@@ -129,6 +134,8 @@ class ClusterProtocol:
         self.notify: Callable[[], None] = lambda: None
         self.clients: LocalClients | None = None
         self.applied: Callable[[Message, list[Message]], None] | None = None
+        #: connects waiting for their listener's ``accepting``, with their attempt count.
+        self.deferred: list[tuple[RoutedInput, int]] = []
         self.healthy = True
 
     # -- the driver's side: the server machine's four methods -------------------
@@ -286,8 +293,17 @@ class ClusterProtocol:
 
     # -- the owner's side -----------------------------------------------------
 
-    def _apply(self, subnet: str, gkey: str, message: Message | None) -> list[tuple[str, Message]]:
+    def _apply(
+        self, subnet: str, gkey: str, message: Message | None, attempt: int = 0
+    ) -> list[tuple[str, Message]]:
         """Feed one input to the owned subnet's machine; queue outputs for other instances.
+
+        A ``connect`` to an alias that is bound but not accepting, held by a
+        member on another instance, waits (:attr:`deferred`) instead of being
+        refused at once: that member's ``accepting`` may be on its way through
+        its own instance, which one instance would have seen first (the
+        client's ``listen`` returns once it is written). It is applied again
+        up to :data:`CONNECT_ATTEMPTS` times, then refused as usual.
 
         Returns:
             The outputs for this instance's clients (global keys).
@@ -308,12 +324,50 @@ class ClusterProtocol:
                 return []
             if machine.client_state(gkey) is ClientState.CLOSED:
                 machine.client_connected(gkey)
+            if (
+                isinstance(message, Connect)
+                and attempt < CONNECT_ATTEMPTS
+                and self._accepting_may_come(machine, message.remote_alias)
+            ):
+                self.deferred.append(((subnet, gkey, encode(message)), attempt + 1))
+                self.notify()
+                return []
             outputs = machine.receive(gkey, message)
         if message is None or not isinstance(message, _RELAYS):
             self.dirty.add(subnet)
             if message is not None and self.applied is not None:
                 self.applied(message, [m for key, m in outputs if key == gkey])
         return self._dispatch(machine, outputs)
+
+    def _accepting_may_come(self, machine: SignalingServerProtocol[str], alias: str) -> bool:
+        """Whether ``alias`` is bound, not accepting, by a member of another instance."""
+        info = machine.aliases.get(alias)
+        if info is None:
+            for held in machine.claimed_aliases.values():
+                info = held.get(alias, info)
+        if info is None or info.state is not AliasState.BOUND:
+            return False
+        holder = next((key for key, i in machine.members.items() if i == info.owner), None)
+        return holder is not None and split_key(holder)[0] != self.instance
+
+    def retry_deferred(self) -> None:
+        """Apply the deferred connects again (the I/O side calls it after a short wait)."""
+        deferred, self.deferred = self.deferred, []
+        local: list[tuple[int, Message]] = []
+        for (subnet, gkey, text), attempt in deferred:
+            machine = self.owned.get(subnet)
+            if machine is None:  # no longer ours: to its owner, from the start
+                self._route(subnet, gkey, text)
+                continue
+            if machine.client_state(gkey) is not ClientState.JOINED:
+                continue  # the client left meanwhile
+            assert text is not None
+            try:
+                local += self._local(self._apply(subnet, gkey, decode(text), attempt))
+            except RemoteProtocolError as exc:
+                self._fail(gkey, exc.close_code, str(exc))
+        if local and self.clients is not None:
+            self.clients.deliver(local)
 
     def _dispatch(
         self, machine: SignalingServerProtocol[str], outputs: list[tuple[str, Message]]
