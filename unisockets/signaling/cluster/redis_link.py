@@ -201,21 +201,31 @@ class _Link:
                 self.cluster.retry_deferred()
 
     async def round(self) -> None:
-        """Route every waiting input, then publish everything queued (until nothing is left)."""
+        """Route every waiting input, then publish everything queued (until nothing is left).
+
+        Inputs of a subnet whose owner is gone and whose lease has not
+        expired yet wait, in order, without holding up other subnets or the
+        outputs already queued.
+        """
         cluster = self.cluster
         while cluster.routing or cluster.outbox or cluster.dirty:
+            waiting: list[RoutedInput] = []
+            blocked: set[str] = set()
             while cluster.routing:
                 subnet = cluster.routing[0][0]
-                owner = await self.owner_of(subnet)
-                if owner is None:
-                    await trio.sleep(_RETRY_DELAY)
-                    continue
+                owner = None if subnet in blocked else await self.owner_of(subnet)
                 item = cluster.take_routed()
-                if owner == self.me:
+                if owner is None:
+                    blocked.add(subnet)
+                    waiting.append(item)
+                elif owner == self.me:
                     cluster.apply_routed(item)
                 else:
                     cluster.forward(owner, item)
+            cluster.requeue(waiting)
             await self.flush()
+            if waiting:
+                await trio.sleep(_RETRY_DELAY)
 
     async def flush(self) -> None:
         cluster = self.cluster
