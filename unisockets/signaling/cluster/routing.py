@@ -141,11 +141,28 @@ class ClusterProtocol:
     # -- the driver's side: the server machine's four methods -------------------
 
     def client_connected(self, key: int) -> list[tuple[int, Message]]:
-        """A local client connected (see :meth:`SignalingServerProtocol.client_connected`)."""
+        """A local client connected; it is not in any subnet before its knock.
+
+        Args:
+            key: the driver's key of the connection (unique in this instance).
+
+        Returns:
+            ``[]``, as one instance (the server says nothing before the knock).
+
+        Raises:
+            LocalProtocolError: ``key`` is already connected.
+        """
         return self._lobby.client_connected(key)
 
     def receive(self, key: int, message: Message) -> list[tuple[int, Message]]:
         """A local client's message: applied here if this instance owns its subnet, else routed.
+
+        A knock decides the client's subnet; every later message goes to
+        that subnet's owner, in the order the client sent them.
+
+        Args:
+            key: a connected local client.
+            message: what it sent.
 
         Returns:
             The outputs for local clients when applied here; ``[]`` when routed
@@ -168,7 +185,15 @@ class ClusterProtocol:
         return []
 
     def client_disconnected(self, key: int) -> list[tuple[int, Message]]:
-        """A local client's connection closed: it leaves its subnet, wherever that is owned."""
+        """A local client's connection closed: it leaves its subnet, wherever that is owned.
+
+        Args:
+            key: the local client (unknown keys are ignored).
+
+        Returns:
+            The ``goodbye`` and alias removals for local clients when this
+            instance owns the subnet, else ``[]`` (the owner sends them).
+        """
         self._lobby.client_disconnected(key)
         self._ids.pop(key, None)
         subnet = self._subnet_of.pop(key, None)
@@ -188,6 +213,10 @@ class ClusterProtocol:
 
     def own(self, subnet: str, snapshot: dict[str, Any] | None) -> None:
         """Take ``subnet`` over: a new server machine for it, loaded from its last snapshot.
+
+        Args:
+            subnet: three octets such as ``"10.0.0"``.
+            snapshot: the stored state (JSON-decoded), or ``None`` for a new subnet.
 
         Raises:
             LocalProtocolError: the snapshot does not load (see
@@ -229,7 +258,14 @@ class ClusterProtocol:
         self.outbox.setdefault(owner, []).append(["i", *item])
 
     def apply_routed(self, item: RoutedInput) -> None:
-        """Apply a routed input of a subnet this instance owns; deliver its local outputs."""
+        """Apply a routed input of a subnet this instance owns; deliver its local outputs.
+
+        A violation closes the sender wherever it is (an ``"f"`` item), with
+        the close code and reason one instance sends; it never raises.
+
+        Args:
+            item: ``(subnet, global key, text or None for a close)``.
+        """
         subnet, gkey, text = item
         try:
             message = None if text is None else decode(text)
@@ -244,7 +280,13 @@ class ClusterProtocol:
             self.clients.deliver(local)
 
     def receive_items(self, items: list[list[Any]]) -> None:
-        """Handle what another instance published to this one, in order (see the module)."""
+        """Handle what another instance published to this one, in order.
+
+        Args:
+            items: the JSON-decoded message: ``"i"``, ``"o"``, ``"j"`` and
+                ``"f"`` items as the module docstring describes; an unknown
+                kind is logged and skipped.
+        """
         frames: list[tuple[int, str]] = []
         for item in items:
             kind = item[0]
@@ -267,7 +309,11 @@ class ClusterProtocol:
             self.clients.send_texts(frames)
 
     def evict(self, instances: set[str]) -> None:
-        """Members connected to instances that are gone leave their subnets (as on a close)."""
+        """Members connected to instances that are gone leave their subnets (as on a close).
+
+        Args:
+            instances: the ids of instances whose presence expired.
+        """
         for subnet, machine in list(self.owned.items()):
             gone = [gkey for gkey in machine.clients if split_key(gkey)[0] in instances]
             local: list[tuple[int, Message]] = []
