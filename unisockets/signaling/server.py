@@ -500,7 +500,11 @@ class SignalingServer:
         per node with full subnets, a quarter of the server's memory per node).
         """
         message, canonical = decode_canonical(data)
-        outputs = self._protocol.receive(client.key, message)
+        protocol = self._protocol
+        if isinstance(protocol, ClusterProtocol):  # forwarded as it came when it is canonical
+            outputs = protocol.receive(client.key, message, data if canonical else None)
+        else:
+            outputs = protocol.receive(client.key, message)
         if canonical and len(outputs) == 1 and outputs[0][1] is message:
             # a relay of a message written as encode() writes it: pass the text on as it came
             recipient = self._clients.get(outputs[0][0])

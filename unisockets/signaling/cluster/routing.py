@@ -154,7 +154,9 @@ class ClusterProtocol:
         """
         return self._lobby.client_connected(key)
 
-    def receive(self, key: int, message: Message) -> list[tuple[int, Message]]:
+    def receive(
+        self, key: int, message: Message, text: str | None = None
+    ) -> list[tuple[int, Message]]:
         """A local client's message: applied here if this instance owns its subnet, else routed.
 
         A knock decides the client's subnet; every later message goes to
@@ -163,6 +165,9 @@ class ClusterProtocol:
         Args:
             key: a connected local client.
             message: what it sent.
+            text: ``message`` as :func:`~unisockets.protocol.wire.encode`
+                writes it, if the driver has it (it is forwarded as it is,
+                saving an encoding); ``None``: encoded here when needed.
 
         Returns:
             The outputs for local clients when applied here; ``[]`` when routed
@@ -181,7 +186,7 @@ class ClusterProtocol:
         gkey = global_key(self.instance, key)
         if subnet in self.owned and not self._queued.get(subnet):
             return self._local(self._apply(subnet, gkey, message))
-        self._route(subnet, gkey, encode(message))
+        self._route(subnet, gkey, encode(message) if text is None else text)
         return []
 
     def client_disconnected(self, key: int) -> list[tuple[int, Message]]:
@@ -269,7 +274,7 @@ class ClusterProtocol:
         subnet, gkey, text = item
         try:
             message = None if text is None else decode(text)
-            local = self._local(self._apply(subnet, gkey, message))
+            local = self._local(self._apply(subnet, gkey, message, text=text))
         except RemoteProtocolError as exc:
             self._fail(gkey, exc.close_code, str(exc))
             return
@@ -340,7 +345,13 @@ class ClusterProtocol:
     # -- the owner's side -----------------------------------------------------
 
     def _apply(
-        self, subnet: str, gkey: str, message: Message | None, attempt: int = 0
+        self,
+        subnet: str,
+        gkey: str,
+        message: Message | None,
+        attempt: int = 0,
+        *,
+        text: str | None = None,
     ) -> list[tuple[str, Message]]:
         """Feed one input to the owned subnet's machine; queue outputs for other instances.
 
@@ -383,7 +394,9 @@ class ClusterProtocol:
             self.dirty.add(subnet)
             if message is not None and self.applied is not None:
                 self.applied(message, [m for key, m in outputs if key == gkey])
-        return self._dispatch(machine, outputs)
+        # a relay passes on as it came (``text`` is how encode() writes ``message``)
+        known = {id(message): text} if text is not None and isinstance(message, _RELAYS) else {}
+        return self._dispatch(machine, outputs, known)
 
     def _accepting_may_come(self, machine: SignalingServerProtocol[str], alias: str) -> bool:
         """Whether ``alias`` is bound, not accepting, by a member of another instance."""
@@ -416,10 +429,13 @@ class ClusterProtocol:
             self.clients.deliver(local)
 
     def _dispatch(
-        self, machine: SignalingServerProtocol[str], outputs: list[tuple[str, Message]]
+        self,
+        machine: SignalingServerProtocol[str],
+        outputs: list[tuple[str, Message]],
+        texts: dict[int, str] | None = None,
     ) -> list[tuple[str, Message]]:
         local: list[tuple[str, Message]] = []
-        texts: dict[int, str] = {}
+        texts = {} if texts is None else texts
         for gkey, message in outputs:
             instance, key = split_key(gkey)
             if isinstance(message, Acknowledged):
