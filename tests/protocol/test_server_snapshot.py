@@ -6,6 +6,8 @@ import json
 import uuid
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from unisockets.protocol import (
     Accepting,
@@ -15,10 +17,13 @@ from unisockets.protocol import (
     Goodbye,
     Knock,
     LocalProtocolError,
+    Message,
     RemoteProtocolError,
+    Shutdown,
 )
 from unisockets.protocol.server import SignalingServerProtocol
 from unisockets.protocol.server_snapshot import restore_subnet, snapshot_subnet
+from unisockets.protocol.server_states import ClientState
 
 
 def _busy_server() -> SignalingServerProtocol[str]:
@@ -88,3 +93,85 @@ def test_unknown_keys_are_ignored_and_bad_snapshots_raise() -> None:
     busy = _busy_server()
     with pytest.raises(LocalProtocolError, match="already"):
         restore_subnet(busy, snapshot)
+
+
+_OPS = st.lists(
+    st.tuples(
+        # weighted: binds, accepts and connects build state, leaves and shutdowns undo it
+        st.sampled_from(
+            [
+                *("open", "knock", "bind", "bind", "claim", "accepting", "accepting"),
+                *("connect", "connect", "connect", "shutdown", "leave"),
+            ]
+        ),
+        st.integers(0, 3),  # which client
+        st.integers(0, 3),  # which other client, for connect
+        st.integers(0, 1),  # port
+    ),
+    min_size=4,
+    max_size=40,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(ops=_OPS, split=st.integers(0, 100))
+def test_a_machine_restored_anywhere_goes_on_exactly_as_the_original(
+    ops: list[tuple[str, int, int, int]], split: int
+) -> None:
+    """Whatever happened before the snapshot, both machines answer what follows alike.
+
+    This is what lets another instance take a subnet over; state added to the
+    server and left out of the snapshot makes them differ here.
+    """
+    original: SignalingServerProtocol[str] = SignalingServerProtocol(suffixes=range(1, 5))
+    copy: SignalingServerProtocol[str] | None = None
+    keys: list[str] = []
+    # three members with an accepting alias, a connection and a claim first, so that
+    # every kind of state is there to be carried over and changed; the snapshot
+    # is taken before operation ``at``, ``split`` % of the way through the others
+    setup = [("open", 0, 0, 0)] * 3 + [("knock", n, 0, 0) for n in range(3)]
+    setup += [("bind", 0, 0, 0), ("accepting", 0, 0, 0), ("connect", 1, 0, 0), ("claim", 2, 0, 0)]
+    at = len(setup) + split * len(ops) // 100
+    ops = setup + ops
+    for index, (op, which, other, port) in enumerate(ops):
+        if index == at:
+            copy = SignalingServerProtocol(suffixes=range(1, 5))
+            restore_subnet(copy, json.loads(json.dumps(snapshot_subnet(original, "10.0.0"))))
+            for key, state in original.clients.items():
+                if state is ClientState.CONNECTED:
+                    copy.client_connected(key)
+        machines = [original] if copy is None else [original, copy]
+        if op == "open" or not keys:
+            keys.append(f"k{len(keys)}")
+            for machine in machines:
+                machine.client_connected(keys[-1])
+            continue
+        key = keys[which % len(keys)]
+        member = original.member_id(key) or "10.0.0.9"
+        peer = original.member_id(keys[other % len(keys)]) or "10.0.0.9"
+        message: Message | None = {
+            "knock": Knock(subnet="10.0.0"),
+            "bind": Bind(id=member, alias=f"{member}:{port}"),
+            "claim": Bind(id=member, alias=f"127.0.0.1:{port}"),
+            "accepting": Accepting(id=member, alias=f"{member}:{port}"),
+            "connect": Connect(id=member, client_connection_id="c", remote_alias=f"{peer}:{port}"),
+            "shutdown": Shutdown(id=member, alias=f"{member}:{port}"),
+            "leave": None,
+        }[op]
+        results = []
+        closed = original.client_state(key) is ClientState.CLOSED
+        for machine in machines:
+            if closed:
+                results.append("closed")
+            elif message is None:
+                results.append(machine.client_disconnected(key))
+            else:
+                try:
+                    results.append(machine.receive(key, message))
+                except RemoteProtocolError as exc:
+                    results.append(str(exc))
+        assert all(result == results[0] for result in results), (op, results)
+    if copy is not None:
+        assert copy.subnets == original.subnets
+        assert copy.aliases == original.aliases
+        assert copy.claimed_aliases == original.claimed_aliases
