@@ -17,7 +17,7 @@ from tests.redis_server import RedisServer
 from tests.signaling.server_helpers import open_peer
 from unisockets.protocol import Greeting, decode
 
-from .cluster_helpers import open_instances
+from .cluster_helpers import instance_process, open_instances
 
 LOOPBACK = ["127.0.0.1"]
 
@@ -98,3 +98,28 @@ async def test_a_hundred_concurrent_joins_over_instances_get_unique_ids(
 
 def _suffix(member_id: str) -> int:
     return int(member_id.rsplit(".", 1)[1])
+
+
+@pytest.mark.trio
+async def test_a_hundred_concurrent_joins_over_instance_processes_get_unique_ids(
+    redis_server: RedisServer,
+) -> None:
+    """The same with the instances as deployed: ``unisockets signaling-server`` processes."""
+    count = 100
+    ids: list[str] = []
+    with instance_process(redis_server.url) as a, instance_process(redis_server.url) as b:
+        urls = [a.expect("ws://"), b.expect("ws://")]
+        joined = trio.Event()
+
+        async def member(index: int) -> None:
+            async with open_peer(urls[index % 2]) as peer:
+                ids.append(await peer.knock())
+                if len(ids) == count:
+                    joined.set()
+                await joined.wait()
+
+        with trio.fail_after(120):
+            async with trio.open_nursery() as nursery:
+                for index in range(count):
+                    nursery.start_soon(member, index)
+    assert sorted(ids, key=_suffix) == [f"10.0.0.{n}" for n in range(1, count + 1)]
