@@ -41,7 +41,6 @@ from unisockets.protocol import (
     Candidate,
     Connect,
     Knock,
-    LocalProtocolError,
     Message,
     Offer,
     RemoteProtocolError,
@@ -266,7 +265,9 @@ class ClusterProtocol:
         """Apply a routed input of a subnet this instance owns; deliver its local outputs.
 
         A violation closes the sender wherever it is (an ``"f"`` item), with
-        the close code and reason one instance sends; it never raises.
+        the close code and reason one instance sends; an unexpected error
+        (a bug) is logged and closes the sender with 1011, as one instance
+        does; it never raises.
 
         Args:
             item: ``(subnet, global key, text or None for a close)``.
@@ -278,8 +279,9 @@ class ClusterProtocol:
         except RemoteProtocolError as exc:
             self._fail(gkey, exc.close_code, str(exc))
             return
-        except LocalProtocolError:
-            logger.exception("%s: cannot apply an input of %s", subnet, gkey)
+        except Exception:  # a bug: as one instance, it ends only the client it happened in
+            logger.exception("%s: unexpected error applying an input of %s", subnet, gkey)
+            self._fail(gkey, 1011, "internal server error")
             return
         if local and self.clients is not None:
             self.clients.deliver(local)
@@ -425,6 +427,9 @@ class ClusterProtocol:
                 local += self._local(self._apply(subnet, gkey, decode(text), attempt))
             except RemoteProtocolError as exc:
                 self._fail(gkey, exc.close_code, str(exc))
+            except Exception:  # a bug: as one instance, it ends only that client
+                logger.exception("%s: unexpected error applying a connect of %s", subnet, gkey)
+                self._fail(gkey, 1011, "internal server error")
         if local and self.clients is not None:
             self.clients.deliver(local)
 
