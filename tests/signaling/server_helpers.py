@@ -10,11 +10,13 @@ and shows every frame the server sends, close frames included.
 from __future__ import annotations
 
 import itertools
+import json
 import socket
 import struct
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -29,9 +31,12 @@ from unisockets.protocol import (
     Alias,
     Bind,
     Connect,
+    Goodbye,
     Greeting,
     Knock,
     Message,
+    Offer,
+    Shutdown,
     encode,
 )
 
@@ -148,6 +153,92 @@ async def assert_healthy(url: str, subnet: str | None = None) -> None:
             Alias(id=b.id, alias=local, set=True),
             Accept(bound_alias=alias, client_alias=local),
         )
+
+
+async def replay_original_session(
+    vectors_dir: Path, url_of: Callable[[str], str], client_count: Callable[[], int]
+) -> None:
+    """Replay the recorded original session; assert every frame the server sends, in order.
+
+    Args:
+        vectors_dir: where ``original-session.jsonl`` is.
+        url_of: the server URL each recorded connection (``"ws1"``, ``"ws2"``) opens.
+        client_count: the WebSocket clients the server (or servers) hold now,
+            to wait for a recorded close to be seen before going on.
+    """
+    records = [
+        json.loads(line)
+        for line in (vectors_dir / "original-session.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    expected: dict[str, list[str]] = {}
+    for record in records:
+        if record.get("dir") == "server->client":
+            expected.setdefault(record["conn"], []).append(record["frame"])
+    received: dict[str, list[str | bytes]] = {conn: [] for conn in expected}
+    peers: dict[str, Peer] = {}
+    async with trio.open_nursery() as nursery:
+        closers: dict[str, trio.Event] = {}
+        for record in records:
+            conn = record["conn"]
+            if record.get("event") == "open":
+                done = trio.Event()
+                closers[conn] = done
+                peers[conn] = await nursery.start(_replay_client, url_of(conn), done)
+            elif record.get("event") == "close":
+                closers[conn].set()
+                await wait_until(
+                    lambda: client_count() == sum(not d.is_set() for d in closers.values())
+                )
+            elif record["dir"] == "client->server":
+                await peers[conn].send(record["frame"])
+            else:
+                # wait for the recorded frame before sending anything that follows it
+                frame = await peers[conn].frame()
+                received[conn].append(frame)
+                assert frame == record["frame"]
+    assert received == expected
+
+
+async def _replay_client(
+    url: str, done: trio.Event, *, task_status: trio.TaskStatus[Peer] = trio.TASK_STATUS_IGNORED
+) -> None:
+    async with open_peer(url) as peer:
+        task_status.started(peer)
+        await done.wait()
+
+
+async def assert_spoofers_closed(a: Peer, b: Peer, c: Peer, sdp: str = "v=0\r\n") -> None:
+    """Members ``10.0.0.1..3`` that just joined in order: spoofers are closed, nobody is fooled.
+
+    ``c`` offers in ``a``'s name and ``b`` releases an alias of ``a``'s
+    address: each is closed with 1008 and the reason a single server gives,
+    and the others get its goodbye, never the forgery. ``b`` binding a port
+    of ``a``'s address first is only refused (original programs do it).
+    ``sdp`` is the forged offer's.
+    """
+    await a.expect(
+        Greeting(offerer_id="10.0.0.1", answerer_id="10.0.0.2"),
+        Greeting(offerer_id="10.0.0.1", answerer_id="10.0.0.3"),
+    )
+    await b.expect(Greeting(offerer_id="10.0.0.2", answerer_id="10.0.0.3"))
+    # c pretends to be a, offering to b
+    await c.send(Offer(offerer_id="10.0.0.1", answerer_id="10.0.0.2", offer=sdp))
+    closed = await c.closed()
+    assert closed.code == 1008
+    assert closed.reason == "offer from 10.0.0.3 claims offererId 10.0.0.1 (spoofed)"
+    await a.expect(Goodbye(id="10.0.0.3"))
+    await b.expect(Goodbye(id="10.0.0.3"))  # and not the forged offer
+    # b tries to bind an alias of a's address: refused (original programs do
+    # bind addresses other than their own), a's address stays a's
+    await b.send(Bind(id="10.0.0.2", alias="10.0.0.1:80"))
+    await b.expect(Alias(id="10.0.0.2", alias="10.0.0.1:80", set=False))
+    # ... and to release one of a's aliases: spoofing, closed
+    await b.send(Shutdown(id="10.0.0.2", alias="10.0.0.1:80"))
+    closed = await b.closed()
+    assert closed.code == 1008
+    assert closed.reason == "shutdown from 10.0.0.2 of 10.0.0.1:80: another member's address"
+    await a.expect(Goodbye(id="10.0.0.2"))
 
 
 class RawClient:

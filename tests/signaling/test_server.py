@@ -38,11 +38,11 @@ from unisockets.signaling.limits import ServerLimits
 from unisockets.signaling.server import SignalingServer, open_signaling_server, serve_signaling
 
 from .server_helpers import (
-    Peer,
     RawClient,
     assert_healthy,
     open_member,
     open_peer,
+    replay_original_session,
     wait_until,
 )
 
@@ -322,48 +322,10 @@ async def test_leave_sends_goodbye_then_removes_every_alias_of_the_member() -> N
 async def test_replay_of_the_original_session_gets_exactly_the_recorded_frames(
     vectors_dir: Path,
 ) -> None:
-    records = [
-        json.loads(line)
-        for line in (vectors_dir / "original-session.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
-    expected: dict[str, list[str]] = {}
-    for record in records:
-        if record.get("dir") == "server->client":
-            expected.setdefault(record["conn"], []).append(record["frame"])
-    received: dict[str, list[str]] = {conn: [] for conn in expected}
-
     async with open_signaling_server(suffixes=range(0, 256)) as server:
-        peers = {}
-        async with trio.open_nursery() as nursery:
-            closers = {}
-            for record in records:
-                conn = record["conn"]
-                if record.get("event") == "open":
-                    done = trio.Event()
-                    closers[conn] = done
-                    peers[conn] = await nursery.start(_replay_client, server.url, done)
-                elif record.get("event") == "close":
-                    closers[conn].set()
-                    await wait_until(
-                        lambda: server.client_count == sum(not d.is_set() for d in closers.values())
-                    )
-                elif record["dir"] == "client->server":
-                    await peers[conn].send(record["frame"])
-                else:
-                    # wait for the recorded frame before sending anything that follows it
-                    frame = await peers[conn].frame()
-                    received[conn].append(frame)
-                    assert frame == record["frame"]
-    assert received == expected
-
-
-async def _replay_client(
-    url: str, done: trio.Event, *, task_status: trio.TaskStatus[Peer] = trio.TASK_STATUS_IGNORED
-) -> None:
-    async with open_peer(url) as peer:
-        task_status.started(peer)
-        await done.wait()
+        await replay_original_session(
+            vectors_dir, lambda conn: server.url, lambda: server.client_count
+        )
 
 
 @pytest.mark.trio

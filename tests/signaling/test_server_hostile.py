@@ -28,7 +28,6 @@ from unisockets.protocol import (
     Greeting,
     Knock,
     Offer,
-    Shutdown,
 )
 from unisockets.protocol.messages import MAX_SDP_LENGTH
 from unisockets.protocol.server import SignalingServerProtocol
@@ -40,6 +39,7 @@ from .server_helpers import (
     Peer,
     RawClient,
     assert_healthy,
+    assert_spoofers_closed,
     open_member,
     open_peer,
     wait_until,
@@ -108,28 +108,7 @@ async def test_spoofed_ids_close_the_spoofer_and_nobody_gets_the_forgery() -> No
         open_member(server.url) as b,
         open_member(server.url) as c,
     ):
-        await a.expect(
-            Greeting(offerer_id="10.0.0.1", answerer_id="10.0.0.2"),
-            Greeting(offerer_id="10.0.0.1", answerer_id="10.0.0.3"),
-        )
-        await b.expect(Greeting(offerer_id="10.0.0.2", answerer_id="10.0.0.3"))
-        # c pretends to be a, offering to b
-        await c.send(Offer(offerer_id="10.0.0.1", answerer_id="10.0.0.2", offer=SDP))
-        closed = await c.closed()
-        assert closed.code == 1008
-        assert closed.reason == "offer from 10.0.0.3 claims offererId 10.0.0.1 (spoofed)"
-        await a.expect(Goodbye(id="10.0.0.3"))
-        await b.expect(Goodbye(id="10.0.0.3"))  # and not the forged offer
-        # b tries to bind an alias of a's address: refused (original programs do
-        # bind addresses other than their own), a's address stays a's
-        await b.send(Bind(id="10.0.0.2", alias="10.0.0.1:80"))
-        await b.expect(Alias(id="10.0.0.2", alias="10.0.0.1:80", set=False))
-        # ... and to release one of a's aliases: spoofing, closed
-        await b.send(Shutdown(id="10.0.0.2", alias="10.0.0.1:80"))
-        closed = await b.closed()
-        assert closed.code == 1008
-        assert closed.reason == "shutdown from 10.0.0.2 of 10.0.0.1:80: another member's address"
-        await a.expect(Goodbye(id="10.0.0.2"))
+        await assert_spoofers_closed(a, b, c, SDP)
         await assert_healthy(server.url)
 
 

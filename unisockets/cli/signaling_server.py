@@ -158,6 +158,18 @@ def _finite(_ctx: click.Context, _param: click.Parameter, value: float) -> float
     help="PEM private key for --tls-cert.",
 )
 @click.option(
+    "--redis",
+    metavar="URL",
+    help="Serve one network with every instance given the same Redis, e.g."
+    " redis://127.0.0.1:6379/0 (docs/signaling-server.md).",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics (/metrics) and a health check (/healthz) over HTTP"
+    " on this port of --host; 0 picks a free one (logged).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -177,6 +189,8 @@ def signaling_server(
     rejoin_grace: float,
     tls_cert: str | None,
     tls_key: str | None,
+    redis: str | None,
+    metrics_port: int | None,
     log_level: str,
 ) -> None:
     """Run the signaling server (joins, binds and connects are logged to stderr)."""
@@ -193,6 +207,8 @@ def signaling_server(
         except (ssl.SSLError, OSError) as exc:
             raise click.UsageError(f"cannot load the TLS certificate or key: {exc}") from None
 
+    from unisockets.signaling.cluster import ClusterError
+    from unisockets.signaling.metrics import serve_metrics
     from unisockets.signaling.server import serve_signaling
 
     limits = ServerLimits(
@@ -216,9 +232,23 @@ def signaling_server(
                         limits=limits,
                         suffixes=suffixes,
                         ssl_context=ssl_context,
+                        redis=redis,
                     )
                 )
                 print(server.url, flush=True)
+                if metrics_port is not None:
+                    try:
+                        bound = await nursery.start(serve_metrics, server, host, metrics_port)
+                    except OSError as exc:
+                        raise click.ClickException(
+                            f"cannot serve metrics on {host}:{metrics_port}: {exc}"
+                        ) from None
+                    shown = f"[{host}]" if ":" in host else host
+                    logging.getLogger("unisockets.signaling.metrics").info(
+                        "metrics on http://%s:%d/metrics, health on /healthz", shown, bound
+                    )
+        except* ClusterError as group:
+            raise click.ClickException(str(next(leaves(group)))) from None
         except* OSError as group:
             raise click.ClickException(
                 f"cannot listen on {host}:{port}: {next(leaves(group))}"

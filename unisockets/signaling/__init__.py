@@ -6,6 +6,10 @@
   liveness; its WebSocket handling is our own batched handler on wsproto over
   non-blocking sockets (``_server_connection``, ``_server_socket``), read by
   one task over a level-triggered epoll once a client joined (``_server_reader``).
+- :mod:`~unisockets.signaling.cluster`: several server instances serving one
+  network through Redis (``open_signaling_server(redis=URL)``).
+- :mod:`~unisockets.signaling.metrics`: what a server counts, as Prometheus
+  text, and its health check (``--metrics-port``).
 - :mod:`~unisockets.signaling.client`: a node's signaling client
   (:func:`open_signaling_client`) over
   :class:`~unisockets.protocol.SignalingClientProtocol` and trio-websocket,

@@ -16,7 +16,7 @@ import math
 import random
 import ssl
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import trio
@@ -84,7 +84,7 @@ class ClientDriver:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         subnet: str,
         *,
         ssl_context: ssl.SSLContext | None,
@@ -111,7 +111,11 @@ class ClientDriver:
         except LocalProtocolError as exc:
             raise ValueError(str(exc)) from None
         self._protocol = self._core.protocol
-        self._url = url
+        #: every URL to try, in turn (instances of one network); the current one first.
+        self._urls = [url] if isinstance(url, str) else list(url)
+        if not self._urls:
+            raise ValueError("at least one signaling URL is needed")
+        self._url = self._urls[0]
         self._ssl_context = ssl_context
         self._timeout = request_timeout
         self._closed = False
@@ -290,6 +294,14 @@ class ClientDriver:
                 error.__cause__ = exc
             else:
                 error = None
+            if error is not None and len(self._urls) > 1:
+                # another instance of the same network may serve us: the next URL, in turn
+                tried = self._urls.index(self._url) + 1
+                self._url = self._urls[tried % len(self._urls)]
+                never_opened = self._ws is None  # else the session must end first
+                if self._task_status is not None and tried < len(self._urls) and never_opened:
+                    logger.info("cannot join (%s): trying %s", reason, self._url)
+                    continue  # the first join tries each URL once before it fails
             verdict = await self._apply(self._end_session(reason))
             if self._task_status is not None:  # never joined: open_signaling_client fails
                 assert error is not None

@@ -182,7 +182,10 @@ class Client:
             message: what the client sent.
             replies: the messages the server sends back to this client for it, in order.
         """
-        if isinstance(message, Knock):
+        if not replies and isinstance(message, Knock | Bind | Shutdown | Connect):
+            # several instances (docs/signaling-server.md): the subnet's owner answers later
+            logger.debug("%s: %s forwarded to its subnet's owner", self.name, message.OPCODE)
+        elif isinstance(message, Knock):
             ack = next((r for r in replies if isinstance(r, Acknowledged)), None)
             if ack is not None and not ack.rejected:
                 self.name = ack.id

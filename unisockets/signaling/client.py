@@ -44,7 +44,7 @@ DEBUG.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Final
 
@@ -304,7 +304,7 @@ class SignalingClient(ClientDriver):
 
 @asynccontextmanager
 async def open_signaling_client(
-    url: str,
+    url: str | Sequence[str],
     subnet: str = "10.0.0",
     *,
     ssl_context: ssl.SSLContext | None = None,
@@ -324,7 +324,11 @@ async def open_signaling_client(
     propagates as it is (not wrapped in an exception group).
 
     Args:
-        url: the server's ``ws://`` or ``wss://`` URL.
+        url: the server's ``ws://`` or ``wss://`` URL, or several URLs of
+            instances serving one network (docs/signaling-server.md, "Several
+            instances over Redis"): the join tries each in turn until one
+            answers, and a reconnection after a failed attempt moves on to
+            the next one (with the usual backoff).
         subnet: the subnet to join, three octets such as ``"10.0.0"``.
         ssl_context: the client TLS context for ``wss://`` (``None``: the default one).
         request_timeout: seconds a request (or the join) waits for its answer.

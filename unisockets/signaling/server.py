@@ -84,7 +84,9 @@ from ._server_connection import (
 )
 from ._server_reader import SharedReader
 from ._server_socket import SocketTransport
+from .cluster import ClusterProtocol, new_instance_id, run_cluster
 from .limits import DEFAULT_LIMITS, ServerLimits, TokenBucket
+from .metrics import ServerMetrics
 
 __all__ = ["SignalingServer", "open_signaling_server", "serve_signaling"]
 
@@ -125,12 +127,18 @@ class SignalingServer:
         listeners: list[trio.SocketListener],
         *,
         host: str,
-        protocol: SignalingServerProtocol[int],
+        protocol: SignalingServerProtocol[int] | ClusterProtocol,
         limits: ServerLimits,
         ssl_context: ssl.SSLContext | None,
+        redis: str | None = None,
     ) -> None:
         self._listeners = listeners
         self._protocol = protocol
+        self._redis = redis
+        #: what the server counts (``--metrics-port``: :mod:`unisockets.signaling.metrics`).
+        self.metrics = ServerMetrics()
+        if isinstance(protocol, ClusterProtocol):
+            protocol.applied = self.metrics.request  # the owner counts what it applies
         self._ssl_context = ssl_context
         self.limits = limits
         self.host = host
@@ -163,6 +171,28 @@ class SignalingServer:
         ids = (self._protocol.member_id(key) for key in self._clients)
         return [member for member in ids if member is not None]
 
+    def subnet_sizes(self) -> dict[str, int]:
+        """Members per subnet (with Redis: of the subnets this instance owns)."""
+        protocol = self._protocol
+        if isinstance(protocol, ClusterProtocol):
+            return {subnet: len(machine.members) for subnet, machine in protocol.owned.items()}
+        return {subnet: len(ids) for subnet, ids in protocol.subnets.items()}
+
+    @property
+    def queue_depth(self) -> int | None:
+        """With Redis: inputs and items waiting for other instances; ``None`` without."""
+        protocol = self._protocol
+        return protocol.queue_depth if isinstance(protocol, ClusterProtocol) else None
+
+    def health_problem(self) -> str | None:
+        """Why this instance should get no new clients now, or ``None`` when it is healthy."""
+        if self._closing:
+            return "shutting down"
+        protocol = self._protocol
+        if isinstance(protocol, ClusterProtocol) and not protocol.healthy:
+            return "Redis unreachable"
+        return None
+
     async def serve(
         self, *, task_status: trio.TaskStatus[SignalingServer] = trio.TASK_STATUS_IGNORED
     ) -> None:
@@ -191,7 +221,8 @@ class SignalingServer:
                         )
                     )
                     nursery.start_soon(self._ping_all)
-                    nursery.start_soon(self._expire_loop)
+                    if isinstance(self._protocol, SignalingServerProtocol):
+                        nursery.start_soon(self._expire_loop, self._protocol)
                     logger.info("listening on %s", self.url)
                     task_status.started(self)
                     await trio.sleep_forever()
@@ -306,7 +337,9 @@ class SignalingServer:
             connection.client = client
             try:
                 self._deliver(self._protocol.client_connected(client.key))
-                if self._protocol.holding:  # a knock may wait for the end of the grace
+                protocol = self._protocol
+                if isinstance(protocol, SignalingServerProtocol) and protocol.holding:
+                    # a knock may wait for the end of the grace
                     deadline = max(deadline, self._hold_end + limits.handshake_timeout)
                 await self._run_client(client, deadline)
             finally:
@@ -329,6 +362,7 @@ class SignalingServer:
             # Leave at once, so the others learn it without waiting for the close handshake.
             self._leave(client)
             code = client.close_code
+            self.metrics.closes["none" if code is None else str(code)] += 1
             if code is None:
                 with trio.move_on_after(self.limits.close_timeout):
                     await client.ws.wait_closed()  # e.g. the echo of the peer's close frame
@@ -448,6 +482,7 @@ class SignalingServer:
                 client.fail(1003, "binary frames are not supported: send JSON text frames")
                 return False
             if not bucket.take(now):
+                self.metrics.rate_limited += 1
                 client.fail(
                     1008,
                     f"rate limit exceeded ({limits.max_messages_per_second:g} messages/s,"
@@ -476,9 +511,13 @@ class SignalingServer:
         per node with full subnets, a quarter of the server's memory per node).
         """
         message, canonical = decode_canonical(data)
-        outputs = self._protocol.receive(client.key, message)
-        if isinstance(message, Knock):
-            self._close_replaced()
+        protocol = self._protocol
+        if isinstance(protocol, ClusterProtocol):  # forwarded as it came when it is canonical
+            outputs = protocol.receive(client.key, message, data if canonical else None)
+        else:
+            outputs = protocol.receive(client.key, message)
+            if isinstance(message, Knock):
+                self._close_replaced(protocol)
         if canonical and len(outputs) == 1 and outputs[0][1] is message:
             # a relay of a message written as encode() writes it: pass the text on as it came
             recipient = self._clients.get(outputs[0][0])
@@ -486,25 +525,29 @@ class SignalingServer:
                 recipient.send(text_frame(data.encode()))
         else:
             self._deliver(outputs)
+        if isinstance(message, _RELAYED):
+            self.metrics.relays += 1
+        elif not isinstance(self._protocol, ClusterProtocol):
+            self.metrics.request(message, [out for key, out in outputs if key == client.key])
         if not isinstance(message, _RELAYED) or _debug_enabled():
             client.log_request(message, [out for key, out in outputs if key == client.key])
 
-    def _close_replaced(self) -> None:
+    def _close_replaced(self, protocol: SignalingServerProtocol[int]) -> None:
         """Close the connections a knock replaced (same node, id and token on a newer one)."""
-        for key in self._protocol.take_replaced():
+        for key in protocol.take_replaced():
             old = self._clients.get(key)
             if old is not None:
                 old.fail(1000, "replaced by a newer connection of this node")
 
-    async def _expire_loop(self) -> None:
+    async def _expire_loop(self, protocol: SignalingServerProtocol[int]) -> None:
         """Feed time to the state machine at its deadlines (rejoin grace, kept ids)."""
         while True:
             woken = self._timer_wake
-            with trio.move_on_at(self._protocol.next_deadline()):
+            with trio.move_on_at(protocol.next_deadline()):
                 await woken.wait()
                 self._timer_wake = trio.Event()
                 continue
-            self._deliver(self._protocol.expire(trio.current_time()))
+            self._deliver(protocol.expire(trio.current_time()))
             self._flush()
 
     async def _ping_all(self) -> None:
@@ -539,12 +582,16 @@ class SignalingServer:
         self._clients.pop(client.key, None)
         member = self._protocol.member_id(client.key)
         try:
-            outputs = self._protocol.client_disconnected(client.key, now=trio.current_time())
+            if isinstance(self._protocol, ClusterProtocol):
+                outputs = self._protocol.client_disconnected(client.key)
+            else:
+                outputs = self._protocol.client_disconnected(client.key, now=trio.current_time())
             self._timer_wake.set()  # it may keep the id: a new deadline
         except Exception:
             logger.exception("%s: unexpected error on leave", client.name)
             return
         if member is not None:
+            self.metrics.leaves += 1
             logger.info("leave %s (%s): %s", member, client.remote, client.close_reason)
         else:
             logger.debug("%s: gone without joining: %s", client.remote, client.close_reason)
@@ -586,6 +633,41 @@ class SignalingServer:
             dirty.clear()
 
 
+class _LocalClients:
+    """A server's clients as a cluster's routing reaches them (``cluster.routing.LocalClients``)."""
+
+    def __init__(self, server: SignalingServer) -> None:
+        self._server = server
+
+    def deliver(self, outputs: list[tuple[int, Message]]) -> None:
+        self._server._deliver(outputs)
+        self._server._flush()
+
+    def send_texts(self, frames: list[tuple[int, str]]) -> None:
+        clients = self._server._clients
+        for key, text in frames:
+            client = clients.get(key)
+            if client is not None:
+                client.send(text_frame(text.encode()))
+        self._server._flush()
+
+    def fail(self, key: int, code: int, reason: str) -> None:
+        client = self._server._clients.get(key)
+        if client is not None:
+            client.fail(code, reason)
+
+
+@asynccontextmanager
+async def _clustered(server: SignalingServer) -> AsyncIterator[None]:
+    """Connect a server to its cluster for the body, if it has one (``redis=``)."""
+    protocol = server._protocol
+    if server._redis is None or not isinstance(protocol, ClusterProtocol):
+        yield
+        return
+    async with run_cluster(protocol, server._redis, _LocalClients(server)):
+        yield
+
+
 def _peer_name(sock: trio.socket.SocketType) -> str:
     """``"host:port"`` of the socket's peer for logs (``"[v6]:port"``)."""
     try:
@@ -602,6 +684,7 @@ async def serve_signaling(
     limits: ServerLimits = DEFAULT_LIMITS,
     suffixes: range = DEFAULT_SUFFIXES,
     ssl_context: ssl.SSLContext | None = None,
+    redis: str | None = None,
     task_status: trio.TaskStatus[SignalingServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a signaling server until cancelled (``nursery.start()``-compatible).
@@ -625,17 +708,23 @@ async def serve_signaling(
             default 1..254 skips the network and broadcast addresses,
             ``range(0, 256)`` is the original server's.
         ssl_context: a server-side TLS context to serve ``wss://``, or ``None``.
+        redis: ``redis://HOST:PORT/DB`` to serve one network with every other
+            instance given the same URL (docs/signaling-server.md, "Several
+            instances over Redis"); ``None``: this process alone.
         task_status: reports the :class:`SignalingServer` once listening.
 
     Raises:
         TypeError: ``limits`` is not a ``ServerLimits``.
         LocalProtocolError: ``suffixes`` is not a non-empty range in 0..255.
         OSError: the address cannot be bound (e.g. ``EADDRINUSE``).
+        ClusterError: ``redis`` is given and Redis cannot be reached there
+            (an ``OSError``).
     """
     server = await _open_server(
-        host, port, limits=limits, suffixes=suffixes, ssl_context=ssl_context
+        host, port, limits=limits, suffixes=suffixes, ssl_context=ssl_context, redis=redis
     )
-    await server.serve(task_status=task_status)
+    async with _clustered(server):
+        await server.serve(task_status=task_status)
 
 
 @asynccontextmanager
@@ -646,6 +735,7 @@ async def open_signaling_server(
     limits: ServerLimits = DEFAULT_LIMITS,
     suffixes: range = DEFAULT_SUFFIXES,
     ssl_context: ssl.SSLContext | None = None,
+    redis: str | None = None,
 ) -> AsyncIterator[SignalingServer]:
     """Run a signaling server for the body of an ``async with``.
 
@@ -664,11 +754,13 @@ async def open_signaling_server(
         TypeError: ``limits`` is not a ``ServerLimits``.
         LocalProtocolError: ``suffixes`` is not a non-empty range in 0..255.
         OSError: the address cannot be bound (e.g. ``EADDRINUSE``).
+        ClusterError: ``redis`` is given and Redis cannot be reached there
+            (an ``OSError``).
     """
     server = await _open_server(
-        host, port, limits=limits, suffixes=suffixes, ssl_context=ssl_context
+        host, port, limits=limits, suffixes=suffixes, ssl_context=ssl_context, redis=redis
     )
-    async with open_owned_nursery() as nursery:
+    async with _clustered(server), open_owned_nursery() as nursery:
         await nursery.start(server.serve)
         yield server
 
@@ -680,6 +772,7 @@ async def _open_server(
     limits: ServerLimits,
     suffixes: range,
     ssl_context: ssl.SSLContext | None,
+    redis: str | None = None,
 ) -> SignalingServer:
     """Check the arguments, bind the listeners and build the (not yet serving) server."""
     if not isinstance(limits, ServerLimits):
@@ -687,10 +780,21 @@ async def _open_server(
             "limits must be a unisockets.signaling.ServerLimits,"
             f" e.g. ServerLimits(max_clients=100), got {type(limits).__name__}"
         )
-    protocol: SignalingServerProtocol[int] = SignalingServerProtocol(
-        suffixes=suffixes, rejoin_grace=limits.rejoin_grace, now=trio.current_time()
-    )
+    protocol: SignalingServerProtocol[int] | ClusterProtocol
+    if redis is None:
+        protocol = SignalingServerProtocol(
+            suffixes=suffixes, rejoin_grace=limits.rejoin_grace, now=trio.current_time()
+        )
+    elif limits.rejoin_grace:
+        raise ValueError("rejoin_grace is not available with redis= yet (one instance only)")
+    else:
+        protocol = ClusterProtocol(new_instance_id(), suffixes=suffixes)
     listeners = await trio.open_tcp_listeners(port, host=host)
     return SignalingServer(
-        listeners, host=host, protocol=protocol, limits=limits, ssl_context=ssl_context
+        listeners,
+        host=host,
+        protocol=protocol,
+        limits=limits,
+        ssl_context=ssl_context,
+        redis=redis,
     )

@@ -1,0 +1,489 @@
+"""Which instance applies a message, and where its outputs go: the cluster's routing, no I/O.
+
+Several signaling server instances serve one network by giving each subnet to
+one instance at a time, its *owner* (docs/signaling-server.md, "Several
+instances over Redis"). The owner runs the ordinary sans-IO server machine
+(:class:`~unisockets.protocol.server.SignalingServerProtocol`) for the
+subnet, keyed by *global keys* ``"<instance>/<local key>"``, so the exact
+behaviour of one instance holds whatever instance a member is connected to.
+
+:class:`ClusterProtocol` stands in for the server machine in the trio driver
+(:class:`~unisockets.signaling.server.SignalingServer` calls the same four
+methods). An input of a client whose subnet this instance owns is applied at
+once and its outputs for local clients are returned, as on one instance.
+Every other input waits in :attr:`ClusterProtocol.routing` for the I/O side
+(:mod:`unisockets.signaling.cluster.redis_link`) to find the subnet's owner
+and forward it. Outputs for clients of other instances wait in
+:attr:`ClusterProtocol.outbox`, one ordered list of *items* per instance;
+the I/O side publishes each list as one message and hands what arrives to
+:meth:`ClusterProtocol.receive_items`. The items, JSON arrays:
+
+- ``["i", subnet, global key, text | null]``: an input for the subnet's owner
+  (the message as :func:`~unisockets.protocol.wire.encode` writes it; ``null``:
+  the client's connection closed);
+- ``["o", local key, text]``: a message to send to a local client;
+- ``["j", local key, id | null]``: the client joined with that id (``null``:
+  its knock was rejected);
+- ``["f", local key, code, reason]``: close the client (a protocol violation
+  the owner found, with the close code and reason one instance sends).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeAlias
+
+from unisockets.protocol import (
+    Acknowledged,
+    Answer,
+    Candidate,
+    Connect,
+    Knock,
+    Message,
+    Offer,
+    RemoteProtocolError,
+    decode,
+    encode,
+)
+from unisockets.protocol.server import DEFAULT_SUFFIXES, SignalingServerProtocol
+from unisockets.protocol.server_snapshot import restore_subnet, snapshot_subnet
+from unisockets.protocol.server_states import AliasState, ClientState
+
+__all__ = ["ClusterProtocol", "LocalClients", "RoutedInput", "global_key", "split_key"]
+
+logger = logging.getLogger("unisockets.signaling.cluster")
+
+#: An input waiting for its subnet's owner: ``(subnet, global key, text or None for a close)``.
+RoutedInput: TypeAlias = tuple[str, str, str | None]
+
+#: How often a connect to a bound alias of a member on another instance is tried
+#: before it is refused (see ClusterProtocol._apply); the I/O side waits between tries.
+CONNECT_ATTEMPTS = 5
+
+#: What does not change the subnet's state, so needs no new snapshot.
+_RELAYS = (Offer, Answer, Candidate)
+
+
+class LocalClients(Protocol):
+    """What the cluster needs of the server driver: its clients, by local key."""
+
+    def deliver(self, outputs: list[tuple[int, Message]]) -> None:
+        """Send each message to the local client of its key (unknown keys: dropped)."""
+
+    def send_texts(self, frames: list[tuple[int, str]]) -> None:
+        """Send each encoded message to the local client of its key (unknown keys: dropped)."""
+
+    def fail(self, key: int, code: int, reason: str) -> None:
+        """Close the local client ``key`` with ``code`` and ``reason``, as for a violation."""
+
+
+def global_key(instance: str, key: int) -> str:
+    """The key of a local client across instances: ``"<instance>/<key>"``."""
+    return f"{instance}/{key}"
+
+
+def split_key(gkey: str) -> tuple[str, int]:
+    """``"<instance>/<key>"`` -> ``(instance, key)``."""
+    instance, _, key = gkey.rpartition("/")
+    return instance, int(key)
+
+
+class ClusterProtocol:
+    """The server machine of a cluster instance: owned subnets applied here, others routed.
+
+    Args:
+        instance: this instance's id, unique in the cluster (no ``"/"``).
+        suffixes: the suffixes handed out as ids (as for one instance); all
+            instances of a cluster must use the same.
+
+    Attributes:
+        instance: as given.
+        routing: inputs waiting for their subnet's owner, in arrival order.
+        outbox: instance id -> the items to publish to it, in order.
+        dirty: the owned subnets whose state changed since their last snapshot.
+        owned: subnet -> the server machine of every subnet this instance owns.
+        notify: called (without arguments) whenever ``routing``, ``outbox`` or
+            ``dirty`` got something; the I/O side sets it.
+        clients: the driver's clients, for outputs that arrive outside a
+            call from the driver; the I/O side sets it.
+        applied: called with each input other than a relay this instance
+            applied as owner and the replies to its sender (metrics).
+        healthy: whether Redis answers (the I/O side keeps it up to date).
+    """
+
+    def __init__(self, instance: str, *, suffixes: range = DEFAULT_SUFFIXES) -> None:
+        if not instance or "/" in instance:
+            raise ValueError(f"bad instance id {instance!r}")
+        self.instance = instance
+        self._suffixes = suffixes
+        #: the clients that have not knocked: only to answer their messages as one instance does.
+        self._lobby: SignalingServerProtocol[int] = SignalingServerProtocol(suffixes=suffixes)
+        #: local key -> the subnet its knock went to.
+        self._subnet_of: dict[int, str] = {}
+        #: local key -> id, once the owner acknowledged the knock.
+        self._ids: dict[int, str] = {}
+        #: subnet -> how many of its inputs wait in ``routing`` (applied here only when 0).
+        self._queued: dict[str, int] = {}
+        self.owned: dict[str, SignalingServerProtocol[str]] = {}
+        self.routing: deque[RoutedInput] = deque()
+        self.outbox: dict[str, list[list[Any]]] = {}
+        self.dirty: set[str] = set()
+        self.notify: Callable[[], None] = lambda: None
+        self.clients: LocalClients | None = None
+        self.applied: Callable[[Message, list[Message]], None] | None = None
+        #: connects waiting for their listener's ``accepting``, with their attempt count.
+        self.deferred: list[tuple[RoutedInput, int]] = []
+        self.healthy = True
+
+    # -- the driver's side: the server machine's four methods -------------------
+
+    def client_connected(self, key: int) -> list[tuple[int, Message]]:
+        """A local client connected; it is not in any subnet before its knock.
+
+        Args:
+            key: the driver's key of the connection (unique in this instance).
+
+        Returns:
+            ``[]``, as one instance (the server says nothing before the knock).
+
+        Raises:
+            LocalProtocolError: ``key`` is already connected.
+        """
+        return self._lobby.client_connected(key)
+
+    def receive(
+        self, key: int, message: Message, text: str | None = None
+    ) -> list[tuple[int, Message]]:
+        """A local client's message: applied here if this instance owns its subnet, else routed.
+
+        A knock decides the client's subnet; every later message goes to
+        that subnet's owner, in the order the client sent them.
+
+        Args:
+            key: a connected local client.
+            message: what it sent.
+            text: ``message`` as :func:`~unisockets.protocol.wire.encode`
+                writes it, if the driver has it (it is forwarded as it is,
+                saving an encoding); ``None``: encoded here when needed.
+
+        Returns:
+            The outputs for local clients when applied here; ``[]`` when routed
+            (outputs then arrive through :attr:`clients`).
+
+        Raises:
+            RemoteProtocolError: a violation found here (before the knock, or
+                by the owner's machine when it is this instance).
+            LocalProtocolError: ``key`` is not connected.
+        """
+        subnet = self._subnet_of.get(key)
+        if subnet is None:
+            if not isinstance(message, Knock):
+                return self._lobby.receive(key, message)  # raises as one instance does
+            subnet = self._subnet_of[key] = message.subnet
+        gkey = global_key(self.instance, key)
+        if subnet in self.owned and not self._queued.get(subnet):
+            return self._local(self._apply(subnet, gkey, message))
+        self._route(subnet, gkey, encode(message) if text is None else text)
+        return []
+
+    def client_disconnected(self, key: int) -> list[tuple[int, Message]]:
+        """A local client's connection closed: it leaves its subnet, wherever that is owned.
+
+        Args:
+            key: the local client (unknown keys are ignored).
+
+        Returns:
+            The ``goodbye`` and alias removals for local clients when this
+            instance owns the subnet, else ``[]`` (the owner sends them).
+        """
+        self._lobby.client_disconnected(key)
+        self._ids.pop(key, None)
+        subnet = self._subnet_of.pop(key, None)
+        if subnet is None:
+            return []
+        gkey = global_key(self.instance, key)
+        if subnet in self.owned and not self._queued.get(subnet):
+            return self._local(self._apply(subnet, gkey, None))
+        self._route(subnet, gkey, None)
+        return []
+
+    def member_id(self, key: int) -> str | None:
+        """The id the owner gave the local client ``key``, or ``None`` before (or without) one."""
+        return self._ids.get(key)
+
+    # -- the I/O side ---------------------------------------------------------
+
+    def own(self, subnet: str, snapshot: dict[str, Any] | None) -> None:
+        """Take ``subnet`` over: a new server machine for it, loaded from its last snapshot.
+
+        Args:
+            subnet: three octets such as ``"10.0.0"``.
+            snapshot: the stored state (JSON-decoded), or ``None`` for a new subnet.
+
+        Raises:
+            LocalProtocolError: the snapshot does not load (see
+                :func:`~unisockets.protocol.server_snapshot.restore_subnet`).
+        """
+        machine: SignalingServerProtocol[str] = SignalingServerProtocol(suffixes=self._suffixes)
+        if snapshot is not None:
+            restore_subnet(machine, snapshot)
+        self.owned[subnet] = machine
+
+    def disown(self, subnet: str) -> None:
+        """Stop applying ``subnet``'s inputs (the lease is gone); its state stays in the store."""
+        self.owned.pop(subnet, None)
+        self.dirty.discard(subnet)
+
+    def snapshot(self, subnet: str) -> dict[str, Any]:
+        """The state of an owned subnet, for the store."""
+        return snapshot_subnet(self.owned[subnet], subnet)
+
+    def take_routed(self) -> RoutedInput:
+        """Take the first input of :attr:`routing` (its owner was found)."""
+        item = self.routing.popleft()
+        left = self._queued[item[0]] - 1
+        if left:
+            self._queued[item[0]] = left
+        else:
+            del self._queued[item[0]]
+        return item
+
+    def requeue(self, items: Iterable[RoutedInput]) -> None:
+        """Put inputs back at the front of :attr:`routing`, in order (no owner answered)."""
+        items = list(items)
+        for item in reversed(items):
+            self.routing.appendleft(item)
+            self._queued[item[0]] = self._queued.get(item[0], 0) + 1
+
+    def forward(self, owner: str, item: RoutedInput) -> None:
+        """Queue a routed input for its subnet's owner, another instance."""
+        self.outbox.setdefault(owner, []).append(["i", *item])
+
+    def apply_routed(self, item: RoutedInput) -> None:
+        """Apply a routed input of a subnet this instance owns; deliver its local outputs.
+
+        A violation closes the sender wherever it is (an ``"f"`` item), with
+        the close code and reason one instance sends; an unexpected error
+        (a bug) is logged and closes the sender with 1011, as one instance
+        does; it never raises.
+
+        Args:
+            item: ``(subnet, global key, text or None for a close)``.
+        """
+        subnet, gkey, text = item
+        try:
+            message = None if text is None else decode(text)
+            local = self._local(self._apply(subnet, gkey, message, text=text))
+        except RemoteProtocolError as exc:
+            self._fail(gkey, exc.close_code, str(exc))
+            return
+        except Exception:  # a bug: as one instance, it ends only the client it happened in
+            logger.exception("%s: unexpected error applying an input of %s", subnet, gkey)
+            self._fail(gkey, 1011, "internal server error")
+            return
+        if local and self.clients is not None:
+            self.clients.deliver(local)
+
+    def receive_items(self, items: list[list[Any]]) -> None:
+        """Handle what another instance published to this one, in order.
+
+        Args:
+            items: the JSON-decoded message: ``"i"``, ``"o"``, ``"j"`` and
+                ``"f"`` items as the module docstring describes; an unknown
+                kind is logged and skipped.
+        """
+        frames: list[tuple[int, str]] = []
+        for item in items:
+            kind = item[0]
+            if kind == "o":
+                frames.append((int(item[1]), str(item[2])))
+            elif kind == "j":
+                self._joined(int(item[1]), item[2])
+            elif kind == "f":
+                if self.clients is not None:
+                    self.clients.fail(int(item[1]), int(item[2]), str(item[3]))
+            elif kind == "i":
+                routed: RoutedInput = (str(item[1]), str(item[2]), item[3])
+                if routed[0] in self.owned and not self._queued.get(routed[0]):
+                    self.apply_routed(routed)
+                else:
+                    self._route(*routed)
+            else:
+                logger.warning("unknown cluster item %.80r", item)
+        if frames and self.clients is not None:
+            self.clients.send_texts(frames)
+
+    def evict(self, instances: set[str]) -> None:
+        """Members connected to instances that are gone leave their subnets (as on a close).
+
+        Args:
+            instances: the ids of instances whose presence expired.
+        """
+        for subnet, machine in list(self.owned.items()):
+            gone = [gkey for gkey in machine.clients if split_key(gkey)[0] in instances]
+            local: list[tuple[int, Message]] = []
+            for gkey in gone:
+                local += self._local(self._apply(subnet, gkey, None))
+            if local and self.clients is not None:
+                self.clients.deliver(local)
+
+    def client_subnets(self) -> set[str]:
+        """The subnets this instance's clients knocked on."""
+        return set(self._subnet_of.values())
+
+    def instances_of_owned(self) -> set[str]:
+        """The other instances that have clients in the subnets this instance owns."""
+        return {
+            split_key(gkey)[0] for machine in self.owned.values() for gkey in machine.clients
+        } - {self.instance}
+
+    @property
+    def queue_depth(self) -> int:
+        """Inputs waiting for an owner plus items waiting to be published."""
+        return len(self.routing) + sum(len(items) for items in self.outbox.values())
+
+    # -- the owner's side -----------------------------------------------------
+
+    def _apply(
+        self,
+        subnet: str,
+        gkey: str,
+        message: Message | None,
+        attempt: int = 0,
+        *,
+        text: str | None = None,
+    ) -> list[tuple[str, Message]]:
+        """Feed one input to the owned subnet's machine; queue outputs for other instances.
+
+        A ``connect`` to an alias that is bound but not accepting, held by a
+        member on another instance, waits (:attr:`deferred`) instead of being
+        refused at once: that member's ``accepting`` may be on its way through
+        its own instance, which one instance would have seen first (the
+        client's ``listen`` returns once it is written). It is applied again
+        up to :data:`CONNECT_ATTEMPTS` times, then refused as usual.
+
+        Returns:
+            The outputs for this instance's clients (global keys).
+
+        Raises:
+            RemoteProtocolError: the input is a violation; nothing changed.
+        """
+        machine = self.owned[subnet]
+        if message is None:
+            outputs = machine.client_disconnected(gkey)
+        else:
+            knock_elsewhere = isinstance(message, Knock) and message.subnet != subnet
+            if knock_elsewhere and machine.member_id(gkey) is None:
+                # a knock again after a rejected one, into another subnet: for its owner
+                assert isinstance(message, Knock)
+                machine.client_disconnected(gkey)
+                self._route(message.subnet, gkey, encode(message))
+                return []
+            if machine.client_state(gkey) is ClientState.CLOSED:
+                machine.client_connected(gkey)
+            if (
+                isinstance(message, Connect)
+                and attempt < CONNECT_ATTEMPTS
+                and self._accepting_may_come(machine, message.remote_alias)
+            ):
+                self.deferred.append(((subnet, gkey, encode(message)), attempt + 1))
+                self.notify()
+                return []
+            outputs = machine.receive(gkey, message)
+        if message is None or not isinstance(message, _RELAYS):
+            self.dirty.add(subnet)
+            if message is not None and self.applied is not None:
+                self.applied(message, [m for key, m in outputs if key == gkey])
+        # a relay passes on as it came (``text`` is how encode() writes ``message``)
+        known = {id(message): text} if text is not None and isinstance(message, _RELAYS) else {}
+        return self._dispatch(machine, outputs, known)
+
+    def _accepting_may_come(self, machine: SignalingServerProtocol[str], alias: str) -> bool:
+        """Whether ``alias`` is bound, not accepting, by a member of another instance."""
+        info = machine.aliases.get(alias)
+        if info is None:
+            for held in machine.claimed_aliases.values():
+                info = held.get(alias, info)
+        if info is None or info.state is not AliasState.BOUND:
+            return False
+        holder = next((key for key, i in machine.members.items() if i == info.owner), None)
+        return holder is not None and split_key(holder)[0] != self.instance
+
+    def retry_deferred(self) -> None:
+        """Apply the deferred connects again (the I/O side calls it after a short wait)."""
+        deferred, self.deferred = self.deferred, []
+        local: list[tuple[int, Message]] = []
+        for (subnet, gkey, text), attempt in deferred:
+            machine = self.owned.get(subnet)
+            if machine is None:  # no longer ours: to its owner, from the start
+                self._route(subnet, gkey, text)
+                continue
+            if machine.client_state(gkey) is not ClientState.JOINED:
+                continue  # the client left meanwhile
+            assert text is not None
+            try:
+                local += self._local(self._apply(subnet, gkey, decode(text), attempt))
+            except RemoteProtocolError as exc:
+                self._fail(gkey, exc.close_code, str(exc))
+            except Exception:  # a bug: as one instance, it ends only that client
+                logger.exception("%s: unexpected error applying a connect of %s", subnet, gkey)
+                self._fail(gkey, 1011, "internal server error")
+        if local and self.clients is not None:
+            self.clients.deliver(local)
+
+    def _dispatch(
+        self,
+        machine: SignalingServerProtocol[str],
+        outputs: list[tuple[str, Message]],
+        texts: dict[int, str] | None = None,
+    ) -> list[tuple[str, Message]]:
+        local: list[tuple[str, Message]] = []
+        texts = {} if texts is None else texts
+        for gkey, message in outputs:
+            instance, key = split_key(gkey)
+            if isinstance(message, Acknowledged):
+                joined = None if message.rejected else message.id
+                if joined is None:
+                    machine.client_disconnected(gkey)  # it may knock again, maybe elsewhere
+                if instance == self.instance:
+                    self._joined(key, joined)
+                else:
+                    self.outbox.setdefault(instance, []).append(["j", key, joined])
+            if instance == self.instance:
+                local.append((gkey, message))
+                continue
+            text = texts.get(id(message))
+            if text is None:
+                text = texts[id(message)] = encode(message)
+            self.outbox.setdefault(instance, []).append(["o", key, text])
+        self.notify()
+        return local
+
+    def _local(self, outputs: list[tuple[str, Message]]) -> list[tuple[int, Message]]:
+        return [(split_key(gkey)[1], message) for gkey, message in outputs]
+
+    def _joined(self, key: int, member_id: str | None) -> None:
+        if key not in self._subnet_of:
+            return  # gone meanwhile
+        if member_id is None:
+            logger.info("knock of client %d on full subnet %s rejected", key, self._subnet_of[key])
+            del self._subnet_of[key]
+        else:
+            logger.info("join %s (client %d, subnet owned elsewhere)", member_id, key)
+            self._ids[key] = member_id
+
+    def _fail(self, gkey: str, code: int, reason: str) -> None:
+        instance, key = split_key(gkey)
+        if instance == self.instance:
+            if self.clients is not None:
+                self.clients.fail(key, code, reason)
+        else:
+            self.outbox.setdefault(instance, []).append(["f", key, code, reason])
+            self.notify()
+
+    def _route(self, subnet: str, gkey: str, text: str | None) -> None:
+        self.routing.append((subnet, gkey, text))
+        self._queued[subnet] = self._queued.get(subnet, 0) + 1
+        self.notify()
