@@ -122,7 +122,8 @@ class NativePeerLink(PeerLink):
         self._consent_policy = consent
         self.native_peer: Peer | None = None
         self._channels: dict[int, NativePipe] = {}
-        self._wanting: set[NativePipe] = set()
+        # Pipes to retry after the next input, in the order they asked (a FIFO: see wants_room).
+        self._wanting: dict[NativePipe, None] = {}
         self._deferred: set[NativePipe] = set()  # closed, their stream reset waits
         self._queued: list[Event] = []
         self._io_scope = trio.CancelScope()
@@ -314,8 +315,32 @@ class NativePeerLink(PeerLink):
             self._io_scope.deadline = min(self._io_scope.deadline, pipe.reset_due)
 
     def wants_room(self, pipe: NativePipe) -> None:
-        """``pipe`` has a backlog (or a reset pending): retry it after the next input."""
-        self._wanting.add(pipe)
+        """``pipe`` has a backlog (or a reset pending): retry it after the next input.
+
+        Pipes are retried in the order they asked, and a retry round stops at
+        the first pipe whose message str0m refuses again: its send buffer is
+        one for every channel of the peer connection (128 KiB), so the pipes
+        behind would be refused too, and each refused write costs str0m a
+        pass over every channel. The pipes behind keep their place.
+        """
+        self._wanting.setdefault(pipe, None)
+
+    @property
+    def congested(self) -> bool:
+        """Whether a pipe waits for room in str0m's send buffer (new messages queue behind it)."""
+        return any(pipe._backlog for pipe in self._wanting)
+
+    def _retry_wanting(self) -> None:
+        """Flush the waiting pipes in order until str0m refuses one (see :meth:`wants_room`)."""
+        wanting, self._wanting = self._wanting, {}
+        refused = False
+        for pipe in wanting:
+            if refused and pipe._backlog:
+                self._wanting.setdefault(pipe, None)  # behind the refused one, in order
+                continue
+            pipe._flush()
+            if pipe._backlog:
+                refused = True
 
     async def _io(self) -> None:
         """Move datagrams between the native peer and its socket, for the link's life."""
@@ -351,9 +376,7 @@ class NativePeerLink(PeerLink):
         events, delay = peer.poll_io()
         self._dispatch(queued + events if queued else events)
         if self._wanting and peer is self.native_peer:
-            wanting, self._wanting = self._wanting, set()
-            for pipe in wanting:
-                pipe._flush()
+            self._retry_wanting()
         if self._deferred and peer is self.native_peer:
             now = trio.current_time()
             for pipe in list(self._deferred):

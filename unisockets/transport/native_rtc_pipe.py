@@ -12,7 +12,9 @@ Backpressure: the native core refuses a message when the SCTP association's
 send buffer is full (str0m keeps at most 128 KiB queued across all channels of
 a peer connection). Refused messages wait in the pipe's backlog, in order;
 the link retries them after every round of network input (acknowledgements
-free room). :meth:`~DataChannelPipe.send_message` waits while more than
+free room), pipe after pipe in the order they were refused, and a message
+sent while others wait for room queues behind them without a try.
+:meth:`~DataChannelPipe.send_message` waits while more than
 :data:`~unisockets.transport.webrtc_pipe.HIGH_WATER` bytes are in the backlog
 (``submitted - acked``, where acked counts the bytes str0m accepted), as the
 aiortc pipe waits on aiortc's buffer.
@@ -126,6 +128,9 @@ class NativePipe(DataChannelPipe):
         if self._gone or self._reset_pending:
             return
         self._backlog.append(data)
+        if len(self._backlog) > 1 or self._link.congested:
+            self._link.wants_room(self)  # behind the messages waiting for room, in order
+            return
         self._flush()
 
     def _aio_close(self) -> None:
