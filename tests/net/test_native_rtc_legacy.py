@@ -18,6 +18,7 @@ from unisockets.transport.native_rtc import native_available
 from ..native_nodes import nodes_on_native_backend
 from . import test_legacy
 from .test_legacy import (  # noqa: F401 - collected here again, with native nodes
+    lazy,
     legacy_offers,
     test_legacy_client_our_listener,
     test_modern_peers_use_labelled_pipes_and_say_hello,
