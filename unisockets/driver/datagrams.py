@@ -23,6 +23,7 @@ import asyncio
 import builtins
 import socket as _stdlib_socket
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from ..protocol.datagram import (
@@ -76,6 +77,7 @@ class DriverDatagrams:
         self._readers: dict[DatagramEndpoint, asyncio.Event] = {}
         self._peers: dict[str, _Peer] = {}
         self._unreachable: dict[str, float] = {}
+        self._counted = asyncio.Event()
         self._closed = False
         node.links.datagram_sink = self._adopt
 
@@ -166,8 +168,24 @@ class DriverDatagrams:
         pipe.set_receiver(receive, on_end)  # type: ignore[arg-type]
 
     def _wake(self, endpoint: DatagramEndpoint | None) -> None:
+        """A datagram was delivered to ``endpoint`` or (None) dropped: wake who waits."""
         if endpoint is not None:
             self._readers[endpoint].set()
+        self._count_changed()
+
+    def _count_changed(self) -> None:
+        self._counted.set()
+        self._counted = asyncio.Event()
+
+    async def wait_statistics(self, condition: Callable[[DatagramStatistics], bool]) -> None:
+        """Wait until ``condition(statistics)`` holds (checked after each count changes).
+
+        As :meth:`unisockets.net.datagram_overlay.OverlayDatagrams.wait_statistics`,
+        for tests and monitoring: e.g. ``await node.driver.datagrams.wait_statistics(
+        lambda s: s.filtered >= 1)``. Use a timeout (``asyncio.timeout``) around it.
+        """
+        while not condition(self.table.statistics):
+            await self._counted.wait()
 
     def _forget(self, endpoint: DatagramEndpoint) -> None:
         self.table.release(endpoint)
