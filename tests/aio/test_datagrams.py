@@ -26,7 +26,7 @@ import unisockets
 import unisockets.net as net
 from unisockets.aio import AioNode
 from unisockets.net.datagram_anyio import AnyioConnectedUDPSocket, AnyioUDPSocket
-from unisockets.protocol.datagram import DEFAULT_MAX_PAYLOAD
+from unisockets.protocol.datagram import DEFAULT_MAX_PAYLOAD, MAX_PENDING_DATAGRAMS
 
 from .test_end_to_end import LOOPBACK, TIMEOUT, server
 from .trio_thread import TrioThread
@@ -252,3 +252,29 @@ async def test_anyio_udp_sockets_on_both_backends(
             for closed in (udp.receive(), peer.send(b"x")):
                 with pytest.raises(anyio.ClosedResourceError):
                     await closed
+
+
+async def test_datagrams_to_an_unreachable_node_wait_within_a_bound_then_drop(
+    trio_thread: TrioThread, anyio_backend: str
+) -> None:
+    """The sans-IO send decisions (DatagramSenders), the same on both drivers."""
+    extra = 10
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            server(trio_thread) as url,
+            unisockets.open_node(url, link_timeout=2, **LOOPBACK) as node,
+        ):
+            layer = node.driver.datagrams if isinstance(node, AioNode) else node.datagrams
+            with node.socket(unisockets.SOCK_DGRAM) as sock:
+                # Nobody has 10.0.0.200; no sendto waits for its link: MAX_PENDING_DATAGRAMS
+                # wait meanwhile, the rest are dropped at once.
+                for _ in range(MAX_PENDING_DATAGRAMS + extra):
+                    await sock.sendto(b"x", ("10.0.0.200", 9))
+                assert layer.statistics.send_dropped == extra
+                # The link fails: what waited is dropped.
+                await layer.wait_statistics(
+                    lambda s: s.send_dropped == MAX_PENDING_DATAGRAMS + extra
+                )
+                # Within RETRY_AFTER the peer is paused: dropped at once.
+                await sock.sendto(b"x", ("10.0.0.200", 9))
+                assert layer.statistics.send_dropped == MAX_PENDING_DATAGRAMS + extra + 1
