@@ -37,7 +37,6 @@ import trio
 
 from ..protocol.datagram import (
     DATAGRAM_LABEL,
-    MAX_PENDING_DATAGRAMS,
     RETRY_AFTER,
     DatagramEndpoint,
     DatagramStatistics,
@@ -63,9 +62,10 @@ logger = logging.getLogger("unisockets.net")
 class _Sender:
     """One peer's channel once open, and the datagrams waiting for room on it."""
 
-    def __init__(self, decisions: PeerSender) -> None:
+    def __init__(self, decisions: PeerSender, places: int) -> None:
         self.decisions = decisions
-        self.queue, self.receive = trio.open_memory_channel[bytes](MAX_PENDING_DATAGRAMS)
+        # as many places as may wait for the channel: opened() always fits
+        self.queue, self.receive = trio.open_memory_channel[bytes](places)
         self.pipe: MessagePipe | None = None
 
 
@@ -120,7 +120,7 @@ class OverlayDatagrams:
         if route is SendRoute.OPEN:
             decisions = self.senders.sender(host)
             assert decisions is not None
-            sender = self._senders[host] = _Sender(decisions)
+            sender = self._senders[host] = _Sender(decisions, self.senders.max_pending)
             self._node._spawn(self._run_sender, host, sender)
         elif route is SendRoute.DROPPED:
             self._counted.unpark_all()
@@ -158,7 +158,7 @@ class OverlayDatagrams:
         try:
             pipe = await self._node.transport.open_pipe(host, DATAGRAM_LABEL)
             self._watch(pipe)
-            for message in self.senders.opened(sender.decisions):  # fits: as many places
+            for message in self.senders.opened(sender.decisions):  # fits: see _Sender
                 sender.queue.send_nowait(message)
             sender.pipe = pipe
             async for message in sender.receive:
