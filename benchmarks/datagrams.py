@@ -1,4 +1,4 @@
-"""Datagrams: rate, loss and one-way latency of 1,200-byte datagrams, one process.
+"""Datagrams: rate, loss and one-way latency of 1,200-byte datagrams, one or two processes.
 
 Backends, in pairs: ``webrtc`` (unisockets datagram sockets on two overlay
 nodes, real aiortc on loopback) against ``aiortc`` (a raw aiortc data channel
@@ -13,8 +13,11 @@ receiver saw it; the receiver reads all the time. *rate* is datagrams
 delivered per second, *loss* the share never delivered (receive queue full,
 or lost on the way). Then ``--pings`` (default 300) datagrams one at a time,
 each sent once the previous one arrived (or 0.2 s passed): *latency* is the
-median time from ``sendto`` to ``recvfrom`` returning (one clock, one
-process). Run: ``.venv/bin/python -m benchmarks.datagrams [--quick]``.
+median time from ``sendto`` to ``recvfrom`` returning. With ``--processes
+2`` (the default runs 1 and 2) the receiver runs in a child process
+(:mod:`benchmarks.datagrams_remote`) and the latency compares the two
+processes' readings of the one ``CLOCK_MONOTONIC``. Run:
+``.venv/bin/python -m benchmarks.datagrams [--quick] [--processes 2]``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import trio
 import unisockets
 from unisockets.signaling.server import open_signaling_server
 
-from . import common, raw_aiortc
+from . import common, datagrams_remote, raw_aiortc
 
 BACKENDS = ("webrtc", "aiortc", "native", "udp")
 LABELS = {
@@ -244,7 +247,6 @@ async def _aiortc_run(count: int, size: int, pings: int) -> dict[str, float]:
 def main() -> None:
     """Measure each backend, print the tables (see the module docstring)."""
     args = common.parse_args(__doc__.splitlines()[0], BACKENDS, extra=_options)
-    args.processes = [1]  # both ends in one process (one clock for the latency)
     if args.quick:
         args.count, args.pings = 500, 20
     common.print_header(
@@ -263,6 +265,10 @@ def main() -> None:
     }
 
     def measure(backend: str, processes: int) -> dict[str, float]:
+        if processes == 2 and backend == "aiortc":
+            return asyncio.run(datagrams_remote.aiortc_run(args.count, args.size, args.pings))
+        if processes == 2:
+            return trio.run(datagrams_remote.trio_run, backend, args.count, args.size, args.pings)
         if backend == "aiortc":
             return asyncio.run(_aiortc_run(args.count, args.size, args.pings))
         return trio.run(_trio_run, backend, args.count, args.size, args.pings)

@@ -2,7 +2,8 @@
 
 The same wire, limits and errnos as the native overlay node's
 (:mod:`unisockets.net.datagram_overlay`; docs/protocol.md, "Datagrams"),
-decided by the same sans-IO :mod:`unisockets.protocol.datagram`:
+decided by the same sans-IO :mod:`unisockets.protocol.datagram` (ports,
+queues) and :mod:`unisockets.protocol.datagram_senders` (sent, waiting or dropped):
 
 - the first datagram to a peer opens the link's unordered, never
   retransmitted data channel ``unisockets/datagram``; meanwhile up to
@@ -22,12 +23,11 @@ from __future__ import annotations
 import asyncio
 import builtins
 import socket as _stdlib_socket
-from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from ..protocol.datagram import (
     DATAGRAM_LABEL,
-    MAX_PENDING_DATAGRAMS,
     RETRY_AFTER,
     DatagramEndpoint,
     DatagramStatistics,
@@ -36,6 +36,7 @@ from ..protocol.datagram import (
     check_recv_size,
     encode_datagram,
 )
+from ..protocol.datagram_senders import DatagramSenders, PeerSender, SendRoute
 from ..protocol.socket_options import BlockingMode, timeout_error
 from .errors import BrokenResourceError, ClosedResourceError
 from .pipes import MAX_MESSAGE_SIZE, Pipe
@@ -56,10 +57,10 @@ Address = tuple[str, int]
 
 
 class _Peer:
-    """Datagrams waiting for one peer's channel, and the channel once open."""
+    """One peer's channel once open (what waits for it is in :class:`PeerSender`)."""
 
-    def __init__(self) -> None:
-        self.pending: deque[bytes] = deque()
+    def __init__(self, decisions: PeerSender) -> None:
+        self.decisions = decisions
         self.pipe: Pipe | None = None
 
 
@@ -74,9 +75,9 @@ class DriverDatagrams:
         self._node = node
         self.table = PortTable()
         self._readers: dict[DatagramEndpoint, asyncio.Event] = {}
+        self.senders = DatagramSenders(self.table.statistics)
         self._peers: dict[str, _Peer] = {}
-        self._unreachable: dict[str, float] = {}
-        self._closed = False
+        self._counted = asyncio.Event()
         node.links.datagram_sink = self._adopt
 
     @property
@@ -100,33 +101,31 @@ class DriverDatagrams:
             await asyncio.sleep(0)
             return
         message = encode_datagram(source_port, port, payload)
-        peer = self._peer(host)
-        if peer is None or (peer.pipe is None and len(peer.pending) >= MAX_PENDING_DATAGRAMS):
-            self.table.statistics.send_dropped += 1
-        elif peer.pipe is None:
-            peer.pending.append(message)
-        else:
-            if peer.pipe.buffered_amount > HIGH_WATER:
+        route = self.senders.route(host, message, asyncio.get_running_loop().time())
+        if route is SendRoute.OPEN:
+            decisions = self.senders.sender(host)
+            assert decisions is not None
+            peer = self._peers[host] = _Peer(decisions)
+            self._node._spawn(self._open(host, peer))
+        elif route is SendRoute.DROPPED:
+            self._count_changed()
+        elif route is SendRoute.SEND:
+            peer = self._peers[host]
+            if peer.pipe is not None and peer.pipe.buffered_amount > HIGH_WATER:
                 await peer.pipe.wait_drained()
             self._send_on(host, peer, message)
         await asyncio.sleep(0)
 
     def _send_on(self, host: str, peer: _Peer, message: bytes) -> None:
-        assert peer.pipe is not None
+        if peer.pipe is None:  # it failed while this send waited for the buffer to drain
+            self.senders.drop()
+            self._count_changed()
+            return
         try:
             peer.pipe.send(message)
         except (BrokenResourceError, ClosedResourceError) as exc:
+            self.senders.drop()
             self._unreachable_now(host, peer, exc)
-
-    def _peer(self, host: str) -> _Peer | None:
-        peer = self._peers.get(host)
-        if peer is not None or self._closed:
-            return peer
-        if self._unreachable.get(host, -1.0) > asyncio.get_running_loop().time():
-            return None
-        peer = self._peers[host] = _Peer()
-        self._node._spawn(self._open(host, peer))
-        return peer
 
     async def _open(self, host: str, peer: _Peer) -> None:
         try:
@@ -139,16 +138,15 @@ class DriverDatagrams:
             return
         peer.pipe = pipe
         self._receive_on(pipe, lambda error: self._unreachable_now(host, peer, error))
-        while peer.pending and peer.pipe is not None:
-            self._send_on(host, peer, peer.pending.popleft())
+        for message in self.senders.opened(peer.decisions):
+            self._send_on(host, peer, message)
 
     def _unreachable_now(self, host: str, peer: _Peer, error: BaseException | None) -> None:
         logger.info("datagrams to %s dropped: %s", host, error)
-        self.table.statistics.send_dropped += len(peer.pending)
-        peer.pending.clear()
+        self.senders.failed(peer.decisions, asyncio.get_running_loop().time())
+        self._count_changed()
         if self._peers.get(host) is peer:
             del self._peers[host]
-            self._unreachable[host] = asyncio.get_running_loop().time() + RETRY_AFTER
         if peer.pipe is not None:
             peer.pipe.close()
             peer.pipe = None
@@ -166,8 +164,24 @@ class DriverDatagrams:
         pipe.set_receiver(receive, on_end)  # type: ignore[arg-type]
 
     def _wake(self, endpoint: DatagramEndpoint | None) -> None:
+        """A datagram was delivered to ``endpoint`` or (None) dropped: wake who waits."""
         if endpoint is not None:
             self._readers[endpoint].set()
+        self._count_changed()
+
+    def _count_changed(self) -> None:
+        self._counted.set()
+        self._counted = asyncio.Event()
+
+    async def wait_statistics(self, condition: Callable[[DatagramStatistics], bool]) -> None:
+        """Wait until ``condition(statistics)`` holds (checked after each count changes).
+
+        As :meth:`unisockets.net.datagram_overlay.OverlayDatagrams.wait_statistics`,
+        for tests and monitoring: e.g. ``await node.driver.datagrams.wait_statistics(
+        lambda s: s.filtered >= 1)``. Use a timeout (``asyncio.timeout``) around it.
+        """
+        while not condition(self.table.statistics):
+            await self._counted.wait()
 
     def _forget(self, endpoint: DatagramEndpoint) -> None:
         self.table.release(endpoint)
@@ -177,7 +191,8 @@ class DriverDatagrams:
 
     def close(self) -> None:
         """Close every socket and datagram channel (the node is closing)."""
-        self._closed = True
+        self.senders.close()
+        self._count_changed()
         for endpoint in list(self._readers):
             endpoint.close()
             self._forget(endpoint)

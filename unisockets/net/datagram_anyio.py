@@ -1,8 +1,12 @@
 """anyio adapters of datagram sockets: :class:`anyio.abc.UDPSocket` and ``ConnectedUDPSocket``.
 
-They wrap a :class:`~unisockets.net.DatagramSocket` (overlay or native), and
-so run where it runs: on anyio's trio backend, like
-:mod:`unisockets.net.anyio_adapters`. The socket's addresses are typed
+They wrap any datagram socket with the calls of
+:class:`~unisockets.net.DatagramSocket` (:class:`DatagramCalls`): the trio
+node's (overlay or native), on anyio's trio backend like
+:mod:`unisockets.net.anyio_adapters`, and the asyncio driver's
+(:class:`unisockets.driver.datagrams.DatagramSocket`, what
+``unisockets.aio.AioNode.socket(SOCK_DGRAM)`` gives) on anyio's asyncio
+backend: the same objects on both backends. The socket's addresses are typed
 attributes (:class:`anyio.abc.SocketAttribute`: ``family``,
 ``local_address``, ``local_port``, and for a connected socket
 ``remote_address`` and ``remote_port``). A closed socket raises
@@ -15,14 +19,12 @@ import errno
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import anyio
 import anyio.abc
 
-from .datagram import DatagramSocket
-
-__all__ = ["AnyioConnectedUDPSocket", "AnyioUDPSocket"]
+__all__ = ["AnyioConnectedUDPSocket", "AnyioUDPSocket", "DatagramCalls"]
 
 #: What ``receive`` asks for: any datagram whole (UDP's largest payload fits).
 _RECEIVE_SIZE = 65536
@@ -39,8 +41,44 @@ def _translate() -> Iterator[None]:
         raise
 
 
+class DatagramCalls(Protocol):
+    """The calls the adapters use: those of every unisockets datagram socket.
+
+    :class:`unisockets.net.DatagramSocket` (trio) and
+    :class:`unisockets.driver.datagrams.DatagramSocket` (asyncio) both have them.
+    """
+
+    async def recvfrom(self, bufsize: int, /) -> tuple[bytes, tuple[str, int]]:
+        """The next datagram and its sender."""
+        ...
+
+    async def recv(self, bufsize: int, /) -> bytes:
+        """The next datagram's payload."""
+        ...
+
+    async def sendto(self, data: bytes, address: tuple[str, int], /) -> int:
+        """Send one datagram to ``address``."""
+        ...
+
+    async def send(self, data: bytes, /) -> int:
+        """Send one datagram to the connected peer."""
+        ...
+
+    def getsockname(self) -> tuple[str, int]:
+        """The socket's address."""
+        ...
+
+    def getpeername(self) -> tuple[str, int]:
+        """The connected peer's address."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the socket."""
+        ...
+
+
 class _Attributes:
-    socket: DatagramSocket
+    socket: DatagramCalls
 
     @property
     def _raw_socket(self) -> NoReturn:
@@ -59,10 +97,11 @@ class AnyioUDPSocket(_Attributes, anyio.abc.UDPSocket):
     """An :class:`anyio.abc.UDPSocket` over an (unconnected) datagram socket.
 
     Args:
-        sock: the bound :class:`~unisockets.net.DatagramSocket`; closed with this object.
+        sock: the bound datagram socket (:class:`DatagramCalls`: trio's or
+            asyncio's); closed with this object.
     """
 
-    def __init__(self, sock: DatagramSocket) -> None:
+    def __init__(self, sock: DatagramCalls) -> None:
         self.socket = sock
 
     async def receive(self) -> tuple[bytes, tuple[str, int]]:
@@ -99,10 +138,11 @@ class AnyioConnectedUDPSocket(_Attributes, anyio.abc.ConnectedUDPSocket):
     """An :class:`anyio.abc.ConnectedUDPSocket` over a connected datagram socket.
 
     Args:
-        sock: the connected :class:`~unisockets.net.DatagramSocket`; closed with this object.
+        sock: the connected datagram socket (:class:`DatagramCalls`: trio's
+            or asyncio's); closed with this object.
     """
 
-    def __init__(self, sock: DatagramSocket) -> None:
+    def __init__(self, sock: DatagramCalls) -> None:
         self.socket = sock
 
     async def receive(self) -> bytes:

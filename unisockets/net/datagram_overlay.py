@@ -5,17 +5,20 @@ An overlay node has one :class:`OverlayDatagrams`: its datagram port table
 (:class:`OverlayDatagramSocket`) and, per peer, a sender (docs/protocol.md,
 "Datagrams"):
 
-- **Sending.** The first datagram to a peer starts a sender task that opens a
-  pipe labelled :data:`~unisockets.protocol.datagram.DATAGRAM_LABEL` to it
-  (on WebRTC an unordered data channel without retransmissions; the peer
-  link is set up first if there is none). Meanwhile up to
+- **Sending.** Whether a datagram is sent, waits or is dropped is decided by
+  the sans-IO :class:`~unisockets.protocol.datagram_senders.DatagramSenders`,
+  as in the asyncio driver. The first datagram to a peer starts a sender task
+  that opens a pipe labelled :data:`~unisockets.protocol.datagram.DATAGRAM_LABEL`
+  to it (on WebRTC an unordered data channel without retransmissions; the
+  peer link is set up first if there is none). Meanwhile up to
   :data:`~unisockets.protocol.datagram.MAX_PENDING_DATAGRAMS` datagrams wait;
   more are dropped and counted, so ``sendto`` never waits for a link. Once
-  the channel is open, a ``sendto`` that finds the queue full waits for room
-  (the channel's backpressure, as a blocking UDP socket waits for its send
-  buffer). A peer that cannot be reached (no such node, a legacy node, a link
-  that failed) drops what was queued; datagrams to it are dropped for
-  :data:`~unisockets.protocol.datagram.RETRY_AFTER` seconds, then a new sender tries again.
+  the channel is open, a ``sendto`` that finds the sender's queue (as many
+  places) full waits for room (the channel's backpressure, as a blocking UDP
+  socket waits for its send buffer). A peer that cannot be reached (no such
+  node, a legacy node, a link that failed) drops what was queued; datagrams
+  to it are dropped for :data:`~unisockets.protocol.datagram.RETRY_AFTER`
+  seconds, then a new sender tries again.
 - **Receiving.** Each node sends on the channel it opened and receives on
   every datagram channel of the link (its own and the peer's). Every message
   goes through :meth:`PortTable.deliver` at once, as it arrives: into a
@@ -34,7 +37,6 @@ import trio
 
 from ..protocol.datagram import (
     DATAGRAM_LABEL,
-    MAX_PENDING_DATAGRAMS,
     RETRY_AFTER,
     DatagramEndpoint,
     DatagramStatistics,
@@ -42,6 +44,7 @@ from ..protocol.datagram import (
     check_max_payload,
     encode_datagram,
 )
+from ..protocol.datagram_senders import DatagramSenders, PeerSender, SendRoute
 from .addresses import Address
 from .datagram import DatagramSocket
 
@@ -57,15 +60,13 @@ logger = logging.getLogger("unisockets.net")
 
 
 class _Sender:
-    """The datagrams waiting for one peer, and its channel once open."""
+    """One peer's channel once open, and the datagrams waiting for room on it."""
 
-    def __init__(self) -> None:
-        self.queue, self.receive = trio.open_memory_channel[bytes](MAX_PENDING_DATAGRAMS)
+    def __init__(self, decisions: PeerSender, places: int) -> None:
+        self.decisions = decisions
+        # as many places as may wait for the channel: opened() always fits
+        self.queue, self.receive = trio.open_memory_channel[bytes](places)
         self.pipe: MessagePipe | None = None
-
-    @property
-    def open(self) -> bool:
-        return self.pipe is not None
 
 
 class OverlayDatagrams:
@@ -82,8 +83,8 @@ class OverlayDatagrams:
         self._node = node
         self.table = PortTable()
         self._readers: dict[DatagramEndpoint, trio.lowlevel.ParkingLot] = {}
+        self.senders = DatagramSenders(self.table.statistics)
         self._senders: dict[str, _Sender] = {}
-        self._unreachable: dict[str, float] = {}
         self._incoming: dict[str, MessagePipe] = {}
         self._counted = trio.lowlevel.ParkingLot()
         self._closed = False
@@ -115,23 +116,28 @@ class OverlayDatagrams:
             self._wake(self.table.deliver_payload((host, source_port), port, payload))
             return
         message = encode_datagram(source_port, port, payload)
-        sender = self._sender(host)
-        if sender is None:
-            self._send_dropped()
-            await trio.lowlevel.checkpoint()
+        route = self.senders.route(host, message, trio.current_time())
+        if route is SendRoute.OPEN:
+            decisions = self.senders.sender(host)
+            assert decisions is not None
+            sender = self._senders[host] = _Sender(decisions, self.senders.max_pending)
+            self._node._spawn(self._run_sender, host, sender)
+        elif route is SendRoute.DROPPED:
+            self._counted.unpark_all()
+        elif route is SendRoute.SEND:
+            await self._send_open(self._senders[host], message)
             return
+        await trio.lowlevel.checkpoint()
+
+    async def _send_open(self, sender: _Sender, message: bytes) -> None:
+        """Send on an open channel: at once if nothing waits, else wait for room."""
         pipe = sender.pipe
-        idle = self._idle(sender)
-        if pipe is not None and idle and pipe.send_nowait(message):
+        if pipe is not None and self._idle(sender) and pipe.send_nowait(message):
             await trio.lowlevel.checkpoint()  # the common case: no task hop
             return
         try:
             sender.queue.send_nowait(message)
         except trio.WouldBlock:
-            if not sender.open:
-                self._send_dropped()
-                await trio.lowlevel.checkpoint()
-                return
             try:
                 await sender.queue.send(message)
             except trio.ClosedResourceError:
@@ -147,21 +153,13 @@ class OverlayDatagrams:
         stats = sender.receive.statistics()
         return stats.current_buffer_used == 0
 
-    def _sender(self, host: str) -> _Sender | None:
-        sender = self._senders.get(host)
-        if sender is not None or self._closed:
-            return sender
-        if self._unreachable.get(host, -1.0) > trio.current_time():
-            return None
-        sender = self._senders[host] = _Sender()
-        self._node._spawn(self._run_sender, host, sender)
-        return sender
-
     async def _run_sender(self, host: str, sender: _Sender) -> None:
         pipe: MessagePipe | None = None
         try:
             pipe = await self._node.transport.open_pipe(host, DATAGRAM_LABEL)
             self._watch(pipe)
+            for message in self.senders.opened(sender.decisions):  # fits: see _Sender
+                sender.queue.send_nowait(message)
             sender.pipe = pipe
             async for message in sender.receive:
                 await pipe.send_message(message)
@@ -172,20 +170,21 @@ class OverlayDatagrams:
             ValueError,
         ) as exc:
             logger.info("datagrams to %s dropped: %s", host, exc)
-            self._unreachable[host] = trio.current_time() + RETRY_AFTER
         except Exception:  # a bug of ours must not take the node down with it
             logger.exception("datagrams to %s dropped", host)
-            self._unreachable[host] = trio.current_time() + RETRY_AFTER
         finally:
             if self._senders.get(host) is sender:
                 del self._senders[host]
             sender.queue.close()
+            left = 0
             while True:
                 try:
                     sender.receive.receive_nowait()
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
-                self._send_dropped()
+                left += 1
+            self.senders.failed(sender.decisions, trio.current_time(), left)
+            self._counted.unpark_all()
             if pipe is not None:
                 with trio.CancelScope(shield=True):
                     await pipe.aclose()
@@ -229,7 +228,7 @@ class OverlayDatagrams:
         self._counted.unpark_all()
 
     def _send_dropped(self) -> None:
-        self.table.statistics.send_dropped += 1
+        self.senders.drop()
         self._counted.unpark_all()
 
     async def wait_statistics(self, condition: Callable[[DatagramStatistics], bool]) -> None:
@@ -254,6 +253,8 @@ class OverlayDatagrams:
         for endpoint in list(self._readers):
             endpoint.close()
             self._forget(endpoint)
+        self.senders.close()
+        self._counted.unpark_all()
         for sender in list(self._senders.values()):
             sender.queue.close()
 
