@@ -23,7 +23,7 @@ import pytest
 UNISOCKETS = [sys.executable, "-m", "unisockets"]
 
 #: Seconds a child gets to print an expected line or to exit (a loaded 2-core machine).
-TIMEOUT = 60.0
+TIMEOUT = 180.0
 
 
 class Child:

@@ -35,7 +35,7 @@ def test_after_the_interrupt() -> None:
 """
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_ctrl_c_in_a_trio_test_interrupts_the_run(tmp_path: Path) -> None:
     (tmp_path / "test_inner.py").write_text(INNER)
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
@@ -71,7 +71,7 @@ def test_ctrl_c_in_a_trio_test_interrupts_the_run(tmp_path: Path) -> None:
         else:
             pytest.fail(f"the inner test did not start: {''.join(seen)}")
         process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=60)
+        rest, _ = process.communicate(timeout=180)  # a hang guard: a starved CPU is slow
     finally:
         if process.poll() is None:
             process.kill()

@@ -16,7 +16,7 @@ import pytest
 
 from .processes import TIMEOUT, assert_one_line, child, echo_client, echo_server, signaling_server
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(400)
 
 
 def test_echo_server_idle_ctrl_c_exits_130_and_sigterm_0() -> None:

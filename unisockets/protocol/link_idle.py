@@ -37,8 +37,23 @@ class LinkIdle:
         self._since = now  # idle since then; inf while connections are open
         self.modern = False
 
+    def became_modern(self, now: float) -> None:
+        """The peer is known to be one of ours (its link is up): idle time counts from ``now``.
+
+        A link set up slowly (a loaded machine, a far peer) is not closed the
+        moment it is up for having been idle while it was being set up: the
+        connection that asked for it has not had its turn yet.
+        """
+        self.modern = True
+        if self._since != math.inf:
+            self._since = now
+
     def connections(self, count: int, now: float) -> None:
-        """The link now carries ``count`` connections (data channels of ours)."""
+        """The link now carries ``count`` connections (data channels of ours, open or opening).
+
+        A connection waiting for the link to come up counts: its driver
+        reports it before it waits, so the link is never closed under it.
+        """
         if count > 0:
             self._since = math.inf
         elif self._since == math.inf:

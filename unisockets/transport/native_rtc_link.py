@@ -147,7 +147,7 @@ class NativePeerLink(PeerLink):
         """
         from .._rtc import RtcError
 
-        if await self.wait_kind() is PeerKind.LEGACY:
+        if await self._wait_kind_opening() is PeerKind.LEGACY:
             raise LegacyPeerError(
                 f"{self.peer_id} is a legacy unisockets node: it has one channel, no pipes"
             )

@@ -182,6 +182,8 @@ class PeerLink(NegotiatedLink):
         self._aio = AioPeerConnection(self, bridge, configuration, consent)
         #: Closes the link after ``idle_timeout`` s without connections (lazy links).
         self.idle = LinkIdle(idle_timeout, trio.current_time())
+        #: open_pipe calls waiting for the link (they count as connections for the idle timer).
+        self._opening = 0
 
     # --- inputs (trio) ---------------------------------------------------------------------
 
@@ -299,7 +301,7 @@ class PeerLink(NegotiatedLink):
                 channel for its one channel).
             trio.BrokenResourceError: the link failed.
         """
-        if await self.wait_kind() is PeerKind.LEGACY:
+        if await self._wait_kind_opening() is PeerKind.LEGACY:
             raise LegacyPeerError(
                 f"{self.peer_id} is a legacy unisockets node: it has one channel, no pipes"
             )
@@ -349,8 +351,19 @@ class PeerLink(NegotiatedLink):
             self._apply(self._handle(TimePasses()))
 
     def _pipes_changed(self) -> None:
-        self.idle.connections(len(self.pipes), trio.current_time())
+        self.idle.connections(len(self.pipes) + self._opening, trio.current_time())
         self._rearm.unpark_all()
+
+    async def _wait_kind_opening(self) -> PeerKind:
+        """:meth:`wait_kind` for a pipe about to open: the link is not idle meanwhile."""
+        self._opening += 1
+        self._pipes_changed()
+        try:
+            return await self.wait_kind()
+        finally:
+            self._opening -= 1
+            if self.failure is None:
+                self._pipes_changed()
 
     async def _drive(self) -> None:
         try:
@@ -412,7 +425,8 @@ class PeerLink(NegotiatedLink):
             elif isinstance(output, Restart):
                 self._on_restart(self, output.offer)
             elif isinstance(output, SetKind):
-                self.idle.modern = output.kind is PeerKind.MODERN
+                if output.kind is PeerKind.MODERN:
+                    self.idle.became_modern(trio.current_time())
                 self._rearm.unpark_all()
                 if output.kind is PeerKind.LEGACY and self.legacy_pipe is not None:
                     self.legacy_pipe.receive_limit = LEGACY_RECEIVE_LIMIT
