@@ -169,26 +169,39 @@ class DriverNode:
 
     # --- the public calls --------------------------------------------------------------------
 
-    async def bind(self, port: int) -> Address:
-        """Claim ``port`` on this node's address (``0``: a free port of :data:`EPHEMERAL_PORTS`).
+    async def bind(self, port: int, host: str = "") -> Address:
+        """Claim ``port`` on an overlay address (``0``: a free port of :data:`EPHEMERAL_PORTS`).
 
-        If this node is still releasing the address (a socket or listener on
-        it was closed a moment ago), the bind waits for that release first.
+        ``host`` is this node's address when ``""``, ``"0.0.0.0"`` or
+        ``"localhost"``; any other address is an ordinary overlay address,
+        which the signaling server lets this node bind unless it is another
+        node's id (docs/protocol.md, "Bind and listen"): ``127.0.0.1`` is not
+        loopback on the overlay, as in the original unisockets. The rule and
+        its errnos are the trio node's (:meth:`ConnectionPlanner.plan_bind
+        <unisockets.protocol.planner.ConnectionPlanner.plan_bind>` and the
+        signaling session). If this node is still releasing the address (a
+        socket or listener on it was closed a moment ago), the bind waits for
+        that release first.
+
+        Args:
+            port: 0..65535.
+            host: the address, as above.
 
         Returns:
             The bound ``(host, port)``. Listen on it with :meth:`listen_bound`,
             or release it with :meth:`unbind`.
 
         Raises:
-            OSError: ``EADDRINUSE`` when taken, ``EINVAL`` for a bad port,
-                ``ETIMEDOUT`` when signaling does not answer (also when it
-                does not come back within the request timeout),
-                ``EADDRNOTAVAIL`` when our id changed meanwhile.
+            OSError: ``EADDRINUSE`` when taken, ``EINVAL`` for a bad port or
+                address, ``ETIMEDOUT`` when signaling does not answer (also
+                when it does not come back within the request timeout),
+                ``EADDRNOTAVAIL`` when ``host`` is another node's address or
+                our id changed meanwhile.
             ClosedResourceError: the node is closed.
             SignalingError: signaling was lost while waiting, or closed.
         """
         self._check_open()
-        plan = self._planner.plan_bind(port, "", self.address)
+        plan = self._planner.plan_bind(port, check_address((host, port))[0], self.address)
         if plan.wait_for is not None:
             await plan.wait_for.wait()
         for candidate in plan.ports:
