@@ -140,6 +140,35 @@ async def test_c_server_in_tab(
     assert result["stdout"].count("closed ") == 2
 
 
+async def test_c_server_in_tab_with_the_originals_address(
+    browser: Browser, browser_env: BrowserEnv, programs: WasmFiles
+) -> None:
+    """The C echo server with its defaults binds 127.0.0.1:1234 in a tab, as the original's.
+
+    No arguments: the program binds the original's default address, which on
+    the overlay is an ordinary address that is no node's id (docs/protocol.md,
+    "Bind and listen"); a native client connects to 127.0.0.1:1234, not to the
+    tab's id, and reaches the tab.
+    """
+    page = await wasm_tab(browser, browser_env, "a")
+    with trio.fail_after(TEST_TIMEOUT):
+        async with open_signaling_server(host="127.0.0.1", port=0) as server:
+            await start_program(page, "echo_server.wasm", server.url, [])
+            listening = await wait_output(page, "listening on 127.0.0.1:1234")
+            async with open_node(server.url, ice_addresses=LOOPBACK) as native:
+                stream = await native.connect(("127.0.0.1", 1234))
+                echoed = await native_echo_client(stream, PAYLOAD)
+                await stream.aclose()
+                assert echoed == PAYLOAD
+                current = await wait_output(page, "closed ")
+                assert f"accepted {native.address}:" in current["stdout"]
+            # Serving forever by default (as the original's): stop it from the page.
+            await page.evaluate("window.unisocketsWasm.stop()")
+            result = await finished(page)
+    assert result["status"] == "stopped", page_failure_report(page)
+    assert listening["address"] != "127.0.0.1"  # the tab's id is another address
+
+
 async def test_c_udp_echo_server_in_tab(
     browser: Browser, browser_env: BrowserEnv, programs: WasmFiles
 ) -> None:

@@ -24,7 +24,8 @@ from contextlib import asynccontextmanager
 from socket import SocketKind
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from ..driver.node import DriverNode, SignalingStatus, open_driver_node
+from ..driver.join import open_driver_node
+from ..driver.node import DriverNode, SignalingStatus
 from ..driver.signaling import DEFAULT_REQUEST_TIMEOUT
 from ..protocol.consent import ConsentPolicy
 from ..protocol.pacing import DEFAULT_BACKOFF, DEFAULT_SEND_RATE

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+from ..driver.join import open_driver_node
 from ..driver.node import (
     DEFAULT_BACKLOG,
     EPHEMERAL_PORTS,
@@ -23,7 +24,6 @@ from ..driver.node import (
     Listener,
     SignalingStatus,
     check_address,
-    open_driver_node,
 )
 from ..driver.signaling import DEFAULT_REQUEST_TIMEOUT
 from ..protocol.pacing import DEFAULT_BACKOFF, DEFAULT_SEND_RATE

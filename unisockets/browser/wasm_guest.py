@@ -14,10 +14,11 @@ return their result at once.
 Behaviour follows the native runner (:mod:`unisockets.wasm.host`): POSIX
 imports return -1 and write the guest's exported ``errno`` in WASI's
 numbering (:func:`unisockets.wasm.abi.wasi_errno`); WASI functions return a
-WASI errno. Addresses differ in one way: a tab's node can bind only its own
-address (:meth:`unisockets.browser.Socket.bind`), so ``0.0.0.0`` is the
-node's own address and binding any other address (``127.0.0.1`` included)
-fails with ``EADDRNOTAVAIL``; ``connect`` reaches any overlay address.
+WASI errno. Addresses are the overlay's, as natively: ``0.0.0.0`` is the
+node's own address, a program may bind any address that is no other node's
+id (the original's default ``127.0.0.1`` included; another node's id is
+``EADDRNOTAVAIL``, docs/protocol.md "Bind and listen"), and ``connect``
+reaches any overlay address.
 
 :meth:`TabGuest.stop` cancels the call in progress and fails every later
 one: the page then throws out of the suspended import, which unwinds the

@@ -12,13 +12,17 @@ and tasks around them, on asyncio, against the browser's API shapes
   program's asyncio loop (what :func:`unisockets.open_node` runs under asyncio).
 
 It imports nothing outside the standard library and :mod:`unisockets.protocol`
-(it must load under Pyodide). Modules: :mod:`.node` (nodes, listeners),
-:mod:`.signaling`, :mod:`.links` (peer links), :mod:`.pipes`, :mod:`.streams`,
-:mod:`.sockets`, :mod:`.errors`, :mod:`.runtime`.
+(it must load under Pyodide). Modules: :mod:`.join` (joining, the node's
+lifetime), :mod:`.node` (nodes), :mod:`.connections` (connect and accept),
+:mod:`.listeners`, :mod:`.signaling`, :mod:`.links` (the set of peer links),
+:mod:`.peer_link` (one peer link), :mod:`.pipes`, :mod:`.streams`,
+:mod:`.legacy`, :mod:`.sockets`, :mod:`.datagrams`, :mod:`.errors`,
+:mod:`.runtime`.
 """
 
 from .errors import BrokenResourceError, BusyResourceError, ClosedResourceError, SignalingError
-from .node import DriverNode, Listener, SignalingStatus, open_driver_node
+from .join import open_driver_node
+from .node import DriverNode, Listener, SignalingStatus
 from .runtime import EventListeners, Runtime
 from .sockets import Socket
 from .streams import Stream

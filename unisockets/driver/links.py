@@ -1,57 +1,42 @@
-"""Peer links in the browser: one ``RTCPeerConnection`` per peer, driven from asyncio.
+"""The peer links of one node in the asyncio driver, and the pipes waiting to be claimed.
 
-Every decision of the negotiation (docs/protocol.md, "Peer link": who
-offers, glare, restarts, when the peer's candidates are added, repeated
-greetings, the legacy verdict, the link timeout, flooding) is made by
-:class:`unisockets.protocol.negotiation.Negotiation`, as in the native
-transport (:mod:`unisockets.transport.webrtc_link`), so a tab and an aiortc
-node agree. This module carries out its outputs with the page's WebRTC and
-the node's signaling session, and inputs what the browser reports:
+One :class:`~unisockets.driver.peer_link.PeerLink` per peer (its negotiation
+and ``RTCPeerConnection``: :mod:`unisockets.driver.peer_link`); this module
+keeps the set of them, routes signaling's ``greeting``, ``offer``,
+``answer``, ``candidate`` and leaves to them, and hands pipes to their
+callers:
 
-- The offerer creates the legacy ``"channel"`` data channel before its offer,
-  with the DCEP sub-protocol :data:`MODERN_PROTOCOL`; an answerer that
-  receives it says :data:`HELLO` on it once. With a modern peer nothing
-  else is sent on ``"channel"``; with an original (legacy) node it carries
-  that node's one raw byte connection (:meth:`PeerLinks.legacy_pipe`,
-  :mod:`unisockets.driver.legacy`), and a labelled pipe to it fails.
-- *Candidates* are trickled as JSON ``RTCIceCandidateInit`` strings
-  (``candidate.toJSON()``) once our description was sent. A candidate the
-  browser refuses is logged and ignored.
 - *Pipes*: each connection is its own data channel, labelled
   ``"<client alias>><bound alias>"``, opened in-band (DCEP) by the connecting
   side once the link is connected; the accepting side matches channels to
-  :meth:`PeerLinks.accept_pipe` calls by ``(peer id, label)`` and closes those
-  nobody claims within the claim timeout.
+  :meth:`PeerLinks.accept_pipe` calls by ``(peer id, label)`` (one
+  :class:`unisockets.protocol.rendezvous.PipeRendezvous`, the native
+  transports' rule) and closes those nobody claims within the claim timeout.
 
 *Signaling comes back*: peer links do not go through the server, so they
 outlive a lost signaling session; a ``greeting`` for a peer whose link is
 live keeps it. A peer that left while we were away is noticed by the link
 failing. While signaling is away, a link that is still negotiating cannot
 send its offer (the link fails) and its candidates are dropped.
-
-Each link's signaling inputs are queued and handled one at a time by the
-link's task (in the node's task group), so a slow ``createOffer`` never races
-the next input.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any
 
-from ..protocol import negotiation_events as neg
 from ..protocol.datagram import DATAGRAM_LABEL
-from ..protocol.negotiation import LinkState, NegotiatedLink, Negotiation, signaling_input
-from ..protocol.negotiation_events import Input, Output, PeerKind
-from ..protocol.peer_link import HELLO as _HELLO
+from ..protocol.negotiation import LinkState
+from ..protocol.negotiation_events import PeerKind
 from ..protocol.peer_link import LEGACY_LABEL, MODERN_PROTOCOL, offer_wins
 from ..protocol.rendezvous import Arrival, ArrivalKind, PipeRendezvous, Waiter
-from .errors import BrokenResourceError, ClosedResourceError, SignalingError
-from .pipes import DataChannelPipe, Pipe
-from .runtime import EventListeners, Runtime, logger, settle
+from .errors import BrokenResourceError, ClosedResourceError
+from .peer_link import HELLO, PeerLink, Spawn
+from .pipes import Pipe
+from .runtime import Runtime, logger, settle
 from .signaling import DriverSignaling
 
 __all__ = [
@@ -64,377 +49,6 @@ __all__ = [
     "PeerLinks",
     "offer_wins",
 ]
-
-#: What an answerer sends once on a ``"channel"`` with MODERN_PROTOCOL, as a text message.
-HELLO: Final = _HELLO.decode()
-
-Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
-
-
-class PeerLink(NegotiatedLink):
-    """The peer connection to one peer (see the module docstring). Made by :class:`PeerLinks`.
-
-    Attributes:
-        peer_id: the peer's node id.
-        failure: why the link failed, or None.
-        pipes: the open pipes on this link.
-        connected_after: seconds from the link's creation to ``connected``, or None.
-    """
-
-    def __init__(self, peer_id: str, links: PeerLinks) -> None:
-        self.peer_id = peer_id
-        self.failure: BaseException | None = None
-        self.pipes: set[Pipe] = set()
-        self.connected_after: float | None = None
-        self._links = links
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        self._started = loop.time()
-        self.negotiation = Negotiation(
-            links.local_id,
-            peer_id,
-            self._started,
-            link_timeout=links.link_timeout,
-            ice_servers=bool(links.rtc_configuration.get("iceServers")),
-        )
-        self._inbox_bell = asyncio.Event()  # set when the machine's inbox may have inputs
-        self._connected: asyncio.Future[None] = loop.create_future()
-        self._kind_known: asyncio.Future[None] = loop.create_future()
-        self._timer: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._pc: Any = None
-        self._runtime = links.runtime
-        self._pc_listeners = EventListeners(self._runtime, on_error=self.fail)
-        self._legacy: list[Any] = []
-        self._legacy_pipe: DataChannelPipe | None = None  # the newest "channel", as a pipe
-        self._description_sent = False
-        self._local_candidates: list[str] = []
-        self._rearm()
-
-    # --- control -----------------------------------------------------------------------------
-
-    def start(self, spawn: Spawn) -> None:
-        """Start the link's task with ``spawn`` (the node's task group)."""
-        self._task = spawn(self._run())
-
-    def post(self, kind: str, payload: str = "") -> None:
-        """Queue an input: ``"offer-now"``, ``"offer"``, ``"answer"`` or ``"candidate"``."""
-        self._apply(self.negotiation.post(signaling_input(kind, payload)))
-        self._inbox_bell.set()
-
-    def peer_left(self) -> None:
-        """Signaling said the peer left: probe a modern link, fail any other (protocol.probe)."""
-        self._apply(self._handle(neg.PeerLeft()))
-
-    def greeted(self) -> bool:
-        """Signaling greeted the peer again: keep this link (True) or fail it (False)."""
-        self._apply(self._handle(neg.Greeting()))
-        return self.state is not LinkState.FAILED
-
-    def fail(self, error: BaseException, *, replaced: bool = False) -> None:
-        """Fail the link: break its pipes, stop its task, close its peer connection (idempotent).
-
-        Args:
-            error: the cause pipes are broken with.
-            replaced: a new link to the same peer takes over (accept waiters stay).
-        """
-        if self.failure is not None:
-            return
-        self.negotiation.handle(neg.Closed(), self._loop.time())
-        logger.debug("link to %s failed: %s", self.peer_id, error)
-        self.failure = error
-        if self._timer is not None:
-            self._timer.cancel()
-        settle(self._connected)
-        settle(self._kind_known)
-        for pipe in list(self.pipes):
-            pipe.break_(error)
-        self.pipes.clear()
-        self._close_pc()
-        if self._task is not None and self._task is not asyncio.current_task():
-            self._task.cancel()
-        self._links._link_failed(self, error, replaced)
-
-    async def wait_connected(self) -> None:
-        """Wait until connected.
-
-        Raises:
-            BrokenResourceError: the link failed or timed out first.
-        """
-        await asyncio.shield(self._connected)
-        if self.state is not LinkState.CONNECTED:
-            raise BrokenResourceError(f"no link to {self.peer_id}") from self.failure
-
-    async def open_pipe(self, label: str) -> DataChannelPipe:
-        """Open a data channel labelled ``label`` once connected; return its (opening) pipe.
-
-        Raises:
-            BrokenResourceError: the link failed, or the peer is a legacy node
-                (it has one channel, no pipes).
-        """
-        await self.wait_connected()
-        await asyncio.shield(self._kind_known)
-        if self.state is not LinkState.CONNECTED:
-            raise BrokenResourceError(f"no link to {self.peer_id}") from self.failure
-        if self.kind is PeerKind.LEGACY:
-            raise BrokenResourceError(
-                f"{self.peer_id} is a legacy unisockets node: it has one channel, no pipes"
-            )
-        options: dict[str, bool | int] = {"ordered": True}
-        if label == DATAGRAM_LABEL:  # docs/protocol.md, "Datagrams"
-            options = {"ordered": False, "maxRetransmits": 0}
-        channel = self._pc.createDataChannel(label, self._runtime.options(options))
-        pipe = DataChannelPipe(
-            channel,
-            self.peer_id,
-            incoming=False,
-            link_alive=self._alive,
-            runtime=self._runtime,
-        )
-        self._adopt(pipe)
-        return pipe
-
-    async def legacy_pipe(self) -> Pipe | None:
-        """The peer's one ``"channel"`` as a pipe if it is a legacy node, None if modern.
-
-        Waits until the link is connected and the peer's kind is known.
-
-        Raises:
-            BrokenResourceError: the link failed first.
-        """
-        await self.wait_connected()
-        await asyncio.shield(self._kind_known)
-        if self.state is not LinkState.CONNECTED:
-            raise BrokenResourceError(f"no link to {self.peer_id}") from self.failure
-        if self.kind is not PeerKind.LEGACY:
-            return None
-        pipe = self._legacy_pipe
-        if pipe is None:
-            raise BrokenResourceError(f"the legacy node {self.peer_id} has no channel")
-        await pipe.wait_open()
-        return pipe
-
-    # --- the task ----------------------------------------------------------------------------
-
-    async def _run(self) -> None:
-        try:
-            while self.state is not LinkState.FAILED:
-                event = self.negotiation.next_input()
-                if event is None:
-                    await self._inbox_bell.wait()
-                    self._inbox_bell.clear()
-                    continue
-                await self._carry_out(self._handle(event))
-        except asyncio.CancelledError:
-            self._close_pc()
-            raise
-        except Exception as exc:  # a JsException from the browser, or ours
-            error = BrokenResourceError(f"link to {self.peer_id} failed: {exc!r}")
-            error.__cause__ = exc
-            self.fail(error)
-
-    def _handle(self, event: Input) -> list[Output]:
-        outputs = self.negotiation.handle(event, self._loop.time())
-        self._rearm()
-        return outputs
-
-    def _rearm(self) -> None:
-        """Input :class:`~unisockets.protocol.negotiation.TimePasses` at the machine's deadline."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        deadline = self.negotiation.deadline()
-        if deadline != math.inf:
-            self._timer = self._loop.call_at(
-                deadline, lambda: self._apply(self._handle(neg.TimePasses()))
-            )
-
-    async def _carry_out(self, outputs: list[Output]) -> None:
-        """Do what the machine decided, in order (the steps that await the browser)."""
-        for output in outputs:
-            if isinstance(output, neg.MakeOffer):
-                pc = self._new_pc()
-                channel = pc.createDataChannel(
-                    LEGACY_LABEL, self._runtime.options({"protocol": MODERN_PROTOCOL})
-                )
-                self._watch_own_channel(channel)
-                await pc.setLocalDescription(await pc.createOffer())
-                await self._carry_out(self._handle(neg.OfferMade(str(pc.localDescription.sdp))))
-            elif isinstance(output, neg.MakeAnswer):
-                self._close_pc()
-                pc = self._new_pc()
-                await pc.setRemoteDescription(
-                    self._runtime.options({"type": "offer", "sdp": output.offer})
-                )
-                await self._carry_out(self._handle(neg.RemoteDescriptionSet()))
-                await pc.setLocalDescription(await pc.createAnswer())
-                await self._carry_out(self._handle(neg.AnswerMade(str(pc.localDescription.sdp))))
-            elif isinstance(output, neg.SetAnswer):
-                await self._pc.setRemoteDescription(
-                    self._runtime.options({"type": "answer", "sdp": output.sdp})
-                )
-                await self._carry_out(self._handle(neg.RemoteDescriptionSet()))
-            elif isinstance(output, neg.SendOffer):
-                self._links.signaling.send_offer(self.peer_id, output.sdp)
-                self._description_sent_now()
-            elif isinstance(output, neg.SendAnswer):
-                self._links.signaling.send_answer(self.peer_id, output.sdp)
-                self._description_sent_now()
-            elif isinstance(output, neg.AddCandidates):
-                await self._add_candidates(output)
-            else:
-                self._apply([output])
-
-    def _apply(self, outputs: list[Output]) -> None:
-        """Do the outputs that need no waiting (the others only come from :meth:`_carry_out`)."""
-        for output in outputs:
-            if isinstance(output, neg.Fail):
-                text = output.reason
-                if output.describe_ice:
-                    detail = self.negotiation.ice_failure(self._ice_state())
-                    text = f"{text}: {detail}" if text else detail
-                self.fail(BrokenResourceError(text), replaced=output.replaced)
-            elif isinstance(output, neg.Restart):
-                self._links._start(self.peer_id).post("offer", output.offer)
-            elif isinstance(output, neg.SetKind):
-                logger.info("%s is a %s node (%s)", self.peer_id, output.kind.value, output.reason)
-                settle(self._kind_known)
-            elif isinstance(output, neg.SendHello):
-                for channel in self._legacy[-1:]:
-                    self._say_hello(channel)
-            elif isinstance(output, neg.SendOnChannel):  # a probe or its answer
-                for channel in self._legacy[-1:]:
-                    if str(channel.readyState) == "open":
-                        channel.send(self._runtime.to_wire(output.data))
-            elif isinstance(output, neg.Ignored):
-                logger.info("%s", output.reason)
-
-    async def _add_candidates(self, output: neg.AddCandidates) -> None:
-        for candidate in output.candidates:
-            fields = {
-                "candidate": candidate.line,
-                "sdpMid": candidate.sdp_mid,
-                "sdpMLineIndex": candidate.sdp_mline_index,
-                "usernameFragment": candidate.ufrag,
-            }
-            try:
-                await self._pc.addIceCandidate(
-                    self._runtime.options({k: v for k, v in fields.items() if v is not None})
-                )
-            except Exception as exc:  # an unparsable line
-                logger.info("candidate from %s refused: %s", self.peer_id, exc)
-
-    # --- the peer connection -----------------------------------------------------------------
-
-    def _new_pc(self) -> Any:
-        pc = self._runtime.peer_connection(self._links.rtc_configuration)
-        self._pc = pc
-        self._description_sent = False
-        self._local_candidates.clear()
-        self._pc_listeners.add(pc, "connectionstatechange", lambda _: self._on_state(pc))
-        self._pc_listeners.add(pc, "icecandidate", self._on_candidate)
-        self._pc_listeners.add(pc, "datachannel", lambda event: self._on_datachannel(event.channel))
-        return pc
-
-    def _close_pc(self) -> None:
-        pc, self._pc = self._pc, None
-        self._pc_listeners.clear()
-        for channel in self._legacy:
-            _quietly_close(channel)
-        self._legacy.clear()
-        if pc is not None:
-            _quietly_close(pc)
-
-    def _ice_state(self) -> str:
-        return str(self._pc.iceConnectionState) if self._pc is not None else "new"
-
-    def _alive(self) -> bool:
-        return self.state is LinkState.CONNECTED and self.negotiation.alive
-
-    def _on_state(self, pc: Any) -> None:
-        if pc is not self._pc or self.failure is not None:
-            return
-        connecting = self.state is LinkState.CONNECTING
-        self._apply(self._handle(neg.PcStateChanged(str(pc.connectionState), self._ice_state())))
-        if connecting and self.state is LinkState.CONNECTED:
-            self.connected_after = self._loop.time() - self._started
-            settle(self._connected)
-
-    def _on_candidate(self, event: Any) -> None:
-        candidate = event.candidate
-        if self._runtime.is_null(candidate) or not str(candidate.candidate):
-            return  # end of gathering
-        self._handle(neg.LocalCandidate(str(candidate.candidate)))
-        text = self._runtime.candidate_json(candidate)
-        if self._description_sent:
-            try:
-                self._links.signaling.send_candidate(self.peer_id, text)
-            except SignalingError as exc:  # away: the link completes without it, or times out
-                logger.debug("candidate for %s dropped: %s", self.peer_id, exc)
-        else:
-            self._local_candidates.append(text)
-
-    def _description_sent_now(self) -> None:
-        self._description_sent = True
-        candidates, self._local_candidates = self._local_candidates, []
-        for text in candidates:
-            self._links.signaling.send_candidate(self.peer_id, text)
-
-    def _watch_own_channel(self, channel: Any) -> None:
-        """Input what our ``"channel"`` does (it opens; the hello or other bytes arrive)."""
-        self._legacy.append(channel)
-        self._legacy_channel_pipe(channel, incoming=False)
-        channel.binaryType = "arraybuffer"
-        self._pc_listeners.add(
-            channel, "open", lambda _: self._apply(self._handle(neg.ChannelOpened()))
-        )
-        self._pc_listeners.add(
-            channel,
-            "message",
-            lambda event: self._apply(
-                self._handle(neg.ChannelMessage(self._runtime.to_bytes(event.data)))
-            ),
-        )
-
-    def _on_datachannel(self, channel: Any) -> None:
-        if str(channel.label) == LEGACY_LABEL:
-            self._legacy.append(channel)  # kept open, as the original does
-            self._legacy_channel_pipe(channel, incoming=True)
-            channel.binaryType = "arraybuffer"
-            self._pc_listeners.add(  # probes (and, from an original node, its bytes)
-                channel,
-                "message",
-                lambda event: self._apply(
-                    self._handle(neg.ChannelMessage(self._runtime.to_bytes(event.data)))
-                ),
-            )
-            modern = str(channel.protocol) == MODERN_PROTOCOL
-            self._apply(self._handle(neg.ChannelArrived(modern)))
-            return
-        pipe = DataChannelPipe(
-            channel, self.peer_id, incoming=True, link_alive=self._alive, runtime=self._runtime
-        )
-        self._adopt(pipe)
-        self._links._incoming(pipe)
-
-    def _legacy_channel_pipe(self, channel: Any, *, incoming: bool) -> None:
-        """Carry a ``"channel"``'s messages as a pipe (a legacy peer's bytes; queued till read)."""
-        pipe = DataChannelPipe(
-            channel, self.peer_id, incoming=incoming, link_alive=self._alive, runtime=self._runtime
-        )
-        self._adopt(pipe)
-        self._legacy_pipe = pipe
-
-    def _say_hello(self, channel: Any) -> None:
-        """Send the hello on an incoming modern ``"channel"`` (now, or once it is open)."""
-        if str(channel.readyState) == "open":
-            channel.send(HELLO)  # a text message; native nodes compare its UTF-8 bytes
-        else:
-            self._pc_listeners.add(channel, "open", lambda _: channel.send(HELLO))
-
-    def _adopt(self, pipe: Pipe) -> None:
-        self.pipes.add(pipe)
-        pipe.add_close_callback(self.pipes.discard)
 
 
 class PeerLinks:
@@ -683,10 +297,3 @@ class PeerLinks:
             logger.info("closing pipe %r from %s: nobody claimed it", pipe.label, pipe.peer_id)
             pipe.close()
         self._arm_reaper()
-
-
-def _quietly_close(js_object_with_close: Any) -> None:
-    try:
-        js_object_with_close.close()
-    except Exception:
-        logger.debug("close failed", exc_info=True)

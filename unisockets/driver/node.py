@@ -1,6 +1,6 @@
 """A node of the asyncio driver: join, listen, accept, connect, on any :class:`~.runtime.Runtime`.
 
-:func:`open_driver_node` joins an overlay network through the runtime's
+:func:`~unisockets.driver.join.open_driver_node` joins an overlay network through the runtime's
 ``WebSocket`` and reaches peers over its ``RTCPeerConnection`` data channels:
 the page's in a browser tab (:func:`unisockets.browser.open_node`), aiortc's
 natively (:func:`unisockets.aio.open_node`). The node has the user-facing
@@ -16,16 +16,10 @@ the old id fail with :class:`SignalingError`. Peer links do not go through
 the server and keep working; a greeting from a peer whose link is still
 connected (the server restarted) keeps that link (:mod:`.links`).
 
-Connection set-up is the native node's (:mod:`unisockets.net.node`): the
-connecting side asks signaling to ``connect``, then opens a data channel
-labelled ``"<its connection alias>><the bound alias>"``; the listening side,
-told by ``accept`` which client connected, takes the channel with that
-label. The connecting side releases its connection alias with ``shutdown``
-when the stream closes. Connections to the node's own address use an
-in-process pipe pair instead of WebRTC. Those decisions, and ephemeral ports,
-backlog admission and address checks, are
-:class:`unisockets.protocol.planner.ConnectionPlanner`'s, the native node's
-planner; this module does the I/O.
+Connection set-up is the native node's (:mod:`unisockets.net.overlay`), by
+the same :class:`unisockets.protocol.planner.ConnectionPlanner` (labels,
+loopback, ephemeral ports, backlog admission, which addresses may be bound);
+:mod:`.connections` does its I/O.
 
 The node owns one :class:`asyncio.TaskGroup`: peer links, accept loops and
 alias releases run in it, and leaving ``async with open_driver_node(...)``
@@ -37,12 +31,11 @@ from __future__ import annotations
 import asyncio
 import errno
 import random
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine, Mapping
 from socket import SocketKind
 from typing import TYPE_CHECKING, Any, Final, Literal, overload
 
-from ..protocol.addresses import format_alias, parse_alias
+from ..protocol.addresses import format_alias
 from ..protocol.events import (
     AnswerReceived,
     CandidateReceived,
@@ -60,18 +53,16 @@ from ..protocol.planner import (
     ConnectionPlanner,
     check_address,
     check_backlog,
-    link_failure,
 )
-from ..protocol.socket_states import innermost_reason
+from .connections import ConnectionSetUp
 from .datagrams import DatagramSocket, DriverDatagrams
-from .errors import BrokenResourceError, ClosedResourceError, SignalingError
+from .errors import ClosedResourceError
 from .legacy import AnyStream, LegacyStream
 from .links import PeerLinks
 from .listeners import Listener, _ListenCall
-from .pipes import Pipe, loopback_pair
 from .runtime import Runtime, logger
 from .signaling import DriverSignaling
-from .streams import Address, Stream
+from .streams import Address
 
 if TYPE_CHECKING:
     from .sockets import Socket
@@ -83,7 +74,6 @@ __all__ = [
     "Listener",
     "SignalingStatus",
     "check_address",
-    "open_driver_node",
 ]
 
 #: Seconds a closing node gives each open stream to deliver its last bytes and EOF.
@@ -94,7 +84,9 @@ SignalingStatus = Disconnected | Reconnected | IdChanged
 
 
 class DriverNode:
-    """A node's place on a unisockets overlay network. Made by :func:`open_driver_node`.
+    """A node's place on a unisockets overlay network.
+
+    Made by :func:`~unisockets.driver.join.open_driver_node`.
 
     Attributes:
         signaling: the signaling session (its ``protocol`` knows peers and aliases).
@@ -118,7 +110,6 @@ class DriverNode:
         self._on_signaling_event = on_signaling_event
         self._tasks = tasks
         self._spawned: set[asyncio.Task[None]] = set()
-        self._accept_timeout = accept_timeout
         self.links = PeerLinks(
             signaling,
             self._spawn,
@@ -133,6 +124,7 @@ class DriverNode:
             random.Random()
         )
         self.datagrams = DriverDatagrams(self)  # SOCK_DGRAM (.datagrams)
+        self._connections = ConnectionSetUp(self, self._planner, accept_timeout)
 
     def __repr__(self) -> str:
         return f"<DriverNode {self.address}>"
@@ -155,10 +147,11 @@ class DriverNode:
         """Reconnect to the signaling server now rather than when the backoff ends.
 
         While signaling is lost, the node waits its backoff (``backoff=`` of
-        :func:`open_driver_node`) before each attempt; a page that knows better (the
-        window's ``online`` event, a "reconnect" button) calls this to try at
-        once. Nothing happens while joined or once closed (docs/browser.md,
-        "When the signaling server goes away").
+        :func:`~unisockets.driver.join.open_driver_node`) before each attempt;
+        a page that knows better (the window's ``online`` event, a
+        "reconnect" button) calls this to try at once. Nothing happens while
+        joined or once closed (docs/browser.md, "When the signaling server
+        goes away").
         """
         self.signaling.rejoin()
 
@@ -169,26 +162,39 @@ class DriverNode:
 
     # --- the public calls --------------------------------------------------------------------
 
-    async def bind(self, port: int) -> Address:
-        """Claim ``port`` on this node's address (``0``: a free port of :data:`EPHEMERAL_PORTS`).
+    async def bind(self, port: int, host: str = "") -> Address:
+        """Claim ``port`` on an overlay address (``0``: a free port of :data:`EPHEMERAL_PORTS`).
 
-        If this node is still releasing the address (a socket or listener on
-        it was closed a moment ago), the bind waits for that release first.
+        ``host`` is this node's address when ``""``, ``"0.0.0.0"`` or
+        ``"localhost"``; any other address is an ordinary overlay address,
+        which the signaling server lets this node bind unless it is another
+        node's id (docs/protocol.md, "Bind and listen"): ``127.0.0.1`` is not
+        loopback on the overlay, as in the original unisockets. The rule and
+        its errnos are the trio node's (:meth:`ConnectionPlanner.plan_bind
+        <unisockets.protocol.planner.ConnectionPlanner.plan_bind>` and the
+        signaling session). If this node is still releasing the address (a
+        socket or listener on it was closed a moment ago), the bind waits for
+        that release first.
+
+        Args:
+            port: 0..65535.
+            host: the address, as above.
 
         Returns:
             The bound ``(host, port)``. Listen on it with :meth:`listen_bound`,
             or release it with :meth:`unbind`.
 
         Raises:
-            OSError: ``EADDRINUSE`` when taken, ``EINVAL`` for a bad port,
-                ``ETIMEDOUT`` when signaling does not answer (also when it
-                does not come back within the request timeout),
-                ``EADDRNOTAVAIL`` when our id changed meanwhile.
+            OSError: ``EADDRINUSE`` when taken, ``EINVAL`` for a bad port or
+                address, ``ETIMEDOUT`` when signaling does not answer (also
+                when it does not come back within the request timeout),
+                ``EADDRNOTAVAIL`` when ``host`` is another node's address or
+                our id changed meanwhile.
             ClosedResourceError: the node is closed.
             SignalingError: signaling was lost while waiting, or closed.
         """
         self._check_open()
-        plan = self._planner.plan_bind(port, "", self.address)
+        plan = self._planner.plan_bind(port, check_address((host, port))[0], self.address)
         if plan.wait_for is not None:
             await plan.wait_for.wait()
         for candidate in plan.ports:
@@ -235,7 +241,7 @@ class DriverNode:
         except BaseException:
             listener.close()
             raise
-        listener._task = self._spawn(self._accept_loop(listener))
+        listener._task = self._spawn(self._connections.accept_loop(listener))
         return listener
 
     async def connect(self, address: Address) -> AnyStream:
@@ -249,33 +255,7 @@ class DriverNode:
             SignalingError: signaling was lost while waiting, or closed.
         """
         self._check_open()
-        remote_alias = self._planner.plan_connect(address, self.address)
-        local_alias, remote_alias, peer_id = await self.signaling.connect(remote_alias)
-        session = self.signaling.session
-        route = self._planner.outgoing(local_alias, remote_alias, peer_id, self.address)
-        legacy: Pipe | None = None
-        try:
-            if route.loopback:
-                pipe, other = loopback_pair(peer_id, route.label)
-                self.links.deliver(other)
-            else:
-                legacy = await self.links.legacy_pipe(peer_id, offer=True)
-                if legacy is None:
-                    pipe = await self.links.open_pipe(peer_id, route.label)
-                else:
-                    self._planner.check_legacy_free(peer_id)
-        except BaseException as exc:
-            self._release(local_alias, session)
-            if isinstance(exc, TimeoutError | BrokenResourceError):
-                raise link_failure(
-                    peer_id, innermost_reason(exc), timed_out=isinstance(exc, TimeoutError)
-                ) from exc
-            raise
-        if legacy is not None:
-            stream = self._track_legacy(legacy, peer_id, local_alias, remote_alias, session=session)
-            assert stream is not None  # check_legacy_free passed, with no await since
-            return stream
-        return self._track(pipe, local_alias, remote_alias, session=session)
+        return await self._connections.connect(address)
 
     @overload
     def socket(self, type: Literal[SocketKind.SOCK_STREAM] = ...) -> Socket: ...
@@ -342,126 +322,13 @@ class DriverNode:
         check_backlog(backlog)
         return self.listen_bound(await self.bind(port), backlog)
 
-    def _track(
-        self, pipe: Pipe, local_alias: str, remote_alias: str, *, session: int | None
-    ) -> Stream:
-        """Make the stream; with a ``session``, release ``local_alias`` when it closes."""
-
-        def on_close(stream: Stream) -> None:
-            self.streams.discard(stream)
-            if session is not None:
-                self._release(local_alias, session)
-
-        stream = Stream(
-            pipe,
-            local_address=parse_alias(local_alias),
-            remote_address=parse_alias(remote_alias),
-            on_close=on_close,
-        )
-        self.streams.add(stream)
-        return stream
-
-    def _track_legacy(
-        self,
-        pipe: Pipe,
-        peer_id: str,
-        local_alias: str,
-        remote_alias: str,
-        *,
-        session: int | None,
-    ) -> LegacyStream | None:
-        """A stream over a legacy peer's channel; None if the peer has one already."""
-
-        def on_close(stream: LegacyStream) -> None:
-            self.streams.discard(stream)
-            self._planner.legacy_closed(peer_id, stream)
-            if session is not None:
-                self._release(local_alias, session)
-
-        stream = LegacyStream(
-            pipe,
-            local_address=parse_alias(local_alias),
-            remote_address=parse_alias(remote_alias),
-            on_close=on_close,
-        )
-        if not self._planner.legacy_opened(peer_id, stream):
-            pipe.detach()
-            return None
-        self.streams.add(stream)
-        return stream
-
     def _release(self, alias: str, session: int | None = None) -> asyncio.Event | None:
-        """Send ``shutdown`` for an alias we no longer use, from a node task.
-
-        The planner decides whether (a connection alias only within the
-        signaling session that made it, nothing once the node is closed).
-
-        Returns:
-            The event set when the release is done, or None when nothing is sent.
-        """
-        done = self._planner.release(
-            alias, asyncio.Event(), session=session, current_session=self.signaling.session
-        )
-        if done is not None:
-            self._spawn(self._release_now(alias, session))
-        return done
-
-    async def _release_now(self, alias: str, session: int | None) -> None:
-        try:  # the session is checked again when the message is made (it may have ended)
-            await self.signaling.shutdown(alias, session=session)
-        except (OSError, SignalingError) as exc:
-            logger.debug("release of %s failed: %s", alias, exc)
-        finally:  # also when cancelled: a listener's aclose waits for this
-            done = self._planner.released(alias)
-            if done is not None:
-                done.set()
+        """Send ``shutdown`` for an alias we no longer use (:meth:`ConnectionSetUp.release`)."""
+        return self._connections.release(alias, session)
 
     def _listener_closed(self, listener: Listener) -> asyncio.Event | None:
         self.listeners.discard(listener)
-        alias = format_alias(*listener.address)
-        self.signaling.forget_alias(alias)
-        return self._release(alias)
-
-    async def _accept_loop(self, listener: Listener) -> None:
-        alias = format_alias(*listener.address)
-        try:
-            while True:
-                client_alias = await self.signaling.next_connection(alias)
-                self._spawn(self._establish(listener, alias, client_alias))
-        except (SignalingError, OSError) as exc:
-            logger.warning("listening on %s ended: %s", alias, exc)
-            listener._ended(exc)
-
-    async def _establish(self, listener: Listener, alias: str, client_alias: str) -> None:
-        route = self._planner.incoming(client_alias, alias, self.address)
-        legacy: Pipe | None = None
-        try:
-            async with asyncio.timeout(self._accept_timeout):
-                if not route.loopback:
-                    legacy = await self.links.legacy_pipe(route.peer_id, offer=False)
-                if legacy is None:
-                    pipe = await self.links.accept_pipe(route.peer_id, route.label)
-        except (TimeoutError, BrokenResourceError, ClosedResourceError) as exc:
-            logger.info("connection %s -> %s not established: %r", client_alias, alias, exc)
-            return
-        stream: AnyStream | None
-        if legacy is None:
-            stream = self._track(pipe, alias, client_alias, session=None)
-        else:
-            stream = self._track_legacy(legacy, route.peer_id, alias, client_alias, session=None)
-            if stream is None:
-                # Signaling told the legacy node it is connected; nothing on its wire
-                # can say otherwise. Its bytes keep going to the connection we have.
-                logger.warning(
-                    "dropping connection %s -> %s: legacy node %s has a connection already",
-                    client_alias,
-                    alias,
-                    route.peer_id,
-                )
-                return
-        if not listener._offer(stream):
-            logger.info("backlog of %s full: closing %s", alias, client_alias)
-            await stream.aclose()
+        return self._connections.listener_closed(listener)
 
     def _on_event(self, event: Event) -> None:
         """Signaling events for the peer links and the user (called by the signaling listener)."""
@@ -507,81 +374,3 @@ async def _close_stream(stream: AnyStream) -> None:
             await stream.aclose()
     except TimeoutError:
         stream.pipe.close()
-
-
-@asynccontextmanager
-async def open_driver_node(
-    runtime: Runtime,
-    signaling_url: str,
-    subnet: str,
-    *,
-    rtc_configuration: Mapping[str, Any] | None,
-    request_timeout: float,
-    link_timeout: float,
-    accept_timeout: float,
-    reconnect: bool,
-    backoff: tuple[float, float],
-    signaling_send_rate: tuple[float, int] | None,
-    on_signaling_event: Callable[[SignalingStatus], object] | None,
-) -> AsyncIterator[DriverNode]:
-    """Join a unisockets network on ``runtime`` for the duration of the block.
-
-    The arguments are those of :func:`unisockets.browser.open_node` (all
-    given: each runtime's entry point has its own defaults); ``runtime``
-    makes the WebSockets and peer connections (the page's, or aiortc's).
-
-    Yields:
-        The :class:`DriverNode`; leaving the block closes every listener,
-        stream, peer connection and task of the node, and the WebSocket,
-        and stops reconnecting.
-
-    Raises:
-        SignalingError: the server is unreachable or the subnet is full (at the first join).
-        ValueError: a bad timeout, backoff or send rate.
-    """
-    node: DriverNode | None = None
-    early: list[Event] = []  # peer events that arrive before the node exists
-
-    def on_event(event: Event) -> None:
-        if node is None:
-            early.append(event)
-        else:
-            node._on_event(event)
-
-    signaling = DriverSignaling(
-        signaling_url,
-        subnet,
-        on_event=on_event,
-        request_timeout=request_timeout,
-        reconnect=reconnect,
-        backoff=backoff,
-        send_rate=signaling_send_rate,
-        runtime=runtime,
-    )
-    await signaling.open()
-    body_error: BaseException | None = None
-    try:
-        async with asyncio.TaskGroup() as tasks:
-            node = DriverNode(
-                signaling,
-                tasks,
-                rtc_configuration=rtc_configuration,
-                link_timeout=link_timeout,
-                accept_timeout=accept_timeout,
-                on_signaling_event=on_signaling_event,
-                runtime=runtime,
-            )
-            node._spawn(signaling.maintain())
-            for event in early:
-                node._on_event(event)
-            early.clear()
-            try:
-                yield node
-            except BaseException as exc:
-                body_error = exc  # re-raised below, unwrapped (as unisockets.net.open_node)
-            finally:
-                await node._close()
-    finally:
-        signaling.close()
-    if body_error is not None:
-        raise body_error

@@ -41,7 +41,6 @@ from ..protocol.socket_states import (
     SocketStateMachine,
     check_backlog,
     check_bufsize,
-    check_local_host,
 )
 from .errors import BrokenResourceError, ClosedResourceError, oserror
 from .legacy import AnyStream
@@ -166,6 +165,10 @@ class Socket(BlockingMode):
     async def bind(self, address: Address) -> None:
         """Bind to ``(host, port)`` on this node (port 0: any free port).
 
+        ``host`` may be ``""``, ``"0.0.0.0"`` or the node's own address, and
+        also any address that is no other node's id, e.g. ``"127.0.0.1"``
+        (docs/protocol.md, "Bind and listen"), as on the trio node.
+
         Raises:
             OSError: ``EADDRINUSE`` (taken), ``EADDRNOTAVAIL`` (another node's
                 address), ``EINVAL`` (already bound or connected, bad address),
@@ -173,9 +176,8 @@ class Socket(BlockingMode):
         """
         self._machine.check(SocketInput.BIND)
         host, port = check_address(address)
-        check_local_host(host, self._node.address)
         with self._machine.attempt(SocketInput.BIND):
-            bound = await self._node.bind(port)
+            bound = await self._node.bind(port, host)
         if self._machine.closed:  # closed while binding: EBADF below
             with suppress(OSError, ConnectionError):
                 await self._node.unbind(bound)
