@@ -29,6 +29,7 @@ SCRIPTS = (
     "signaling_load",
     "protocol_codec",
     "datagrams",
+    "webrtc_stacks",
 )
 
 

@@ -37,6 +37,7 @@ EXPECTED = {
         "datagrams lost",
         "one-way latency",
     ],
+    "webrtc_stacks": ["WebRTC stacks", "RTT p99", "set-up", "bulk / trio TCP: "],
 }
 
 
