@@ -339,7 +339,7 @@ async def _forward(
         if signal is None:
             await results.send(message)
             continue
-        if relay is not None:
+        if relay is not None and "bye" not in signal:
             key = "sdp" if "sdp" in signal else "candidate"
             signal[key] = await relay.rewrite(signal[key])
             if not signal[key]:

@@ -197,7 +197,7 @@ async function send(ch, buf) {
     let poll;
     const drained = new Promise((resolve) => {
       ch.onlow = resolve;
-      poll = setInterval(() => ch.buffered() <= LOW_WATER && resolve(), 100);
+      poll = setInterval(() => ch.buffered() <= LOW_WATER && resolve(), 5);
     });
     try {
       await bounded(drained, `the send buffer to drain (${ch.buffered()} bytes buffered)`);
@@ -212,6 +212,7 @@ function closeLink(link) {
   link.ch.close();
   link.peer.close();
   peers.delete(link.id);
+  out({ signal: { pc: link.id, bye: true } }); // the answering side closes its end too
 }
 
 const now = () => performance.now() / 1000;
@@ -280,6 +281,11 @@ lines.on("line", (line) => {
     if (message.signal) {
       const sig = message.signal;
       let peer = peers.get(sig.pc);
+      if (sig.bye) {
+        if (peer) peer.close();
+        peers.delete(sig.pc);
+        return;
+      }
       if (!peer && role === "answer") {
         peer = newPeer(sig.pc, serve);
         peers.set(sig.pc, peer);
