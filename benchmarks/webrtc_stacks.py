@@ -21,7 +21,8 @@ unisockets: the cold ``connect()`` of a freshly joined node, as
 With ``--lossy``, each row that can also moves ``--lossy-size`` MiB (4) through
 ``benchmarks.lossy_relay`` (``--delay`` 50 ms each way, ``--loss`` 1 %,
 seeded), the peers' host candidates rewritten to the relay's addresses in the
-signalling; TCP goes through the relay's TCP proxy.
+signalling; kernel TCP crosses the same kind of relay between two TUN devices
+(``benchmarks.lossy_tun``: needs root, else that cell is skipped with the reason).
 
 The node packages are not installed by ``make test``: this script runs ``npm
 ci`` into ``benchmarks/js/node_modules`` when that is missing, and a row whose

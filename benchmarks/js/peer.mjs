@@ -83,11 +83,17 @@ function newPeer(id, onChannel) {
     pc.onLocalDescription((sdp, type) => signal({ sdp, type: type.toLowerCase() }));
     pc.onLocalCandidate((candidate, mid) => signal({ candidate, mid }));
     pc.onDataChannel((dc) => onChannel(ndcChannel(dc)));
+    let described = false;
+    const early = []; // candidates that overtook the description (callbacks of two threads)
     return {
       createChannel: (label) => ndcChannel(pc.createDataChannel(label)),
       async remote(sig) {
-        if (sig.sdp !== undefined) pc.setRemoteDescription(sig.sdp, sig.type);
-        else pc.addRemoteCandidate(sig.candidate, sig.mid);
+        if (sig.sdp !== undefined) {
+          pc.setRemoteDescription(sig.sdp, sig.type);
+          described = true;
+          for (const c of early.splice(0)) pc.addRemoteCandidate(c.candidate, c.mid);
+        } else if (described) pc.addRemoteCandidate(sig.candidate, sig.mid);
+        else early.push(sig);
       },
       close: () => pc.close(),
     };
