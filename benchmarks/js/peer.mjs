@@ -298,7 +298,10 @@ lines.on("line", (line) => {
       }
       if (peer) await peer.remote(sig);
     } else if (message.run) {
-      run(message.run).then((result) => out({ result }), fail);
+      run(message.run).then(
+        (result) => out({ result }),
+        (error) => fail(`${message.run.kind} run: ${error && error.stack ? error.stack : error}`),
+      );
     }
   }).catch(fail);
 });
