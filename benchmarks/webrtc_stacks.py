@@ -178,6 +178,18 @@ def _relay_params(p: Params) -> dict[str, Any]:
     return {"delay": p.delay, "loss": p.loss, "seed": p.seed}
 
 
+def _show_stats(row: str, stats: dict[str, Any]) -> None:
+    """Print (stderr) how many packets the relay forwarded and dropped: the loss it applied."""
+    total = stats["forwarded"] + stats["dropped"]
+    share = 100 * stats["dropped"] / total if total else math.nan
+    print(
+        f"   {row} lossy: the relay forwarded {stats['forwarded']}, dropped {stats['dropped']} "
+        f"({share:.2f} %)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 async def _tcp_lossy(p: Params) -> float:
     with trio.fail_after(common.LINK_TIMEOUT * 4):
         async with AsyncExitStack() as stack:
@@ -201,7 +213,10 @@ async def _tcp_lossy(p: Params) -> float:
                 for offset in range(0, p.lossy_bytes, p.chunk):
                     await stream.send_all(payload[: min(p.chunk, p.lossy_bytes - offset)])
                 await streams.receive_exactly(stream, 1)
-                return p.lossy_bytes / (common.now() - started) / common.MB
+                took = common.now() - started
+            await relay.send({"stats": True})
+            _show_stats("tcp", await relay.receive())
+            return p.lossy_bytes / took / common.MB
 
 
 async def _tcp_sink_child(host: str) -> None:
@@ -238,7 +253,9 @@ async def _aiortc_lossy(p: Params) -> float:
             for offset in range(0, p.lossy_bytes, p.chunk):
                 await channel.send(payload[: min(p.chunk, p.lossy_bytes - offset)])
             await channel.receive()
-            return p.lossy_bytes / (common.now() - started) / common.MB
+            took = common.now() - started
+            _show_stats("aiortc", await common.link_wait(relay.ask({"stats": True}), "the relay"))
+            return p.lossy_bytes / took / common.MB
         finally:
             await pc.close()
 
@@ -381,6 +398,8 @@ async def _node_runs(
                     raise RuntimeError(f"node {stack}: {str(reply['error']).splitlines()[0]}")
                 results.append(reply["result"])
             nursery.cancel_scope.cancel()
+        if relay is not None:  # the forwarders stopped: the relay's lines are ours
+            _show_stats(stack, await _bounded(relay.ask({"stats": True}), "the relay"))
         return results
 
 
