@@ -24,7 +24,8 @@ Control (the benchmark's child process, ``python -m benchmarks.lossy_relay
 ``{"relay": [host, port]}`` (``R`` of that address); ``{"tcp": true}`` sets up
 the TUN path and is answered with ``{"connect_to": host, "listen_on": host}``
 or ``{"error": reason}``; ``{"stats": true}`` with the counts of
-datagrams forwarded and dropped. It runs until its stdin closes. It is used
+datagrams (and TUN packets) forwarded and dropped, and of datagrams it could
+not send (the peer's socket gone). It runs until its stdin closes. It is used
 by ``benchmarks.webrtc_stacks`` (``--lossy``).
 """
 
@@ -48,8 +49,13 @@ __all__ = ["Relay", "candidate_addresses", "rewrite_candidates"]
 _CANDIDATE = re.compile(
     r"(candidate:\S+ \d+ (?:udp|UDP) \d+ )(\S+) (\d+)( typ host)",
 )
-#: An SDP line (or a whole candidate) of a TCP candidate: ICE-TCP would bypass the relay.
-_TCP_CANDIDATE = re.compile(r"^(?:a=)?candidate:\S+ \d+ (?:tcp|TCP) .*(?:\r?\n)?", re.MULTILINE)
+#: An SDP line (or a whole candidate) of a TCP or an IPv6 candidate: ICE-TCP would bypass
+#: the relay, and the relay's sockets are IPv4.
+_UNRELAYED = re.compile(
+    r"^(?:a=)?candidate:\S+ \d+ "
+    r"(?:(?:tcp|TCP) .*|\S+ \d+ [0-9a-fA-F.]*:[0-9a-fA-F:.]* .*)(?:\r?\n)?",
+    re.MULTILINE,
+)
 
 
 def rewrite_candidates(text: str, relay_of: dict[tuple[str, int], tuple[str, int]]) -> str:
@@ -61,14 +67,14 @@ def rewrite_candidates(text: str, relay_of: dict[tuple[str, int], tuple[str, int
             address must be in it (see :func:`candidate_addresses`).
 
     Returns:
-        ``text`` with the addresses replaced and TCP candidates removed (they
-        would bypass the relay); other lines untouched. A single TCP candidate
-        becomes ``""``.
+        ``text`` with the addresses replaced, TCP and IPv6 candidates removed
+        (they would bypass the relay, whose sockets are IPv4); other lines
+        untouched. A single removed candidate becomes ``""``.
 
     Raises:
         KeyError: a candidate's address is not in ``relay_of``.
     """
-    text = _TCP_CANDIDATE.sub("", text)
+    text = _UNRELAYED.sub("", text)
 
     def replace(match: re.Match[str]) -> str:
         host, port = relay_of[match.group(2), int(match.group(3))]
@@ -78,8 +84,8 @@ def rewrite_candidates(text: str, relay_of: dict[tuple[str, int], tuple[str, int
 
 
 def candidate_addresses(text: str) -> list[tuple[str, int]]:
-    """The ``(host, port)`` of every UDP host candidate in ``text`` (SDP or one line)."""
-    return [(m.group(2), int(m.group(3))) for m in _CANDIDATE.finditer(text)]
+    """The ``(host, port)`` of every IPv4 UDP host candidate in ``text`` (SDP or one line)."""
+    return [(m.group(2), int(m.group(3))) for m in _CANDIDATE.finditer(_UNRELAYED.sub("", text))]
 
 
 class Relay:
@@ -106,6 +112,7 @@ class Relay:
         self._wake = trio.Event()
         self.forwarded = 0
         self.dropped = 0
+        self.undeliverable = 0
         nursery.start_soon(self._sender)
 
     async def relay_for(self, peer: tuple[str, int]) -> tuple[str, int]:
@@ -147,7 +154,7 @@ class Relay:
                 await sock.sendto(data, target)
                 self.forwarded += 1
             except OSError:
-                self.dropped += 1  # e.g. the peer's socket closed: as a lost datagram
+                self.undeliverable += 1  # e.g. the peer's socket closed
 
 
 async def _child_main(params: dict[str, Any]) -> None:
@@ -172,7 +179,13 @@ async def _child_main(params: dict[str, Any]) -> None:
             elif message.get("stats"):
                 forwarded = relay.forwarded + sum(path.forwarded for path in paths)
                 dropped = relay.dropped + sum(path.dropped for path in paths)
-                parent.send({"forwarded": forwarded, "dropped": dropped})
+                parent.send(
+                    {
+                        "forwarded": forwarded,
+                        "dropped": dropped,
+                        "undeliverable": relay.undeliverable,
+                    }
+                )
         nursery.cancel_scope.cancel()
         for path in paths:
             path.close()

@@ -184,7 +184,7 @@ def _show_stats(row: str, stats: dict[str, Any]) -> None:
     share = 100 * stats["dropped"] / total if total else math.nan
     print(
         f"   {row} lossy: the relay forwarded {stats['forwarded']}, dropped {stats['dropped']} "
-        f"({share:.2f} %)",
+        f"({share:.2f} %), could not send {stats.get('undeliverable', 0)}",
         file=sys.stderr,
         flush=True,
     )
@@ -541,6 +541,7 @@ def main(argv: list[str] | None = None) -> None:
             except Exception as exc:  # the loopback figures stand; the lossy cell says why
                 lossy_failures.append(key)
                 traceback.print_exc()
+                print(f"   {key}: lossy FAILED {exc!r}"[:160], file=sys.stderr, flush=True)
                 reports["lossy"].fail(key, 2, f"lossy failed: {exc!r}")
         return values
 

