@@ -25,7 +25,8 @@ signalling; kernel TCP crosses the same kind of relay between two TUN devices
 (``benchmarks.lossy_tun``: needs root, else that cell is skipped with the reason).
 
 The node packages are not installed by ``make test``: this script runs ``npm
-ci`` into ``benchmarks/js/node_modules`` when that is missing, and a row whose
+ci`` into ``benchmarks/js/node_modules`` when that is missing (not when
+``UNISOCKETS_BENCHMARKS_NPM_INSTALL=0``, as in the tests), and a row whose
 package cannot be installed or loaded is printed as skipped, with the reason.
 Every wait on a peer is bounded by ``common.LINK_TIMEOUT``; a failed row is
 printed with its reason, the others go on.
@@ -64,6 +65,9 @@ T = TypeVar("T")
 JS = Path(__file__).resolve().parent / "js"
 #: Seconds ``npm ci`` may take.
 NPM_TIMEOUT = 600.0
+#: With this environment variable set to ``0`` the script never runs ``npm ci``
+#: (the tests set it: they do not install packages).
+NPM_INSTALL_ENV = "UNISOCKETS_BENCHMARKS_NPM_INSTALL"
 
 
 class RowSkipped(Exception):
@@ -264,7 +268,7 @@ async def _aiortc_lossy(p: Params) -> float:
 
 
 def _npm_ready() -> None:
-    """Install ``benchmarks/js``'s pinned packages when missing (``npm ci``).
+    """Install ``benchmarks/js``'s pinned packages when missing (``npm ci``), unless forbidden.
 
     Raises:
         RowSkipped: no node/npm on PATH, or the install failed (no registry, no
@@ -274,6 +278,11 @@ def _npm_ready() -> None:
         raise RowSkipped("node and npm are not on PATH")
     if (JS / "node_modules" / ".package-lock.json").exists():
         return
+    if os.environ.get(NPM_INSTALL_ENV) == "0":
+        raise RowSkipped(
+            f"node packages not installed, and {NPM_INSTALL_ENV}=0 forbids installing them "
+            f"(run the script once without it, or npm ci in {JS})"
+        )
     print(f"   installing {JS / 'package.json'} with npm ci ...", file=sys.stderr, flush=True)
     try:
         result = subprocess.run(
