@@ -9,8 +9,9 @@ the ratios printed under the table compare figures of the same run:
 - ``wrtc``: libwebrtc through npm ``@roamhq/wrtc``, two node processes;
 - ``aiortc``: raw aiortc in plain asyncio (``benchmarks.raw_aiortc``);
 - ``webrtc``: unisockets over WebRTC (``open_node(url)``, aiortc beneath);
-- ``native-rtc``: unisockets with ``open_node(..., webrtc_backend="native")``,
-  skipped as "not built" while ``open_node`` has no such parameter.
+- ``native-rtc``: unisockets with ``open_node(..., webrtc_backend="native")``
+  (``benchmarks.streams``' ``str0m`` backend), skipped as "not built" while
+  that parameter, that backend or the extension is missing.
 
 Workloads: *bulk*, ``--size`` MiB (64) one way in 16 KiB writes, MB/s; *RTT*,
 the echo of 100-byte messages, p50 and p99 over ``--count`` (2,000, after 200
@@ -39,6 +40,7 @@ Run: ``.venv/bin/python -m benchmarks.webrtc_stacks [--quick] [--lossy] [--backe
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import math
 import os
@@ -146,13 +148,25 @@ def _stream_row(backend: str) -> Callable[[Params], dict[str, float]]:
 
 
 def _native_rtc(p: Params) -> dict[str, float]:
+    """The native backend's row: ``benchmarks.streams``' ``str0m`` backend, once it exists.
+
+    Raises:
+        RowSkipped: ``open_node`` has no ``webrtc_backend``, ``benchmarks.streams``
+            no ``str0m`` backend, or the extension is not built.
+    """
     from unisockets.net import open_node
 
     if "webrtc_backend" not in inspect.signature(open_node).parameters:
         raise RowSkipped('not built: open_node() has no webrtc_backend="native" yet')
-    # The hook for the native backend: once streams.open_server/open_client can pass
-    # webrtc_backend="native" to open_node, measure it like the "webrtc" row.
-    raise RowSkipped("not built: benchmarks.streams cannot choose a WebRTC backend yet")
+    if "str0m" not in getattr(streams, "OVERLAY_BACKENDS", ()):
+        raise RowSkipped("not built: benchmarks.streams has no str0m backend yet")
+    try:
+        native_rtc = importlib.import_module("unisockets.transport.native_rtc")
+    except ImportError as exc:
+        raise RowSkipped(f"not built: {exc}") from None
+    if not native_rtc.native_available():
+        raise RowSkipped("not built: the unisockets._rtc extension is not installed")
+    return _stream_row("str0m")(p)
 
 
 # ---- the lossy relay -----------------------------------------------------------------------
