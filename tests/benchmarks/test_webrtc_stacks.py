@@ -23,8 +23,9 @@ from benchmarks import lossy_relay, lossy_tun
 
 ROOT = Path(__file__).resolve().parents[2]
 HANG = 900  # seconds: only to turn a hang into a failure
-#: Rows whose third-party stack may fail a run on a loaded machine.
-FLAKY = {"wrtc"}
+#: Rows whose third-party stack may fail a run on a loaded machine (docs/benchmarks.md):
+#: @roamhq/wrtc lost messages and events; node-datachannel once never opened a channel.
+FLAKY = {"ndc", "wrtc"}
 ROW_LABELS = {
     "tcp": "trio TCP",
     "ndc": "libdatachannel (node-datachannel)",
@@ -55,8 +56,7 @@ def test_script_reports_every_row_with_ratios_and_a_lossy_column() -> None:
     output = result.stdout + result.stderr
     failed = set(re.findall(r", 2p, (\S+): FAILED|   (\S+): lossy FAILED", result.stderr))
     failed_rows = {name for pair in failed for name in pair if name}
-    # @roamhq/wrtc sometimes loses a message or an event (docs/benchmarks.md): its failure
-    # is reported by the script, and is not this project's
+    # a node stack's own failure is reported by the script, and is not this project's
     assert failed_rows <= FLAKY, output
     assert result.returncode == (1 if failed_rows else 0), output
     assert re.search(r"bulk +RTT p50 +RTT p99 +set-up +lossy", result.stdout), output
