@@ -30,6 +30,7 @@ SCRIPTS = (
     "protocol_codec",
     "datagrams",
     "asyncio_driver",
+    "webrtc_stacks",
 )
 
 

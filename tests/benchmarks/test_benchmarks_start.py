@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 HANG = 600  # seconds: only to turn a hang into a failure
 
 #: What each script's report must contain (titles and, where there is a pair, a ratio).
+#: ``webrtc_stacks`` is not here: its third-party rows need a test of their own
+#: (``test_webrtc_stacks.py``).
 EXPECTED = {
     "bulk": ["bulk throughput", "ratio to aiortc data channel (raw)", "ratio to trio TCP"],
     "rtt": ["echo round trip", ": p99", "ratio to aiortc data channel (raw)"],
@@ -52,7 +54,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", [name for name in SCRIPTS if name in EXPECTED])
 def test_script_completes_quick(script: str) -> None:
     result = _run(f"benchmarks.{script}", "--quick")
     assert result.returncode == 0, result.stdout + result.stderr
