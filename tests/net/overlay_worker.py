@@ -1,6 +1,6 @@
 """Overlay nodes in a child process, driven line by line (test_overlay_restart, test_lazy_subnet).
 
-Run: ``python overlay_worker.py <signaling url> [--lazy] <subnet> [<subnet> ...]``:
+Run: ``python overlay_worker.py <signaling url[,url...]> [--lazy] <subnet> [<subnet> ...]``:
 one node per subnet argument (WebRTC on loopback; ``--lazy``: with lazy peer
 links), each listening on port 7 and echoing. Prints ``{"ids": [...]}`` once
 all joined, then reads one JSON command per line on stdin and answers each
@@ -37,6 +37,7 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import unisockets.net as net
+from unisockets.signaling import SignalingError
 
 #: Bytes per round of a stream.
 ROUND = 16 * 1024
@@ -116,6 +117,8 @@ async def listening_again(node: net.Node) -> str | None:
             stream = await node.connect((node.address, 7))
         except ConnectionRefusedError:
             continue
+        except SignalingError:
+            continue  # sent in the session that was dying (the test kills it): the next comes
         except Exception as exc:
             return repr(exc)
         await stream.aclose()
@@ -138,11 +141,13 @@ async def fresh(node: net.Node, peer: str) -> str | None:
 async def main(url: str, subnets: list[str]) -> None:
     lazy = subnets[:1] == ["--lazy"]
     subnets = subnets[1:] if lazy else subnets
+    # several signaling instances (docs/signaling-server.md): "ws://a,ws://b", tried in turn
+    urls: Any = url.split(",") if "," in url else url
     async with AsyncExitStack() as stack, trio.open_nursery() as nursery:
         nodes: list[net.Node] = []
         for subnet in subnets:
             node = await stack.enter_async_context(
-                net.open_node(url, subnet, ice_addresses=["127.0.0.1"], lazy_links=lazy)
+                net.open_node(urls, subnet, ice_addresses=["127.0.0.1"], lazy_links=lazy)
             )
             listener = await stack.enter_async_context(node.listen(7, 64))
             nursery.start_soon(trio.serve_listeners, echo, [listener])

@@ -20,7 +20,7 @@ import sys
 import pytest
 import trio
 
-from .workers import Lines, open_workers, stop_streams
+from .workers import Lines, check_recovered, open_workers
 
 pytestmark = [pytest.mark.trio, pytest.mark.slow]
 
@@ -96,25 +96,8 @@ async def test_every_node_keeps_its_id_and_every_stream_through_a_server_kill_9(
                 # Every node rejoins and listens again; then a fresh connect from every node
                 # to a node of the next process reaches that node's listener.
                 with trio.fail_after(STEP_TIMEOUT):
-                    for worker in workers:
-                        await worker.send(op="listening")
-                    for worker in workers:
-                        assert (await worker.receive())["listening"] == []
-                    for number, worker in enumerate(workers):
-                        target = workers[(number + 1) % WORKERS]
-                        for index in range(len(subnets)):
-                            await worker.send(op="fresh", node=index, peer=target.ids[index])
-                    for worker in workers:
-                        answers = [await worker.receive() for _ in subnets]
-                        failed = [answer for answer in answers if answer["error"] is not None]
-                        assert not failed, failed
-                    for worker in workers:
-                        await worker.send(op="ids")
-                        assert (await worker.receive())["ids"] == worker.ids  # every old id back
-                    results = await stop_streams(workers)
+                    results = await check_recovered(workers, len(subnets))
                 assert len(results) == seeds
-                assert [r for r in results if r["error"] is not None] == []  # 0 streams broken
-                assert all(r["bytes"] > 16 * 1024 for r in results), results
     finally:
         with trio.CancelScope(shield=True):
             server.kill()

@@ -341,6 +341,9 @@ class SignalingServer:
                 if isinstance(protocol, SignalingServerProtocol) and protocol.holding:
                     # a knock may wait for the end of the grace
                     deadline = max(deadline, self._hold_end + limits.handshake_timeout)
+                elif isinstance(protocol, ClusterProtocol) and protocol.rejoin_grace:
+                    # its subnet's owner may hold the knock for up to a grace
+                    deadline += protocol.rejoin_grace
                 await self._run_client(client, deadline)
             finally:
                 self._leave(client)
@@ -785,10 +788,13 @@ async def _open_server(
         protocol = SignalingServerProtocol(
             suffixes=suffixes, rejoin_grace=limits.rejoin_grace, now=trio.current_time()
         )
-    elif limits.rejoin_grace:
-        raise ValueError("rejoin_grace is not available with redis= yet (one instance only)")
     else:
-        protocol = ClusterProtocol(new_instance_id(), suffixes=suffixes)
+        protocol = ClusterProtocol(
+            new_instance_id(),
+            suffixes=suffixes,
+            rejoin_grace=limits.rejoin_grace,
+            clock=trio.current_time,
+        )
     listeners = await trio.open_tcp_listeners(port, host=host)
     return SignalingServer(
         listeners,

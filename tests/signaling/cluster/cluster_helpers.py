@@ -14,9 +14,14 @@ from tests.cli.processes import Child, child
 from unisockets.signaling.server import SignalingServer, open_signaling_server
 
 
-def instance_process(redis_url: str) -> AbstractContextManager[Child]:
+def instance_process(
+    redis_url: str, rejoin_grace: str = "0", port: int = 0
+) -> AbstractContextManager[Child]:
     """``unisockets signaling-server --redis`` as a child process; its URL is its first line."""
-    return child("signaling-server", "--host", "127.0.0.1", "--port", "0", "--redis", redis_url)
+    return child(
+        *("signaling-server", "--host", "127.0.0.1", "--port", str(port), "--redis", redis_url),
+        *("--rejoin-grace", rejoin_grace),
+    )
 
 
 @asynccontextmanager

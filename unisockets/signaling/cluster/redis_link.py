@@ -200,6 +200,19 @@ class _Link:
                 await trio.sleep(_CONNECT_RETRY * 2 ** (attempt - 1))
                 self.cluster.retry_deferred()
 
+    async def expire_forever(self) -> None:
+        """Drive the owned subnets' timers (rejoin grace, kept ids).
+
+        Waits for the earliest deadline, at most one heartbeat at a time
+        (a subnet taken over or a member leaving may bring a deadline
+        earlier), so a timer fires at most one heartbeat late.
+        """
+        while True:
+            deadline = min(self.cluster.next_deadline(), trio.current_time() + self.heartbeat)
+            await trio.sleep_until(deadline)
+            if self.cluster.next_deadline() <= trio.current_time():
+                self.cluster.expire()
+
     async def round(self) -> None:
         """Route every waiting input, then publish everything queued (until nothing is left).
 
@@ -461,6 +474,8 @@ async def run_cluster(
             nursery.start_soon(link.route_forever)
             nursery.start_soon(link.keep)
             nursery.start_soon(link.retry_forever)
+            if cluster.rejoin_grace:
+                nursery.start_soon(link.expire_forever)
             logger.info("instance %s joined the cluster at %s", cluster.instance, url)
             try:
                 yield

@@ -25,12 +25,25 @@ the I/O side publishes each list as one message and hands what arrives to
 - ``["j", local key, id | null]``: the client joined with that id (``null``:
   its knock was rejected);
 - ``["f", local key, code, reason]``: close the client (a protocol violation
-  the owner found, with the close code and reason one instance sends).
+  the owner found, with the close code and reason one instance sends; or a
+  connection replaced by a newer one of the same node, docs/protocol.md,
+  "Stable addresses", closed with 1000 as one instance closes it).
+
+Stable addresses work across instances because the owner's machine is the
+one instance's: a knock with a node's id and token reaches the owner
+wherever the node reconnected, the owner replaces the old member (whatever
+instance held its connection, alive or dead) and tells the instance that
+holds the old connection to close it. With a ``rejoin_grace``, kept ids and
+knocks held after the start live in the owner's machine and its snapshot;
+the owning instance drives their timers (:meth:`ClusterProtocol.expire` at
+:meth:`ClusterProtocol.next_deadline`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeAlias
@@ -97,6 +110,19 @@ class ClusterProtocol:
         instance: this instance's id, unique in the cluster (no ``"/"``).
         suffixes: the suffixes handed out as ids (as for one instance); all
             instances of a cluster must use the same.
+        rejoin_grace: seconds, >= 0, as for one instance
+            (:class:`~unisockets.protocol.server.SignalingServerProtocol`): a
+            subnet this instance creates (none stored) holds knocks until
+            this long after the instance started; a subnet loaded from its
+            snapshot holds as the snapshot says; kept ids live in the
+            owner's machine. All instances of a cluster should use the same.
+        clock: the driver's monotonic clock, seconds (``trio.current_time``).
+        wall_clock: the wall clock, seconds (``time.time``): the snapshots'
+            deadlines are on it, so that another process takes them over.
+
+    Raises:
+        ValueError: a bad instance id.
+        LocalProtocolError: bad ``suffixes`` or ``rejoin_grace``.
 
     Attributes:
         instance: as given.
@@ -113,11 +139,26 @@ class ClusterProtocol:
         healthy: whether Redis answers (the I/O side keeps it up to date).
     """
 
-    def __init__(self, instance: str, *, suffixes: range = DEFAULT_SUFFIXES) -> None:
+    def __init__(
+        self,
+        instance: str,
+        *,
+        suffixes: range = DEFAULT_SUFFIXES,
+        rejoin_grace: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         if not instance or "/" in instance:
             raise ValueError(f"bad instance id {instance!r}")
         self.instance = instance
         self._suffixes = suffixes
+        #: seconds (see SignalingServerProtocol); the same on every instance of a cluster.
+        self.rejoin_grace = rejoin_grace
+        self._clock = clock
+        self._wall_clock = wall_clock
+        #: when this instance started, on ``clock``: a new subnet holds knocks until + grace.
+        self._started = clock()
+        SignalingServerProtocol(suffixes=suffixes, rejoin_grace=rejoin_grace)  # checks both
         #: the clients that have not knocked: only to answer their messages as one instance does.
         self._lobby: SignalingServerProtocol[int] = SignalingServerProtocol(suffixes=suffixes)
         #: local key -> the subnet its knock went to.
@@ -226,9 +267,13 @@ class ClusterProtocol:
             LocalProtocolError: the snapshot does not load (see
                 :func:`~unisockets.protocol.server_snapshot.restore_subnet`).
         """
-        machine: SignalingServerProtocol[str] = SignalingServerProtocol(suffixes=self._suffixes)
+        now = self._clock()
+        machine: SignalingServerProtocol[str] = SignalingServerProtocol(
+            suffixes=self._suffixes, rejoin_grace=self.rejoin_grace, now=self._started
+        )
+        machine.expire(now)  # the grace after this instance's start, if not over
         if snapshot is not None:
-            restore_subnet(machine, snapshot)
+            restore_subnet(machine, snapshot, now=now, wall=self._wall_clock())
         self.owned[subnet] = machine
 
     def disown(self, subnet: str) -> None:
@@ -238,7 +283,33 @@ class ClusterProtocol:
 
     def snapshot(self, subnet: str) -> dict[str, Any]:
         """The state of an owned subnet, for the store."""
-        return snapshot_subnet(self.owned[subnet], subnet)
+        return snapshot_subnet(
+            self.owned[subnet], subnet, now=self._clock(), wall=self._wall_clock()
+        )
+
+    def next_deadline(self) -> float:
+        """When :meth:`expire` has something to do next, on ``clock`` (``inf``: never)."""
+        return min((m.next_deadline() for m in self.owned.values()), default=math.inf)
+
+    def expire(self) -> None:
+        """Feed the time to the owned subnets' machines; deliver what their timers answer.
+
+        Ends the rejoin grace (the held knocks are answered, lowest free id
+        first) and forgets kept ids whose time is up, in the owning instance
+        only (docs/signaling-server.md, "Several instances over Redis").
+        """
+        now = self._clock()
+        local: list[tuple[int, Message]] = []
+        for subnet, machine in list(self.owned.items()):
+            if machine.next_deadline() > now:
+                continue
+            outputs = machine.expire(now)
+            self.dirty.add(subnet)
+            local += self._local(self._dispatch(machine, outputs))
+            self._close_replaced(machine)
+        self.notify()
+        if local and self.clients is not None:
+            self.clients.deliver(local)
 
     def take_routed(self) -> RoutedInput:
         """Take the first input of :attr:`routing` (its owner was found)."""
@@ -372,7 +443,7 @@ class ClusterProtocol:
         """
         machine = self.owned[subnet]
         if message is None:
-            outputs = machine.client_disconnected(gkey)
+            outputs = machine.client_disconnected(gkey, now=self._clock())
         else:
             knock_elsewhere = isinstance(message, Knock) and message.subnet != subnet
             if knock_elsewhere and machine.member_id(gkey) is None:
@@ -392,6 +463,8 @@ class ClusterProtocol:
                 self.notify()
                 return []
             outputs = machine.receive(gkey, message)
+            if isinstance(message, Knock):
+                self._close_replaced(machine)
         if message is None or not isinstance(message, _RELAYS):
             self.dirty.add(subnet)
             if message is not None and self.applied is not None:
@@ -460,6 +533,15 @@ class ClusterProtocol:
             self.outbox.setdefault(instance, []).append(["o", key, text])
         self.notify()
         return local
+
+    def _close_replaced(self, machine: SignalingServerProtocol[str]) -> None:
+        """Close the connections a knock replaced, wherever they are (gone: nothing to do).
+
+        The machine forgot them; their instance closes them as one instance
+        would, and the close it then routes here is ignored by the machine.
+        """
+        for gkey in machine.take_replaced():
+            self._fail(gkey, 1000, "replaced by a newer connection of this node")
 
     def _local(self, outputs: list[tuple[str, Message]]) -> list[tuple[int, Message]]:
         return [(split_key(gkey)[1], message) for gkey, message in outputs]
