@@ -26,6 +26,17 @@ UNISOCKETS = [sys.executable, "-m", "unisockets"]
 TIMEOUT = 180.0
 
 
+def default_sigint() -> None:
+    """For a child's ``preexec_fn``: Ctrl-C as in a terminal, whoever started the tests.
+
+    A shell starts a background job with SIGINT ignored (POSIX, without job
+    control), and a child inherits that; Python then keeps ignoring it, so a
+    test of what Ctrl-C does would test nothing. A child of these tests
+    starts with SIGINT at its default, as a program a user runs does.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Child:
     """A running ``unisockets`` command; its stdout and stderr lines are collected as they come."""
 
@@ -38,6 +49,7 @@ class Child:
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=default_sigint,
         )
         self.stdout: list[str] = []
         self.stderr: list[str] = []

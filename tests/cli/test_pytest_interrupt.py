@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from .processes import default_sigint
+
 ROOT = Path(__file__).resolve().parents[2]
 
 INNER = """
@@ -57,6 +59,7 @@ def test_ctrl_c_in_a_trio_test_interrupts_the_run(tmp_path: Path) -> None:
         ],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=default_sigint,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from .processes import TIMEOUT, assert_one_line, child, echo_client, echo_server, signaling_server
+from .processes import (
+    TIMEOUT,
+    assert_one_line,
+    child,
+    default_sigint,
+    echo_client,
+    echo_server,
+    signaling_server,
+)
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -119,6 +127,7 @@ def test_ctrl_c_before_trio_runs_exits_130_with_one_line() -> None:
     )
     result = subprocess.run(
         [sys.executable, "-c", code, "echo-server", "--native"],
+        preexec_fn=default_sigint,
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
