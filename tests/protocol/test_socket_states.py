@@ -495,10 +495,11 @@ class _StandInNode:
     def __init__(self) -> None:
         self.bound: set[tuple[str, int]] = set()
 
-    async def bind(self, port: int) -> tuple[str, int]:
+    async def bind(self, port: int, host: str = "") -> tuple[str, int]:
         await asyncio.sleep(0)
-        self.bound.add((self.address, port or 1234))
-        return (self.address, port or 1234)
+        bound = (host if host not in ("", "0.0.0.0") else self.address, port or 1234)
+        self.bound.add(bound)
+        return bound
 
     async def unbind(self, address: tuple[str, int]) -> None:
         self.bound.discard(address)
