@@ -93,18 +93,7 @@ class NativeRTCTransport(WebRTCTransport):
         self.host = host
 
     def _new_link(self, peer_id: str) -> PeerLink:
-        return NativePeerLink(
-            peer_id,
-            host=self.host,
-            signal=self._signal,
-            local_id=lambda: self._local_id,
-            link_timeout=self._link_timeout,
-            consent=self._consent,
-            on_incoming=self._incoming_pipe,
-            on_failed=self._link_failed,
-            on_restart=self._link_restarted,
-            idle_timeout=self._idle_timeout,
-        )
+        return NativePeerLink(peer_id, host=self.host, **self._link_options())
 
 
 def default_host() -> str:

@@ -31,8 +31,9 @@ from __future__ import annotations
 import logging
 import math
 import types
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TypedDict
 
 import trio
 from aiortc import RTCConfiguration
@@ -57,6 +58,19 @@ MAX_LABEL_BYTES = 65535
 MAX_UNCLAIMED_PER_PEER = 256
 #: Bytes an unaccepted pipe may queue (a stream window is 256 KiB); more breaks it.
 UNCLAIMED_RECEIVE_LIMIT = 1024 * 1024
+
+
+class _LinkOptions(TypedDict):
+    """The keyword arguments a transport gives each of its links, whatever the backend."""
+
+    signal: SignalSender
+    local_id: Callable[[], str]
+    link_timeout: float
+    consent: ConsentPolicy
+    on_incoming: Callable[[PeerLink, DataChannelPipe], object]
+    on_failed: Callable[[PeerLink, BaseException], object]
+    on_restart: Callable[[PeerLink, str], object]
+    idle_timeout: float | None
 
 
 class WebRTCTransport(PeerTransport):
@@ -387,9 +401,15 @@ class WebRTCTransport(PeerTransport):
         return PeerLink(
             peer_id,
             bridge=self._bridge,
+            configuration=self._configuration,
+            **self._link_options(),
+        )
+
+    def _link_options(self) -> _LinkOptions:
+        """What every backend's link gets from its transport (callbacks, timeouts, policy)."""
+        return _LinkOptions(
             signal=self._signal,
             local_id=lambda: self._local_id,
-            configuration=self._configuration,
             link_timeout=self._link_timeout,
             consent=self._consent,
             on_incoming=self._incoming_pipe,
