@@ -1,9 +1,11 @@
-"""The public API end to end on both anyio backends, over real aiortc and a real server.
+"""The public API end to end on both anyio backends and two transports, with a real server.
 
-Every test runs twice (``anyio_backend``, tests/aio/conftest.py): under
-asyncio, :func:`unisockets.open_node` gives the asyncio driver with aiortc in
-the test's own loop (:mod:`unisockets.aio`); under trio, the trio driver
-(:mod:`unisockets.net`). The test code is the same, written against anyio's
+Every test runs on both backends (``anyio_backend``, tests/aio/conftest.py):
+under asyncio, :func:`unisockets.open_node` gives the asyncio driver in the
+test's own loop (:mod:`unisockets.aio`); under trio, the trio driver
+(:mod:`unisockets.net`). Each runs over real aiortc and over its memory
+transport (``node_options``); the legacy-peer test over aiortc only (an
+original node speaks real WebRTC). The test code is the same, written against anyio's
 interfaces (trio's streams are wrapped in :class:`unisockets.AnyioSocketStream`).
 The signaling server and the legacy peer run in a trio thread of their own.
 """
@@ -81,13 +83,13 @@ async def server(trio_thread: TrioThread) -> AsyncIterator[str]:
 
 
 async def test_echo_with_the_objects_of_the_running_library(
-    trio_thread: TrioThread, anyio_backend: str
+    trio_thread: TrioThread, anyio_backend: str, node_options: dict[str, Any]
 ) -> None:
     with anyio.fail_after(TIMEOUT):
         async with (
             server(trio_thread) as url,
-            unisockets.open_node(url, **LOOPBACK) as alice,
-            unisockets.open_node(url, **LOOPBACK) as bob,
+            unisockets.open_node(url, **node_options) as alice,
+            unisockets.open_node(url, **node_options) as bob,
             alice.listen(1234) as raw_listener,
             anyio.create_task_group() as group,
         ):
@@ -119,12 +121,14 @@ async def test_echo_with_the_objects_of_the_running_library(
             await client.aclose()
 
 
-async def test_the_one_liners(trio_thread: TrioThread, anyio_backend: str) -> None:
+async def test_the_one_liners(
+    trio_thread: TrioThread, anyio_backend: str, node_options: dict[str, Any]
+) -> None:
     """``unisockets.listen`` and ``unisockets.connect`` on the running library."""
     with anyio.fail_after(TIMEOUT):
         async with (
             server(trio_thread) as url,
-            unisockets.listen(("", 80), signaling=url, **LOOPBACK) as raw_listener,
+            unisockets.listen(("", 80), signaling=url, **node_options) as raw_listener,
             anyio.create_task_group() as group,
         ):
             listener = listener_of(raw_listener)
@@ -134,7 +138,7 @@ async def test_the_one_liners(trio_thread: TrioThread, anyio_backend: str) -> No
                 await echo_until_eof(stream_of(await listener.accept()))
 
             group.start_soon(serve)
-            async with unisockets.connect((host, 80), signaling=url, **LOOPBACK) as raw:
+            async with unisockets.connect((host, 80), signaling=url, **node_options) as raw:
                 client = stream_of(raw)
                 await client.send(b"one line")
                 await client.send_eof()
@@ -143,12 +147,14 @@ async def test_the_one_liners(trio_thread: TrioThread, anyio_backend: str) -> No
                     await client.receive()
 
 
-async def test_half_close_both_ways(trio_thread: TrioThread, anyio_backend: str) -> None:
+async def test_half_close_both_ways(
+    trio_thread: TrioThread, anyio_backend: str, node_options: dict[str, Any]
+) -> None:
     with anyio.fail_after(TIMEOUT):
         async with (
             server(trio_thread) as url,
-            unisockets.open_node(url, **LOOPBACK) as alice,
-            unisockets.open_node(url, **LOOPBACK) as bob,
+            unisockets.open_node(url, **node_options) as alice,
+            unisockets.open_node(url, **node_options) as bob,
             alice.listen(0) as raw_listener,
         ):
             listener = listener_of(raw_listener)
@@ -175,12 +181,14 @@ async def test_half_close_both_ways(trio_thread: TrioThread, anyio_backend: str)
                 await client.receive()
 
 
-async def test_errnos(trio_thread: TrioThread, anyio_backend: str) -> None:
+async def test_errnos(
+    trio_thread: TrioThread, anyio_backend: str, node_options: dict[str, Any]
+) -> None:
     with anyio.fail_after(TIMEOUT):
         async with (
             server(trio_thread) as url,
-            unisockets.open_node(url, **LOOPBACK) as alice,
-            unisockets.open_node(url, **LOOPBACK) as bob,
+            unisockets.open_node(url, **node_options) as alice,
+            unisockets.open_node(url, **node_options) as bob,
         ):
             with pytest.raises(OSError) as refused:
                 await bob.connect((alice.address, 4000))
@@ -207,13 +215,13 @@ async def test_errnos(trio_thread: TrioThread, anyio_backend: str) -> None:
 
 
 async def test_backlog_closes_connections_beyond_it(
-    trio_thread: TrioThread, anyio_backend: str
+    trio_thread: TrioThread, anyio_backend: str, node_options: dict[str, Any]
 ) -> None:
     with anyio.fail_after(TIMEOUT):
         async with (
             server(trio_thread) as url,
-            unisockets.open_node(url, **LOOPBACK) as alice,
-            unisockets.open_node(url, **LOOPBACK) as bob,
+            unisockets.open_node(url, **node_options) as alice,
+            unisockets.open_node(url, **node_options) as bob,
             alice.listen(80, backlog=1) as raw_listener,
         ):
             clients = [stream_of(await bob.connect((alice.address, 80))) for _ in range(3)]
@@ -231,13 +239,15 @@ async def test_backlog_closes_connections_beyond_it(
                 await stream.aclose()
 
 
-async def test_one_hundred_concurrent_streams(trio_thread: TrioThread, anyio_backend: str) -> None:
+async def test_one_hundred_concurrent_streams(
+    trio_thread: TrioThread, anyio_backend: str, node_options: dict[str, Any]
+) -> None:
     count, size = 100, 4096
     with anyio.fail_after(TIMEOUT):
         async with (
             server(trio_thread) as url,
-            unisockets.open_node(url, **LOOPBACK) as alice,
-            unisockets.open_node(url, **LOOPBACK) as bob,
+            unisockets.open_node(url, **node_options) as alice,
+            unisockets.open_node(url, **node_options) as bob,
             alice.listen(7, backlog=count) as raw_listener,
             anyio.create_task_group() as group,
         ):
@@ -267,17 +277,17 @@ async def test_one_hundred_concurrent_streams(trio_thread: TrioThread, anyio_bac
 
 
 async def test_reconnect_after_a_server_restart(
-    trio_thread: TrioThread, anyio_backend: str
+    trio_thread: TrioThread, anyio_backend: str, node_options: dict[str, Any]
 ) -> None:
     with anyio.fail_after(TIMEOUT):
         first = await anyio.to_thread.run_sync(trio_thread.start_server)
         async with AsyncExitStack() as stack:
             # alice rejoins first (shorter backoff), so both get their ids back.
             alice = await stack.enter_async_context(
-                unisockets.open_node(first.url, signaling_backoff=(0.05, 0.05), **LOOPBACK)
+                unisockets.open_node(first.url, signaling_backoff=(0.05, 0.05), **node_options)
             )
             bob = await stack.enter_async_context(
-                unisockets.open_node(first.url, signaling_backoff=(0.5, 0.5), **LOOPBACK)
+                unisockets.open_node(first.url, signaling_backoff=(0.5, 0.5), **node_options)
             )
             listener = listener_of(await stack.enter_async_context(alice.listen(1234)))
             assert (alice.address, bob.address) == ("10.0.0.1", "10.0.0.2")

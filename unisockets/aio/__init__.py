@@ -11,10 +11,25 @@ aiortc peer connections and a wsproto WebSocket
 
 - :func:`open_node` / :class:`AioNode`: join, listen, connect, socket objects;
 - :class:`AioStream` (:class:`anyio.abc.ByteStream`) and :class:`AioListener`
-  (:class:`anyio.abc.Listener`), with typed address attributes.
+  (:class:`anyio.abc.Listener`), with typed address attributes;
+- :class:`AioTransport`: what ``open_node(transport=...)`` takes, aiortc
+  (:class:`AiortcTransport`, the default) or in-process peer connections
+  (:class:`MemoryNetwork`).
 """
 
+from .memory import MemoryNetwork
 from .node import AioNode, open_node
+from .runtime import AiortcTransport
+from .runtime_base import AioTransport, RuntimeSettings
 from .streams import AioListener, AioStream
 
-__all__ = ["AioListener", "AioNode", "AioStream", "open_node"]
+__all__ = [
+    "AioListener",
+    "AioNode",
+    "AioStream",
+    "AioTransport",
+    "AiortcTransport",
+    "MemoryNetwork",
+    "RuntimeSettings",
+    "open_node",
+]

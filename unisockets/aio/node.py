@@ -30,7 +30,8 @@ from ..driver.signaling import DEFAULT_REQUEST_TIMEOUT
 from ..protocol.consent import ConsentPolicy
 from ..protocol.pacing import DEFAULT_BACKOFF, DEFAULT_SEND_RATE
 from ..protocol.planner import DEFAULT_BACKLOG
-from .runtime import NativeRuntime
+from .runtime import AiortcTransport
+from .runtime_base import AioTransport, RuntimeSettings
 from .streams import AioListener, AioStream, translate
 
 if TYPE_CHECKING:
@@ -175,12 +176,17 @@ async def open_node(
     link_timeout: float = 15.0,
     consent: ConsentPolicy | None = None,
     on_signaling_event: Callable[[SignalingStatus], object] | None = None,
+    transport: AioTransport | None = None,
 ) -> AsyncIterator[AioNode]:
     """Join a unisockets network from asyncio for the duration of the block.
 
     The arguments are those of :func:`unisockets.open_node` (same meaning,
     same defaults); ``consent`` and ``on_signaling_event`` are those of the
-    WebRTC transport and of :func:`unisockets.browser.open_node`.
+    WebRTC transport and of :func:`unisockets.browser.open_node`. ``transport``
+    makes the node's peer connections: ``None`` is aiortc
+    (:class:`~unisockets.aio.runtime.AiortcTransport`), a
+    :class:`~unisockets.aio.memory.MemoryNetwork` links the nodes given it in
+    memory (one process; the signaling server stays real).
 
     Yields:
         The :class:`AioNode`; leaving the block closes every listener, stream,
@@ -189,9 +195,17 @@ async def open_node(
     Raises:
         unisockets.driver.errors.SignalingError: the server is unreachable or the subnet is full.
         ValueError: a bad timeout, backoff, send rate or ICE address.
+        TypeError: ``transport`` is not an :class:`~unisockets.aio.AioTransport`.
     """
-    runtime = NativeRuntime(
-        rtc_configuration, ice_addresses=ice_addresses, consent=consent, ssl_context=ssl_context
+    if transport is None:
+        transport = AiortcTransport()
+    elif not isinstance(transport, AioTransport):
+        raise TypeError(
+            f"under asyncio, transport= takes a unisockets.aio.AioTransport (such as "
+            f"unisockets.aio.MemoryNetwork()), not {transport!r}"
+        )
+    runtime = transport.runtime(
+        RuntimeSettings(rtc_configuration, ice_addresses, consent, ssl_context)
     )
     try:
         async with open_driver_node(

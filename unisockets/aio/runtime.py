@@ -27,11 +27,10 @@ Everything runs in the caller's event loop: no thread, no bridge.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
@@ -44,10 +43,9 @@ from ..transport.webrtc_ice import (
     gather_reset,
     raise_receive_buffers,
 )
-from .runtime_base import EventTarget
-from .websocket import WebSocket
+from .runtime_base import AioTransport, BaseRuntime, EventTarget, RuntimeSettings
 
-__all__ = ["DataChannel", "NativeRuntime", "PeerConnection"]
+__all__ = ["AiortcTransport", "DataChannel", "NativeRuntime", "PeerConnection"]
 
 logger = logging.getLogger("unisockets.aio")
 
@@ -201,7 +199,7 @@ class PeerConnection(EventTarget):
         self._runtime._track(self._pc.close())
 
 
-class NativeRuntime:
+class NativeRuntime(BaseRuntime):
     """The asyncio driver's platform natively: aiortc and a WebSocket client, in this loop.
 
     Args:
@@ -210,6 +208,9 @@ class NativeRuntime:
             None for aioice's choice (127.0.0.1 on a machine without another).
         consent: the consent-freshness policy of every connected peer connection.
         ssl_context: TLS settings for ``wss://`` signaling (default: the system's).
+
+    Raises:
+        ValueError: an ICE address is not a local IP address.
     """
 
     def __init__(
@@ -220,75 +221,34 @@ class NativeRuntime:
         consent: ConsentPolicy | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        super().__init__(ssl_context=ssl_context)
         self.configuration = configuration or RTCConfiguration(iceServers=[])
         self.ice_addresses = None if ice_addresses is None else tuple(ice_addresses)
         if self.ice_addresses is not None:
             gather_reset(gather_on(self.ice_addresses))  # validates them now
         self.consent = consent or ConsentPolicy()
-        self.ssl_context = ssl_context
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._websockets: set[WebSocket] = set()
-
-    def websocket(self, url: str) -> WebSocket:
-        """A WebSocket to ``url``, opening (:class:`unisockets.aio.websocket.WebSocket`).
-
-        Raises:
-            ValueError: not a ``ws://`` or ``wss://`` URL.
-        """
-        ws = WebSocket(url, ssl_context=self.ssl_context, track=self._track)
-        self._websockets.add(ws)
-        ws.addEventListener("close", lambda _: self._websockets.discard(ws))
-        return ws
 
     def peer_connection(self, configuration: Mapping[str, Any]) -> PeerConnection:
         """A new peer connection with :attr:`configuration` (the mapping is the driver's view)."""
         return PeerConnection(self)
 
-    def options(self, mapping: Mapping[str, Any]) -> dict[str, Any]:
-        """A plain dict."""
-        return dict(mapping)
-
-    def to_wire(self, data: bytes) -> bytes:
-        """``bytes(data)``."""
-        return bytes(data)
-
-    def to_bytes(self, value: Any) -> bytes:
-        """Bytes as they are; text encoded as UTF-8."""
-        return value.encode("utf-8") if isinstance(value, str) else bytes(value)
-
-    def candidate_json(self, candidate: Any) -> str:
-        """Never needed: aiortc fires no ``icecandidate`` (candidates are in the SDP)."""
-        raise NotImplementedError("aiortc does not trickle candidates")
-
-    def is_null(self, value: Any) -> bool:
-        """``value is None``."""
-        return value is None
-
-    def proxy(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
-        """The handler itself (no foreign-function boundary)."""
-        return handler
-
-    def release(self, proxy: Any) -> None:
-        """Nothing to free."""
-
     def ice_servers(self) -> list[dict[str, Any]]:
         """The configuration's ICE servers as W3C dicts (the driver's view of them)."""
         return [{"urls": server.urls} for server in self.configuration.iceServers or ()]
 
-    def _track(self, coroutine: Any) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
 
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.debug("background close failed", exc_info=task.exception())
+class AiortcTransport(AioTransport):
+    """Peer connections over aiortc: :func:`unisockets.aio.open_node`'s default ``transport``."""
 
-    async def aclose(self) -> None:
-        """Close what is still open and wait for every close (peer connections, WebSockets)."""
-        for ws in list(self._websockets):
-            ws.close(1000)
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+    def runtime(self, settings: RuntimeSettings) -> NativeRuntime:
+        """A :class:`NativeRuntime` with the node's settings.
+
+        Raises:
+            ValueError: an ICE address is not a local IP address.
+        """
+        return NativeRuntime(
+            settings.rtc_configuration,
+            ice_addresses=settings.ice_addresses,
+            consent=settings.consent,
+            ssl_context=settings.ssl_context,
+        )

@@ -32,7 +32,7 @@ from wsproto.events import (
     TextMessage,
 )
 
-from .runtime_base import EventTarget
+from .events import EventTarget
 
 __all__ = ["WebSocket"]
 

@@ -34,6 +34,7 @@ from .overlay import OverlayNode
 if TYPE_CHECKING:
     from aiortc import RTCConfiguration
 
+    from ..aio.runtime_base import AioTransport
     from ..transport.bridge import AsyncioBridge
 
 #: What ``open_node(transport=...)`` takes: called with this node's id and the sender
@@ -59,7 +60,7 @@ async def open_node(
     subnet: str = "10.0.0",
     *,
     rtc_configuration: RTCConfiguration | None = None,
-    transport: TransportFactory | None = None,
+    transport: TransportFactory | AioTransport | None = None,
     host: str = "127.0.0.1",
     ssl_context: ssl.SSLContext | None = None,
     request_timeout: float = 10.0,
@@ -88,6 +89,8 @@ async def open_node(
             example ``lambda node_id, signals:
             open_memory_transport(network, node_id)`` puts the node on an
             in-process :class:`unisockets.transport.memory.MemoryNetwork`.
+            Under asyncio, an :class:`unisockets.aio.AioTransport` instead
+            (``unisockets.aio.MemoryNetwork()`` for in-process links).
         host: with ``signaling_url=None``, the local address to use.
         ssl_context: TLS settings for ``wss://`` signaling.
         request_timeout: seconds a signaling request (bind, connect) may take.
@@ -149,17 +152,19 @@ async def open_node(
     Raises:
         unisockets.signaling.SignalingError: the server is unreachable or the
             subnet is full (under asyncio, :class:`unisockets.driver.errors.SignalingError`).
-        TypeError: under asyncio, no signaling URL, a ``transport=``, an
-            ``asyncio_bridge=``, ``lazy_links`` or ``webrtc_backend="native"``
-            (trio's for now); ``asyncio_bridge=`` with the native backend.
+        TypeError: under asyncio, no signaling URL, a ``transport=`` that is
+            not an :class:`unisockets.aio.AioTransport`, an ``asyncio_bridge=``,
+            ``lazy_links`` or ``webrtc_backend="native"`` (trio's for now);
+            under trio, an :class:`~unisockets.aio.AioTransport`;
+            ``asyncio_bridge=`` with the native backend.
     """
     if sniffio.current_async_library() == "asyncio":
         # asyncio: the asyncio driver, aiortc in this loop (docs/concepts.md, "asyncio and trio").
-        if signaling_url is None or transport is not None or asyncio_bridge is not None:
+        if signaling_url is None or asyncio_bridge is not None:
             raise TypeError(
-                "under asyncio, open_node needs a signaling URL and takes no transport= or "
-                "asyncio_bridge= (the OS-TCP fallback, transport factories and the bridge "
-                "are trio's; for OS TCP use anyio.connect_tcp)"
+                "under asyncio, open_node needs a signaling URL and takes no "
+                "asyncio_bridge= (the OS-TCP fallback and the bridge are trio's; "
+                "for OS TCP use anyio.connect_tcp)"
             )
         if lazy_links or webrtc_backend == "native":
             raise TypeError(
@@ -179,6 +184,7 @@ async def open_node(
             signaling_send_rate=signaling_send_rate,
             signaling_backoff=signaling_backoff,
             link_timeout=link_timeout,
+            transport=transport,  # type: ignore[arg-type]  # checked there: an AioTransport
         ) as asyncio_node:
             yield asyncio_node  # type: ignore[misc]  # an AioNode: the same calls, anyio's objects
         return
