@@ -15,7 +15,8 @@ It imports nothing outside the standard library and :mod:`unisockets.protocol`
 (it must load under Pyodide). Modules: :mod:`.join` (joining, the node's
 lifetime), :mod:`.node` (nodes), :mod:`.connections` (connect and accept),
 :mod:`.listeners`, :mod:`.signaling`, :mod:`.links` (the set of peer links),
-:mod:`.peer_link` (one peer link), :mod:`.pipes`, :mod:`.streams`,
+:mod:`.peer_link` (one peer link), :mod:`.trickle` (its ICE candidates),
+:mod:`.pipes`, :mod:`.streams` (over :mod:`.stream_base`),
 :mod:`.legacy`, :mod:`.sockets`, :mod:`.datagrams`, :mod:`.errors`,
 :mod:`.runtime`.
 """

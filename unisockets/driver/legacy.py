@@ -33,7 +33,8 @@ from ..protocol.stream import check_max_bytes
 from .errors import BrokenResourceError, BusyResourceError, ClosedResourceError
 from .pipes import MAX_MESSAGE_SIZE, Pipe
 from .runtime import logger
-from .streams import Address, Stream, StreamBase
+from .stream_base import Address, StreamBase
+from .streams import Stream
 
 __all__ = ["AnyStream", "LegacyStream"]
 

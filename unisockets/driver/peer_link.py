@@ -16,8 +16,8 @@ inputs what the peer connection reports:
   that node's one raw byte connection (:meth:`PeerLink.legacy_pipe`,
   :mod:`unisockets.driver.legacy`), and a labelled pipe to it fails.
 - *Candidates* are trickled as JSON ``RTCIceCandidateInit`` strings
-  (``candidate.toJSON()``) once our description was sent. A candidate the
-  peer connection refuses is logged and ignored.
+  (``candidate.toJSON()``) once our description was sent
+  (:mod:`unisockets.driver.trickle`).
 
 Each link's signaling inputs are queued and handled one at a time by the
 link's task (in the node's task group), so a slow ``createOffer`` never races
@@ -38,9 +38,10 @@ from ..protocol.negotiation import LinkState, NegotiatedLink, Negotiation, signa
 from ..protocol.negotiation_events import Input, Output, PeerKind
 from ..protocol.peer_link import HELLO as _HELLO
 from ..protocol.peer_link import LEGACY_LABEL, MODERN_PROTOCOL
-from .errors import BrokenResourceError, SignalingError
+from .errors import BrokenResourceError
 from .pipes import DataChannelPipe, Pipe
-from .runtime import EventListeners, logger, settle
+from .runtime import EventListeners, close_quietly, logger, settle
+from .trickle import CandidateTrickle
 
 if TYPE_CHECKING:
     from .links import PeerLinks
@@ -89,8 +90,7 @@ class PeerLink(NegotiatedLink):
         self._pc_listeners = EventListeners(self._runtime, on_error=self.fail)
         self._legacy: list[Any] = []
         self._legacy_pipe: DataChannelPipe | None = None  # the newest "channel", as a pipe
-        self._description_sent = False
-        self._local_candidates: list[str] = []
+        self._trickle = CandidateTrickle(peer_id, links.signaling, self._runtime)
         self._rearm()
 
     # --- control -----------------------------------------------------------------------------
@@ -258,12 +258,12 @@ class PeerLink(NegotiatedLink):
                 await self._carry_out(self._handle(neg.RemoteDescriptionSet()))
             elif isinstance(output, neg.SendOffer):
                 self._links.signaling.send_offer(self.peer_id, output.sdp)
-                self._description_sent_now()
+                self._trickle.description_sent()
             elif isinstance(output, neg.SendAnswer):
                 self._links.signaling.send_answer(self.peer_id, output.sdp)
-                self._description_sent_now()
+                self._trickle.description_sent()
             elif isinstance(output, neg.AddCandidates):
-                await self._add_candidates(output)
+                await self._trickle.add_remote(self._pc, output)
             else:
                 self._apply([output])
 
@@ -291,28 +291,12 @@ class PeerLink(NegotiatedLink):
             elif isinstance(output, neg.Ignored):
                 logger.info("%s", output.reason)
 
-    async def _add_candidates(self, output: neg.AddCandidates) -> None:
-        for candidate in output.candidates:
-            fields = {
-                "candidate": candidate.line,
-                "sdpMid": candidate.sdp_mid,
-                "sdpMLineIndex": candidate.sdp_mline_index,
-                "usernameFragment": candidate.ufrag,
-            }
-            try:
-                await self._pc.addIceCandidate(
-                    self._runtime.options({k: v for k, v in fields.items() if v is not None})
-                )
-            except Exception as exc:  # an unparsable line
-                logger.info("candidate from %s refused: %s", self.peer_id, exc)
-
     # --- the peer connection -----------------------------------------------------------------
 
     def _new_pc(self) -> Any:
         pc = self._runtime.peer_connection(self._links.rtc_configuration)
         self._pc = pc
-        self._description_sent = False
-        self._local_candidates.clear()
+        self._trickle.reset()
         self._pc_listeners.add(pc, "connectionstatechange", lambda _: self._on_state(pc))
         self._pc_listeners.add(pc, "icecandidate", self._on_candidate)
         self._pc_listeners.add(pc, "datachannel", lambda event: self._on_datachannel(event.channel))
@@ -322,10 +306,10 @@ class PeerLink(NegotiatedLink):
         pc, self._pc = self._pc, None
         self._pc_listeners.clear()
         for channel in self._legacy:
-            _quietly_close(channel)
+            close_quietly(channel)
         self._legacy.clear()
         if pc is not None:
-            _quietly_close(pc)
+            close_quietly(pc)
 
     def _ice_state(self) -> str:
         return str(self._pc.iceConnectionState) if self._pc is not None else "new"
@@ -347,49 +331,18 @@ class PeerLink(NegotiatedLink):
         if self._runtime.is_null(candidate) or not str(candidate.candidate):
             return  # end of gathering
         self._handle(neg.LocalCandidate(str(candidate.candidate)))
-        text = self._runtime.candidate_json(candidate)
-        if self._description_sent:
-            try:
-                self._links.signaling.send_candidate(self.peer_id, text)
-            except SignalingError as exc:  # away: the link completes without it, or times out
-                logger.debug("candidate for %s dropped: %s", self.peer_id, exc)
-        else:
-            self._local_candidates.append(text)
-
-    def _description_sent_now(self) -> None:
-        self._description_sent = True
-        candidates, self._local_candidates = self._local_candidates, []
-        for text in candidates:
-            self._links.signaling.send_candidate(self.peer_id, text)
+        self._trickle.local(candidate)
 
     def _watch_own_channel(self, channel: Any) -> None:
         """Input what our ``"channel"`` does (it opens; the hello or other bytes arrive)."""
-        self._legacy.append(channel)
-        self._legacy_channel_pipe(channel, incoming=False)
-        channel.binaryType = "arraybuffer"
+        self._watch_channel(channel, incoming=False)
         self._pc_listeners.add(
             channel, "open", lambda _: self._apply(self._handle(neg.ChannelOpened()))
-        )
-        self._pc_listeners.add(
-            channel,
-            "message",
-            lambda event: self._apply(
-                self._handle(neg.ChannelMessage(self._runtime.to_bytes(event.data)))
-            ),
         )
 
     def _on_datachannel(self, channel: Any) -> None:
         if str(channel.label) == LEGACY_LABEL:
-            self._legacy.append(channel)  # kept open, as the original does
-            self._legacy_channel_pipe(channel, incoming=True)
-            channel.binaryType = "arraybuffer"
-            self._pc_listeners.add(  # probes (and, from an original node, its bytes)
-                channel,
-                "message",
-                lambda event: self._apply(
-                    self._handle(neg.ChannelMessage(self._runtime.to_bytes(event.data)))
-                ),
-            )
+            self._watch_channel(channel, incoming=True)
             modern = str(channel.protocol) == MODERN_PROTOCOL
             self._apply(self._handle(neg.ChannelArrived(modern)))
             return
@@ -399,13 +352,26 @@ class PeerLink(NegotiatedLink):
         self._adopt(pipe)
         self._links._incoming(pipe)
 
-    def _legacy_channel_pipe(self, channel: Any, *, incoming: bool) -> None:
-        """Carry a ``"channel"``'s messages as a pipe (a legacy peer's bytes; queued till read)."""
+    def _watch_channel(self, channel: Any, *, incoming: bool) -> None:
+        """Keep a ``"channel"`` (open, as the original does) and input its messages.
+
+        They are the hello and probes, or a legacy peer's bytes, which its
+        pipe also carries (queued until a connection reads them).
+        """
+        self._legacy.append(channel)
         pipe = DataChannelPipe(
             channel, self.peer_id, incoming=incoming, link_alive=self._alive, runtime=self._runtime
         )
         self._adopt(pipe)
         self._legacy_pipe = pipe
+        channel.binaryType = "arraybuffer"
+        self._pc_listeners.add(
+            channel,
+            "message",
+            lambda event: self._apply(
+                self._handle(neg.ChannelMessage(self._runtime.to_bytes(event.data)))
+            ),
+        )
 
     def _say_hello(self, channel: Any) -> None:
         """Send the hello on an incoming modern ``"channel"`` (now, or once it is open)."""
@@ -417,10 +383,3 @@ class PeerLink(NegotiatedLink):
     def _adopt(self, pipe: Pipe) -> None:
         self.pipes.add(pipe)
         pipe.add_close_callback(self.pipes.discard)
-
-
-def _quietly_close(js_object_with_close: Any) -> None:
-    try:
-        js_object_with_close.close()
-    except Exception:
-        logger.debug("close failed", exc_info=True)

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-__all__ = ["EventListeners", "Runtime", "settle"]
+__all__ = ["EventListeners", "Runtime", "close_quietly", "settle"]
 
 logger = logging.getLogger("unisockets.driver")
 
@@ -37,6 +37,14 @@ def settle(
         future.set_exception(error)
     else:
         future.set_result(result)
+
+
+def close_quietly(platform_object: Any) -> None:
+    """Call ``platform_object.close()``, logging (not raising) what it raises (already closed)."""
+    try:
+        platform_object.close()
+    except Exception:
+        logger.debug("close failed", exc_info=True)
 
 
 class Runtime(Protocol):
