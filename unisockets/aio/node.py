@@ -177,6 +177,8 @@ async def open_node(
     consent: ConsentPolicy | None = None,
     on_signaling_event: Callable[[SignalingStatus], object] | None = None,
     transport: AioTransport | None = None,
+    lazy_links: bool = False,
+    link_idle_timeout: float = 60.0,
 ) -> AsyncIterator[AioNode]:
     """Join a unisockets network from asyncio for the duration of the block.
 
@@ -194,7 +196,7 @@ async def open_node(
 
     Raises:
         unisockets.driver.errors.SignalingError: the server is unreachable or the subnet is full.
-        ValueError: a bad timeout, backoff, send rate or ICE address.
+        ValueError: a bad timeout, backoff, send rate, idle timeout or ICE address.
         TypeError: ``transport`` is not an :class:`~unisockets.aio.AioTransport`.
     """
     if transport is None:
@@ -222,6 +224,8 @@ async def open_node(
             if signaling_send_rate == "default"
             else signaling_send_rate,
             on_signaling_event=on_signaling_event,
+            lazy_links=lazy_links,
+            link_idle_timeout=link_idle_timeout,
         ) as driver:
             yield AioNode(driver)
     finally:

@@ -57,6 +57,8 @@ async def open_node(
     backoff: tuple[float, float] = DEFAULT_BACKOFF,
     signaling_send_rate: tuple[float, int] | None = DEFAULT_SEND_RATE,
     on_signaling_event: Callable[[SignalingStatus], object] | None = None,
+    lazy_links: bool = False,
+    link_idle_timeout: float = 60.0,
 ) -> AsyncIterator[BrowserNode]:
     """Join a unisockets network from this browser tab for the duration of the block.
 
@@ -87,6 +89,10 @@ async def open_node(
             WebSocket closes, then :class:`~unisockets.protocol.events.IdChanged`
             (if the server gave us a new id) and
             :class:`~unisockets.protocol.events.Reconnected` when we are back.
+        lazy_links: knock with ``lazyLinks`` and close idle links
+            (docs/protocol.md, "Lazy peer links"); off by default, as natively.
+        link_idle_timeout: with ``lazy_links``, seconds after which a link to
+            a modern peer that carries no connection closes.
 
     Yields:
         The :class:`BrowserNode`; leaving the block closes every listener,
@@ -95,7 +101,7 @@ async def open_node(
 
     Raises:
         SignalingError: the server is unreachable or the subnet is full (at the first join).
-        ValueError: a bad timeout, backoff or send rate.
+        ValueError: a bad timeout, backoff, send rate or idle timeout.
         RuntimeError: not running under Pyodide.
     """
     require_browser()
@@ -112,5 +118,7 @@ async def open_node(
         backoff=backoff,
         signaling_send_rate=signaling_send_rate,
         on_signaling_event=on_signaling_event,
+        lazy_links=lazy_links,
+        link_idle_timeout=link_idle_timeout,
     ) as node:
         yield node

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from ..protocol.events import Event
+from ..protocol.link_idle import LinkIdle
 from .node import DriverNode, SignalingStatus
 from .runtime import Runtime
 from .signaling import DriverSignaling
@@ -39,12 +40,19 @@ async def open_driver_node(
     backoff: tuple[float, float],
     signaling_send_rate: tuple[float, int] | None,
     on_signaling_event: Callable[[SignalingStatus], object] | None,
+    lazy_links: bool = False,
+    link_idle_timeout: float = 60.0,
 ) -> AsyncIterator[DriverNode]:
     """Join a unisockets network on ``runtime`` for the duration of the block.
 
     The arguments are those of :func:`unisockets.browser.open_node` (all
     given: each runtime's entry point has its own defaults); ``runtime``
     makes the WebSockets and peer connections (the page's, or aiortc's).
+    ``lazy_links`` and ``link_idle_timeout`` are those of
+    :func:`unisockets.open_node` (docs/protocol.md, "Lazy peer links"): the
+    knock says ``lazyLinks``, and a link to a modern peer that carried no
+    connection for ``link_idle_timeout`` seconds closes (links are always set
+    up on demand in this driver; without ``lazy_links`` they never close idle).
 
     Yields:
         The :class:`DriverNode`; leaving the block closes every listener,
@@ -53,8 +61,10 @@ async def open_driver_node(
 
     Raises:
         SignalingError: the server is unreachable or the subnet is full (at the first join).
-        ValueError: a bad timeout, backoff or send rate.
+        ValueError: a bad timeout, backoff, send rate or idle timeout.
     """
+    idle_timeout = link_idle_timeout if lazy_links else None
+    LinkIdle(idle_timeout, 0.0)  # ValueError now rather than at the first link
     node: DriverNode | None = None
     early: list[Event] = []  # peer events that arrive before the node exists
 
@@ -73,6 +83,7 @@ async def open_driver_node(
         backoff=backoff,
         send_rate=signaling_send_rate,
         runtime=runtime,
+        lazy_links=lazy_links,
     )
     await signaling.open()
     body_error: BaseException | None = None
@@ -86,6 +97,7 @@ async def open_driver_node(
                 accept_timeout=accept_timeout,
                 on_signaling_event=on_signaling_event,
                 runtime=runtime,
+                link_idle_timeout=idle_timeout,
             )
             node._spawn(signaling.maintain())
             for event in early:

@@ -62,6 +62,9 @@ class PeerLinks:
         link_timeout: seconds a link may take to connect, and a pipe to open.
         claim_timeout: seconds an incoming pipe waits for its ``accept_pipe``.
         runtime: the platform that makes the peer connections.
+        idle_timeout: lazy links: seconds after which a link to a modern peer
+            that carries no connection closes (:mod:`unisockets.driver.idle`);
+            None keeps links until they fail.
     """
 
     def __init__(
@@ -73,12 +76,14 @@ class PeerLinks:
         link_timeout: float = 20.0,
         claim_timeout: float = 20.0,
         runtime: Runtime,
+        idle_timeout: float | None = None,
     ) -> None:
         self.signaling = signaling
         self.runtime = runtime
         self.rtc_configuration = {"iceServers": [], **(rtc_configuration or {})}
         self.link_timeout = link_timeout
         self.claim_timeout = claim_timeout
+        self.idle_timeout = idle_timeout
         self._spawn = spawn
         self._links: dict[str, PeerLink] = {}
         self._rendezvous: PipeRendezvous[Pipe] = PipeRendezvous(claim_timeout=claim_timeout)

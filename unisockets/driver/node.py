@@ -86,7 +86,8 @@ SignalingStatus = Disconnected | Reconnected | IdChanged
 class DriverNode:
     """A node's place on a unisockets overlay network.
 
-    Made by :func:`~unisockets.driver.join.open_driver_node`.
+    Made by :func:`~unisockets.driver.join.open_driver_node` (whose arguments it takes;
+    ``link_idle_timeout`` is None for eager links, which never close when idle).
 
     Attributes:
         signaling: the signaling session (its ``protocol`` knows peers and aliases).
@@ -105,6 +106,7 @@ class DriverNode:
         accept_timeout: float,
         on_signaling_event: Callable[[SignalingStatus], object] | None = None,
         runtime: Runtime,
+        link_idle_timeout: float | None = None,
     ) -> None:
         self.signaling = signaling
         self._on_signaling_event = on_signaling_event
@@ -117,6 +119,7 @@ class DriverNode:
             link_timeout=link_timeout,
             claim_timeout=accept_timeout,
             runtime=runtime,
+            idle_timeout=link_idle_timeout,
         )
         self.streams: set[AnyStream] = set()
         self.listeners: set[Listener] = set()

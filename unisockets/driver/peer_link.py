@@ -39,6 +39,7 @@ from ..protocol.negotiation_events import Input, Output, PeerKind
 from ..protocol.peer_link import HELLO as _HELLO
 from ..protocol.peer_link import LEGACY_LABEL, MODERN_PROTOCOL
 from .errors import BrokenResourceError
+from .idle import IdleTimer
 from .pipes import DataChannelPipe, Pipe
 from .runtime import EventListeners, close_quietly, logger, settle
 from .trickle import CandidateTrickle
@@ -91,6 +92,11 @@ class PeerLink(NegotiatedLink):
         self._legacy: list[Any] = []
         self._legacy_pipe: DataChannelPipe | None = None  # the newest "channel", as a pipe
         self._trickle = CandidateTrickle(peer_id, links.signaling, self._runtime)
+        self.idle = IdleTimer(  # lazy links (.idle)
+            peer_id,
+            links.idle_timeout,
+            lambda: self.fail(BrokenResourceError(f"the link to {peer_id} was idle")),
+        )
         self._rearm()
 
     # --- control -----------------------------------------------------------------------------
@@ -127,6 +133,7 @@ class PeerLink(NegotiatedLink):
         self.failure = error
         if self._timer is not None:
             self._timer.cancel()
+        self.idle.stop()
         settle(self._connected)
         settle(self._kind_known)
         for pipe in list(self.pipes):
@@ -154,8 +161,9 @@ class PeerLink(NegotiatedLink):
             BrokenResourceError: the link failed, or the peer is a legacy node
                 (it has one channel, no pipes).
         """
-        await self.wait_connected()
-        await asyncio.shield(self._kind_known)
+        with self.idle.opening():
+            await self.wait_connected()
+            await asyncio.shield(self._kind_known)
         if self.state is not LinkState.CONNECTED:
             raise BrokenResourceError(f"no link to {self.peer_id}") from self.failure
         if self.kind is PeerKind.LEGACY:
@@ -280,6 +288,8 @@ class PeerLink(NegotiatedLink):
                 self._links._start(self.peer_id).post("offer", output.offer)
             elif isinstance(output, neg.SetKind):
                 logger.info("%s is a %s node (%s)", self.peer_id, output.kind.value, output.reason)
+                if output.kind is PeerKind.MODERN:
+                    self.idle.became_modern()
                 settle(self._kind_known)
             elif isinstance(output, neg.SendHello):
                 for channel in self._legacy[-1:]:
@@ -382,4 +392,9 @@ class PeerLink(NegotiatedLink):
 
     def _adopt(self, pipe: Pipe) -> None:
         self.pipes.add(pipe)
-        pipe.add_close_callback(self.pipes.discard)
+        pipe.add_close_callback(self._forget)
+        self.idle.pipes_changed(pipe.label for pipe in self.pipes)
+
+    def _forget(self, pipe: Pipe) -> None:
+        self.pipes.discard(pipe)
+        self.idle.pipes_changed(pipe.label for pipe in self.pipes)

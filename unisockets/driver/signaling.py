@@ -90,6 +90,8 @@ class DriverSignaling(SignalingRequests):
         send_rate: ``(messages per second, burst)`` the outbox keeps to;
             ``None`` sends at once.
         runtime: the platform whose WebSockets to use.
+        lazy_links: knock with ``lazyLinks`` (docs/protocol.md, "Lazy peer
+            links"): a server of ours then greets no other lazy member for us.
 
     Raises:
         ValueError: a bad timeout, backoff or send rate.
@@ -111,11 +113,16 @@ class DriverSignaling(SignalingRequests):
         backoff: tuple[float, float] = DEFAULT_BACKOFF,
         send_rate: tuple[float, int] | None = DEFAULT_SEND_RATE,
         runtime: Runtime,
+        lazy_links: bool = False,
     ) -> None:
         self.url = url
         self._runtime = runtime
         self._core = SignalingSession(
-            subnet, request_timeout=request_timeout, reconnect=reconnect, backoff=backoff
+            subnet,
+            request_timeout=request_timeout,
+            reconnect=reconnect,
+            backoff=backoff,
+            lazy_links=lazy_links,
         )
         self.protocol = self._core.protocol
         self.close_reason: str | None = None

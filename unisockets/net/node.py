@@ -24,6 +24,7 @@ import sniffio
 import trio
 
 from ..protocol.consent import ConsentPolicy
+from ..protocol.link_idle import LinkIdle
 from ..protocol.planner import DEFAULT_BACKLOG, EPHEMERAL_PORTS
 from ..transport.base import PeerTransport, SignalSender
 from ._signals import SignalAdapter
@@ -153,11 +154,15 @@ async def open_node(
         unisockets.signaling.SignalingError: the server is unreachable or the
             subnet is full (under asyncio, :class:`unisockets.driver.errors.SignalingError`).
         TypeError: under asyncio, no signaling URL, a ``transport=`` that is
-            not an :class:`unisockets.aio.AioTransport`, an ``asyncio_bridge=``,
-            ``lazy_links`` or ``webrtc_backend="native"`` (trio's for now);
+            not an :class:`unisockets.aio.AioTransport`, an ``asyncio_bridge=``
+            or ``webrtc_backend="native"`` (trio's for now);
             under trio, an :class:`~unisockets.aio.AioTransport`;
             ``asyncio_bridge=`` with the native backend.
+        ValueError: with ``lazy_links``, a ``link_idle_timeout`` that is not
+            a positive number of seconds.
     """
+    # A bad idle timeout is a ValueError at once on both drivers, not at the first link.
+    LinkIdle(link_idle_timeout if lazy_links else None, 0.0)
     if sniffio.current_async_library() == "asyncio":
         # asyncio: the asyncio driver, aiortc in this loop (docs/concepts.md, "asyncio and trio").
         if signaling_url is None or asyncio_bridge is not None:
@@ -166,9 +171,9 @@ async def open_node(
                 "asyncio_bridge= (the OS-TCP fallback and the bridge are trio's; "
                 "for OS TCP use anyio.connect_tcp)"
             )
-        if lazy_links or webrtc_backend == "native":
+        if webrtc_backend == "native":
             raise TypeError(
-                "under asyncio, lazy_links and webrtc_backend='native' are not available yet "
+                "under asyncio, webrtc_backend='native' is not available yet "
                 "(the trio driver's; docs/concepts.md, 'asyncio and trio')"
             )
         from ..aio.node import open_node as open_asyncio_node
@@ -185,6 +190,8 @@ async def open_node(
             signaling_backoff=signaling_backoff,
             link_timeout=link_timeout,
             transport=transport,  # type: ignore[arg-type]  # checked there: an AioTransport
+            lazy_links=lazy_links,
+            link_idle_timeout=link_idle_timeout,
         ) as asyncio_node:
             yield asyncio_node  # type: ignore[misc]  # an AioNode: the same calls, anyio's objects
         return

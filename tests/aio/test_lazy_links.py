@@ -1,0 +1,103 @@
+"""Lazy peer links on both drivers (docs/protocol.md, "Lazy peer links"), real server and aiortc.
+
+``open_node(..., lazy_links=True)`` under asyncio (the asyncio driver) and
+under trio (the trio driver) make the same decisions
+(:class:`unisockets.protocol.link_idle.LinkIdle`, the knock's ``lazyLinks``):
+no eager full mesh, a link when a node first connects to a peer, closed
+after ``link_idle_timeout`` seconds without connections, and set up again by
+the next connect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+import pytest
+
+import unisockets
+from unisockets.aio import AioNode
+
+from .test_end_to_end import (
+    TIMEOUT,
+    listener_of,
+    receive_exactly,
+    server,
+    stream_of,
+)
+from .trio_thread import TrioThread
+
+pytestmark = pytest.mark.anyio
+
+#: Seconds a link without connections lives (short, so the test sees it close).
+IDLE = 2.0
+LAZY: dict[str, Any] = {
+    "ice_addresses": ["127.0.0.1"],
+    "lazy_links": True,
+    "link_idle_timeout": IDLE,
+}
+
+
+def links_of(node: Any) -> Mapping[str, Any]:
+    """The node's live peer links by peer id (the asyncio driver's or the trio transport's)."""
+    if isinstance(node, AioNode):
+        return node.driver.links.links
+    return node.transport.links  # type: ignore[no-any-return]
+
+
+async def until_unlinked(node: Any, peer_id: str) -> None:
+    """Wait until ``node`` holds no link to ``peer_id`` (the idle timer closed it)."""
+    while peer_id in links_of(node):  # noqa: ASYNC110 - no event announces an idle close
+        await anyio.sleep(0.05)
+
+
+async def test_links_are_made_on_connect_and_closed_when_idle(
+    trio_thread: TrioThread, anyio_backend: str
+) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            server(trio_thread) as url,
+            unisockets.open_node(url, **LAZY) as alice,
+            unisockets.open_node(url, **LAZY) as bob,
+            unisockets.open_node(url, **LAZY) as carol,
+            alice.listen(80) as raw_listener,
+        ):
+            listener = listener_of(raw_listener)
+            client = stream_of(await bob.connect((alice.address, 80)))
+            accepted = stream_of(await listener.accept())
+            await client.send(b"lazy")
+            assert await receive_exactly(accepted, 4) == b"lazy"
+            # Links only between the nodes that talked: carol joined, nobody linked to her.
+            assert set(links_of(alice)) == {bob.address}
+            assert set(links_of(bob)) == {alice.address}
+            assert not links_of(carol)
+
+            # Open connections keep the link past the idle timeout.
+            await anyio.sleep(IDLE * 1.5)
+            await accepted.send(b"still")
+            assert await receive_exactly(client, 5) == b"still"
+            await client.aclose()
+            await accepted.aclose()
+
+            # Without connections it closes (both ends), and a connect sets it up again.
+            await until_unlinked(bob, alice.address)
+            await until_unlinked(alice, bob.address)
+            again = stream_of(await bob.connect((alice.address, 80)))
+            accepted_again = stream_of(await listener.accept())
+            await again.send(b"again")
+            assert await receive_exactly(accepted_again, 5) == b"again"
+            assert set(links_of(bob)) == {alice.address}
+            await again.aclose()
+            await accepted_again.aclose()
+            assert not links_of(carol)
+
+
+async def test_a_bad_idle_timeout_is_a_value_error(
+    trio_thread: TrioThread, anyio_backend: str
+) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with server(trio_thread) as url:
+            with pytest.raises(ValueError, match="idle timeout"):
+                async with unisockets.open_node(url, lazy_links=True, link_idle_timeout=0):
+                    pass  # pragma: no cover - it raises first
