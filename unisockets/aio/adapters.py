@@ -19,12 +19,18 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, NoReturn, Protocol, TypeVar
 
 import anyio
 import anyio.abc
 
-__all__ = ["ByteStreamAdapter", "DriverErrors", "ListenerAdapter", "address_attributes"]
+__all__ = [
+    "ByteStreamAdapter",
+    "DriverErrors",
+    "ListenerAdapter",
+    "address_attributes",
+    "raise_translated",
+]
 
 
 class DriverErrors(NamedTuple):
@@ -46,12 +52,26 @@ def translate(errors: DriverErrors) -> Iterator[None]:
     """
     try:
         yield
-    except errors.broken as exc:
+    except errors as exc:
+        raise_translated(errors, exc)
+
+
+def raise_translated(errors: DriverErrors, exc: BaseException) -> NoReturn:
+    """Raise anyio's error for ``exc``, one of ``errors`` (what :func:`translate` does).
+
+    For the streams' hot paths (``receive``, ``send``): an ``except errors``
+    clause costs nothing until an error, a context manager a generator per call.
+
+    Raises:
+        anyio.BrokenResourceError: for ``errors.broken`` (chained from it).
+        anyio.ClosedResourceError: for ``errors.closed``.
+        anyio.BusyResourceError: for ``errors.busy``.
+    """
+    if isinstance(exc, errors.broken):
         raise anyio.BrokenResourceError(str(exc)) from exc
-    except errors.closed:
+    if isinstance(exc, errors.closed):
         raise anyio.ClosedResourceError from None
-    except errors.busy as exc:
-        raise anyio.BusyResourceError(str(exc)) from None
+    raise anyio.BusyResourceError(str(exc)) from None
 
 
 def address_attributes(
@@ -124,8 +144,10 @@ class ByteStreamAdapter(anyio.abc.ByteStream, Generic[S]):
             anyio.ClosedResourceError: this stream was closed.
             anyio.BusyResourceError: another task is receiving.
         """
-        with translate(self.errors):
+        try:
             data = await self.stream.receive_some(max_bytes)
+        except self.errors as exc:
+            raise_translated(self.errors, exc)
         if not data:
             raise anyio.EndOfStream
         return data
@@ -138,8 +160,10 @@ class ByteStreamAdapter(anyio.abc.ByteStream, Generic[S]):
             anyio.ClosedResourceError: this stream was closed or EOF was sent.
             anyio.BusyResourceError: another task is sending.
         """
-        with translate(self.errors):
+        try:
             await self.stream.send_all(item)
+        except self.errors as exc:
+            raise_translated(self.errors, exc)
 
     async def send_eof(self) -> None:
         """Half-close: the peer's ``receive`` raises ``EndOfStream`` after the data sent.
