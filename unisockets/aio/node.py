@@ -123,7 +123,7 @@ class AioNode:
                 address), ``ETIMEDOUT`` (signaling or the link timed out),
                 ``ECONNRESET`` (the peer link failed while connecting).
             anyio.ClosedResourceError: the node is closed.
-            unisockets.driver.errors.SignalingError: signaling was lost while waiting.
+            unisockets.SignalingError: signaling was lost while waiting.
         """
         with translate():
             return AioStream(await self.driver.connect(address))
@@ -195,7 +195,8 @@ async def open_node(
         peer connection, WebSocket and task of the node, and waits for them.
 
     Raises:
-        unisockets.driver.errors.SignalingError: the server is unreachable or the subnet is full.
+        unisockets.SignalingError: the server is unreachable or the subnet is full
+            (:class:`unisockets.signaling.JoinRejectedError`).
         ValueError: a bad timeout, backoff, send rate, idle timeout or ICE address.
         TypeError: ``transport`` is not an :class:`~unisockets.aio.AioTransport`.
     """

@@ -55,7 +55,7 @@ class AioListener(ListenerAdapter[AioStream]):
 
     Made by :meth:`unisockets.aio.AioNode.listen`; the methods are
     :class:`~unisockets.aio.adapters.ListenerAdapter`'s (``accept`` also
-    raises :class:`unisockets.driver.errors.SignalingError` when the address
+    raises :class:`unisockets.SignalingError` when the address
     was lost).
 
     Args:

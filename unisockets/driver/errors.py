@@ -10,16 +10,21 @@ docs/concepts.md, "Errors"):
 
 Socket objects and node calls raise :class:`OSError` with a real errno
 (``ECONNREFUSED``, ``EADDRINUSE``, ``ETIMEDOUT``, ...) built by :func:`oserror`.
+Signaling failures raise :class:`SignalingError` (:class:`JoinRejectedError`
+when the subnet is full): the classes of :mod:`unisockets.protocol.errors`,
+the very ones the trio driver raises (``unisockets.SignalingError``).
 """
 
 from __future__ import annotations
 
+from ..protocol.errors import JoinRejectedError, SignalingError
 from ..protocol.socket_states import oserror
 
 __all__ = [
     "BrokenResourceError",
     "BusyResourceError",
     "ClosedResourceError",
+    "JoinRejectedError",
     "SignalingError",
     "oserror",
 ]
@@ -38,7 +43,3 @@ class BrokenResourceError(Exception):
 
 class BusyResourceError(Exception):
     """Another task is already sending (or receiving) on this stream (trio's)."""
-
-
-class SignalingError(ConnectionError):
-    """The signaling server could not be reached, refused the join, or went away."""

@@ -59,7 +59,7 @@ from ..protocol.session import (
     Stop,
 )
 from ..protocol.wire import encode
-from .errors import SignalingError
+from .errors import JoinRejectedError, SignalingError
 from .runtime import EventListeners, Runtime, logger, settle
 from .signaling_requests import SignalingRequests, _Incoming
 
@@ -282,7 +282,7 @@ class DriverSignaling(SignalingRequests):
             elif isinstance(output, JoinRefused):
                 if self._attempt is not None:
                     text = f"cannot join {self.url}: subnet {output.subnet} is full"
-                    settle(self._attempt, error=SignalingError(text))
+                    settle(self._attempt, error=JoinRejectedError(text))
             elif isinstance(output, Retry):
                 self._retry_delay = output.delay
                 self._lost.set()

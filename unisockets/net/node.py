@@ -151,8 +151,9 @@ async def open_node(
         block closes every listener, stream, peer link and task of the node.
 
     Raises:
-        unisockets.signaling.SignalingError: the server is unreachable or the
-            subnet is full (under asyncio, :class:`unisockets.driver.errors.SignalingError`).
+        unisockets.SignalingError: the server is unreachable or the subnet is
+            full (:class:`unisockets.signaling.JoinRejectedError`); the same
+            class under asyncio and trio.
         TypeError: under asyncio, no signaling URL, a ``transport=`` that is
             not an :class:`unisockets.aio.AioTransport`, an ``asyncio_bridge=``
             or ``webrtc_backend="native"`` (trio's for now);

@@ -7,11 +7,26 @@ Modelled on h11: every error says who is at fault.
 - :class:`RemoteProtocolError`: the *peer* sent something illegal (bad JSON,
   wrong field types, an unknown opcode, a spoofed id). The caller should drop
   or error-close that peer; the state machine that raised it is unchanged.
+
+Also here, because every driver raises them and a program catches them
+whatever runs it: :class:`SignalingError` (the signaling server unreachable,
+refusing us, or gone; a :class:`ConnectionError`) and :class:`JoinRejectedError`
+(the subnet is full). The trio client (:mod:`unisockets.signaling`, exported
+as ``unisockets.SignalingError``) and the asyncio driver
+(:mod:`unisockets.driver.errors`: asyncio natively and in a browser tab) raise
+these same classes, so one ``except unisockets.SignalingError`` serves both
+(docs/concepts.md, "Errors").
 """
 
 from __future__ import annotations
 
-__all__ = ["LocalProtocolError", "ProtocolError", "RemoteProtocolError"]
+__all__ = [
+    "JoinRejectedError",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "SignalingError",
+]
 
 
 class ProtocolError(Exception):
@@ -42,3 +57,11 @@ class RemoteProtocolError(ProtocolError):
     that raised it has not changed state, so the caller may keep going or
     drop the peer (with :attr:`close_code`).
     """
+
+
+class SignalingError(ConnectionError):
+    """The signaling server is unreachable, rejected us, or the connection to it broke."""
+
+
+class JoinRejectedError(SignalingError):
+    """The server rejected our ``knock``: the subnet is full (docs/protocol.md, "Join")."""

@@ -14,12 +14,7 @@ The client raises three kinds of errors (docs/concepts.md, "Errors"):
 
 from __future__ import annotations
 
+# Defined with the protocol, so that the asyncio driver raises the same classes.
+from ..protocol.errors import JoinRejectedError, SignalingError
+
 __all__ = ["JoinRejectedError", "SignalingError"]
-
-
-class SignalingError(ConnectionError):
-    """The signaling server is unreachable, rejected us, or the connection to it broke."""
-
-
-class JoinRejectedError(SignalingError):
-    """The server rejected our ``knock``: the subnet is full (docs/protocol.md, "Join")."""
