@@ -11,11 +11,10 @@ keeps timers and wakes callers:
 
 - the WebSocket's ``message`` listener feeds every text frame to the core,
   synchronously (there is no reader task); a binary frame is logged and ignored;
-- requests (``bind``, ``connect``, ``shutdown``, ``listen``, relaying
-  offers, answers and candidates) are
-  :class:`~unisockets.driver.signaling_requests.SignalingRequests`'s, a base
-  of :class:`DriverSignaling`: each waits on a future until its ticket
-  settles or its deadline passes (``ETIMEDOUT``);
+- requests (``bind``, ``connect``, ``shutdown``, ``listen``, relaying offers,
+  answers and candidates) are those of the base class
+  :class:`~unisockets.driver.signaling_requests.SignalingRequests`: each waits
+  on a future until its ticket settles or its deadline passes (``ETIMEDOUT``);
 - connections to a bound alias go to its queue, read by ``next_connection``;
 - peer events (greetings, offers, answers, candidates, leaves, and
   :class:`~unisockets.protocol.events.Disconnected`,
@@ -90,8 +89,7 @@ class DriverSignaling(SignalingRequests):
         send_rate: ``(messages per second, burst)`` the outbox keeps to;
             ``None`` sends at once.
         runtime: the platform whose WebSockets to use.
-        lazy_links: knock with ``lazyLinks`` (docs/protocol.md, "Lazy peer
-            links"): a server of ours then greets no other lazy member for us.
+        lazy_links: knock with ``lazyLinks`` (docs/protocol.md, "Lazy peer links").
 
     Raises:
         ValueError: a bad timeout, backoff or send rate.
