@@ -6,7 +6,7 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-__all__ = ["EventTarget"]
+__all__ = ["EventTarget", "MessageEvent"]
 
 Handler = Callable[[Any], None]
 
@@ -31,3 +31,21 @@ class EventTarget:
         payload = SimpleNamespace(type=event, **fields)
         for handler in list(self._handlers.get(event, ())):
             handler(payload)
+
+    def _dispatch_message(self, data: Any) -> None:
+        """A ``message`` event with ``data`` (the data plane's hot path: one small object)."""
+        handlers = self._handlers.get("message")
+        if handlers:
+            event = MessageEvent(data)
+            for handler in tuple(handlers):
+                handler(event)
+
+
+class MessageEvent:
+    """The DOM's ``MessageEvent`` as the driver reads it: ``type`` and ``data``."""
+
+    __slots__ = ("data",)
+    type = "message"
+
+    def __init__(self, data: Any) -> None:
+        self.data = data

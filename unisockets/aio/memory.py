@@ -92,7 +92,7 @@ class MemoryDataChannel(EventTarget):
         self.bufferedAmount -= len(message)
         other = self._other
         if other is not None and other.readyState == "open":
-            other._dispatch("message", data=message)
+            other._dispatch_message(message)
         threshold = self.bufferedAmountLowThreshold
         if before > threshold >= self.bufferedAmount and self.readyState != "closed":
             self._dispatch("bufferedamountlow")

@@ -58,7 +58,7 @@ class DataChannel(EventTarget):
         self._channel = channel
         self.binaryType = "arraybuffer"  # what the driver asks for; aiortc gives bytes anyway
         channel.on("open", lambda: self._dispatch("open"))
-        channel.on("message", lambda data: self._dispatch("message", data=data))
+        channel.on("message", self._dispatch_message)
         channel.on("bufferedamountlow", lambda: self._dispatch("bufferedamountlow"))
         channel.on("close", lambda: self._dispatch("close"))
 

@@ -104,8 +104,13 @@ class Stream(StreamBase):
                 self._buffer.clear()
                 self._fail(f"the peer reset the stream: {event.reason or 'no reason given'}", None)
                 self.pipe.close()
-        if self._send_failure is None and self._conn.send_state is not StreamState.ERROR:
-            self._write_quietly(self._conn.flush())  # credit may have released pending data
+        conn = self._conn
+        if (
+            (conn.pending_bytes or conn.eof_pending)  # credit may have released them
+            and self._send_failure is None
+            and conn.send_state is not StreamState.ERROR
+        ):
+            self._write_quietly(conn.flush())
         self._wake()
 
     def _on_pipe_end(self, error: BaseException | None) -> None:
@@ -140,8 +145,9 @@ class Stream(StreamBase):
                 raise self._send_failure from exc
 
     def _write_quietly(self, frames: list[bytes]) -> None:
-        with contextlib.suppress(BrokenResourceError, ClosedResourceError):
-            self._write(frames)  # a failure: the next call on the stream reports it
+        if frames:  # most calls have none: no context manager on the hot path then
+            with contextlib.suppress(BrokenResourceError, ClosedResourceError):
+                self._write(frames)  # a failure: the next call on the stream reports it
 
     # --- receiving ---------------------------------------------------------------------------
 
@@ -225,7 +231,8 @@ class Stream(StreamBase):
             self._check_send()
             self._write(self._conn.send_data(data))
             self.bytes_sent += len(data)
-            waited = await self._drain()
+            if self._conn.pending_bytes or self._send_failure is not None:
+                waited = await self._drain()
         finally:
             try:
                 if not waited:
