@@ -71,7 +71,7 @@ async def open_node(
     webrtc_backend: Literal["auto", "native", "aiortc"] = "aiortc",
     asyncio_bridge: AsyncioBridge | None = None,
     signaling_keepalive: ConsentPolicy | Literal["default"] | None = "default",
-    lazy_links: bool = False,
+    lazy_links: bool | None = None,
     link_idle_timeout: float = 60.0,
 ) -> AsyncIterator[Node]:
     """Join a unisockets network (or use the OS's TCP) for the duration of the block.
@@ -133,8 +133,10 @@ async def open_node(
             a peer or a peer to it, and say so in the knock (docs/protocol.md,
             "Lazy peer links"): a server of ours then greets no other such
             node for it, so no eager full mesh. Original nodes and servers
-            are greeted and linked eagerly as before. Off by default for now
-            (a lazy node learns another's id only when it talks to it).
+            are greeted and linked eagerly as before. ``None`` (the
+            default) is the driver's default: on under trio; under asyncio
+            off for now. ``False`` links eagerly with every member, as the
+            original.
         link_idle_timeout: with ``lazy_links``, seconds after which a link to
             a modern peer that carries no connection closes (the next
             connect makes a new one); links to original nodes stay.
@@ -161,7 +163,7 @@ async def open_node(
                 "asyncio_bridge= (the OS-TCP fallback, transport factories and the bridge "
                 "are trio's; for OS TCP use anyio.connect_tcp)"
             )
-        if lazy_links or webrtc_backend == "native":
+        if lazy_links is True or webrtc_backend == "native":
             raise TypeError(
                 "under asyncio, lazy_links and webrtc_backend='native' are not available yet "
                 "(the trio driver's; docs/concepts.md, 'asyncio and trio')"
@@ -194,6 +196,7 @@ async def open_node(
     )
     from ..transport.memory import MemoryNetwork, open_memory_transport
 
+    lazy = lazy_links is not False  # on by default under trio
     if transport is not None and not callable(transport):
         raise TypeError(f"transport must be a TransportFactory, not {transport!r}")
     body_error: BaseException | None = None
@@ -211,7 +214,7 @@ async def open_node(
                 keepalive=DEFAULT_KEEPALIVE
                 if signaling_keepalive == "default"
                 else signaling_keepalive,
-                lazy_links=lazy_links,
+                lazy_links=lazy,
             )
         )
         if transport is None:
@@ -230,7 +233,7 @@ async def open_node(
                 host_addresses=ice_addresses,
                 link_timeout=link_timeout,
                 **bridge,
-                idle_timeout=link_idle_timeout if lazy_links else None,
+                idle_timeout=link_idle_timeout if lazy else None,
             )
         peers = await stack.enter_async_context(transport(signaling.id, SignalAdapter(signaling)))
         loopback = await stack.enter_async_context(
