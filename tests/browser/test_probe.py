@@ -8,7 +8,8 @@ project's signaling server (docs/protocol.md, "Goodbye is not death"):
   which says goodbye to the tab; the tab probes their link, the peer answers
   over the data plane, and the tab keeps the link and the stream.
 - A SIGKILLed native peer answers no probe: the tab's stream breaks with
-  "left: no answer on the link", within 2 s of the goodbye.
+  "left: no answer on the link", within 2 s of the goodbye (not counting
+  the time the tab's event loop could not run, on a loaded machine).
 
 The tab notes the goodbye by wrapping its links' ``peer_left`` (the page code
 below); every wait is on a note or an event.
@@ -104,11 +105,22 @@ async with ub.open_node(URL) as node:
     while len(got) < 13:
         got += await stream.receive_some()
     notify("connected", got.decode())
+    lag = [0.0]  # the most this tab's loop ran a timer late: a starved CPU delays the probe's too
+
+    async def ticker():
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.05)
+            lag[0] = max(lag[0], loop.time() - before - 0.05)
+
+    ticking = asyncio.create_task(ticker())
     try:
         data = await stream.receive_some()
         out = {"error": None, "data": repr(data)}
     except Exception as exc:
-        out = {"error": reasons(exc), "after": loop.time() - left[HOST] if HOST in left else None}
+        after = loop.time() - left[HOST] if HOST in left else None
+        out = {"error": reasons(exc), "after": after, "lag": lag[0]}
+    ticking.cancel()
 json.dumps(out)
 """
 )
@@ -204,4 +216,6 @@ async def test_a_sigkilled_peer_is_seen_by_a_tab_within_two_seconds_of_its_goodb
         out,
         page_failure_report(page),
     )
-    assert out["after"] is not None and out["after"] < 2.0, out
+    # Within 2 s of the goodbye (the probe waits 1.5 s), not counting the time the tab's
+    # loop could not run at all (a loaded machine delays the probe's timer as much).
+    assert out["after"] is not None and out["after"] - out["lag"] < 2.0, out
