@@ -337,6 +337,20 @@ def test_bind_rejected() -> None:
     assert client.bound_aliases == frozenset() and client.pending_requests == ()
 
 
+def test_bind_rejected_says_when_the_server_named_a_members_address() -> None:
+    """Ours adds ``isMemberAddress`` to the refusal; an original server's lacks it."""
+    client = joined()
+    ours, _ = client.bind("10.0.0.7:80")  # a member we were never introduced to (lazy links)
+    refusal = Alias(id=ME, alias="10.0.0.7:80", set=False, is_member_address=True)
+    assert client.receive(refusal) == [
+        BindRejected(request=ours, alias="10.0.0.7:80", member_address=True)
+    ]
+    original, _ = client.bind("10.0.0.7:81")
+    assert client.receive(Alias(id=ME, alias="10.0.0.7:81", set=False)) == [
+        BindRejected(request=original, alias="10.0.0.7:81", member_address=False)
+    ]
+
+
 def test_bind_rejected_keeps_an_alias_we_already_hold() -> None:
     client = joined()
     client.bind(f"{ME}:1")

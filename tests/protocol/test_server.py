@@ -377,8 +377,9 @@ def test_a_bind_on_another_members_address_is_refused_not_closed(
     join(server, "a", "b")
     server.receive("b", Bind(id="10.0.0.2", alias="10.0.0.2:80"))
     before = snapshot(server)
+    # isMemberAddress (ours) says why: the binder reports EADDRNOTAVAIL, not EADDRINUSE.
     assert server.receive("a", Bind(id="10.0.0.1", alias=alias)) == [
-        ("a", Alias(id="10.0.0.1", alias=alias, set=False))
+        ("a", Alias(id="10.0.0.1", alias=alias, set=False, is_member_address=True))
     ]
     assert snapshot(server) == before
     assert server.client_state("a") is ClientState.JOINED
@@ -449,7 +450,7 @@ def test_the_original_runners_subnet_and_range_in_either_order() -> None:
     assert join(server, "later", subnet="127.0.0") == ["127.0.0.1"]
     # The other order: the client's node is 127.0.0.1 already; binding it is refused.
     assert server.receive("late", Bind(id="127.0.0.0", alias="127.0.0.1:1234")) == [
-        ("late", Alias(id="127.0.0.0", alias="127.0.0.1:1234", set=False))
+        ("late", Alias(id="127.0.0.0", alias="127.0.0.1:1234", set=False, is_member_address=True))
     ]
 
 

@@ -379,12 +379,14 @@ class ServerMachine(RuleBasedStateMachine):
         subnet = self.subnet_of(me)
         alias = f"{address}:{port}"
         out = self.server.receive(key, Bind(id=me, alias=alias))
-        if address in self.order[subnet] or alias in self.claims.get(subnet, {}):
-            event(
-                "bind refused: another member's address"
-                if address in self.order[subnet]
-                else "bind refused: claimed alias held"
-            )
+        if address in self.order[subnet]:
+            event("bind refused: another member's address")
+            # ours says why (isMemberAddress), so that a lazy binder reports EADDRNOTAVAIL
+            refusal = Alias(id=me, alias=alias, set=False, is_member_address=True)
+            self.expect(out, [(key, refusal)])
+            return
+        if alias in self.claims.get(subnet, {}):
+            event("bind refused: claimed alias held")
             self.expect(out, [(key, Alias(id=me, alias=alias, set=False))])
             return
         event("bind of a claimed address")

@@ -211,8 +211,15 @@ def test_a_bind_refused_says_why() -> None:
     taken, out = w.a.bind("10.0.0.1:80", w.now)  # another node's address, unknown to A yet
     w.apply(out)
     w.deliver()
-    assert taken.error is not None and taken.error.errno == errno.EADDRINUSE
+    # Our server says it is a member's id (isMemberAddress): EADDRNOTAVAIL all the same.
+    assert taken.error is not None and taken.error.errno == errno.EADDRNOTAVAIL
     assert "another node's address" in taken.error.text
+    held, out = w.a.bind("10.0.0.9:80", w.now)  # a free id: A claims it, then binds again
+    w.apply(out)
+    w.deliver()
+    assert held.done and held.error is None
+    twice = w.call(w.a.bind("10.0.0.9:80", w.now))
+    assert twice.error is not None and twice.error.errno == errno.EADDRINUSE
     # B offers A a peer link: now A knows B's id, and refuses its address without asking.
     offer = Offer(offerer_id="10.0.0.1", answerer_id=w.a.id or "", offer="v=0")
     w.apply(w.a.receive_data(encode(offer), w.now))

@@ -274,7 +274,11 @@ def test_every_message_field_is_checked() -> None:
 
 
 def _event_kwargs(cls: type[Any]) -> st.SearchStrategy[dict[str, Any]]:
-    fixed = {"request": REQUEST, "undo": Shutdown(id="10.0.0.1", alias="10.0.0.1:1")}
+    fixed = {
+        "request": REQUEST,
+        "undo": Shutdown(id="10.0.0.1", alias="10.0.0.1:1"),
+        "member_address": False,
+    }
     return st.fixed_dictionaries(
         {
             f.name: _value(f.metadata["kind"]) if "kind" in f.metadata else st.just(fixed[f.name])
@@ -314,6 +318,7 @@ def test_every_event_field_with_a_kind_is_checked() -> None:
         "kind": RequestKind.BIND,
         "number": 1,
         "connection_id": None,
+        "member_address": False,
     }
     checked = 0
     for cls in EVENT_TYPES:

@@ -232,7 +232,7 @@ async def assert_spoofers_closed(a: Peer, b: Peer, c: Peer, sdp: str = "v=0\r\n"
     # b tries to bind an alias of a's address: refused (original programs do
     # bind addresses other than their own), a's address stays a's
     await b.send(Bind(id="10.0.0.2", alias="10.0.0.1:80"))
-    await b.expect(Alias(id="10.0.0.2", alias="10.0.0.1:80", set=False))
+    await b.expect(Alias(id="10.0.0.2", alias="10.0.0.1:80", set=False, is_member_address=True))
     # ... and to release one of a's aliases: spoofing, closed
     await b.send(Shutdown(id="10.0.0.2", alias="10.0.0.1:80"))
     closed = await b.closed()

@@ -265,13 +265,21 @@ async def test_cancelled_accept_leaves_no_waiter_behind() -> None:
 
 
 @pytest.mark.trio
-async def test_peer_left_breaks_its_pipes_and_waiting_accepts() -> None:
+async def test_peer_left_keeps_a_live_peers_pipes_and_a_closed_peer_broke_its_own() -> None:
+    """Goodbye is not death (docs/protocol.md): signaling's word alone breaks nothing live."""
     network = MemoryNetwork()
-    async with nodes(network, A, B, C) as (a, b, c):
-        pab = await a.open_pipe(B, "ab")
-        pba = await b.accept_pipe(A, "ab")
-        pac = await a.open_pipe(C, "ac")
-        pca = await c.accept_pipe(A, "ac")
+    async with nodes(network, A, C) as (a, c):
+        async with open_memory_transport(network, B) as b:
+            pab = await a.open_pipe(B, "ab")
+            pba = await b.accept_pipe(A, "ab")
+            pac = await a.open_pipe(C, "ac")
+            pca = await c.accept_pipe(A, "ac")
+            await a.peer_left(B)  # B's signaling left; its transport lives
+            await pab.send_message(b"b is fine")
+            assert await pba.receive_message() == b"b is fine"
+        # B's transport closed: its pipes broke then, and accepts waiting for it fail.
+        with pytest.raises(trio.BrokenResourceError):
+            await pab.receive_message()
         async with trio.open_nursery() as nursery:
 
             async def waiting_accept() -> None:
@@ -281,9 +289,6 @@ async def test_peer_left_breaks_its_pipes_and_waiting_accepts() -> None:
             nursery.start_soon(waiting_accept)
             await trio.testing.wait_all_tasks_blocked()
             await a.peer_left(B)
-        for pipe in (pab, pba):
-            with pytest.raises(trio.BrokenResourceError):
-                await pipe.receive_message()
         await pac.send_message(b"c is fine")
         assert await pca.receive_message() == b"c is fine"
 

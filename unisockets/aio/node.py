@@ -177,7 +177,7 @@ async def open_node(
     consent: ConsentPolicy | None = None,
     on_signaling_event: Callable[[SignalingStatus], object] | None = None,
     transport: AioTransport | None = None,
-    lazy_links: bool = False,
+    lazy_links: bool = True,
     link_idle_timeout: float = 60.0,
 ) -> AsyncIterator[AioNode]:
     """Join a unisockets network from asyncio for the duration of the block.

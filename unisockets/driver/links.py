@@ -87,6 +87,9 @@ class PeerLinks:
         self._spawn = spawn
         self._links: dict[str, PeerLink] = {}
         self._rendezvous: PipeRendezvous[Pipe] = PipeRendezvous(claim_timeout=claim_timeout)
+        #: link -> the goodbye (PipeRendezvous.peer_left's count) it was told of: ids are
+        #: reused, and its failure fails only the waits that began before that goodbye.
+        self._goodbyes: dict[PeerLink, int] = {}
         self._reaper: asyncio.TimerHandle | None = None
         self._closed = False
         #: Where incoming ``unisockets/datagram`` pipes go (the node's datagram layer).
@@ -137,8 +140,10 @@ class PeerLinks:
 
     def peer_left(self, peer_id: str) -> None:
         """``peer_id`` left: probe its link (it may stay), or fail it and its waiters."""
+        goodbye = self._rendezvous.peer_left(peer_id)
         link = self._links.get(peer_id)
         if link is not None:
+            self._goodbyes[link] = goodbye
             link.peer_left()  # a modern peer is probed first: goodbye is not death
         else:
             self._fail_waiters(peer_id, BrokenResourceError(f"{peer_id} left"))
@@ -257,18 +262,24 @@ class PeerLinks:
     def _link_failed(self, link: PeerLink, error: BaseException, replaced: bool) -> None:
         if self._links.get(link.peer_id) is link:
             del self._links[link.peer_id]
-        for pipe in self._rendezvous.drop_queued(link.peer_id):
+        newer = self._links.get(link.peer_id)  # a restart's, or a new node's with a reused id
+        for pipe in self._rendezvous.drop_queued(
+            link.peer_id, which=lambda pipe: newer is None or pipe not in newer.pipes
+        ):
             pipe.close()
-        if not replaced:
-            self._fail_waiters(link.peer_id, error)
+        goodbye = self._goodbyes.pop(link, None)
+        if not replaced:  # not the waits that began after its goodbye: a new node's (reused id)
+            self._fail_waiters(link.peer_id, error, before=goodbye)
 
-    def _fail_waiters(self, peer_id: str, error: BaseException) -> None:
+    def _fail_waiters(
+        self, peer_id: str, error: BaseException, *, before: int | None = None
+    ) -> None:
         def failure() -> BaseException:
             failed = BrokenResourceError(f"link to {peer_id} failed")
             failed.__cause__ = error
             return failed
 
-        for waiter in self._rendezvous.fail_waiters(peer_id, failure):
+        for waiter in self._rendezvous.fail_waiters(peer_id, failure, before=before):
             settle(waiter.handle, error=waiter.error)  # type: ignore[arg-type]
 
     def _incoming(self, pipe: Pipe) -> None:

@@ -73,7 +73,7 @@ async def open_node(
     webrtc_backend: Literal["auto", "native", "aiortc"] = "aiortc",
     asyncio_bridge: AsyncioBridge | None = None,
     signaling_keepalive: ConsentPolicy | Literal["default"] | None = "default",
-    lazy_links: bool = False,
+    lazy_links: bool | None = None,
     link_idle_timeout: float = 60.0,
 ) -> AsyncIterator[Node]:
     """Join a unisockets network (or use the OS's TCP) for the duration of the block.
@@ -137,8 +137,10 @@ async def open_node(
             a peer or a peer to it, and say so in the knock (docs/protocol.md,
             "Lazy peer links"): a server of ours then greets no other such
             node for it, so no eager full mesh. Original nodes and servers
-            are greeted and linked eagerly as before. Off by default for now
-            (a lazy node learns another's id only when it talks to it).
+            are greeted and linked eagerly as before. ``None`` (the
+            default) and ``True`` are on, under trio and asyncio alike.
+            ``False`` links eagerly with every member, as the
+            original.
         link_idle_timeout: with ``lazy_links``, seconds after which a link to
             a modern peer that carries no connection closes (the next
             connect makes a new one); links to original nodes stay.
@@ -163,7 +165,8 @@ async def open_node(
             a positive number of seconds.
     """
     # A bad idle timeout is a ValueError at once on both drivers, not at the first link.
-    LinkIdle(link_idle_timeout if lazy_links else None, 0.0)
+    lazy = lazy_links is not False  # on by default, under trio and asyncio alike
+    LinkIdle(link_idle_timeout if lazy else None, 0.0)
     if sniffio.current_async_library() == "asyncio":
         # asyncio: the asyncio driver, aiortc in this loop (docs/concepts.md, "asyncio and trio").
         if signaling_url is None or asyncio_bridge is not None:
@@ -191,7 +194,7 @@ async def open_node(
             signaling_backoff=signaling_backoff,
             link_timeout=link_timeout,
             transport=transport,  # type: ignore[arg-type]  # checked there: an AioTransport
-            lazy_links=lazy_links,
+            lazy_links=lazy,
             link_idle_timeout=link_idle_timeout,
         ) as asyncio_node:
             yield asyncio_node  # type: ignore[misc]  # an AioNode: the same calls, anyio's objects
@@ -225,7 +228,7 @@ async def open_node(
                 keepalive=DEFAULT_KEEPALIVE
                 if signaling_keepalive == "default"
                 else signaling_keepalive,
-                lazy_links=lazy_links,
+                lazy_links=lazy,
             )
         )
         if transport is None:
@@ -244,7 +247,7 @@ async def open_node(
                 host_addresses=ice_addresses,
                 link_timeout=link_timeout,
                 **bridge,
-                idle_timeout=link_idle_timeout if lazy_links else None,
+                idle_timeout=link_idle_timeout if lazy else None,
             )
         peers = await stack.enter_async_context(transport(signaling.id, SignalAdapter(signaling)))
         loopback = await stack.enter_async_context(

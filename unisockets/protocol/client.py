@@ -648,7 +648,7 @@ class SignalingClientProtocol:
             record = queue.popleft()
             if not queue:
                 del self._alias_queues[message.alias]
-            return self._on_alias_answer(record, message.set)
+            return self._on_alias_answer(record, message.set, message.is_member_address is True)
         known = self._aliases.get(message.alias)
         if message.set:
             if known == message.id:
@@ -668,8 +668,14 @@ class SignalingClientProtocol:
         self._forget(message.alias)
         return [AliasRemoved(owner_id=message.id, alias=message.alias)]
 
-    def _on_alias_answer(self, record: _Record, set_: bool) -> list[Event]:
-        """An alias for our id answering our oldest bind/shutdown of that alias."""
+    def _on_alias_answer(
+        self, record: _Record, set_: bool, member_address: bool = False
+    ) -> list[Event]:
+        """An alias for our id answering our oldest bind/shutdown of that alias.
+
+        ``member_address``: the server said a refused bind is on another
+        member's id (``isMemberAddress``, ours).
+        """
         request = record.request
         alias = request.alias
         ours = self._aliases.get(alias) == self._id
@@ -699,7 +705,7 @@ class SignalingClientProtocol:
                 return [CancelledRequestSucceeded(request=request, alias=alias, undo=undo)]
             if positive:
                 return [BindSucceeded(request=request, alias=alias)]
-            return [BindRejected(request=request, alias=alias)]
+            return [BindRejected(request=request, alias=alias, member_address=member_address)]
         if was_cancelled:  # a shutdown takes effect even when cancelled: say so
             assert self._id is not None
             return [AliasRemoved(owner_id=self._id, alias=alias)] if positive and released else []

@@ -296,10 +296,16 @@ class BindSucceeded(_Validated):
 @_validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BindRejected(_Validated):
-    """``request`` could not bind ``alias``: somebody (perhaps we) holds it."""
+    """``request`` could not bind ``alias``: somebody (perhaps we) holds it.
+
+    ``member_address`` is true when the server said the alias is on another
+    member's id (``isMemberAddress``, ours: docs/protocol.md, "Bind and
+    listen"); false when it said nothing (an original server, or a taken alias).
+    """
 
     request: Request
     alias: str = _checked("alias")
+    member_address: bool = False
 
 
 @_validated

@@ -291,7 +291,11 @@ class Alias(_Validated):
 
     Also the answer to bind, connect and shutdown, see docs/protocol.md, "Flows".
     ``client_connection_id`` ties it to a ``connect``; ``is_connection_alias``
-    marks the connecting node's own local alias.
+    marks the connecting node's own local alias. ``is_member_address`` is ours
+    (docs/protocol.md, "Bind and listen"): ``true`` on the ``set:false``
+    answer to a bind of an alias on another member's id, which a node of
+    ours reports as ``EADDRNOTAVAIL`` (``EADDRINUSE`` for a taken alias);
+    original nodes and servers never read or send it.
     """
 
     OPCODE: ClassVar[str] = "alias"
@@ -300,6 +304,7 @@ class Alias(_Validated):
     set: bool = _wire("set", "bool")
     client_connection_id: str | None = _optional("clientConnectionId", "connection_id")
     is_connection_alias: bool | None = _optional("isConnectionAlias", "bool")
+    is_member_address: bool | None = _optional("isMemberAddress", "bool")
 
 
 @_validated

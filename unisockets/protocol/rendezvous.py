@@ -19,7 +19,9 @@ behaves the same:
   only when nobody claims it in time.
 - A peer leaves or the transport closes: its waiting callers fail and its
   queued pipes are returned to be closed. A failed link alone only drops the
-  queued pipes that were on it (the callers may get theirs on the next link).
+  queued pipes that were on it (the callers may get theirs on the next link),
+  never those of a newer link to the same id (:meth:`PipeRendezvous.drop_queued`
+  with ``which``): ids are reused.
 
 It reads no clock (``now`` is passed in, seconds on any monotonic clock) and
 does no I/O: it returns the callers to wake and the pipes to close. A
@@ -52,13 +54,17 @@ class Waiter(Generic[P]):
         pipe: the pipe handed over, or None.
         error: why the wait failed (set when the peer left or the transport
             closed), or None.
+        leaves: how many times signaling had said the peer left when the
+            wait began (:meth:`PipeRendezvous.peer_left`): a wait that began
+            after a goodbye is for the node that has the id now.
     """
 
-    __slots__ = ("error", "handle", "key", "pipe")
+    __slots__ = ("error", "handle", "key", "leaves", "pipe")
 
-    def __init__(self, key: tuple[str, str], handle: object = None) -> None:
+    def __init__(self, key: tuple[str, str], handle: object = None, leaves: int = 0) -> None:
         self.key = key
         self.handle = handle
+        self.leaves = leaves
         self.pipe: P | None = None
         self.error: BaseException | None = None
 
@@ -117,8 +123,25 @@ class PipeRendezvous(Generic[P]):
         self._per_peer: dict[str, int] = {}
         self._deadlines: list[tuple[float, int, tuple[str, str], P]] = []  # a lazy heap
         self._order = itertools.count()
+        self._leaves: dict[str, int] = {}
 
     # --- inputs ----------------------------------------------------------------------------
+
+    def peer_left(self, peer_id: str) -> int:
+        """Signaling said ``peer_id`` left (``goodbye``); nothing is failed yet.
+
+        Ids are reused: a node that joins right after another left may get
+        its id, and a wait that begins after the goodbye (signaling announced
+        the new node's connection) is for the new node. Pass the number
+        returned here as ``before`` to :meth:`fail_waiters` when the old
+        link turns out dead, so that only the waits that began before the
+        goodbye fail.
+
+        Returns:
+            How many goodbyes of ``peer_id`` this rendezvous has seen, this one included.
+        """
+        self._leaves[peer_id] = self._leaves.get(peer_id, 0) + 1
+        return self._leaves[peer_id]
 
     def arrive(self, peer_id: str, label: str, pipe: P, now: float) -> Arrival[P]:
         """A pipe from ``peer_id`` with ``label`` arrived.
@@ -165,7 +188,7 @@ class PipeRendezvous(Generic[P]):
             pipe, _ = queued.popleft()
             self._dequeued(key, queued, peer_id)
             return pipe
-        waiter: Waiter[P] = Waiter(key, handle)
+        waiter: Waiter[P] = Waiter(key, handle, self._leaves.get(peer_id, 0))
         self._waiters.setdefault(key, deque()).append(waiter)
         return waiter
 
@@ -215,35 +238,58 @@ class PipeRendezvous(Generic[P]):
                     break
         return expired
 
-    def drop_queued(self, peer_id: str | None = None) -> list[P]:
-        """Take every queued pipe of ``peer_id`` (every peer's if None): its link failed.
+    def drop_queued(
+        self, peer_id: str | None = None, *, which: Callable[[P], bool] | None = None
+    ) -> list[P]:
+        """Take the queued pipes of ``peer_id`` (every peer's if None): their link failed.
+
+        Args:
+            peer_id: the peer, or None for every peer (the transport closes).
+            which: only the pipes for which it is true (e.g. those on the
+                failed link, or broken ones); None: all of them. A peer id
+                can be reused (a node that joins right after another left
+                may get its id): the pipes of a newer link to that id stay
+                queued for their callers.
 
         Returns:
             The pipes; the driver closes them. Waiting callers stay.
         """
         dropped: list[P] = []
         for key in [key for key in self._queued if peer_id is None or key[0] == peer_id]:
-            dropped.extend(pipe for pipe, _ in self._queued.pop(key))
-            self._per_peer.pop(key[0], None)
+            queued = self._queued[key]
+            for entry in [e for e in queued if which is None or which(e[0])]:
+                queued.remove(entry)
+                dropped.append(entry[0])
+                self._dequeued(key, queued, key[0])
         return dropped
 
     def fail_waiters(
-        self, peer_id: str | None, error: Callable[[], BaseException]
+        self,
+        peer_id: str | None,
+        error: Callable[[], BaseException],
+        *,
+        before: int | None = None,
     ) -> list[Waiter[P]]:
         """Fail every caller waiting for ``peer_id`` (for any peer if None).
 
         Args:
             peer_id: the peer that left, or None (the transport closes).
             error: makes each caller's error (one instance each).
+            before: only the callers that began waiting before that goodbye
+                (the number :meth:`peer_left` returned); None: all of them.
 
         Returns:
             The callers to wake; each has its ``error`` set.
         """
         failed: list[Waiter[P]] = []
         for key in [key for key in self._waiters if peer_id is None or key[0] == peer_id]:
-            for waiter in self._waiters.pop(key):
+            waiters = self._waiters[key]
+            for waiter in [w for w in waiters if before is None or w.leaves < before]:
+                waiters.remove(waiter)
                 waiter.error = error()
                 failed.append(waiter)
+            if not waiters:
+                del self._waiters[key]
         return failed
 
     # --- queries ---------------------------------------------------------------------------

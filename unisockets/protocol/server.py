@@ -47,6 +47,10 @@ weaknesses fixed without changing the wire:
 - Binding a port the member already holds is refused (``alias{set:false}``),
   never an error; the original server's handler failed on a held connection
   alias.
+- A ``bind`` on another member's id is refused with ``alias{set:false,
+  isMemberAddress:true}`` (the field is ours, docs/protocol.md, "Bind and
+  listen"), so that the binder tells it from a taken alias even when it does
+  not know that member (lazy links); original nodes ignore the field.
 - Stable addresses (ours, docs/protocol.md, "Stable addresses"): a ``knock``
   may ask for the node's previous ``id`` and carry the node's ``token``. The
   id is given whenever it is free; a live member with that id and the same
@@ -628,7 +632,10 @@ class SignalingServerProtocol(Generic[K]):
                 return refused
             member.ports[port] = next_state
         elif address in self._subnets[member.subnet]:
-            return refused  # another live member's address: never taken from it
+            # Another live member's address: never taken from it. Say why (ours), so that
+            # a node that does not know that member (lazy links) reports EADDRNOTAVAIL.
+            why = Alias(id=member.id, alias=alias, set=False, is_member_address=True)
+            return [(member.key, why)]
         else:
             holder = self._claims.get(member.subnet, {}).get(alias)
             state = AliasState.FREE if holder is None else holder.claims[alias]

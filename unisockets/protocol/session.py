@@ -652,7 +652,7 @@ class SignalingSession:
                 self._bound.add(alias)  # (a shutdown made since releases it: not to keep)
             self._settle(ticket, None, out)
         elif isinstance(event, BindRejected):
-            self._fail(ticket, self._bind_refusal(alias), out)
+            self._fail(ticket, self._bind_refusal(alias, event.member_address), out)
         elif isinstance(event, ConnectSucceeded):
             assert ticket.session is not None
             result = Connection(event.local_alias, alias, event.remote_id, ticket.session)
@@ -666,11 +666,18 @@ class SignalingSession:
             text = f"shutdown rejected, {alias} is not held by this node"
             self._fail(ticket, Failure(FailureKind.OS, text, errno.EINVAL), out)
 
-    def _bind_refusal(self, alias: str) -> Failure:
-        """Why the server refused our bind of ``alias`` (the wire does not say)."""
+    def _bind_refusal(self, alias: str, member_address: bool) -> Failure:
+        """Why the server refused our bind of ``alias``.
+
+        Our server says when the alias is on another member's id
+        (``member_address``, ``isMemberAddress`` on the wire, docs/protocol.md,
+        "Bind and listen"): ``EADDRNOTAVAIL``, as bind(2) for an address that
+        is not ours, even when we do not know that member (lazy links). An
+        original server does not say: we guess from the members we know.
+        """
         address, our_id = alias.rpartition(":")[0], self.protocol.id
         known = self.protocol.peers | set(self.protocol.aliases.values())
-        if address != our_id and address in known:
+        if address != our_id and (member_address or address in known):
             text = f"bind rejected, {address} is another node's address"
             return Failure(FailureKind.OS, text, errno.EADDRNOTAVAIL)
         if address != our_id and alias not in self.protocol.aliases:

@@ -5,8 +5,9 @@ node's connections to itself. It behaves like the WebRTC transport where the
 layers above can tell: pipes are found by ``(peer id, label)``, a pipe opened
 before the peer asks for it waits to be claimed (and is closed after a claim
 timeout), sends wait while the pipe's buffer is above a high-water mark (like
-a data channel's ``bufferedAmount``), and a peer leaving or a transport exiting
-breaks its pipes (:class:`trio.BrokenResourceError` on both ends). Faults can
+a data channel's ``bufferedAmount``), and a transport exiting breaks its pipes
+(:class:`trio.BrokenResourceError` on both ends); signaling's word that a peer
+left breaks nothing that still lives (:meth:`MemoryTransport.peer_left`). Faults can
 be injected with :meth:`MemoryNetwork.break_link`.
 
 Modelled on :func:`trio.testing.memory_stream_pair` (parking lots, checkpoints
@@ -419,15 +420,21 @@ class MemoryTransport(PeerTransport):
         self._rendezvous.fail_waiters(peer_id, error)
 
     async def peer_left(self, peer_id: str) -> None:
-        """Break every pipe to ``peer_id`` and fail accept_pipe calls waiting for it."""
-        await trio.lowlevel.checkpoint()
-        self._drop_peer(peer_id, f"{peer_id} left")
+        """Signaling said ``peer_id`` left: drop what died with it, keep what lives.
 
-    def _drop_peer(self, peer_id: str, reason: str) -> None:
-        for pipe in [p for p in self._pipes if p.peer_id == peer_id]:
-            pipe.break_pipe(reason)
-        self._rendezvous.drop_queued(peer_id)
-        self._fail_waiters(peer_id, lambda: trio.BrokenResourceError(reason))
+        Goodbye is not death (docs/protocol.md, "Goodbye is not death"): the
+        WebRTC transport probes the link before it fails it; here the answer
+        is known at once. A node whose transport closed broke its pipes then
+        (:meth:`close`), so its unclaimed pipes, broken, are dropped, and
+        accept_pipe calls for ``peer_id`` fail if no node has that id now.
+        Pipes that are not broken have a live transport at the other end (the
+        node whose signaling alone left, or a new node that took the id
+        before this goodbye arrived, ids being reused) and stay.
+        """
+        await trio.lowlevel.checkpoint()
+        self._rendezvous.drop_queued(peer_id, which=lambda pipe: pipe.broken)
+        if peer_id not in self.network._nodes:
+            self._fail_waiters(peer_id, lambda: trio.BrokenResourceError(f"{peer_id} left"))
 
     def close(self) -> None:
         """Leave the network: break every pipe and fail every waiting accept_pipe.

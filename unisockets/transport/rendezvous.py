@@ -91,14 +91,27 @@ class TrioRendezvous(Generic[P]):
         self._give_up(waiter)
         raise TimeoutError(f"no pipe {label!r} from {peer_id} within {within} s")
 
-    def fail_waiters(self, peer_id: str | None, error: Callable[[], BaseException]) -> None:
-        """Fail the callers waiting for ``peer_id`` (everyone's if None) with ``error()``."""
-        for waiter in self.core.fail_waiters(peer_id, error):
+    def fail_waiters(
+        self,
+        peer_id: str | None,
+        error: Callable[[], BaseException],
+        *,
+        before: int | None = None,
+    ) -> None:
+        """Fail the callers waiting for ``peer_id`` (everyone's if None) with ``error()``.
+
+        ``before``: only those that began waiting before that goodbye (the
+        number :meth:`unisockets.protocol.rendezvous.PipeRendezvous.peer_left`
+        returned).
+        """
+        for waiter in self.core.fail_waiters(peer_id, error, before=before):
             self._wake(waiter)
 
-    def drop_queued(self, peer_id: str | None = None) -> None:
-        """Close the unclaimed pipes of ``peer_id`` (everyone's if None)."""
-        for pipe in self.core.drop_queued(peer_id):
+    def drop_queued(
+        self, peer_id: str | None = None, *, which: Callable[[P], bool] | None = None
+    ) -> None:
+        """Close the unclaimed pipes of ``peer_id`` (everyone's if None), or only ``which``."""
+        for pipe in self.core.drop_queued(peer_id, which=which):
             self._close_pipe(pipe, "its link failed or its peer left")
         self._changed.set()
 

@@ -112,6 +112,9 @@ class WebRTCTransport(PeerTransport):
             claim_timeout=claim_timeout,
             max_unclaimed_per_peer=MAX_UNCLAIMED_PER_PEER,
         )
+        #: peer id -> goodbyes of it seen (PipeRendezvous.peer_left): ids are reused, and a
+        #: dead link fails only the accepts that began waiting before the last goodbye.
+        self._goodbyes: dict[str, int] = {}
         self._link_started = trio.lowlevel.ParkingLot()
         self._closed = False
 
@@ -288,6 +291,7 @@ class WebRTCTransport(PeerTransport):
         Args:
             peer_id: the node that left.
         """
+        self._goodbyes[peer_id] = self._rendezvous.core.peer_left(peer_id)
         link = self._links.get(peer_id)
         if link is None or not link.peer_left():
             self._fail_waiters(peer_id, trio.BrokenResourceError(f"{peer_id} left"))
@@ -420,25 +424,33 @@ class WebRTCTransport(PeerTransport):
 
     def _link_failed(self, link: PeerLink, error: BaseException) -> None:
         # Accept waiters stay (the peer may open their pipes on its next link), unless
-        # signaling said the peer left and the link found it gone.
+        # signaling said the peer left and the link found it gone: then those that began
+        # waiting before that goodbye fail (a later one is for a new node with the id).
         if self._links.get(link.peer_id) is link:
             del self._links[link.peer_id]
             if link.peer_gone and not link.replaced:
-                self._fail_waiters(link.peer_id, error)
-        self._rendezvous.drop_queued(link.peer_id)
+                self._fail_waiters(link.peer_id, error, before=self._goodbyes.get(link.peer_id))
+        # Only this link's unclaimed pipes: a newer link to the id (a restart, or a new
+        # node that took the id of one that left) keeps its own for their callers.
+        newer = self._links.get(link.peer_id)
+        self._rendezvous.drop_queued(
+            link.peer_id, which=lambda pipe: newer is None or pipe not in newer.pipes
+        )
 
     def _link_restarted(self, link: PeerLink, sdp: str) -> None:
         if self._closed:
             return
         self._start_link(link.peer_id, offer=False).post("offer", sdp)
 
-    def _fail_waiters(self, peer_id: str, error: BaseException) -> None:
+    def _fail_waiters(
+        self, peer_id: str, error: BaseException, *, before: int | None = None
+    ) -> None:
         def failure() -> BaseException:
             failed = trio.BrokenResourceError(f"link to {peer_id} failed")
             failed.__cause__ = error
             return failed
 
-        self._rendezvous.fail_waiters(peer_id, failure)
+        self._rendezvous.fail_waiters(peer_id, failure, before=before)
 
     def _incoming_pipe(self, link: PeerLink, pipe: DataChannelPipe) -> None:
         if self._closed:
