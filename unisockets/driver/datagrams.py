@@ -21,7 +21,6 @@ The calls are coroutines, as the driver's stream sockets' (:mod:`.sockets`).
 from __future__ import annotations
 
 import asyncio
-import builtins
 import socket as _stdlib_socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
@@ -37,14 +36,13 @@ from ..protocol.datagram import (
     encode_datagram,
 )
 from ..protocol.datagram_senders import DatagramSenders, PeerSender, SendRoute
+from ..protocol.socket_api import SocketContext
 from ..protocol.socket_options import BlockingMode, timeout_error
 from .errors import BrokenResourceError, ClosedResourceError
 from .pipes import MAX_MESSAGE_SIZE, Pipe
 from .runtime import logger
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from .node import DriverNode
 
 __all__ = ["HIGH_WATER", "RETRY_AFTER", "SOCK_DGRAM", "DriverDatagrams", "DatagramSocket"]
@@ -202,7 +200,7 @@ class DriverDatagrams:
         self._peers.clear()
 
 
-class DatagramSocket(BlockingMode):
+class DatagramSocket(SocketContext, BlockingMode):
     """A datagram socket in a tab, with the API of :class:`unisockets.net.DatagramSocket`.
 
     Created by ``node.socket(SOCK_DGRAM)``; every call and errno is the
@@ -311,29 +309,6 @@ class DatagramSocket(BlockingMode):
 
     async def aclose(self) -> None:
         """Close the socket (as :meth:`close`)."""
-        self.close()
-        await asyncio.sleep(0)
-
-    def __enter__(self) -> DatagramSocket:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: builtins.type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> DatagramSocket:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: builtins.type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
         self.close()
         await asyncio.sleep(0)
 
