@@ -6,6 +6,7 @@ drive it: the trio drivers in :mod:`unisockets.signaling` and
 :mod:`unisockets.net`, plain asyncio, Pyodide in a browser, a test.
 """
 
+from . import events
 from .addresses import (
     format_alias,
     is_alias,
@@ -18,32 +19,7 @@ from .addresses import (
 from .client import SignalingClientProtocol
 from .client_states import render_mermaid as render_client_mermaid
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from .events import (
-    AliasAdded,
-    AliasRemoved,
-    AnswerReceived,
-    BindRejected,
-    BindSucceeded,
-    CancelledRequestSucceeded,
-    CandidateReceived,
-    ConnectRefused,
-    ConnectSucceeded,
-    Disconnected,
-    Event,
-    IdChanged,
-    IncomingConnection,
-    Joined,
-    JoinRejected,
-    OfferReceived,
-    PeerGreeted,
-    PeerLeft,
-    Reconnected,
-    Request,
-    RequestFailed,
-    RequestKind,
-    ShutdownRejected,
-    ShutdownSucceeded,
-)
+from .events import *  # noqa: F403 - every event is public here: events.__all__
 from .messages import (
     MESSAGE_TYPES,
     REJECTED_ID,
@@ -94,30 +70,6 @@ from .wire import MAX_MESSAGE_LENGTH, decode, encode
 
 __all__ = [
     "render_client_mermaid",
-    "AliasAdded",
-    "AliasRemoved",
-    "AnswerReceived",
-    "BindRejected",
-    "BindSucceeded",
-    "CancelledRequestSucceeded",
-    "CandidateReceived",
-    "ConnectRefused",
-    "ConnectSucceeded",
-    "Disconnected",
-    "Event",
-    "IdChanged",
-    "IncomingConnection",
-    "JoinRejected",
-    "Joined",
-    "OfferReceived",
-    "PeerGreeted",
-    "PeerLeft",
-    "Reconnected",
-    "Request",
-    "RequestFailed",
-    "RequestKind",
-    "ShutdownRejected",
-    "ShutdownSucceeded",
     "DEFAULT_WINDOW",
     "CreditGranted",
     "DataReceived",
@@ -174,3 +126,4 @@ __all__ = [
     "parse_alias",
     "split_id",
 ]
+__all__ += events.__all__  # the events, listed once (in events.py)
