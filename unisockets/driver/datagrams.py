@@ -31,12 +31,11 @@ from ..protocol.datagram import (
     DatagramEndpoint,
     DatagramStatistics,
     PortTable,
-    check_max_payload,
     check_recv_size,
     encode_datagram,
 )
+from ..protocol.datagram_calls import EndpointSocketCalls
 from ..protocol.datagram_senders import DatagramSenders, PeerSender, SendRoute
-from ..protocol.socket_api import SocketContext
 from ..protocol.socket_options import BlockingMode, timeout_error
 from .errors import BrokenResourceError, ClosedResourceError
 from .pipes import MAX_MESSAGE_SIZE, Pipe
@@ -200,7 +199,7 @@ class DriverDatagrams:
         self._peers.clear()
 
 
-class DatagramSocket(SocketContext, BlockingMode):
+class DatagramSocket(EndpointSocketCalls, BlockingMode):
     """A datagram socket in a tab, with the API of :class:`unisockets.net.DatagramSocket`.
 
     Created by ``node.socket(SOCK_DGRAM)``; every call and errno is the
@@ -214,49 +213,17 @@ class DatagramSocket(SocketContext, BlockingMode):
     family = _stdlib_socket.AF_INET
     type = SOCK_DGRAM
 
+    _layer: DriverDatagrams
+
     def __init__(self, layer: DriverDatagrams) -> None:
         self._layer = layer
         self._endpoint = DatagramEndpoint()
 
-    @property
-    def max_payload(self) -> int:
-        """The largest payload, bytes (1,154 by default); settable as natively."""
-        return self._endpoint.max_payload
+    def _max_message_size(self) -> int:
+        return MAX_MESSAGE_SIZE
 
-    @max_payload.setter
-    def max_payload(self, size: int) -> None:
-        self._endpoint.max_payload = check_max_payload(size, MAX_MESSAGE_SIZE)
-
-    @property
-    def dropped(self) -> int:
-        """Datagrams dropped because this socket's receive queue was full."""
-        return self._endpoint.dropped
-
-    async def bind(self, address: Address) -> None:
-        """Bind a datagram port of this node (``EADDRINUSE``, ``EADDRNOTAVAIL``, ``EINVAL``)."""
-        self._layer.table.bind_address(self._endpoint, address, self._layer._node.address)
+    async def _checkpoint(self) -> None:
         await asyncio.sleep(0)
-
-    async def connect(self, address: Address) -> None:
-        """Set the default peer and accept only its datagrams."""
-        self._layer.table.connect(self._endpoint, address, self._layer._node.address)
-        await asyncio.sleep(0)
-
-    async def sendto(self, data: bytes, address: Address) -> int:
-        """Send one datagram to ``address`` (``EMSGSIZE``, ``EINVAL``, ``EBADF``)."""
-        return await self._send(data, address)
-
-    async def send(self, data: bytes) -> int:
-        """Send one datagram to the connected peer (``EDESTADDRREQ`` if none)."""
-        return await self._send(data, None)
-
-    async def _send(self, data: bytes, address: Address | None) -> int:
-        payload = bytes(data)
-        port, destination = self._layer.table.prepare_send(
-            self._endpoint, address, len(payload), self._layer._node.address
-        )
-        await self._layer.send(port, destination, payload)
-        return len(payload)
 
     async def recvfrom(self, bufsize: int) -> tuple[bytes, Address]:
         """The next datagram (cut to ``bufsize``) and its sender; ``EBADF`` once closed.
@@ -293,19 +260,6 @@ class DatagramSocket(SocketContext, BlockingMode):
     async def recv(self, bufsize: int) -> bytes:
         """The next datagram's payload."""
         return (await self.recvfrom(bufsize))[0]
-
-    def getsockname(self) -> Address:
-        """This socket's address; ``("0.0.0.0", 0)`` before bind."""
-        return self._layer.table.sockname(self._endpoint, self._layer._node.address)
-
-    def getpeername(self) -> Address:
-        """The connected peer (``ENOTCONN`` if none)."""
-        return self._endpoint.getpeername()
-
-    def close(self) -> None:
-        """Close the socket and free its port; idempotent."""
-        if self._endpoint.close():
-            self._layer._forget(self._endpoint)
 
     async def aclose(self) -> None:
         """Close the socket (as :meth:`close`)."""
