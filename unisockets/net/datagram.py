@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..protocol.datagram import check_recv_size
-from ..protocol.socket_api import SocketContext
 from ..protocol.socket_options import BlockingMode, timeout_error
+from ..protocol.socket_shapes import SocketContext
 from .addresses import Address
 
 if TYPE_CHECKING:

@@ -19,12 +19,9 @@ from abc import abstractmethod
 from typing import Protocol
 
 from .datagram import DatagramEndpoint, PortTable, check_max_payload
-from .socket_api import Buffer, SocketContext
+from .socket_shapes import Address, Buffer, SocketContext
 
 __all__ = ["DatagramLayer", "EndpointSocketCalls"]
-
-#: A socket address: ``(host, port)`` with a dotted IPv4 host and a port 0..65535.
-Address = tuple[str, int]
 
 
 class _Node(Protocol):

@@ -15,137 +15,28 @@ accepts, and how the EOF of ``shutdown`` is sent from a node task. The locks
 and the stream are the runtime's own (trio's or asyncio's ``Lock``, a trio or
 asyncio byte stream): this module only awaits them.
 
-:class:`SocketContext` is the ``with``/``async with`` shape of every socket
-object, stream or datagram: ``with`` closes, ``async with`` closes and waits.
+What it awaits is described in :mod:`unisockets.protocol.socket_shapes`.
 """
 
 from __future__ import annotations
 
 import builtins
 import errno
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterator
-from contextlib import AbstractAsyncContextManager, contextmanager, suppress
-from types import TracebackType
-from typing import Generic, Protocol, Self, TypeVar
+from contextlib import contextmanager, suppress
+from typing import Generic, Self, TypeVar
 
 from .planner import check_address
 from .socket_options import BlockingMode, SocketOptions, check_recv_into, encode
+from .socket_shapes import Address, Buffer, ByteStream, Deadline, Lock, OsSocket, SocketContext
 from .socket_states import SocketInput, SocketStateMachine, check_bufsize, oserror
 
-__all__ = ["Buffer", "ByteStream", "Deadline", "OsSocket", "SocketContext", "StreamSocketBase"]
-
-#: A socket address: ``(host, port)`` with a dotted IPv4 host and a port 0..65535.
-Address = tuple[str, int]
-
-
-class Buffer(Protocol):
-    """A bytes-like object: PEP 688's ``collections.abc.Buffer`` (Python 3.12), spelled out."""
-
-    def __buffer__(self, flags: int, /) -> memoryview:
-        """The object's memory (PEP 688)."""
-
-
-class ByteStream(Protocol):
-    """The byte stream a connected socket wraps (trio's or the asyncio driver's)."""
-
-    @property
-    def local_address(self) -> Address:
-        """This end's ``(host, port)``."""
-
-    @property
-    def remote_address(self) -> Address:
-        """The peer's ``(host, port)``."""
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        """Send all of ``data`` (trio's ``SendStream.send_all``)."""
-
-    async def wait_send_all_might_not_block(self) -> None:
-        """Wait until there is room to send."""
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        """Receive 1..``max_bytes`` bytes, ``b""`` at EOF."""
-
-    async def send_eof(self) -> None:
-        """Half-close: the peer reads EOF after what was sent."""
-
-
-class Deadline(Protocol):
-    """The time one socket call may take: :meth:`scope` bounds each of its waits."""
-
-    def scope(self) -> AbstractAsyncContextManager[None]:
-        """Around one wait: raise ``BlockingIOError`` or ``TimeoutError`` when the deadline passes.
-
-        The error is :func:`~unisockets.protocol.socket_options.timeout_error`'s.
-        """
-
-
-class OsSocket(Protocol):
-    """An OS socket's option calls (the native fallback's ``trio.socket`` socket)."""
-
-    def setsockopt(self, level: int, optname: int, value: int) -> None:
-        """setsockopt(2)."""
-
-    def getsockopt(self, level: int, optname: int) -> int:
-        """getsockopt(2), as an ``int``."""
-
-
-class _Lock(Protocol):
-    """trio's or asyncio's ``Lock``."""
-
-    async def acquire(self) -> object: ...
-
-    def release(self) -> None: ...
-
-    async def __aenter__(self) -> None: ...
-
-    async def __aexit__(
-        self,
-        exc_type: builtins.type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
+__all__ = ["StreamSocketBase"]
 
 
 StreamT = TypeVar("StreamT", bound=ByteStream)
 BindingT = TypeVar("BindingT")
-
-
-class SocketContext(ABC):
-    """``with sock:`` closes the socket; ``async with sock:`` closes it and waits.
-
-    A base of every socket object of both drivers (stream and datagram).
-    """
-
-    @abstractmethod
-    def close(self) -> None:
-        """Close the socket at once; idempotent."""
-
-    @abstractmethod
-    async def aclose(self) -> None:
-        """Close the socket and wait until the close was sent; idempotent."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: builtins.type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: builtins.type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 class StreamSocketBase(SocketContext, BlockingMode, Generic[StreamT, BindingT]):
@@ -165,8 +56,8 @@ class StreamSocketBase(SocketContext, BlockingMode, Generic[StreamT, BindingT]):
     _machine: SocketStateMachine
     _stream: StreamT | None
     _options: SocketOptions
-    _send_lock: _Lock
-    _receive_lock: _Lock
+    _send_lock: Lock
+    _receive_lock: Lock
 
     # -- what a runtime provides -------------------------------------------
 
