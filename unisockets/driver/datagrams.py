@@ -21,7 +21,6 @@ The calls are coroutines, as the driver's stream sockets' (:mod:`.sockets`).
 from __future__ import annotations
 
 import asyncio
-import builtins
 import socket as _stdlib_socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
@@ -32,10 +31,10 @@ from ..protocol.datagram import (
     DatagramEndpoint,
     DatagramStatistics,
     PortTable,
-    check_max_payload,
     check_recv_size,
     encode_datagram,
 )
+from ..protocol.datagram_calls import EndpointSocketCalls
 from ..protocol.datagram_senders import DatagramSenders, PeerSender, SendRoute
 from ..protocol.socket_options import BlockingMode, timeout_error
 from .errors import BrokenResourceError, ClosedResourceError
@@ -43,8 +42,6 @@ from .pipes import MAX_MESSAGE_SIZE, Pipe
 from .runtime import logger
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from .node import DriverNode
 
 __all__ = ["HIGH_WATER", "RETRY_AFTER", "SOCK_DGRAM", "DriverDatagrams", "DatagramSocket"]
@@ -202,7 +199,7 @@ class DriverDatagrams:
         self._peers.clear()
 
 
-class DatagramSocket(BlockingMode):
+class DatagramSocket(EndpointSocketCalls, BlockingMode):
     """A datagram socket in a tab, with the API of :class:`unisockets.net.DatagramSocket`.
 
     Created by ``node.socket(SOCK_DGRAM)``; every call and errno is the
@@ -216,49 +213,17 @@ class DatagramSocket(BlockingMode):
     family = _stdlib_socket.AF_INET
     type = SOCK_DGRAM
 
+    _layer: DriverDatagrams
+
     def __init__(self, layer: DriverDatagrams) -> None:
         self._layer = layer
         self._endpoint = DatagramEndpoint()
 
-    @property
-    def max_payload(self) -> int:
-        """The largest payload, bytes (1,154 by default); settable as natively."""
-        return self._endpoint.max_payload
+    def _max_message_size(self) -> int:
+        return MAX_MESSAGE_SIZE
 
-    @max_payload.setter
-    def max_payload(self, size: int) -> None:
-        self._endpoint.max_payload = check_max_payload(size, MAX_MESSAGE_SIZE)
-
-    @property
-    def dropped(self) -> int:
-        """Datagrams dropped because this socket's receive queue was full."""
-        return self._endpoint.dropped
-
-    async def bind(self, address: Address) -> None:
-        """Bind a datagram port of this node (``EADDRINUSE``, ``EADDRNOTAVAIL``, ``EINVAL``)."""
-        self._layer.table.bind_address(self._endpoint, address, self._layer._node.address)
+    async def _checkpoint(self) -> None:
         await asyncio.sleep(0)
-
-    async def connect(self, address: Address) -> None:
-        """Set the default peer and accept only its datagrams."""
-        self._layer.table.connect(self._endpoint, address, self._layer._node.address)
-        await asyncio.sleep(0)
-
-    async def sendto(self, data: bytes, address: Address) -> int:
-        """Send one datagram to ``address`` (``EMSGSIZE``, ``EINVAL``, ``EBADF``)."""
-        return await self._send(data, address)
-
-    async def send(self, data: bytes) -> int:
-        """Send one datagram to the connected peer (``EDESTADDRREQ`` if none)."""
-        return await self._send(data, None)
-
-    async def _send(self, data: bytes, address: Address | None) -> int:
-        payload = bytes(data)
-        port, destination = self._layer.table.prepare_send(
-            self._endpoint, address, len(payload), self._layer._node.address
-        )
-        await self._layer.send(port, destination, payload)
-        return len(payload)
 
     async def recvfrom(self, bufsize: int) -> tuple[bytes, Address]:
         """The next datagram (cut to ``bufsize``) and its sender; ``EBADF`` once closed.
@@ -296,44 +261,8 @@ class DatagramSocket(BlockingMode):
         """The next datagram's payload."""
         return (await self.recvfrom(bufsize))[0]
 
-    def getsockname(self) -> Address:
-        """This socket's address; ``("0.0.0.0", 0)`` before bind."""
-        return self._layer.table.sockname(self._endpoint, self._layer._node.address)
-
-    def getpeername(self) -> Address:
-        """The connected peer (``ENOTCONN`` if none)."""
-        return self._endpoint.getpeername()
-
-    def close(self) -> None:
-        """Close the socket and free its port; idempotent."""
-        if self._endpoint.close():
-            self._layer._forget(self._endpoint)
-
     async def aclose(self) -> None:
         """Close the socket (as :meth:`close`)."""
-        self.close()
-        await asyncio.sleep(0)
-
-    def __enter__(self) -> DatagramSocket:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: builtins.type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> DatagramSocket:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: builtins.type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
         self.close()
         await asyncio.sleep(0)
 

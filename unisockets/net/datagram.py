@@ -17,7 +17,6 @@ the socket. :mod:`unisockets.net.datagram_anyio` wraps them as
 
 from __future__ import annotations
 
-import builtins
 import socket as _stdlib_socket
 from abc import abstractmethod
 from typing import TYPE_CHECKING
@@ -26,11 +25,10 @@ import trio
 
 from ..protocol.datagram import check_recv_size
 from ..protocol.socket_options import BlockingMode, timeout_error
+from ..protocol.socket_shapes import SocketContext
 from .addresses import Address
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from typing_extensions import Buffer
 
 __all__ = ["SOCK_DGRAM", "DatagramSocket", "check_recv_size"]
@@ -38,7 +36,7 @@ __all__ = ["SOCK_DGRAM", "DatagramSocket", "check_recv_size"]
 SOCK_DGRAM = _stdlib_socket.SOCK_DGRAM
 
 
-class DatagramSocket(BlockingMode, trio.abc.AsyncResource):
+class DatagramSocket(SocketContext, BlockingMode, trio.abc.AsyncResource):
     """A UDP-like socket on a node (``AF_INET``, ``SOCK_DGRAM``); see the module docstring.
 
     Create it with :meth:`unisockets.net.Node.socket`.
@@ -177,17 +175,3 @@ class DatagramSocket(BlockingMode, trio.abc.AsyncResource):
         """Close the socket (as :meth:`close`); idempotent."""
         self.close()
         await trio.lowlevel.checkpoint()
-
-    def __enter__(self) -> DatagramSocket:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: builtins.type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> DatagramSocket:
-        return self

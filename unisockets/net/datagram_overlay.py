@@ -41,16 +41,14 @@ from ..protocol.datagram import (
     DatagramEndpoint,
     DatagramStatistics,
     PortTable,
-    check_max_payload,
     encode_datagram,
 )
+from ..protocol.datagram_calls import EndpointSocketCalls
 from ..protocol.datagram_senders import DatagramSenders, PeerSender, SendRoute
 from .addresses import Address
 from .datagram import DatagramSocket
 
 if TYPE_CHECKING:
-    from typing_extensions import Buffer
-
     from ..transport.base import MessagePipe
     from .overlay import OverlayNode
 
@@ -259,7 +257,7 @@ class OverlayDatagrams:
             sender.queue.close()
 
 
-class OverlayDatagramSocket(DatagramSocket):
+class OverlayDatagramSocket(EndpointSocketCalls, DatagramSocket):
     """A datagram socket on an overlay node (:class:`~unisockets.net.DatagramSocket`'s API).
 
     Created by ``node.socket(SOCK_DGRAM)``. Its calls and errnos are decided
@@ -271,23 +269,17 @@ class OverlayDatagramSocket(DatagramSocket):
             :data:`~unisockets.protocol.datagram.DATAGRAM_OVERHEAD`; settable.
     """
 
+    _layer: OverlayDatagrams
+
     def __init__(self, layer: OverlayDatagrams) -> None:
         self._layer = layer
         self._endpoint = DatagramEndpoint()
 
-    @property
-    def max_payload(self) -> int:
-        """The largest payload, bytes; settable up to the channel's max message size less 6.
+    def _max_message_size(self) -> int:
+        return self._layer.max_message_size
 
-        Default :data:`~unisockets.protocol.datagram.DEFAULT_MAX_PAYLOAD`
-        (1,154: no SCTP fragmentation). Setting it raises ``EINVAL`` beyond
-        the limit (:func:`~unisockets.protocol.datagram.check_max_payload`).
-        """
-        return self._endpoint.max_payload
-
-    @max_payload.setter
-    def max_payload(self, size: int) -> None:
-        self._endpoint.max_payload = check_max_payload(size, self._layer.max_message_size)
+    async def _checkpoint(self) -> None:
+        await trio.lowlevel.checkpoint()
 
     @property
     def receive_buffer(self) -> int:
@@ -299,29 +291,6 @@ class OverlayDatagramSocket(DatagramSocket):
         if type(size) is not int or size < 0:
             raise ValueError(f"receive_buffer must be a non-negative int, not {size!r}")
         self._endpoint.receive_buffer = size
-
-    @property
-    def dropped(self) -> int:
-        """Datagrams dropped because this socket's receive queue was full."""
-        return self._endpoint.dropped
-
-    async def bind(self, address: Address) -> None:
-        """Bind a datagram port of this node (see :meth:`DatagramSocket.bind`)."""
-        self._layer.table.bind_address(self._endpoint, address, self._layer._node.address)
-        await trio.lowlevel.checkpoint()
-
-    async def connect(self, address: Address) -> None:
-        """Set the peer (see :meth:`DatagramSocket.connect`)."""
-        self._layer.table.connect(self._endpoint, address, self._layer._node.address)
-        await trio.lowlevel.checkpoint()
-
-    async def _send(self, data: Buffer, address: Address | None) -> int:
-        payload = bytes(data)
-        port, destination = self._layer.table.prepare_send(
-            self._endpoint, address, len(payload), self._layer._node.address
-        )
-        await self._layer.send(port, destination, payload)
-        return len(payload)
 
     def _recvfrom_nowait(self, bufsize: int) -> tuple[bytes, Address] | None:
         self._endpoint.check_open()
@@ -336,19 +305,6 @@ class OverlayDatagramSocket(DatagramSocket):
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return got
             await self._layer._readers[self._endpoint].park()
-
-    def getsockname(self) -> Address:
-        """This socket's address (see :meth:`DatagramSocket.getsockname`)."""
-        return self._layer.table.sockname(self._endpoint, self._layer._node.address)
-
-    def getpeername(self) -> Address:
-        """The peer (see :meth:`DatagramSocket.getpeername`)."""
-        return self._endpoint.getpeername()
-
-    def close(self) -> None:
-        """Close the socket and free its port; waiting ``recvfrom`` calls raise ``EBADF``."""
-        if self._endpoint.close():
-            self._layer._forget(self._endpoint)
 
     def __repr__(self) -> str:
         port = self._endpoint.port

@@ -37,7 +37,6 @@ import trio
 
 from ..protocol.addresses import format_alias, parse_alias
 from ..protocol.planner import (
-    DEFAULT_BACKLOG,
     ConnectionPlanner,
     check_address,
     link_failure,
@@ -51,6 +50,7 @@ from .addresses import Address, oserror
 from .base import Binding, Node, SocketOptionList
 from .datagram_overlay import OverlayDatagrams, OverlayDatagramSocket
 from .listeners import OverlayListener
+from .overlay_listen import OverlayBinding
 from .streams import SocketStream
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ class OverlayNode(Node):
         for candidate in plan.ports:
             with plan.attempt():
                 await self.signaling.bind(format_alias(plan.host, candidate))
-                return _OverlayBinding(self, (plan.host, candidate))
+                return OverlayBinding(self, (plan.host, candidate))
         raise plan.exhausted()
 
     async def connect(
@@ -315,74 +315,6 @@ class OverlayNode(Node):
             for done in self._planner.close():
                 done.set()
 
-    async def _accept_loop(self, listener: OverlayListener, alias: str) -> None:
-        with listener._cancel_scope:
-            async with trio.open_nursery() as nursery:
-                try:
-                    await self.signaling.listen(alias)
-                    listener._set_ready()
-                    while True:
-                        client_alias = await self.signaling.accept(alias)
-                        nursery.start_soon(self._establish, listener, alias, client_alias)
-                except (OSError, TimeoutError) as exc:
-                    # SignalingError is a ConnectionError: the alias is lost, or
-                    # signaling is gone for good. Only this listener fails.
-                    logger.warning("listening on %s failed: %r", alias, exc)
-                    listener._fail(exc)
-
-    async def _establish(self, listener: OverlayListener, alias: str, client_alias: str) -> None:
-        route = self._planner.incoming(client_alias, alias, self.address)
-        peer_id = route.peer_id
-        transport = self._transport_for(route.loopback)
-        try:
-            with trio.fail_after(self._accept_timeout):
-                legacy = await transport.legacy_channel(peer_id, offer=False)
-                if legacy is None:
-                    pipe = await transport.accept_pipe(peer_id, route.label)
-        except (TimeoutError, trio.BrokenResourceError) as exc:
-            logger.info("connection %s -> %s not established: %r", client_alias, alias, exc)
-            return
-        if legacy is None:
-            stream: SocketStream | None = self._track(
-                pipe,
-                local_address=parse_alias(alias),
-                remote_address=parse_alias(client_alias),
-                release=None,
-            )
-        else:
-            stream = self._track_legacy(
-                legacy,
-                peer_id,
-                local_address=parse_alias(alias),
-                remote_address=parse_alias(client_alias),
-                release=None,
-            )
-        if stream is None:
-            # Signaling told the legacy node it is connected; nothing on its wire can
-            # say otherwise. Its bytes keep going to the connection we have.
-            logger.warning(
-                "dropping connection %s -> %s: legacy node %s has a connection with us already",
-                client_alias,
-                alias,
-                peer_id,
-            )
-            return
-        if not listener._offer(stream):
-            logger.info("backlog of %s full: closing %s", alias, client_alias)
-            await stream.aclose()
-
-    def _start_listening(self, address: Address, backlog: int) -> OverlayListener:
-        alias = format_alias(*address)
-
-        def release() -> trio.Event | None:
-            self._listeners.discard(listener)
-            return self._release_alias(alias)
-
-        listener = OverlayListener(address, backlog, release)
-        self._listeners.add(listener)
-        self._nursery.start_soon(self._accept_loop, listener, alias)
-        return listener
-
     async def _pump_signaling(self) -> None:
         """Hand signaling events to the transport (offers, answers, candidates, leaves)."""
         await pump_signaling(
@@ -406,27 +338,3 @@ class OverlayNode(Node):
 
     def __repr__(self) -> str:
         return f"<OverlayNode {self.address}>"
-
-
-class _OverlayBinding(Binding):
-    def __init__(self, node: OverlayNode, address: Address) -> None:
-        self._node = node
-        self.address = address
-        self._released = False
-        self._release_done: trio.Event | None = None
-
-    def listen(self, backlog: int = DEFAULT_BACKLOG) -> OverlayListener:
-        self._released = True  # the listener releases the alias when it closes
-        return self._node._start_listening(self.address, backlog)
-
-    def close(self) -> None:
-        if not self._released:
-            self._released = True
-            self._release_done = self._node._release_alias(format_alias(*self.address))
-
-    async def aclose(self) -> None:
-        self.close()
-        if self._release_done is None:
-            await trio.lowlevel.checkpoint()
-        else:
-            await self._release_done.wait()

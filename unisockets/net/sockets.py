@@ -8,7 +8,9 @@ errors are :class:`OSError` with a real errno (``ECONNREFUSED``,
 :mod:`socket` handles them unchanged. Which call is legal in which state, and
 the errno of each illegal one, is decided by the sans-IO
 :class:`~unisockets.protocol.socket_states.SocketStateMachine` (shared with
-:mod:`unisockets.driver.sockets`).
+:mod:`unisockets.driver.sockets`), and so are the calls' bodies
+(:class:`~unisockets.protocol.socket_api.StreamSocketBase`): this module gives
+them trio's waits, locks and errors.
 
 ``shutdown`` and ``close`` are synchronous, as in :mod:`socket` and
 :mod:`trio.socket`: they take effect at once for this socket, and the EOF or
@@ -25,38 +27,22 @@ and timeouts") lists them.
 
 from __future__ import annotations
 
-import builtins
-import errno
 import math
 import socket as _stdlib_socket
-from collections.abc import Generator, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Generator
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..protocol.socket_options import (
-    BlockingMode,
-    SocketOptions,
-    check_recv_into,
-    encode,
-    timeout_error,
-)
-from ..protocol.socket_states import (
-    SocketInput,
-    SocketStateMachine,
-    check_backlog,
-    check_bufsize,
-)
-from .addresses import Address, check_address, oserror
+from ..protocol.socket_api import StreamSocketBase
+from ..protocol.socket_options import SocketOptions, timeout_error
+from ..protocol.socket_states import SocketInput, SocketStateMachine, check_backlog
+from .addresses import Address
 from .listeners import NativeListener, OverlayListener
 from .streams import SocketStream
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
-    from typing_extensions import Buffer
-
     from .base import Binding, Node
 
 __all__ = ["AF_INET", "SHUT_RD", "SHUT_RDWR", "SHUT_WR", "SOCK_STREAM", "Listening", "Socket"]
@@ -66,17 +52,6 @@ SOCK_STREAM = _stdlib_socket.SOCK_STREAM
 SHUT_RD = _stdlib_socket.SHUT_RD
 SHUT_WR = _stdlib_socket.SHUT_WR
 SHUT_RDWR = _stdlib_socket.SHUT_RDWR
-
-
-@contextmanager
-def _translate(what: str) -> Iterator[None]:
-    """Turn trio's stream errors into the OSError a socket call would raise."""
-    try:
-        yield
-    except trio.BrokenResourceError as exc:
-        raise oserror(errno.ECONNRESET, what) from exc
-    except trio.ClosedResourceError:
-        raise oserror(errno.EBADF, what) from None
 
 
 class Listening:
@@ -109,34 +84,54 @@ class Listening:
 
 
 class _Deadline:
-    """The time one call of a socket with a timeout may take (:meth:`Socket.settimeout`)."""
+    """The time one call of a socket with a timeout may take (``Socket.settimeout``).
+
+    ``async with deadline.scope():`` around each wait of the call raises the
+    timeout's error when the deadline passes. The deadline is set after the
+    scope is entered, so a deadline that has passed already (timeout ``0``)
+    cancels the block at its first real wait (trio turns an expired deadline
+    into a cancellation in its run loop): what can finish without waiting
+    (bytes already received, a connection already queued) finishes, the rest
+    raises ``BlockingIOError``. A class, not an ``@asynccontextmanager``: it is
+    entered around every ``recv``.
+    """
+
+    __slots__ = ("_call", "_deadline", "_scope", "_timeout")
 
     def __init__(self, timeout: float | None, call: str) -> None:
         self._timeout = timeout
         self._call = call
         self._deadline = math.inf if timeout is None else trio.current_time() + timeout
+        self._scope: trio.CancelScope | None = None
 
-    @contextmanager
-    def scope(self) -> Iterator[None]:
-        """Around one wait of the call: raise the timeout's error when the deadline passes.
+    def scope(self) -> _Deadline:
+        """Bound one wait (not nested: a call's waits come one after the other)."""
+        return self
 
-        The deadline is set after the scope is entered, so a deadline that has
-        passed already (timeout ``0``) cancels the block at its first real wait
-        (trio turns an expired deadline into a cancellation in its run loop):
-        what can finish without waiting (bytes already received, a connection
-        already queued) finishes, the rest raises ``BlockingIOError``.
-        """
-        if self._timeout is None:
-            yield
-            return
-        with trio.CancelScope() as scope:
-            scope.deadline = self._deadline
-            yield
+    async def __aenter__(self) -> None:
+        if self._timeout is not None:
+            self._scope = trio.CancelScope()
+            self._scope.__enter__()
+            self._scope.deadline = self._deadline
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        scope = self._scope
+        if scope is None:
+            return False
+        self._scope = None
+        handled = scope.__exit__(exc_type, exc, tb)
         if scope.cancelled_caught:
-            raise timeout_error(self._timeout, self._call)
+            assert self._timeout is not None
+            raise timeout_error(self._timeout, self._call) from None
+        return handled
 
 
-class Socket(BlockingMode):
+class Socket(StreamSocketBase[SocketStream, "Binding"]):
     """A stream socket on a unisockets node (``AF_INET``, ``SOCK_STREAM``).
 
     Create it with :meth:`unisockets.net.Node.socket`. Usable as a context
@@ -150,6 +145,9 @@ class Socket(BlockingMode):
     family = AF_INET
     type = SOCK_STREAM
 
+    _broken_error = trio.BrokenResourceError
+    _closed_error = trio.ClosedResourceError
+
     def __init__(self, node: Node, stream: SocketStream | None = None) -> None:
         self._node = node
         self._machine = SocketStateMachine(connected=stream is not None)
@@ -160,51 +158,42 @@ class Socket(BlockingMode):
         self._receive_lock = trio.Lock()
         self._options = SocketOptions(_stdlib_socket)
 
-    # -- addresses -------------------------------------------------------
+    # -- what trio provides (StreamSocketBase) ---------------------------------
 
-    def getsockname(self) -> Address:
-        """This socket's ``(host, port)``; ``("0.0.0.0", 0)`` before bind/connect.
+    def _deadline(self, timeout: float | None, call: str) -> _Deadline:
+        return _Deadline(timeout, call)
 
-        Raises:
-            OSError: ``EBADF`` when closed.
-        """
-        self._machine.check(SocketInput.GETSOCKNAME)
-        if self._stream is not None:
-            return self._stream.local_address
-        if self._binding is not None:
-            return self._binding.address
-        return ("0.0.0.0", 0)
+    async def _checkpoint(self) -> None:
+        await trio.lowlevel.checkpoint()
 
-    def getpeername(self) -> Address:
-        """The connected peer's ``(host, port)``.
+    def _bound_address(self) -> Address | None:
+        return None if self._binding is None else self._binding.address
 
-        Raises:
-            OSError: ``ENOTCONN`` when not connected, ``EBADF`` when closed.
-        """
-        return self._connected_stream(SocketInput.GETPEERNAME).remote_address
+    async def _bind_to(self, host: str, port: int) -> Binding:
+        return await self._node.bind(port, host, socket_options=self._options.explicit())
 
-    # -- server side -----------------------------------------------------
+    async def _unbind(self, binding: Binding) -> None:
+        await binding.aclose()
 
-    async def bind(self, address: Address) -> None:
-        """Bind to ``(host, port)`` on this node (port 0: any free port).
-
-        ``host`` may be ``""``, ``"0.0.0.0"`` or the node's own address; on
-        an overlay node also any address that is no other node's id, e.g.
-        ``"127.0.0.1"`` (docs/protocol.md, "Bind and listen").
-
-        Raises:
-            OSError: ``EADDRINUSE`` (taken), ``EADDRNOTAVAIL`` (another node's
-                address), ``EINVAL`` (already bound or connected, bad address),
-                ``EBADF`` (closed).
-        """
-        self._machine.check(SocketInput.BIND)
-        host, port = check_address(address)
-        with self._machine.attempt(SocketInput.BIND):
-            binding = await self._node.bind(port, host, socket_options=self._options.explicit())
-        if self._machine.closed:  # closed while binding: EBADF below
-            await binding.aclose()
-        self._machine.handle(SocketInput.BIND_DONE)
+    def _keep_binding(self, binding: Binding) -> None:
         self._binding = binding
+
+    async def _open_connection(self, address: Address) -> SocketStream:
+        return await self._node.connect(address, socket_options=self._options.explicit())
+
+    async def _discard(self, stream: SocketStream) -> None:
+        await trio.aclose_forcefully(stream)
+
+    async def _accept_stream(self) -> SocketStream:
+        assert self._listener is not None  # LISTENING
+        await self._listener.wait_ready()
+        return await self._listener.accept()
+
+    def _accepted(self, stream: SocketStream) -> Socket:
+        return type(self)(self._node, stream)
+
+    def _spawn_send_eof(self, stream: SocketStream) -> None:
+        self._node._spawn(self._send_eof, stream)
 
     def listen(self, backlog: int = 128) -> Listening:
         """Start accepting connections; up to ``backlog`` wait for :meth:`accept`.
@@ -230,217 +219,6 @@ class Socket(BlockingMode):
         self._listener = self._binding.listen(max(check_backlog(backlog), 1))
         self._machine.handle(SocketInput.LISTEN)
         return Listening(self._listener)
-
-    async def accept(self) -> tuple[Socket, Address]:
-        """Wait for a connection (up to the socket's timeout, :meth:`settimeout`).
-
-        Returns:
-            ``(socket, address)``: a connected socket and the peer's ``(host, port)``.
-            The socket is blocking (timeout ``None``) and has this socket's options.
-
-        Raises:
-            OSError: ``EINVAL`` when not listening, ``EBADF`` when closed
-                (also when closed while waiting).
-            BlockingIOError: timeout ``0`` and no connection is queued.
-            TimeoutError: the timeout expired.
-        """
-        self._machine.check(SocketInput.ACCEPT)
-        assert self._listener is not None  # LISTENING
-        deadline = _Deadline(self._timeout, "accept")
-        with _translate("accept"), deadline.scope():
-            await self._listener.wait_ready()
-            stream = await self._listener.accept()
-        accepted = Socket(self._node, stream)
-        accepted._options = self._options.copy()
-        return accepted, stream.remote_address
-
-    # -- client side -----------------------------------------------------
-
-    async def connect(self, address: Address) -> None:
-        """Connect to a listening socket at ``(host, port)`` (up to the socket's timeout).
-
-        Raises:
-            OSError: ``ECONNREFUSED`` (nobody accepting there), ``EISCONN``
-                (already connected), ``EINVAL`` (bound/listening socket, bad
-                address), ``ETIMEDOUT``, ``EBADF`` (closed).
-            BlockingIOError: timeout ``0`` (a connection always needs a round
-                trip); unlike an OS socket's ``EINPROGRESS``, the attempt is
-                abandoned and the socket may connect again.
-            TimeoutError: the timeout expired (the attempt is abandoned).
-        """
-        deadline = _Deadline(self._timeout, "connect")
-        with self._machine.attempt(SocketInput.CONNECT), deadline.scope():
-            stream = await self._node.connect(
-                check_address(address), socket_options=self._options.explicit()
-            )
-        if self._machine.closed:  # closed while connecting: EBADF below
-            await trio.aclose_forcefully(stream)
-        self._machine.handle(SocketInput.CONNECT_DONE)
-        self._stream = stream
-
-    # -- data ------------------------------------------------------------
-
-    async def send(self, data: bytes | bytearray | memoryview) -> int:
-        """Send ``data``; returns the number of bytes sent (all of them).
-
-        Raises:
-            OSError: ``ENOTCONN``, ``EPIPE`` (after ``shutdown(SHUT_WR)``),
-                ``ECONNRESET`` (connection broke), ``EBADF`` (closed).
-        """
-        await self.sendall(data)
-        return len(data)
-
-    async def sendall(self, data: bytes | bytearray | memoryview) -> None:
-        """Send all of ``data`` (in order with other sends on this socket).
-
-        With a positive timeout (:meth:`settimeout`), the timeout bounds the
-        wait for room to send (the peer's credit, natively the OS buffer);
-        once there is room the whole of ``data`` is taken, so a timeout never
-        leaves a part of it sent. With timeout ``0`` a send never raises
-        ``BlockingIOError``: the data is taken as with ``None`` (a partial send
-        could not be reported without losing track of the bytes, and there is
-        no ``select()`` to wait for room with).
-
-        Raises:
-            OSError: as :meth:`send`.
-            TimeoutError: the timeout expired before there was room (nothing sent).
-        """
-        stream = self._connected_stream(SocketInput.SEND)
-        timeout = self._timeout or None  # 0: see above
-        deadline = _Deadline(timeout, "send")
-        with deadline.scope():
-            await self._send_lock.acquire()
-        try:
-            self._machine.check(SocketInput.SEND)  # closed or shut down meanwhile?
-            with _translate("send"):
-                if timeout is not None:
-                    with deadline.scope():
-                        await stream.wait_send_all_might_not_block()
-                await stream.send_all(data)
-        finally:
-            self._send_lock.release()
-
-    async def recv(self, bufsize: int) -> bytes:
-        """Receive up to ``bufsize`` bytes (waiting up to the socket's timeout).
-
-        Returns:
-            At least one byte, or ``b""`` at EOF (the peer shut down its
-            sending side or closed) and after ``shutdown(SHUT_RD)``.
-
-        Raises:
-            OSError: ``ENOTCONN``, ``EINVAL`` (``bufsize`` < 1),
-                ``ECONNRESET`` (connection broke), ``EBADF`` (closed).
-            BlockingIOError: timeout ``0`` and nothing received yet.
-            TimeoutError: the timeout expired (no byte is lost: the next
-                ``recv`` gets them).
-        """
-        stream = self._connected_stream(SocketInput.RECV)
-        check_bufsize(bufsize)
-        deadline = _Deadline(self._timeout, "recv")
-        with deadline.scope():
-            await self._receive_lock.acquire()
-        try:
-            if self._machine.read_shut:
-                return b""
-            self._machine.check(SocketInput.RECV)
-            with _translate("recv"), deadline.scope():
-                return await stream.receive_some(bufsize)
-        finally:
-            self._receive_lock.release()
-
-    async def recv_into(self, buffer: Buffer, nbytes: int = 0) -> int:
-        """Receive up to ``nbytes`` bytes into ``buffer`` (:meth:`socket.socket.recv_into`).
-
-        Args:
-            buffer: a writable bytes-like object (``bytearray``, ``memoryview``,
-                ``array``...), filled from its start.
-            nbytes: the most bytes to receive; ``0``: ``len(buffer)``.
-
-        Returns:
-            The number of bytes written, ``0`` at EOF (or for an empty buffer).
-
-        Raises:
-            ValueError: ``nbytes`` negative or larger than the buffer.
-            TypeError: ``buffer`` is not writable.
-            OSError: as :meth:`recv`; ``BlockingIOError`` and ``TimeoutError`` as well.
-        """
-        self._connected_stream(SocketInput.RECV)
-        view, size = check_recv_into(buffer, nbytes)
-        if size == 0:
-            await trio.lowlevel.checkpoint()
-            return 0
-        data = await self.recv(size)
-        view[: len(data)] = data
-        return len(data)
-
-    def shutdown(self, how: int) -> None:
-        """Shut down one or both directions (``SHUT_RD``, ``SHUT_WR``, ``SHUT_RDWR``).
-
-        ``SHUT_WR`` sends EOF to the peer after any send in progress;
-        ``SHUT_RD`` makes later :meth:`recv` calls return ``b""``.
-
-        Raises:
-            OSError: ``ENOTCONN`` when not connected, ``EINVAL`` for a bad
-                ``how``, ``EBADF`` when closed.
-        """
-        if self._machine.shutdown(how):  # the writing side was open until now
-            assert self._stream is not None  # CONNECTED
-            self._node._spawn(self._send_eof, self._stream)
-
-    async def _send_eof(self, stream: SocketStream) -> None:
-        async with self._send_lock:
-            with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await stream.send_eof()
-
-    # -- options and timeouts -------------------------------------------
-
-    def setsockopt(self, level: int, optname: int, value: int | Buffer) -> None:
-        """Set a socket option (setsockopt(2)); docs/concepts.md lists them and their effect.
-
-        The value is stored (``getsockopt`` returns it). On the native
-        fallback it is also set on the OS socket: now if there is one, else
-        on the one ``bind``/``connect`` creates (before binding/connecting).
-
-        Args:
-            level: ``socket.SOL_SOCKET`` or ``socket.IPPROTO_TCP``.
-            optname: ``SO_REUSEADDR``, ``SO_KEEPALIVE``, ``SO_RCVBUF``,
-                ``SO_SNDBUF`` or ``TCP_NODELAY``.
-            value: an ``int`` (flags: non-zero is on) or a bytes-like C ``int``.
-
-        Raises:
-            OSError: ``ENOPROTOOPT`` (another option, or a read-only one),
-                ``EINVAL`` (negative size, buffer too short), ``EBADF`` (closed);
-                natively, whatever the OS says.
-            TypeError: ``value`` is neither an ``int`` nor bytes-like.
-        """
-        self._machine.check(SocketInput.OPTION)
-        _, number = self._options.set(level, optname, value)
-        os_socket = self._os_socket()
-        if os_socket is not None:
-            os_socket.setsockopt(level, optname, number)
-
-    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
-        """Read a socket option (getsockopt(2)).
-
-        Args:
-            level: as :meth:`setsockopt`.
-            optname: as :meth:`setsockopt`, or the read-only ``SO_TYPE``, ``SO_ERROR``.
-            buflen: ``None``/``0`` for an ``int``; 1..1024 for bytes (a C ``int``).
-
-        Returns:
-            The value set, else the default (docs/concepts.md); natively, the OS
-            socket's value once there is one (Linux doubles ``SO_RCVBUF``/``SO_SNDBUF``).
-
-        Raises:
-            OSError: ``ENOPROTOOPT`` (unknown option), ``EINVAL`` (bad
-                ``buflen``), ``EBADF`` (closed).
-        """
-        self._machine.check(SocketInput.OPTION)
-        value = self._options.get(level, optname, buflen)
-        os_socket = self._os_socket()
-        if os_socket is None:
-            return value
-        return encode(os_socket.getsockopt(level, optname), buflen)
 
     def _os_socket(self) -> trio.socket.SocketType | None:
         """The OS socket behind this socket (native node, after bind/connect), else ``None``."""
@@ -482,36 +260,6 @@ class Socket(BlockingMode):
         if resource is not None and not isinstance(resource, SocketStream):
             resource.close()  # release the address now; aclose finishes the rest
         return resource
-
-    def __enter__(self) -> Socket:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: builtins.type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Socket:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: builtins.type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    # -- helpers ---------------------------------------------------------
-
-    def _connected_stream(self, call: SocketInput) -> SocketStream:
-        """Check ``call`` (``EBADF``, ``ENOTCONN``, ``EPIPE``) and return the stream."""
-        self._machine.check(call)
-        assert self._stream is not None  # CONNECTED
-        return self._stream
 
     def __repr__(self) -> str:
         return f"<unisockets.Socket {self._machine.state.value} on {self._node!r}>"

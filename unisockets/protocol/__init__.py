@@ -6,62 +6,13 @@ drive it: the trio drivers in :mod:`unisockets.signaling` and
 :mod:`unisockets.net`, plain asyncio, Pyodide in a browser, a test.
 """
 
-from .addresses import (
-    format_alias,
-    is_alias,
-    is_id,
-    is_subnet,
-    make_id,
-    parse_alias,
-    split_id,
-)
+from . import addresses, events, messages
+from .addresses import *  # noqa: F403 - addresses.__all__
 from .client import SignalingClientProtocol
 from .client_states import render_mermaid as render_client_mermaid
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from .events import (
-    AliasAdded,
-    AliasRemoved,
-    AnswerReceived,
-    BindRejected,
-    BindSucceeded,
-    CancelledRequestSucceeded,
-    CandidateReceived,
-    ConnectRefused,
-    ConnectSucceeded,
-    Disconnected,
-    Event,
-    IdChanged,
-    IncomingConnection,
-    Joined,
-    JoinRejected,
-    OfferReceived,
-    PeerGreeted,
-    PeerLeft,
-    Reconnected,
-    Request,
-    RequestFailed,
-    RequestKind,
-    ShutdownRejected,
-    ShutdownSucceeded,
-)
-from .messages import (
-    MESSAGE_TYPES,
-    REJECTED_ID,
-    Accept,
-    Accepting,
-    Acknowledged,
-    Alias,
-    Answer,
-    Bind,
-    Candidate,
-    Connect,
-    Goodbye,
-    Greeting,
-    Knock,
-    Message,
-    Offer,
-    Shutdown,
-)
+from .events import *  # noqa: F403 - events.__all__
+from .messages import *  # noqa: F403 - messages.__all__
 from .server import DEFAULT_SUFFIXES, AliasInfo, Outgoing, SignalingServerProtocol
 from .server_states import (
     ALIAS_MACHINE,
@@ -94,30 +45,6 @@ from .wire import MAX_MESSAGE_LENGTH, decode, encode
 
 __all__ = [
     "render_client_mermaid",
-    "AliasAdded",
-    "AliasRemoved",
-    "AnswerReceived",
-    "BindRejected",
-    "BindSucceeded",
-    "CancelledRequestSucceeded",
-    "CandidateReceived",
-    "ConnectRefused",
-    "ConnectSucceeded",
-    "Disconnected",
-    "Event",
-    "IdChanged",
-    "IncomingConnection",
-    "JoinRejected",
-    "Joined",
-    "OfferReceived",
-    "PeerGreeted",
-    "PeerLeft",
-    "Reconnected",
-    "Request",
-    "RequestFailed",
-    "RequestKind",
-    "ShutdownRejected",
-    "ShutdownSucceeded",
     "DEFAULT_WINDOW",
     "CreditGranted",
     "DataReceived",
@@ -145,32 +72,13 @@ __all__ = [
     "SocketState",
     "SocketStateMachine",
     "MAX_MESSAGE_LENGTH",
-    "MESSAGE_TYPES",
-    "REJECTED_ID",
-    "Accept",
-    "Accepting",
-    "Acknowledged",
-    "Alias",
-    "Answer",
-    "Bind",
-    "Candidate",
-    "Connect",
-    "Goodbye",
-    "Greeting",
-    "Knock",
     "LocalProtocolError",
-    "Message",
-    "Offer",
     "ProtocolError",
     "RemoteProtocolError",
-    "Shutdown",
     "decode",
     "encode",
-    "format_alias",
-    "is_alias",
-    "is_id",
-    "is_subnet",
-    "make_id",
-    "parse_alias",
-    "split_id",
 ]
+# Each of these modules lists its public names once, in its own __all__.
+__all__ += addresses.__all__
+__all__ += events.__all__
+__all__ += messages.__all__

@@ -61,6 +61,7 @@ import secrets
 import uuid
 from typing import Final
 
+from . import session_outputs
 from .client import SignalingClientProtocol
 from .client_states import JoinState
 from .errors import LocalProtocolError, RemoteProtocolError
@@ -90,6 +91,7 @@ from .events import (
     ShutdownSucceeded,
 )
 from .pacing import DEFAULT_BACKOFF, backoff_delay, check_backoff
+from .session_outputs import *  # noqa: F403 - its outputs, importable from here too
 from .session_outputs import (
     AliasLost,
     Connection,
@@ -108,25 +110,8 @@ from .session_outputs import (
     Ticket,
 )
 
-__all__ = [
-    "TRANSPORT_EVENTS",
-    "AliasLost",
-    "Connection",
-    "Deliver",
-    "Failure",
-    "FailureKind",
-    "JoinRefused",
-    "Log",
-    "Output",
-    "Publish",
-    "Retry",
-    "Send",
-    "SessionJoined",
-    "Settled",
-    "SignalingSession",
-    "Stop",
-    "Ticket",
-]
+__all__ = ["TRANSPORT_EVENTS", "SignalingSession"]
+__all__ += session_outputs.__all__  # listed once, in session_outputs.py
 
 #: The protocol events a node sees (its transport and its user); the rest are the session's.
 TRANSPORT_EVENTS: Final = (

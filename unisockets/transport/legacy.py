@@ -35,7 +35,8 @@ import trio
 
 from ..protocol.stream import check_max_bytes
 from .base import MessagePipe
-from .stream import DEFAULT_RECEIVE_SIZE, _Closable, _ConflictDetector
+from .stream import DEFAULT_RECEIVE_SIZE
+from .stream_errors import Closable, ConflictDetector
 
 __all__ = ["LegacyStream"]
 
@@ -63,8 +64,8 @@ class LegacyStream(trio.abc.HalfCloseableStream):
         self._eof_sent = False
         self._closed = False
         self._scopes: set[trio.CancelScope] = set()
-        self._send_conflict = _ConflictDetector("another task is sending on this stream")
-        self._receive_conflict = _ConflictDetector("another task is receiving on this stream")
+        self._send_conflict = ConflictDetector("another task is sending on this stream")
+        self._receive_conflict = ConflictDetector("another task is receiving on this stream")
 
     def peer_left(self) -> None:
         """Signaling said the peer left: once its pipe breaks, read that as EOF, not an error."""
@@ -101,7 +102,7 @@ class LegacyStream(trio.abc.HalfCloseableStream):
                 chunk = self._take(max_bytes)
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return chunk
-            with _Closable(self._scopes):
+            with Closable(self._scopes):
                 while True:
                     if self._buffer:
                         return self._take(max_bytes)
@@ -159,7 +160,7 @@ class LegacyStream(trio.abc.HalfCloseableStream):
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return
             size = self.pipe.max_message_size
-            with _Closable(self._scopes):
+            with Closable(self._scopes):
                 for start in range(0, len(view), size):
                     try:
                         await self.pipe.send_message(bytes(view[start : start + size]))

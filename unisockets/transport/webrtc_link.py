@@ -55,26 +55,22 @@ from aiortc import RTCConfiguration
 
 from ..protocol.consent import ConsentPolicy
 from ..protocol.link_idle import LinkIdle
-from ..protocol.negotiation import LinkState, NegotiatedLink, Negotiation, signaling_input
+from ..protocol.negotiation import LinkState, Negotiation
 from ..protocol.negotiation_events import (
     AddCandidates,
     AnswerMade,
     ChannelArrived,
     ChannelMessage,
     ChannelOpened,
-    Closed,
     Discard,
     Fail,
-    Greeting,
     Ignored,
-    Input,
     MakeAnswer,
     MakeOffer,
     OfferMade,
     Output,
     PcStateChanged,
     PeerKind,
-    PeerLeft,
     RemoteDescriptionSet,
     Restart,
     SendAnswer,
@@ -83,12 +79,12 @@ from ..protocol.negotiation_events import (
     SendOnChannel,
     SetAnswer,
     SetKind,
-    TimePasses,
 )
 from ..protocol.peer_link import HELLO, HELLO_GRACE, LEGACY_LABEL, MODERN_PROTOCOL, offer_wins
 from .webrtc_ice import candidate_from_json, local_candidates
 from .webrtc_link_aio import LINGER_TIMEOUT as LINGER_TIMEOUT  # documented here (fail)
 from .webrtc_link_aio import AioPeerConnection
+from .webrtc_link_base import PeerLinkBase
 from .webrtc_pipe import DataChannelPipe
 
 if TYPE_CHECKING:
@@ -122,7 +118,7 @@ class LegacyPeerError(trio.BrokenResourceError):
     """A labelled pipe was asked of a legacy peer, which has only its ``"channel"``."""
 
 
-class PeerLink(NegotiatedLink):
+class PeerLink(PeerLinkBase):
     """The peer connection to one peer, driven from trio (see the module docstring).
 
     Created and registered by the WebRTC transport; not by users.
@@ -185,108 +181,6 @@ class PeerLink(NegotiatedLink):
         #: open_pipe calls waiting for the link (they count as connections for the idle timer).
         self._opening = 0
 
-    # --- inputs (trio) ---------------------------------------------------------------------
-
-    def post(self, kind: str, payload: str = "") -> None:
-        """Queue a signaling input for the link's task; never blocks.
-
-        A link that has more than
-        :data:`~unisockets.protocol.negotiation.MAX_QUEUED_INPUTS` inputs waiting
-        fails instead (a flooding peer cannot grow memory). Ignored once failed.
-
-        Args:
-            kind: ``"offer-now"`` (we offer), ``"offer"``, ``"answer"`` or ``"candidate"``.
-            payload: the SDP or the candidate JSON (empty for ``"offer-now"``).
-        """
-        self._apply(self.negotiation.post(signaling_input(kind, payload)))
-        self._inbox_bell.set()
-
-    def peer_left(self) -> bool:
-        """Signaling said the peer left: probe the link, or fail it (docs/protocol.md).
-
-        A connected modern link sends a probe on ``"channel"`` and fails only
-        if no answer comes within
-        :data:`~unisockets.protocol.probe.PROBE_TIMEOUT` seconds (the peer's
-        signaling alone may have died); any other link fails now
-        (:mod:`unisockets.protocol.probe` decides).
-
-        Returns:
-            True if the link is probing (it may stay), False if it failed.
-        """
-        self.peer_gone = True
-        self._apply(self._handle(PeerLeft()))
-        return self.failure is None
-
-    def greeted(self) -> bool:
-        """Signaling greeted the peer again: keep this link (True) or fail it (False).
-
-        A live link stays (the peer rejoined a restarted server); a connected
-        link whose peer connection is not connected any more fails (a new node
-        may have taken the id): the caller makes a new one.
-        """
-        self._apply(self._handle(Greeting()))
-        return self.state is not LinkState.FAILED
-
-    def fail(self, error: BaseException, *, replaced: bool = False, linger: bool = False) -> None:
-        """Fail the link: break its pipes, stop its task, close its peer connection.
-
-        Idempotent. The peer connection is closed by the link's task as it ends.
-
-        Args:
-            error: the :class:`trio.BrokenResourceError` pipes are broken with (as cause).
-            replaced: a new link to the same peer takes over (see :attr:`replaced`).
-            linger: before closing, wait (at most :data:`LINGER_TIMEOUT` seconds)
-                until the peer acknowledged what was sent and the stream resets of
-                closed pipes, so it reads them to their end (a graceful shutdown).
-        """
-        if self.failure is not None:
-            return
-        self.negotiation.handle(Closed(), trio.current_time())
-        self._linger = linger
-        logger.debug("link to %s failed: %s", self.peer_id, error)
-        self.failure = error
-        self.replaced = replaced
-        self._connected.set()
-        self._kind_known.set()
-        for pipe in list(self.pipes):
-            pipe._break(error)
-        self.pipes.clear()
-        if self.legacy_pipe is not None:
-            self.legacy_pipe._break(error)
-        self._cancel_scope.cancel()
-        self._on_failed(self, error)
-
-    async def wait_connected(self) -> None:
-        """Wait until the link is connected.
-
-        Raises:
-            trio.BrokenResourceError: the link failed (or timed out) first.
-        """
-        await self._connected.wait()
-        if self.state is not LinkState.CONNECTED:
-            raise trio.BrokenResourceError(f"no link to {self.peer_id}") from self.failure
-
-    async def wait_kind(self) -> PeerKind:
-        """Wait until the link is connected and the peer's kind is known.
-
-        Known when the peer's ``"channel"`` arrives (we answered), at once if
-        its answer is marked modern, or when our ``"channel"`` brought the
-        hello, other bytes, or nothing within :data:`HELLO_GRACE` seconds after
-        it opened (we offered): :mod:`unisockets.protocol.negotiation` decides.
-
-        Returns:
-            The peer's :class:`PeerKind`.
-
-        Raises:
-            trio.BrokenResourceError: the link failed first.
-        """
-        await self.wait_connected()
-        await self._kind_known.wait()
-        kind = self.kind
-        if self.state is LinkState.FAILED or kind is None:
-            raise trio.BrokenResourceError(f"no link to {self.peer_id}") from self.failure
-        return kind
-
     async def open_pipe(self, label: str) -> DataChannelPipe:
         """Create a data channel labelled ``label`` once connected and the peer is known modern.
 
@@ -335,54 +229,6 @@ class PeerLink(NegotiatedLink):
             self.fail(trio.BrokenResourceError("the transport closed"))
             with trio.CancelScope(shield=True):
                 await self._close_pc()
-
-    async def _timer(self) -> None:
-        """Input :class:`TimePasses` at each of the machine's deadlines; close when idle."""
-        while True:
-            with trio.move_on_at(min(self.negotiation.deadline(), self.idle.deadline())):
-                await self._rearm.park()
-                continue
-            if self.idle.expired(trio.current_time()):
-                logger.info("closing the idle link to %s", self.peer_id)
-                self.fail(
-                    trio.BrokenResourceError(f"the link to {self.peer_id} was idle"), linger=True
-                )
-                return
-            self._apply(self._handle(TimePasses()))
-
-    def _pipes_changed(self) -> None:
-        self.idle.connections(len(self.pipes) + self._opening, trio.current_time())
-        self._rearm.unpark_all()
-
-    async def _wait_kind_opening(self) -> PeerKind:
-        """:meth:`wait_kind` for a pipe about to open: the link is not idle meanwhile."""
-        self._opening += 1
-        self._pipes_changed()
-        try:
-            return await self.wait_kind()
-        finally:
-            self._opening -= 1
-            if self.failure is None:
-                self._pipes_changed()
-
-    async def _drive(self) -> None:
-        try:
-            while True:
-                event = self.negotiation.next_input()
-                if event is None:
-                    await self._inbox_bell.wait()
-                    self._inbox_bell = trio.Event()
-                    continue
-                await self._carry_out(self._handle(event))
-        except Exception as exc:
-            error = trio.BrokenResourceError(f"link to {self.peer_id} failed: {exc!r}")
-            error.__cause__ = exc
-            self.fail(error)
-
-    def _handle(self, event: Input) -> list[Output]:
-        outputs = self.negotiation.handle(event, trio.current_time())
-        self._rearm.unpark_all()
-        return outputs
 
     async def _carry_out(self, outputs: list[Output]) -> None:
         """Do what the machine decided, in order (the steps that await WebRTC or signaling)."""
@@ -513,11 +359,6 @@ class PeerLink(NegotiatedLink):
     def _pipe_link_lost(self, generation: int, error: BaseException) -> None:
         if generation == self._generation:
             self.fail(error)
-
-    def _forget(self, pipe: DataChannelPipe) -> None:
-        self.pipes.discard(pipe)
-        if self.failure is None:
-            self._pipes_changed()
 
 
 def _aio_send_on_channel(pipe: DataChannelPipe, data: bytes) -> None:

@@ -2,10 +2,10 @@
 
 Each :class:`DataChannelPipe` is one reliable, ordered data channel inside a
 peer link. It lives in two threads (see :mod:`unisockets.transport.bridge`):
-methods named ``_aio_*`` run in the asyncio thread and touch the
-:class:`aiortc.RTCDataChannel`; every other method runs in trio and touches
-only the trio-side state. aiortc's event handlers hand events to trio in
-batches and never raise (aiortc notes, pitfall 1).
+methods named ``_aio_*`` (:mod:`unisockets.transport.webrtc_pipe_aio`) run in
+the asyncio thread and touch the :class:`aiortc.RTCDataChannel`; every other
+method runs in trio and touches only the trio-side state. aiortc's event
+handlers hand events to trio in batches and never raise (aiortc notes, pitfall 1).
 
 Backpressure (send side): the trio side counts the bytes it handed to the
 loop (``submitted``); the loop reports how many of them left the channel's
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import collections
 import enum
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -43,6 +42,7 @@ import trio
 
 from ..protocol.stream import DEFAULT_MAX_MESSAGE_SIZE
 from .base import MessagePipe
+from .webrtc_pipe_aio import HIGH_WATER, LOW_WATER, REPORT_STEP, AioChannelSide
 
 if TYPE_CHECKING:
     from aiortc import RTCDataChannel
@@ -58,19 +58,11 @@ __all__ = [
     "PipeStatistics",
 ]
 
-logger = logging.getLogger(__name__)
 
 #: The largest message a pipe carries, bytes: the stream layer's default frame size
 #: (a 64 KiB payload and its 1-byte header), within the 256 KiB that aiortc and
 #: browsers accept on a data channel (``a=max-message-size`` in their SDP).
 MAX_MESSAGE_SIZE: Final = DEFAULT_MAX_MESSAGE_SIZE
-#: Bytes sent but not yet handed to SCTP above which send_message waits.
-HIGH_WATER = 256 * 1024
-#: The channel's ``bufferedAmountLowThreshold``, bytes; must stay below HIGH_WATER.
-LOW_WATER = 64 * 1024
-#: Progress (bytes) the asyncio side lets accumulate before it reports it after a send;
-#: below HIGH_WATER - LOW_WATER, so a sender can never wait on progress left unreported.
-REPORT_STEP = (HIGH_WATER - LOW_WATER) // 2
 
 
 class _State(enum.Enum):
@@ -105,7 +97,7 @@ class PipeStatistics:
     state: str
 
 
-class DataChannelPipe(MessagePipe):
+class DataChannelPipe(AioChannelSide, MessagePipe):
     """A :class:`~unisockets.transport.base.MessagePipe` over one aiortc data channel.
 
     Created by the WebRTC transport (:meth:`WebRTCTransport.open_pipe
@@ -366,94 +358,3 @@ class DataChannelPipe(MessagePipe):
             raise trio.ClosedResourceError("the pipe was closed")
         if self._state is _State.BROKEN:
             raise trio.BrokenResourceError(f"pipe {self.label!r} did not open") from self._error
-
-    # --- asyncio side ----------------------------------------------------------------------
-
-    def _aio_attach(self, channel: RTCDataChannel) -> None:
-        """Bind to ``channel`` and register the handlers (asyncio thread)."""
-        self._channel = channel
-        channel.bufferedAmountLowThreshold = LOW_WATER
-        channel.on("open", self._aio_on_open)
-        channel.on("message", self._aio_on_message)
-        channel.on("close", self._aio_on_close)
-        channel.on("bufferedamountlow", self._aio_on_low)
-
-    def _aio_on_open(self) -> None:
-        try:
-            self._bridge.to_trio(self._on_open)
-        except Exception as exc:  # pragma: no cover - to_trio does not raise
-            logger.exception("data channel open handler failed")
-            self._aio_fail(exc)
-
-    def _aio_on_message(self, message: bytes | str) -> None:
-        try:
-            data = message.encode() if isinstance(message, str) else message
-            if data:  # empty messages (browsers can send them) carry nothing for us
-                self._bridge.to_trio(self._deliver, data)
-        except Exception as exc:
-            logger.exception("data channel message handler failed")
-            self._aio_fail(exc)
-
-    def _aio_on_close(self) -> None:
-        try:
-            channel = self._channel
-            # A stream reset by the peer leaves the SCTP association up; a dying
-            # association closes every channel after setting its state to "closed".
-            clean = channel is not None and channel.transport.state != "closed"
-            self._bridge.to_trio(self._on_channel_closed, clean)
-        except Exception as exc:
-            logger.exception("data channel close handler failed")
-            self._aio_fail(exc)
-
-    def _aio_on_low(self) -> None:
-        try:
-            channel = self._channel
-            if channel is not None:
-                self._aio_report(self._aio_sent - channel.bufferedAmount)
-                if self._aio_close_pending and not channel.bufferedAmount:
-                    self._aio_close_pending = False
-                    channel.close()
-        except Exception as exc:
-            logger.exception("data channel bufferedamountlow handler failed")
-            self._aio_fail(exc)
-
-    def _aio_fail(self, error: BaseException) -> None:
-        """Fail the pipe from the asyncio thread and close its channel; never raises."""
-        try:
-            self._bridge.to_trio(self._break, error)
-            if self._channel is not None:
-                self._channel.close()
-        except Exception:
-            logger.exception("could not fail a data channel")
-
-    def _aio_send(self, data: bytes) -> None:
-        channel = self._channel
-        if channel is None or channel.readyState != "open":
-            return  # closing or closed: the close handler tells trio
-        try:
-            channel.send(data)
-        except Exception as exc:
-            self._aio_fail(exc)
-            return
-        self._aio_sent += len(data)
-        buffered = channel.bufferedAmount
-        acked = self._aio_sent - buffered
-        if buffered <= LOW_WATER and acked - self._aio_reported >= REPORT_STEP:
-            self._aio_report(acked)
-
-    def _aio_report(self, acked: int) -> None:
-        self._aio_reported = acked
-        self._bridge.to_trio(self._on_acked, acked)
-
-    def _aio_close(self) -> None:
-        channel = self._channel
-        if channel is not None:
-            try:
-                if channel.readyState == "open" and channel.bufferedAmount:
-                    # Close once the buffer is empty (see the module docstring).
-                    self._aio_close_pending = True
-                    channel.bufferedAmountLowThreshold = 0
-                    return
-                channel.close()
-            except Exception:
-                logger.exception("could not close a data channel")
