@@ -25,11 +25,13 @@ ids) comes from an injected :class:`random.Random`.
 Decisions it owns:
 
 - **Request bookkeeping.** Each bind, connect or shutdown is a
-  :class:`Ticket` with a deadline (``now + request_timeout``). Made while
-  disconnected, it waits for the next session; :meth:`expire` fails it with a
-  timeout at its deadline. The answer settles it with a result or a
-  :class:`Failure` carrying the errno (``EADDRINUSE``/``EADDRNOTAVAIL`` for a
-  refused bind, ``ECONNREFUSED``, ``EINVAL`` for a refused shutdown).
+  :class:`Ticket` with a deadline (``now + request_timeout``; with
+  ``deadline_from_write``, ``request_timeout`` after the driver wrote it, see
+  :meth:`~SignalingSession.written`). Made while disconnected, it waits for
+  the next session; :meth:`expire` fails it with a timeout at its deadline.
+  The answer settles it with a result or a :class:`Failure` carrying the
+  errno (``EADDRINUSE``/``EADDRNOTAVAIL`` for a refused bind,
+  ``ECONNREFUSED``, ``EINVAL`` for a refused shutdown).
 - **Late successes are undone.** A caller that gives up (cancelled, timed
   out) cancels its request in the protocol; if it already succeeded in the
   current session, the alias it got is shut down.
@@ -176,6 +178,12 @@ class SignalingSession:
             false knocks with ``subnet`` alone, as original nodes do.
         lazy_links: the node sets its peer links up on demand, and says so
             in its knock (docs/protocol.md, "Lazy peer links").
+        deadline_from_write: the driver reports when it has written each
+            request (:meth:`written`), and a request's answer is due
+            ``request_timeout`` after that write, not after the call: time a
+            request spends behind others in the driver's paced outbox does
+            not count against it. False: the deadline counts from the call
+            (or, for a request made while disconnected, from the call too).
 
     Raises:
         ValueError: a bad timeout or backoff.
@@ -195,6 +203,7 @@ class SignalingSession:
         rng: random.Random | None = None,
         stable_id: bool = True,
         lazy_links: bool = False,
+        deadline_from_write: bool = False,
     ) -> None:
         if not (isinstance(request_timeout, int | float) and 0 < request_timeout < math.inf):
             raise ValueError(f"request_timeout must be positive, got {request_timeout!r}")
@@ -207,6 +216,7 @@ class SignalingSession:
         )
         self.request_timeout = float(request_timeout)
         self._reconnect = reconnect
+        self._deadline_from_write = deadline_from_write
         self._rng = rng or random.Random()
         self._session = 0
         self._up = False  # between connection_made and connection_lost
@@ -533,6 +543,26 @@ class SignalingSession:
                 out.append(Settled(ticket))
         return out
 
+    def written(self, ticket: Ticket, now: float) -> None:
+        """The driver wrote ``ticket``'s request to the WebSocket at ``now``.
+
+        With ``deadline_from_write``, the answer is now due by ``now +
+        request_timeout`` (the ticket's :attr:`~Ticket.deadline`); otherwise,
+        or for a ticket settled or sent in an earlier session, nothing changes.
+
+        Args:
+            ticket: the ticket of a :class:`Send` the driver carried out.
+            now: when its last message was written, seconds.
+        """
+        if (
+            self._deadline_from_write
+            and not ticket.done
+            and not ticket.internal
+            and ticket.session == self._session
+            and self._up
+        ):
+            ticket.deadline = now + self.request_timeout
+
     def next_deadline(self) -> float:
         """The earliest deadline of a request waiting for its answer.
 
@@ -579,7 +609,9 @@ class SignalingSession:
         self._sent[request] = ticket
         if ticket.internal:
             self._restoring[target] = ticket
-        out.append(Send(tuple(messages)))
+        elif self._deadline_from_write:
+            ticket.deadline = math.inf  # until written(): the answer is due from the write
+        out.append(Send(tuple(messages), ticket))
 
     def _settle(self, ticket: Ticket, result: Connection | None, out: list[Output]) -> None:
         ticket.result, ticket._done = result, True

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import random
 import ssl
 from collections import deque
@@ -20,13 +19,6 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 import trio
-from trio_websocket import (
-    ConnectionClosed,
-    ConnectionTimeout,
-    HandshakeError,
-    WebSocketConnection,
-    open_websocket_url,
-)
 
 from unisockets.protocol import (
     MAX_MESSAGE_LENGTH,
@@ -55,7 +47,13 @@ from unisockets.protocol.session import (
     Ticket,
 )
 
-from ._client_websocket import describe, tls_failure
+from ._client_connection import (
+    ClientWebSocket,
+    ConnectionClosed,
+    HandshakeError,
+    open_client_websocket,
+)
+from ._client_websocket import describe
 from .errors import JoinRejectedError, SignalingError
 
 logger: Final = logging.getLogger("unisockets.signaling.client")
@@ -64,8 +62,8 @@ logger: Final = logging.getLogger("unisockets.signaling.client")
 MAX_PENDING_ACCEPTS: Final = 1024
 #: Seconds a normal close of the WebSocket may take before it is cut.
 CLOSE_TIMEOUT: Final = 2.0
-#: Frames trio-websocket buffers before it stops reading the socket.
-_MESSAGE_QUEUE_SIZE: Final = 16
+#: Most messages written to the WebSocket with one write.
+MAX_BATCH: Final = 512
 _AcceptChannel = tuple[trio.MemorySendChannel[str], trio.MemoryReceiveChannel[str]]
 
 
@@ -73,6 +71,17 @@ _AcceptChannel = tuple[trio.MemorySendChannel[str], trio.MemoryReceiveChannel[st
 #: 20 s after which some NATs drop an idle TCP connection), dead after 45 s
 #: without an answer and 3 unanswered pings.
 DEFAULT_KEEPALIVE: Final = ConsentPolicy(interval=15.0, jitter=0.2, lifetime=45.0)
+
+
+class _Waiter:
+    """What a caller of a request waits on: its settlement, within its deadline."""
+
+    __slots__ = ("done", "scope")
+
+    def __init__(self, deadline: float) -> None:
+        self.done = trio.Event()
+        #: moved when the deadline moves (the request was written; a new session)
+        self.scope = trio.CancelScope(deadline=deadline)
 
 
 class ClientDriver:
@@ -107,6 +116,7 @@ class ClientDriver:
                 reconnect=reconnect,
                 backoff=backoff,
                 lazy_links=lazy_links,
+                deadline_from_write=True,
             )
         except LocalProtocolError as exc:
             raise ValueError(str(exc)) from None
@@ -125,12 +135,14 @@ class ClientDriver:
         self._rejoin_now = trio.Event()  # set by rejoin(): cut the backoff short
         self._task_status: trio.TaskStatus[None] | None = None
         # The current WebSocket and its nursery (None between sessions).
-        self._ws: WebSocketConnection | None = None
+        self._ws: ClientWebSocket | None = None
         self._session_nursery: trio.Nursery | None = None
         self._break_reason: str | None = None
         self._joined = trio.Event()  # set while joined (and once closed, to wake waiters)
         self._send_lock = trio.Lock()
-        self._outbox: deque[Message] = deque()
+        #: messages to write, in order, each with the ticket whose request it completes
+        self._outbox: deque[tuple[Message, Ticket | None]] = deque()
+        self._flush_started = False  # a task that will write the outbox is started
         self._accepts: dict[str, _AcceptChannel] = {}
         self._events_send, self.events = trio.open_memory_channel[Event](event_buffer)
 
@@ -160,11 +172,11 @@ class ClientDriver:
         """
         await trio.lowlevel.checkpoint_if_cancelled()  # no side effect when already cancelled
         ticket, outputs = start(trio.current_time())
-        ticket.handle = done = trio.Event()
+        waiter = ticket.handle = _Waiter(ticket.deadline)
         try:
-            with trio.move_on_at(ticket.deadline):
+            with waiter.scope:  # its deadline moves with the ticket's (see _written)
                 await self._apply(outputs)
-                await done.wait()
+                await waiter.done.wait()
             if not ticket.done:
                 self._apply_now(self._core.expire(trio.current_time()))
         except BaseException:
@@ -183,7 +195,7 @@ class ClientDriver:
                     message = build()
                 except LocalProtocolError as exc:
                     raise ValueError(str(exc)) from None
-                await self._send([message])
+                await self._send([(message, None)])
         except trio.TooSlowError:
             raise TimeoutError("not connected to the signaling server") from None
 
@@ -196,7 +208,7 @@ class ClientDriver:
 
     # --- writing --------------------------------------------------------------------------
 
-    async def _send(self, messages: list[Message]) -> None:
+    async def _send(self, messages: list[tuple[Message, Ticket | None]]) -> None:
         """Queue ``messages`` and write the outbox; a cancelled write is finished later."""
         self._outbox.extend(messages)
         try:
@@ -217,37 +229,62 @@ class ClientDriver:
                 ws = self._ws
                 if ws is None or session != self._core.session:
                     raise SignalingError("the connection to the signaling server was lost")
-                await self._pace()
+                count = await self._pace(min(len(self._outbox), MAX_BATCH))
                 if session != self._core.session:
                     raise SignalingError("the connection to the signaling server was lost")
-                message = self._outbox.popleft()
-                text = encode(message)
-                logger.debug("sending %s", text)
+                # Everything the bucket allows goes out with one write (one scheduler round).
+                batch = [self._outbox.popleft() for _ in range(min(count, len(self._outbox)))]
+                texts = [encode(message) for message, _ in batch]
+                if logger.isEnabledFor(logging.DEBUG):
+                    for text in texts:
+                        logger.debug("sending %s", text)
                 try:
                     # A half-written frame would break the WebSocket: never cancel a write.
                     with trio.CancelScope(shield=True):
                         with trio.fail_after(self._timeout):
-                            await ws.send_message(text)
+                            await ws.send(texts)
                 except (ConnectionClosed, trio.TooSlowError) as exc:
                     self._break_session(f"sending failed: {exc!r}")
                     raise SignalingError("the connection to the signaling server broke") from exc
+                now = trio.current_time()
+                for _, ticket in batch:
+                    if ticket is not None:
+                        self._written(ticket, now)
 
-    async def _pace(self) -> None:
-        """Wait until the token bucket allows one more message (cancellable; nothing popped)."""
+    def _written(self, ticket: Ticket, now: float) -> None:
+        """``ticket``'s request is written: its answer is due from now (the core says when)."""
+        self._core.written(ticket, now)
+        if isinstance(ticket.handle, _Waiter):
+            ticket.handle.scope.deadline = ticket.deadline
+
+    async def _pace(self, wanted: int) -> int:
+        """Wait until the token bucket allows a message; take up to ``wanted`` tokens.
+
+        Returns:
+            How many messages may be written now (at least 1; ``wanted``
+            without a send rate). Cancellable: nothing is popped yet.
+        """
         if self._send_rate is None:
-            return
+            return wanted
         rate, burst = self._send_rate
         if self._bucket is None:
             self._bucket = TokenBucket(rate, burst, trio.current_time())
         # Pacing: sleeping until the next token is the point of this loop.
         while not self._bucket.take(trio.current_time()):  # noqa: ASYNC110
             await trio.sleep(self._bucket.wait_time())
+        taken, now = 1, trio.current_time()
+        while taken < wanted and self._bucket.take(now):
+            taken += 1
+        return taken
 
     def _flush_later(self) -> None:
-        if self._outbox and self._session_nursery is not None:
+        """Have a task write the outbox (one at a time waits to, however often called)."""
+        if self._outbox and self._session_nursery is not None and not self._flush_started:
+            self._flush_started = True
             self._session_nursery.start_soon(self._flush_quietly)
 
     async def _flush_quietly(self) -> None:
+        self._flush_started = False  # what is queued from now on, this flush or the next writes
         with contextlib.suppress(SignalingError):  # the session is ending with what it had
             await self._flush()
 
@@ -260,36 +297,20 @@ class ClientDriver:
         while not self._closed:
             self._break_reason = None
             try:
-                # The whole opening handshake is bounded: trio-websocket's
-                # connect_timeout leaves its reader task waiting on a server that
-                # accepts TCP and never answers the upgrade, and the attempt hangs.
-                # (Twice the timeout: its own ConnectionTimeout comes first where it works.)
-                opening_deadline = trio.current_time() + 2 * self._timeout
-                with trio.CancelScope(deadline=opening_deadline) as opening:
-                    async with open_websocket_url(
-                        self._url,
-                        self._ssl_context,
-                        message_queue_size=_MESSAGE_QUEUE_SIZE,
-                        max_message_size=MAX_MESSAGE_LENGTH,
-                        connect_timeout=self._timeout,
-                        disconnect_timeout=CLOSE_TIMEOUT,
-                    ) as ws:
-                        opening.deadline = math.inf  # open: the session bounds its own waits
-                        reason = await self._run_session(ws)
-                if opening.cancelled_caught:
-                    raise trio.TooSlowError(
-                        f"no WebSocket handshake from {self._url} within {2 * self._timeout:g} s"
-                    )
+                async with open_client_websocket(
+                    self._url,
+                    self._ssl_context,
+                    connect_timeout=self._timeout,
+                    close_timeout=CLOSE_TIMEOUT,
+                    max_message_size=MAX_MESSAGE_LENGTH,
+                ) as ws:
+                    reason = await self._run_session(ws)
             except JoinRejectedError as exc:
                 reason, error = str(exc), exc
             except (HandshakeError, OSError, ConnectionClosed, trio.TooSlowError) as exc:
                 # We ended the session on purpose (keepalive, a failed write):
                 # that is the reason, not how closing the dead WebSocket went.
                 reason = self._break_reason or describe(exc)
-                if isinstance(exc, ConnectionTimeout) and self._task_status is not None:
-                    # trio-websocket waits out the timeout when TLS fails: say why.
-                    with trio.move_on_after(self._timeout):
-                        reason = await tls_failure(self._url, self._ssl_context) or reason
                 error = SignalingError(f"cannot join {self._url}: {reason}")
                 error.__cause__ = exc
             else:
@@ -314,7 +335,7 @@ class ClientDriver:
             self._rejoin_now = trio.Event()
         await self._close()
 
-    async def _run_session(self, ws: WebSocketConnection) -> str:
+    async def _run_session(self, ws: ClientWebSocket) -> str:
         """Knock, wait for ``acknowledged``, then read until the WebSocket closes.
 
         Returns:
@@ -330,6 +351,7 @@ class ClientDriver:
         async with trio.open_nursery() as nursery:
             self._ws = ws
             self._session_nursery = nursery
+            self._flush_started = False
             self._break_reason = None
             self._bucket = None
             try:
@@ -349,30 +371,32 @@ class ClientDriver:
             raise SignalingError(self._break_reason or "the session ended before the join")
         return self._break_reason or reason
 
-    async def _join(self, ws: WebSocketConnection) -> None:
+    async def _join(self, ws: ClientWebSocket) -> None:
         await self._apply(self._core.connection_made(trio.current_time()))  # the knock
         while self._core.joining:
             with trio.fail_at(self._core.join_deadline):
-                data = await ws.get_message()
-            await self._handle(data)
+                batch = await ws.receive()
+            await self._handle(batch)
         if self._protocol.join_state is JoinState.REJECTED:
             raise JoinRejectedError(f"the subnet {self._protocol.subnet} of {self._url} is full")
         if self._task_status is not None:
             self._task_status.started()
             self._task_status = None
 
-    async def _read(self, ws: WebSocketConnection) -> str:
-        """Feed frames to the state machine until the WebSocket closes; return why."""
+    async def _read(self, ws: ClientWebSocket) -> str:
+        """Feed frames to the state machine until the WebSocket closes; return why.
+
+        Every message of one read is handled in one step (one write of the
+        replies, one scheduler round), however many came.
+        """
         while True:
             try:
-                await self._receive(ws)
+                batch = await ws.receive()
             except ConnectionClosed as exc:
                 return describe(exc)
+            await self._handle(batch)
 
-    async def _receive(self, ws: WebSocketConnection) -> None:
-        await self._handle(await ws.get_message())
-
-    async def _keep_alive(self, ws: WebSocketConnection, policy: ConsentPolicy) -> None:
+    async def _keep_alive(self, ws: ClientWebSocket, policy: ConsentPolicy) -> None:
         """Ping the server as ``policy`` says; end the session when it stops answering.
 
         Any frame from the server counts as an answer too. The decisions
@@ -398,7 +422,7 @@ class ClientDriver:
                     await self._liveness_changed.wait()
 
     async def _ping(
-        self, ws: WebSocketConnection, liveness: ConsentFreshness, policy: ConsentPolicy
+        self, ws: ClientWebSocket, liveness: ConsentFreshness, policy: ConsentPolicy
     ) -> None:
         """One ping: its pong (within one stretched interval) answers it."""
         with trio.move_on_after(policy.interval * (1 + policy.jitter)) as waiting:
@@ -412,11 +436,16 @@ class ClientDriver:
             liveness.check_answered(trio.current_time())
         self._liveness_changed.set()
 
-    async def _handle(self, data: str | bytes) -> None:
-        logger.debug("received %s", data)
+    async def _handle(self, batch: list[str | bytes]) -> None:
+        """Feed ``batch`` to the core, then carry out all it says at once."""
+        now = trio.current_time()
         if self._liveness is not None:  # any frame shows the connection is alive
-            self._liveness.check_answered(trio.current_time())
-        await self._apply(self._core.receive_data(data, trio.current_time()))
+            self._liveness.check_answered(now)
+        outputs: list[Output] = []
+        for data in batch:
+            logger.debug("received %s", data)
+            outputs += self._core.receive_data(data, now)
+        await self._apply(outputs, write=False)
 
     def _break_session(self, reason: str) -> None:
         """End the current session from inside (a write failed)."""
@@ -435,24 +464,29 @@ class ClientDriver:
 
     # --- applying the core's outputs ------------------------------------------------------
 
-    async def _apply(self, outputs: list[Output]) -> Retry | Stop | None:
+    async def _apply(self, outputs: list[Output], *, write: bool = True) -> Retry | Stop | None:
         """Carry out ``outputs``: queue, wake, then write and publish; returns the verdict.
 
         Every message enters the outbox before anything waits, so messages go
         out in the order the core made them (the order it expects answers in).
+        ``write=False`` (the reader) leaves the writing to a task instead of
+        waiting for it: a reader that waited for a paced outbox would stop
+        reading the answers to what it wrote.
         """
         verdict: Retry | Stop | None = None
         events: list[Event] = []
         for output in outputs:
             if isinstance(output, Send):
-                self._outbox.extend(output.messages)
+                self._queue(output)
             elif isinstance(output, Publish):
                 events.append(output.event)
             elif isinstance(output, Retry | Stop):
                 verdict = output
             else:
                 self._apply_one(output)
-        if self._outbox:
+        if not write:
+            self._flush_later()
+        elif self._outbox:
             await self._send_quietly([])
         for event in events:
             await self._publish(event)
@@ -462,7 +496,7 @@ class ClientDriver:
         """:meth:`_apply` without waiting: messages are sent by a task, events dropped if full."""
         for output in outputs:
             if isinstance(output, Send):
-                self._outbox.extend(output.messages)
+                self._queue(output)
                 self._flush_later()
             elif isinstance(output, Publish):
                 with contextlib.suppress(
@@ -472,10 +506,16 @@ class ClientDriver:
             elif not isinstance(output, Retry | Stop):
                 self._apply_one(output)
 
+    def _queue(self, send: Send) -> None:
+        """Put ``send``'s messages in the outbox, its ticket beside the last one."""
+        *first, last = send.messages
+        self._outbox.extend((message, None) for message in first)
+        self._outbox.append((last, send.ticket))
+
     def _apply_one(self, output: Output) -> None:
         if isinstance(output, Settled):
-            if isinstance(output.ticket.handle, trio.Event):
-                output.ticket.handle.set()
+            if isinstance(output.ticket.handle, _Waiter):
+                output.ticket.handle.done.set()
         elif isinstance(output, Deliver):
             send, _ = self._accept_channel(output.alias)
             try:
@@ -498,7 +538,7 @@ class ClientDriver:
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self._events_send.send(event)  # (unless nobody listens any more)
 
-    async def _send_quietly(self, messages: list[Message]) -> None:
+    async def _send_quietly(self, messages: list[tuple[Message, Ticket | None]]) -> None:
         with contextlib.suppress(SignalingError):  # the session is ending: the server forgets
             await self._send(messages)
 

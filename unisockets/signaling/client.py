@@ -5,16 +5,21 @@ A thin trio driver (docs/index.md, "The layers") around
 decision (the same core drives the browser's client): request bookkeeping
 and timeouts, the undoing of late successes, what a reconnection restores
 or loses, session numbers, which events the node sees, reconnection backoff.
-This module moves its messages over trio-websocket, turns its outputs into
-return values and exceptions, and runs the tasks.
+This module moves its messages over a WebSocket of its own on wsproto
+(``_client_connection``: every message of one read is handled in one step,
+and the outbox is written with one write, so a busy trio run does not make
+each message wait a scheduler round), turns the core's outputs into return
+values and exceptions, and runs the tasks.
 
 How it runs (all tasks in the nursery of :func:`open_signaling_client`):
 
 - One *session* per WebSocket: knock, wait for ``acknowledged``, then a
-  reader task feeds every frame to the core and carries out what it says:
+  reader task feeds every frame of each read to the core and carries out
+  what it says, all at once:
   settled requests wake their callers; peer events go to
   :attr:`SignalingClient.events`.
-- Every message goes out through one outbox, written in order under one lock.
+- Every message goes out through one outbox, written in order under one
+  lock, as many messages per write as the pacing allows.
   Messages enter the outbox in the order the core made them, which is the
   order it expects the server to answer them in.
 - The outbox is paced by a token bucket (``send_rate``), by default a little
@@ -24,7 +29,9 @@ How it runs (all tasks in the nursery of :func:`open_signaling_client`):
   down instead of being disconnected for flooding (close 1008).
 - Requests (:meth:`~SignalingClient.bind`, :meth:`~SignalingClient.connect`,
   :meth:`~SignalingClient.shutdown`) wait for their answer up to
-  ``request_timeout`` seconds (then :class:`TimeoutError`). They are
+  ``request_timeout`` seconds, counted from when the request is written
+  to the WebSocket (time spent behind other messages in the paced outbox
+  does not count; then :class:`TimeoutError`). They are
   cancel-safe: cancelling one cancels it in the core, and a success that
   arrives after all is undone (a ``shutdown`` of the alias it got).
 - When the WebSocket breaks, waiting requests fail at once with
