@@ -45,6 +45,9 @@ Decisions it owns:
   (:attr:`Connection.session`): a shutdown for an ended session, or any
   shutdown made while disconnected, sends nothing (the server forgot our
   aliases with the session; the alias may belong to a newer connection).
+  A bind or connect in flight when its connection ends is carried over to
+  the next session within its deadline (a shutdown in flight is done: the
+  server forgot the alias); only a core that stops fails them.
 - **Dispatch.** Which protocol events the node sees (:data:`TRANSPORT_EVENTS`),
   where an incoming connection goes, when to send ``accepting`` again.
 - **Reconnection.** After a loss: :class:`Retry` with a capped, jittered
@@ -323,9 +326,16 @@ class SignalingSession:
     def connection_lost(self, reason: str, now: float) -> list[Output]:
         """The WebSocket closed (or an attempt never opened one): end the session, decide next.
 
-        Requests sent in the session fail (``SIGNALING``); requests not sent
-        yet keep waiting; bound aliases are kept for the next session.
-        Idempotent for the session (:attr:`session` grows once).
+        When the core reconnects (:class:`Retry`), requests the session was
+        answering are carried over: a bind or a connect waits for the next
+        session (within its deadline; one that was never written gets
+        ``request_timeout`` from now), as one made while disconnected does,
+        and is sent again there (the server forgot what the ended session
+        asked); a shutdown succeeds, since the server forgot the alias with
+        the session (the session rule: nothing is released in a later one).
+        When it stops, they fail (``SIGNALING``). Requests not sent yet keep
+        waiting; bound aliases are kept for the next session. Idempotent for
+        the session (:attr:`session` grows once).
 
         Args:
             reason: why, for the failures and :class:`~unisockets.protocol.events.Disconnected`.
@@ -338,7 +348,8 @@ class SignalingSession:
         """
         out: list[Output] = []
         if self._up:
-            self._end(reason, out)
+            retrying = not self._closed and self._ever_joined and self._reconnect
+            self._end(reason, out, carry_over_at=now if retrying else None)
         if self._closed:
             return out
         if not self._ever_joined or not self._reconnect:
@@ -743,14 +754,38 @@ class SignalingSession:
                 out.append(Send(tuple(messages)))
         out.append(AliasLost(alias, reason))
 
-    def _end(self, reason: str, out: list[Output]) -> None:
-        """The current connection is gone: fail what it was answering."""
+    def _end(self, reason: str, out: list[Output], *, carry_over_at: float | None = None) -> None:
+        """The current connection is gone: fail what it was answering, or carry it over.
+
+        Args:
+            reason: why.
+            out: the outputs so far.
+            carry_over_at: the time now when another session follows (the
+                callers' requests wait for it), None to fail them.
+        """
         self._up = False
         self._session += 1
         self.join_deadline = math.inf
+        carried: list[Ticket] = []
         for event in self.protocol.connection_lost(reason):
             if isinstance(event, RequestFailed):
-                self._answer(event, out)
+                ticket = self._sent.get(event.request)
+                if carry_over_at is None or ticket is None or ticket.internal or ticket.done:
+                    self._answer(event, out)
+                    continue
+                del self._sent[event.request]
+                if ticket.kind is RequestKind.SHUTDOWN:
+                    out.append(Log(logging.DEBUG, f"{ticket.target} was released: {reason}"))
+                    self._settle(ticket, None, out)
+                    for bind in carried:  # made before it: undo their success, as in shutdown()
+                        bind.release |= (
+                            bind.kind is RequestKind.BIND and bind.target == ticket.target
+                        )
+                    continue
+                ticket.request = ticket.session = None
+                if ticket.deadline == math.inf:  # never written: it gets its full time
+                    ticket.deadline = carry_over_at + self.request_timeout
+                carried.append(ticket)
             elif isinstance(event, Disconnected) and not self._closed:
                 out.append(
                     Log(logging.WARNING, f"lost the signaling server as {event.id}: {reason}")
@@ -760,6 +795,7 @@ class SignalingSession:
             ticket._done = True
         self._sent.clear()
         self._restoring.clear()
+        self._queued[:0] = carried  # before the requests made later
 
     def _close(self, reason: str, out: list[Output]) -> None:
         self._closed = True

@@ -144,6 +144,7 @@ class ClientDriver:
         self._outbox: deque[tuple[Message, Ticket | None]] = deque()
         self._flush_started = False  # a task that will write the outbox is started
         self._accepts: dict[str, _AcceptChannel] = {}
+        self._waiting: set[Ticket] = set()  # the requests callers wait for
         self._events_send, self.events = trio.open_memory_channel[Event](event_buffer)
 
     async def _close(self) -> None:
@@ -173,6 +174,7 @@ class ClientDriver:
         await trio.lowlevel.checkpoint_if_cancelled()  # no side effect when already cancelled
         ticket, outputs = start(trio.current_time())
         waiter = ticket.handle = _Waiter(ticket.deadline)
+        self._waiting.add(ticket)
         try:
             with waiter.scope:  # its deadline moves with the ticket's (see _written)
                 await self._apply(outputs)
@@ -182,6 +184,8 @@ class ClientDriver:
         except BaseException:
             self._apply_now(self._core.give_up(ticket))
             raise
+        finally:
+            self._waiting.discard(ticket)
         if ticket.error is not None:
             raise request_error(ticket.error)
         return ticket
@@ -460,7 +464,11 @@ class ClientDriver:
         self._outbox.clear()
         if self._joined.is_set() and not self._closed:
             self._joined = trio.Event()
-        return self._core.connection_lost(reason, trio.current_time())
+        outputs = self._core.connection_lost(reason, trio.current_time())
+        for ticket in self._waiting:  # carried over to the next session: with a new deadline
+            if isinstance(ticket.handle, _Waiter):
+                ticket.handle.scope.deadline = ticket.deadline
+        return outputs
 
     # --- applying the core's outputs ------------------------------------------------------
 

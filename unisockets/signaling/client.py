@@ -34,9 +34,14 @@ How it runs (all tasks in the nursery of :func:`open_signaling_client`):
   does not count; then :class:`TimeoutError`). They are
   cancel-safe: cancelling one cancels it in the core, and a success that
   arrives after all is undone (a ``shutdown`` of the alias it got).
-- When the WebSocket breaks, waiting requests fail at once with
-  :class:`~unisockets.signaling.errors.SignalingError`; the client reconnects
-  with capped, jittered exponential backoff and knocks again. Back with the
+- When the WebSocket breaks (or is found dead), the client reconnects with
+  capped, jittered exponential backoff and knocks again. Requests it was
+  answering wait for the next session within their timeout, and are sent
+  again there: the server forgot what the ended session asked. A shutdown
+  it was answering is done (the server forgot the alias with the session,
+  and a newer connection may hold the same alias by now). Only a client
+  that stops (``reconnect=False``, or closed) fails them with
+  :class:`~unisockets.signaling.errors.SignalingError`. Back with the
   same id, it binds its aliases again and accepts again where it accepted;
   with a new id it emits :class:`~unisockets.protocol.events.IdChanged` and
   forgets its aliases (their waiting accepts fail). Requests made while
@@ -157,7 +162,8 @@ class SignalingClient(ClientDriver):
                 alias is taken, or its address became another node's),
                 ``EADDRNOTAVAIL`` when ``alias`` is on the id of a node we know.
             TimeoutError: no answer within ``request_timeout`` seconds.
-            SignalingError: the connection broke first, or the client is closed.
+            SignalingError: the client closed first (or lost the server
+                with ``reconnect=False``).
         """
         await self._call(lambda now: self._core.bind(alias, now))
 
@@ -225,7 +231,8 @@ class SignalingClient(ClientDriver):
             ConnectionRefusedError: ``ECONNREFUSED``: nobody accepts on ``remote_alias``.
             OSError: ``EINVAL`` for a malformed alias.
             TimeoutError: no answer within ``request_timeout`` seconds.
-            SignalingError: the connection broke first, or the client is closed.
+            SignalingError: the client closed first (or lost the server
+                with ``reconnect=False``).
         """
         local_alias, remote_alias, remote_id, _ = await self.connect_in_session(remote_alias)
         return local_alias, remote_alias, remote_id
@@ -244,7 +251,8 @@ class SignalingClient(ClientDriver):
             ConnectionRefusedError: ``ECONNREFUSED``: nobody accepts on ``remote_alias``.
             OSError: ``EINVAL`` for a malformed alias.
             TimeoutError: no answer within ``request_timeout`` seconds.
-            SignalingError: the connection broke first, or the client is closed.
+            SignalingError: the client closed first (or lost the server
+                with ``reconnect=False``).
         """
         ticket = await self._call(lambda now: self._core.connect(remote_alias, now))
         result = ticket.result
@@ -270,8 +278,9 @@ class SignalingClient(ClientDriver):
             OSError: ``EINVAL`` when the server says we do not hold ``alias``,
                 ``EADDRNOTAVAIL`` when it is not on our id.
             TimeoutError: no answer within ``request_timeout`` seconds.
-            SignalingError: the connection broke first (the server forgets a
-                node's aliases when it leaves), or the client is closed.
+            SignalingError: the client is closed (or lost the server with
+                ``reconnect=False``). A connection that breaks first is no
+                error: the server forgot the alias with the session.
         """
         await self._call(lambda now: self._core.shutdown(alias, now, session=session))
 
