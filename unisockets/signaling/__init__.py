@@ -14,8 +14,10 @@
   (:func:`open_signaling_client`) over
   :class:`~unisockets.protocol.SignalingClientProtocol` and a batched
   WebSocket of its own on wsproto (``_client_connection``), with
-  reconnection and send pacing; its tasks, outbox and requests are
-  ``_client_driver``'s, its words for a failed WebSocket ``_client_websocket``'s.
+  reconnection and send pacing; its tasks are ``_client_driver``'s, its
+  outbox ``_client_outbox``'s, its pings ``_client_keepalive``'s, what its
+  callers wait on ``_client_requests``'s, its words for a failed WebSocket
+  ``_client_websocket``'s.
 """
 
 from .client import SignalingClient, open_signaling_client

@@ -3,8 +3,10 @@
 What the module docstring of :mod:`unisockets.signaling.client` describes,
 as trio code: one WebSocket session at a time (knock, join, read, end,
 reconnect after the core's backoff), requests that wait for the core to
-settle them, the one paced outbox every message goes through in order, and
-the carrying out of the session core's outputs. The public methods are
+settle them, and the carrying out of the session core's outputs. Its parts:
+the WebSocket (``_client_connection``), the paced outbox every message goes
+through in order (``_client_outbox``), the keepalive (``_client_keepalive``),
+what callers wait on (``_client_requests``). The public methods are
 :class:`~unisockets.signaling.client.SignalingClient`'s.
 """
 
@@ -12,9 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import ssl
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -24,17 +24,14 @@ from unisockets.protocol import (
     MAX_MESSAGE_LENGTH,
     LocalProtocolError,
     Message,
-    encode,
 )
 from unisockets.protocol.client_states import JoinState
-from unisockets.protocol.consent import EXPIRE, SEND_CHECK, ConsentFreshness, ConsentPolicy
+from unisockets.protocol.consent import ConsentPolicy
 from unisockets.protocol.events import Event
-from unisockets.protocol.pacing import DEFAULT_SEND_RATE, TokenBucket, check_send_rate
+from unisockets.protocol.pacing import DEFAULT_SEND_RATE, check_send_rate
 from unisockets.protocol.session import (
     AliasLost,
     Deliver,
-    Failure,
-    FailureKind,
     Log,
     Output,
     Publish,
@@ -53,35 +50,22 @@ from ._client_connection import (
     HandshakeError,
     open_client_websocket,
 )
+from ._client_keepalive import Keepalive
+from ._client_outbox import Outbox
+from ._client_requests import AcceptQueues, Waiters, request_error
 from ._client_websocket import describe
 from .errors import JoinRejectedError, SignalingError
 
 logger: Final = logging.getLogger("unisockets.signaling.client")
 
-#: Incoming connections queued per bound alias before new ones are dropped (logged).
-MAX_PENDING_ACCEPTS: Final = 1024
 #: Seconds a normal close of the WebSocket may take before it is cut.
 CLOSE_TIMEOUT: Final = 2.0
-#: Most messages written to the WebSocket with one write.
-MAX_BATCH: Final = 512
-_AcceptChannel = tuple[trio.MemorySendChannel[str], trio.MemoryReceiveChannel[str]]
 
 
 #: The client's WebSocket keepalive by default: a ping every 12-18 s (under the
 #: 20 s after which some NATs drop an idle TCP connection), dead after 45 s
 #: without an answer and 3 unanswered pings.
 DEFAULT_KEEPALIVE: Final = ConsentPolicy(interval=15.0, jitter=0.2, lifetime=45.0)
-
-
-class _Waiter:
-    """What a caller of a request waits on: its settlement, within its deadline."""
-
-    __slots__ = ("done", "scope")
-
-    def __init__(self, deadline: float) -> None:
-        self.done = trio.Event()
-        #: moved when the deadline moves (the request was written; a new session)
-        self.scope = trio.CancelScope(deadline=deadline)
 
 
 class ClientDriver:
@@ -107,8 +91,7 @@ class ClientDriver:
     ) -> None:
         if event_buffer < 1:
             raise ValueError(f"event_buffer must be at least 1, got {event_buffer!r}")
-        self._send_rate = check_send_rate(send_rate)
-        self._bucket: TokenBucket | None = None  # one per session: the server's starts full too
+        send_rate = check_send_rate(send_rate)
         try:
             self._core = SignalingSession(
                 subnet,
@@ -130,8 +113,7 @@ class ClientDriver:
         self._timeout = request_timeout
         self._closed = False
         self._keepalive = keepalive
-        self._liveness: ConsentFreshness | None = None  # the current session's pings
-        self._liveness_changed = trio.Event()
+        self._liveness: Keepalive | None = None  # the current session's pings
         self._rejoin_now = trio.Event()  # set by rejoin(): cut the backoff short
         self._task_status: trio.TaskStatus[None] | None = None
         # The current WebSocket and its nursery (None between sessions).
@@ -139,12 +121,9 @@ class ClientDriver:
         self._session_nursery: trio.Nursery | None = None
         self._break_reason: str | None = None
         self._joined = trio.Event()  # set while joined (and once closed, to wake waiters)
-        self._send_lock = trio.Lock()
-        #: messages to write, in order, each with the ticket whose request it completes
-        self._outbox: deque[tuple[Message, Ticket | None]] = deque()
-        self._flush_started = False  # a task that will write the outbox is started
-        self._accepts: dict[str, _AcceptChannel] = {}
-        self._waiting: set[Ticket] = set()  # the requests callers wait for
+        self._outbox = Outbox(send_rate, request_timeout, self._written, self._break_session)
+        self._accepts = AcceptQueues()
+        self._waiters = Waiters()  # the requests callers wait for
         self._events_send, self.events = trio.open_memory_channel[Event](event_buffer)
 
     async def _close(self) -> None:
@@ -159,8 +138,7 @@ class ClientDriver:
                 await ws.aclose()
         self._end_session("the signaling client was closed")
         self._joined.set()  # wake calls waiting for a session: they see the client closed
-        for alias in list(self._accepts):
-            self._lose_alias(alias)
+        self._accepts.lose_all()
         self._events_send.close()
 
     # --- requests -------------------------------------------------------------------------
@@ -173,19 +151,15 @@ class ClientDriver:
         """
         await trio.lowlevel.checkpoint_if_cancelled()  # no side effect when already cancelled
         ticket, outputs = start(trio.current_time())
-        waiter = ticket.handle = _Waiter(ticket.deadline)
-        self._waiting.add(ticket)
         try:
-            with waiter.scope:  # its deadline moves with the ticket's (see _written)
-                await self._apply(outputs)
+            with self._waiters.waiting(ticket) as waiter, waiter.scope:
+                await self._apply(outputs)  # (the scope's deadline follows the ticket's)
                 await waiter.done.wait()
             if not ticket.done:
                 self._apply_now(self._core.expire(trio.current_time()))
         except BaseException:
             self._apply_now(self._core.give_up(ticket))
             raise
-        finally:
-            self._waiting.discard(ticket)
         if ticket.error is not None:
             raise request_error(ticket.error)
         return ticket
@@ -199,7 +173,7 @@ class ClientDriver:
                     message = build()
                 except LocalProtocolError as exc:
                     raise ValueError(str(exc)) from None
-                await self._send([(message, None)])
+                await self._outbox.send([(message, None)])
         except trio.TooSlowError:
             raise TimeoutError("not connected to the signaling server") from None
 
@@ -210,87 +184,10 @@ class ClientDriver:
         if self._closed:
             raise SignalingError("the signaling client is closed")
 
-    # --- writing --------------------------------------------------------------------------
-
-    async def _send(self, messages: list[tuple[Message, Ticket | None]]) -> None:
-        """Queue ``messages`` and write the outbox; a cancelled write is finished later."""
-        self._outbox.extend(messages)
-        try:
-            await self._flush()
-        except trio.Cancelled:
-            self._flush_later()
-            raise
-
-    async def _flush(self) -> None:
-        """Write the outbox in order under the send lock.
-
-        Raises:
-            SignalingError: the session ended before the outbox was written.
-        """
-        session = self._core.session
-        async with self._send_lock:
-            while self._outbox:
-                ws = self._ws
-                if ws is None or session != self._core.session:
-                    raise SignalingError("the connection to the signaling server was lost")
-                count = await self._pace(min(len(self._outbox), MAX_BATCH))
-                if session != self._core.session:
-                    raise SignalingError("the connection to the signaling server was lost")
-                # Everything the bucket allows goes out with one write (one scheduler round).
-                batch = [self._outbox.popleft() for _ in range(min(count, len(self._outbox)))]
-                texts = [encode(message) for message, _ in batch]
-                if logger.isEnabledFor(logging.DEBUG):
-                    for text in texts:
-                        logger.debug("sending %s", text)
-                try:
-                    # A half-written frame would break the WebSocket: never cancel a write.
-                    with trio.CancelScope(shield=True):
-                        with trio.fail_after(self._timeout):
-                            await ws.send(texts)
-                except (ConnectionClosed, trio.TooSlowError) as exc:
-                    self._break_session(f"sending failed: {exc!r}")
-                    raise SignalingError("the connection to the signaling server broke") from exc
-                now = trio.current_time()
-                for _, ticket in batch:
-                    if ticket is not None:
-                        self._written(ticket, now)
-
     def _written(self, ticket: Ticket, now: float) -> None:
         """``ticket``'s request is written: its answer is due from now (the core says when)."""
         self._core.written(ticket, now)
-        if isinstance(ticket.handle, _Waiter):
-            ticket.handle.scope.deadline = ticket.deadline
-
-    async def _pace(self, wanted: int) -> int:
-        """Wait until the token bucket allows a message; take up to ``wanted`` tokens.
-
-        Returns:
-            How many messages may be written now (at least 1; ``wanted``
-            without a send rate). Cancellable: nothing is popped yet.
-        """
-        if self._send_rate is None:
-            return wanted
-        rate, burst = self._send_rate
-        if self._bucket is None:
-            self._bucket = TokenBucket(rate, burst, trio.current_time())
-        # Pacing: sleeping until the next token is the point of this loop.
-        while not self._bucket.take(trio.current_time()):  # noqa: ASYNC110
-            await trio.sleep(self._bucket.wait_time())
-        taken, now = 1, trio.current_time()
-        while taken < wanted and self._bucket.take(now):
-            taken += 1
-        return taken
-
-    def _flush_later(self) -> None:
-        """Have a task write the outbox (one at a time waits to, however often called)."""
-        if self._outbox and self._session_nursery is not None and not self._flush_started:
-            self._flush_started = True
-            self._session_nursery.start_soon(self._flush_quietly)
-
-    async def _flush_quietly(self) -> None:
-        self._flush_started = False  # what is queued from now on, this flush or the next writes
-        with contextlib.suppress(SignalingError):  # the session is ending with what it had
-            await self._flush()
+        self._waiters.retime(ticket)
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -355,9 +252,8 @@ class ClientDriver:
         async with trio.open_nursery() as nursery:
             self._ws = ws
             self._session_nursery = nursery
-            self._flush_started = False
+            self._outbox.start_session(ws, nursery)
             self._break_reason = None
-            self._bucket = None
             try:
                 await self._join(ws)
                 joined = True
@@ -365,7 +261,8 @@ class ClientDriver:
                 failure = exc
             else:
                 if self._keepalive is not None:
-                    nursery.start_soon(self._keep_alive, ws, self._keepalive)
+                    self._liveness = Keepalive(ws, self._keepalive, self._break_session)
+                    nursery.start_soon(self._liveness.run)
                 reason = await self._read(ws)
             nursery.cancel_scope.cancel()
         self._liveness = None
@@ -400,51 +297,11 @@ class ClientDriver:
                 return describe(exc)
             await self._handle(batch)
 
-    async def _keep_alive(self, ws: ClientWebSocket, policy: ConsentPolicy) -> None:
-        """Ping the server as ``policy`` says; end the session when it stops answering.
-
-        Any frame from the server counts as an answer too. The decisions
-        (when to ping, when the connection is dead) are
-        :class:`~unisockets.protocol.consent.ConsentFreshness`'s.
-        """
-        liveness = self._liveness = ConsentFreshness(trio.current_time(), policy, random.Random())
-        async with trio.open_nursery() as pings:
-            while True:
-                action = liveness.poll(trio.current_time())
-                if action is SEND_CHECK:
-                    pings.start_soon(self._ping, ws, liveness, policy)
-                    continue
-                if action is EXPIRE:
-                    silent = trio.current_time() - liveness.last_answer
-                    self._break_session(
-                        f"no answer from the signaling server for {silent:.0f} s "
-                        f"({liveness.unanswered} pings): the connection is dead"
-                    )
-                    return
-                self._liveness_changed = trio.Event()
-                with trio.move_on_at(liveness.deadline()):
-                    await self._liveness_changed.wait()
-
-    async def _ping(
-        self, ws: ClientWebSocket, liveness: ConsentFreshness, policy: ConsentPolicy
-    ) -> None:
-        """One ping: its pong (within one stretched interval) answers it."""
-        with trio.move_on_after(policy.interval * (1 + policy.jitter)) as waiting:
-            try:
-                await ws.ping()
-            except ConnectionClosed:
-                return  # the session is ending anyway
-        if waiting.cancelled_caught:
-            liveness.check_unanswered(trio.current_time())
-        else:
-            liveness.check_answered(trio.current_time())
-        self._liveness_changed.set()
-
     async def _handle(self, batch: list[str | bytes]) -> None:
         """Feed ``batch`` to the core, then carry out all it says at once."""
         now = trio.current_time()
         if self._liveness is not None:  # any frame shows the connection is alive
-            self._liveness.check_answered(now)
+            self._liveness.heard(now)
         outputs: list[Output] = []
         for data in batch:
             logger.debug("received %s", data)
@@ -461,13 +318,11 @@ class ClientDriver:
         """Forget the connection; returns what the core says (failed requests, what next)."""
         self._ws = None
         self._session_nursery = None
-        self._outbox.clear()
+        self._outbox.end_session()
         if self._joined.is_set() and not self._closed:
             self._joined = trio.Event()
         outputs = self._core.connection_lost(reason, trio.current_time())
-        for ticket in self._waiting:  # carried over to the next session: with a new deadline
-            if isinstance(ticket.handle, _Waiter):
-                ticket.handle.scope.deadline = ticket.deadline
+        self._waiters.retime()  # requests carried over to the next session: new deadlines
         return outputs
 
     # --- applying the core's outputs ------------------------------------------------------
@@ -485,7 +340,7 @@ class ClientDriver:
         events: list[Event] = []
         for output in outputs:
             if isinstance(output, Send):
-                self._queue(output)
+                self._outbox.queue(output)
             elif isinstance(output, Publish):
                 events.append(output.event)
             elif isinstance(output, Retry | Stop):
@@ -493,9 +348,9 @@ class ClientDriver:
             else:
                 self._apply_one(output)
         if not write:
-            self._flush_later()
+            self._outbox.flush_later()
         elif self._outbox:
-            await self._send_quietly([])
+            await self._outbox.send_quietly()
         for event in events:
             await self._publish(event)
         return verdict
@@ -504,8 +359,8 @@ class ClientDriver:
         """:meth:`_apply` without waiting: messages are sent by a task, events dropped if full."""
         for output in outputs:
             if isinstance(output, Send):
-                self._queue(output)
-                self._flush_later()
+                self._outbox.queue(output)
+                self._outbox.flush_later()
             elif isinstance(output, Publish):
                 with contextlib.suppress(
                     trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError
@@ -514,29 +369,13 @@ class ClientDriver:
             elif not isinstance(output, Retry | Stop):
                 self._apply_one(output)
 
-    def _queue(self, send: Send) -> None:
-        """Put ``send``'s messages in the outbox, its ticket beside the last one."""
-        *first, last = send.messages
-        self._outbox.extend((message, None) for message in first)
-        self._outbox.append((last, send.ticket))
-
     def _apply_one(self, output: Output) -> None:
         if isinstance(output, Settled):
-            if isinstance(output.ticket.handle, _Waiter):
-                output.ticket.handle.done.set()
+            self._waiters.settled(output.ticket)
         elif isinstance(output, Deliver):
-            send, _ = self._accept_channel(output.alias)
-            try:
-                send.send_nowait(output.client_alias)
-            except trio.WouldBlock:
-                logger.warning(
-                    "%s has %d connections waiting: dropping %s",
-                    output.alias,
-                    MAX_PENDING_ACCEPTS,
-                    output.client_alias,
-                )
+            self._accepts.deliver(output.alias, output.client_alias)
         elif isinstance(output, AliasLost):
-            self._lose_alias(output.alias)
+            self._accepts.lose(output.alias)
         elif isinstance(output, SessionJoined):
             self._joined.set()
         elif isinstance(output, Log):
@@ -545,28 +384,3 @@ class ClientDriver:
     async def _publish(self, event: Event) -> None:
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self._events_send.send(event)  # (unless nobody listens any more)
-
-    async def _send_quietly(self, messages: list[tuple[Message, Ticket | None]]) -> None:
-        with contextlib.suppress(SignalingError):  # the session is ending: the server forgets
-            await self._send(messages)
-
-    def _accept_channel(self, alias: str) -> _AcceptChannel:
-        channel = self._accepts.get(alias)
-        if channel is None:
-            channel = self._accepts[alias] = trio.open_memory_channel[str](MAX_PENDING_ACCEPTS)
-        return channel
-
-    def _lose_alias(self, alias: str) -> None:
-        """Waiting accepts on ``alias`` fail once the queued connections are taken."""
-        channel = self._accepts.pop(alias, None)
-        if channel is not None:
-            channel[0].close()
-
-
-def request_error(failure: Failure) -> Exception:
-    """The exception a caller gets for the core's ``failure`` (see the module docstring)."""
-    if failure.kind is FailureKind.OS:
-        return OSError(failure.errno, failure.text)
-    if failure.kind is FailureKind.TIMEOUT:
-        return TimeoutError(failure.text)
-    return SignalingError(failure.text)

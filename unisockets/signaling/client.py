@@ -68,8 +68,9 @@ from unisockets.protocol.session import TRANSPORT_EVENTS
 
 from ._client_driver import CLOSE_TIMEOUT as CLOSE_TIMEOUT
 from ._client_driver import DEFAULT_KEEPALIVE as DEFAULT_KEEPALIVE
-from ._client_driver import MAX_PENDING_ACCEPTS as MAX_PENDING_ACCEPTS
-from ._client_driver import ClientDriver, request_error
+from ._client_driver import ClientDriver
+from ._client_requests import MAX_PENDING_ACCEPTS as MAX_PENDING_ACCEPTS
+from ._client_requests import request_error
 from .errors import JoinRejectedError as JoinRejectedError
 from .errors import SignalingError
 
@@ -187,7 +188,7 @@ class SignalingClient(ClientDriver):
         if failure is not None:
             raise request_error(failure)
         if alias in self._core.accepting:
-            self._accept_channel(alias)
+            self._accepts.channel(alias)
         await self._apply(outputs)  # if the session breaks, the next one sends it
         await trio.lowlevel.checkpoint()
 
@@ -211,7 +212,7 @@ class SignalingClient(ClientDriver):
         await trio.lowlevel.checkpoint_if_cancelled()
         if alias not in self._core.accepting:
             await self.listen(alias)
-        _, receive = self._accept_channel(alias)
+        _, receive = self._accepts.channel(alias)
         try:
             return await receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
