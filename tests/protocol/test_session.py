@@ -233,10 +233,7 @@ def test_a_bind_refused_says_why() -> None:
     assert failure is not None and failure.errno == errno.EINVAL
 
 
-@pytest.mark.parametrize("kind", ["bind", "connect", "shutdown"])
-def test_a_loss_during_a_request_fails_it_and_late_answers_are_ignored(kind: str) -> None:
-    w = World()
-    w.join()
+def _request_in_flight(w: World, kind: str) -> Ticket:
     a = w.a.id
     if kind == "shutdown":
         w.call(w.a.bind(f"{a}:3", w.now))
@@ -247,13 +244,61 @@ def test_a_loss_during_a_request_fails_it_and_late_answers_are_ignored(kind: str
         ticket, out = w.a.connect("10.0.0.1:80", w.now)
     w.apply(out)
     assert w.inbox  # the answer is on its way
-    out = w.lose("the server went away")
-    assert ticket.error is not None and ticket.error.kind is FailureKind.SIGNALING
-    assert any(isinstance(o, Retry) for o in out)
-    assert w.a.bound == set()
-    assert all(w.a.receive_data(encode(m), w.now) == [] for m in w.stale)  # late answers
+    return ticket
+
+
+@pytest.mark.parametrize("kind", ["bind", "connect", "shutdown"])
+def test_a_loss_during_a_request_carries_it_to_the_next_session(kind: str) -> None:
+    w = World()
     w.join()
-    assert w.held() == set()  # nothing restored, nothing leaked
+    a = w.a.id
+    ticket = _request_in_flight(w, kind)
+    out = w.lose("the server went away")
+    assert any(isinstance(o, Retry) for o in out)
+    assert all(w.a.receive_data(encode(m), w.now) == [] for m in w.stale)  # late answers
+    if kind == "shutdown":  # the server forgot the alias with the session: done
+        assert ticket.done and ticket.error is None
+    else:  # waits for the next session, within its deadline
+        assert not ticket.done and ticket.request is None
+        assert w.a.next_deadline() == ticket.deadline == w.now + TIMEOUT
+    assert w.a.bound == set()
+    w.join()  # sent again there, once
+    assert ticket.done and ticket.error is None
+    if kind == "bind":
+        assert w.a.bound == {f"{a}:3"} and w.held() == {f"{a}:3"}
+    elif kind == "connect":
+        assert ticket.result is not None and ticket.result.session == w.a.session
+        assert w.held() == {ticket.result.local_alias}
+    else:
+        assert w.held() == set()  # nothing restored, nothing leaked
+
+
+def test_a_bind_carried_over_is_undone_by_a_shutdown_made_after_it() -> None:
+    # bind :3 and shutdown :3 both in flight when the WebSocket goes: the shutdown is
+    # done with the session; the bind, carried over, must not bind :3 again for good.
+    w = World()
+    w.join()
+    a = w.a.id
+    bind, out = w.a.bind(f"{a}:3", w.now)
+    w.apply(out)
+    shutdown, out = w.a.shutdown(f"{a}:3", w.now)
+    w.apply(out)
+    w.lose()
+    assert shutdown.done and shutdown.error is None and not bind.done
+    w.join()
+    assert bind.done and bind.error is None  # its caller was answered
+    assert w.a.bound == set() and w.held() == set()  # and the shutdown made after it won
+
+
+@pytest.mark.parametrize("kind", ["bind", "connect", "shutdown"])
+def test_a_loss_during_a_request_fails_it_when_no_session_follows(kind: str) -> None:
+    w = World(reconnect=False)
+    w.join()
+    ticket = _request_in_flight(w, kind)
+    out = w.lose("the server went away")
+    assert any(isinstance(o, Stop) for o in out)
+    assert ticket.error is not None and ticket.error.kind is FailureKind.SIGNALING
+    assert w.a.bound == set()
 
 
 def test_requests_made_while_disconnected_wait_for_the_next_session_or_time_out() -> None:

@@ -25,11 +25,13 @@ ids) comes from an injected :class:`random.Random`.
 Decisions it owns:
 
 - **Request bookkeeping.** Each bind, connect or shutdown is a
-  :class:`Ticket` with a deadline (``now + request_timeout``). Made while
-  disconnected, it waits for the next session; :meth:`expire` fails it with a
-  timeout at its deadline. The answer settles it with a result or a
-  :class:`Failure` carrying the errno (``EADDRINUSE``/``EADDRNOTAVAIL`` for a
-  refused bind, ``ECONNREFUSED``, ``EINVAL`` for a refused shutdown).
+  :class:`Ticket` with a deadline (``now + request_timeout``; with
+  ``deadline_from_write``, ``request_timeout`` after the driver wrote it, see
+  :meth:`~SignalingSession.written`). Made while disconnected, it waits for
+  the next session; :meth:`expire` fails it with a timeout at its deadline.
+  The answer settles it with a result or a :class:`Failure` carrying the
+  errno (``EADDRINUSE``/``EADDRNOTAVAIL`` for a refused bind,
+  ``ECONNREFUSED``, ``EINVAL`` for a refused shutdown).
 - **Late successes are undone.** A caller that gives up (cancelled, timed
   out) cancels its request in the protocol; if it already succeeded in the
   current session, the alias it got is shut down.
@@ -43,6 +45,9 @@ Decisions it owns:
   (:attr:`Connection.session`): a shutdown for an ended session, or any
   shutdown made while disconnected, sends nothing (the server forgot our
   aliases with the session; the alias may belong to a newer connection).
+  A bind or connect in flight when its connection ends is carried over to
+  the next session within its deadline (a shutdown in flight is done: the
+  server forgot the alias); only a core that stops fails them.
 - **Dispatch.** Which protocol events the node sees (:data:`TRANSPORT_EVENTS`),
   where an incoming connection goes, when to send ``accepting`` again.
 - **Reconnection.** After a loss: :class:`Retry` with a capped, jittered
@@ -161,6 +166,12 @@ class SignalingSession:
             false knocks with ``subnet`` alone, as original nodes do.
         lazy_links: the node sets its peer links up on demand, and says so
             in its knock (docs/protocol.md, "Lazy peer links").
+        deadline_from_write: the driver reports when it has written each
+            request (:meth:`written`), and a request's answer is due
+            ``request_timeout`` after that write, not after the call: time a
+            request spends behind others in the driver's paced outbox does
+            not count against it. False: the deadline counts from the call
+            (or, for a request made while disconnected, from the call too).
 
     Raises:
         ValueError: a bad timeout or backoff.
@@ -180,6 +191,7 @@ class SignalingSession:
         rng: random.Random | None = None,
         stable_id: bool = True,
         lazy_links: bool = False,
+        deadline_from_write: bool = False,
     ) -> None:
         if not (isinstance(request_timeout, int | float) and 0 < request_timeout < math.inf):
             raise ValueError(f"request_timeout must be positive, got {request_timeout!r}")
@@ -192,6 +204,7 @@ class SignalingSession:
         )
         self.request_timeout = float(request_timeout)
         self._reconnect = reconnect
+        self._deadline_from_write = deadline_from_write
         self._rng = rng or random.Random()
         self._session = 0
         self._up = False  # between connection_made and connection_lost
@@ -298,9 +311,16 @@ class SignalingSession:
     def connection_lost(self, reason: str, now: float) -> list[Output]:
         """The WebSocket closed (or an attempt never opened one): end the session, decide next.
 
-        Requests sent in the session fail (``SIGNALING``); requests not sent
-        yet keep waiting; bound aliases are kept for the next session.
-        Idempotent for the session (:attr:`session` grows once).
+        When the core reconnects (:class:`Retry`), requests the session was
+        answering are carried over: a bind or a connect waits for the next
+        session (within its deadline; one that was never written gets
+        ``request_timeout`` from now), as one made while disconnected does,
+        and is sent again there (the server forgot what the ended session
+        asked); a shutdown succeeds, since the server forgot the alias with
+        the session (the session rule: nothing is released in a later one).
+        When it stops, they fail (``SIGNALING``). Requests not sent yet keep
+        waiting; bound aliases are kept for the next session. Idempotent for
+        the session (:attr:`session` grows once).
 
         Args:
             reason: why, for the failures and :class:`~unisockets.protocol.events.Disconnected`.
@@ -313,7 +333,8 @@ class SignalingSession:
         """
         out: list[Output] = []
         if self._up:
-            self._end(reason, out)
+            retrying = not self._closed and self._ever_joined and self._reconnect
+            self._end(reason, out, carry_over_at=now if retrying else None)
         if self._closed:
             return out
         if not self._ever_joined or not self._reconnect:
@@ -518,6 +539,26 @@ class SignalingSession:
                 out.append(Settled(ticket))
         return out
 
+    def written(self, ticket: Ticket, now: float) -> None:
+        """The driver wrote ``ticket``'s request to the WebSocket at ``now``.
+
+        With ``deadline_from_write``, the answer is now due by ``now +
+        request_timeout`` (the ticket's :attr:`~Ticket.deadline`); otherwise,
+        or for a ticket settled or sent in an earlier session, nothing changes.
+
+        Args:
+            ticket: the ticket of a :class:`Send` the driver carried out.
+            now: when its last message was written, seconds.
+        """
+        if (
+            self._deadline_from_write
+            and not ticket.done
+            and not ticket.internal
+            and ticket.session == self._session
+            and self._up
+        ):
+            ticket.deadline = now + self.request_timeout
+
     def next_deadline(self) -> float:
         """The earliest deadline of a request waiting for its answer.
 
@@ -564,7 +605,9 @@ class SignalingSession:
         self._sent[request] = ticket
         if ticket.internal:
             self._restoring[target] = ticket
-        out.append(Send(tuple(messages)))
+        elif self._deadline_from_write:
+            ticket.deadline = math.inf  # until written(): the answer is due from the write
+        out.append(Send(tuple(messages), ticket))
 
     def _settle(self, ticket: Ticket, result: Connection | None, out: list[Output]) -> None:
         ticket.result, ticket._done = result, True
@@ -703,14 +746,38 @@ class SignalingSession:
                 out.append(Send(tuple(messages)))
         out.append(AliasLost(alias, reason))
 
-    def _end(self, reason: str, out: list[Output]) -> None:
-        """The current connection is gone: fail what it was answering."""
+    def _end(self, reason: str, out: list[Output], *, carry_over_at: float | None = None) -> None:
+        """The current connection is gone: fail what it was answering, or carry it over.
+
+        Args:
+            reason: why.
+            out: the outputs so far.
+            carry_over_at: the time now when another session follows (the
+                callers' requests wait for it), None to fail them.
+        """
         self._up = False
         self._session += 1
         self.join_deadline = math.inf
+        carried: list[Ticket] = []
         for event in self.protocol.connection_lost(reason):
             if isinstance(event, RequestFailed):
-                self._answer(event, out)
+                ticket = self._sent.get(event.request)
+                if carry_over_at is None or ticket is None or ticket.internal or ticket.done:
+                    self._answer(event, out)
+                    continue
+                del self._sent[event.request]
+                if ticket.kind is RequestKind.SHUTDOWN:
+                    out.append(Log(logging.DEBUG, f"{ticket.target} was released: {reason}"))
+                    self._settle(ticket, None, out)
+                    for bind in carried:  # made before it: undo their success, as in shutdown()
+                        bind.release |= (
+                            bind.kind is RequestKind.BIND and bind.target == ticket.target
+                        )
+                    continue
+                ticket.request = ticket.session = None
+                if ticket.deadline == math.inf:  # never written: it gets its full time
+                    ticket.deadline = carry_over_at + self.request_timeout
+                carried.append(ticket)
             elif isinstance(event, Disconnected) and not self._closed:
                 out.append(
                     Log(logging.WARNING, f"lost the signaling server as {event.id}: {reason}")
@@ -720,6 +787,7 @@ class SignalingSession:
             ticket._done = True
         self._sent.clear()
         self._restoring.clear()
+        self._queued[:0] = carried  # before the requests made later
 
     def _close(self, reason: str, out: list[Output]) -> None:
         self._closed = True

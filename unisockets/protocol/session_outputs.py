@@ -14,7 +14,7 @@ the accepts of an :class:`AliasLost`, end a join (:class:`SessionJoined`,
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .events import Event, Request, RequestKind
 from .messages import Message
@@ -133,9 +133,18 @@ class Ticket:
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Messages to send, in order, on the current WebSocket."""
+    """Messages to send, in order, on the current WebSocket.
+
+    Attributes:
+        messages: the messages.
+        ticket: the request they carry, if any: a driver that reports writes
+            (``SignalingSession(deadline_from_write=True)``) calls
+            :meth:`~unisockets.protocol.session.SignalingSession.written` with
+            it once the last message is written. Not compared.
+    """
 
     messages: tuple[Message, ...]
+    ticket: Ticket | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,12 @@
   text, and its health check (``--metrics-port``).
 - :mod:`~unisockets.signaling.client`: a node's signaling client
   (:func:`open_signaling_client`) over
-  :class:`~unisockets.protocol.SignalingClientProtocol` and trio-websocket,
-  with reconnection and send pacing; its tasks, outbox and requests are
-  ``_client_driver``'s, its words for a failed WebSocket ``_client_websocket``'s.
+  :class:`~unisockets.protocol.SignalingClientProtocol` and a batched
+  WebSocket of its own on wsproto (``_client_connection``), with
+  reconnection and send pacing; its tasks are ``_client_driver``'s, its
+  outbox ``_client_outbox``'s, its pings ``_client_keepalive``'s, what its
+  callers wait on ``_client_requests``'s, its words for a failed WebSocket
+  ``_client_websocket``'s.
 """
 
 from .client import SignalingClient, open_signaling_client

@@ -5,16 +5,21 @@ A thin trio driver (docs/index.md, "The layers") around
 decision (the same core drives the browser's client): request bookkeeping
 and timeouts, the undoing of late successes, what a reconnection restores
 or loses, session numbers, which events the node sees, reconnection backoff.
-This module moves its messages over trio-websocket, turns its outputs into
-return values and exceptions, and runs the tasks.
+This module moves its messages over a WebSocket of its own on wsproto
+(``_client_connection``: every message of one read is handled in one step,
+and the outbox is written with one write, so a busy trio run does not make
+each message wait a scheduler round), turns the core's outputs into return
+values and exceptions, and runs the tasks.
 
 How it runs (all tasks in the nursery of :func:`open_signaling_client`):
 
 - One *session* per WebSocket: knock, wait for ``acknowledged``, then a
-  reader task feeds every frame to the core and carries out what it says:
+  reader task feeds every frame of each read to the core and carries out
+  what it says, all at once:
   settled requests wake their callers; peer events go to
   :attr:`SignalingClient.events`.
-- Every message goes out through one outbox, written in order under one lock.
+- Every message goes out through one outbox, written in order under one
+  lock, as many messages per write as the pacing allows.
   Messages enter the outbox in the order the core made them, which is the
   order it expects the server to answer them in.
 - The outbox is paced by a token bucket (``send_rate``), by default a little
@@ -24,12 +29,19 @@ How it runs (all tasks in the nursery of :func:`open_signaling_client`):
   down instead of being disconnected for flooding (close 1008).
 - Requests (:meth:`~SignalingClient.bind`, :meth:`~SignalingClient.connect`,
   :meth:`~SignalingClient.shutdown`) wait for their answer up to
-  ``request_timeout`` seconds (then :class:`TimeoutError`). They are
+  ``request_timeout`` seconds, counted from when the request is written
+  to the WebSocket (time spent behind other messages in the paced outbox
+  does not count; then :class:`TimeoutError`). They are
   cancel-safe: cancelling one cancels it in the core, and a success that
   arrives after all is undone (a ``shutdown`` of the alias it got).
-- When the WebSocket breaks, waiting requests fail at once with
-  :class:`~unisockets.signaling.errors.SignalingError`; the client reconnects
-  with capped, jittered exponential backoff and knocks again. Back with the
+- When the WebSocket breaks (or is found dead), the client reconnects with
+  capped, jittered exponential backoff and knocks again. Requests it was
+  answering wait for the next session within their timeout, and are sent
+  again there: the server forgot what the ended session asked. A shutdown
+  it was answering is done (the server forgot the alias with the session,
+  and a newer connection may hold the same alias by now). Only a client
+  that stops (``reconnect=False``, or closed) fails them with
+  :class:`~unisockets.signaling.errors.SignalingError`. Back with the
   same id, it binds its aliases again and accepts again where it accepted;
   with a new id it emits :class:`~unisockets.protocol.events.IdChanged` and
   forgets its aliases (their waiting accepts fail). Requests made while
@@ -56,8 +68,9 @@ from unisockets.protocol.session import TRANSPORT_EVENTS
 
 from ._client_driver import CLOSE_TIMEOUT as CLOSE_TIMEOUT
 from ._client_driver import DEFAULT_KEEPALIVE as DEFAULT_KEEPALIVE
-from ._client_driver import MAX_PENDING_ACCEPTS as MAX_PENDING_ACCEPTS
-from ._client_driver import ClientDriver, request_error
+from ._client_driver import ClientDriver
+from ._client_requests import MAX_PENDING_ACCEPTS as MAX_PENDING_ACCEPTS
+from ._client_requests import request_error
 from .errors import JoinRejectedError as JoinRejectedError
 from .errors import SignalingError
 
@@ -150,7 +163,8 @@ class SignalingClient(ClientDriver):
                 alias is taken, or its address became another node's),
                 ``EADDRNOTAVAIL`` when ``alias`` is on the id of a node we know.
             TimeoutError: no answer within ``request_timeout`` seconds.
-            SignalingError: the connection broke first, or the client is closed.
+            SignalingError: the client closed first (or lost the server
+                with ``reconnect=False``).
         """
         await self._call(lambda now: self._core.bind(alias, now))
 
@@ -174,7 +188,7 @@ class SignalingClient(ClientDriver):
         if failure is not None:
             raise request_error(failure)
         if alias in self._core.accepting:
-            self._accept_channel(alias)
+            self._accepts.channel(alias)
         await self._apply(outputs)  # if the session breaks, the next one sends it
         await trio.lowlevel.checkpoint()
 
@@ -198,7 +212,7 @@ class SignalingClient(ClientDriver):
         await trio.lowlevel.checkpoint_if_cancelled()
         if alias not in self._core.accepting:
             await self.listen(alias)
-        _, receive = self._accept_channel(alias)
+        _, receive = self._accepts.channel(alias)
         try:
             return await receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
@@ -218,7 +232,8 @@ class SignalingClient(ClientDriver):
             ConnectionRefusedError: ``ECONNREFUSED``: nobody accepts on ``remote_alias``.
             OSError: ``EINVAL`` for a malformed alias.
             TimeoutError: no answer within ``request_timeout`` seconds.
-            SignalingError: the connection broke first, or the client is closed.
+            SignalingError: the client closed first (or lost the server
+                with ``reconnect=False``).
         """
         local_alias, remote_alias, remote_id, _ = await self.connect_in_session(remote_alias)
         return local_alias, remote_alias, remote_id
@@ -237,7 +252,8 @@ class SignalingClient(ClientDriver):
             ConnectionRefusedError: ``ECONNREFUSED``: nobody accepts on ``remote_alias``.
             OSError: ``EINVAL`` for a malformed alias.
             TimeoutError: no answer within ``request_timeout`` seconds.
-            SignalingError: the connection broke first, or the client is closed.
+            SignalingError: the client closed first (or lost the server
+                with ``reconnect=False``).
         """
         ticket = await self._call(lambda now: self._core.connect(remote_alias, now))
         result = ticket.result
@@ -263,8 +279,9 @@ class SignalingClient(ClientDriver):
             OSError: ``EINVAL`` when the server says we do not hold ``alias``,
                 ``EADDRNOTAVAIL`` when it is not on our id.
             TimeoutError: no answer within ``request_timeout`` seconds.
-            SignalingError: the connection broke first (the server forgets a
-                node's aliases when it leaves), or the client is closed.
+            SignalingError: the client is closed (or lost the server with
+                ``reconnect=False``). A connection that breaks first is no
+                error: the server forgot the alias with the session.
         """
         await self._call(lambda now: self._core.shutdown(alias, now, session=session))
 
