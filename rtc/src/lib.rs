@@ -14,8 +14,9 @@
 //! and a panic becomes an `InternalError` and kills the peer (later calls raise
 //! it again), so a bad datagram or SDP can only ever raise our typed errors.
 
+mod udp;
+
 use std::collections::{HashMap, VecDeque};
-use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
@@ -69,8 +70,6 @@ create_exception!(
 
 /// Datagrams read per `poll_io` call at most (the rest wait for the next call).
 const MAX_BATCH: usize = 256;
-/// The receive buffer: larger than any datagram a WebRTC peer sends (str0m's MTU is ~1,150 B).
-const RECV_BUFFER: usize = 65_536;
 
 /// What str0m told us, kept until Python takes it.
 enum Ev {
@@ -113,7 +112,10 @@ struct Inner {
     next_number: u64,
     events: VecDeque<Ev>,
     timeout: Instant,
+    /// `udp::SLOTS` receive slots of `udp::SLOT` bytes, for one `recvmmsg`.
     buffer: Vec<u8>,
+    /// The datagrams str0m output since the last flush (one `sendmmsg` at the end of a call).
+    out: Vec<(Vec<u8>, SocketAddr)>,
     dead: Option<String>,
     datagrams_in: u64,
     datagrams_out: u64,
@@ -147,7 +149,17 @@ impl Inner {
             .ok_or_else(|| Fault::Channel(format!("no data channel {number}")))
     }
 
-    /// Drain str0m's output: send the transmits, queue the events, keep the timeout.
+    /// Send the queued transmits (one `sendmmsg`), as the last step of every call.
+    fn flush(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        let (sent, failed) = udp::send_many(&self.socket, &mut self.out);
+        self.datagrams_out += sent;
+        self.send_errors += failed;
+    }
+
+    /// Drain str0m's output: queue the transmits (see `flush`) and the events, keep the timeout.
     fn drain(&mut self) -> Result<(), Fault> {
         loop {
             let output = self
@@ -159,14 +171,7 @@ impl Inner {
                     self.timeout = t;
                     return Ok(());
                 }
-                Output::Transmit(t) => {
-                    match self.socket.send_to(&t.contents, t.destination) {
-                        Ok(_) => self.datagrams_out += 1,
-                        // UDP: a full socket buffer or an unreachable port loses the
-                        // datagram, as the network may; SCTP retransmits.
-                        Err(_) => self.send_errors += 1,
-                    }
-                }
+                Output::Transmit(t) => self.out.push((t.contents.into(), t.destination)),
                 Output::Event(e) => self.event(e),
             }
         }
@@ -210,13 +215,11 @@ impl Inner {
         }
     }
 
-    fn receive(&mut self, now: Instant, source: SocketAddr, len: usize) -> Result<(), Fault> {
+    fn receive(&mut self, now: Instant, source: SocketAddr, data: &[u8]) -> Result<(), Fault> {
         self.datagrams_in += 1;
-        let destination = self.local;
-        let data = &self.buffer[..len];
         // A datagram that is not STUN, DTLS, RTP or RTCP, or not ours, is dropped
         // (anyone can send to a UDP port).
-        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, data) else {
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.local, data) else {
             return Ok(());
         };
         let input = Input::Receive(now, receive);
@@ -231,19 +234,40 @@ impl Inner {
         self.drain()
     }
 
+    /// Read up to `max` datagrams, a `recvmmsg` batch at a time, and hand each to str0m.
     fn poll_io(&mut self, max: usize) -> Result<(), Fault> {
         self.check_alive()?;
+        let mut buffer = std::mem::take(&mut self.buffer);
+        let mut batch = Vec::with_capacity(udp::SLOTS);
         let mut left = max;
-        while left > 0 {
-            left -= 1;
-            let received = self.socket.recv_from(&mut self.buffer);
-            match received {
-                Ok((len, source)) => self.receive(Instant::now(), source, len)?,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                // ICMP port unreachable and the like: the peer may be gone; ICE tells.
-                Err(_) => continue,
+        let mut result = Ok(());
+        while left > 0 && result.is_ok() {
+            let slots = left.min(udp::SLOTS);
+            batch.clear();
+            let got =
+                match udp::recv_many(&self.socket, &mut buffer[..slots * udp::SLOT], &mut batch) {
+                    Ok(got) => got,
+                    // ICMP port unreachable and the like: the peer may be gone; ICE tells.
+                    Err(_) => {
+                        left -= 1;
+                        continue;
+                    }
+                };
+            let now = Instant::now();
+            for &(slot, len, source) in &batch {
+                let start = slot * udp::SLOT;
+                result = self.receive(now, source, &buffer[start..start + len]);
+                if result.is_err() {
+                    break;
+                }
             }
+            if got < slots {
+                break; // the socket is empty
+            }
+            left -= got;
         }
+        self.buffer = buffer;
+        result?;
         let now = Instant::now();
         if now >= self.timeout {
             self.rtc
@@ -257,9 +281,7 @@ impl Inner {
     fn handle_datagrams(&mut self, batch: &[(Vec<u8>, SocketAddr)]) -> Result<(), Fault> {
         self.check_alive()?;
         for (data, source) in batch {
-            let len = data.len().min(RECV_BUFFER);
-            self.buffer[..len].copy_from_slice(&data[..len]);
-            self.receive(Instant::now(), *source, len)?;
+            self.receive(Instant::now(), *source, data)?;
         }
         Ok(())
     }
@@ -317,7 +339,11 @@ impl Peer {
             if let Some(why) = &inner.dead {
                 return Err(Fault::Internal(why.clone()));
             }
-            match catch_unwind(AssertUnwindSafe(|| f(&mut *inner))) {
+            match catch_unwind(AssertUnwindSafe(|| {
+                let result = f(&mut *inner);
+                inner.flush(); // what the call made str0m output leaves in one sendmmsg
+                result
+            })) {
                 Ok(result) => result,
                 Err(panic) => {
                     let text = panic
@@ -454,6 +480,7 @@ impl Peer {
         socket.set_nonblocking(true).map_err(|e| {
             RtcError::new_err(format!("cannot make the UDP socket non-blocking: {e}"))
         })?;
+        udp::enlarge_buffers(&socket);
         let local = socket
             .local_addr()
             .map_err(|e| RtcError::new_err(format!("no local address: {e}")))?;
@@ -477,7 +504,8 @@ impl Peer {
                     next_number: 1,
                     events: VecDeque::new(),
                     timeout: now,
-                    buffer: vec![0; RECV_BUFFER],
+                    buffer: vec![0; udp::SLOT * udp::SLOTS],
+                    out: Vec::new(),
                     dead: None,
                     datagrams_in: 0,
                     datagrams_out: 0,
@@ -648,6 +676,44 @@ impl Peer {
             inner.drain()?;
             Ok(accepted)
         })
+    }
+
+    /// Send messages in order until the SCTP send buffer refuses one (one call for a
+    /// pipe's whole backlog: the GIL is released once, the datagrams leave in one
+    /// `sendmmsg`).
+    ///
+    /// Returns (accepted, events, delay): how many of `messages` were taken (the
+    /// rest wait for room), then as `events()`, so the caller needs no second call.
+    fn send_many<'py>(
+        &self,
+        py: Python<'py>,
+        channel: u64,
+        messages: Vec<Bound<'py, PyBytes>>,
+    ) -> PyResult<(usize, Bound<'py, PyList>, f64)> {
+        let slices: Vec<&[u8]> = messages.iter().map(|m| m.as_bytes()).collect();
+        let accepted = self.with(py, move |inner| {
+            inner.check_alive()?;
+            let id = inner.channel_id(channel)?;
+            let mut accepted = 0;
+            for data in slices {
+                let Some(mut ch) = inner.rtc.channel(id) else {
+                    return Err(Fault::Channel(format!(
+                        "data channel {channel} is not open"
+                    )));
+                };
+                let taken = ch.write(true, data).map_err(|e| {
+                    Fault::Channel(format!("cannot send on data channel {channel}: {e}"))
+                })?;
+                inner.drain()?; // str0m: every mutation is followed by a full drain
+                if !taken {
+                    break;
+                }
+                accepted += 1;
+            }
+            Ok(accepted)
+        })?;
+        let (events, delay) = self.take_events(py)?;
+        Ok((accepted, events, delay))
     }
 
     /// Bytes queued on the channel and not yet acknowledged by SCTP (0 if it is gone).

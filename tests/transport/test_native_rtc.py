@@ -195,6 +195,13 @@ class _CountingPeer:
             self.refused += 1
         return accepted
 
+    def send_many(self, channel: int, messages: list[bytes]) -> Any:
+        accepted, events, delay = self._peer.send_many(channel, messages)
+        self.accepted += accepted
+        if accepted < len(messages):
+            self.refused += 1  # str0m refused the next one: the call stopped there
+        return accepted, events, delay
+
     def poll_io(self, *args: Any) -> Any:
         self.polls += 1
         return self._peer.poll_io(*args)

@@ -301,7 +301,10 @@ class NativePeerLink(PeerLink):
         peer = self.native_peer
         if peer is None:
             return
-        events, delay = peer.events()
+        self.after_events(*peer.events())
+
+    def after_events(self, events: list[Event], delay: float) -> None:
+        """As :meth:`after_call`, with the events and delay a call returned already."""
         if events:
             self._queued.extend(events)
             self._io_scope.deadline = -math.inf
