@@ -31,7 +31,12 @@ class Peer:
     """One WebRTC peer connection (str0m) with its UDP socket bound to ``host``."""
 
     def __init__(
-        self, host: str, consent_interval: float = 5.0, consent_lifetime: float = 30.0
+        self,
+        host: str,
+        consent_interval: float = 5.0,
+        consent_lifetime: float = 30.0,
+        stun_servers: list[tuple[str, int]] = ...,
+        stun_timeout: float = 4.0,
     ) -> None: ...
     def fileno(self) -> int: ...
     @property

@@ -14,6 +14,7 @@
 //! and a panic becomes an `InternalError` and kills the peer (later calls raise
 //! it again), so a bad datagram or SDP can only ever raise our typed errors.
 
+mod stun;
 mod udp;
 
 use std::collections::{HashMap, VecDeque};
@@ -80,6 +81,7 @@ enum Ev {
     Close(u64),
     Low(u64),
     Closed,
+    Candidate(String),
 }
 
 enum Fault {
@@ -117,6 +119,10 @@ struct Inner {
     /// The datagrams str0m output since the last flush (one `sendmmsg` at the end of a call).
     out: Vec<(Vec<u8>, SocketAddr)>,
     dead: Option<String>,
+    /// The STUN Binding requests still waiting for an answer (None once all are done).
+    gatherer: Option<stun::Gatherer>,
+    /// Our srflx candidates so far ("candidate:..." lines).
+    reflexive: Vec<String>,
     datagrams_in: u64,
     datagrams_out: u64,
     send_errors: u64,
@@ -217,6 +223,13 @@ impl Inner {
 
     fn receive(&mut self, now: Instant, source: SocketAddr, data: &[u8]) -> Result<(), Fault> {
         self.datagrams_in += 1;
+        if let Some(gatherer) = self.gatherer.as_mut() {
+            match gatherer.handle(source, data) {
+                stun::Answer::NotOurs => {}
+                stun::Answer::Nothing => return Ok(()),
+                stun::Answer::Mapped(address) => return self.add_reflexive(address),
+            }
+        }
         // A datagram that is not STUN, DTLS, RTP or RTCP, or not ours, is dropped
         // (anyone can send to a UDP port).
         let Ok(receive) = Receive::new(Protocol::Udp, source, self.local, data) else {
@@ -232,6 +245,31 @@ impl Inner {
             log_drop(&e);
         }
         self.drain()
+    }
+
+    /// A STUN server saw our socket as `address`: a srflx candidate (RFC 8445 §5.1.1.2),
+    /// trickled as a "candidate" event unless str0m finds it redundant (the same as
+    /// the host candidate: no NAT between us and the server).
+    fn add_reflexive(&mut self, address: SocketAddr) -> Result<(), Fault> {
+        let Ok(candidate) = Candidate::server_reflexive(address, self.local, "udp") else {
+            return Ok(()); // an address ICE cannot use (unspecified, multicast)
+        };
+        if let Some(added) = self.rtc.add_local_candidate(candidate) {
+            let line = added.to_sdp_string();
+            self.reflexive.push(line.clone());
+            self.events.push_back(Ev::Candidate(line));
+        }
+        self.drain()
+    }
+
+    /// Send the STUN requests due at `now`; forget the gatherer once it is done.
+    fn gather(&mut self, now: Instant) {
+        if let Some(gatherer) = self.gatherer.as_mut() {
+            gatherer.poll(now, &mut self.out);
+            if gatherer.finished() {
+                self.gatherer = None;
+            }
+        }
     }
 
     /// Read up to `max` datagrams, a `recvmmsg` batch at a time, and hand each to str0m.
@@ -269,6 +307,7 @@ impl Inner {
         self.buffer = buffer;
         result?;
         let now = Instant::now();
+        self.gather(now);
         if now >= self.timeout {
             self.rtc
                 .handle_input(Input::Timeout(now))
@@ -287,8 +326,15 @@ impl Inner {
     }
 
     fn delay(&self) -> f64 {
-        self.timeout
-            .saturating_duration_since(Instant::now())
+        let due = match self
+            .gatherer
+            .as_ref()
+            .and_then(stun::Gatherer::next_timeout)
+        {
+            Some(stun) => stun.min(self.timeout),
+            None => self.timeout,
+        };
+        due.saturating_duration_since(Instant::now())
             .min(Duration::from_secs(3600))
             .as_secs_f64()
     }
@@ -408,6 +454,13 @@ impl Peer {
                     ],
                 )?,
                 Ev::Closed => PyTuple::new(py, ["closed".into_pyobject(py)?.into_any()])?,
+                Ev::Candidate(line) => PyTuple::new(
+                    py,
+                    [
+                        "candidate".into_pyobject(py)?.into_any(),
+                        line.into_pyobject(py)?.into_any(),
+                    ],
+                )?,
             };
             list.append(item)?;
         }
@@ -452,16 +505,27 @@ fn parse_addr(host: &str, port: u16) -> Result<SocketAddr, Fault> {
 
 #[pymethods]
 impl Peer {
-    /// `Peer(host, consent_interval=5.0, consent_lifetime=30.0)`: the UDP socket binds
-    /// `host`; ICE checks a connected pair every `consent_interval` s and declares it
-    /// disconnected once no check was answered for about `consent_lifetime` s (RFC 7675).
+    /// `Peer(host, consent_interval=5.0, consent_lifetime=30.0, stun_servers=[],
+    /// stun_timeout=4.0)`: the UDP socket binds `host`; ICE checks a connected pair
+    /// every `consent_interval` s and declares it disconnected once no check was
+    /// answered for about `consent_lifetime` s (RFC 7675). Each of `stun_servers`
+    /// ((ip, port) pairs) gets a STUN Binding request from that socket; an answer
+    /// within `stun_timeout` s adds a srflx candidate ("candidate" event).
     #[new]
-    #[pyo3(signature = (host, consent_interval = 5.0, consent_lifetime = 30.0))]
+    #[pyo3(signature = (
+        host,
+        consent_interval = 5.0,
+        consent_lifetime = 30.0,
+        stun_servers = Vec::new(),
+        stun_timeout = 4.0,
+    ))]
     fn new(
         py: Python<'_>,
         host: &str,
         consent_interval: f64,
         consent_lifetime: f64,
+        stun_servers: Vec<(String, u16)>,
+        stun_timeout: f64,
     ) -> PyResult<Self> {
         if !(consent_interval.is_finite()
             && consent_interval > 0.0
@@ -471,6 +535,13 @@ impl Peer {
             return Err(RtcError::new_err(
                 "consent_interval and consent_lifetime must be positive seconds",
             ));
+        }
+        if !(stun_timeout.is_finite() && stun_timeout >= 0.0) {
+            return Err(RtcError::new_err("stun_timeout must be seconds, >= 0"));
+        }
+        let mut servers = Vec::with_capacity(stun_servers.len());
+        for (ip, port) in &stun_servers {
+            servers.push(parse_addr(ip, *port).map_err(Fault::into_py)?);
         }
         let (max_rto, retransmits) =
             stun_timing(consent_interval.min(3600.0), consent_lifetime.min(86400.0));
@@ -494,7 +565,16 @@ impl Peer {
                 let candidate = Candidate::host(local, "udp")
                     .map_err(|e| Fault::Candidate(format!("bad host candidate {local}: {e}")))?;
                 rtc.add_local_candidate(candidate);
-                Ok(Inner {
+                // Only servers of the socket's family can answer it.
+                servers.retain(|s| s.is_ipv4() == local.is_ipv4());
+                let gatherer = (!servers.is_empty()).then(|| {
+                    stun::Gatherer::new(
+                        &servers,
+                        now,
+                        Duration::from_secs_f64(stun_timeout.min(60.0)),
+                    )
+                });
+                let mut inner = Inner {
                     rtc,
                     socket,
                     local,
@@ -511,7 +591,12 @@ impl Peer {
                     datagrams_out: 0,
                     send_errors: 0,
                     last_heard: now,
-                })
+                    gatherer,
+                    reflexive: Vec::new(),
+                };
+                inner.gather(now); // the first requests leave at once
+                inner.flush();
+                Ok(inner)
             }))
             .unwrap_or_else(|_| {
                 Err(Fault::Internal(
@@ -545,7 +630,7 @@ impl Peer {
         Ok((guard.local.ip().to_string(), guard.local.port()))
     }
 
-    /// Our host candidate line ("candidate:..."), for trickling.
+    /// Our candidate lines ("candidate:..."): the host one, then the srflx ones found so far.
     fn local_candidates(&self) -> PyResult<Vec<String>> {
         let guard = self
             .inner
@@ -553,7 +638,9 @@ impl Peer {
             .map_err(|_| InternalError::new_err("poisoned"))?;
         let c = Candidate::host(guard.local, "udp")
             .map_err(|e| CandidateError::new_err(e.to_string()))?;
-        Ok(vec![c.to_sdp_string()])
+        let mut lines = vec![c.to_sdp_string()];
+        lines.extend(guard.reflexive.iter().cloned());
+        Ok(lines)
     }
 
     /// Make an offer with one data channel (label, DCEP sub-protocol); returns (sdp, channel).
@@ -746,7 +833,7 @@ impl Peer {
     /// Returns (events, delay): the events since the last call, as tuples
     /// ("ice", state), ("connected",), ("open", channel, label, protocol),
     /// ("data", channel, bytes), ("close", channel), ("low", channel),
-    /// ("closed",); and the seconds until poll_io must be called again.
+    /// ("closed",), ("candidate", line) (a srflx candidate to trickle); and the seconds until poll_io must be called again.
     #[pyo3(signature = (max = MAX_BATCH))]
     fn poll_io<'py>(&self, py: Python<'py>, max: usize) -> PyResult<(Bound<'py, PyList>, f64)> {
         self.with(py, move |inner| inner.poll_io(max))?;

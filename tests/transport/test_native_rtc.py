@@ -74,12 +74,12 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     yield request.param
 
 
-def test_auto_picks_native_when_built_and_aiortc_for_ice_servers() -> None:
+def test_auto_picks_native_when_built_and_aiortc_for_turn_servers() -> None:
     from aiortc import RTCConfiguration, RTCIceServer
 
     assert native_rtc.rtc_opener("auto") is open_native_rtc_transport
     assert native_rtc.rtc_opener("aiortc") is open_webrtc_transport
-    servers = RTCConfiguration(iceServers=[RTCIceServer("stun:127.0.0.1:3478")])
+    servers = RTCConfiguration(iceServers=[RTCIceServer("turn:127.0.0.1:3478", "u", "p")])
     assert native_rtc.rtc_opener("auto", servers) is open_webrtc_transport
     with pytest.raises(ValueError, match="webrtc_backend"):
         native_rtc.rtc_opener("quic")  # type: ignore[arg-type]
