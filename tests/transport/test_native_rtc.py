@@ -45,6 +45,7 @@ from .test_webrtc import (  # noqa: F401 - collected here again, on the native b
     test_link_on_demand_and_trickle_only_candidates,
     test_pipe_carries_messages_both_ways_and_close_is_seen,
     test_pipe_stream_conformance_over_data_channels,
+    test_repeated_greetings_keep_live_links_and_a_restarted_peer_replaces_them,
     test_sigkilled_peer_breaks_the_survivors_pipes,
     test_slow_stream_reader_bounds_the_receivers_memory,
 )
