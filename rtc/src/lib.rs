@@ -14,8 +14,10 @@
 //! and a panic becomes an `InternalError` and kills the peer (later calls raise
 //! it again), so a bad datagram or SDP can only ever raise our typed errors.
 
+mod stun;
+mod udp;
+
 use std::collections::{HashMap, VecDeque};
-use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
@@ -69,8 +71,6 @@ create_exception!(
 
 /// Datagrams read per `poll_io` call at most (the rest wait for the next call).
 const MAX_BATCH: usize = 256;
-/// The receive buffer: larger than any datagram a WebRTC peer sends (str0m's MTU is ~1,150 B).
-const RECV_BUFFER: usize = 65_536;
 
 /// What str0m told us, kept until Python takes it.
 enum Ev {
@@ -81,6 +81,7 @@ enum Ev {
     Close(u64),
     Low(u64),
     Closed,
+    Candidate(String),
 }
 
 enum Fault {
@@ -113,8 +114,15 @@ struct Inner {
     next_number: u64,
     events: VecDeque<Ev>,
     timeout: Instant,
+    /// `udp::SLOTS` receive slots of `udp::SLOT` bytes, for one `recvmmsg`.
     buffer: Vec<u8>,
+    /// The datagrams str0m output since the last flush (one `sendmmsg` at the end of a call).
+    out: Vec<(Vec<u8>, SocketAddr)>,
     dead: Option<String>,
+    /// The STUN Binding requests still waiting for an answer (None once all are done).
+    gatherer: Option<stun::Gatherer>,
+    /// Our srflx candidates so far ("candidate:..." lines).
+    reflexive: Vec<String>,
     datagrams_in: u64,
     datagrams_out: u64,
     send_errors: u64,
@@ -147,7 +155,17 @@ impl Inner {
             .ok_or_else(|| Fault::Channel(format!("no data channel {number}")))
     }
 
-    /// Drain str0m's output: send the transmits, queue the events, keep the timeout.
+    /// Send the queued transmits (one `sendmmsg`), as the last step of every call.
+    fn flush(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        let (sent, failed) = udp::send_many(&self.socket, &mut self.out);
+        self.datagrams_out += sent;
+        self.send_errors += failed;
+    }
+
+    /// Drain str0m's output: queue the transmits (see `flush`) and the events, keep the timeout.
     fn drain(&mut self) -> Result<(), Fault> {
         loop {
             let output = self
@@ -159,14 +177,7 @@ impl Inner {
                     self.timeout = t;
                     return Ok(());
                 }
-                Output::Transmit(t) => {
-                    match self.socket.send_to(&t.contents, t.destination) {
-                        Ok(_) => self.datagrams_out += 1,
-                        // UDP: a full socket buffer or an unreachable port loses the
-                        // datagram, as the network may; SCTP retransmits.
-                        Err(_) => self.send_errors += 1,
-                    }
-                }
+                Output::Transmit(t) => self.out.push((t.contents.into(), t.destination)),
                 Output::Event(e) => self.event(e),
             }
         }
@@ -210,13 +221,18 @@ impl Inner {
         }
     }
 
-    fn receive(&mut self, now: Instant, source: SocketAddr, len: usize) -> Result<(), Fault> {
+    fn receive(&mut self, now: Instant, source: SocketAddr, data: &[u8]) -> Result<(), Fault> {
         self.datagrams_in += 1;
-        let destination = self.local;
-        let data = &self.buffer[..len];
+        if let Some(gatherer) = self.gatherer.as_mut() {
+            match gatherer.handle(source, data) {
+                stun::Answer::NotOurs => {}
+                stun::Answer::Nothing => return Ok(()),
+                stun::Answer::Mapped(address) => return self.add_reflexive(address),
+            }
+        }
         // A datagram that is not STUN, DTLS, RTP or RTCP, or not ours, is dropped
         // (anyone can send to a UDP port).
-        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, data) else {
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.local, data) else {
             return Ok(());
         };
         let input = Input::Receive(now, receive);
@@ -231,20 +247,67 @@ impl Inner {
         self.drain()
     }
 
-    fn poll_io(&mut self, max: usize) -> Result<(), Fault> {
-        self.check_alive()?;
-        let mut left = max;
-        while left > 0 {
-            left -= 1;
-            let received = self.socket.recv_from(&mut self.buffer);
-            match received {
-                Ok((len, source)) => self.receive(Instant::now(), source, len)?,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                // ICMP port unreachable and the like: the peer may be gone; ICE tells.
-                Err(_) => continue,
+    /// A STUN server saw our socket as `address`: a srflx candidate (RFC 8445 §5.1.1.2),
+    /// trickled as a "candidate" event unless str0m finds it redundant (the same as
+    /// the host candidate: no NAT between us and the server).
+    fn add_reflexive(&mut self, address: SocketAddr) -> Result<(), Fault> {
+        let Ok(candidate) = Candidate::server_reflexive(address, self.local, "udp") else {
+            return Ok(()); // an address ICE cannot use (unspecified, multicast)
+        };
+        if let Some(added) = self.rtc.add_local_candidate(candidate) {
+            let line = added.to_sdp_string();
+            self.reflexive.push(line.clone());
+            self.events.push_back(Ev::Candidate(line));
+        }
+        self.drain()
+    }
+
+    /// Send the STUN requests due at `now`; forget the gatherer once it is done.
+    fn gather(&mut self, now: Instant) {
+        if let Some(gatherer) = self.gatherer.as_mut() {
+            gatherer.poll(now, &mut self.out);
+            if gatherer.finished() {
+                self.gatherer = None;
             }
         }
+    }
+
+    /// Read up to `max` datagrams, a `recvmmsg` batch at a time, and hand each to str0m.
+    fn poll_io(&mut self, max: usize) -> Result<(), Fault> {
+        self.check_alive()?;
+        let mut buffer = std::mem::take(&mut self.buffer);
+        let mut batch = Vec::with_capacity(udp::SLOTS);
+        let mut left = max;
+        let mut result = Ok(());
+        while left > 0 && result.is_ok() {
+            let slots = left.min(udp::SLOTS);
+            batch.clear();
+            let got =
+                match udp::recv_many(&self.socket, &mut buffer[..slots * udp::SLOT], &mut batch) {
+                    Ok(got) => got,
+                    // ICMP port unreachable and the like: the peer may be gone; ICE tells.
+                    Err(_) => {
+                        left -= 1;
+                        continue;
+                    }
+                };
+            let now = Instant::now();
+            for &(slot, len, source) in &batch {
+                let start = slot * udp::SLOT;
+                result = self.receive(now, source, &buffer[start..start + len]);
+                if result.is_err() {
+                    break;
+                }
+            }
+            if got < slots {
+                break; // the socket is empty
+            }
+            left -= got;
+        }
+        self.buffer = buffer;
+        result?;
         let now = Instant::now();
+        self.gather(now);
         if now >= self.timeout {
             self.rtc
                 .handle_input(Input::Timeout(now))
@@ -257,16 +320,21 @@ impl Inner {
     fn handle_datagrams(&mut self, batch: &[(Vec<u8>, SocketAddr)]) -> Result<(), Fault> {
         self.check_alive()?;
         for (data, source) in batch {
-            let len = data.len().min(RECV_BUFFER);
-            self.buffer[..len].copy_from_slice(&data[..len]);
-            self.receive(Instant::now(), *source, len)?;
+            self.receive(Instant::now(), *source, data)?;
         }
         Ok(())
     }
 
     fn delay(&self) -> f64 {
-        self.timeout
-            .saturating_duration_since(Instant::now())
+        let due = match self
+            .gatherer
+            .as_ref()
+            .and_then(stun::Gatherer::next_timeout)
+        {
+            Some(stun) => stun.min(self.timeout),
+            None => self.timeout,
+        };
+        due.saturating_duration_since(Instant::now())
             .min(Duration::from_secs(3600))
             .as_secs_f64()
     }
@@ -317,7 +385,11 @@ impl Peer {
             if let Some(why) = &inner.dead {
                 return Err(Fault::Internal(why.clone()));
             }
-            match catch_unwind(AssertUnwindSafe(|| f(&mut *inner))) {
+            match catch_unwind(AssertUnwindSafe(|| {
+                let result = f(&mut *inner);
+                inner.flush(); // what the call made str0m output leaves in one sendmmsg
+                result
+            })) {
                 Ok(result) => result,
                 Err(panic) => {
                     let text = panic
@@ -382,6 +454,13 @@ impl Peer {
                     ],
                 )?,
                 Ev::Closed => PyTuple::new(py, ["closed".into_pyobject(py)?.into_any()])?,
+                Ev::Candidate(line) => PyTuple::new(
+                    py,
+                    [
+                        "candidate".into_pyobject(py)?.into_any(),
+                        line.into_pyobject(py)?.into_any(),
+                    ],
+                )?,
             };
             list.append(item)?;
         }
@@ -426,16 +505,27 @@ fn parse_addr(host: &str, port: u16) -> Result<SocketAddr, Fault> {
 
 #[pymethods]
 impl Peer {
-    /// `Peer(host, consent_interval=5.0, consent_lifetime=30.0)`: the UDP socket binds
-    /// `host`; ICE checks a connected pair every `consent_interval` s and declares it
-    /// disconnected once no check was answered for about `consent_lifetime` s (RFC 7675).
+    /// `Peer(host, consent_interval=5.0, consent_lifetime=30.0, stun_servers=[],
+    /// stun_timeout=4.0)`: the UDP socket binds `host`; ICE checks a connected pair
+    /// every `consent_interval` s and declares it disconnected once no check was
+    /// answered for about `consent_lifetime` s (RFC 7675). Each of `stun_servers`
+    /// ((ip, port) pairs) gets a STUN Binding request from that socket; an answer
+    /// within `stun_timeout` s adds a srflx candidate ("candidate" event).
     #[new]
-    #[pyo3(signature = (host, consent_interval = 5.0, consent_lifetime = 30.0))]
+    #[pyo3(signature = (
+        host,
+        consent_interval = 5.0,
+        consent_lifetime = 30.0,
+        stun_servers = Vec::new(),
+        stun_timeout = 4.0,
+    ))]
     fn new(
         py: Python<'_>,
         host: &str,
         consent_interval: f64,
         consent_lifetime: f64,
+        stun_servers: Vec<(String, u16)>,
+        stun_timeout: f64,
     ) -> PyResult<Self> {
         if !(consent_interval.is_finite()
             && consent_interval > 0.0
@@ -446,6 +536,13 @@ impl Peer {
                 "consent_interval and consent_lifetime must be positive seconds",
             ));
         }
+        if !(stun_timeout.is_finite() && stun_timeout >= 0.0) {
+            return Err(RtcError::new_err("stun_timeout must be seconds, >= 0"));
+        }
+        let mut servers = Vec::with_capacity(stun_servers.len());
+        for (ip, port) in &stun_servers {
+            servers.push(parse_addr(ip, *port).map_err(Fault::into_py)?);
+        }
         let (max_rto, retransmits) =
             stun_timing(consent_interval.min(3600.0), consent_lifetime.min(86400.0));
         let addr = parse_addr(host, 0).map_err(Fault::into_py)?;
@@ -454,6 +551,7 @@ impl Peer {
         socket.set_nonblocking(true).map_err(|e| {
             RtcError::new_err(format!("cannot make the UDP socket non-blocking: {e}"))
         })?;
+        udp::enlarge_buffers(&socket);
         let local = socket
             .local_addr()
             .map_err(|e| RtcError::new_err(format!("no local address: {e}")))?;
@@ -467,7 +565,16 @@ impl Peer {
                 let candidate = Candidate::host(local, "udp")
                     .map_err(|e| Fault::Candidate(format!("bad host candidate {local}: {e}")))?;
                 rtc.add_local_candidate(candidate);
-                Ok(Inner {
+                // Only servers of the socket's family can answer it.
+                servers.retain(|s| s.is_ipv4() == local.is_ipv4());
+                let gatherer = (!servers.is_empty()).then(|| {
+                    stun::Gatherer::new(
+                        &servers,
+                        now,
+                        Duration::from_secs_f64(stun_timeout.min(60.0)),
+                    )
+                });
+                let mut inner = Inner {
                     rtc,
                     socket,
                     local,
@@ -477,13 +584,19 @@ impl Peer {
                     next_number: 1,
                     events: VecDeque::new(),
                     timeout: now,
-                    buffer: vec![0; RECV_BUFFER],
+                    buffer: vec![0; udp::SLOT * udp::SLOTS],
+                    out: Vec::new(),
                     dead: None,
                     datagrams_in: 0,
                     datagrams_out: 0,
                     send_errors: 0,
                     last_heard: now,
-                })
+                    gatherer,
+                    reflexive: Vec::new(),
+                };
+                inner.gather(now); // the first requests leave at once
+                inner.flush();
+                Ok(inner)
             }))
             .unwrap_or_else(|_| {
                 Err(Fault::Internal(
@@ -517,7 +630,7 @@ impl Peer {
         Ok((guard.local.ip().to_string(), guard.local.port()))
     }
 
-    /// Our host candidate line ("candidate:..."), for trickling.
+    /// Our candidate lines ("candidate:..."): the host one, then the srflx ones found so far.
     fn local_candidates(&self) -> PyResult<Vec<String>> {
         let guard = self
             .inner
@@ -525,7 +638,9 @@ impl Peer {
             .map_err(|_| InternalError::new_err("poisoned"))?;
         let c = Candidate::host(guard.local, "udp")
             .map_err(|e| CandidateError::new_err(e.to_string()))?;
-        Ok(vec![c.to_sdp_string()])
+        let mut lines = vec![c.to_sdp_string()];
+        lines.extend(guard.reflexive.iter().cloned());
+        Ok(lines)
     }
 
     /// Make an offer with one data channel (label, DCEP sub-protocol); returns (sdp, channel).
@@ -650,6 +765,44 @@ impl Peer {
         })
     }
 
+    /// Send messages in order until the SCTP send buffer refuses one (one call for a
+    /// pipe's whole backlog: the GIL is released once, the datagrams leave in one
+    /// `sendmmsg`).
+    ///
+    /// Returns (accepted, events, delay): how many of `messages` were taken (the
+    /// rest wait for room), then as `events()`, so the caller needs no second call.
+    fn send_many<'py>(
+        &self,
+        py: Python<'py>,
+        channel: u64,
+        messages: Vec<Bound<'py, PyBytes>>,
+    ) -> PyResult<(usize, Bound<'py, PyList>, f64)> {
+        let slices: Vec<&[u8]> = messages.iter().map(|m| m.as_bytes()).collect();
+        let accepted = self.with(py, move |inner| {
+            inner.check_alive()?;
+            let id = inner.channel_id(channel)?;
+            let mut accepted = 0;
+            for data in slices {
+                let Some(mut ch) = inner.rtc.channel(id) else {
+                    return Err(Fault::Channel(format!(
+                        "data channel {channel} is not open"
+                    )));
+                };
+                let taken = ch.write(true, data).map_err(|e| {
+                    Fault::Channel(format!("cannot send on data channel {channel}: {e}"))
+                })?;
+                inner.drain()?; // str0m: every mutation is followed by a full drain
+                if !taken {
+                    break;
+                }
+                accepted += 1;
+            }
+            Ok(accepted)
+        })?;
+        let (events, delay) = self.take_events(py)?;
+        Ok((accepted, events, delay))
+    }
+
     /// Bytes queued on the channel and not yet acknowledged by SCTP (0 if it is gone).
     fn buffered_amount(&self, py: Python<'_>, channel: u64) -> PyResult<usize> {
         self.with(py, move |inner| {
@@ -680,7 +833,7 @@ impl Peer {
     /// Returns (events, delay): the events since the last call, as tuples
     /// ("ice", state), ("connected",), ("open", channel, label, protocol),
     /// ("data", channel, bytes), ("close", channel), ("low", channel),
-    /// ("closed",); and the seconds until poll_io must be called again.
+    /// ("closed",), ("candidate", line) (a srflx candidate to trickle); and the seconds until poll_io must be called again.
     #[pyo3(signature = (max = MAX_BATCH))]
     fn poll_io<'py>(&self, py: Python<'py>, max: usize) -> PyResult<(Bound<'py, PyList>, f64)> {
         self.with(py, move |inner| inner.poll_io(max))?;

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from aioice import stun
@@ -20,8 +20,13 @@ __all__ = ["StunServer", "stun_server"]
 class StunServer:
     """The running server: its ``url`` and the ``requests`` it answered (sender addresses)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        mapped: Callable[[tuple[str, int]], tuple[str, int]] | None = None,
+    ) -> None:
         self._sock = sock
+        self._mapped = mapped
         host, port = sock.getsockname()
         self.url = f"stun:{host}:{port}"
         self.requests: list[tuple[str, int]] = []
@@ -45,18 +50,27 @@ class StunServer:
                 message_class=stun.Class.RESPONSE,
                 transaction_id=request.transaction_id,
             )
-            response.attributes["XOR-MAPPED-ADDRESS"] = sender
+            response.attributes["XOR-MAPPED-ADDRESS"] = (
+                self._mapped(sender) if self._mapped else sender
+            )
             self._sock.sendto(bytes(response), sender)
             self.requests.append(sender)
             self.answered.set()
 
 
 @contextmanager
-def stun_server() -> Iterator[StunServer]:
-    """Run a :class:`StunServer` on a free UDP port of 127.0.0.1 for the block."""
+def stun_server(
+    mapped: Callable[[tuple[str, int]], tuple[str, int]] | None = None,
+) -> Iterator[StunServer]:
+    """Run a :class:`StunServer` on a free UDP port of 127.0.0.1 for the block.
+
+    Args:
+        mapped: the address to report for a sender (as a NAT would map it);
+            None reports the sender's own address.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
-    server = StunServer(sock)
+    server = StunServer(sock, mapped)
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
     try:

@@ -45,6 +45,7 @@ from .test_webrtc import (  # noqa: F401 - collected here again, on the native b
     test_link_on_demand_and_trickle_only_candidates,
     test_pipe_carries_messages_both_ways_and_close_is_seen,
     test_pipe_stream_conformance_over_data_channels,
+    test_repeated_greetings_keep_live_links_and_a_restarted_peer_replaces_them,
     test_sigkilled_peer_breaks_the_survivors_pipes,
     test_slow_stream_reader_bounds_the_receivers_memory,
 )
@@ -74,12 +75,12 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     yield request.param
 
 
-def test_auto_picks_native_when_built_and_aiortc_for_ice_servers() -> None:
+def test_auto_picks_native_when_built_and_aiortc_for_turn_servers() -> None:
     from aiortc import RTCConfiguration, RTCIceServer
 
     assert native_rtc.rtc_opener("auto") is open_native_rtc_transport
     assert native_rtc.rtc_opener("aiortc") is open_webrtc_transport
-    servers = RTCConfiguration(iceServers=[RTCIceServer("stun:127.0.0.1:3478")])
+    servers = RTCConfiguration(iceServers=[RTCIceServer("turn:127.0.0.1:3478", "u", "p")])
     assert native_rtc.rtc_opener("auto", servers) is open_webrtc_transport
     with pytest.raises(ValueError, match="webrtc_backend"):
         native_rtc.rtc_opener("quic")  # type: ignore[arg-type]
@@ -194,6 +195,13 @@ class _CountingPeer:
         else:
             self.refused += 1
         return accepted
+
+    def send_many(self, channel: int, messages: list[bytes]) -> Any:
+        accepted, events, delay = self._peer.send_many(channel, messages)
+        self.accepted += accepted
+        if accepted < len(messages):
+            self.refused += 1  # str0m refused the next one: the call stopped there
+        return accepted, events, delay
 
     def poll_io(self, *args: Any) -> Any:
         self.polls += 1

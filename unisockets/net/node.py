@@ -115,10 +115,10 @@ async def open_node(
             longer for TURN relays far away.
         webrtc_backend: which WebRTC stack carries the data channels:
             ``"aiortc"`` (the default), ``"native"`` (str0m in Rust, the
-            optional ``unisockets._rtc`` extension: no thread, host
-            candidates only), or ``"auto"``: native when the extension is
-            installed and no ICE servers are configured, else aiortc
-            (docs/transport.md, "The native backend").
+            optional ``unisockets._rtc`` extension: no thread, host and
+            STUN candidates, no TURN), or ``"auto"``: native when the
+            extension is installed and no ``turn:`` server is configured,
+            else aiortc (docs/transport.md, "The native backend").
         asyncio_bridge: under trio, run aiortc on this
             :class:`~unisockets.transport.bridge.AsyncioBridge` (from
             ``async with open_asyncio_bridge() as bridge``, owned by the

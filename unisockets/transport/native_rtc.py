@@ -15,9 +15,10 @@ backend by name, ``"native"`` or ``"aiortc"``, or ``"auto"``: native when the
 extension is present, else aiortc.
 
 Limits of this backend (docs/transport.md): one host candidate (the first of
-``host_addresses``), no STUN or TURN (``rtc_configuration`` with ICE servers
-is refused: use the aiortc backend for peers behind NATs), ICE
-restarts not supported (a restarted peer gets a new link, as with aiortc).
+``host_addresses``) and a server-reflexive one per ``stun:`` server
+(:mod:`~unisockets.transport.native_rtc_ice`); no TURN (a configuration with a
+``turn:`` server is refused: ``"auto"`` picks aiortc for it); ICE restarts not
+supported (a restarted peer gets a new link, as with aiortc).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from aiortc import RTCConfiguration
 
 from ..protocol.consent import ConsentPolicy
 from .base import SignalSender
+from .native_rtc_ice import native_supports, resolve_stun_servers, stun_urls
 from .native_rtc_link import NativePeerLink
 from .native_rtc_pipe import INLINE
 from .webrtc import WebRTCTransport, open_webrtc_transport
@@ -78,6 +80,7 @@ class NativeRTCTransport(WebRTCTransport):
         claim_timeout: float,
         consent: ConsentPolicy,
         idle_timeout: float | None = None,
+        stun_servers: Sequence[tuple[str, int]] = (),
     ) -> None:
         super().__init__(
             local_id,
@@ -91,9 +94,13 @@ class NativeRTCTransport(WebRTCTransport):
             idle_timeout=idle_timeout,
         )
         self.host = host
+        #: The (ip, port) of each STUN server every new link asks (RFC 8489 Binding).
+        self.stun_servers = list(stun_servers)
 
     def _new_link(self, peer_id: str) -> PeerLink:
-        return NativePeerLink(peer_id, host=self.host, **self._link_options())
+        return NativePeerLink(
+            peer_id, host=self.host, stun_servers=self.stun_servers, **self._link_options()
+        )
 
 
 def default_host() -> str:
@@ -136,8 +143,9 @@ async def open_native_rtc_transport(
     Args:
         local_id: this node's id.
         signal: where offers, answers and candidates go.
-        rtc_configuration: must have no ICE servers (this backend gathers
-            host candidates only); None is ``RTCConfiguration(iceServers=[])``.
+        rtc_configuration: ``stun:`` ICE servers only (each link adds a
+            server-reflexive candidate from their answer; names are resolved
+            once, here); None is ``RTCConfiguration(iceServers=[])``.
         link_timeout: seconds a link may take to connect, a pipe to open, and
             ``accept_pipe`` to wait.
         claim_timeout: seconds an incoming pipe waits for ``accept_pipe``.
@@ -154,17 +162,14 @@ async def open_native_rtc_transport(
 
     Raises:
         ValueError: a timeout is not a positive number, a host address is
-            bad, or ICE servers were configured.
+            bad, or a ``turn:``/``turns:``/``stuns:`` server was configured
+            (no TURN client: use the aiortc backend).
         ImportError: the native extension is not installed (:func:`native_available`).
     """
     for name, value in (("link_timeout", link_timeout), ("claim_timeout", claim_timeout)):
         if not (isinstance(value, int | float) and value > 0 and math.isfinite(value)):
             raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
-    if rtc_configuration is not None and rtc_configuration.iceServers:
-        raise ValueError(
-            "the native WebRTC backend has no STUN/TURN client: use webrtc_backend='aiortc' "
-            "for ICE servers"
-        )
+    stun = stun_urls(rtc_configuration)  # ValueError for TURN servers
     hosts = list(host_addresses) if host_addresses is not None else [default_host()]
     if not hosts:
         raise ValueError("host_addresses must name at least one address")
@@ -173,6 +178,8 @@ async def open_native_rtc_transport(
     except (OSError, TypeError) as exc:
         raise ValueError(f"bad host address {hosts[0]!r}") from exc
     from .. import _rtc  # noqa: F401 - ImportError here, not in the first link
+
+    stun_servers = await resolve_stun_servers(stun, ipv6=":" in hosts[0]) if stun else []
 
     body_error: BaseException | None = None
     async with trio.open_nursery() as nursery:
@@ -185,6 +192,7 @@ async def open_native_rtc_transport(
             claim_timeout=claim_timeout,
             consent=consent or ConsentPolicy(),
             idle_timeout=idle_timeout,
+            stun_servers=stun_servers,
         )
         try:
             yield transport
@@ -211,7 +219,8 @@ def open_rtc_transport(
         signal: where offers, answers and candidates go.
         backend: ``"native"`` (str0m; ImportError without the extension),
             ``"aiortc"``, or ``"auto"``: native when :func:`native_available`
-            and no ICE servers are configured, else aiortc.
+            and the ICE servers are ``stun:`` ones or none, else aiortc (the
+            native backend has no TURN client).
         options: the keyword arguments of
             :func:`~unisockets.transport.webrtc.open_webrtc_transport`.
 
@@ -233,7 +242,7 @@ def rtc_opener(
     Args:
         backend: ``"auto"``, ``"native"`` or ``"aiortc"``.
         rtc_configuration: the configuration that will be used ("auto" picks
-            aiortc when it has ICE servers).
+            aiortc when it has a ``turn:``, ``turns:`` or ``stuns:`` server).
 
     Returns:
         :func:`open_native_rtc_transport` or
@@ -247,8 +256,7 @@ def rtc_opener(
     if backend == "aiortc":
         return open_webrtc_transport
     if backend == "auto":
-        servers = rtc_configuration is not None and bool(rtc_configuration.iceServers)
-        if native_available() and not servers:
+        if native_available() and native_supports(rtc_configuration):
             return open_native_rtc_transport
         return open_webrtc_transport
     raise ValueError(f"webrtc_backend must be 'auto', 'native' or 'aiortc', not {backend!r}")

@@ -30,7 +30,12 @@ own verdict (ICE "disconnected") fails the link too; it comes later (str0m
 keeps a pair alive for 15 s after the peer's last check).
 
 Candidates: one host candidate, the native peer's UDP socket on the
-transport's host address (STUN and TURN are not gathered by this backend).
+transport's host address, in the SDP; and with ``stun:`` servers, a
+server-reflexive one per answering server: the native peer sends each a STUN
+Binding request from that socket when it is made and reports the mapped
+address as a ``("candidate", line)`` event (RFC 8489, bounded by
+:data:`~unisockets.transport.native_rtc_ice.STUN_TIMEOUT`), which the link
+trickles once its offer or answer is sent (RFC 8838). TURN is not gathered.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import trio
@@ -61,6 +66,7 @@ from ..protocol.negotiation_events import (
     SetAnswer,
 )
 from ..protocol.peer_link import HELLO, LEGACY_LABEL, MODERN_PROTOCOL
+from .native_rtc_ice import STUN_TIMEOUT
 from .native_rtc_pipe import INLINE, NativePipe
 from .webrtc_link import LINGER_TIMEOUT, LegacyPeerError, PeerLink
 from .webrtc_pipe import DataChannelPipe
@@ -89,6 +95,8 @@ class NativePeerLink(PeerLink):
         on_incoming: called with each pipe the peer opens.
         on_failed: called once when the link fails.
         on_restart: called with the peer's offer when it restarted the link.
+        idle_timeout: close the link once it carried no pipe this long (s); None: never.
+        stun_servers: the (ip, port) of each STUN server to ask for a srflx candidate.
     """
 
     def __init__(
@@ -104,6 +112,7 @@ class NativePeerLink(PeerLink):
         on_failed: Callable[[PeerLink, BaseException], object],
         on_restart: Callable[[PeerLink, str], object],
         idle_timeout: float | None = None,
+        stun_servers: Sequence[tuple[str, int]] = (),
     ) -> None:
         super().__init__(
             peer_id,
@@ -119,6 +128,10 @@ class NativePeerLink(PeerLink):
             idle_timeout=idle_timeout,
         )
         self._host = host
+        self._stun_servers = list(stun_servers)
+        # srflx candidates found, trickled once our SDP of this peer went out (its mid, ufrag).
+        self._trickle: list[str] = []
+        self._sdp_sent: str | None = None
         self._consent_policy = consent
         self.native_peer: Peer | None = None
         self._channels: dict[int, NativePipe] = {}
@@ -210,6 +223,8 @@ class NativePeerLink(PeerLink):
                     await self._signal.send_answer(self.peer_id, output.sdp)
                 for candidate in _candidates_of(output.sdp):
                     await self._signal.send_candidate(self.peer_id, candidate)
+                self._sdp_sent = output.sdp
+                await self._send_trickle()
             elif isinstance(output, AddCandidates):
                 await self._add_candidates(output)
             else:
@@ -260,8 +275,10 @@ class NativePeerLink(PeerLink):
         self._generation += 1  # first: the old peer's pipes close as another generation's
         self._drop_peer()
         self._dtls = False
+        self._trickle.clear()
+        self._sdp_sent = None
         policy = self._consent_policy
-        peer = Peer(self._host, policy.interval, policy.lifetime)
+        peer = Peer(self._host, policy.interval, policy.lifetime, self._stun_servers, STUN_TIMEOUT)
         self.native_peer = peer
         self._peer_made.set()
         return peer
@@ -301,7 +318,10 @@ class NativePeerLink(PeerLink):
         peer = self.native_peer
         if peer is None:
             return
-        events, delay = peer.events()
+        self.after_events(*peer.events())
+
+    def after_events(self, events: list[Event], delay: float) -> None:
+        """As :meth:`after_call`, with the events and delay a call returned already."""
         if events:
             self._queued.extend(events)
             self._io_scope.deadline = -math.inf
@@ -375,6 +395,8 @@ class NativePeerLink(PeerLink):
         queued, self._queued = self._queued, []
         events, delay = peer.poll_io()
         self._dispatch(queued + events if queued else events)
+        if self._trickle and self._sdp_sent is not None:
+            await self._send_trickle()
         if self._wanting and peer is self.native_peer:
             self._retry_wanting()
         if self._deferred and peer is self.native_peer:
@@ -418,6 +440,16 @@ class NativePeerLink(PeerLink):
                 self._ice_changed(generation, str(event[1]))
             elif kind == "closed":
                 self._on_pc_state(generation, "closed", self._ice_state)
+            elif kind == "candidate":
+                self._trickle.append(str(event[1]))
+
+    async def _send_trickle(self) -> None:
+        """Trickle the srflx candidates found so far (after our SDP: its mid and ufrag)."""
+        if self._sdp_sent is None or not self._trickle:
+            return
+        sdp, lines, self._trickle = self._sdp_sent, self._trickle, []
+        for candidate in _candidates_of(sdp, lines):
+            await self._signal.send_candidate(self.peer_id, candidate)
 
     def _ice_changed(self, generation: int, state: str) -> None:
         self._on_ice_state(generation, state)
@@ -484,7 +516,7 @@ def _bytes(value: object) -> bytes:
     return value
 
 
-def _candidates_of(sdp: str) -> list[str]:
+def _candidates_of(sdp: str, extra: Sequence[str] = ()) -> list[str]:
     """The ``a=candidate`` lines of our SDP as JSON ``RTCIceCandidateInit`` strings.
 
     W3C WebRTC, section 4.8.1.1; the same fields the aiortc backend sends
@@ -492,6 +524,8 @@ def _candidates_of(sdp: str) -> list[str]:
 
     Args:
         sdp: our offer or answer (str0m's, one ``m=`` line).
+        extra: candidate lines found later (``candidate:...``): when given,
+            these, with the SDP's mid and ufrag, instead of the SDP's own.
 
     Returns:
         One JSON string per candidate line, in order.
@@ -505,8 +539,9 @@ def _candidates_of(sdp: str) -> list[str]:
             mid = line[len("a=mid:") :]
         elif line.startswith("a=ice-ufrag:"):
             ufrag = line[len("a=ice-ufrag:") :]
-        elif line.startswith("a=candidate:"):
+        elif line.startswith("a=candidate:") and not extra:
             lines.append(line[len("a=") :])
+    lines.extend(extra)
     return [
         json.dumps(
             {"candidate": line, "sdpMid": mid, "sdpMLineIndex": 0, "usernameFragment": ufrag}

@@ -154,20 +154,20 @@ class NativePipe(DataChannelPipe):
             return
         from .._rtc import RtcError
 
-        handed = self._handed
-        try:
-            while self._backlog:
-                if not peer.send(self.channel, self._backlog[0]):
-                    break
-                self._handed += len(self._backlog.popleft())
-        except RtcError as exc:
-            error = trio.BrokenResourceError(f"pipe {self.label!r} failed: {exc}")
-            error.__cause__ = exc
-            self._aio_fail(error)
-            return
-        if self._handed != handed:
-            self._link.after_call()
-            self._on_acked(self._handed)
+        if self._backlog:
+            try:
+                # The whole backlog in one call; str0m takes messages until its buffer is full.
+                accepted, events, delay = peer.send_many(self.channel, list(self._backlog))
+            except RtcError as exc:
+                error = trio.BrokenResourceError(f"pipe {self.label!r} failed: {exc}")
+                error.__cause__ = exc
+                self._aio_fail(error)
+                return
+            self._link.after_events(events, delay)  # the events are taken: hand them on
+            if accepted:
+                for _ in range(accepted):
+                    self._handed += len(self._backlog.popleft())
+                self._on_acked(self._handed)
         if self._backlog:
             self._link.wants_room(self)
         elif self._reset_pending:
