@@ -314,7 +314,17 @@ class _Link:
         return owner
 
     async def _take(self, subnet: str) -> None:
+        """Load ``subnet``'s snapshot into a new machine, unless a machine already runs it.
+
+        Two tasks may find the same free subnet (the routing round and the
+        heartbeat's :meth:`adopt`); the one that comes second must not
+        replace the live machine (and its members since) with the stored state.
+        """
+        if subnet in self.cluster.owned:
+            return
         text = await self.redis.get(_state(subnet))
+        if subnet in self.cluster.owned:
+            return  # taken by the other task meanwhile: its machine is the truth
         snapshot = None if text is None else json.loads(text)
         self.cluster.own(subnet, snapshot)
         logger.info(
