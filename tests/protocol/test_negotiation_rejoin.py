@@ -22,9 +22,8 @@ import pytest
 
 from unisockets.protocol import negotiation_events as neg
 from unisockets.protocol.negotiation import Negotiation, NegotiationState
-from unisockets.protocol.peer_link import MODERN_ANSWER_ATTRIBUTE, answered_ufrag
 
-from .test_negotiation import HIGH, LOW, TIMEOUT, candidate, sdp
+from .test_negotiation import HIGH, LOW, TIMEOUT, _unmark, candidate, sdp
 
 
 class Node:
@@ -130,16 +129,6 @@ class Network:
             name, event = self.wire.pop(0)
             self.feed(self.nodes[name], event)
             delivered += 1
-
-
-def _unmark(text: str | None) -> str | None:
-    if text is None:
-        return None
-    return "".join(
-        line
-        for line in text.splitlines(keepends=True)
-        if line.strip() != MODERN_ANSWER_ATTRIBUTE and answered_ufrag(line) is None
-    )
 
 
 def _messages_of_a_whole_negotiation() -> int:
