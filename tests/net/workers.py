@@ -57,17 +57,19 @@ class Worker:
 
 @asynccontextmanager
 async def open_workers(
-    count: int, arguments: list[str], join_timeout: float
+    count: int, arguments: list[str], join_timeout: float, urls: list[str] | None = None
 ) -> AsyncIterator[list[Worker]]:
     """Start ``count`` workers with ``arguments`` and wait until their nodes joined.
 
+    ``urls``: one signaling URL argument per worker, in place of ``arguments[0]``.
     Every worker is killed (and reaped) on exit; ``{"op": "exit"}`` ends them first.
     """
     workers: list[Worker] = []
     try:
-        for _ in range(count):
+        for number in range(count):
+            first = arguments[:1] if urls is None else [urls[number]]
             process = await trio.lowlevel.open_process(
-                [sys.executable, str(WORKER), *arguments],
+                [sys.executable, str(WORKER), *first, *arguments[1:]],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
             )

@@ -22,7 +22,13 @@ from unisockets.protocol.negotiation import (
     signaling_input,
 )
 from unisockets.protocol.negotiation_events import INPUT_TYPES, PeerKind
-from unisockets.protocol.peer_link import HELLO, HELLO_GRACE, MODERN_ANSWER_ATTRIBUTE
+from unisockets.protocol.peer_link import (
+    HELLO,
+    HELLO_GRACE,
+    MODERN_ANSWER_ATTRIBUTE,
+    answered_ufrag,
+    mark_answer,
+)
 from unisockets.protocol.probe import PROBE_TIMEOUT, answer, is_probe, probe, reply_to
 
 LOW, HIGH = "10.0.0.9", "10.0.0.10"  # LOW's offer wins a glare (ids compare as addresses)
@@ -76,7 +82,7 @@ def answerer() -> Negotiation:
 
 def test_the_table_has_every_state_x_input() -> None:
     assert set(TRANSITIONS) == set(itertools.product(NegotiationState, INPUT_TYPES))
-    assert len(INPUT_TYPES) == 17
+    assert len(INPUT_TYPES) == 18
 
 
 def test_signaling_events_by_name() -> None:
@@ -214,13 +220,59 @@ def test_a_failed_pc_fails_the_link_saying_whether_ice_failed(
 
 def test_a_greeting_keeps_a_live_link_and_fails_a_dead_connected_one() -> None:
     m = answerer()
-    assert kinds(m.handle(neg.Greeting(), 0.0)) == [neg.Ignored]  # connecting: kept
     m.handle(neg.PcStateChanged("connected", "connected"), 1.0)
     assert m.alive and kinds(m.handle(neg.Greeting(), 2.0)) == [neg.Ignored]
     m.handle(neg.PcStateChanged("disconnected", "disconnected"), 3.0)
     assert not m.alive and m.link_state is LinkState.CONNECTED
     [fail] = m.handle(neg.Greeting(), 4.0)
     assert isinstance(fail, neg.Fail) and "joined again" in fail.reason
+
+
+@pytest.mark.parametrize("event", [neg.Greeting(), neg.SignalingLost()])
+@pytest.mark.parametrize("made", ["new", "offered", "answered", "offerer with answer"])
+def test_a_greeting_or_our_lost_signaling_starts_a_link_still_negotiating_over(
+    event: neg.Input, made: str
+) -> None:
+    """What the old signaling session carried may be lost: the link fails, replaced."""
+    m = machine()
+    if made == "offered":
+        m.handle(neg.OfferNow(), 0.0)
+    elif made == "answered":
+        m = answerer()
+    elif made == "offerer with answer":
+        m = offerer()
+    [fail] = m.handle(event, 1.0)
+    assert isinstance(fail, neg.Fail) and fail.replaced and "starting over" in fail.reason
+    assert m.state is NegotiationState.FAILED
+
+
+def test_lost_signaling_keeps_a_connected_link_live_or_not() -> None:
+    m = answerer()
+    m.handle(neg.PcStateChanged("connected", "connected"), 1.0)
+    assert m.handle(neg.SignalingLost(), 2.0) == []
+    m.handle(neg.PcStateChanged("disconnected", "disconnected"), 3.0)
+    assert m.handle(neg.SignalingLost(), 4.0) == [] and m.link_state is LinkState.CONNECTED
+
+
+def test_an_answer_says_which_offer_and_a_late_one_to_an_earlier_offer_is_ignored() -> None:
+    m = answerer()  # answered the offer sdp("peer")
+    assert answered_ufrag(m.handle(neg.AnswerMade(sdp("again")), 0.0)[0].sdp) == "peer"  # type: ignore[union-attr]
+    m = machine()
+    m.handle(neg.OfferNow(), 0.0)
+    m.handle(neg.OfferMade(sdp("me2")), 0.0)
+    late = mark_answer(sdp("peer1"), "me1")  # answers our offer of before a restart
+    assert kinds(m.handle(neg.AnswerReceived(late), 1.0)) == [neg.Ignored]
+    assert m.state is NegotiationState.HAVE_LOCAL_OFFER
+    current = mark_answer(sdp("peer2"), "me2")
+    assert kinds(m.handle(neg.AnswerReceived(current), 1.0)) == [neg.SetAnswer]
+
+
+def test_an_answer_that_does_not_say_which_offer_is_taken() -> None:
+    """Original nodes (and ours of before the attribute) do not tag their answers."""
+    m = machine()
+    m.handle(neg.OfferNow(), 0.0)
+    m.handle(neg.OfferMade(sdp("me")), 0.0)
+    assert kinds(m.handle(neg.AnswerReceived(sdp("peer")), 1.0)) == [neg.SetAnswer]
 
 
 def test_a_flood_of_signaling_fails_the_link() -> None:
@@ -418,6 +470,7 @@ INPUTS = st.one_of(
     ),
     st.just(neg.PeerLeft()),
     st.just(neg.Greeting()),
+    st.just(neg.SignalingLost()),
     st.just(neg.TimePasses()),
     st.builds(neg.StepFailed, st.just("boom")),
     st.just(neg.Closed()),
@@ -620,7 +673,13 @@ class TwoPeers(RuleBasedStateMachine):
 
 
 def _unmark(text: str | None) -> str | None:
-    return None if text is None else text.replace(MODERN_ANSWER_ATTRIBUTE + "\r\n", "")
+    if text is None:
+        return None
+    return "".join(
+        line
+        for line in text.splitlines(keepends=True)
+        if line.strip() != MODERN_ANSWER_ATTRIBUTE and answered_ufrag(line) is None
+    )
 
 
 TwoPeers.TestCase.settings = settings(max_examples=200, stateful_step_count=30)

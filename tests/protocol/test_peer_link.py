@@ -7,8 +7,10 @@ import pytest
 from unisockets.driver import links as driver_links
 from unisockets.protocol import peer_link
 from unisockets.protocol.peer_link import (
+    ANSWERS_ATTRIBUTE,
     MODERN_ANSWER_ATTRIBUTE,
     answer_is_modern,
+    answered_ufrag,
     candidate_types,
     describe_ice_failure,
     mark_answer,
@@ -27,6 +29,15 @@ def test_a_marked_answer_says_modern_and_marking_is_idempotent() -> None:
     assert answer_is_modern(mark_answer(ANSWER.rstrip("\r\n")))  # no final CRLF
     # a line that merely contains the text is not the attribute
     assert not answer_is_modern(ANSWER + "a=x-" + MODERN_ANSWER_ATTRIBUTE[2:] + "\r\n")
+
+
+def test_an_answer_can_name_the_offer_it_answers_once() -> None:
+    assert answered_ufrag(mark_answer(ANSWER)) is None
+    tagged = mark_answer(ANSWER, "Off3r")
+    assert answer_is_modern(tagged) and answered_ufrag(tagged) == "Off3r"
+    assert tagged.endswith(ANSWERS_ATTRIBUTE + "Off3r\r\n")
+    assert mark_answer(tagged, "Off3r") == tagged
+    assert answered_ufrag(mark_answer(mark_answer(ANSWER), "x")) == "x"  # marked before
 
 
 @pytest.mark.parametrize(

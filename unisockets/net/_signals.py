@@ -65,6 +65,8 @@ async def pump_signaling(
                 if legacy is not None:
                     legacy.peer_left()  # its channel ends now: EOF, not an error
                 await transport.peer_left(event.peer_id)
+            elif isinstance(event, events.Disconnected):
+                transport.signaling_lost()  # links still negotiating start over
             elif isinstance(event, events.IdChanged):
                 transport.local_id = event.new_id
                 loopback.local_id = event.new_id

@@ -25,6 +25,16 @@ Decisions it owns:
   session that no longer exists (a stale ``usernameFragment``) are skipped.
 - *A repeated greeting* keeps a live link, and fails a connected link whose
   peer connection is not connected any more (a new node took the id).
+- *A negotiation across two signaling sessions starts over*: a link still
+  negotiating when the peer is greeted again (it rejoined) or when our own
+  session ends (:class:`SignalingLost`) fails as ``replaced``, and the greeted
+  side offers a fresh link. The old session's offer, answer or candidates may
+  have died with the server that was carrying them (a SIGKILLed instance,
+  docs/signaling-server.md); kept, such a link would wait out the link
+  timeout for messages that never come. An answer says which offer it
+  answers (:data:`~unisockets.protocol.peer_link.ANSWERS_ATTRIBUTE`), so a
+  late answer to an offer made before the restart is ignored, as candidates
+  of another ICE session are.
 - *The legacy verdict* (docs/protocol.md, "Legacy peers"): an answer marked
   with :data:`~unisockets.protocol.peer_link.MODERN_ANSWER_ATTRIBUTE` makes
   the peer modern as soon as the link connects; otherwise the hello on the
@@ -90,6 +100,7 @@ from .negotiation_events import (
     SendOnChannel,
     SetAnswer,
     SetKind,
+    SignalingLost,
     StepFailed,
     TimePasses,
     parse_candidate,
@@ -98,6 +109,7 @@ from .peer_link import (
     HELLO,
     HELLO_GRACE,
     answer_is_modern,
+    answered_ufrag,
     candidate_types,
     describe_ice_failure,
     mark_answer,
@@ -165,6 +177,7 @@ class _Ice:
     """What ICE learnt: ufrags and candidate types of both sides, candidates on hold."""
 
     remote_ufrags: set[str] = field(default_factory=set)
+    local_ufrags: set[str] = field(default_factory=set)  # of our offer
     remote_types: set[str] = field(default_factory=set)
     local_types: set[str] = field(default_factory=set)
     remote_set: bool = False
@@ -375,6 +388,7 @@ class Negotiation:
     def _offer_made(self, event: Input, now: float) -> list[Output]:
         assert isinstance(event, OfferMade)
         self._ice.local_types |= candidate_types(event.sdp)
+        self._ice.local_ufrags = _ufrags(event.sdp)
         return [SendOffer(event.sdp)]
 
     def _answer(self, event: Input, now: float) -> list[Output]:
@@ -401,10 +415,18 @@ class Negotiation:
         if self.role != "answerer":
             return [Ignored("an answer made while not answering")]
         self._ice.local_types |= candidate_types(event.sdp)
-        return [SendAnswer(mark_answer(event.sdp))]
+        offer_ufrag = min(self._ice.remote_ufrags, default=None)
+        return [SendAnswer(mark_answer(event.sdp, offer_ufrag))]
 
     def _set_answer(self, event: Input, now: float) -> list[Output]:
         assert isinstance(event, AnswerReceived)
+        answered = answered_ufrag(event.sdp)
+        if (
+            answered is not None
+            and self._ice.local_ufrags
+            and answered not in self._ice.local_ufrags
+        ):
+            return [Ignored(f"ignoring a late answer from {self.peer_id} to an earlier offer")]
         self.state = _S.STABLE
         self._verdict.marked = answer_is_modern(event.sdp)
         self._learn_remote(event.sdp)
@@ -414,11 +436,7 @@ class Negotiation:
         return [Ignored(f"ignoring an unexpected answer from {self.peer_id}")]
 
     def _learn_remote(self, sdp: str) -> None:
-        self._ice.remote_ufrags = {
-            line.strip()[len("a=ice-ufrag:") :]
-            for line in sdp.splitlines()
-            if line.strip().startswith("a=ice-ufrag:")
-        }
+        self._ice.remote_ufrags = _ufrags(sdp)
         self._ice.remote_types |= candidate_types(sdp)
 
     def _remote_set(self, event: Input, now: float) -> list[Output]:
@@ -521,9 +539,18 @@ class Negotiation:
         return [SetKind(kind, reason)]
 
     def _greeting(self, event: Input, now: float) -> list[Output]:
-        if self.state is _S.CONNECTED and not self.alive:
+        if self.state is not _S.CONNECTED:
+            reason = f"{self.peer_id} rejoined signaling while the link was negotiating"
+            return [Fail(f"{reason}: starting over", replaced=True)]
+        if not self.alive:
             return [Fail(f"{self.peer_id} joined again")]
         return [Ignored(f"{self.peer_id} greeted us again: keeping the link")]
+
+    def _signaling_lost(self, event: Input, now: float) -> list[Output]:
+        if self.state is _S.CONNECTED:
+            return []  # up without signaling: a link outlives the session it was made in
+        reason = f"signaling was lost while the link to {self.peer_id} was negotiating"
+        return [Fail(f"{reason}: starting over", replaced=True)]
 
     def _time_passes(self, event: Input, now: float) -> list[Output]:
         if now < self.deadline():
@@ -575,6 +602,15 @@ class NegotiatedLink:
         return self.negotiation.kind
 
 
+def _ufrags(sdp: str) -> set[str]:
+    """The ``a=ice-ufrag`` values of an SDP."""
+    return {
+        line.strip()[len("a=ice-ufrag:") :]
+        for line in sdp.splitlines()
+        if line.strip().startswith("a=ice-ufrag:")
+    }
+
+
 def signaling_input(kind: str, payload: str = "") -> Input:
     """The input for a signaling event a driver's link is posted.
 
@@ -624,6 +660,7 @@ def _table() -> dict[tuple[NegotiationState, type[Input]], _Handler]:
         table[state, TimePasses] = n._time_passes
         table[state, StepFailed] = n._step_failed
         table[state, PeerLeft] = n._peer_left
+        table[state, SignalingLost] = n._signaling_lost
         table[state, Closed] = n._closed
     for kind in INPUT_TYPES:  # failed is final: every input changes nothing
         table[_S.FAILED, kind] = n._nothing

@@ -48,6 +48,7 @@ __all__ = [
     "SendOffer",
     "SetAnswer",
     "SetKind",
+    "SignalingLost",
     "StepFailed",
     "TimePasses",
     "parse_candidate",
@@ -156,6 +157,17 @@ class Greeting:
 
 
 @dataclass(frozen=True, slots=True)
+class SignalingLost:
+    """Our own signaling session ended (the connection to the server was lost).
+
+    What this link sent in it, or was about to receive, may be lost with the
+    server (a restarted or killed server, an instance of a cluster:
+    docs/signaling-server.md); what it would send now waits for the next
+    session, where it could meet a peer that started over.
+    """
+
+
+@dataclass(frozen=True, slots=True)
 class TimePasses:
     """The time of :meth:`~unisockets.protocol.negotiation.Negotiation.deadline` came."""
 
@@ -197,6 +209,7 @@ Input: TypeAlias = (
     | TimePasses
     | StepFailed
     | PeerLeft
+    | SignalingLost
     | Closed
 )
 #: The input types, the columns of :data:`~unisockets.protocol.negotiation.TRANSITIONS`.

@@ -26,12 +26,14 @@ import ipaddress
 from typing import Final
 
 __all__ = [
+    "ANSWERS_ATTRIBUTE",
     "HELLO",
     "HELLO_GRACE",
     "LEGACY_LABEL",
     "MODERN_ANSWER_ATTRIBUTE",
     "MODERN_PROTOCOL",
     "answer_is_modern",
+    "answered_ufrag",
     "candidate_types",
     "describe_ice_failure",
     "mark_answer",
@@ -51,22 +53,48 @@ HELLO: Final = b"unisockets/2 hello"
 HELLO_GRACE: Final = 3.0
 #: The SDP attribute line a modern answerer adds to its answer.
 MODERN_ANSWER_ATTRIBUTE: Final = "a=unisockets:2"
+#: The SDP attribute a modern answer carries with the ICE ufrag of the offer it
+#: answers (``a=unisockets-answers:<ufrag>``): an offerer that made a new offer
+#: since (signaling rejoined) tells a late answer to its old one apart.
+ANSWERS_ATTRIBUTE: Final = "a=unisockets-answers:"
 
 
-def mark_answer(sdp: str) -> str:
+def mark_answer(sdp: str, offer_ufrag: str | None = None) -> str:
     """Add :data:`MODERN_ANSWER_ATTRIBUTE` to an SDP answer we send (once).
 
     Args:
         sdp: the answer's SDP, as the WebRTC stack made it (CRLF lines).
+        offer_ufrag: the ``a=ice-ufrag`` of the offer it answers; when given,
+            an :data:`ANSWERS_ATTRIBUTE` line with it follows (unknown
+            attributes are ignored by other stacks, RFC 8866 section 5.13).
 
     Returns:
-        The SDP with the attribute as its last line; unchanged if it has it.
+        The SDP with the attribute(s) as its last lines; unchanged if it has them.
     """
-    if answer_is_modern(sdp):
-        return sdp
-    if sdp and not sdp.endswith("\r\n"):
+    if not sdp.endswith("\r\n") and sdp:
         sdp += "\r\n"
-    return sdp + MODERN_ANSWER_ATTRIBUTE + "\r\n"
+    if not answer_is_modern(sdp):
+        sdp += MODERN_ANSWER_ATTRIBUTE + "\r\n"
+    if offer_ufrag is not None and answered_ufrag(sdp) is None:
+        sdp += ANSWERS_ATTRIBUTE + offer_ufrag + "\r\n"
+    return sdp
+
+
+def answered_ufrag(sdp: str) -> str | None:
+    """The ICE ufrag of the offer an SDP answer says it answers (:data:`ANSWERS_ATTRIBUTE`).
+
+    Args:
+        sdp: the answer's SDP.
+
+    Returns:
+        The ufrag, or None when the answer does not say (an original node, or
+        ours of before the attribute).
+    """
+    for line in sdp.splitlines():
+        line = line.strip()
+        if line.startswith(ANSWERS_ATTRIBUTE):
+            return line[len(ANSWERS_ATTRIBUTE) :]
+    return None
 
 
 def answer_is_modern(sdp: str) -> bool:

@@ -50,65 +50,34 @@ error close with its reason at WARNING, unexpected exceptions at ERROR.
 from __future__ import annotations
 
 import itertools
-import logging
-import math
-import socket
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Final
 
 import trio
 
 from unisockets.protocol import (
-    Answer,
-    Candidate,
-    Knock,
     Message,
-    Offer,
-    RemoteProtocolError,
-    encode,
 )
 from unisockets.protocol.server import DEFAULT_SUFFIXES, SignalingServerProtocol
-from unisockets.protocol.wire import decode_canonical
 
 from .._nursery import open_owned_nursery
-from ._server_client import NORMAL_CLOSE_CODES, Client, close_reason_text, logger
+from ._server_accept import ServerAccepting, _Connection
+from ._server_client import Client, logger
 from ._server_connection import (
-    HandshakeError,
-    PeerClosed,
-    PeerViolation,
-    ServerWebSocket,
     text_frame,
 )
 from ._server_reader import SharedReader
 from ._server_socket import SocketTransport
 from .cluster import ClusterProtocol, new_instance_id, run_cluster
-from .limits import DEFAULT_LIMITS, ServerLimits, TokenBucket
+from .limits import DEFAULT_LIMITS, ServerLimits
 from .metrics import ServerMetrics
 
 __all__ = ["SignalingServer", "open_signaling_server", "serve_signaling"]
 
-#: What the server passes on unchanged; logged at DEBUG only, so not even looked at otherwise.
-_RELAYED: Final = (Offer, Answer, Candidate)
 
-
-def _debug_enabled() -> bool:
-    return logger.isEnabledFor(logging.DEBUG)
-
-
-class _Connection:
-    """One TCP connection: its shielded cancel scope, and its client once the WebSocket is open."""
-
-    __slots__ = ("client", "scope")
-
-    def __init__(self) -> None:
-        self.scope = trio.CancelScope(shield=True)
-        self.client: Client | None = None
-
-
-class SignalingServer:
+class SignalingServer(ServerAccepting):
     """A running signaling server, as yielded by :func:`open_signaling_server`.
 
     Do not construct it yourself: use :func:`open_signaling_server` or
@@ -249,392 +218,6 @@ class SignalingServer:
             connection.scope.cancel()
         logger.info("stopped listening on %s", self.url)
 
-    async def _handle_stream(self, stream: trio.SocketStream) -> None:
-        """Serve one TCP connection from accept to close; never raises (but Cancelled)."""
-        remote = _peer_name(stream.socket)
-        # From here on the connection is a plain non-blocking socket (TCP_NODELAY already set).
-        sock = socket.socket(fileno=stream.socket.detach())
-        transport = SocketTransport(sock, self._ssl_context)
-        if self._closing:
-            transport.close()
-            return
-        connection = _Connection()
-        self._connections.add(connection)
-        # Shielded so that leaving the server can close each client gracefully;
-        # _shut_down() cancels the scope when the grace period is over.
-        with connection.scope:
-            try:
-                await self._run_connection(connection, transport, remote)
-            except* Exception as group:
-                logger.error("%s: unexpected error", remote, exc_info=group)
-            finally:
-                transport.close()
-                self._connections.discard(connection)
-                if self._closing and not self._connections:
-                    self._drained.set()
-
-    async def _run_connection(
-        self, connection: _Connection, transport: SocketTransport, remote: str
-    ) -> None:
-        limits = self.limits
-        if self._handshaking >= limits.max_handshakes:
-            logger.warning(
-                "%s: closed: %d connections are already in the WebSocket handshake",
-                remote,
-                self._handshaking,
-            )
-            await trio.lowlevel.checkpoint()
-            return
-        deadline = trio.current_time() + limits.handshake_timeout
-        ws = ServerWebSocket(transport, limits.max_message_size)
-        requested = False
-        self._handshaking += 1
-        try:
-            with trio.move_on_at(deadline):
-                try:
-                    await ws.receive_request()
-                except HandshakeError as exc:
-                    logger.info("%s: gone before the WebSocket handshake: %s", remote, exc)
-                    return
-                requested = True
-        finally:
-            self._handshaking -= 1
-        if not requested:
-            logger.info("%s: no WebSocket handshake within %g s", remote, limits.handshake_timeout)
-            return
-        await self._serve_request(connection, ws, remote, deadline)
-
-    async def _serve_request(
-        self, connection: _Connection, ws: ServerWebSocket, remote: str, deadline: float
-    ) -> None:
-        full = self._slots >= self.limits.max_clients
-        if not full:
-            self._slots += 1
-        try:
-            accepted = False
-            with trio.move_on_at(deadline):
-                await ws.accept()
-                accepted = True
-            if not accepted:
-                logger.info("%s: WebSocket handshake timed out", remote)
-                return
-            if full:
-                logger.warning(
-                    "%s: error close 1013: server full (%d clients)", remote, self._slots
-                )
-                await self._close(ws, 1013, f"server full ({self.limits.max_clients} clients)")
-                return
-            limits = self.limits
-            client = Client(
-                next(self._keys),
-                ws,
-                remote,
-                limits.send_queue_bytes,
-                self._dirty,
-                TokenBucket(limits.max_messages_per_second, limits.burst, trio.current_time()),
-            )
-            self._clients[client.key] = client
-            connection.client = client
-            try:
-                self._deliver(self._protocol.client_connected(client.key))
-                protocol = self._protocol
-                if isinstance(protocol, SignalingServerProtocol) and protocol.holding:
-                    # a knock may wait for the end of the grace
-                    deadline = max(deadline, self._hold_end + limits.handshake_timeout)
-                elif isinstance(protocol, ClusterProtocol) and protocol.rejoin_grace:
-                    # its subnet's owner may hold the knock for up to a grace
-                    deadline += protocol.rejoin_grace
-                await self._run_client(client, deadline)
-            finally:
-                self._leave(client)
-        finally:
-            if not full:
-                self._slots -= 1
-
-    async def _run_client(self, client: Client, deadline: float) -> None:
-        """Run one client's reader (drain tasks alongside); leave; close the WebSocket."""
-        if self._closing:
-            client.fail(1001, "server shutting down")
-        async with trio.open_nursery() as nursery:  # the drain tasks of the transport
-            client.ws.transport.attach(nursery)
-            with client.reading:
-                if self._reader is not None and not client.ws.transport.tls:
-                    await self._read_shared(self._reader, client, deadline)
-                else:
-                    await self._read(client, deadline)
-            # Leave at once, so the others learn it without waiting for the close handshake.
-            self._leave(client)
-            code = client.close_code
-            self.metrics.closes["none" if code is None else str(code)] += 1
-            if code is None:
-                with trio.move_on_after(self.limits.close_timeout):
-                    await client.ws.wait_closed()  # e.g. the echo of the peer's close frame
-            else:
-                reason = close_reason_text(client.close_reason)
-                await self._close(client.ws, code, reason, discard=client.discard)
-            nursery.cancel_scope.cancel()
-
-    async def _close(
-        self, ws: ServerWebSocket, code: int, reason: str, *, discard: bool = False
-    ) -> None:
-        """Send a close frame and wait up to ``close_timeout`` for the peer's reply."""
-        with trio.move_on_after(self.limits.close_timeout):
-            ws.close(code, reason, discard=discard)
-            await ws.wait_closed()
-
-    async def _read_shared(
-        self, reader: SharedReader[Client], client: Client, deadline: float
-    ) -> None:
-        """Let the shared reader serve the client (:meth:`_read_ready`) until it must go.
-
-        This task only waits: for the join deadline, then for :meth:`Client.fail`
-        (whoever calls it) to cancel ``client.reading`` around it.
-        """
-        fd = client.ws.transport.fileno()
-        reader.add(fd, client)
-        try:
-            if not client.failed:
-                try:
-                    self._after_read(client, client.ws.receive_pipelined(), trio.current_time())
-                finally:
-                    self._flush()
-            with trio.move_on_at(deadline):
-                await trio.sleep_forever()
-            if self._protocol.member_id(client.key) is None:
-                client.fail(1008, f"did not join within {self.limits.handshake_timeout:g} s")
-            await trio.sleep_forever()
-        finally:
-            reader.remove(fd, client)
-
-    def _read_ready(self, clients: list[Client]) -> None:
-        """The shared reader's callback: read each client once and handle what came.
-
-        One ``recv`` (up to 64 KiB) per client and round bounds what one
-        client can make the server do before the others get their turn.
-        A failed client leaves the reader here (its task then closes it).
-        """
-        reader = self._reader
-        now = trio.current_time()
-        for client in clients:
-            if not client.failed:
-                try:
-                    try:
-                        data = client.ws.transport.receive_now()
-                    except trio.BrokenResourceError as exc:
-                        self._closed_by_peer(client, PeerClosed(1006, str(exc)))
-                    else:
-                        if data is not None:
-                            self._after_read(client, client.ws.receive_data(data), now)
-                except Exception:
-                    logger.exception("%s: unexpected error", client.name)
-                    client.fail(1011, "internal server error")
-                finally:
-                    self._flush()
-            if client.failed and reader is not None:
-                reader.remove(client.ws.transport.fileno(), client)
-
-    def _after_read(self, client: Client, batch: list[str | bytes], now: float) -> None:
-        """Handle the messages of one read, then how the WebSocket ended, if it did."""
-        if batch and not self._receive_batch(client, batch, client.bucket, now):
-            return
-        error = client.ws.error
-        if error is None:
-            return
-        if isinstance(error, PeerClosed):
-            self._closed_by_peer(client, error)
-        else:
-            client.fail(error.code, error.reason)
-
-    async def _read(self, client: Client, deadline: float) -> None:
-        """Feed the client's messages to the state machine, a batch per read, until it must go.
-
-        The path of TLS connections (and where there is no epoll): the
-        client's own task reads.
-        """
-        limits = self.limits
-        bucket = client.bucket
-        ws = client.ws
-        joined = False
-        with trio.CancelScope(deadline=deadline) as joining:
-            while True:
-                try:
-                    batch = await ws.receive()
-                except PeerClosed as exc:
-                    self._closed_by_peer(client, exc)
-                    return
-                except PeerViolation as exc:
-                    client.fail(exc.code, exc.reason)
-                    return
-                try:
-                    if not self._receive_batch(client, batch, bucket, trio.current_time()):
-                        return
-                finally:
-                    self._flush()
-                if not joined and self._protocol.member_id(client.key) is not None:
-                    joined = True
-                    joining.deadline = math.inf
-        client.fail(1008, f"did not join within {limits.handshake_timeout:g} s")
-
-    def _receive_batch(
-        self, client: Client, batch: list[str | bytes], bucket: TokenBucket, now: float
-    ) -> bool:
-        """Handle one read's messages in order; ``False`` once the client failed."""
-        limits = self.limits
-        for data in batch:
-            if isinstance(data, bytes):
-                client.fail(1003, "binary frames are not supported: send JSON text frames")
-                return False
-            if not bucket.take(now):
-                self.metrics.rate_limited += 1
-                client.fail(
-                    1008,
-                    f"rate limit exceeded ({limits.max_messages_per_second:g} messages/s,"
-                    f" burst {limits.burst})",
-                )
-                return False
-            try:
-                self._handle(client, data)
-            except RemoteProtocolError as exc:
-                client.fail(exc.close_code, str(exc))
-                return False
-            except Exception:
-                logger.exception("%s: unexpected error handling %.200r", client.name, data)
-                client.fail(1011, "internal server error")
-                return False
-            if client.failed:
-                return False
-        return True
-
-    def _handle(self, client: Client, data: str) -> None:
-        """Decode one frame, feed it to the state machine, queue and log the outputs.
-
-        A function of its own so that the outputs die with it: ``_read`` then
-        waits for the next frame, which may be hours away, and a join's outputs
-        hold a ``greeting`` for every member of the subnet (measured: 12 KiB
-        per node with full subnets, a quarter of the server's memory per node).
-        """
-        message, canonical = decode_canonical(data)
-        protocol = self._protocol
-        if isinstance(protocol, ClusterProtocol):  # forwarded as it came when it is canonical
-            outputs = protocol.receive(client.key, message, data if canonical else None)
-        else:
-            outputs = protocol.receive(client.key, message)
-            if isinstance(message, Knock):
-                self._close_replaced(protocol)
-        if canonical and len(outputs) == 1 and outputs[0][1] is message:
-            # a relay of a message written as encode() writes it: pass the text on as it came
-            recipient = self._clients.get(outputs[0][0])
-            if recipient is not None:
-                recipient.send(text_frame(data.encode()))
-        else:
-            self._deliver(outputs)
-        if isinstance(message, _RELAYED):
-            self.metrics.relays += 1
-        elif not isinstance(self._protocol, ClusterProtocol):
-            self.metrics.request(message, [out for key, out in outputs if key == client.key])
-        if not isinstance(message, _RELAYED) or _debug_enabled():
-            client.log_request(message, [out for key, out in outputs if key == client.key])
-
-    def _close_replaced(self, protocol: SignalingServerProtocol[int]) -> None:
-        """Close the connections a knock replaced (same node, id and token on a newer one)."""
-        for key in protocol.take_replaced():
-            old = self._clients.get(key)
-            if old is not None:
-                old.fail(1000, "replaced by a newer connection of this node")
-
-    async def _expire_loop(self, protocol: SignalingServerProtocol[int]) -> None:
-        """Feed time to the state machine at its deadlines (rejoin grace, kept ids)."""
-        while True:
-            woken = self._timer_wake
-            with trio.move_on_at(protocol.next_deadline()):
-                await woken.wait()
-                self._timer_wake = trio.Event()
-                continue
-            self._deliver(protocol.expire(trio.current_time()))
-            self._flush()
-
-    async def _ping_all(self) -> None:
-        """Each ``ping_interval``: fail the clients whose last ping is unanswered, ping the rest."""
-        interval = self.limits.ping_interval
-        while True:
-            await trio.sleep(interval)
-            for client in list(self._clients.values()):
-                if client.failed:
-                    continue
-                if client.ws.awaiting_pong:
-                    client.fail(1011, f"no pong within {interval:g} s")
-                else:
-                    client.ws.ping()
-
-    def _closed_by_peer(self, client: Client, exc: PeerClosed) -> None:
-        """Record a connection the peer closed (or that broke): nothing left to send."""
-        if client.failed:
-            return
-        code, text = exc.code, exc.reason
-        if code in NORMAL_CLOSE_CODES or code == 1006:  # 1006: no close frame, e.g. TCP reset
-            logger.debug("%s: closed by the client (%d %s)", client.name, code, text)
-        else:
-            logger.warning("%s: error close %d: %s", client.name, code, text)
-        client.fail(None, f"closed {code}{' ' + text if text else ''}")
-
-    def _leave(self, client: Client) -> None:
-        """Take the client out of the state machine once, and tell the others."""
-        if client.left:
-            return
-        client.left = True
-        self._clients.pop(client.key, None)
-        member = self._protocol.member_id(client.key)
-        try:
-            if isinstance(self._protocol, ClusterProtocol):
-                outputs = self._protocol.client_disconnected(client.key)
-            else:
-                outputs = self._protocol.client_disconnected(client.key, now=trio.current_time())
-            self._timer_wake.set()  # it may keep the id: a new deadline
-        except Exception:
-            logger.exception("%s: unexpected error on leave", client.name)
-            return
-        if member is not None:
-            self.metrics.leaves += 1
-            logger.info("leave %s (%s): %s", member, client.remote, client.close_reason)
-        else:
-            logger.debug("%s: gone without joining: %s", client.remote, client.close_reason)
-        self._deliver(outputs)
-        self._flush()
-
-    def _deliver(self, outputs: list[tuple[int, Message]]) -> None:
-        """Queue each output for its recipient, in order, framing each message once.
-
-        Everything is encoded before anything is queued, so that a message
-        that cannot be encoded (a bug) leaves no half-delivered broadcast.
-        The frames are written by the next :meth:`_flush`.
-        """
-        if len(outputs) == 1:  # a relay: the common case
-            key, message = outputs[0]
-            client = self._clients.get(key)
-            if client is not None:
-                client.send(text_frame(encode(message).encode()))
-            return
-        encoded: dict[int, bytes] = {}
-        frames: list[tuple[Client, bytes]] = []
-        for key, message in outputs:
-            client = self._clients.get(key)
-            if client is None:
-                continue
-            frame = encoded.get(id(message))
-            if frame is None:
-                frame = encoded[id(message)] = text_frame(encode(message).encode())
-            frames.append((client, frame))
-        for client, frame in frames:
-            client.send(frame)
-
-    def _flush(self) -> None:
-        """Write every client's newly queued frames, one ``send`` each (leftovers: drain tasks)."""
-        dirty = self._dirty
-        if dirty:
-            for transport in dirty:
-                transport.flush()
-            dirty.clear()
-
 
 class _LocalClients:
     """A server's clients as a cluster's routing reaches them (``cluster.routing.LocalClients``)."""
@@ -669,15 +252,6 @@ async def _clustered(server: SignalingServer) -> AsyncIterator[None]:
         return
     async with run_cluster(protocol, server._redis, _LocalClients(server)):
         yield
-
-
-def _peer_name(sock: trio.socket.SocketType) -> str:
-    """``"host:port"`` of the socket's peer for logs (``"[v6]:port"``)."""
-    try:
-        host, port = sock.getpeername()[:2]
-    except OSError:
-        return "(disconnected)"
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def serve_signaling(

@@ -143,6 +143,13 @@ class PeerTransport(ABC):
         The default does nothing; transports with peer links override it.
         """
 
+    def signaling_lost(self) -> None:  # noqa: B027 - optional hook
+        """Our signaling session ended (the connection to the server was lost).
+
+        The default does nothing; transports with peer links override it
+        (links still negotiating start over: docs/transport.md, "Peer links").
+        """
+
     async def legacy_channel(self, peer_id: str, *, offer: bool = True) -> MessagePipe | None:
         """``peer_id``'s one raw channel if it is an original unisockets node, else None.
 

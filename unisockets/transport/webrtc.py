@@ -110,7 +110,8 @@ class WebRTCTransport(WebRTCLinks):
 
         Makes the peer link first if there is none (this node offers). If the
         link was up but dies before the pipe opens (it was stale: the peer
-        restarted or just closed it), the pipe is tried once more on a new link.
+        restarted or just closed it), or a new link replaced it while it was
+        negotiating (signaling was lost), the pipe is tried once more on a new link.
 
         Args:
             peer_id: the peer's node id.
@@ -140,7 +141,7 @@ class WebRTCTransport(WebRTCLinks):
         except trio.BrokenResourceError as exc:
             # A link that was up when we started but died under us was stale
             # (the peer restarted, or closed it a moment ago): try once on a fresh one.
-            if not stale or self._closed:
+            if not (stale or link.replaced) or self._closed:
                 raise
             link.fail(exc)  # a channel cannot fail to open on a live link; this one is dead
         logger.debug("retrying pipe %r to %s on a new link", label, peer_id)

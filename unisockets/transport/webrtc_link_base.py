@@ -29,6 +29,7 @@ from ..protocol.negotiation_events import (
     Output,
     PeerKind,
     PeerLeft,
+    SignalingLost,
     TimePasses,
 )
 
@@ -114,10 +115,20 @@ class PeerLinkBase(NegotiatedLink, abc.ABC):
 
         A live link stays (the peer rejoined a restarted server); a connected
         link whose peer connection is not connected any more fails (a new node
-        may have taken the id): the caller makes a new one.
+        may have taken the id), and so does a link still negotiating (what the
+        peer's old session carried may be lost): the caller makes a new one.
         """
         self._apply(self._handle(Greeting()))
         return self.state is not LinkState.FAILED
+
+    def signaling_lost(self) -> None:
+        """Our signaling session ended: a link still negotiating fails (``replaced``).
+
+        What it sent may be lost, and what it would send now would meet a peer
+        that started over (:mod:`unisockets.protocol.negotiation`); a
+        connected link stays.
+        """
+        self._apply(self._handle(SignalingLost()))
 
     def fail(self, error: BaseException, *, replaced: bool = False, linger: bool = False) -> None:
         """Fail the link: break its pipes, stop its task, close its peer connection.

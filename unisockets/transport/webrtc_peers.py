@@ -93,16 +93,17 @@ class WebRTCLinks(PeerTransport):
     async def handle_greeting(self, peer_id: str) -> None:
         """Signaling greeted a new member ``peer_id``: offer it a link (docs/protocol.md, "Join").
 
-        Returns at once; the offer is made by the link's task. A link to the
-        same id that is live or still connecting is kept: the server
-        greets again when a member rejoins with its id (after a restart of
-        the server or a lost signaling connection) while the peer connection
-        itself never stopped. A connected link whose peer connection is not
-        connected any more is replaced (:meth:`PeerLink.greeted
-        <unisockets.transport.webrtc_link.PeerLink.greeted>`). If a new node
-        took the id instead, that node has no link and offers one when it
-        needs it, which replaces ours (a new offer on a stable link); a dead
-        peer's link fails its ICE consent checks within seconds.
+        Returns at once; the offer is made by the link's task. A live link
+        to the same id is kept: the server greets again when a member rejoins
+        with its id (after a restart of the server or a lost signaling
+        connection) while the peer connection itself never stopped. A
+        connected link whose peer connection is not connected any more is
+        replaced, and so is a link still connecting: its offer, answer or
+        candidates may have been lost with the peer's old session
+        (:meth:`PeerLink.greeted <unisockets.transport.webrtc_link.PeerLink.greeted>`).
+        If a new node took the id instead, that node has no link and offers
+        one when it needs it, which replaces ours (a new offer on a stable
+        link); a dead peer's link fails its ICE consent checks within seconds.
 
         Args:
             peer_id: the new member's id.
@@ -119,6 +120,18 @@ class WebRTCLinks(PeerTransport):
             logger.info("%s greeted again: keeping the link we have", peer_id)
             return
         self._start_link(peer_id, offer=True)
+
+    def signaling_lost(self) -> None:
+        """Our signaling session ended: links still connecting fail, as ``replaced``.
+
+        Their offer, answer or candidates may have been lost with the session
+        (a killed server instance), and what they would send now would go to
+        the next session, to a peer that started over. The peer offers a fresh
+        link when signaling greets it about us again; a pipe waiting on one of
+        them is tried again on a new link (:meth:`open_pipe`). Connected links stay.
+        """
+        for link in list(self._links.values()):
+            link.signaling_lost()
 
     async def handle_offer(self, peer_id: str, sdp: str) -> None:
         """Take ``peer_id``'s SDP offer; the link answers it (or wins the glare).

@@ -8,6 +8,8 @@ import pytest
 
 from tests.redis_server import RedisServer, running_redis
 
+from ...cpu_load import cpu_load  # noqa: F401 - a fixture for this folder's tests
+
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:

@@ -32,7 +32,6 @@ import logging
 import math
 import os
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Final
@@ -41,6 +40,16 @@ import trio
 
 from unisockets._nursery import open_owned_nursery
 
+from .leases import (
+    _EXTEND,
+    _RELEASE,
+    Leases,
+    _alive,
+    _channel,
+    _owner,
+    _state,
+    new_instance_id,
+)
 from .routing import ClusterProtocol, LocalClients, RoutedInput
 
 __all__ = ["DEFAULT_HEARTBEAT", "DEFAULT_LEASE", "ClusterError", "new_instance_id", "run_cluster"]
@@ -57,53 +66,13 @@ _RETRY_DELAY: Final = 0.1
 _CONNECT_RETRY: Final = 0.01
 #: Seconds between attempts while Redis is unreachable.
 _OUTAGE_RETRY: Final = 0.5
-#: The key prefix of everything the cluster stores.
-PREFIX: Final = "unisockets:"
-
-_EXTEND = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
-end
-return 0
-"""
 
 
 class ClusterError(OSError):
     """Redis cannot be reached or used (bad URL, refused connection, wrong server)."""
 
 
-def new_instance_id() -> str:
-    """A fresh instance id: 12 random hex digits."""
-    return uuid.uuid4().hex[:12]
-
-
-#: A random value that lives as long as Redis keeps the cluster's data.
-_EPOCH: Final = f"{PREFIX}epoch"
-
-
-def _alive(instance: str) -> str:
-    return f"{PREFIX}alive:{instance}"
-
-
-def _owner(subnet: str) -> str:
-    return f"{PREFIX}owner:{subnet}"
-
-
-def _state(subnet: str) -> str:
-    return f"{PREFIX}subnet:{subnet}"
-
-
-def _channel(instance: str) -> str:
-    return f"{PREFIX}instance:{instance}"
-
-
-class _Link:
+class _Link(Leases):
     def __init__(
         self, cluster: ClusterProtocol, redis: Any, *, heartbeat: float, lease: float
     ) -> None:
@@ -282,46 +251,6 @@ class _Link:
             cluster.requeue(lost)
             await trio.sleep(_RETRY_DELAY)
 
-    async def owner_of(self, subnet: str) -> str | None:
-        """The instance that owns ``subnet``, taking it when nobody does; ``None``: wait."""
-        if subnet in self.cluster.owned:
-            return self.me
-        cached = self.owners.get(subnet)
-        if cached is not None:
-            return cached
-        owner: str | None = await self.redis.get(_owner(subnet))
-        if owner is None:
-            import coredis
-
-            await self.check_epoch(await self.redis.get(_EPOCH))
-            if trio.current_time() < self.fence_until:
-                return None  # Redis lost its data: owners first claim their subnets again
-            taken = await self.redis.set(
-                _owner(subnet), self.me, condition=coredis.PureToken.NX, px=self.lease_ms
-            )
-            if taken:
-                await self._take(subnet)
-                return self.me
-            owner = await self.redis.get(_owner(subnet))
-            if owner is None:
-                return None
-        if owner == self.me:  # a lease of ours whose machine we dropped: load it again
-            await self._take(subnet)
-            return self.me
-        if not await self.redis.exists([_alive(owner)]):
-            return None  # gone; its lease expires soon
-        self.owners[subnet] = owner
-        return owner
-
-    async def _take(self, subnet: str) -> None:
-        text = await self.redis.get(_state(subnet))
-        snapshot = None if text is None else json.loads(text)
-        self.cluster.own(subnet, snapshot)
-        logger.info(
-            "owner of subnet %s (%d members)", subnet, len(self.cluster.owned[subnet].members)
-        )
-        await self.sweep()
-
     async def keep(self) -> None:
         """Every heartbeat: presence, leases, and the members of gone instances."""
         while True:
@@ -334,89 +263,6 @@ class _Link:
                 await self.trouble(exc)
             else:
                 self.recovered()
-
-    async def check_epoch(self, current: str | None) -> None:
-        """Notice that Redis lost the cluster's data (a restart without persistence).
-
-        Every instance remembers the value of ``unisockets:epoch``; when it
-        is gone (or another), the leases went with it, and a subnet's owner
-        still holds its state in memory. For one lease, instances then claim
-        no subnet they do not hold, so that every owner takes its subnets
-        back first (at its next heartbeat) and no subnet restarts empty; and
-        no owner takes members of instances without a presence key for gone.
-        """
-        if current is not None and current == self.epoch:
-            return
-        if self.epoch is not None:
-            logger.warning(
-                "Redis lost the cluster's data (restarted without persistence?):"
-                " no new subnet owners for %g s",
-                self.lease_ms / 1000,
-            )
-            self.fence_until = trio.current_time() + self.lease_ms / 1000
-        import coredis
-
-        await self.redis.set(_EPOCH, new_instance_id(), condition=coredis.PureToken.NX)
-        self.epoch = await self.redis.get(_EPOCH)
-
-    async def beat(self) -> None:
-        subnets = list(self.cluster.owned)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(_alive(self.me), self.presence, px=self.alive_ms)
-            epoch = pipe.get(_EPOCH)
-            kept = [
-                self.extend(keys=[_owner(subnet)], args=[self.me, self.lease_ms], client=pipe)
-                for subnet in subnets
-            ]
-        await self.check_epoch(await epoch)
-        import coredis
-
-        for subnet, result in zip(subnets, kept, strict=True):
-            if await result:
-                continue
-            # expired (Redis was away, or restarted without our keys): ours again if free,
-            # and this machine is the truth; another owner's meanwhile: theirs
-            taken = await self.redis.set(
-                _owner(subnet), self.me, condition=coredis.PureToken.NX, px=self.lease_ms
-            )
-            if taken:
-                self.cluster.dirty.add(subnet)
-                self.cluster.notify()
-            else:
-                logger.warning("lost the lease of subnet %s", subnet)
-                self.cluster.disown(subnet)
-
-    async def sweep(self) -> None:
-        others = sorted(self.cluster.instances_of_owned())
-        if not others or trio.current_time() < self.fence_until:
-            return  # nobody else; or Redis lost its data, presence keys are coming back
-        async with self.redis.pipeline(transaction=False) as pipe:
-            found = [pipe.exists([_alive(instance)]) for instance in others]
-        gone = {
-            instance for instance, exists in zip(others, found, strict=True) if not await exists
-        }
-        if gone:
-            logger.info("instances gone: %s", ", ".join(sorted(gone)))
-            self.cluster.evict(gone)
-
-    async def adopt(self) -> None:
-        """Subnets of our clients whose owner is gone: taken over once the lease expired.
-
-        Without it, a subnet whose owner died would wait for the next input of
-        one of its members to be taken over, and its members would not hear
-        of the dead instance's members leaving until then.
-        """
-        subnets = sorted(self.cluster.client_subnets() - set(self.cluster.owned))
-        if not subnets:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            owners = [pipe.get(_owner(subnet)) for subnet in subnets]
-        for subnet, pending in zip(subnets, owners, strict=True):
-            owner = await pending
-            alive = owner is not None and await self.redis.exists([_alive(owner)])
-            if not alive:
-                self.owners.pop(subnet, None)
-                await self.owner_of(subnet)
 
     async def close(self) -> None:
         """Publish what is left, store the owned subnets, give up leases and presence."""
