@@ -312,6 +312,14 @@ _BYTES_TYPES: Final = frozenset({bytes, bytearray})
 #: A :class:`DataReceived` without its ``__init__`` (the receive fast path checked it).
 _new_event: Final = object.__new__
 _set_field: Final = object.__setattr__
+# The hot paths' enum members as module globals (a class attribute of an enum costs a
+# few times a global's lookup).
+_SEND: Final = Side.SEND
+_RECEIVE: Final = Side.RECEIVE
+_OPEN: Final = StreamState.OPEN
+_EOF_RECEIVED: Final = StreamState.EOF_RECEIVED
+_ERROR: Final = StreamState.ERROR
+_DATA: Final = int(FrameType.DATA)
 _DATA_HEADER: Final = bytes([FrameType.DATA])
 _EOF_FRAME: Final = bytes([FrameType.EOF])
 
@@ -377,12 +385,12 @@ class StreamConnection:
     @property
     def send_state(self) -> StreamState:
         """The send side's state: ``OPEN``, ``EOF_SENT`` or ``ERROR``."""
-        return self._states[Side.SEND]
+        return self._states[_SEND]
 
     @property
     def receive_state(self) -> StreamState:
         """The receive side's state: ``OPEN``, ``EOF_RECEIVED`` or ``ERROR``."""
-        return self._states[Side.RECEIVE]
+        return self._states[_RECEIVE]
 
     @property
     def send_credit(self) -> int:
@@ -460,7 +468,7 @@ class StreamConnection:
             LocalProtocolError: EOF was sent or the connection is in ``ERROR``.
             TypeError: ``data`` is not bytes-like.
         """
-        if self._states[Side.SEND] is not StreamState.OPEN:
+        if self._states[_SEND] is not _OPEN:
             self._transition(Input.SEND_DATA)  # raises: EOF sent or ERROR
         n = len(data)
         if (
@@ -556,13 +564,13 @@ class StreamConnection:
             LocalProtocolError: the connection was already in ``ERROR``.
         """
         states = self._states
-        receive_state = states[Side.RECEIVE]
+        receive_state = states[_RECEIVE]
         if (
-            receive_state is StreamState.OPEN
+            receive_state is _OPEN
             and type(frame) is bytes
             and frame
-            and frame[0] == FrameType.DATA
-            and states[Side.SEND] is not StreamState.ERROR
+            and frame[0] == _DATA
+            and states[_SEND] is not _ERROR
         ):
             # The common case, a DATA frame on an open stream (the same checks as below,
             # without a memoryview and a transition).
@@ -577,7 +585,7 @@ class StreamConnection:
                 event = _new_event(DataReceived)  # validated here: no __post_init__ call
                 _set_field(event, "data", frame[1:])
                 return [event]
-        if receive_state is StreamState.ERROR or states[Side.SEND] is StreamState.ERROR:
+        if receive_state is _ERROR or states[_SEND] is _ERROR:
             raise LocalProtocolError("cannot receive: the connection is in ERROR")
         view = memoryview(frame)
         if view.ndim != 1 or view.itemsize != 1:
@@ -648,12 +656,12 @@ class StreamConnection:
         """
         if type(n) is not int or not 0 <= n <= self._unconsumed:
             raise LocalProtocolError(f"consumed({n!r}) with {self._unconsumed} bytes unconsumed")
-        state = self._states[Side.RECEIVE]
-        if state is not StreamState.OPEN and state is not StreamState.EOF_RECEIVED:
+        state = self._states[_RECEIVE]
+        if state is not _OPEN and state is not _EOF_RECEIVED:
             self._transition(Input.CONSUMED)  # raises: the connection is in ERROR
         self._unconsumed -= n
         self._ungranted += n
-        if state is StreamState.OPEN and self._ungranted >= self.grant_threshold:
+        if state is _OPEN and self._ungranted >= self.grant_threshold:
             amount, self._ungranted = self._ungranted, 0
             return [_CREDIT_HEADER + amount.to_bytes(4, "big")]
         return []
