@@ -79,7 +79,7 @@ class LegacyStream(StreamBase):
 
     def _on_message(self, message: bytes) -> None:
         if not self._closed:
-            self._buffer += message
+            self._push(message)
             self._wake()
 
     def _on_end(self, error: BaseException | None) -> None:
@@ -108,7 +108,7 @@ class LegacyStream(StreamBase):
             await asyncio.sleep(0)
             while True:
                 self._check_closed()
-                if self._buffer:
+                if self._buffered:
                     return self._take(max_bytes)
                 if self._eof:
                     return b""
@@ -163,7 +163,7 @@ class LegacyStream(StreamBase):
         if self._closed:
             return
         self._closed = True
-        self._buffer.clear()
+        self._clear()
         self._wake()
         self.pipe.detach()  # what this connection left unread is not the next one's
         if self._on_close is not None:

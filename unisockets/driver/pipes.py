@@ -59,6 +59,9 @@ class PipeState(enum.Enum):
     CLOSED = "closed"  # we closed it
 
 
+_OPEN: Final = PipeState.OPEN  # the per-message paths' (a global is a cheaper lookup)
+
+
 class Pipe(ABC):
     """One reliable, ordered, message-preserving pipe to a peer (see the module docstring).
 
@@ -275,20 +278,38 @@ class DataChannelPipe(Pipe):
         channel.binaryType = "arraybuffer"
         channel.bufferedAmountLowThreshold = LOW_WATER
         self._listeners.add(channel, "open", lambda _: self._opened_now())
-        self._listeners.add(
-            channel, "message", lambda event: self._deliver(runtime.to_bytes(event.data))
-        )
+        self._listeners.add(channel, "message", self._on_message_event)
         self._listeners.add(channel, "bufferedamountlow", lambda _: self._wake_drained())
         self._listeners.add(channel, "close", lambda _: self._on_channel_close())
         if str(channel.readyState) == "open":
             self._opened_now()
+        # Whether the runtime sends bytes as they are (natively: to_wire is bytes());
+        # then a bytes message skips the call (the browser's makes a Uint8Array).
+        probe = b"\x00"
+        self._wire_is_bytes = runtime.to_wire(probe) is probe
+
+    def _on_message_event(self, event: Any) -> None:
+        """The channel's ``message`` event: its data as bytes to :meth:`Pipe._deliver`."""
+        data = event.data
+        if type(data) is not bytes:
+            data = self._runtime.to_bytes(data)  # an ArrayBuffer, a text message
+        if data and self.state is _OPEN:  # the common case: Pipe._deliver, inline
+            receiver = self._receiver
+            if receiver is not None:
+                receiver(data)
+                return
+        self._deliver(data)
 
     def send(self, message: bytes) -> None:
         """Queue one message on the data channel (see :meth:`Pipe.send`)."""
-        self._check_message(message)
-        self._check_sendable()
+        if self.state is not _OPEN or not 0 < len(message) <= MAX_MESSAGE_SIZE:
+            self._check_message(message)
+            self._check_sendable()
         try:
-            self._channel.send(self._runtime.to_wire(message))
+            if type(message) is bytes and self._wire_is_bytes:
+                self._channel.send(message)
+            else:
+                self._channel.send(self._runtime.to_wire(message))
         except Exception as exc:  # the channel closed under us (a JsException)
             self.break_(exc)
             self._check_sendable()

@@ -12,19 +12,33 @@ buffer it and hand it out the same way (the calls of
 from __future__ import annotations
 
 import asyncio
+import types
+from collections import deque
+from collections.abc import Generator
 from typing import Final, Self
 
 from .errors import ClosedResourceError
 from .pipes import Pipe
-from .runtime import settle
 
-__all__ = ["DEFAULT_RECEIVE_SIZE", "Address", "StreamBase"]
+__all__ = ["DEFAULT_RECEIVE_SIZE", "Address", "StreamBase", "checkpoint"]
 
 #: Bytes :meth:`Stream.receive_some` returns at most when called without ``max_bytes``.
 DEFAULT_RECEIVE_SIZE: Final = 64 * 1024
 
 #: A socket address: ``(dotted IPv4 host, port)``.
 Address = tuple[str, int]
+
+
+@types.coroutine
+def checkpoint() -> Generator[None, None, None]:
+    """Yield to the event loop once: ``await checkpoint()`` is ``await asyncio.sleep(0)``.
+
+    ``asyncio.sleep(0)`` awaits exactly this (a bare ``yield``, which the task
+    reschedules at once; a pending cancellation is raised here); calling it
+    directly saves the ``sleep`` coroutine on every stream call (the data
+    plane's checkpoints, trio's rule kept under asyncio).
+    """
+    yield
 
 
 class StreamBase:
@@ -49,7 +63,11 @@ class StreamBase:
         self.remote_address = remote_address
         self.bytes_sent = 0
         self.bytes_received = 0
-        self._buffer = bytearray()
+        # The receive buffer: the messages' bytes objects as they came (no copy), the
+        # first one read from ``_offset`` on; ``_buffered`` counts the unread bytes.
+        self._chunks: deque[bytes] = deque()
+        self._offset = 0
+        self._buffered = 0
         self._waiters: set[asyncio.Future[None]] = set()
         self._sending = False
         self._receiving = False
@@ -73,20 +91,62 @@ class StreamBase:
     @property
     def buffered_bytes(self) -> int:
         """Bytes received and not yet returned by ``receive_some``."""
-        return len(self._buffer)
+        return self._buffered
+
+    def _push(self, data: bytes) -> None:
+        """Append received bytes to the buffer (kept as they are, not copied)."""
+        if data:
+            self._chunks.append(data)
+            self._buffered += len(data)
+
+    def _clear(self) -> None:
+        """Drop everything buffered."""
+        self._chunks.clear()
+        self._offset = self._buffered = 0
 
     def _take(self, max_bytes: int | None) -> bytes:
-        """Remove and return up to ``max_bytes`` (default 64 KiB) from the buffer."""
-        n = min(len(self._buffer), max_bytes or DEFAULT_RECEIVE_SIZE)
-        chunk = bytes(self._buffer[:n])
-        del self._buffer[:n]
+        """Remove and return ``min(buffered, max_bytes)`` bytes (default 64 KiB); needs some.
+
+        A message read whole is returned as it came (no copy).
+        """
+        n = min(self._buffered, max_bytes or DEFAULT_RECEIVE_SIZE)
+        chunks = self._chunks
+        first = chunks[0]
+        start = self._offset
+        end = start + n
+        if end <= len(first):  # all from the first message
+            if end == len(first):
+                chunks.popleft()
+                self._offset = 0
+                data = first if start == 0 else first[start:]
+            else:
+                self._offset = end
+                data = first[start:end]
+        else:
+            parts = [first[start:] if start else first]
+            chunks.popleft()
+            self._offset = 0
+            need = n - (len(first) - start)
+            while need:
+                chunk = chunks[0]
+                if len(chunk) <= need:
+                    parts.append(chunks.popleft())
+                    need -= len(chunk)
+                else:
+                    parts.append(chunk[:need])
+                    self._offset = need
+                    need = 0
+            data = b"".join(parts)
+        self._buffered -= n
         self.bytes_received += n
-        return chunk
+        return data
 
     def _wake(self) -> None:
-        waiters, self._waiters = self._waiters, set()
-        for waiter in waiters:
-            settle(waiter)
+        if self._waiters:
+            waiters, self._waiters = self._waiters, set()
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def _changed(self) -> None:
         """Wait until data arrived, the pipe ended, or the stream was closed."""

@@ -28,11 +28,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import NoReturn
 
 from ..protocol.errors import LocalProtocolError, RemoteProtocolError
 from ..protocol.stream import (
     DEFAULT_WINDOW,
+    CreditGranted,
     DataReceived,
+    EofReceived,
     ResetReceived,
     StreamConnection,
     StreamState,
@@ -41,7 +44,12 @@ from ..protocol.stream import (
 from .errors import BrokenResourceError, BusyResourceError, ClosedResourceError
 from .pipes import Pipe
 from .runtime import logger
-from .stream_base import DEFAULT_RECEIVE_SIZE, Address, StreamBase
+from .stream_base import DEFAULT_RECEIVE_SIZE, Address, StreamBase, checkpoint
+
+# The per-message paths' enum members as globals (cheaper than the class attributes).
+_EOF_RECEIVED = StreamState.EOF_RECEIVED
+_EOF_SENT = StreamState.EOF_SENT
+_ERROR = StreamState.ERROR
 
 __all__ = ["DEFAULT_RECEIVE_SIZE", "Address", "Stream", "StreamBase"]
 
@@ -74,6 +82,9 @@ class Stream(StreamBase):
         self._send_failure: BrokenResourceError | None = None
         self._receive_failure: BrokenResourceError | None = None
         self._on_close = on_close
+        # The receive side reached EOF_RECEIVED (it leaves it only for ERROR, which
+        # sets _receive_failure): a flag for receive_some, cheaper than the property.
+        self._eof_received = False
         pipe.set_receiver(self._on_message, self._on_pipe_end)
 
     def __repr__(self) -> str:
@@ -85,33 +96,43 @@ class Stream(StreamBase):
     # --- frames from the pipe (event listener context: never raises) --------------------------
 
     def _on_message(self, message: bytes) -> None:
-        if self._conn.receive_state is StreamState.ERROR:
-            return
+        conn = self._conn
         try:
-            events = self._conn.receive_frame(message)
+            events = conn.receive_frame(message)
         except RemoteProtocolError as exc:
-            self._buffer.clear()
+            self._clear()
             self._fail(f"protocol violation by the peer: {exc}", exc)
-            self._write_quietly(self._conn.reset(str(exc)))
+            self._write_quietly(conn.reset(str(exc)))
             self.pipe.close()
             return
         except LocalProtocolError:
             return  # already in ERROR: nothing more to read
+        credit = False
         for event in events:
-            if isinstance(event, DataReceived):
-                self._buffer += event.data
+            if type(event) is DataReceived:  # the common case first
+                data = event.data
+                self._chunks.append(data)  # StreamBase._push, inline
+                self._buffered += len(data)
+            elif type(event) is CreditGranted:
+                credit = True
+            elif type(event) is EofReceived:
+                self._eof_received = True
             elif isinstance(event, ResetReceived):
-                self._buffer.clear()
+                self._clear()
                 self._fail(f"the peer reset the stream: {event.reason or 'no reason given'}", None)
                 self.pipe.close()
-        conn = self._conn
         if (
-            (conn.pending_bytes or conn.eof_pending)  # credit may have released them
+            credit  # only a CREDIT releases data or an EOF that waited for credit
+            and (conn.pending_bytes or conn.eof_pending)
             and self._send_failure is None
-            and conn.send_state is not StreamState.ERROR
+            and conn.send_state is not _ERROR
         ):
             self._write_quietly(conn.flush())
-        self._wake()
+        if self._waiters:  # StreamBase._wake, inline
+            waiters, self._waiters = self._waiters, set()
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def _on_pipe_end(self, error: BaseException | None) -> None:
         if error is not None:
@@ -137,12 +158,16 @@ class Stream(StreamBase):
             try:
                 self.pipe.send(frame)
             except (BrokenResourceError, ClosedResourceError) as exc:
-                if self._send_failure is None:
-                    failure = BrokenResourceError(f"cannot send on the pipe: {exc}")
-                    failure.__cause__ = exc
-                    self._send_failure = failure
-                self._check_closed()
-                raise self._send_failure from exc
+                self._send_broke(exc)
+
+    def _send_broke(self, exc: BrokenResourceError | ClosedResourceError) -> NoReturn:
+        """The pipe refused a frame: break the send side and raise (closed: ClosedResourceError)."""
+        if self._send_failure is None:
+            failure = BrokenResourceError(f"cannot send on the pipe: {exc}")
+            failure.__cause__ = exc
+            self._send_failure = failure
+        self._check_closed()
+        raise self._send_failure from exc
 
     def _write_quietly(self, frames: list[bytes]) -> None:
         if frames:  # most calls have none: no context manager on the hot path then
@@ -168,46 +193,59 @@ class Stream(StreamBase):
                 the peer reset the stream or broke the protocol.
             ValueError: ``max_bytes`` < 1.
         """
-        max_bytes = check_max_bytes(max_bytes)
+        if max_bytes is not None and (type(max_bytes) is not int or max_bytes < 1):
+            max_bytes = check_max_bytes(max_bytes)  # raises, or an int from an index type
         if self._receiving:
             raise BusyResourceError("another task is receiving on this stream")
         self._receiving = True
         try:
-            waited = False
-            while True:
+            if self._closed:
+                raise ClosedResourceError("the stream was closed") from None
+            if self._buffered or self._receive_failure is not None or self._eof_received:
+                # A checkpoint on every call (trio's rule), but only one: a call
+                # that waits for data below has yielded already (as anyio's streams).
+                await checkpoint()
                 self._check_closed()
-                if not waited and (
-                    self._buffer
-                    or self._receive_failure is not None
-                    or self._conn.receive_state is StreamState.EOF_RECEIVED
-                ):
-                    # A checkpoint on every call (trio's rule), but only one: a call
-                    # that waits for data below has yielded already (as anyio's streams).
-                    waited = True
-                    await asyncio.sleep(0)
-                    continue
-                if self._buffer:
+            else:
+                while True:  # StreamBase._changed, inline (the data plane's path)
+                    waiter = asyncio.get_running_loop().create_future()
+                    self._waiters.add(waiter)
+                    try:
+                        await waiter
+                    finally:
+                        self._waiters.discard(waiter)  # _wake replaced the set: a no-op
+                    if self._closed:
+                        raise ClosedResourceError("the stream was closed") from None
+                    if self._buffered or self._receive_failure is not None or self._eof_received:
+                        break
+            if self._buffered:
+                chunks = self._chunks
+                first = chunks[0]
+                limit = max_bytes or DEFAULT_RECEIVE_SIZE
+                if len(chunks) == 1 and not self._offset and len(first) <= limit:
+                    # One whole message waits and fits (the common case): StreamBase._take
+                    chunks.popleft()
+                    chunk = first
+                    n = len(first)
+                    self._buffered = 0
+                    self.bytes_received += n
+                else:
                     chunk = self._take(max_bytes)
-                    if self._conn.receive_state is not StreamState.ERROR:
-                        self._write_quietly(self._conn.consumed(len(chunk)))
-                    return chunk
-                if self._receive_failure is not None:
-                    raise self._receive_failure
-                if self._conn.receive_state is StreamState.EOF_RECEIVED:
-                    return b""
-                await self._changed()
-                waited = True
+                    n = len(chunk)
+                try:
+                    frames = self._conn.consumed(n)
+                except LocalProtocolError:  # in ERROR: no credit to grant any more
+                    frames = []
+                if frames:
+                    self._write_quietly(frames)
+                return chunk
+            if self._receive_failure is not None:
+                raise self._receive_failure
+            return b""  # EOF received
         finally:
             self._receiving = False
 
     # --- sending -----------------------------------------------------------------------------
-
-    def _check_send(self) -> None:
-        self._check_closed()
-        if self._send_failure is not None:
-            raise self._send_failure
-        if self._conn.send_state is StreamState.EOF_SENT:
-            raise ClosedResourceError("send_eof() was called on this stream")
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send all of ``data``, waiting while the peer's credit is used up.
@@ -228,15 +266,31 @@ class Stream(StreamBase):
         self._sending = True
         waited = False
         try:
-            self._check_send()
-            self._write(self._conn.send_data(data))
+            if self._closed:
+                raise ClosedResourceError("the stream was closed") from None
+            if self._send_failure is not None:
+                raise self._send_failure
+            conn = self._conn
+            try:
+                frames = conn.send_data(data)
+            except LocalProtocolError:
+                if conn.send_state is _EOF_SENT:
+                    raise ClosedResourceError("send_eof() was called on this stream") from None
+                raise
+            if len(frames) == 1:  # the common case: Stream._write, inline
+                try:
+                    self.pipe.send(frames[0])
+                except (BrokenResourceError, ClosedResourceError) as exc:
+                    self._send_broke(exc)
+            else:
+                self._write(frames)
             self.bytes_sent += len(data)
-            if self._conn.pending_bytes or self._send_failure is not None:
+            if conn.pending_bytes or self._send_failure is not None:
                 waited = await self._drain()
         finally:
             try:
                 if not waited:
-                    await asyncio.sleep(0)  # the call's checkpoint (trio's rule)
+                    await checkpoint()  # the call's checkpoint (trio's rule)
             finally:
                 self._sending = False
 
@@ -317,7 +371,7 @@ class Stream(StreamBase):
             await asyncio.sleep(0)
             return
         self._closed = True
-        self._buffer.clear()
+        self._clear()
         self._wake()
         try:
             if self._send_failure is None and self._conn.send_state is not StreamState.ERROR:

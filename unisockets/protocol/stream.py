@@ -307,6 +307,19 @@ class ResetReceived:
 StreamEvent = DataReceived | EofReceived | CreditGranted | ResetReceived
 
 _CREDIT_HEADER: Final = bytes([FrameType.CREDIT])
+#: The payload types whose ``len()`` is their size in bytes (the send fast path's).
+_BYTES_TYPES: Final = frozenset({bytes, bytearray})
+#: A :class:`DataReceived` without its ``__init__`` (the receive fast path checked it).
+_new_event: Final = object.__new__
+_set_field: Final = object.__setattr__
+# The hot paths' enum members as module globals (a class attribute of an enum costs a
+# few times a global's lookup).
+_SEND: Final = Side.SEND
+_RECEIVE: Final = Side.RECEIVE
+_OPEN: Final = StreamState.OPEN
+_EOF_RECEIVED: Final = StreamState.EOF_RECEIVED
+_ERROR: Final = StreamState.ERROR
+_DATA: Final = int(FrameType.DATA)
 _DATA_HEADER: Final = bytes([FrameType.DATA])
 _EOF_FRAME: Final = bytes([FrameType.EOF])
 
@@ -372,12 +385,12 @@ class StreamConnection:
     @property
     def send_state(self) -> StreamState:
         """The send side's state: ``OPEN``, ``EOF_SENT`` or ``ERROR``."""
-        return self._states[Side.SEND]
+        return self._states[_SEND]
 
     @property
     def receive_state(self) -> StreamState:
         """The receive side's state: ``OPEN``, ``EOF_RECEIVED`` or ``ERROR``."""
-        return self._states[Side.RECEIVE]
+        return self._states[_RECEIVE]
 
     @property
     def send_credit(self) -> int:
@@ -455,7 +468,18 @@ class StreamConnection:
             LocalProtocolError: EOF was sent or the connection is in ``ERROR``.
             TypeError: ``data`` is not bytes-like.
         """
-        self._transition(Input.SEND_DATA)
+        if self._states[_SEND] is not _OPEN:
+            self._transition(Input.SEND_DATA)  # raises: EOF sent or ERROR
+        n = len(data)
+        if (
+            not self._pending
+            and 0 < n <= self._credit
+            and n < self.max_message_size
+            and type(data) in _BYTES_TYPES  # len() counts bytes (not a memoryview's items)
+        ):
+            # The common case (data fits the credit and one frame): one frame, no queue.
+            self._credit -= n
+            return [_DATA_HEADER + data]
         self._pending += data
         return self.flush()
 
@@ -539,7 +563,29 @@ class StreamConnection:
                 driver should send :meth:`reset` and close the pipe.
             LocalProtocolError: the connection was already in ``ERROR``.
         """
-        if StreamState.ERROR in (self.send_state, self.receive_state):
+        states = self._states
+        receive_state = states[_RECEIVE]
+        if (
+            receive_state is _OPEN
+            and type(frame) is bytes
+            and frame
+            and frame[0] == _DATA
+            and states[_SEND] is not _ERROR
+        ):
+            # The common case, a DATA frame on an open stream (the same checks as below,
+            # without a memoryview and a transition).
+            n = len(frame) - 1
+            if n > 0 and n < self.max_message_size:
+                credit = self.receive_window - self._unconsumed - self._ungranted
+                if n > credit:
+                    raise self._remote_error(
+                        f"peer exceeded its credit: sent {n} bytes with {credit} left"
+                    )
+                self._unconsumed += n
+                event = _new_event(DataReceived)  # validated here: no __post_init__ call
+                _set_field(event, "data", frame[1:])
+                return [event]
+        if receive_state is _ERROR or states[_SEND] is _ERROR:
             raise LocalProtocolError("cannot receive: the connection is in ERROR")
         view = memoryview(frame)
         if view.ndim != 1 or view.itemsize != 1:
@@ -610,10 +656,12 @@ class StreamConnection:
         """
         if type(n) is not int or not 0 <= n <= self._unconsumed:
             raise LocalProtocolError(f"consumed({n!r}) with {self._unconsumed} bytes unconsumed")
-        self._transition(Input.CONSUMED)
+        state = self._states[_RECEIVE]
+        if state is not _OPEN and state is not _EOF_RECEIVED:
+            self._transition(Input.CONSUMED)  # raises: the connection is in ERROR
         self._unconsumed -= n
         self._ungranted += n
-        if self.receive_state is StreamState.OPEN and self._ungranted >= self.grant_threshold:
+        if state is _OPEN and self._ungranted >= self.grant_threshold:
             amount, self._ungranted = self._ungranted, 0
             return [_CREDIT_HEADER + amount.to_bytes(4, "big")]
         return []
