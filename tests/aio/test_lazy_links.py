@@ -10,6 +10,7 @@ the next connect.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 
 import unisockets
 from unisockets.aio import AioNode
+from unisockets.driver.errors import BrokenResourceError
 
 from .test_end_to_end import (
     TIMEOUT,
@@ -101,3 +103,39 @@ async def test_a_bad_idle_timeout_is_a_value_error(
             with pytest.raises(ValueError, match="idle timeout"):
                 async with unisockets.open_node(url, lazy_links=True, link_idle_timeout=0):
                     pass  # pragma: no cover - it raises first
+
+
+async def test_an_accept_outlives_the_idle_close_of_the_link_it_began_on(
+    trio_thread: TrioThread, anyio_backend: str
+) -> None:
+    # The race of an idle close (unisockets.protocol.link_wait.LinkWait), in order: the
+    # accepting side is told of a connection while its old link stands, and waits; then
+    # that link closes idle (here: at once); then the peer opens the pipe on a new link.
+    # The accept gets it (the asyncio driver failed it when the old link closed).
+    if anyio_backend != "asyncio":
+        pytest.skip("the asyncio driver's links (the trio transport's: tests/net)")
+    label = "10.0.0.2:1>10.0.0.1:80"
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            server(trio_thread) as url,
+            unisockets.open_node(url, **{**LAZY, "link_idle_timeout": 60.0}) as alice,
+            unisockets.open_node(url, **{**LAZY, "link_idle_timeout": 60.0}) as bob,
+            alice.listen(80) as raw_listener,
+        ):
+            assert isinstance(alice, AioNode) and isinstance(bob, AioNode)
+            listener = listener_of(raw_listener)
+            client = stream_of(await bob.connect((alice.address, 80)))
+            accepted = stream_of(await listener.accept())
+            await client.aclose()
+            await accepted.aclose()
+            links = alice.driver.links
+            old = links.links[bob.address]
+            accept = asyncio.ensure_future(links.accept_pipe(bob.address, label))
+            await asyncio.sleep(0)  # the accept waits (its first step claims)
+            old.fail(BrokenResourceError(f"the link to {bob.address} was idle"))
+            await until_unlinked(bob, alice.address)  # the peer sees the close
+            pipe = await bob.driver.links.open_pipe(alice.address, label)  # a new link
+            got = await accept
+            assert got.label == label and links.links[bob.address] is not old
+            pipe.close()
+            got.close()
