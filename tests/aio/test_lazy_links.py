@@ -10,12 +10,13 @@ the next connect.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
+import trio
 
 import unisockets
 from unisockets.aio import AioNode
@@ -111,31 +112,54 @@ async def test_an_accept_outlives_the_idle_close_of_the_link_it_began_on(
     # The race of an idle close (unisockets.protocol.link_wait.LinkWait), in order: the
     # accepting side is told of a connection while its old link stands, and waits; then
     # that link closes idle (here: at once); then the peer opens the pipe on a new link.
-    # The accept gets it (the asyncio driver failed it when the old link closed).
-    if anyio_backend != "asyncio":
-        pytest.skip("the asyncio driver's links (the trio transport's: tests/net)")
+    # The accept gets it on both drivers (the asyncio driver failed it when the old
+    # link closed).
     label = "10.0.0.2:1>10.0.0.1:80"
+    idle = {**LAZY, "link_idle_timeout": 60.0}
     with anyio.fail_after(TIMEOUT):
         async with (
             server(trio_thread) as url,
-            unisockets.open_node(url, **{**LAZY, "link_idle_timeout": 60.0}) as alice,
-            unisockets.open_node(url, **{**LAZY, "link_idle_timeout": 60.0}) as bob,
+            unisockets.open_node(url, **idle) as alice,
+            unisockets.open_node(url, **idle) as bob,
             alice.listen(80) as raw_listener,
+            anyio.create_task_group() as tasks,
         ):
-            assert isinstance(alice, AioNode) and isinstance(bob, AioNode)
             listener = listener_of(raw_listener)
             client = stream_of(await bob.connect((alice.address, 80)))
             accepted = stream_of(await listener.accept())
             await client.aclose()
             await accepted.aclose()
-            links = alice.driver.links
-            old = links.links[bob.address]
-            accept = asyncio.ensure_future(links.accept_pipe(bob.address, label))
-            await asyncio.sleep(0)  # the accept waits (its first step claims)
-            old.fail(BrokenResourceError(f"the link to {bob.address} was idle"))
+            ours, theirs = _pipes_of(alice), _pipes_of(bob)
+            old = links_of(alice)[bob.address]
+            got: list[Any] = []
+
+            async def accept() -> None:
+                got.append(await ours.accept_pipe(bob.address, label))
+
+            tasks.start_soon(accept)
+            while not _accepting(alice, bob.address):
+                await anyio.lowlevel.checkpoint()
+            old.fail(_broken(alice)(f"the link to {bob.address} was idle"))  # as if idle
             await until_unlinked(bob, alice.address)  # the peer sees the close
-            pipe = await bob.driver.links.open_pipe(alice.address, label)  # a new link
-            got = await accept
-            assert got.label == label and links.links[bob.address] is not old
-            pipe.close()
-            got.close()
+            await theirs.open_pipe(alice.address, label)  # on a new link
+            while not got:  # noqa: ASYNC110 - the accept task appends it
+                await anyio.sleep(0.01)
+            assert got[0].label == label
+            assert links_of(alice)[bob.address] is not old
+
+
+def _pipes_of(node: Any) -> Any:
+    """What opens and accepts pipes: the asyncio driver's links, or the trio transport."""
+    return node.driver.links if isinstance(node, AioNode) else node.transport
+
+
+def _broken(node: Any) -> type[Exception]:
+    """The error class a link of ``node``'s driver fails with."""
+    return BrokenResourceError if isinstance(node, AioNode) else trio.BrokenResourceError
+
+
+def _accepting(node: Any, peer_id: str) -> bool:
+    """Whether an ``accept_pipe`` for ``peer_id`` waits in ``node``'s rendezvous."""
+    if isinstance(node, AioNode):
+        return bool(node.driver.links._rendezvous.waiting(peer_id))
+    return bool(node.transport._rendezvous.core.waiting(peer_id))
