@@ -157,14 +157,36 @@ class PeerLinks:
 
         Raises:
             ClosedResourceError: the node is closing.
-            BrokenResourceError: the link failed or could not be made.
+            BrokenResourceError: the link failed or could not be made. A link that
+                was up when the call began and dies before the pipe opens (the peer
+                closed it when idle a moment ago) is tried once more on a new link
+                (:class:`~unisockets.protocol.link_wait.LinkWait`, as the trio transport).
             TimeoutError: the peer did not acknowledge the channel in time.
         """
         self._check_open()
-        link = self._links.get(peer_id)
-        if link is None:
-            link = self._start(peer_id)
-            link.post("offer-now")
+        wait = LinkWait(offer=True)
+        while True:
+            link = self._links.get(peer_id)
+            if link is None:
+                link = self._start(peer_id)
+                link.post("offer-now")
+            was_connected = link.state is LinkState.CONNECTED
+            try:
+                return await self._open_on(link, label)
+            except BrokenResourceError as exc:
+                # A link that was up when we started but dies under us was stale (the
+                # peer closed it when idle a moment ago): one more try on a new link.
+                if link.kind is PeerKind.LEGACY or self._closed:
+                    raise
+                if was_connected:
+                    link.fail(exc)  # a channel cannot fail to open on a live link
+                if not wait.go_on(
+                    was_connected=was_connected, peer_left=link.peer_gone, replaced=link.replaced
+                ):
+                    raise
+                logger.debug("retrying pipe %r to %s on a new link", label, peer_id)
+
+    async def _open_on(self, link: PeerLink, label: str) -> Pipe:
         pipe = await link.open_pipe(label)
         try:
             async with asyncio.timeout(self.link_timeout):
