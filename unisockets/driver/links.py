@@ -29,6 +29,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..protocol.datagram import DATAGRAM_LABEL
+from ..protocol.link_wait import LinkWait
 from ..protocol.negotiation import LinkState
 from ..protocol.negotiation_events import PeerKind
 from ..protocol.peer_link import LEGACY_LABEL, MODERN_PROTOCOL, offer_wins
@@ -144,6 +145,7 @@ class PeerLinks:
         link = self._links.get(peer_id)
         if link is not None:
             self._goodbyes[link] = goodbye
+            link.peer_gone = True
             link.peer_left()  # a modern peer is probed first: goodbye is not death
         else:
             self._fail_waiters(peer_id, BrokenResourceError(f"{peer_id} left"))
@@ -155,14 +157,36 @@ class PeerLinks:
 
         Raises:
             ClosedResourceError: the node is closing.
-            BrokenResourceError: the link failed or could not be made.
+            BrokenResourceError: the link failed or could not be made. A link that
+                was up when the call began and dies before the pipe opens (the peer
+                closed it when idle a moment ago) is tried once more on a new link
+                (:class:`~unisockets.protocol.link_wait.LinkWait`, as the trio transport).
             TimeoutError: the peer did not acknowledge the channel in time.
         """
         self._check_open()
-        link = self._links.get(peer_id)
-        if link is None:
-            link = self._start(peer_id)
-            link.post("offer-now")
+        wait = LinkWait(offer=True)
+        while True:
+            link = self._links.get(peer_id)
+            if link is None:
+                link = self._start(peer_id)
+                link.post("offer-now")
+            was_connected = link.state is LinkState.CONNECTED
+            try:
+                return await self._open_on(link, label)
+            except BrokenResourceError as exc:
+                # A link that was up when we started but dies under us was stale (the
+                # peer closed it when idle a moment ago): one more try on a new link.
+                if link.kind is PeerKind.LEGACY or self._closed:
+                    raise
+                if was_connected:
+                    link.fail(exc)  # a channel cannot fail to open on a live link
+                if not wait.go_on(
+                    was_connected=was_connected, peer_left=link.peer_gone, replaced=link.replaced
+                ):
+                    raise
+                logger.debug("retrying pipe %r to %s on a new link", label, peer_id)
+
+    async def _open_on(self, link: PeerLink, label: str) -> Pipe:
         pipe = await link.open_pipe(label)
         try:
             async with asyncio.timeout(self.link_timeout):
@@ -186,27 +210,49 @@ class PeerLinks:
 
         Raises:
             ClosedResourceError: the node is closing.
-            BrokenResourceError: the link failed.
+            BrokenResourceError: the link failed, and
+                :class:`~unisockets.protocol.link_wait.LinkWait` says no next link
+                will do (the peer left, or a fresh link of ours failed). A link
+                that dies under the wait (a lazy link the peer closed when idle)
+                is not the end: the wait goes on to the peer's next link.
             TimeoutError: no link, or no known kind, within the link timeout.
         """
         self._check_open()
+        wait = LinkWait(offer=offer)
         async with asyncio.timeout(self.link_timeout):
-            link = self._links.get(peer_id)
-            if link is None and offer:
-                link = self._start(peer_id)
-                link.post("offer-now")
-            while link is None:
-                await self._link_started.wait()
-                self._check_open()
+            while True:
                 link = self._links.get(peer_id)
-            return await link.legacy_pipe()
+                if link is None and offer:
+                    link = self._start(peer_id)
+                    link.post("offer-now")
+                while link is None:
+                    await self._link_started.wait()
+                    self._check_open()
+                    link = self._links.get(peer_id)
+                was_connected = link.state is LinkState.CONNECTED
+                try:
+                    return await link.legacy_pipe()
+                except BrokenResourceError:
+                    # A lazy link the peer closed a moment ago dies under us while the
+                    # peer connects on its next link: wait there (LinkWait decides).
+                    self._check_open()
+                    if link.failure is None or not wait.go_on(
+                        was_connected=was_connected,
+                        peer_left=link.peer_gone,
+                        replaced=link.replaced,
+                    ):
+                        raise
 
     async def accept_pipe(self, peer_id: str, label: str) -> Pipe:
         """Return the pipe ``peer_id`` opened (or opens) as ``label``.
 
         Raises:
             ClosedResourceError: the node is closing.
-            BrokenResourceError: the link to ``peer_id`` failed first.
+            BrokenResourceError: signaling said ``peer_id`` left and its link
+                then failed. A failed link alone does not end the wait (as
+                :mod:`unisockets.protocol.rendezvous` says): the peer may open the
+                pipe on its next link (a lazy link closed when idle under the
+                accept, :mod:`unisockets.protocol.link_wait`).
         """
         self._check_open()
         loop = asyncio.get_running_loop()
@@ -268,7 +314,10 @@ class PeerLinks:
         ):
             pipe.close()
         goodbye = self._goodbyes.pop(link, None)
-        if not replaced:  # not the waits that began after its goodbye: a new node's (reused id)
+        # A failed link alone ends no wait (protocol.rendezvous, protocol.link_wait): the peer
+        # may open the pipe on its next link (a lazy link closed when idle under an accept).
+        # A goodbye does, for the waits that began before it (a later one is a new node's).
+        if not replaced and goodbye is not None:
             self._fail_waiters(link.peer_id, error, before=goodbye)
 
     def _fail_waiters(

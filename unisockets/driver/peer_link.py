@@ -68,6 +68,10 @@ class PeerLink(NegotiatedLink):
     def __init__(self, peer_id: str, links: PeerLinks) -> None:
         self.peer_id = peer_id
         self.failure: BaseException | None = None
+        #: Whether it failed because a new link to the same peer took over.
+        self.replaced = False
+        #: Signaling said the peer left since this link was made (set by PeerLinks).
+        self.peer_gone = False
         self.pipes: set[Pipe] = set()
         self.connected_after: float | None = None
         self._links = links
@@ -131,6 +135,7 @@ class PeerLink(NegotiatedLink):
         self.negotiation.handle(neg.Closed(), self._loop.time())
         logger.debug("link to %s failed: %s", self.peer_id, error)
         self.failure = error
+        self.replaced = replaced
         if self._timer is not None:
             self._timer.cancel()
         self.idle.stop()

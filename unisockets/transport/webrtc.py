@@ -38,6 +38,7 @@ import trio
 from aiortc import RTCConfiguration
 
 from ..protocol.consent import ConsentPolicy
+from ..protocol.link_wait import LinkWait
 from .base import SignalSender
 from .bridge import AsyncioBridge, open_asyncio_bridge
 from .rendezvous import TrioRendezvous
@@ -224,23 +225,42 @@ class WebRTCTransport(WebRTCLinks):
         Raises:
             ValueError: bad ``peer_id``.
             trio.ClosedResourceError: the transport is (or got) closed.
-            trio.BrokenResourceError: the link failed first.
+            trio.BrokenResourceError: the link failed first, and
+                :class:`~unisockets.protocol.link_wait.LinkWait` says no next
+                link will do (the peer left, or a fresh link of ours failed). A
+                link that dies under the wait (a lazy link the peer closed when
+                idle) is not the end: the wait goes on to the peer's next link.
             TimeoutError: no link, or no known kind, within the link timeout.
         """
         self._check_open()
         self._check_peer(peer_id)
+        wait = LinkWait(offer=offer)
         with trio.move_on_after(self._link_timeout):
-            found = self._links.get(peer_id)
-            if found is None and offer:
-                found = self._start_link(peer_id, offer=True)
-            while found is None:
-                await self._link_started.park()
-                self._check_open()
+            while True:
                 found = self._links.get(peer_id)
-            link = found
-            if await link.wait_kind() is PeerKind.LEGACY:
-                return link.legacy_pipe
-            return None
+                if found is None and offer:
+                    found = self._start_link(peer_id, offer=True)
+                while found is None:
+                    await self._link_started.park()
+                    self._check_open()
+                    found = self._links.get(peer_id)
+                link = found
+                was_connected = link.state is LinkState.CONNECTED
+                try:
+                    kind = await link.wait_kind()
+                except trio.BrokenResourceError:
+                    # A lazy link the peer closed a moment ago dies under us while the
+                    # peer connects on its next link: wait there (LinkWait decides).
+                    self._check_open()
+                    if not wait.go_on(
+                        was_connected=was_connected,
+                        peer_left=link.peer_gone,
+                        replaced=link.replaced,
+                    ):
+                        raise
+                    logger.debug("the link to %s failed under a connection: next link", peer_id)
+                    continue
+                return link.legacy_pipe if kind is PeerKind.LEGACY else None
         raise TimeoutError(f"no link to {peer_id} (or no kind) within {self._link_timeout} s")
 
     async def peer_left(self, peer_id: str) -> None:
