@@ -31,38 +31,19 @@ import asyncio
 import errno
 import json
 import logging
-import struct
-import sys
 from collections.abc import Awaitable, Callable
-from socket import SocketKind
 from typing import Any
 
-from ..driver.datagrams import DatagramSocket
 from ..driver.errors import oserror
-from ..driver.sockets import SHUT_RD, SHUT_RDWR, SHUT_WR, Socket
 from ..wasm import abi
 from ..wasm.memory import MemoryView, efault
 from ._js import js_global, require_browser
+from .guest_sockets import EAGER, METHODS, GuestSocket, GuestSocketCalls
 from .tab import BrowserNode, open_node
 
 __all__ = ["GuestStopped", "JsMemoryView", "TabGuest", "start", "unimplemented"]
 
 logger = logging.getLogger("unisockets.browser")
-
-#: The first socket descriptor (0-2 are the guest's stdio, the shim's).
-FIRST_SOCKET_FD = 3
-#: At most this many sockets per guest (``EMFILE`` past it), as natively.
-MAX_SOCKETS = 1024
-#: The most bytes one receive hands the guest, as natively.
-MAX_RECV = 1 << 20
-
-# WASI preview 1 layouts (wasi-libc's wasi/api.h), as unisockets.wasm.wasi uses them.
-_SOCKET_STREAM = 6  # __wasi_filetype_t
-_SOCKET_DGRAM = 5
-_SOCKET_RIGHTS = (1 << 1) | (1 << 6) | (1 << 27) | (1 << 28)  # read, write, poll, shutdown
-_FDSTAT = struct.Struct("<BxHxxxxQQ")
-#: Start import calls eagerly where asyncio can (Pyodide's Python is 3.12+).
-_EAGER: dict[str, Any] = {"eager_start": True} if sys.version_info >= (3, 12) else {}
 
 
 class GuestStopped(OSError):
@@ -104,41 +85,6 @@ class JsMemoryView(MemoryView):
             js_global("Uint8Array").new(self.memory.buffer, offset, len(data)).assign(bytes(data))
 
 
-class _GuestSocket:
-    __slots__ = ("flavour", "socket")
-
-    def __init__(self, socket: Socket | DatagramSocket, flavour: abi.Flavour) -> None:
-        self.socket = socket
-        self.flavour = flavour
-
-    def stream(self) -> Socket:
-        """The stream socket (``listen``/``accept``); ``EOPNOTSUPP`` on a datagram one, as Linux."""
-        if isinstance(self.socket, DatagramSocket):
-            raise oserror(errno.EOPNOTSUPP, "a datagram socket")
-        return self.socket
-
-
-#: Which method of :class:`TabGuest` serves which import of the table.
-_METHODS = {
-    "unisockets_socket": "_socket",
-    "unisockets_bind": "_bind",
-    "unisockets_connect": "_connect",
-    "unisockets_listen": "_listen",
-    "unisockets_accept": "_accept",
-    "unisockets_send": "_send",
-    "unisockets_recv": "_recv",
-    "unisockets_sendto": "_sendto",
-    "unisockets_recvfrom": "_recvfrom",
-    "unisockets_errno": "_errno",
-    "fd_close": "_fd_close",
-    "sock_shutdown": "_sock_shutdown",
-    "fd_read": "_fd_read",
-    "fd_write": "_fd_write",
-    "fd_fdstat_get": "_fd_fdstat_get",
-    "poll_oneoff": "_poll_oneoff",
-}
-
-
 def unimplemented() -> list[str]:
     """The imports of the shared table that a tab does not serve yet (they fail with ``ENOSYS``).
 
@@ -146,7 +92,7 @@ def unimplemented() -> list[str]:
         Their names, sorted; empty when the tab serves the whole table.
     """
     names = {spec.name for spec in (*abi.IMPORTS, *abi.WASI_SOCKET_FUNCTIONS)}
-    return sorted(names - set(_METHODS))
+    return sorted(names - set(METHODS))
 
 
 def _not_implemented(spec: abi.ImportSpec, *, blocking: bool) -> Callable[..., Any]:
@@ -167,7 +113,7 @@ def _not_implemented(spec: abi.ImportSpec, *, blocking: bool) -> Callable[..., A
     return stub
 
 
-class TabGuest:
+class TabGuest(GuestSocketCalls):
     """Serves one guest's socket imports from a node of this tab.
 
     Create it with :func:`start`; the page calls :meth:`attach` once the
@@ -180,7 +126,7 @@ class TabGuest:
 
     def __init__(self, node: BrowserNode) -> None:
         self.node = node
-        self.sockets: dict[int, _GuestSocket] = {}
+        self.sockets: dict[int, GuestSocket] = {}
         self.last_errno = 0
         self.stopping = False
         self._finished = asyncio.Event()
@@ -191,7 +137,7 @@ class TabGuest:
         self._closing: set[asyncio.Task[None]] = set()
         self._specs = {spec.name: spec for spec in (*abi.IMPORTS, *abi.WASI_SOCKET_FUNCTIONS)}
         self._implementations: dict[str, Callable[..., Any]] = {
-            name: getattr(self, method) for name, method in _METHODS.items()
+            name: getattr(self, method) for name, method in METHODS.items()
         }
         for spec in self._specs.values():
             if spec.name not in self._implementations:
@@ -296,7 +242,7 @@ class TabGuest:
                 resolve(result)
             return result
 
-        task = asyncio.Task(run(), loop=asyncio.get_event_loop(), **_EAGER)
+        task = asyncio.Task(run(), loop=asyncio.get_event_loop(), **EAGER)
         if task.done():
             return task.result()
         page_waits = True  # from now on the task settles the page's promise
@@ -381,194 +327,6 @@ class TabGuest:
         if self._memory is None:
             raise efault("the guest exports no memory")
         return self._memory
-
-    def _get(self, fd: int) -> _GuestSocket:
-        guest_socket = self.sockets.get(fd)
-        if guest_socket is None:
-            raise oserror(errno.ENOTSOCK if 0 <= fd <= 2 else errno.EBADF, f"fd {fd}")
-        return guest_socket
-
-    def _add(self, socket: Socket | DatagramSocket, flavour: abi.Flavour) -> int:
-        if len(self.sockets) >= MAX_SOCKETS:
-            raise oserror(errno.EMFILE, "too many sockets")
-        fd = FIRST_SOCKET_FD
-        while fd in self.sockets:
-            fd += 1
-        self.sockets[fd] = _GuestSocket(socket, flavour)
-        return fd
-
-    def _address(self, pointer: int, length: int) -> tuple[str, int]:
-        raw = self._view.read(pointer, min(length & 0xFFFFFFFF, abi.SOCKADDR_IN_SIZE))
-        decoded = abi.decode_sockaddr_in(raw)
-        if isinstance(decoded, int):
-            raise oserror(decoded, "socket address")
-        host, port = decoded
-        return (self.node.address if host == "0.0.0.0" else host), port
-
-    # -- the env imports ------------------------------------------------------------------
-
-    def _errno(self) -> int:
-        return self.last_errno
-
-    def _socket(self, domain: int, type_: int, protocol: int) -> int:
-        kind = abi.socket_kind(domain, type_, protocol)
-        if isinstance(kind, int):
-            raise oserror(kind, f"socket({domain}, {type_}, {protocol})")
-        if kind.datagram:
-            return self._add(self.node.socket(SocketKind.SOCK_DGRAM), kind.flavour)
-        return self._add(self.node.socket(), kind.flavour)
-
-    async def _bind(self, fd: int, pointer: int, length: int) -> int:
-        guest_socket = self._get(fd)
-        await guest_socket.socket.bind(self._address(pointer, length))
-        return 0
-
-    async def _connect(self, fd: int, pointer: int, length: int) -> int:
-        guest_socket = self._get(fd)
-        await guest_socket.socket.connect(self._address(pointer, length))
-        return 0
-
-    async def _listen(self, fd: int, backlog: int) -> int:
-        self._get(fd).stream().listen(max(backlog, 1))
-        return 0
-
-    async def _accept(self, fd: int, pointer: int, length_pointer: int) -> int:
-        guest_socket = self._get(fd)
-        capacity = 0
-        if pointer != 0:
-            # Check the guest's pointers before blocking, not after accepting.
-            if length_pointer == 0:
-                raise oserror(errno.EFAULT, "accept: an address without a length")
-            capacity = self._view.read_u32(length_pointer)
-            self._view.check(pointer, min(capacity, abi.SOCKADDR_IN_SIZE))
-        connection, (host, port) = await guest_socket.stream().accept()
-        try:
-            new_fd = self._add(connection, guest_socket.flavour)
-        except OSError:
-            connection.close()
-            raise
-        if pointer != 0:
-            encoded = abi.encode_sockaddr_in(guest_socket.flavour, host, port)
-            self._view.write(pointer, encoded[: min(capacity, abi.SOCKADDR_IN_SIZE)])
-            self._view.write_u32(length_pointer, abi.SOCKADDR_IN_SIZE)
-        return new_fd
-
-    async def _send(self, fd: int, pointer: int, size: int, flags: int) -> int:
-        guest_socket = self._get(fd)
-        data = self._view.read(pointer, size & 0xFFFFFFFF)
-        return await guest_socket.socket.send(data)
-
-    async def _recv(self, fd: int, pointer: int, size: int, flags: int) -> int:
-        guest_socket = self._get(fd)
-        size &= 0xFFFFFFFF
-        self._view.check(pointer, size)
-        if size == 0:
-            return 0
-        data = await guest_socket.socket.recv(min(size, MAX_RECV))
-        self._view.write(pointer, data)
-        return len(data)
-
-    async def _sendto(
-        self, fd: int, pointer: int, size: int, flags: int, address: int, address_length: int
-    ) -> int:
-        guest_socket = self._get(fd)
-        sock = guest_socket.socket
-        if address == 0 or not isinstance(sock, DatagramSocket):
-            return await self._send(fd, pointer, size, flags)  # Linux ignores it on TCP
-        target = self._address(address, address_length)
-        return await sock.sendto(self._view.read(pointer, size & 0xFFFFFFFF), target)
-
-    async def _recvfrom(
-        self, fd: int, pointer: int, size: int, flags: int, address: int, length_pointer: int
-    ) -> int:
-        guest_socket = self._get(fd)
-        sock = guest_socket.socket
-        if address == 0 or not isinstance(sock, DatagramSocket):
-            return await self._recv(fd, pointer, size, flags)
-        if length_pointer == 0:
-            raise oserror(errno.EFAULT, "recvfrom: an address without a length")
-        size &= 0xFFFFFFFF
-        capacity = self._view.read_u32(length_pointer)
-        self._view.check(pointer, size)
-        self._view.check(address, min(capacity, abi.SOCKADDR_IN_SIZE))
-        data, (host, port) = await sock.recvfrom(min(size, MAX_RECV))
-        self._view.write(pointer, data)
-        encoded = abi.encode_sockaddr_in(guest_socket.flavour, host, port)
-        self._view.write(address, encoded[: min(capacity, abi.SOCKADDR_IN_SIZE)])
-        self._view.write_u32(length_pointer, abi.SOCKADDR_IN_SIZE)
-        return len(data)
-
-    # -- the WASI functions on sockets (the page routes other descriptors to the shim) ----
-
-    def _fd_close(self, fd: int) -> int:
-        guest_socket = self.sockets.pop(fd, None)
-        if guest_socket is None:
-            raise oserror(errno.EBADF, f"fd {fd}")
-        # Closed now (eagerly: the address is released at once), finished in a task
-        # that the node's leaving waits for (_close_sockets).
-        closing = asyncio.Task(
-            guest_socket.socket.aclose(), loop=asyncio.get_event_loop(), **_EAGER
-        )
-        if not closing.done():
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
-        return 0
-
-    def _sock_shutdown(self, fd: int, how: int) -> int:
-        guest_socket = self._get(fd)
-        mode = abi.shutdown_how(guest_socket.flavour, how)
-        if mode is None:
-            raise oserror(errno.EINVAL, f"shutdown mode {how}")
-        if isinstance(guest_socket.socket, DatagramSocket):
-            # Nothing to tell a datagram peer; Linux says ENOTCONN unless connected.
-            guest_socket.socket.getpeername()
-            return 0
-        python_how = {(True, False): SHUT_RD, (False, True): SHUT_WR}.get(mode, SHUT_RDWR)
-        guest_socket.socket.shutdown(python_how)
-        return 0
-
-    async def _fd_read(self, fd: int, iovs: int, count: int, nread: int) -> int:
-        guest_socket = self._get(fd)
-        vectors = self._view.iovecs(iovs, count)
-        self._view.check(nread, 4)
-        wanted = sum(length for _, length in vectors)
-        data = await guest_socket.socket.recv(min(wanted, MAX_RECV)) if wanted else b""
-        offset = 0
-        for buffer, length in vectors:
-            if offset >= len(data):
-                break
-            self._view.write(buffer, data[offset : offset + length])
-            offset += length
-        self._view.write_u32(nread, len(data))
-        return 0
-
-    async def _fd_write(self, fd: int, iovs: int, count: int, nwritten: int) -> int:
-        guest_socket = self._get(fd)
-        view = self._view
-        data = b"".join(view.read(buffer, length) for buffer, length in view.iovecs(iovs, count))
-        view.check(nwritten, 4)
-        written = await guest_socket.socket.send(data) if data else 0
-        self._view.write_u32(nwritten, written)
-        return 0
-
-    def _fd_fdstat_get(self, fd: int, pointer: int) -> int:
-        datagram = isinstance(self._get(fd).socket, DatagramSocket)
-        kind = _SOCKET_DGRAM if datagram else _SOCKET_STREAM
-        self._view.write(pointer, _FDSTAT.pack(kind, 0, _SOCKET_RIGHTS, _SOCKET_RIGHTS))
-        return 0
-
-    async def _poll_oneoff(self, inp: int, out: int, count: int, nevents: int) -> int:
-        # Relative clocks only (sleep()), as natively; the shim's would spin the tab.
-        raw = self._view.read(inp, abi.SUBSCRIPTION_SIZE * (count & 0xFFFFFFFF))
-        clocks = abi.clock_subscriptions(raw)
-        self._view.check(out, abi.EVENT_SIZE * len(clocks))
-        self._view.check(nevents, 4)
-        shortest = min(timeout for timeout, _ in clocks)
-        await asyncio.sleep(shortest / 1e9)
-        fired = [userdata for timeout, userdata in clocks if timeout <= shortest]
-        self._view.write(out, abi.clock_events(fired))
-        self._view.write_u32(nevents, len(fired))
-        return 0
 
 
 _sessions: set[asyncio.Task[None]] = set()  # running sessions (a task needs a reference)
