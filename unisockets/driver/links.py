@@ -16,8 +16,12 @@ callers:
 *Signaling comes back*: peer links do not go through the server, so they
 outlive a lost signaling session; a ``greeting`` for a peer whose link is
 live keeps it. A peer that left while we were away is noticed by the link
-failing. While signaling is away, a link that is still negotiating cannot
-send its offer (the link fails) and its candidates are dropped.
+failing. When our signaling session ends, a link that is still negotiating
+fails as replaced (:meth:`PeerLinks.signaling_lost`): what it sent may be
+lost with the session. A pipe whose link was replaced, or was connected and
+died under it (stale: the peer restarted, or a new node took its id), is
+tried once more on a new link (:meth:`PeerLinks.open_pipe`), as in the
+native transport.
 """
 
 from __future__ import annotations
@@ -148,21 +152,71 @@ class PeerLinks:
         else:
             self._fail_waiters(peer_id, BrokenResourceError(f"{peer_id} left"))
 
+    def signaling_lost(self) -> None:
+        """Our signaling session ended: links still negotiating fail, as replaced.
+
+        Their offer, answer or candidates may have been lost with the session
+        (a killed server instance: docs/signaling-server.md), and what they
+        would send now would go to a peer that started over
+        (:class:`unisockets.protocol.negotiation_events.SignalingLost`).
+        Connected links stay; a pipe waiting on a failed one is tried again
+        on a new link (:meth:`open_pipe`).
+        """
+        for link in list(self._links.values()):
+            link.signaling_lost()
+
     # --- pipes -------------------------------------------------------------------------------
 
     async def open_pipe(self, peer_id: str, label: str) -> Pipe:
         """Open a pipe labelled ``label`` to ``peer_id`` (making the link if needed).
 
+        If the link was connected but dies before the pipe opens (it was
+        stale: the peer restarted, or a new node took its id and the probe of
+        the old link fails: docs/protocol.md, "Goodbye is not death"), or it
+        was replaced while negotiating (signaling was lost), the pipe is
+        tried once more on a new link, as the native transport does.
+
         Raises:
             ClosedResourceError: the node is closing.
-            BrokenResourceError: the link failed or could not be made.
+            BrokenResourceError: the link failed or could not be made (twice,
+                for a stale or replaced link), or the peer is a legacy node.
             TimeoutError: the peer did not acknowledge the channel in time.
         """
         self._check_open()
+        link = self._link_to(peer_id)
+        stale = link.state is LinkState.CONNECTED
+        try:
+            return await self._open_on(link, label)
+        except BrokenResourceError as exc:
+            if not self._retry(link, stale, exc):
+                raise
+        logger.debug("retrying pipe %r to %s on a new link", label, peer_id)
+        return await self._open_on(self._link_to(peer_id), label)
+
+    def _link_to(self, peer_id: str) -> PeerLink:
+        """The live link to ``peer_id``, or a new one that offers."""
         link = self._links.get(peer_id)
         if link is None:
             link = self._start(peer_id)
             link.post("offer-now")
+        return link
+
+    def _retry(self, link: PeerLink, stale: bool, error: BaseException) -> bool:
+        """Whether a pipe that failed on ``link`` with ``error`` is tried on a new link.
+
+        Yes if the link was replaced, or was connected when the pipe began
+        (stale); not on a live legacy link (it has no pipes) or a closing node.
+        A stale link still up is failed: a channel cannot fail to open on a live link.
+        """
+        if self._closed or not (stale or link.replaced):
+            return False
+        if link.failure is None:
+            if link.kind is PeerKind.LEGACY:
+                return False
+            link.fail(error)
+        return True
+
+    async def _open_on(self, link: PeerLink, label: str) -> Pipe:
         pipe = await link.open_pipe(label)
         try:
             async with asyncio.timeout(self.link_timeout):
@@ -182,7 +236,9 @@ class PeerLinks:
         Args:
             peer_id: the peer.
             offer: with no link, make one (we connect) or wait for the
-                peer's offer (it connected to us).
+                peer's offer (it connected to us). A link replaced while we
+                wait on it (signaling was lost, or the peer restarted it) is
+                followed once to the next link, as :meth:`open_pipe` does.
 
         Raises:
             ClosedResourceError: the node is closing.
@@ -191,15 +247,26 @@ class PeerLinks:
         """
         self._check_open()
         async with asyncio.timeout(self.link_timeout):
+            link = await self._wait_link(peer_id, offer=offer)
+            try:
+                return await link.legacy_pipe()
+            except BrokenResourceError:
+                if not link.replaced or self._closed:
+                    raise
+            # The link was replaced while negotiating: once more, as open_pipe.
+            logger.debug("%s: waiting on the link that replaced ours", peer_id)
+            return await (await self._wait_link(peer_id, offer=offer)).legacy_pipe()
+
+    async def _wait_link(self, peer_id: str, *, offer: bool) -> PeerLink:
+        """The link to ``peer_id``: with none, make one (``offer``) or wait for one."""
+        link = self._links.get(peer_id)
+        if link is None and offer:
+            link = self._link_to(peer_id)
+        while link is None:
+            await self._link_started.wait()
+            self._check_open()
             link = self._links.get(peer_id)
-            if link is None and offer:
-                link = self._start(peer_id)
-                link.post("offer-now")
-            while link is None:
-                await self._link_started.wait()
-                self._check_open()
-                link = self._links.get(peer_id)
-            return await link.legacy_pipe()
+        return link
 
     async def accept_pipe(self, peer_id: str, label: str) -> Pipe:
         """Return the pipe ``peer_id`` opened (or opens) as ``label``.

@@ -61,6 +61,10 @@ class PeerLink(NegotiatedLink):
     Attributes:
         peer_id: the peer's node id.
         failure: why the link failed, or None.
+        replaced: whether it failed because a new link to the same peer takes over
+            (a restart, or signaling lost while it negotiated): a pipe waiting
+            on it is tried once more on a new link (:meth:`PeerLinks.open_pipe
+            <unisockets.driver.links.PeerLinks.open_pipe>`).
         pipes: the open pipes on this link.
         connected_after: seconds from the link's creation to ``connected``, or None.
     """
@@ -68,6 +72,7 @@ class PeerLink(NegotiatedLink):
     def __init__(self, peer_id: str, links: PeerLinks) -> None:
         self.peer_id = peer_id
         self.failure: BaseException | None = None
+        self.replaced = False
         self.pipes: set[Pipe] = set()
         self.connected_after: float | None = None
         self._links = links
@@ -119,6 +124,15 @@ class PeerLink(NegotiatedLink):
         self._apply(self._handle(neg.Greeting()))
         return self.state is not LinkState.FAILED
 
+    def signaling_lost(self) -> None:
+        """Our signaling session ended: a link still negotiating fails (``replaced``).
+
+        What it sent may be lost with the session, and what it would send now
+        would meet a peer that started over (:mod:`unisockets.protocol.negotiation`,
+        the native transport's rule); a connected link stays.
+        """
+        self._apply(self._handle(neg.SignalingLost()))
+
     def fail(self, error: BaseException, *, replaced: bool = False) -> None:
         """Fail the link: break its pipes, stop its task, close its peer connection (idempotent).
 
@@ -131,6 +145,7 @@ class PeerLink(NegotiatedLink):
         self.negotiation.handle(neg.Closed(), self._loop.time())
         logger.debug("link to %s failed: %s", self.peer_id, error)
         self.failure = error
+        self.replaced = replaced
         if self._timer is not None:
             self._timer.cancel()
         self.idle.stop()
