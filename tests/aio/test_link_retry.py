@@ -14,7 +14,8 @@ wait on events only.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -56,6 +57,19 @@ def on_next_offer(
     monkeypatch.setattr(MemoryPeerConnection, "createOffer", create_offer)
 
 
+@asynccontextmanager
+async def two_nodes(url: str) -> AsyncIterator[tuple[AioNode, AioNode, Any]]:
+    """Alice (listening on port 80) and Bob, asyncio nodes on one memory network."""
+    network = MemoryNetwork()
+    async with (
+        unisockets.open_node(url, transport=network) as alice,
+        unisockets.open_node(url, transport=network) as bob,
+        alice.listen(80) as listener,
+    ):
+        assert isinstance(alice, AioNode) and isinstance(bob, AioNode)
+        yield alice, bob, listener
+
+
 async def echo_once(listener: Any, client: Any, payload: bytes) -> Any:
     """Accept the connection of ``client``, send ``payload`` over it; return the accepted end."""
     accepted = await listener.accept()
@@ -67,15 +81,8 @@ async def echo_once(listener: Any, client: Any, payload: bytes) -> Any:
 async def test_a_connection_on_a_link_that_dies_under_it_is_tried_on_a_new_link(
     trio_thread: TrioThread,
 ) -> None:
-    network = MemoryNetwork()
     with anyio.fail_after(TIMEOUT):
-        async with (
-            server(trio_thread) as url,
-            unisockets.open_node(url, transport=network) as alice,
-            unisockets.open_node(url, transport=network) as bob,
-            alice.listen(80) as listener,
-        ):
-            assert isinstance(alice, AioNode) and isinstance(bob, AioNode)
+        async with server(trio_thread) as url, two_nodes(url) as (alice, bob, listener):
             first = await bob.connect((alice.address, 80))
             accepted = await echo_once(listener, first, b"first")
             stale = bob.driver.links.links[alice.address]
@@ -101,16 +108,9 @@ async def test_a_connection_on_a_link_that_dies_under_it_is_tried_on_a_new_link(
 async def test_a_connection_whose_link_was_replaced_while_negotiating_is_tried_again(
     trio_thread: TrioThread, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    network = MemoryNetwork()
     replaced: list[PeerLink] = []
     with anyio.fail_after(TIMEOUT):
-        async with (
-            server(trio_thread) as url,
-            unisockets.open_node(url, transport=network) as alice,
-            unisockets.open_node(url, transport=network) as bob,
-            alice.listen(80) as listener,
-        ):
-            assert isinstance(alice, AioNode) and isinstance(bob, AioNode)
+        async with server(trio_thread) as url, two_nodes(url) as (alice, bob, listener):
 
             def signaling_lost(pc: MemoryPeerConnection) -> None:
                 links = bob.driver.links.links
@@ -131,16 +131,10 @@ async def test_a_connection_whose_link_was_replaced_while_negotiating_is_tried_a
 async def test_signaling_lost_fails_negotiating_links_as_replaced_and_keeps_connected_ones(
     trio_thread: TrioThread,
 ) -> None:
-    network = MemoryNetwork()
     with anyio.fail_after(TIMEOUT):
         task = await anyio.to_thread.run_sync(trio_thread.start_server)
         try:
-            async with (
-                unisockets.open_node(task.url, transport=network) as alice,
-                unisockets.open_node(task.url, transport=network) as bob,
-                alice.listen(80) as listener,
-            ):
-                assert isinstance(alice, AioNode) and isinstance(bob, AioNode)
+            async with two_nodes(task.url) as (alice, bob, listener):
                 client = await bob.connect((alice.address, 80))
                 accepted = await echo_once(listener, client, b"before")
                 connected = bob.driver.links.links[alice.address]
