@@ -29,7 +29,7 @@ from unisockets.driver.peer_link import PeerLink
 from unisockets.protocol.events import Disconnected
 from unisockets.protocol.negotiation import LinkState
 
-from .test_end_to_end import TIMEOUT, receive_exactly, server
+from .test_end_to_end import LOOPBACK, TIMEOUT, receive_exactly, server
 from .trio_thread import TrioThread
 
 pytestmark = pytest.mark.anyio
@@ -58,12 +58,18 @@ def on_next_offer(
 
 
 @asynccontextmanager
-async def two_nodes(url: str) -> AsyncIterator[tuple[AioNode, AioNode, Any]]:
-    """Alice (listening on port 80) and Bob, asyncio nodes on one memory network."""
-    network = MemoryNetwork()
+async def two_nodes(
+    url: str, options: dict[str, Any] | None = None
+) -> AsyncIterator[tuple[AioNode, AioNode, Any]]:
+    """Alice (listening on port 80) and Bob: asyncio nodes with ``open_node`` ``options``.
+
+    Without options, on one memory network.
+    """
+    if options is None:
+        options = {"transport": MemoryNetwork()}
     async with (
-        unisockets.open_node(url, transport=network) as alice,
-        unisockets.open_node(url, transport=network) as bob,
+        unisockets.open_node(url, **options) as alice,
+        unisockets.open_node(url, **options) as bob,
         alice.listen(80) as listener,
     ):
         assert isinstance(alice, AioNode) and isinstance(bob, AioNode)
@@ -128,13 +134,15 @@ async def test_a_connection_whose_link_was_replaced_while_negotiating_is_tried_a
                 await stream.aclose()
 
 
+@pytest.mark.parametrize("transport", ["memory", "aiortc"])
 async def test_signaling_lost_fails_negotiating_links_as_replaced_and_keeps_connected_ones(
-    trio_thread: TrioThread,
+    trio_thread: TrioThread, transport: str
 ) -> None:
+    options = None if transport == "memory" else LOOPBACK
     with anyio.fail_after(TIMEOUT):
         task = await anyio.to_thread.run_sync(trio_thread.start_server)
         try:
-            async with two_nodes(task.url) as (alice, bob, listener):
+            async with two_nodes(task.url, options) as (alice, bob, listener):
                 client = await bob.connect((alice.address, 80))
                 accepted = await echo_once(listener, client, b"before")
                 connected = bob.driver.links.links[alice.address]
