@@ -172,7 +172,8 @@ class PeerLinks:
 
         If the link was connected but dies before the pipe opens (it was
         stale: the peer restarted, or a new node took its id and the probe of
-        the old link fails: docs/protocol.md, "Goodbye is not death"), or it
+        the old link fails, which a pipe on a probed link waits for:
+        docs/protocol.md, "Goodbye is not death"), or it
         was replaced while negotiating (signaling was lost), the pipe is
         tried once more on a new link, as the native transport does.
 

@@ -89,6 +89,7 @@ class PeerLink(NegotiatedLink):
         self._inbox_bell = asyncio.Event()  # set when the machine's inbox may have inputs
         self._connected: asyncio.Future[None] = loop.create_future()
         self._kind_known: asyncio.Future[None] = loop.create_future()
+        self._probe_over: asyncio.Future[None] | None = None  # set while a probe runs
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._pc: Any = None
@@ -118,6 +119,8 @@ class PeerLink(NegotiatedLink):
     def peer_left(self) -> None:
         """Signaling said the peer left: probe a modern link, fail any other (protocol.probe)."""
         self._apply(self._handle(neg.PeerLeft()))
+        if self.negotiation.probing and self.failure is None and self._probe_over is None:
+            self._probe_over = self._loop.create_future()  # new pipes wait for the verdict
 
     def greeted(self) -> bool:
         """Signaling greeted the peer again: keep this link (True) or fail it (False)."""
@@ -151,6 +154,7 @@ class PeerLink(NegotiatedLink):
         self.idle.stop()
         settle(self._connected)
         settle(self._kind_known)
+        self._end_probe()
         for pipe in list(self.pipes):
             pipe.break_(error)
         self.pipes.clear()
@@ -172,6 +176,11 @@ class PeerLink(NegotiatedLink):
     async def open_pipe(self, label: str) -> DataChannelPipe:
         """Open a data channel labelled ``label`` once connected; return its (opening) pipe.
 
+        While the link is probed (the peer left: docs/protocol.md, "Goodbye is
+        not death"), the channel waits for the probe's verdict: a browser
+        opens a channel without the peer's acknowledgement, so on a dead link
+        it would seem to open and its connection fail only with the probe.
+
         Raises:
             BrokenResourceError: the link failed, or the peer is a legacy node
                 (it has one channel, no pipes).
@@ -179,6 +188,8 @@ class PeerLink(NegotiatedLink):
         with self.idle.opening():
             await self.wait_connected()
             await asyncio.shield(self._kind_known)
+            if self._probe_over is not None:
+                await asyncio.shield(self._probe_over)
         if self.state is not LinkState.CONNECTED:
             raise BrokenResourceError(f"no link to {self.peer_id}") from self.failure
         if self.kind is PeerKind.LEGACY:
@@ -241,7 +252,15 @@ class PeerLink(NegotiatedLink):
     def _handle(self, event: Input) -> list[Output]:
         outputs = self.negotiation.handle(event, self._loop.time())
         self._rearm()
+        if not self.negotiation.probing:
+            self._end_probe()
         return outputs
+
+    def _end_probe(self) -> None:
+        """The probe is over (answered, or the link failed): pipes waiting for it go on."""
+        probe, self._probe_over = self._probe_over, None
+        if probe is not None:
+            settle(probe)
 
     def _rearm(self) -> None:
         """Input :class:`~unisockets.protocol.negotiation.TimePasses` at the machine's deadline."""
