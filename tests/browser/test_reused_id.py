@@ -14,9 +14,6 @@ machine too; every wait is on a note or an event.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import trio
 
@@ -25,7 +22,7 @@ from unisockets.net import open_node
 from ..restartable_server import start_server
 from .cdp import Browser
 from .helpers import BrowserEnv, page_failure_report, run_in_tab, tab, wait_note
-from .test_probe import CHILD, GOODBYES, TEST_TIMEOUT
+from .test_probe import GOODBYES, TEST_TIMEOUT, echo_child
 
 pytestmark = [pytest.mark.trio, pytest.mark.slow]
 
@@ -35,27 +32,28 @@ PROBE_TIMEOUT = 8.0
 TAB_CLIENT_OF_A_REPLACED_PEER = (
     GOODBYES
     + """
+async def echoed(stream, data):
+    await stream.send_all(data)
+    got = b""
+    while len(got) < len(data):
+        got += await stream.receive_some()
+    return got.decode()
+
 async with ub.open_node(URL) as node:
     note_goodbyes(node)
     stream = await node.connect((HOST, 7))
-    await stream.send_all(b"are you there")
-    got = b""
-    while len(got) < 13:
-        got += await stream.receive_some()
+    greeting = await echoed(stream, b"are you there")
     old = node.links.links[HOST]
     old.negotiation._probe_timeout = PROBE_TIMEOUT  # read when the probe starts
-    notify("connected", got.decode())
+    notify("connected", greeting)
     while not getattr(js.window, "unisocketsGo", False):  # the new node listens
         await asyncio.sleep(0.01)
     probing = node.links.links.get(HOST) is old and old.negotiation.probing
     fresh = await node.connect((HOST, 7))
-    await fresh.send_all(b"new node")
-    got = b""
-    while len(got) < 8:
-        got += await fresh.receive_some()
+    got = await echoed(fresh, b"new node")
     out = {
         "probing": probing,
-        "got": got.decode(),
+        "got": got,
         "old": reasons(old.failure),
         "new_link": node.links.links.get(HOST) is not old,
     }
@@ -75,18 +73,7 @@ async def test_a_tab_connects_to_a_new_node_with_a_dead_nodes_id_during_the_prob
     with trio.fail_after(TEST_TIMEOUT):
         async with trio.open_nursery() as nursery:
             server = await start_server(nursery)
-            process = await trio.lowlevel.open_process(
-                [sys.executable, str(CHILD), server.url], stdout=subprocess.PIPE
-            )
-            try:
-                assert process.stdout is not None
-                line = b""
-                while not line.endswith(b"\n"):
-                    chunk = await process.stdout.receive_some(1)
-                    assert chunk, f"the child ended before a full line: {line!r}"
-                    line += chunk
-                word, address = line.decode().split()
-                assert word == "listening"
+            async with echo_child(server.url) as (process, address):
                 done = trio.Event()
 
                 async def run_tab() -> None:
@@ -103,11 +90,6 @@ async def test_a_tab_connects_to_a_new_node_with_a_dead_nodes_id_during_the_prob
                 assert await wait_note(page, "connected") == "are you there"
                 process.kill()  # SIGKILL: no SCTP ABORT, no DTLS close, no leave message
                 assert await wait_note(page, "peer_left") == address
-            finally:
-                if process.returncode is None:
-                    process.kill()
-                with trio.CancelScope(shield=True):
-                    await process.wait()
             async with (
                 open_node(server.url, ice_addresses=["127.0.0.1"]) as newcomer,
                 newcomer.listen(7) as listener,
