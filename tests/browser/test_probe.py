@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -126,6 +128,29 @@ json.dumps(out)
 )
 
 
+@asynccontextmanager
+async def echo_child(url: str) -> AsyncIterator[tuple[trio.Process, str]]:
+    """Run :data:`CHILD` joined to ``url``; yield it and its address (killed, reaped after)."""
+    process = await trio.lowlevel.open_process(
+        [sys.executable, str(CHILD), url], stdout=subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = await process.stdout.receive_some(1)
+            assert chunk, f"the child ended before a full line: {line!r}"
+            line += chunk
+        word, address = line.decode().split()
+        assert word == "listening"
+        yield process, address
+    finally:
+        if process.returncode is None:
+            process.kill()
+        with trio.CancelScope(shield=True):
+            await process.wait()
+
+
 async def _round(stream, data: bytes) -> bool:  # type: ignore[no-untyped-def]
     """Send ``data`` and read its echo; whether the digests agree."""
     got = bytearray()
@@ -179,18 +204,7 @@ async def test_a_sigkilled_peer_is_seen_by_a_tab_within_two_seconds_of_its_goodb
     with trio.fail_after(TEST_TIMEOUT):
         async with trio.open_nursery() as nursery:
             server = await start_server(nursery)
-            process = await trio.lowlevel.open_process(
-                [sys.executable, str(CHILD), server.url], stdout=subprocess.PIPE
-            )
-            try:
-                assert process.stdout is not None
-                line = b""
-                while not line.endswith(b"\n"):
-                    chunk = await process.stdout.receive_some(1)
-                    assert chunk, f"the child ended before a full line: {line!r}"
-                    line += chunk
-                word, address = line.decode().split()
-                assert word == "listening"
+            async with echo_child(server.url) as (process, address):
                 results: dict[str, object] = {}
                 done = trio.Event()
 
@@ -204,11 +218,6 @@ async def test_a_sigkilled_peer_is_seen_by_a_tab_within_two_seconds_of_its_goodb
                 assert await wait_note(page, "connected") == "are you there"
                 process.kill()  # SIGKILL: no SCTP ABORT, no DTLS close, no leave message
                 await done.wait()
-            finally:
-                if process.returncode is None:
-                    process.kill()
-                with trio.CancelScope(shield=True):
-                    await process.wait()
             nursery.cancel_scope.cancel()
     out = results["tab"]
     assert isinstance(out, dict), out

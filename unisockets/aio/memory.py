@@ -215,7 +215,8 @@ class MemoryPeerConnection(EventTarget):
         self.loop.call_soon(self._state_changed)
 
     def _sdp(self) -> str:
-        return f"v=0\r\ns=-\r\n{SDP_ATTRIBUTE}{self.id}\r\n"
+        # The ufrag lets an answer say which offer it answers (as a real stack's does).
+        return f"v=0\r\ns=-\r\na=ice-ufrag:{self.id}\r\n{SDP_ATTRIBUTE}{self.id}\r\n"
 
     def _maybe_connect(self) -> None:
         if self.localDescription is None or self._remote_id is None or self._peer is not None:

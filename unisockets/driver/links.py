@@ -16,8 +16,12 @@ callers:
 *Signaling comes back*: peer links do not go through the server, so they
 outlive a lost signaling session; a ``greeting`` for a peer whose link is
 live keeps it. A peer that left while we were away is noticed by the link
-failing. While signaling is away, a link that is still negotiating cannot
-send its offer (the link fails) and its candidates are dropped.
+failing. When our signaling session ends, a link that is still negotiating
+fails as replaced (:meth:`PeerLinks.signaling_lost`): what it sent may be
+lost with the session. A pipe whose link was replaced, or was connected and
+died under it (stale: the peer restarted, or a new node took its id), is
+tried once more on a new link (:meth:`PeerLinks.open_pipe`), as in the
+native transport.
 """
 
 from __future__ import annotations
@@ -150,41 +154,70 @@ class PeerLinks:
         else:
             self._fail_waiters(peer_id, BrokenResourceError(f"{peer_id} left"))
 
+    def signaling_lost(self) -> None:
+        """Our signaling session ended: links still negotiating fail, as replaced.
+
+        Their offer, answer or candidates may have been lost with the session
+        (a killed server instance: docs/signaling-server.md), and what they
+        would send now would go to a peer that started over
+        (:class:`unisockets.protocol.negotiation_events.SignalingLost`).
+        Connected links stay; a pipe waiting on a failed one is tried again
+        on a new link (:meth:`open_pipe`).
+        """
+        for link in list(self._links.values()):
+            link.signaling_lost()
+
     # --- pipes -------------------------------------------------------------------------------
 
     async def open_pipe(self, peer_id: str, label: str) -> Pipe:
         """Open a pipe labelled ``label`` to ``peer_id`` (making the link if needed).
 
+        If the link was connected but dies before the pipe opens (it was
+        stale: the peer restarted, or a new node took its id and the probe of
+        the old link fails, which a pipe on a probed link waits for:
+        docs/protocol.md, "Goodbye is not death"), or it
+        was replaced while negotiating (signaling was lost), the pipe is
+        tried once more on a new link, as the native transport does.
+
         Raises:
             ClosedResourceError: the node is closing.
-            BrokenResourceError: the link failed or could not be made. A link that
-                was up when the call began and dies before the pipe opens (the peer
-                closed it when idle a moment ago) is tried once more on a new link
-                (:class:`~unisockets.protocol.link_wait.LinkWait`, as the trio transport).
+            BrokenResourceError: the link failed or could not be made (twice,
+                for a stale or replaced link), or the peer is a legacy node.
             TimeoutError: the peer did not acknowledge the channel in time.
         """
         self._check_open()
-        wait = LinkWait(offer=True)
-        while True:
-            link = self._links.get(peer_id)
-            if link is None:
-                link = self._start(peer_id)
-                link.post("offer-now")
-            was_connected = link.state is LinkState.CONNECTED
-            try:
-                return await self._open_on(link, label)
-            except BrokenResourceError as exc:
-                # A link that was up when we started but dies under us was stale (the
-                # peer closed it when idle a moment ago): one more try on a new link.
-                if link.kind is PeerKind.LEGACY or self._closed:
-                    raise
-                if was_connected:
-                    link.fail(exc)  # a channel cannot fail to open on a live link
-                if not wait.go_on(
-                    was_connected=was_connected, peer_left=link.peer_gone, replaced=link.replaced
-                ):
-                    raise
-                logger.debug("retrying pipe %r to %s on a new link", label, peer_id)
+        link = self._link_to(peer_id)
+        stale = link.state is LinkState.CONNECTED
+        try:
+            return await self._open_on(link, label)
+        except BrokenResourceError as exc:
+            if not self._retry(link, stale, exc):
+                raise
+        logger.debug("retrying pipe %r to %s on a new link", label, peer_id)
+        return await self._open_on(self._link_to(peer_id), label)
+
+    def _link_to(self, peer_id: str) -> PeerLink:
+        """The live link to ``peer_id``, or a new one that offers."""
+        link = self._links.get(peer_id)
+        if link is None:
+            link = self._start(peer_id)
+            link.post("offer-now")
+        return link
+
+    def _retry(self, link: PeerLink, stale: bool, error: BaseException) -> bool:
+        """Whether a pipe that failed on ``link`` with ``error`` is tried on a new link.
+
+        Yes if the link was replaced, or was connected when the pipe began
+        (stale); not on a live legacy link (it has no pipes) or a closing node.
+        A stale link still up is failed: a channel cannot fail to open on a live link.
+        """
+        if self._closed or not (stale or link.replaced):
+            return False
+        if link.failure is None:
+            if link.kind is PeerKind.LEGACY:
+                return False
+            link.fail(error)
+        return True
 
     async def _open_on(self, link: PeerLink, label: str) -> Pipe:
         pipe = await link.open_pipe(label)
@@ -206,7 +239,10 @@ class PeerLinks:
         Args:
             peer_id: the peer.
             offer: with no link, make one (we connect) or wait for the
-                peer's offer (it connected to us).
+                peer's offer (it connected to us). A link replaced while we
+                wait on it (signaling was lost, or the peer restarted it) is
+                followed to the next link
+                (:class:`~unisockets.protocol.link_wait.LinkWait`).
 
         Raises:
             ClosedResourceError: the node is closing.

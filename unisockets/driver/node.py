@@ -336,6 +336,8 @@ class DriverNode:
     def _on_event(self, event: Event) -> None:
         """Signaling events for the peer links and the user (called by the signaling listener)."""
         if isinstance(event, Disconnected | Reconnected | IdChanged):
+            if isinstance(event, Disconnected):
+                self.links.signaling_lost()  # links still negotiating start over
             if isinstance(event, Reconnected):
                 logger.info("signaling is back: joined as %s", event.id)
             if self._on_signaling_event is not None:

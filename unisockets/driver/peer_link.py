@@ -61,6 +61,10 @@ class PeerLink(NegotiatedLink):
     Attributes:
         peer_id: the peer's node id.
         failure: why the link failed, or None.
+        replaced: whether it failed because a new link to the same peer takes over
+            (a restart, or signaling lost while it negotiated): a pipe waiting
+            on it is tried once more on a new link (:meth:`PeerLinks.open_pipe
+            <unisockets.driver.links.PeerLinks.open_pipe>`).
         pipes: the open pipes on this link.
         connected_after: seconds from the link's creation to ``connected``, or None.
     """
@@ -88,6 +92,7 @@ class PeerLink(NegotiatedLink):
         self._inbox_bell = asyncio.Event()  # set when the machine's inbox may have inputs
         self._connected: asyncio.Future[None] = loop.create_future()
         self._kind_known: asyncio.Future[None] = loop.create_future()
+        self._probe_over: asyncio.Future[None] | None = None  # set while a probe runs
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._pc: Any = None
@@ -117,11 +122,22 @@ class PeerLink(NegotiatedLink):
     def peer_left(self) -> None:
         """Signaling said the peer left: probe a modern link, fail any other (protocol.probe)."""
         self._apply(self._handle(neg.PeerLeft()))
+        if self.negotiation.probing and self.failure is None and self._probe_over is None:
+            self._probe_over = self._loop.create_future()  # new pipes wait for the verdict
 
     def greeted(self) -> bool:
         """Signaling greeted the peer again: keep this link (True) or fail it (False)."""
         self._apply(self._handle(neg.Greeting()))
         return self.state is not LinkState.FAILED
+
+    def signaling_lost(self) -> None:
+        """Our signaling session ended: a link still negotiating fails (``replaced``).
+
+        What it sent may be lost with the session, and what it would send now
+        would meet a peer that started over (:mod:`unisockets.protocol.negotiation`,
+        the native transport's rule); a connected link stays.
+        """
+        self._apply(self._handle(neg.SignalingLost()))
 
     def fail(self, error: BaseException, *, replaced: bool = False) -> None:
         """Fail the link: break its pipes, stop its task, close its peer connection (idempotent).
@@ -141,6 +157,7 @@ class PeerLink(NegotiatedLink):
         self.idle.stop()
         settle(self._connected)
         settle(self._kind_known)
+        self._end_probe()
         for pipe in list(self.pipes):
             pipe.break_(error)
         self.pipes.clear()
@@ -162,6 +179,11 @@ class PeerLink(NegotiatedLink):
     async def open_pipe(self, label: str) -> DataChannelPipe:
         """Open a data channel labelled ``label`` once connected; return its (opening) pipe.
 
+        While the link is probed (the peer left: docs/protocol.md, "Goodbye is
+        not death"), the channel waits for the probe's verdict: a browser
+        opens a channel without the peer's acknowledgement, so on a dead link
+        it would seem to open and its connection fail only with the probe.
+
         Raises:
             BrokenResourceError: the link failed, or the peer is a legacy node
                 (it has one channel, no pipes).
@@ -169,6 +191,8 @@ class PeerLink(NegotiatedLink):
         with self.idle.opening():
             await self.wait_connected()
             await asyncio.shield(self._kind_known)
+            if self._probe_over is not None:
+                await asyncio.shield(self._probe_over)
         if self.state is not LinkState.CONNECTED:
             raise BrokenResourceError(f"no link to {self.peer_id}") from self.failure
         if self.kind is PeerKind.LEGACY:
@@ -231,7 +255,15 @@ class PeerLink(NegotiatedLink):
     def _handle(self, event: Input) -> list[Output]:
         outputs = self.negotiation.handle(event, self._loop.time())
         self._rearm()
+        if not self.negotiation.probing:
+            self._end_probe()
         return outputs
+
+    def _end_probe(self) -> None:
+        """The probe is over (answered, or the link failed): pipes waiting for it go on."""
+        probe, self._probe_over = self._probe_over, None
+        if probe is not None:
+            settle(probe)
 
     def _rearm(self) -> None:
         """Input :class:`~unisockets.protocol.negotiation.TimePasses` at the machine's deadline."""
