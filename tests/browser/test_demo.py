@@ -2,7 +2,8 @@
 
 The page joins from its URL, serves echo on port 7 and connects its client to
 a native node's echo server; the native node also connects to the page's echo
-server. The test checks the bytes on the native side and what the page shows,
+server, and a second native node only joins (lazy links: the page never links
+with it). The test checks the bytes on the native side and what the page shows,
 and saves a screenshot (path printed; kept in pytest's temporary folder).
 """
 
@@ -37,6 +38,7 @@ async def test_demo_page(browser: Browser, browser_env: BrowserEnv) -> None:
         async with (
             open_signaling_server(host="127.0.0.1", port=0) as server,
             open_node(server.url, ice_addresses=["127.0.0.1"]) as native,
+            open_node(server.url, ice_addresses=["127.0.0.1"]) as bystander,
             native.listen(7) as listener,
             trio.open_nursery() as nursery,
         ):
@@ -98,7 +100,9 @@ async def test_demo_page(browser: Browser, browser_env: BrowserEnv) -> None:
     assert b"".join(heard) == MESSAGE.encode()
     assert echoed == b"native says hi"
     assert f"received {MESSAGE!r}" in log
-    assert f"{native.address} (connected)" in peers
+    # Lazy links: the page links with the node it talked to, not with the bystander.
+    assert peers == f"{native.address} (connected)"
+    assert bystander.address not in peers
     assert f"{native.address}:7" in connections
     assert f"{tab_address}:7" in connections
     assert f"{len(MESSAGE)}{len(MESSAGE)}" in connections  # client: sent, received

@@ -102,8 +102,10 @@ async def test_tab_listens_native_connects(browser: Browser, browser_env: Browse
             async with open_node(server.url, ice_addresses=["127.0.0.1"]) as native:
                 stream = await native.connect((tab_address, 1234))
                 echoed = await native_echo_client(stream, PAYLOAD)
-                # The tab offered the link: its "channel" carried our sub-protocol.
-                assert native.transport.links[tab_address].kind is PeerKind.MODERN  # type: ignore[attr-defined]
+                # Lazy links: the node that connects offers the link; the tab said hello
+                # on its "channel" (our sub-protocol).
+                link = native.transport.links[tab_address]  # type: ignore[attr-defined]
+                assert (link.role, link.kind) == ("offerer", PeerKind.MODERN)
                 assert stream.remote_address == (tab_address, 1234)
                 local = stream.local_address
                 await stream.aclose()
@@ -140,9 +142,9 @@ async def test_native_listens_tab_connects(browser: Browser, browser_env: Browse
 
             nursery.start_soon(run_tab)
             stream = await listener.accept()
-            # We offered the link (the tab joined later): the tab said hello on "channel".
+            # Lazy links: the tab connected, so the tab offered; it said hello on "channel".
             link = native.transport.links[stream.remote_address[0]]  # type: ignore[attr-defined]
-            assert (link.role, link.kind) == ("offerer", PeerKind.MODERN)
+            assert (link.role, link.kind) == ("answerer", PeerKind.MODERN)
             received = bytearray()
             while data := await stream.receive_some():
                 received.extend(data)

@@ -1,7 +1,7 @@
 """Lazy peer links in a tab (docs/protocol.md, "Lazy peer links"), with a native trio node.
 
 Real headless Chromium (Pyodide) and the project's signaling server on
-127.0.0.1. The tab and two native nodes knock with ``lazyLinks``: the tab
+127.0.0.1. The tab (by default) and two native nodes knock with ``lazyLinks``: the tab
 links only to the node that connects to it, closes that link once it carried
 no connection for the (short) idle timeout, and the next connect sets a new
 one up.
@@ -28,7 +28,7 @@ IDLE = 1.0
 PAYLOAD = bytes(range(256)) * 64
 
 TAB_LAZY_ECHO = """
-async with ub.open_node(URL, lazy_links=True, link_idle_timeout=IDLE) as node:
+async with ub.open_node(URL, link_idle_timeout=IDLE) as node:  # lazy by default
     async with node.listen(PORT) as listener:
         notify("listening", node.address)
         for round in range(2):

@@ -1,9 +1,10 @@
 """The demo app of ``web/index.html``: an echo server bound in the tab, and a chat/echo client.
 
 Run by ``web/app.js`` once Pyodide and the wheel are installed (:func:`start`).
-The page shows the node's address, its peers and their links, every
-connection with the bytes it moved, and a log. The URL can drive it, for
-demos and tests::
+The page shows the node's address, the peers it talked to and their links
+(links are set up on demand, so a tab that has not connected nor been
+connected to lists none), every connection with the bytes it moved, and a
+log. The URL can drive it, for demos and tests::
 
     index.html?signaling=ws://127.0.0.1:6999&subnet=10.0.0&echo=7&connect=10.0.0.1:7&message=hi
 
@@ -32,6 +33,8 @@ __all__ = ["DemoApp", "start"]
 REFRESH_INTERVAL: Final = 0.25
 #: Lines kept in the log panel.
 MAX_LOG_LINES: Final = 200
+#: The peer panel before any link: links are set up on demand (docs/protocol.md, "Lazy peer links").
+NO_PEERS: Final = "none yet (a link is set up by the first connection either way)"
 
 #: URL query parameter -> the id of the form field it fills in.
 _URL_FIELDS: Final = {
@@ -253,9 +256,12 @@ class DemoApp:
 
     def _refresh(self, node: BrowserNode) -> None:
         status = node.statistics()
+        # Lazy links (the tab's default): a node knows the peers it talked to, not every
+        # member; it lists those and every link it holds, a closed idle one as "no link".
         links = status["links"]
-        peers = [f"{peer} ({links.get(peer, 'no link')})" for peer in status["peers"]]
-        self._set_text("peers", ", ".join(peers) or "none yet")
+        known = sorted(set(status["peers"]) | set(links))
+        peers = [f"{peer} ({links.get(peer, 'no link')})" for peer in known]
+        self._set_text("peers", ", ".join(peers) or NO_PEERS)
         connections = status["connections"]
         sent = sum(c["sent"] for c in connections)
         received = sum(c["received"] for c in connections)

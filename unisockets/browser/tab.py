@@ -57,7 +57,7 @@ async def open_node(
     backoff: tuple[float, float] = DEFAULT_BACKOFF,
     signaling_send_rate: tuple[float, int] | None = DEFAULT_SEND_RATE,
     on_signaling_event: Callable[[SignalingStatus], object] | None = None,
-    lazy_links: bool = False,
+    lazy_links: bool = True,
     link_idle_timeout: float = 60.0,
 ) -> AsyncIterator[BrowserNode]:
     """Join a unisockets network from this browser tab for the duration of the block.
@@ -90,9 +90,10 @@ async def open_node(
             (if the server gave us a new id) and
             :class:`~unisockets.protocol.events.Reconnected` when we are back.
         lazy_links: knock with ``lazyLinks`` and close idle links
-            (docs/protocol.md, "Lazy peer links"). Off by default in a tab
-            for now (the page lists its peers as the original's did); native
-            nodes are lazy by default.
+            (docs/protocol.md, "Lazy peer links"): on by default, as on
+            native nodes; a link is set up by the first connection either
+            way, offered by the node that connects. ``False`` links eagerly
+            with every member, as the original does.
         link_idle_timeout: with ``lazy_links``, seconds after which a link to
             a modern peer that carries no connection closes.
 
