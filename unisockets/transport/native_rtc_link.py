@@ -40,7 +40,6 @@ trickles once its offer or answer is sent (RFC 8838). TURN is not gathered.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -66,6 +65,7 @@ from ..protocol.negotiation_events import (
     SetAnswer,
 )
 from ..protocol.peer_link import HELLO, LEGACY_LABEL, MODERN_PROTOCOL
+from .native_rtc_events import NativeLinkEvents, candidates_of
 from .native_rtc_ice import STUN_TIMEOUT
 from .native_rtc_pipe import INLINE, NativePipe
 from .webrtc_link import LINGER_TIMEOUT, LegacyPeerError, PeerLink
@@ -80,7 +80,7 @@ __all__ = ["NativePeerLink"]
 logger = logging.getLogger(__name__)
 
 
-class NativePeerLink(PeerLink):
+class NativePeerLink(NativeLinkEvents):
     """The peer connection to one peer over the native core (see the module docstring).
 
     Created by :class:`~unisockets.transport.native_rtc.NativeRTCTransport`; not by users.
@@ -221,7 +221,7 @@ class NativePeerLink(PeerLink):
                     await self._signal.send_offer(self.peer_id, output.sdp)
                 else:
                     await self._signal.send_answer(self.peer_id, output.sdp)
-                for candidate in _candidates_of(output.sdp):
+                for candidate in candidates_of(output.sdp):
                     await self._signal.send_candidate(self.peer_id, candidate)
                 self._sdp_sent = output.sdp
                 await self._send_trickle()
@@ -410,141 +410,3 @@ class NativePeerLink(PeerLink):
         if self._queued:
             return 0.0
         return delay
-
-    # --- events ----------------------------------------------------------------------------
-
-    def _dispatch(self, events: list[Event]) -> None:
-        generation = self._generation
-        for event in events:
-            if generation != self._generation:
-                return
-            kind = event[0]
-            if self.failure is not None:  # lingering: only count the resets that completed
-                if kind == "close":
-                    self._channels.pop(_int(event[1]), None)
-                continue
-            if kind == "data":
-                pipe = self._channels.get(_int(event[1]))
-                if pipe is not None:
-                    pipe._deliver(_bytes(event[2]))
-            elif kind == "open":
-                self._opened(_int(event[1]), str(event[2]), str(event[3]))
-            elif kind == "close":
-                pipe = self._channels.pop(_int(event[1]), None)
-                if pipe is not None:  # a stream reset (a dying association says "closed" first)
-                    pipe._on_closed_natively(clean=True)
-            elif kind == "connected":
-                self._dtls = True
-                self._on_pc_state(generation, "connected", self._ice_state)
-            elif kind == "ice":
-                self._ice_changed(generation, str(event[1]))
-            elif kind == "closed":
-                self._on_pc_state(generation, "closed", self._ice_state)
-            elif kind == "candidate":
-                self._trickle.append(str(event[1]))
-
-    async def _send_trickle(self) -> None:
-        """Trickle the srflx candidates found so far (after our SDP: its mid and ufrag)."""
-        if self._sdp_sent is None or not self._trickle:
-            return
-        sdp, lines, self._trickle = self._sdp_sent, self._trickle, []
-        for candidate in _candidates_of(sdp, lines):
-            await self._signal.send_candidate(self.peer_id, candidate)
-
-    def _ice_changed(self, generation: int, state: str) -> None:
-        self._on_ice_state(generation, state)
-        if state == "disconnected" and self._dtls:
-            self._consent_expired()
-
-    def _consent_expired(self) -> None:
-        lifetime = self._consent_policy.lifetime
-        self.fail(
-            trio.BrokenResourceError(
-                f"ICE consent expired: nothing from {self.peer_id} for {lifetime} s"
-            )
-        )
-
-    def _opened(self, number: int, label: str, protocol: str) -> None:
-        pipe = self._channels.get(number)
-        if pipe is not None:  # ours: the peer acked it
-            pipe._on_open()
-            if pipe is self.legacy_pipe:
-                self._on_channel_opened(self._generation)
-            return
-        if label == LEGACY_LABEL:
-            pipe = self._legacy(number, incoming=True)
-            self._on_legacy_pipe(self._generation, pipe, protocol == MODERN_PROTOCOL)
-            return
-        pipe = self._pipe(number, label, incoming=True)
-        self._on_incoming_pipe(self._generation, pipe)
-
-    def _pipe(self, number: int, label: str, *, incoming: bool) -> NativePipe:
-        pipe = NativePipe(
-            self,
-            self.peer_id,
-            label,
-            channel=number,
-            incoming=incoming,
-            on_close=self._forget,
-            on_link_lost=self.fail,
-        )
-        self._channels[number] = pipe
-        return pipe
-
-    def _legacy(self, number: int, *, incoming: bool) -> NativePipe:
-        generation = self._generation
-        pipe = NativePipe(
-            self,
-            self.peer_id,
-            LEGACY_LABEL,
-            channel=number,
-            incoming=incoming,
-            on_link_lost=lambda error: self._pipe_link_lost(generation, error),
-        )
-        pipe.inspect = self._inspect_legacy
-        self._channels[number] = pipe
-        return pipe
-
-
-def _int(value: object) -> int:
-    assert isinstance(value, int)
-    return value
-
-
-def _bytes(value: object) -> bytes:
-    assert isinstance(value, bytes)
-    return value
-
-
-def _candidates_of(sdp: str, extra: Sequence[str] = ()) -> list[str]:
-    """The ``a=candidate`` lines of our SDP as JSON ``RTCIceCandidateInit`` strings.
-
-    W3C WebRTC, section 4.8.1.1; the same fields the aiortc backend sends
-    (:func:`unisockets.transport.webrtc_ice.local_candidates`).
-
-    Args:
-        sdp: our offer or answer (str0m's, one ``m=`` line).
-        extra: candidate lines found later (``candidate:...``): when given,
-            these, with the SDP's mid and ufrag, instead of the SDP's own.
-
-    Returns:
-        One JSON string per candidate line, in order.
-    """
-    mid: str | None = None
-    ufrag: str | None = None
-    lines: list[str] = []
-    for raw in sdp.splitlines():
-        line = raw.strip()
-        if line.startswith("a=mid:"):
-            mid = line[len("a=mid:") :]
-        elif line.startswith("a=ice-ufrag:"):
-            ufrag = line[len("a=ice-ufrag:") :]
-        elif line.startswith("a=candidate:") and not extra:
-            lines.append(line[len("a=") :])
-    lines.extend(extra)
-    return [
-        json.dumps(
-            {"candidate": line, "sdpMid": mid, "sdpMLineIndex": 0, "usernameFragment": ufrag}
-        )
-        for line in lines
-    ]
