@@ -1,8 +1,10 @@
 """Overlay nodes in a child process, driven line by line (test_overlay_restart, test_lazy_subnet).
 
 Run: ``python overlay_worker.py <signaling url[,url...]> [--lazy] <subnet> [<subnet> ...]``:
-one node per subnet argument (WebRTC on loopback; ``--lazy``: with lazy peer
-links), each listening on port 7 and echoing. Prints ``{"ids": [...]}`` once
+one node per subnet argument (WebRTC on loopback), each listening on port 7
+and echoing. Without ``--lazy`` the nodes link eagerly (``lazy_links=False``:
+the original's full mesh, which most of these tests exercise); with it they
+link on demand, the library's default. Prints ``{"ids": [...]}`` once
 all joined, then reads one JSON command per line on stdin and answers each
 with one JSON line on stdout:
 
