@@ -39,6 +39,7 @@ from aiortc import RTCConfiguration
 
 from ..protocol.consent import ConsentPolicy
 from ..protocol.link_wait import LinkWait
+from ..protocol.relinks import Relinks
 from .base import SignalSender
 from .bridge import AsyncioBridge, open_asyncio_bridge
 from .rendezvous import TrioRendezvous
@@ -101,6 +102,7 @@ class WebRTCTransport(WebRTCLinks):
         #: peer id -> goodbyes of it seen (PipeRendezvous.peer_left): ids are reused, and a
         #: dead link fails only the accepts that began waiting before the last goodbye.
         self._goodbyes: dict[str, int] = {}
+        self._relinks = Relinks()
         self._link_started = trio.lowlevel.ParkingLot()
         self._closed = False
 
