@@ -33,7 +33,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..protocol.datagram import DATAGRAM_LABEL
-from ..protocol.link_wait import LinkWait
+from ..protocol.link_wait import LinkWait, PipeRetry, retry_pipe
 from ..protocol.negotiation import LinkState
 from ..protocol.negotiation_events import PeerKind
 from ..protocol.peer_link import LEGACY_LABEL, MODERN_PROTOCOL, offer_wins
@@ -224,15 +224,13 @@ class PeerLinks:
 
         Yes if the link was replaced, or was connected when the pipe began
         (stale); not on a live legacy link (it has no pipes) or a closing node.
-        A stale link still up is failed: a channel cannot fail to open on a live link.
+        A stale link still up is failed: a channel cannot fail to open on a live link
+        (:func:`unisockets.protocol.link_wait.retry_pipe` decides).
         """
-        if self._closed or not (stale or link.replaced):
-            return False
-        if link.failure is None:
-            if link.kind is PeerKind.LEGACY:
-                return False
+        retry = retry_pipe(link, was_connected=stale, closing=self._closed)
+        if retry is PipeRetry.FAIL_AND_RETRY:
             link.fail(error)
-        return True
+        return retry is not PipeRetry.RAISE
 
     async def _open_on(self, link: PeerLink, label: str) -> Pipe:
         pipe = await link.open_pipe(label)
