@@ -11,11 +11,15 @@ tests/net/test_lazy_links.py under load before.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from unisockets.protocol.link_idle import LinkIdle
-from unisockets.protocol.link_wait import LinkWait
+from unisockets.protocol.link_wait import LinkWait, PipeRetry, retry_pipe
+from unisockets.protocol.negotiation_events import PeerKind
 
 
 @given(
@@ -76,3 +80,47 @@ def test_a_replaced_link_hands_the_wait_to_the_link_that_replaced_it() -> None:
         wait = LinkWait(offer=offer)
         for _ in range(3):  # the peer restarted the link (more than once)
             assert wait.go_on(was_connected=True, peer_left=True, replaced=True)
+
+
+# The connecting side's open_pipe (both drivers): once more on a new link, when that can help.
+_R, _RETRY, _FAIL = PipeRetry.RAISE, PipeRetry.RETRY, PipeRetry.FAIL_AND_RETRY
+
+
+@pytest.mark.parametrize(
+    ("was_connected", "replaced", "failed", "legacy", "closing", "expected"),
+    [
+        (False, False, True, False, False, _R),  # our fresh link failed: peer unreachable
+        (False, False, False, False, False, _R),  # ...or timed out opening the channel
+        (False, True, True, False, False, _RETRY),  # replaced while negotiating (signaling lost)
+        (True, False, True, False, False, _RETRY),  # stale: up when we began, died under us
+        (True, True, True, False, False, _RETRY),  # the peer restarted it under us
+        (True, False, False, False, False, _FAIL),  # up, yet the channel did not open: dead
+        (True, False, False, True, False, _R),  # a live legacy link carries no pipes
+        (True, False, True, True, False, _RETRY),  # a legacy link that died: the next may differ
+        (True, False, True, False, True, _R),  # the node is closing
+        (False, True, True, False, True, _R),
+    ],
+)
+def test_a_pipe_is_tried_once_more_only_on_a_replaced_or_stale_link(
+    was_connected: bool,
+    replaced: bool,
+    failed: bool,
+    legacy: bool,
+    closing: bool,
+    expected: PipeRetry,
+) -> None:
+    link = _Link(
+        replaced=replaced,
+        failure=ValueError("it failed") if failed else None,
+        kind=PeerKind.LEGACY if legacy else PeerKind.MODERN,
+    )
+    assert retry_pipe(link, was_connected=was_connected, closing=closing) is expected
+
+
+@dataclass
+class _Link:
+    """A driver's link, as :func:`retry_pipe` reads it."""
+
+    replaced: bool
+    failure: BaseException | None
+    kind: PeerKind | None

@@ -78,12 +78,13 @@ class Network:
     def run(self, node: Node, link: Negotiation, outputs: list[neg.Output]) -> None:
         other = self.other(node).name
         for output in outputs:
+            if isinstance(output, neg.Restart):  # after its Fail: a fresh link answers
+                self.feed(node, neg.OfferReceived(output.offer))
+                continue
             if node.link is not link:
                 return  # replaced meanwhile
             if isinstance(output, neg.Fail):
                 node.link = None
-            elif isinstance(output, neg.Restart):
-                self.feed(node, neg.OfferReceived(output.offer))
             elif isinstance(output, neg.MakeOffer):
                 node.generation += 1
                 node.local_sdp = sdp(f"{node.name}{node.generation}")
@@ -108,19 +109,20 @@ class Network:
 
     def maybe_connect(self) -> None:
         """A fake peer connection: up once each side holds the other's current description."""
-        a, b = self.nodes["a"], self.nodes["b"]
-        if a.link is None or b.link is None:
-            return
-        if all(
-            node.link is not None
-            and node.link.state is NegotiationState.STABLE
-            and node.link.remote_set
-            and _unmark(node.remote_sdp) == self.other(node).local_sdp
-            for node in (a, b)
-        ):
-            for node in (a, b):
+        if self.matched(NegotiationState.STABLE, remote_set=True):
+            for node in self.nodes.values():
                 assert node.link is not None
                 node.link.handle(neg.PcStateChanged("connected", "connected"), 0.0)
+
+    def matched(self, state: NegotiationState, *, remote_set: bool = False) -> bool:
+        """Both links are in ``state`` and each holds the other's current description."""
+        return all(
+            node.link is not None
+            and node.link.state is state
+            and (node.link.remote_set or not remote_set)
+            and _unmark(node.remote_sdp) == self.other(node).local_sdp
+            for node in self.nodes.values()
+        )
 
     def deliver(self, count: int | None = None) -> None:
         """Deliver ``count`` messages in order (``None``: until the wire is quiet)."""

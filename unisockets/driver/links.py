@@ -33,10 +33,11 @@ from types import MappingProxyType
 from typing import Any
 
 from ..protocol.datagram import DATAGRAM_LABEL
-from ..protocol.link_wait import LinkWait
+from ..protocol.link_wait import LinkWait, PipeRetry, retry_pipe
 from ..protocol.negotiation import LinkState
 from ..protocol.negotiation_events import PeerKind
 from ..protocol.peer_link import LEGACY_LABEL, MODERN_PROTOCOL, offer_wins
+from ..protocol.relinks import Relinks
 from ..protocol.rendezvous import Arrival, ArrivalKind, PipeRendezvous, Waiter
 from .errors import BrokenResourceError, ClosedResourceError
 from .peer_link import HELLO, PeerLink, Spawn
@@ -95,6 +96,7 @@ class PeerLinks:
         #: link -> the goodbye (PipeRendezvous.peer_left's count) it was told of: ids are
         #: reused, and its failure fails only the waits that began before that goodbye.
         self._goodbyes: dict[PeerLink, int] = {}
+        self._relinks = Relinks()  # peers whose links lost signaling cut: offered when back
         self._reaper: asyncio.TimerHandle | None = None
         self._closed = False
         #: Where incoming ``unisockets/datagram`` pipes go (the node's datagram layer).
@@ -162,10 +164,23 @@ class PeerLinks:
         would send now would go to a peer that started over
         (:class:`unisockets.protocol.negotiation_events.SignalingLost`).
         Connected links stay; a pipe waiting on a failed one is tried again
-        on a new link (:meth:`open_pipe`).
+        on a new link (:meth:`open_pipe`). Their peers get a fresh offer when
+        our session is back (:meth:`signaling_back`).
         """
         for link in list(self._links.values()):
-            link.signaling_lost()
+            self._relinks.lost(link.peer_id, link.signaling_lost())
+
+    def signaling_back(self) -> None:
+        """Our session is back: each peer :meth:`signaling_lost` cut gets a fresh offer.
+
+        Its side of the link may be connected, and kept when it is greeted
+        about us; our offer replaces it (:mod:`unisockets.protocol.relinks`).
+        """
+        if self._closed:
+            return
+        for peer_id in self._relinks.back(self._links):
+            logger.debug("offering %s a fresh link: ours was cut with our signaling", peer_id)
+            self._start(peer_id).post("offer-now")
 
     # --- pipes -------------------------------------------------------------------------------
 
@@ -209,15 +224,13 @@ class PeerLinks:
 
         Yes if the link was replaced, or was connected when the pipe began
         (stale); not on a live legacy link (it has no pipes) or a closing node.
-        A stale link still up is failed: a channel cannot fail to open on a live link.
+        A stale link still up is failed: a channel cannot fail to open on a live link
+        (:func:`unisockets.protocol.link_wait.retry_pipe` decides).
         """
-        if self._closed or not (stale or link.replaced):
-            return False
-        if link.failure is None:
-            if link.kind is PeerKind.LEGACY:
-                return False
+        retry = retry_pipe(link, was_connected=stale, closing=self._closed)
+        if retry is PipeRetry.FAIL_AND_RETRY:
             link.fail(error)
-        return True
+        return retry is not PipeRetry.RAISE
 
     async def _open_on(self, link: PeerLink, label: str) -> Pipe:
         pipe = await link.open_pipe(label)

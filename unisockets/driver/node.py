@@ -340,6 +340,7 @@ class DriverNode:
                 self.links.signaling_lost()  # links still negotiating start over
             if isinstance(event, Reconnected):
                 logger.info("signaling is back: joined as %s", event.id)
+                self.links.signaling_back()  # peers of links that were cut get an offer
             if self._on_signaling_event is not None:
                 try:
                     self._on_signaling_event(event)

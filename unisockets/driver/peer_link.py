@@ -127,14 +127,19 @@ class PeerLink(PeerConnectionEvents):
         self._apply(self._handle(neg.Greeting()))
         return self.state is not LinkState.FAILED
 
-    def signaling_lost(self) -> None:
+    def signaling_lost(self) -> list[Output]:
         """Our signaling session ended: a link still negotiating fails (``replaced``).
 
         What it sent may be lost with the session, and what it would send now
         would meet a peer that started over (:mod:`unisockets.protocol.negotiation`,
         the native transport's rule); a connected link stays.
+
+        Returns:
+            The machine's outputs (for :class:`~unisockets.protocol.relinks.Relinks`).
         """
-        self._apply(self._handle(neg.SignalingLost()))
+        outputs = self._handle(neg.SignalingLost())
+        self._apply(outputs)
+        return outputs
 
     def fail(self, error: BaseException, *, replaced: bool = False) -> None:
         """Fail the link: break its pipes, stop its task, close its peer connection (idempotent).

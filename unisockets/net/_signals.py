@@ -67,6 +67,8 @@ async def pump_signaling(
                 await transport.peer_left(event.peer_id)
             elif isinstance(event, events.Disconnected):
                 transport.signaling_lost()  # links still negotiating start over
+            elif isinstance(event, events.Reconnected):
+                transport.signaling_back()  # and their peers get a fresh offer
             elif isinstance(event, events.IdChanged):
                 transport.local_id = event.new_id
                 loopback.local_id = event.new_id

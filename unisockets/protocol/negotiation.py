@@ -34,7 +34,12 @@ Decisions it owns:
   timeout for messages that never come. An answer says which offer it
   answers (:data:`~unisockets.protocol.peer_link.ANSWERS_ATTRIBUTE`), so a
   late answer to an offer made before the restart is ignored, as candidates
-  of another ICE session are.
+  of another ICE session are. A link dropped on :class:`SignalingLost` also
+  says ``reoffer``: its peer may count the link as connected (its side came
+  up first) and keep it when greeted again, so nobody else would offer;
+  this node offers the peer a fresh link once its own session is back
+  (:class:`~unisockets.protocol.relinks.Relinks`), and that offer replaces
+  the peer's dead link (*Restart*).
 - *The legacy verdict* (docs/protocol.md, "Legacy peers"): an answer marked
   with :data:`~unisockets.protocol.peer_link.MODERN_ANSWER_ATTRIBUTE` makes
   the peer modern as soon as the link connects; otherwise the hello on the
@@ -550,7 +555,7 @@ class Negotiation:
         if self.state is _S.CONNECTED:
             return []  # up without signaling: a link outlives the session it was made in
         reason = f"signaling was lost while the link to {self.peer_id} was negotiating"
-        return [Fail(f"{reason}: starting over", replaced=True)]
+        return [Fail(f"{reason}: starting over", replaced=True, reoffer=True)]
 
     def _time_passes(self, event: Input, now: float) -> list[Output]:
         if now < self.deadline():

@@ -354,11 +354,15 @@ class Fail:
         describe_ice: append
             :meth:`~unisockets.protocol.negotiation.Negotiation.ice_failure`
             (ICE did not connect).
+        reoffer: offer the peer a fresh link once our signaling session is
+            back (the link was dropped when it ended:
+            :class:`~unisockets.protocol.relinks.Relinks` keeps the peers).
     """
 
     reason: str
     replaced: bool = False
     describe_ice: bool = False
+    reoffer: bool = False
 
 
 @dataclass(frozen=True, slots=True)

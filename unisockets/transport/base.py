@@ -150,6 +150,13 @@ class PeerTransport(ABC):
         (links still negotiating start over: docs/transport.md, "Peer links").
         """
 
+    def signaling_back(self) -> None:  # noqa: B027 - optional hook
+        """Our signaling session is back after :meth:`signaling_lost` (we joined again).
+
+        The default does nothing; transports with peer links override it (the
+        peers of links that were cut get a fresh offer: docs/signaling-server.md).
+        """
+
     async def legacy_channel(self, peer_id: str, *, offer: bool = True) -> MessagePipe | None:
         """``peer_id``'s one raw channel if it is an original unisockets node, else None.
 

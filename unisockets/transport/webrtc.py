@@ -38,7 +38,8 @@ import trio
 from aiortc import RTCConfiguration
 
 from ..protocol.consent import ConsentPolicy
-from ..protocol.link_wait import LinkWait
+from ..protocol.link_wait import LinkWait, PipeRetry, retry_pipe
+from ..protocol.relinks import Relinks
 from .base import SignalSender
 from .bridge import AsyncioBridge, open_asyncio_bridge
 from .rendezvous import TrioRendezvous
@@ -101,6 +102,7 @@ class WebRTCTransport(WebRTCLinks):
         #: peer id -> goodbyes of it seen (PipeRendezvous.peer_left): ids are reused, and a
         #: dead link fails only the accepts that began waiting before the last goodbye.
         self._goodbyes: dict[str, int] = {}
+        self._relinks = Relinks()
         self._link_started = trio.lowlevel.ParkingLot()
         self._closed = False
 
@@ -140,11 +142,12 @@ class WebRTCTransport(WebRTCLinks):
         except LegacyPeerError:
             raise
         except trio.BrokenResourceError as exc:
-            # A link that was up when we started but died under us was stale
-            # (the peer restarted, or closed it a moment ago): try once on a fresh one.
-            if not (stale or link.replaced) or self._closed:
+            # Replaced, or up when we started but dead under us (stale): once more on a new link.
+            retry = retry_pipe(link, was_connected=stale, closing=self._closed)
+            if retry is PipeRetry.RAISE:
                 raise
-            link.fail(exc)  # a channel cannot fail to open on a live link; this one is dead
+            if retry is PipeRetry.FAIL_AND_RETRY:
+                link.fail(exc)  # a channel cannot fail to open on a live link; this one is dead
         logger.debug("retrying pipe %r to %s on a new link", label, peer_id)
         link = self._links.get(peer_id) or self._start_link(peer_id, offer=True)
         return await self._open_on(link, label)

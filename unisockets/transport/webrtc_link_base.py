@@ -121,14 +121,19 @@ class PeerLinkBase(NegotiatedLink, abc.ABC):
         self._apply(self._handle(Greeting()))
         return self.state is not LinkState.FAILED
 
-    def signaling_lost(self) -> None:
+    def signaling_lost(self) -> list[Output]:
         """Our signaling session ended: a link still negotiating fails (``replaced``).
 
         What it sent may be lost, and what it would send now would meet a peer
         that started over (:mod:`unisockets.protocol.negotiation`); a
         connected link stays.
+
+        Returns:
+            The machine's outputs (for :class:`~unisockets.protocol.relinks.Relinks`).
         """
-        self._apply(self._handle(SignalingLost()))
+        outputs = self._handle(SignalingLost())
+        self._apply(outputs)
+        return outputs
 
     def fail(self, error: BaseException, *, replaced: bool = False, linger: bool = False) -> None:
         """Fail the link: break its pipes, stop its task, close its peer connection.

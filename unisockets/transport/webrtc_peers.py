@@ -21,6 +21,7 @@ import trio
 from aiortc import RTCConfiguration
 
 from ..protocol.consent import ConsentPolicy
+from ..protocol.relinks import Relinks
 from .base import PeerTransport, SignalSender
 from .bridge import AsyncioBridge
 from .rendezvous import TrioRendezvous
@@ -65,6 +66,7 @@ class WebRTCLinks(PeerTransport):
     _links: dict[str, PeerLink]
     _rendezvous: TrioRendezvous[DataChannelPipe]
     _goodbyes: dict[str, int]
+    _relinks: Relinks
     _link_started: trio.lowlevel.ParkingLot
     _closed: bool
 
@@ -126,12 +128,28 @@ class WebRTCLinks(PeerTransport):
 
         Their offer, answer or candidates may have been lost with the session
         (a killed server instance), and what they would send now would go to
-        the next session, to a peer that started over. The peer offers a fresh
-        link when signaling greets it about us again; a pipe waiting on one of
-        them is tried again on a new link (:meth:`open_pipe`). Connected links stay.
+        the next session, to a peer that started over. Their peers get a
+        fresh offer when our session is back (:meth:`signaling_back`), or
+        offer one when signaling greets them about us again; a pipe waiting
+        on one of them is tried again on a new link (:meth:`open_pipe`).
+        Connected links stay.
         """
         for link in list(self._links.values()):
-            link.signaling_lost()
+            self._relinks.lost(link.peer_id, link.signaling_lost())
+
+    def signaling_back(self) -> None:
+        """Our signaling session is back: offer each peer :meth:`signaling_lost` cut a fresh link.
+
+        The peer's side of such a link may have been connected already, and
+        it keeps a connected link when greeted again; our offer replaces it
+        there (:mod:`unisockets.protocol.relinks`). Peers we have a link to
+        again by now are left alone.
+        """
+        if self._closed:
+            return
+        for peer_id in self._relinks.back(self._links):
+            logger.debug("offering %s a fresh link: ours was cut with our signaling", peer_id)
+            self._start_link(peer_id, offer=True)
 
     async def handle_offer(self, peer_id: str, sdp: str) -> None:
         """Take ``peer_id``'s SDP offer; the link answers it (or wins the glare).
