@@ -154,9 +154,8 @@ async def test_pipes_closed_by_both_ends_at_once_leave_new_pipes_alone(backend: 
     """Stream ids freed by simultaneous resets are reused by new pipes, which must open.
 
     Both ends close each pipe at the same moment while hundreds more open
-    (str0m 0.24 could give a freed id to a new channel before the late reset
-    of the old one arrived, closing the new one before it opened; the
-    accepting side's reset now waits for the opener's: native_rtc_pipe.RESET_DEFER).
+    (the accepting side's reset waits up to native_rtc_pipe.RESET_DEFER for
+    the opener's; test_native_rtc_reset.py crosses the resets by hand).
     """
     count = 1000 if backend == "native" else 300
     async with open_mesh(A, B) as mesh:

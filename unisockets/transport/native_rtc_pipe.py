@@ -27,14 +27,11 @@ link cannot wait for the reset itself). The cost: a close waits for the
 peer's delayed SACK, up to 200 ms, when the last message was not acknowledged yet.
 A pipe the peer opened (so on a stream id the peer allocates) waits up to
 :data:`RESET_DEFER` seconds more for the peer's own reset before it sends
-its own. When both ends reset a stream at the same moment, sctp-proto 0.10.8
-(under str0m 0.24) lets the allocating side reuse the id while the other
-side still blocks writes on it: there the new channel's DCEP ACK fails
-(``ErrStreamClosed``), str0m closes and resets the new stream, and the new
-channel closes before it opens (or, once open, ends without its last
-messages). With the allocating side resetting first, the resets follow one
-another. The wait only narrows the window: a peer slower than it to close
-(a starved CPU) still crosses resets (issue 17).
+its own, so that mostly one end resets a stream and the other answers.
+Resets that cross anyway are handled by str0m 0.24 and sctp-proto 0.10.8:
+the allocating end reuses the id only once its own side of it is free, and
+the new channel opens at both ends, in every interleaving tested (issue 17;
+docs/transport.md, "Limits of the native backend").
 """
 
 from __future__ import annotations
