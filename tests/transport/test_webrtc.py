@@ -22,7 +22,7 @@ from trio.testing import check_half_closeable_stream
 
 from unisockets.protocol.consent import ConsentPolicy
 from unisockets.protocol.probe import is_probe
-from unisockets.transport import webrtc_link
+from unisockets.transport import webrtc_link, webrtc_peers
 from unisockets.transport.base import MessagePipe, SignalSender
 from unisockets.transport.stream import PipeStream
 from unisockets.transport.webrtc import LOOPBACK, WebRTCTransport, open_webrtc_transport
@@ -464,6 +464,44 @@ async def test_a_flooded_unaccepted_pipe_breaks() -> None:
             await wait_until(
                 lambda: accepted.statistics().queued_bytes == 100 * MAX_MESSAGE_SIZE + 4
             )
+
+
+@pytest.mark.trio
+async def test_unaccepted_pipes_of_one_peer_share_a_byte_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Pipes of 600, 600 and 900 KiB each fit their own 1 MiB limit, but not a 1.5 MiB
+    # budget together: the third breaks, the first two are accepted whole, and what an
+    # accepted pipe queued goes back to the budget for the next one.
+    monkeypatch.setattr(webrtc_peers, "UNCLAIMED_BYTES_PER_PEER", 1536 * 1024)
+    chunk = b"z" * MAX_MESSAGE_SIZE
+    per_pipe = 9  # 9 x 64 KiB + headers: about 600 KiB
+    async with open_mesh(A, B, link_timeout=1.5) as mesh:
+        with trio.fail_after(HANG):
+            sent = {}
+            for label in ("one", "two"):
+                sent[label] = await mesh[A].open_pipe(B, label)
+                for _ in range(per_pipe):
+                    await sent[label].send_message(chunk)
+            third = await mesh[A].open_pipe(B, "three")
+            for _ in range(14):  # about 900 KiB: within its own limit, not the budget
+                await third.send_message(chunk)
+            # B closes it over the budget
+            await wait_until(lambda: third.statistics().state in ("eof", "broken"))
+            with pytest.raises(TimeoutError):  # and does not hand it out
+                await mesh[B].accept_pipe(A, "three")
+            for label in ("one", "two"):
+                accepted = await mesh[B].accept_pipe(A, label)
+                for _ in range(per_pipe):
+                    assert await accepted.receive_message() == chunk
+            fourth = await mesh[A].open_pipe(B, "four")  # the budget is free again
+            for _ in range(per_pipe):
+                await fourth.send_message(chunk)
+            await fourth.send_message(b"last")
+            accepted = await mesh[B].accept_pipe(A, "four")
+            for _ in range(per_pipe):
+                assert await accepted.receive_message() == chunk
+            assert await accepted.receive_message() == b"last"
 
 
 @pytest.mark.trio

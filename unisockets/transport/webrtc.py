@@ -46,7 +46,7 @@ from .rendezvous import TrioRendezvous
 from .webrtc_ice import install_aioice_tuning, set_host_addresses
 from .webrtc_link import LEGACY_LABEL, LegacyPeerError, LinkState, PeerKind, PeerLink
 from .webrtc_peers import WebRTCLinks
-from .webrtc_pipe import MAX_MESSAGE_SIZE, DataChannelPipe
+from .webrtc_pipe import MAX_MESSAGE_SIZE, DataChannelPipe, ReceiveBudget
 
 __all__ = ["LOOPBACK", "WebRTCTransport", "open_webrtc_transport"]
 
@@ -57,7 +57,10 @@ LOOPBACK: tuple[str, ...] = ("127.0.0.1",)
 #: The longest data channel label, in UTF-8 bytes (DCEP's label length is 16 bits).
 MAX_LABEL_BYTES = 65535
 #: Pipes from one peer that may wait unaccepted at once; more are closed on arrival.
-MAX_UNCLAIMED_PER_PEER = 256
+#: 1,024: a node starved of CPU may see 1,000 connects' data channels before it reads
+#: their connect messages (the native backend opens channels that fast); what they
+#: queue is bounded together (``webrtc_peers.UNCLAIMED_BYTES_PER_PEER``).
+MAX_UNCLAIMED_PER_PEER = 1024
 
 
 class WebRTCTransport(WebRTCLinks):
@@ -102,6 +105,8 @@ class WebRTCTransport(WebRTCLinks):
         #: peer id -> goodbyes of it seen (PipeRendezvous.peer_left): ids are reused, and a
         #: dead link fails only the accepts that began waiting before the last goodbye.
         self._goodbyes: dict[str, int] = {}
+        #: peer id -> what its unaccepted pipes queue together (UNCLAIMED_BYTES_PER_PEER)
+        self._unclaimed_budgets: dict[str, ReceiveBudget] = {}
         self._relinks = Relinks()
         self._link_started = trio.lowlevel.ParkingLot()
         self._closed = False
@@ -200,6 +205,7 @@ class WebRTCTransport(WebRTCLinks):
                 ) from None
             if pipe.statistics().state != "broken":  # e.g. flooded before anyone accepted it
                 pipe.receive_limit = None
+                pipe.leave_budget()
                 return pipe
             pipe._close()
 

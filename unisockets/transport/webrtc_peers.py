@@ -26,14 +26,18 @@ from .base import PeerTransport, SignalSender
 from .bridge import AsyncioBridge
 from .rendezvous import TrioRendezvous
 from .webrtc_link import PeerLink
-from .webrtc_pipe import DataChannelPipe
+from .webrtc_pipe import DataChannelPipe, ReceiveBudget
 
-__all__ = ["UNCLAIMED_RECEIVE_LIMIT", "WebRTCLinks"]
+__all__ = ["UNCLAIMED_BYTES_PER_PEER", "UNCLAIMED_RECEIVE_LIMIT", "WebRTCLinks"]
 
 logger = logging.getLogger("unisockets.transport.webrtc")
 
 #: Bytes an unaccepted pipe may queue (a stream window is 256 KiB); more breaks it.
 UNCLAIMED_RECEIVE_LIMIT = 1024 * 1024
+#: Bytes the unaccepted pipes of one peer may queue together; the pipe that goes
+#: over breaks. 256 MiB: a flood costs what 256 pipes at their own limit cost, while
+#: 1,000 connects at once whose first window (256 KiB each) is queued still fit.
+UNCLAIMED_BYTES_PER_PEER = 256 * 1024 * 1024
 
 
 class _LinkOptions(TypedDict):
@@ -66,6 +70,7 @@ class WebRTCLinks(PeerTransport):
     _links: dict[str, PeerLink]
     _rendezvous: TrioRendezvous[DataChannelPipe]
     _goodbyes: dict[str, int]
+    _unclaimed_budgets: dict[str, ReceiveBudget]
     _relinks: Relinks
     _link_started: trio.lowlevel.ParkingLot
     _closed: bool
@@ -277,4 +282,9 @@ class WebRTCLinks(PeerTransport):
         if self._take_datagram_pipe(pipe):
             return
         pipe.receive_limit = UNCLAIMED_RECEIVE_LIMIT  # lifted when accepted
+        budget = self._unclaimed_budgets.get(link.peer_id)
+        if budget is None:
+            budget = ReceiveBudget(UNCLAIMED_BYTES_PER_PEER)
+            self._unclaimed_budgets[link.peer_id] = budget
+        pipe.receive_budget = budget  # left when accepted or closed
         self._rendezvous.arrive(link.peer_id, pipe.label, pipe)

@@ -56,6 +56,7 @@ __all__ = [
     "REPORT_STEP",
     "DataChannelPipe",
     "PipeStatistics",
+    "ReceiveBudget",
 ]
 
 
@@ -63,6 +64,25 @@ __all__ = [
 #: (a 64 KiB payload and its 1-byte header), within the 256 KiB that aiortc and
 #: browsers accept on a data channel (``a=max-message-size`` in their SDP).
 MAX_MESSAGE_SIZE: Final = DEFAULT_MAX_MESSAGE_SIZE
+
+
+@dataclass(slots=True)
+class ReceiveBudget:
+    """Bytes that several pipes may queue together before the one that overflows breaks.
+
+    The WebRTC transport gives the pipes one peer opened and nobody accepted
+    yet one budget, so that many waiting pipes (1,000 connects at once on a
+    starved node) cost no more memory than a few flooded ones. A pipe counts
+    what it queues while it holds the budget and gives it all back when it is
+    accepted (:meth:`DataChannelPipe.leave_budget`) or closed.
+
+    Attributes:
+        limit: the most bytes the pipes may queue together.
+        used: the bytes they queue now.
+    """
+
+    limit: int
+    used: int = 0
 
 
 class _State(enum.Enum):
@@ -138,6 +158,9 @@ class DataChannelPipe(AioChannelSide, MessagePipe):
         self._acked = 0
         #: Most bytes queued before the pipe fails (set while nobody accepted it yet).
         self.receive_limit: int | None = None
+        #: Shared with the other unaccepted pipes of the peer (see :class:`ReceiveBudget`).
+        self.receive_budget: ReceiveBudget | None = None
+        self._budgeted = 0
         #: Called (in trio) with each received message before it is queued; when it
         #: returns True the message is consumed and not queued (the peer link uses it
         #: on the legacy channel for the modern peer's hello, see webrtc_link).
@@ -261,9 +284,17 @@ class DataChannelPipe(AioChannelSide, MessagePipe):
             raise trio.BrokenResourceError(f"pipe {self.label!r} broke") from self._error
         raise trio.BrokenResourceError(f"pipe {self.label!r} is not open yet")
 
+    def leave_budget(self) -> None:
+        """Give back to the pipe's :class:`ReceiveBudget` what it counted there, and drop it."""
+        if self.receive_budget is not None:
+            self.receive_budget.used -= self._budgeted
+            self.receive_budget = None
+        self._budgeted = 0
+
     def _close(self) -> None:
         if self._state is _State.CLOSED:
             return
+        self.leave_budget()
         self._state = _State.CLOSED
         self._received.clear()
         self._received_bytes = 0
@@ -302,14 +333,19 @@ class DataChannelPipe(AioChannelSide, MessagePipe):
         self._received.append(data)
         self._received_bytes += len(data)
         self._receivers.unpark_all()
+        budget = self.receive_budget
+        if budget is not None:
+            budget.used += len(data)
+            self._budgeted += len(data)
         if self.receive_limit is not None and self._received_bytes > self.receive_limit:
-            self._break(
-                trio.BrokenResourceError(
-                    f"{self.peer_id} sent over {self.receive_limit} unread bytes into "
-                    f"pipe {self.label!r}"
-                )
-            )
-            self._bridge.call_soon(self._aio_close)
+            limit = f"{self.receive_limit} unread bytes into pipe {self.label!r}"
+        elif budget is not None and budget.used > budget.limit:
+            limit = f"{budget.limit} unread bytes into its unaccepted pipes ({self.label!r})"
+        else:
+            return
+        self.leave_budget()
+        self._break(trio.BrokenResourceError(f"{self.peer_id} sent over {limit}"))
+        self._bridge.call_soon(self._aio_close)
 
     def _on_acked(self, acked: int) -> None:
         if acked > self._acked:
