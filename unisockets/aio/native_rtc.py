@@ -52,6 +52,12 @@ from ..protocol.consent import ConsentPolicy
 from ..transport.native_rtc import native_host
 from ..transport.native_rtc_events import candidates_of
 from ..transport.native_rtc_ice import STUN_TIMEOUT, resolve_stun_servers, stun_urls
+from ..transport.native_rtc_rules import (
+    consent_deadline,
+    consent_expired,
+    due_resets,
+    retry_in_order,
+)
 from ..transport.webrtc_link_aio import LINGER_TIMEOUT
 from .memory import SessionDescription
 from .native_channel import NativeDataChannel
@@ -306,7 +312,7 @@ class NativePeerConnection(EventTarget):
                 if self._closing:
                     deadline = min(deadline, self._linger_until)
                 if self._dtls and not self._closing:  # when the silence reaches the lifetime
-                    deadline = min(deadline, self.now() + lifetime - peer.silence() + 0.01)
+                    deadline = min(deadline, consent_deadline(self.now(), lifetime, peer.silence()))
                 with anyio.CancelScope(deadline=deadline) as scope:
                     self._scope = scope
                     await anyio.wait_readable(fd)
@@ -317,7 +323,7 @@ class NativePeerConnection(EventTarget):
                 self._wake_at = self.now() + delay
                 self._dispatch_events(queued + events if queued else events)
                 self._after_input()
-                if self._dtls and not self._closing and peer.silence() > lifetime:
+                if self._dtls and not self._closing and consent_expired(peer.silence(), lifetime):
                     self._fail(f"ICE consent expired: nothing from the peer for {lifetime} s")
         except Exception:
             logger.exception("the native peer connection failed")
@@ -332,22 +338,14 @@ class NativePeerConnection(EventTarget):
             self._channels.clear()
 
     def _after_input(self) -> None:
-        if self._wanting:  # in order, until str0m refuses one (see wants_room)
+        if self._wanting:  # in order, until str0m refuses one
             wanting, self._wanting = self._wanting, {}
-            refused = False
-            for channel in wanting:
-                if refused and channel.backlog:
-                    self._wanting.setdefault(channel, None)
-                    continue
-                channel.flush()
-                refused = bool(channel.backlog)
+            retry_in_order(wanting, self._wanting, NativeDataChannel.flush, _backlogged)
         if self._deferred:
-            now = self.now()
-            for channel in list(self._deferred):
-                if channel.gone or now >= (channel.reset_due or now):
-                    self._deferred.discard(channel)
-                    channel.flush()  # resets it now, unless the peer's reset came
-                elif channel.reset_due is not None:
+            for channel in due_resets(self._deferred, self.now(), _reset_due, _gone):
+                channel.flush()  # resets it now, unless the peer's reset came
+            for channel in self._deferred:
+                if channel.reset_due is not None:
                     self._wake_by(channel.reset_due)
         if self._low:
             self._low = {channel for channel in self._low if not channel.check_low()}
@@ -405,6 +403,18 @@ class NativePeerConnection(EventTarget):
         logger.info("native peer connection failed: %s", reason)
         self.iceConnectionState = "disconnected"
         self._set_state("failed")
+
+
+def _backlogged(channel: NativeDataChannel) -> bool:
+    return bool(channel.backlog)
+
+
+def _reset_due(channel: NativeDataChannel) -> float | None:
+    return channel.reset_due
+
+
+def _gone(channel: NativeDataChannel) -> bool:
+    return channel.gone
 
 
 class NativeRTCRuntime(BaseRuntime):
