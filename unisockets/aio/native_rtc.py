@@ -44,6 +44,7 @@ import math
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -340,9 +341,11 @@ class NativePeerConnection(EventTarget):
     def _after_input(self) -> None:
         if self._wanting:  # in order, until str0m refuses one
             wanting, self._wanting = self._wanting, {}
-            retry_in_order(wanting, self._wanting, NativeDataChannel.flush, _backlogged)
+            retry_in_order(wanting, self._wanting, NativeDataChannel.flush, attrgetter("backlog"))
         if self._deferred:
-            for channel in due_resets(self._deferred, self.now(), _reset_due, _gone):
+            for channel in due_resets(
+                self._deferred, self.now(), attrgetter("reset_due"), attrgetter("gone")
+            ):
                 channel.flush()  # resets it now, unless the peer's reset came
             for channel in self._deferred:
                 if channel.reset_due is not None:
@@ -403,18 +406,6 @@ class NativePeerConnection(EventTarget):
         logger.info("native peer connection failed: %s", reason)
         self.iceConnectionState = "disconnected"
         self._set_state("failed")
-
-
-def _backlogged(channel: NativeDataChannel) -> bool:
-    return bool(channel.backlog)
-
-
-def _reset_due(channel: NativeDataChannel) -> float | None:
-    return channel.reset_due
-
-
-def _gone(channel: NativeDataChannel) -> bool:
-    return channel.gone
 
 
 class NativeRTCRuntime(BaseRuntime):

@@ -43,6 +43,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 import trio
@@ -354,7 +355,7 @@ class NativePeerLink(NativeLinkEvents):
     def _retry_wanting(self) -> None:
         """Flush the waiting pipes in order until str0m refuses one (see :meth:`wants_room`)."""
         wanting, self._wanting = self._wanting, {}
-        retry_in_order(wanting, self._wanting, NativePipe._flush, _backlogged)
+        retry_in_order(wanting, self._wanting, NativePipe._flush, attrgetter("_backlog"))
 
     async def _io(self) -> None:
         """Move datagrams between the native peer and its socket, for the link's life."""
@@ -396,22 +397,12 @@ class NativePeerLink(NativeLinkEvents):
         if self._wanting and peer is self.native_peer:
             self._retry_wanting()
         if self._deferred and peer is self.native_peer:
-            for pipe in due_resets(self._deferred, trio.current_time(), _reset_due, _gone):
+            for pipe in due_resets(
+                self._deferred, trio.current_time(), attrgetter("reset_due"), attrgetter("_gone")
+            ):
                 pipe._flush()  # resets it now, unless the peer's reset came
         if self._dtls and peer is self.native_peer and consent_expired(peer.silence(), lifetime):
             self._consent_expired()
         if self._queued:
             return 0.0
         return delay
-
-
-def _backlogged(pipe: NativePipe) -> bool:
-    return bool(pipe._backlog)
-
-
-def _reset_due(pipe: NativePipe) -> float | None:
-    return pipe.reset_due
-
-
-def _gone(pipe: NativePipe) -> bool:
-    return pipe._gone

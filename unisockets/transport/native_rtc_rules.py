@@ -30,7 +30,7 @@ def retry_in_order(
     wanting: Iterable[T],
     into: dict[T, None],
     flush: Callable[[T], None],
-    backlogged: Callable[[T], bool],
+    backlogged: Callable[[T], object],
 ) -> None:
     """Retry the channels waiting for room, in the order they asked, until str0m refuses one.
 
@@ -45,7 +45,7 @@ def retry_in_order(
         into: the owner's new set of waiting channels (``flush`` may add to
             it); the channels kept waiting are added after those.
         flush: hands a channel's backlog to str0m (and resets it if due).
-        backlogged: whether a channel still has messages str0m refused.
+        backlogged: whether a channel still has messages str0m refused (truthy).
     """
     refused = False
     for channel in wanting:
@@ -58,7 +58,7 @@ def retry_in_order(
 
 
 def due_resets(
-    deferred: set[T], now: float, due: Callable[[T], float | None], gone: Callable[[T], bool]
+    deferred: set[T], now: float, due: Callable[[T], float | None], gone: Callable[[T], object]
 ) -> list[T]:
     """Take the channels whose deferred reset is due (or moot: the channel is gone).
 
@@ -66,7 +66,7 @@ def due_resets(
         deferred: the channels whose reset waits; the ones returned are removed.
         now: the driver's clock (s).
         due: when a channel's reset is due (its ``reset_due``), or None: now.
-        gone: whether the channel is closed in the native peer already.
+        gone: whether the channel is closed in the native peer already (truthy).
 
     Returns:
         The channels to flush now (each resets, unless the peer's reset came).
