@@ -149,8 +149,9 @@ async def open_node(
     Yields:
         Under trio, the :class:`Node`; under asyncio (``asyncio.run``, or
         anyio's asyncio backend), an :class:`unisockets.aio.AioNode`, the
-        same calls with anyio's streams and listeners, aiortc running in the
-        caller's loop (docs/concepts.md, "asyncio and trio"). Leaving the
+        same calls with anyio's streams and listeners, aiortc (or the native
+        core) running in the caller's loop (docs/concepts.md, "asyncio and
+        trio"). Leaving the
         block closes every listener, stream, peer link and task of the node.
 
     Raises:
