@@ -10,7 +10,9 @@ Both sides of each measurement run in one process and one asyncio loop
   driver (:mod:`unisockets.aio`) with aiortc in this loop: two nodes on a real
   signaling server (``unisockets signaling-server`` in a child process, so no
   trio runs here), a listener serving like
-  :func:`benchmarks.streams.serve_connection` and a client stream.
+  :func:`benchmarks.streams.serve_connection` and a client stream;
+- ``native``: the same with ``webrtc_backend="native"`` (str0m driven by a
+  task of each node, :mod:`unisockets.aio.native_rtc`).
 
 The targets are the issue's: bulk >= 0.9x raw, echo round trip <= 1.2x raw
 (there is no thread hand-off left to pay). Every wait on a link is bounded by
@@ -35,9 +37,13 @@ import anyio
 
 from . import common, raw_aiortc
 
-BACKENDS = ("asyncio", "aiortc")
-LABELS = {"asyncio": "unisockets asyncio driver", "aiortc": "aiortc data channel (raw)"}
-PAIRS = (("asyncio", "aiortc"),)
+BACKENDS = ("asyncio", "native", "aiortc")
+LABELS = {
+    "asyncio": "unisockets asyncio driver",
+    "native": "unisockets asyncio driver, str0m",
+    "aiortc": "aiortc data channel (raw)",
+}
+PAIRS = (("asyncio", "aiortc"), ("native", "asyncio"))
 PORT = 5000
 CHUNK = 16 * 1024
 
@@ -97,12 +103,12 @@ async def _serve(stream: Any) -> None:
 
 
 @asynccontextmanager
-async def _serving_node(url: str) -> AsyncIterator[tuple[str, int]]:
-    """A node serving on :data:`PORT` in this loop; yields its address."""
+async def _serving_node(url: str, backend: str) -> AsyncIterator[tuple[str, int]]:
+    """A node on ``backend`` ("asyncio": aiortc) serving on :data:`PORT`; yields its address."""
     import unisockets
 
     async with (
-        unisockets.open_node(url, ice_addresses=["127.0.0.1"]) as server,
+        unisockets.open_node(url, **_node_options(backend)) as server,
         server.listen(PORT) as listener,
         anyio.create_task_group() as group,
     ):
@@ -116,23 +122,30 @@ async def _serving_node(url: str) -> AsyncIterator[tuple[str, int]]:
         group.cancel_scope.cancel()
 
 
+def _node_options(backend: str) -> dict[str, Any]:
+    backend = "native" if backend == "native" else "aiortc"
+    return {"ice_addresses": ["127.0.0.1"], "webrtc_backend": backend}
+
+
 @asynccontextmanager
-async def _ours(processes: int) -> AsyncIterator[Any]:
+async def _ours(processes: int, backend: str) -> AsyncIterator[Any]:
     """A serving node (here or in a child) and a client node here; yields a client stream."""
     import unisockets
 
     async with AsyncExitStack() as stack:
         url = await stack.enter_async_context(_signaling_server())
         if processes == 1:
-            address = await stack.enter_async_context(_serving_node(url))
+            address = await stack.enter_async_context(_serving_node(url, backend))
         else:
             child = await stack.enter_async_context(
-                common.open_asyncio_child("benchmarks.asyncio_driver", {"url": url})
+                common.open_asyncio_child(
+                    "benchmarks.asyncio_driver", {"url": url, "backend": backend}
+                )
             )
             ready = await common.link_wait(child.receive(), "the child's node")
             address = (ready["ready"]["host"], ready["ready"]["port"])
         client = await stack.enter_async_context(
-            unisockets.open_node(url, ice_addresses=["127.0.0.1"])
+            unisockets.open_node(url, **_node_options(backend))
         )
         stream = await common.link_wait(client.connect(address), "a connection")
         try:
@@ -144,7 +157,7 @@ async def _ours(processes: int) -> AsyncIterator[Any]:
 async def _child_main(params: dict[str, Any]) -> None:
     """The child: serve until the parent closes our stdin."""
     parent = await common.AsyncioParent.open()
-    async with _serving_node(params["url"]) as (host, port):
+    async with _serving_node(params["url"], params["backend"]) as (host, port):
         parent.send({"ready": {"host": host, "port": port}})
         while await parent.receive() is not None:
             pass
@@ -156,8 +169,8 @@ async def _receive_exactly(stream: Any, size: int) -> None:
         received += len(await common.link_wait(stream.receive(), "echoed bytes"))
 
 
-async def _ours_bulk(processes: int, total: int) -> float:
-    async with _ours(processes) as stream:
+async def _ours_bulk(processes: int, total: int, backend: str) -> float:
+    async with _ours(processes, backend) as stream:
         await stream.send(b"s" + total.to_bytes(8, "big"))
         payload = os.urandom(CHUNK)
         started = common.now()
@@ -167,8 +180,10 @@ async def _ours_bulk(processes: int, total: int) -> float:
         return common.now() - started
 
 
-async def _ours_rtt(processes: int, count: int, warmup: int, size: int) -> list[float]:
-    async with _ours(processes) as stream:
+async def _ours_rtt(
+    processes: int, count: int, warmup: int, size: int, backend: str
+) -> list[float]:
+    async with _ours(processes, backend) as stream:
         await stream.send(b"e")
         message = b"x" * size
         times = []
@@ -269,9 +284,14 @@ def main() -> None:
     }
 
     def measure(backend: str, processes: int) -> dict[str, float]:
-        bulk, rtt = (_ours_bulk, _ours_rtt) if backend == "asyncio" else (_raw_bulk, _raw_rtt)
-        seconds = raw_aiortc.run(bulk, processes, total)
-        times = raw_aiortc.run(rtt, processes, args.count, args.warmup, args.message)
+        if backend == "aiortc":
+            seconds = raw_aiortc.run(_raw_bulk, processes, total)
+            times = raw_aiortc.run(_raw_rtt, processes, args.count, args.warmup, args.message)
+        else:
+            seconds = raw_aiortc.run(_ours_bulk, processes, total, backend)
+            times = raw_aiortc.run(
+                _ours_rtt, processes, args.count, args.warmup, args.message, backend
+            )
         return {
             "throughput": total / seconds / common.MB,
             "median": 1e6 * common.median(times),

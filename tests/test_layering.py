@@ -51,8 +51,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     # the driver in a browser tab: Pyodide's asyncio, the page's WebSocket and WebRTC; from
     # wasm only the stdlib-only import table and memory checks (abi, memory) for programs
     "browser": frozenset({"driver", "protocol", "wasm"}),
-    # the driver natively: aiortc and wsproto in the caller's asyncio loop
-    "aio": frozenset({"driver", "protocol", "transport"}),
+    # the driver natively: aiortc, or str0m through _rtc, and wsproto in the caller's asyncio loop
+    "aio": frozenset({"driver", "protocol", "transport", "_rtc"}),
     # the one-import API (unisockets/__init__.py, lazy re-exports)
     "unisockets": frozenset({"net", "signaling"}),
     # the command line, on top of everything it runs

@@ -13,11 +13,13 @@ aiortc peer connections and a wsproto WebSocket
 - :class:`AioStream` (:class:`anyio.abc.ByteStream`) and :class:`AioListener`
   (:class:`anyio.abc.Listener`), with typed address attributes;
 - :class:`AioTransport`: what ``open_node(transport=...)`` takes, aiortc
-  (:class:`AiortcTransport`, the default) or in-process peer connections
-  (:class:`MemoryNetwork`).
+  (:class:`AiortcTransport`, the default), the native core
+  (:class:`NativeTransport`, str0m: what ``webrtc_backend="native"`` picks)
+  or in-process peer connections (:class:`MemoryNetwork`).
 """
 
 from .memory import MemoryNetwork
+from .native_rtc import NativeTransport
 from .node import AioNode, open_node
 from .runtime import AiortcTransport
 from .runtime_base import AioTransport, RuntimeSettings
@@ -30,6 +32,7 @@ __all__ = [
     "AioTransport",
     "AiortcTransport",
     "MemoryNetwork",
+    "NativeTransport",
     "RuntimeSettings",
     "open_node",
 ]

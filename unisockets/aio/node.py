@@ -179,14 +179,19 @@ async def open_node(
     transport: AioTransport | None = None,
     lazy_links: bool = True,
     link_idle_timeout: float = 60.0,
+    webrtc_backend: Literal["auto", "native", "aiortc"] = "aiortc",
 ) -> AsyncIterator[AioNode]:
     """Join a unisockets network from asyncio for the duration of the block.
 
     The arguments are those of :func:`unisockets.open_node` (same meaning,
     same defaults); ``consent`` and ``on_signaling_event`` are those of the
     WebRTC transport and of :func:`unisockets.browser.open_node`. ``transport``
-    makes the node's peer connections: ``None`` is aiortc
-    (:class:`~unisockets.aio.runtime.AiortcTransport`), a
+    makes the node's peer connections: ``None`` is the ``webrtc_backend``'s
+    (``"aiortc"``: :class:`~unisockets.aio.runtime.AiortcTransport`;
+    ``"native"``: :class:`~unisockets.aio.native_rtc.NativeTransport`, str0m
+    driven by the node's own tasks; ``"auto"``: native when the extension is
+    installed and no ``turn:`` server is configured, as under trio:
+    docs/transport.md, "The native backend"), a
     :class:`~unisockets.aio.memory.MemoryNetwork` links the nodes given it in
     memory (one process; the signaling server stays real).
 
@@ -197,11 +202,21 @@ async def open_node(
     Raises:
         unisockets.SignalingError: the server is unreachable or the subnet is full
             (:class:`unisockets.signaling.JoinRejectedError`).
-        ValueError: a bad timeout, backoff, send rate, idle timeout or ICE address.
+        ValueError: a bad timeout, backoff, send rate, idle timeout or ICE
+            address, an unknown ``webrtc_backend``, or ``"native"`` with a
+            ``turn:`` server (the native backend has no TURN client).
+        ImportError: ``webrtc_backend="native"`` without the native extension.
         TypeError: ``transport`` is not an :class:`~unisockets.aio.AioTransport`.
     """
     if transport is None:
-        transport = AiortcTransport()
+        from ..transport.native_rtc import choose_backend
+
+        if choose_backend(webrtc_backend, rtc_configuration) == "native":
+            from .native_rtc import NativeTransport
+
+            transport = NativeTransport()
+        else:
+            transport = AiortcTransport()
     elif not isinstance(transport, AioTransport):
         raise TypeError(
             f"under asyncio, transport= takes a unisockets.aio.AioTransport (such as "

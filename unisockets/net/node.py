@@ -118,7 +118,8 @@ async def open_node(
             optional ``unisockets._rtc`` extension: no thread, host and
             STUN candidates, no TURN), or ``"auto"``: native when the
             extension is installed and no ``turn:`` server is configured,
-            else aiortc (docs/transport.md, "The native backend").
+            else aiortc, under trio and asyncio alike (docs/transport.md,
+            "The native backend").
         asyncio_bridge: under trio, run aiortc on this
             :class:`~unisockets.transport.bridge.AsyncioBridge` (from
             ``async with open_asyncio_bridge() as bridge``, owned by the
@@ -148,8 +149,9 @@ async def open_node(
     Yields:
         Under trio, the :class:`Node`; under asyncio (``asyncio.run``, or
         anyio's asyncio backend), an :class:`unisockets.aio.AioNode`, the
-        same calls with anyio's streams and listeners, aiortc running in the
-        caller's loop (docs/concepts.md, "asyncio and trio"). Leaving the
+        same calls with anyio's streams and listeners, aiortc (or the native
+        core) running in the caller's loop (docs/concepts.md, "asyncio and
+        trio"). Leaving the
         block closes every listener, stream, peer link and task of the node.
 
     Raises:
@@ -157,8 +159,7 @@ async def open_node(
             full (:class:`unisockets.signaling.JoinRejectedError`); the same
             class under asyncio and trio.
         TypeError: under asyncio, no signaling URL, a ``transport=`` that is
-            not an :class:`unisockets.aio.AioTransport`, an ``asyncio_bridge=``
-            or ``webrtc_backend="native"`` (trio's for now);
+            not an :class:`unisockets.aio.AioTransport` or an ``asyncio_bridge=``;
             under trio, an :class:`~unisockets.aio.AioTransport`;
             ``asyncio_bridge=`` with the native backend.
         ValueError: with ``lazy_links``, a ``link_idle_timeout`` that is not
@@ -174,11 +175,6 @@ async def open_node(
                 "under asyncio, open_node needs a signaling URL and takes no "
                 "asyncio_bridge= (the OS-TCP fallback and the bridge are trio's; "
                 "for OS TCP use anyio.connect_tcp)"
-            )
-        if webrtc_backend == "native":
-            raise TypeError(
-                "under asyncio, webrtc_backend='native' is not available yet "
-                "(the trio driver's; docs/concepts.md, 'asyncio and trio')"
             )
         from ..aio.node import open_node as open_asyncio_node
 
@@ -196,6 +192,7 @@ async def open_node(
             transport=transport,  # type: ignore[arg-type]  # checked there: an AioTransport
             lazy_links=lazy,
             link_idle_timeout=link_idle_timeout,
+            webrtc_backend=webrtc_backend,
         ) as asyncio_node:
             yield asyncio_node  # type: ignore[misc]  # an AioNode: the same calls, anyio's objects
         return

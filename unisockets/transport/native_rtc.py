@@ -42,7 +42,9 @@ from .webrtc_link import PeerLink
 
 __all__ = [
     "NativeRTCTransport",
+    "choose_backend",
     "native_available",
+    "native_host",
     "open_native_rtc_transport",
     "open_rtc_transport",
 ]
@@ -121,6 +123,29 @@ def default_host() -> str:
     return address if address != "0.0.0.0" else "127.0.0.1"
 
 
+def native_host(host_addresses: Sequence[str] | None) -> str:
+    """The native peers' host candidate address: the first of ``host_addresses``.
+
+    Args:
+        host_addresses: IP addresses (``ice_addresses`` of ``open_node``), or
+            None for the default route's interface (:func:`default_host`).
+
+    Returns:
+        The first address, checked.
+
+    Raises:
+        ValueError: no address, or the first is not an IPv4 or IPv6 address.
+    """
+    hosts = list(host_addresses) if host_addresses is not None else [default_host()]
+    if not hosts:
+        raise ValueError("host_addresses must name at least one address")
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in hosts[0] else socket.AF_INET, hosts[0])
+    except (OSError, TypeError) as exc:
+        raise ValueError(f"bad host address {hosts[0]!r}") from exc
+    return str(hosts[0])
+
+
 @asynccontextmanager
 async def open_native_rtc_transport(
     local_id: str,
@@ -170,23 +195,17 @@ async def open_native_rtc_transport(
         if not (isinstance(value, int | float) and value > 0 and math.isfinite(value)):
             raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
     stun = stun_urls(rtc_configuration)  # ValueError for TURN servers
-    hosts = list(host_addresses) if host_addresses is not None else [default_host()]
-    if not hosts:
-        raise ValueError("host_addresses must name at least one address")
-    try:
-        socket.inet_pton(socket.AF_INET6 if ":" in hosts[0] else socket.AF_INET, hosts[0])
-    except (OSError, TypeError) as exc:
-        raise ValueError(f"bad host address {hosts[0]!r}") from exc
+    host = native_host(host_addresses)
     from .. import _rtc  # noqa: F401 - ImportError here, not in the first link
 
-    stun_servers = await resolve_stun_servers(stun, ipv6=":" in hosts[0]) if stun else []
+    stun_servers = await resolve_stun_servers(stun, ipv6=":" in host) if stun else []
 
     body_error: BaseException | None = None
     async with trio.open_nursery() as nursery:
         transport = NativeRTCTransport(
             local_id,
             signal,
-            host=hosts[0],
+            host=host,
             nursery=nursery,
             link_timeout=link_timeout,
             claim_timeout=claim_timeout,
@@ -251,12 +270,32 @@ def rtc_opener(
     Raises:
         ValueError: an unknown backend.
     """
-    if backend == "native":
+    if choose_backend(backend, rtc_configuration) == "native":
         return open_native_rtc_transport
-    if backend == "aiortc":
-        return open_webrtc_transport
+    return open_webrtc_transport
+
+
+def choose_backend(
+    backend: Backend, rtc_configuration: RTCConfiguration | None = None
+) -> Literal["native", "aiortc"]:
+    """The backend a name means, for the trio and the asyncio driver alike.
+
+    Args:
+        backend: ``"auto"``, ``"native"`` or ``"aiortc"``.
+        rtc_configuration: the configuration that will be used.
+
+    Returns:
+        ``backend`` itself, or for ``"auto"``: ``"native"`` when
+        :func:`native_available` and every ICE server is a ``stun:`` one
+        (:func:`~unisockets.transport.native_rtc_ice.native_supports`), else ``"aiortc"``.
+
+    Raises:
+        ValueError: an unknown backend.
+    """
+    if backend == "native" or backend == "aiortc":
+        return backend
     if backend == "auto":
         if native_available() and native_supports(rtc_configuration):
-            return open_native_rtc_transport
-        return open_webrtc_transport
+            return "native"
+        return "aiortc"
     raise ValueError(f"webrtc_backend must be 'auto', 'native' or 'aiortc', not {backend!r}")

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import socket
 
-import trio
+import anyio
 from aiortc import RTCConfiguration
 from aiortc.rtcicetransport import parse_stun_turn_uri
 
@@ -94,6 +95,8 @@ async def resolve_stun_servers(
 ) -> list[tuple[str, int]]:
     """Resolve STUN server names to addresses of the host candidate's family.
 
+    Runs under trio and asyncio (anyio's :func:`anyio.getaddrinfo`).
+
     Args:
         servers: ``(host, port)`` pairs from :func:`stun_urls`.
         ipv6: whether the link's UDP socket is IPv6 (else IPv4).
@@ -103,16 +106,16 @@ async def resolve_stun_servers(
         ``(ip, port)`` pairs; a name that does not resolve in time, or only
         to the other family, is left out (the link then has host candidates only).
     """
-    family = trio.socket.AF_INET6 if ipv6 else trio.socket.AF_INET
+    family = socket.AF_INET6 if ipv6 else socket.AF_INET
     resolved: list[tuple[str, int]] = []
-    with trio.move_on_after(seconds if math.isfinite(seconds) else STUN_TIMEOUT):
+    with anyio.move_on_after(seconds if math.isfinite(seconds) else STUN_TIMEOUT):
         for host, port in servers:
             try:
                 address = ipaddress.ip_address(host)
             except ValueError:
                 try:
-                    infos = await trio.socket.getaddrinfo(
-                        host, port, family, trio.socket.SOCK_DGRAM
+                    infos = await anyio.getaddrinfo(
+                        host, port, family=family, type=socket.SOCK_DGRAM
                     )
                 except OSError:
                     continue

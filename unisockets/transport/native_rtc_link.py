@@ -43,6 +43,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 import trio
@@ -68,6 +69,7 @@ from ..protocol.peer_link import HELLO, LEGACY_LABEL, MODERN_PROTOCOL
 from .native_rtc_events import NativeLinkEvents, candidates_of
 from .native_rtc_ice import STUN_TIMEOUT
 from .native_rtc_pipe import INLINE, NativePipe
+from .native_rtc_rules import consent_deadline, consent_expired, due_resets, retry_in_order
 from .webrtc_link import LINGER_TIMEOUT, LegacyPeerError, PeerLink
 from .webrtc_pipe import DataChannelPipe
 
@@ -353,14 +355,7 @@ class NativePeerLink(NativeLinkEvents):
     def _retry_wanting(self) -> None:
         """Flush the waiting pipes in order until str0m refuses one (see :meth:`wants_room`)."""
         wanting, self._wanting = self._wanting, {}
-        refused = False
-        for pipe in wanting:
-            if refused and pipe._backlog:
-                self._wanting.setdefault(pipe, None)  # behind the refused one, in order
-                continue
-            pipe._flush()
-            if pipe._backlog:
-                refused = True
+        retry_in_order(wanting, self._wanting, NativePipe._flush, attrgetter("_backlog"))
 
     async def _io(self) -> None:
         """Move datagrams between the native peer and its socket, for the link's life."""
@@ -382,7 +377,9 @@ class NativePeerLink(NativeLinkEvents):
             deadline = min(deadline, pipe.reset_due or deadline)
         lifetime = self._consent_policy.lifetime
         if self._dtls:  # wake when the peer's silence would reach the consent lifetime
-            deadline = min(deadline, trio.current_time() + lifetime - peer.silence() + 0.01)
+            deadline = min(
+                deadline, consent_deadline(trio.current_time(), lifetime, peer.silence())
+            )
         with trio.CancelScope(deadline=deadline) as scope:
             self._io_scope = scope
             try:
@@ -400,12 +397,11 @@ class NativePeerLink(NativeLinkEvents):
         if self._wanting and peer is self.native_peer:
             self._retry_wanting()
         if self._deferred and peer is self.native_peer:
-            now = trio.current_time()
-            for pipe in list(self._deferred):
-                if pipe._gone or now >= (pipe.reset_due or now):
-                    self._deferred.discard(pipe)
-                    pipe._flush()  # resets it now, unless the peer's reset came
-        if self._dtls and peer is self.native_peer and peer.silence() > lifetime:
+            for pipe in due_resets(
+                self._deferred, trio.current_time(), attrgetter("reset_due"), attrgetter("_gone")
+            ):
+                pipe._flush()  # resets it now, unless the peer's reset came
+        if self._dtls and peer is self.native_peer and consent_expired(peer.silence(), lifetime):
             self._consent_expired()
         if self._queued:
             return 0.0
