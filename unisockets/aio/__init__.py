@@ -12,10 +12,11 @@ aiortc peer connections and a wsproto WebSocket
 - :func:`open_node` / :class:`AioNode`: join, listen, connect, socket objects;
 - :class:`AioStream` (:class:`anyio.abc.ByteStream`) and :class:`AioListener`
   (:class:`anyio.abc.Listener`), with typed address attributes;
-- :class:`AioTransport`: what ``open_node(transport=...)`` takes, aiortc
-  (:class:`AiortcTransport`, the default), the native core
-  (:class:`NativeTransport`, str0m: what ``webrtc_backend="native"`` picks)
-  or in-process peer connections (:class:`MemoryNetwork`).
+- :class:`AioTransport`: what ``open_node(transport=...)`` takes: the native
+  core (:class:`NativeTransport`, str0m: what ``webrtc_backend="native"``
+  and, with the extension built, the default ``"auto"`` pick), aiortc
+  (:class:`AiortcTransport`) or in-process peer connections
+  (:class:`MemoryNetwork`).
 """
 
 from .memory import MemoryNetwork

@@ -179,7 +179,7 @@ async def open_node(
     transport: AioTransport | None = None,
     lazy_links: bool = True,
     link_idle_timeout: float = 60.0,
-    webrtc_backend: Literal["auto", "native", "aiortc"] = "aiortc",
+    webrtc_backend: Literal["auto", "native", "aiortc"] = "auto",
 ) -> AsyncIterator[AioNode]:
     """Join a unisockets network from asyncio for the duration of the block.
 
@@ -187,10 +187,11 @@ async def open_node(
     same defaults); ``consent`` and ``on_signaling_event`` are those of the
     WebRTC transport and of :func:`unisockets.browser.open_node`. ``transport``
     makes the node's peer connections: ``None`` is the ``webrtc_backend``'s
-    (``"aiortc"``: :class:`~unisockets.aio.runtime.AiortcTransport`;
-    ``"native"``: :class:`~unisockets.aio.native_rtc.NativeTransport`, str0m
-    driven by the node's own tasks; ``"auto"``: native when the extension is
-    installed and no ``turn:`` server is configured, as under trio:
+    (``"auto"``, the default: native when the extension is installed and no
+    ``turn:`` server is configured, as under trio; ``"aiortc"``:
+    :class:`~unisockets.aio.runtime.AiortcTransport`; ``"native"``:
+    :class:`~unisockets.aio.native_rtc.NativeTransport`, str0m driven by the
+    node's own tasks:
     docs/transport.md, "The native backend"), a
     :class:`~unisockets.aio.memory.MemoryNetwork` links the nodes given it in
     memory (one process; the signaling server stays real).

@@ -6,7 +6,8 @@ Natively there are two, both with the same signaling WebSocket
 (:class:`unisockets.aio.websocket.WebSocket`) and differing in their peer
 connections:
 
-- :class:`unisockets.aio.runtime.NativeRuntime`: aiortc (the default);
+- :class:`unisockets.aio.runtime.NativeRuntime`: aiortc or the native core
+  (str0m), whichever ``webrtc_backend`` picks;
 - :class:`unisockets.aio.memory.MemoryRuntime`: in-process peer connections
   between nodes of one :class:`unisockets.aio.memory.MemoryNetwork` (tests,
   simulations; no aiortc).
@@ -138,7 +139,9 @@ class BaseRuntime(ABC):
 class AioTransport(ABC):
     """What ``open_node(transport=...)`` takes under asyncio: it makes each node's runtime.
 
-    The default is aiortc (:class:`unisockets.aio.runtime.AiortcTransport`);
+    The default is ``webrtc_backend``'s (the native core where it is built,
+    :class:`unisockets.aio.native_rtc.NativeTransport`, else
+    :class:`unisockets.aio.runtime.AiortcTransport`);
     :class:`unisockets.aio.memory.MemoryNetwork` puts nodes of one process on
     in-memory peer connections. Under trio, ``transport=`` takes trio's
     ``unisockets.net.TransportFactory`` instead.

@@ -70,7 +70,7 @@ async def open_node(
     signaling_send_rate: tuple[float, int] | Literal["default"] | None = "default",
     signaling_backoff: tuple[float, float] | None = None,
     link_timeout: float = 15.0,
-    webrtc_backend: Literal["auto", "native", "aiortc"] = "aiortc",
+    webrtc_backend: Literal["auto", "native", "aiortc"] = "auto",
     asyncio_bridge: AsyncioBridge | None = None,
     signaling_keepalive: ConsentPolicy | Literal["default"] | None = "default",
     lazy_links: bool | None = None,
@@ -114,12 +114,13 @@ async def open_node(
             DTLS, SCTP) and a data channel to open (docs/transport.md);
             longer for TURN relays far away.
         webrtc_backend: which WebRTC stack carries the data channels:
-            ``"aiortc"`` (the default), ``"native"`` (str0m in Rust, the
-            optional ``unisockets._rtc`` extension: no thread, host and
-            STUN candidates, no TURN), or ``"auto"``: native when the
-            extension is installed and no ``turn:`` server is configured,
-            else aiortc, under trio and asyncio alike (docs/transport.md,
-            "The native backend").
+            ``"auto"`` (the default): native when the extension is
+            installed and no ``turn:``/``turns:``/``stuns:`` server is
+            configured (and, under trio, no ``asyncio_bridge=`` is given),
+            else aiortc, under trio and asyncio alike; ``"native"`` (str0m
+            in Rust, the optional ``unisockets._rtc`` extension: no thread,
+            host and STUN candidates, no TURN); ``"aiortc"`` (pure Python,
+            TURN relays) (docs/transport.md, "The native backend").
         asyncio_bridge: under trio, run aiortc on this
             :class:`~unisockets.transport.bridge.AsyncioBridge` (from
             ``async with open_asyncio_bridge() as bridge``, owned by the
@@ -127,7 +128,7 @@ async def open_node(
             program given one bridge share one asyncio loop, which halves the
             CPU per MB when both ends of a stream are in one process
             (docs/benchmarks.md). Not used under asyncio (there is no bridge).
-            longer for TURN relays far away. A ``connect()`` ends within
+            A ``connect()`` ends within
             ``request_timeout + link_timeout`` seconds, whatever the transport.
         signaling_keepalive: how often the node pings the signaling server
             and when a silent connection counts as dead (``keepalive`` of
@@ -169,7 +170,7 @@ async def open_node(
     lazy = lazy_links is not False  # on by default, under trio and asyncio alike
     LinkIdle(link_idle_timeout if lazy else None, 0.0)
     if sniffio.current_async_library() == "asyncio":
-        # asyncio: the asyncio driver, aiortc in this loop (docs/concepts.md, "asyncio and trio").
+        # asyncio: the asyncio driver in this loop (docs/concepts.md, "asyncio and trio").
         if signaling_url is None or asyncio_bridge is not None:
             raise TypeError(
                 "under asyncio, open_node needs a signaling URL and takes no "
@@ -232,7 +233,9 @@ async def open_node(
             from ..transport.native_rtc import rtc_opener
             from ..transport.webrtc import open_webrtc_transport
 
-            opener = rtc_opener(webrtc_backend, rtc_configuration)
+            # A bridge is aiortc's: with one, "auto" means aiortc.
+            auto_aiortc = webrtc_backend == "auto" and asyncio_bridge is not None
+            opener = rtc_opener("aiortc" if auto_aiortc else webrtc_backend, rtc_configuration)
             bridge: dict[str, AsyncioBridge] = {}
             if asyncio_bridge is not None:
                 if opener is not open_webrtc_transport:
