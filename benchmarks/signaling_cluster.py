@@ -13,7 +13,8 @@ without Redis, the baseline; then 1, 2, 4 instances over Redis):
    Redis's ``used_memory`` growth / N (the stored subnet states).
 3. *relay*: pairs of members of a subnet, on different instances where there
    are several, relay ``candidate`` messages with at most ``--window`` in
-   flight; relayed messages/s, and the CPU of the instances and of Redis.
+   flight; relayed messages/s, the CPU of the instances and of Redis, and
+   Redis commands (all, and ``PUBLISH``) per relayed message.
 4. *latency*: one ``candidate`` at a time between two members, 300 times each
    way, median one-way time = round trip / 2: both on the subnet's owner (no
    Redis on the way), one on the owner and one not (one hop through Redis),
@@ -105,6 +106,18 @@ async def _redis_memory(redis: coredis.Redis[str] | None) -> int:
     return int(info["used_memory"])
 
 
+async def _redis_calls(redis: coredis.Redis[str] | None) -> dict[str, int]:
+    """Redis's command counts so far (``INFO commandstats``): command name -> calls."""
+    if redis is None:
+        return {}
+    info = await redis.info("commandstats")
+    return {
+        name.removeprefix("cmdstat_"): int(stats["calls"])
+        for name, stats in info.items()
+        if isinstance(stats, dict)
+    }
+
+
 async def _owner_index(redis: coredis.Redis[str] | None, subnet: str, ids: list[str]) -> int:
     """Which of the instances owns ``subnet`` (0 without Redis)."""
     if redis is None:
@@ -184,9 +197,18 @@ async def _measure(
             counters.window = args.window
             cpu = sum(common.cpu_seconds(pid) for pid in pids)
             redis_cpu, own_cpu = common.cpu_seconds(redis_pid), common.cpu_seconds()
+            calls = await _redis_calls(redis)
             started = common.now()
             await flood(paired, per_node, args.senders, counters)
             took = common.now() - started
+            after = await _redis_calls(redis)
+            if redis is not None:
+                relayed = counters.candidates_expected
+                publishes = after.get("publish", 0) - calls.get("publish", 0)
+                result["publish_per_msg"] = publishes / relayed
+                result["redis_calls_per_msg"] = (
+                    sum(after.values()) - sum(calls.values()) - 1  # the INFO itself
+                ) / relayed
             result["relay_rate"] = counters.candidates_expected / took
             result["instances_cpu"] = (
                 100 * (sum(common.cpu_seconds(pid) for pid in pids) - cpu) / took
