@@ -6,7 +6,8 @@ load generator is this process, with the lean WebSocket clients of
 :mod:`benchmarks.signaling_load`. For each layout (``0``: one instance
 without Redis, the baseline; then 1, 2, 4 instances over Redis):
 
-1. *join*: N nodes knock, spread round-robin over the instances (at most
+1. *join*: N nodes knock, spread round-robin over the instances, each
+   subnet's first member (its owner) on the next instance (at most
    ``--join-concurrency`` at a time), in subnets of ``--subnet-size``; joins/s
    until the last ``acknowledged``, then until every ``greeting`` arrived.
 2. *memory*: RSS per node of the instances (sum of their growth / N) and
@@ -94,6 +95,19 @@ async def _instances(
                 await process.wait()
 
 
+def _instance_of(index: int, size: int, instances: int) -> int:
+    """The instance node ``index`` joins through: round-robin, starting one further per subnet.
+
+    The first member of each subnet (its first knock makes that instance the
+    owner) is on the next instance, so that the subnets' owners are spread
+    over the instances as a load balancer would spread them (plain
+    round-robin made instance 0 the owner of every subnet of 254: all the
+    applying on one instance, the others only forwarding); consecutive
+    members, the relay partners, are still on different instances.
+    """
+    return (index + index // size) % instances
+
+
 def _address(url: str) -> tuple[str, int]:
     host, port = url.removeprefix("ws://").rsplit(":", 1)
     return host, int(port)
@@ -176,7 +190,7 @@ async def _measure(
             started = common.now()
             async with trio.open_nursery() as joins:
                 for node in nodes:
-                    url = servers[node.index % len(servers)][0]
+                    url = servers[_instance_of(node.index, size, len(servers))][0]
                     joins.start_soon(
                         _join, nursery, _address(url), node, counters, limiter, latencies
                     )
@@ -224,14 +238,15 @@ async def _measure(
             first = nodes[: min(size, count)]
             ids = [] if redis is None else await _instance_ids(redis, pids)
             owner = await _owner_index(redis, first[0].subnet, ids)
-            on = [n for n in first if n.index % len(servers) == owner]
-            off = [n for n in first if n.index % len(servers) != owner]
+            where = {n.index: _instance_of(n.index, size, len(servers)) for n in first}
+            on = [n for n in first if where[n.index] == owner]
+            off = [n for n in first if where[n.index] != owner]
             result["latency_owner_ms"] = await _latency((on[0], on[1]), counters, args.rounds)
             if off:
                 result["latency_one_hop_ms"] = await _latency(
                     (on[0], off[0]), counters, args.rounds
                 )
-                same_off = [n for n in off if n.index % len(servers) == off[0].index % len(servers)]
+                same_off = [n for n in off if where[n.index] == where[off[0].index]]
                 result["latency_two_hops_ms"] = await _latency(
                     (same_off[0], same_off[1]), counters, args.rounds
                 )
