@@ -14,7 +14,9 @@ without Redis, the baseline; then 1, 2, 4 instances over Redis):
    Redis's ``used_memory`` growth / N (the stored subnet states).
 3. *relay*: pairs of members of a subnet, on different instances where there
    are several, relay ``candidate`` messages with at most ``--window`` in
-   flight; relayed messages/s, the CPU of the instances and of Redis, and
+   flight; relayed messages/s, the CPU of the instances and of Redis, how
+   long the instances were runnable but had no core (``instances_waiting``,
+   % of the time, summed over instances: the machine's other work), and
    Redis commands (all, and ``PUBLISH``) per relayed message.
 4. *latency*: one ``candidate`` at a time between two members, 300 times each
    way, median one-way time = round trip / 2: both on the subnet's owner (no
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -93,6 +96,24 @@ async def _instances(
         with trio.CancelScope(shield=True):
             for process in processes:
                 await process.wait()
+
+
+def _waiting_seconds(pid: int) -> float:
+    """Time process ``pid``'s threads spent runnable but waiting for a CPU so far, in seconds.
+
+    The second field of ``/proc/<pid>/task/*/schedstat`` (nanoseconds on a run
+    queue, Linux): on a shared machine, the share of the run an instance could
+    have worked but had no core.
+    """
+    total = 0
+    base = f"/proc/{pid}/task"
+    for task in os.listdir(base):
+        try:
+            with open(f"{base}/{task}/schedstat", encoding="ascii") as stat:
+                total += int(stat.read().split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total / 1e9
 
 
 def _instance_of(index: int, size: int, instances: int) -> int:
@@ -210,6 +231,7 @@ async def _measure(
             counters.candidates_expected = per_node * len(paired)
             counters.window = args.window
             cpu = sum(common.cpu_seconds(pid) for pid in pids)
+            waited = sum(_waiting_seconds(pid) for pid in pids)
             redis_cpu, own_cpu = common.cpu_seconds(redis_pid), common.cpu_seconds()
             calls = await _redis_calls(redis)
             started = common.now()
@@ -226,6 +248,9 @@ async def _measure(
             result["relay_rate"] = counters.candidates_expected / took
             result["instances_cpu"] = (
                 100 * (sum(common.cpu_seconds(pid) for pid in pids) - cpu) / took
+            )
+            result["instances_waiting"] = (
+                100 * (sum(_waiting_seconds(pid) for pid in pids) - waited) / took
             )
             result["instances_cpu_us_per_msg"] = (
                 1e6 * (sum(common.cpu_seconds(pid) for pid in pids) - cpu)
