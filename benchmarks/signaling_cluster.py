@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -96,24 +95,6 @@ async def _instances(
         with trio.CancelScope(shield=True):
             for process in processes:
                 await process.wait()
-
-
-def _waiting_seconds(pid: int) -> float:
-    """Time process ``pid``'s threads spent runnable but waiting for a CPU so far, in seconds.
-
-    The second field of ``/proc/<pid>/task/*/schedstat`` (nanoseconds on a run
-    queue, Linux): on a shared machine, the share of the run an instance could
-    have worked but had no core.
-    """
-    total = 0
-    base = f"/proc/{pid}/task"
-    for task in os.listdir(base):
-        try:
-            with open(f"{base}/{task}/schedstat", encoding="ascii") as stat:
-                total += int(stat.read().split()[1])
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total / 1e9
 
 
 def _instance_of(index: int, size: int, instances: int) -> int:
@@ -231,7 +212,7 @@ async def _measure(
             counters.candidates_expected = per_node * len(paired)
             counters.window = args.window
             cpu = sum(common.cpu_seconds(pid) for pid in pids)
-            waited = sum(_waiting_seconds(pid) for pid in pids)
+            waited = sum(common.run_queue_seconds(pid) for pid in pids)
             redis_cpu, own_cpu = common.cpu_seconds(redis_pid), common.cpu_seconds()
             calls = await _redis_calls(redis)
             started = common.now()
@@ -250,7 +231,7 @@ async def _measure(
                 100 * (sum(common.cpu_seconds(pid) for pid in pids) - cpu) / took
             )
             result["instances_waiting"] = (
-                100 * (sum(_waiting_seconds(pid) for pid in pids) - waited) / took
+                100 * (sum(common.run_queue_seconds(pid) for pid in pids) - waited) / took
             )
             result["instances_cpu_us_per_msg"] = (
                 1e6 * (sum(common.cpu_seconds(pid) for pid in pids) - cpu)

@@ -10,27 +10,12 @@ import logging
 
 import pytest
 
-from unisockets.protocol import Acknowledged, Knock, Message, decode
+from unisockets.protocol import Acknowledged, Knock
 from unisockets.signaling.cluster.routing import ClusterProtocol
 
+from .cluster_helpers import RecordingClients
+
 SUBNET = "10.0.0"
-
-
-class _Clients:
-    """What each local client was sent."""
-
-    def __init__(self) -> None:
-        self.frames: dict[int, list[Message]] = {}
-
-    def deliver(self, outputs: list[tuple[int, Message]]) -> None:
-        for key, message in outputs:
-            self.frames.setdefault(key, []).append(message)
-
-    def send_texts(self, frames: list[tuple[int, str]]) -> None:
-        self.deliver([(key, decode(text)) for key, text in frames])
-
-    def fail(self, key: int, code: int, reason: str) -> None:
-        raise AssertionError(f"client {key} closed: {code} {reason}")
 
 
 def _joins(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -44,7 +29,7 @@ def test_the_join_log_names_the_owner_this_instance_or_another(
 ) -> None:
     caplog.set_level(logging.INFO, logger="unisockets.signaling.cluster")
     a, b = ClusterProtocol("a"), ClusterProtocol("b")
-    a.clients, b.clients = _Clients(), _Clients()
+    a.clients, b.clients = a_clients, b_clients = RecordingClients(), RecordingClients()
 
     # the first knock on a new subnet is routed (nobody owns it yet); the round finds that
     # this instance takes it and applies the knock here
@@ -52,7 +37,7 @@ def test_the_join_log_names_the_owner_this_instance_or_another(
     assert a.receive(1, Knock(subnet=SUBNET)) == []
     a.own(SUBNET, None)
     a.apply_routed(a.take_routed())
-    assert a.clients.frames[1] == [Acknowledged(id="10.0.0.1", rejected=False)]
+    assert a_clients.frames[1] == [Acknowledged(id="10.0.0.1", rejected=False)]
     assert _joins(caplog) == ["join 10.0.0.1 (client 1, subnet 10.0.0 owned by this instance)"]
 
     # a knock answered at once: the driver logs it (with the remote address), not the cluster
@@ -75,3 +60,4 @@ def test_the_join_log_names_the_owner_this_instance_or_another(
     b.receive(2, Knock(subnet=SUBNET))
     b.receive_items([["j", 2, "10.0.0.4"]])
     assert _joins(caplog) == ["join 10.0.0.4 (client 2, subnet 10.0.0 owned by another instance)"]
+    assert a_clients.failed == b_clients.failed == {}
