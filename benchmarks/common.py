@@ -62,6 +62,7 @@ __all__ = [
     "raise_fd_limit",
     "reset_peak_rss",
     "run_matrix",
+    "run_queue_seconds",
     "rss",
 ]
 
@@ -157,12 +158,26 @@ def cpu_seconds(pid: int | None = None) -> float:
     (``/proc/<pid>/task/*/schedstat``): clock ticks (10 ms) are too coarse for
     the short TCP runs. Threads that already exited are not counted.
     """
+    return _schedstat_seconds(pid, 0)
+
+
+def run_queue_seconds(pid: int | None = None) -> float:
+    """Time process ``pid``'s threads spent runnable but waiting for a CPU so far, in seconds.
+
+    The second field of ``/proc/<pid>/task/*/schedstat`` (nanoseconds on a run
+    queue, Linux): on a shared machine, how long the process could have run
+    but had no core. Threads that already exited are not counted.
+    """
+    return _schedstat_seconds(pid, 1)
+
+
+def _schedstat_seconds(pid: int | None, field: int) -> float:
     total = 0
     base = f"/proc/{pid or 'self'}/task"
     for task in os.listdir(base):
         try:
             with open(f"{base}/{task}/schedstat", encoding="ascii") as stat:
-                total += int(stat.read().split()[0])
+                total += int(stat.read().split()[field])
         except (FileNotFoundError, ProcessLookupError):
             continue  # the thread exited meanwhile
     return total / 1e9

@@ -6,14 +6,18 @@ load generator is this process, with the lean WebSocket clients of
 :mod:`benchmarks.signaling_load`. For each layout (``0``: one instance
 without Redis, the baseline; then 1, 2, 4 instances over Redis):
 
-1. *join*: N nodes knock, spread round-robin over the instances (at most
+1. *join*: N nodes knock, spread round-robin over the instances, each
+   subnet's first member (its owner) on the next instance (at most
    ``--join-concurrency`` at a time), in subnets of ``--subnet-size``; joins/s
    until the last ``acknowledged``, then until every ``greeting`` arrived.
 2. *memory*: RSS per node of the instances (sum of their growth / N) and
    Redis's ``used_memory`` growth / N (the stored subnet states).
 3. *relay*: pairs of members of a subnet, on different instances where there
    are several, relay ``candidate`` messages with at most ``--window`` in
-   flight; relayed messages/s, and the CPU of the instances and of Redis.
+   flight; relayed messages/s, the CPU of the instances and of Redis, how
+   long the instances were runnable but had no core (``instances_waiting``,
+   % of the time, summed over instances: the machine's other work), and
+   Redis commands (all, and ``PUBLISH``) per relayed message.
 4. *latency*: one ``candidate`` at a time between two members, 300 times each
    way, median one-way time = round trip / 2: both on the subnet's owner (no
    Redis on the way), one on the owner and one not (one hop through Redis),
@@ -93,6 +97,19 @@ async def _instances(
                 await process.wait()
 
 
+def _instance_of(index: int, size: int, instances: int) -> int:
+    """The instance node ``index`` joins through: round-robin, starting one further per subnet.
+
+    The first member of each subnet (its first knock makes that instance the
+    owner) is on the next instance, so that the subnets' owners are spread
+    over the instances as a load balancer would spread them (plain
+    round-robin made instance 0 the owner of every subnet of 254: all the
+    applying on one instance, the others only forwarding); consecutive
+    members, the relay partners, are still on different instances.
+    """
+    return (index + index // size) % instances
+
+
 def _address(url: str) -> tuple[str, int]:
     host, port = url.removeprefix("ws://").rsplit(":", 1)
     return host, int(port)
@@ -103,6 +120,18 @@ async def _redis_memory(redis: coredis.Redis[str] | None) -> int:
         return 0
     info = await redis.info("memory")
     return int(info["used_memory"])
+
+
+async def _redis_calls(redis: coredis.Redis[str] | None) -> dict[str, int]:
+    """Redis's command counts so far (``INFO commandstats``): command name -> calls."""
+    if redis is None:
+        return {}
+    info = await redis.info("commandstats")
+    return {
+        name.removeprefix("cmdstat_"): int(stats["calls"])
+        for name, stats in info.items()
+        if isinstance(stats, dict)
+    }
 
 
 async def _owner_index(redis: coredis.Redis[str] | None, subnet: str, ids: list[str]) -> int:
@@ -163,7 +192,7 @@ async def _measure(
             started = common.now()
             async with trio.open_nursery() as joins:
                 for node in nodes:
-                    url = servers[node.index % len(servers)][0]
+                    url = servers[_instance_of(node.index, size, len(servers))][0]
                     joins.start_soon(
                         _join, nursery, _address(url), node, counters, limiter, latencies
                     )
@@ -183,13 +212,26 @@ async def _measure(
             counters.candidates_expected = per_node * len(paired)
             counters.window = args.window
             cpu = sum(common.cpu_seconds(pid) for pid in pids)
+            waited = sum(common.run_queue_seconds(pid) for pid in pids)
             redis_cpu, own_cpu = common.cpu_seconds(redis_pid), common.cpu_seconds()
+            calls = await _redis_calls(redis)
             started = common.now()
             await flood(paired, per_node, args.senders, counters)
             took = common.now() - started
+            after = await _redis_calls(redis)
+            if redis is not None:
+                relayed = counters.candidates_expected
+                publishes = after.get("publish", 0) - calls.get("publish", 0)
+                result["publish_per_msg"] = publishes / relayed
+                result["redis_calls_per_msg"] = (
+                    sum(after.values()) - sum(calls.values()) - 1  # the INFO itself
+                ) / relayed
             result["relay_rate"] = counters.candidates_expected / took
             result["instances_cpu"] = (
                 100 * (sum(common.cpu_seconds(pid) for pid in pids) - cpu) / took
+            )
+            result["instances_waiting"] = (
+                100 * (sum(common.run_queue_seconds(pid) for pid in pids) - waited) / took
             )
             result["instances_cpu_us_per_msg"] = (
                 1e6 * (sum(common.cpu_seconds(pid) for pid in pids) - cpu)
@@ -202,14 +244,15 @@ async def _measure(
             first = nodes[: min(size, count)]
             ids = [] if redis is None else await _instance_ids(redis, pids)
             owner = await _owner_index(redis, first[0].subnet, ids)
-            on = [n for n in first if n.index % len(servers) == owner]
-            off = [n for n in first if n.index % len(servers) != owner]
+            where = {n.index: _instance_of(n.index, size, len(servers)) for n in first}
+            on = [n for n in first if where[n.index] == owner]
+            off = [n for n in first if where[n.index] != owner]
             result["latency_owner_ms"] = await _latency((on[0], on[1]), counters, args.rounds)
             if off:
                 result["latency_one_hop_ms"] = await _latency(
                     (on[0], off[0]), counters, args.rounds
                 )
-                same_off = [n for n in off if n.index % len(servers) == off[0].index % len(servers)]
+                same_off = [n for n in off if where[n.index] == where[off[0].index]]
                 result["latency_two_hops_ms"] = await _latency(
                     (same_off[0], same_off[1]), counters, args.rounds
                 )

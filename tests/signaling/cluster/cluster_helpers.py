@@ -11,7 +11,26 @@ from typing import Any
 import pytest
 
 from tests.cli.processes import Child, child
+from unisockets.protocol import Message, decode
 from unisockets.signaling.server import SignalingServer, open_signaling_server
+
+
+class RecordingClients:
+    """One cluster instance's clients without a server: what each was sent, who was closed."""
+
+    def __init__(self) -> None:
+        self.frames: dict[int, list[Message]] = {}
+        self.failed: dict[int, tuple[int, str]] = {}
+
+    def deliver(self, outputs: list[tuple[int, Message]]) -> None:
+        for key, message in outputs:
+            self.frames.setdefault(key, []).append(message)
+
+    def send_texts(self, frames: list[tuple[int, str]]) -> None:
+        self.deliver([(key, decode(text)) for key, text in frames])
+
+    def fail(self, key: int, code: int, reason: str) -> None:
+        self.failed[key] = (code, reason)
 
 
 def instance_process(

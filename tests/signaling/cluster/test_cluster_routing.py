@@ -17,26 +17,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unisockets.protocol import Acknowledged, Greeting, Knock, Message, decode
+from unisockets.protocol import Acknowledged, Greeting, Knock
 from unisockets.signaling.cluster.routing import ClusterProtocol, split_key
 
-
-class _Clients:
-    """One instance's clients: what each was sent, and who was closed."""
-
-    def __init__(self) -> None:
-        self.frames: dict[int, list[Message]] = {}
-        self.failed: dict[int, tuple[int, str]] = {}
-
-    def deliver(self, outputs: list[tuple[int, Message]]) -> None:
-        for key, message in outputs:
-            self.frames.setdefault(key, []).append(message)
-
-    def send_texts(self, frames: list[tuple[int, str]]) -> None:
-        self.deliver([(key, decode(text)) for key, text in frames])
-
-    def fail(self, key: int, code: int, reason: str) -> None:
-        self.failed[key] = (code, reason)
+from .cluster_helpers import RecordingClients
 
 
 class _Cluster:
@@ -44,7 +28,7 @@ class _Cluster:
 
     def __init__(self, size: int) -> None:
         self.nodes = [ClusterProtocol(f"i{n}") for n in range(size)]
-        self.clients = [_Clients() for _ in range(size)]
+        self.clients = [RecordingClients() for _ in range(size)]
         for node, clients in zip(self.nodes, self.clients, strict=True):
             node.clients = clients
         self.owner: dict[str, str] = {}

@@ -99,6 +99,8 @@ class OwnerSide:
     _subnet_of: dict[int, str]
     _ids: dict[int, str]
     _queued: dict[str, int]
+    _pending: list[tuple[int, str]] | None
+    _answering: bool
 
     def _apply(
         self,
@@ -108,6 +110,7 @@ class OwnerSide:
         attempt: int = 0,
         *,
         text: str | None = None,
+        texts: dict[int, str] | None = None,
     ) -> list[tuple[str, Message]]:
         """Feed one input to the owned subnet's machine; queue outputs for other instances.
 
@@ -117,6 +120,17 @@ class OwnerSide:
         its own instance, which one instance would have seen first (the
         client's ``listen`` returns once it is written). It is applied again
         up to :data:`CONNECT_ATTEMPTS` times, then refused as usual.
+
+        Args:
+            subnet: an owned subnet.
+            gkey: the sender's global key.
+            message: what it sent; ``None``: its connection closed.
+            attempt: how often this ``connect`` was deferred already.
+            text: ``message`` as :func:`~unisockets.protocol.wire.encode`
+                writes it, if known (a relay is passed on as it is).
+            texts: filled with ``id(output) -> text`` for the outputs encoded
+                here (a relay's ``text`` among them), so that the caller does
+                not encode them again.
 
         Returns:
             The outputs for this instance's clients (global keys).
@@ -153,7 +167,9 @@ class OwnerSide:
             if message is not None and self.applied is not None:
                 self.applied(message, [m for key, m in outputs if key == gkey])
         # a relay passes on as it came (``text`` is how encode() writes ``message``)
-        known = {id(message): text} if text is not None and isinstance(message, _RELAYS) else {}
+        known = {} if texts is None else texts
+        if text is not None and isinstance(message, _RELAYS):
+            known[id(message)] = text
         return self._dispatch(machine, outputs, known)
 
     def _accepting_may_come(self, machine: SignalingServerProtocol[str], alias: str) -> bool:
@@ -204,9 +220,9 @@ class OwnerSide:
                 if joined is None:
                     machine.client_disconnected(gkey)  # it may knock again, maybe elsewhere
                 if instance == self.instance:
-                    self._joined(key, joined)
+                    self._joined(key, joined, self.instance)
                 else:
-                    self.outbox.setdefault(instance, []).append(["j", key, joined])
+                    self.outbox.setdefault(instance, []).append(["j", key, joined, self.instance])
             if instance == self.instance:
                 local.append((gkey, message))
                 continue
@@ -229,21 +245,51 @@ class OwnerSide:
     def _local(self, outputs: list[tuple[str, Message]]) -> list[tuple[int, Message]]:
         return [(split_key(gkey)[1], message) for gkey, message in outputs]
 
-    def _joined(self, key: int, member_id: str | None) -> None:
-        if key not in self._subnet_of:
+    def _joined(self, key: int, member_id: str | None, owner: str | None) -> None:
+        """The owner answered local client ``key``'s knock: record its id (``None``: rejected).
+
+        Logged here unless the driver logs it (an answer to the knock it is
+        handing over right now, as on one instance).
+
+        Args:
+            key: the local client.
+            member_id: its id, or ``None`` when the subnet was full.
+            owner: the instance that owns the subnet (``None``: an owner that
+                does not say, an older version).
+        """
+        subnet = self._subnet_of.get(key)
+        if subnet is None:
             return  # gone meanwhile
+        if owner == self.instance:
+            where = "owned by this instance"
+        elif owner is None:
+            where = "owned by another instance"
+        else:
+            where = f"owned by instance {owner}"
         if member_id is None:
-            logger.info("knock of client %d on full subnet %s rejected", key, self._subnet_of[key])
+            if not self._answering:
+                logger.info(
+                    "knock of client %d on full subnet %s (%s) rejected", key, subnet, where
+                )
             del self._subnet_of[key]
         else:
-            logger.info("join %s (client %d, subnet owned elsewhere)", member_id, key)
+            if not self._answering:
+                logger.info("join %s (client %d, subnet %s %s)", member_id, key, subnet, where)
             self._ids[key] = member_id
+
+    def _fail_local(self, key: int, code: int, reason: str) -> None:
+        """Close a local client; first send what a batch being received queued before."""
+        pending = self._pending
+        if pending and self.clients is not None:
+            self.clients.send_texts(list(pending))
+            pending.clear()
+        if self.clients is not None:
+            self.clients.fail(key, code, reason)
 
     def _fail(self, gkey: str, code: int, reason: str) -> None:
         instance, key = split_key(gkey)
         if instance == self.instance:
-            if self.clients is not None:
-                self.clients.fail(key, code, reason)
+            self._fail_local(key, code, reason)
         else:
             self.outbox.setdefault(instance, []).append(["f", key, code, reason])
             self.notify()

@@ -22,8 +22,9 @@ the I/O side publishes each list as one message and hands what arrives to
   (the message as :func:`~unisockets.protocol.wire.encode` writes it; ``null``:
   the client's connection closed);
 - ``["o", local key, text]``: a message to send to a local client;
-- ``["j", local key, id | null]``: the client joined with that id (``null``:
-  its knock was rejected);
+- ``["j", local key, id | null, owner]``: the client joined with that id
+  (``null``: its knock was rejected); ``owner`` is the instance that answered
+  (for the log; absent from older versions);
 - ``["f", local key, code, reason]``: close the client (a protocol violation
   the owner found, with the close code and reason one instance sends; or a
   connection replaced by a newer one of the same node, docs/protocol.md,
@@ -143,6 +144,10 @@ class ClusterProtocol(OwnerSide):
         #: connects waiting for their listener's ``accepting``, with their attempt count.
         self.deferred: list[tuple[RoutedInput, int]] = []
         self.healthy = True
+        #: while :meth:`receive_items` runs: the frames it will send (see ``_fail_local``).
+        self._pending: list[tuple[int, str]] | None = None
+        #: while :meth:`receive` applies a local client's input: the driver logs the answers.
+        self._answering = False
 
     # -- the driver's side: the server machine's four methods -------------------
 
@@ -191,7 +196,11 @@ class ClusterProtocol(OwnerSide):
             subnet = self._subnet_of[key] = message.subnet
         gkey = global_key(self.instance, key)
         if subnet in self.owned and not self._queued.get(subnet):
-            return self._local(self._apply(subnet, gkey, message))
+            self._answering = True  # the driver logs what it hands back (see _joined)
+            try:
+                return self._local(self._apply(subnet, gkey, message, text=text))
+            finally:
+                self._answering = False
         self._route(subnet, gkey, encode(message) if text is None else text)
         return []
 
@@ -309,22 +318,43 @@ class ClusterProtocol(OwnerSide):
         Args:
             item: ``(subnet, global key, text or None for a close)``.
         """
+        frames = self._routed_frames(item)
+        if frames and self.clients is not None:
+            self.clients.send_texts(frames)
+
+    def _routed_frames(self, item: RoutedInput) -> list[tuple[int, str]]:
+        """Apply a routed input (as :meth:`apply_routed`); return its local outputs, encoded.
+
+        A relay's output is the text it came in (no second encoding); a
+        message for several local clients is encoded once.
+        """
         subnet, gkey, text = item
+        texts: dict[int, str] = {}
         try:
             message = None if text is None else decode(text)
-            local = self._local(self._apply(subnet, gkey, message, text=text))
+            outputs = self._apply(subnet, gkey, message, text=text, texts=texts)
         except RemoteProtocolError as exc:
             self._fail(gkey, exc.close_code, str(exc))
-            return
+            return []
         except Exception:  # a bug: as one instance, it ends only the client it happened in
             logger.exception("%s: unexpected error applying an input of %s", subnet, gkey)
             self._fail(gkey, 1011, "internal server error")
-            return
-        if local and self.clients is not None:
-            self.clients.deliver(local)
+            return []
+        frames = []
+        for key, output in self._local(outputs):
+            encoded = texts.get(id(output))
+            if encoded is None:
+                encoded = texts[id(output)] = encode(output)
+            frames.append((key, encoded))
+        return frames
 
     def receive_items(self, items: list[list[Any]]) -> None:
         """Handle what another instance published to this one, in order.
+
+        Everything the items send to local clients (``"o"`` items and the
+        outputs of the ``"i"`` items applied here) goes out in one write per
+        client, in item order; a close (``"f"``, or a violation found here)
+        first sends what was queued before it.
 
         Args:
             items: the JSON-decoded message: ``"i"``, ``"o"``, ``"j"`` and
@@ -332,25 +362,28 @@ class ClusterProtocol(OwnerSide):
                 kind is logged and skipped.
         """
         frames: list[tuple[int, str]] = []
-        for item in items:
-            kind = item[0]
-            if kind == "o":
-                frames.append((int(item[1]), str(item[2])))
-            elif kind == "j":
-                self._joined(int(item[1]), item[2])
-            elif kind == "f":
-                if self.clients is not None:
-                    self.clients.fail(int(item[1]), int(item[2]), str(item[3]))
-            elif kind == "i":
-                routed: RoutedInput = (str(item[1]), str(item[2]), item[3])
-                if routed[0] in self.owned and not self._queued.get(routed[0]):
-                    self.apply_routed(routed)
+        self._pending = frames
+        try:
+            for item in items:
+                kind = item[0]
+                if kind == "o":
+                    frames.append((int(item[1]), str(item[2])))
+                elif kind == "j":
+                    self._joined(int(item[1]), item[2], item[3] if len(item) > 3 else None)
+                elif kind == "f":
+                    self._fail_local(int(item[1]), int(item[2]), str(item[3]))
+                elif kind == "i":
+                    routed: RoutedInput = (str(item[1]), str(item[2]), item[3])
+                    if routed[0] in self.owned and not self._queued.get(routed[0]):
+                        frames += self._routed_frames(routed)
+                    else:
+                        self._route(*routed)
                 else:
-                    self._route(*routed)
-            else:
-                logger.warning("unknown cluster item %.80r", item)
-        if frames and self.clients is not None:
-            self.clients.send_texts(frames)
+                    logger.warning("unknown cluster item %.80r", item)
+        finally:
+            self._pending = None
+            if frames and self.clients is not None:
+                self.clients.send_texts(frames)
 
     def evict(self, instances: set[str]) -> None:
         """Members connected to instances that are gone leave their subnets (as on a close).
