@@ -85,6 +85,9 @@ class _Link(Leases):
         self.owners: dict[str, str] = {}
         self.wake = trio.Event()
         self.deferred_added = trio.Event()
+        #: One round at a time: close() routes what is left while route_forever may be
+        #: inside a round (two rounds would pop one queue and could reorder a subnet).
+        self.rounds = trio.Lock()
         import coredis.exceptions
 
         #: what a lost or restarting Redis raises: retried, never fatal to the instance.
@@ -189,6 +192,10 @@ class _Link(Leases):
         expired yet wait, in order, without holding up other subnets or the
         outputs already queued.
         """
+        async with self.rounds:
+            await self._round()
+
+    async def _round(self) -> None:
         cluster = self.cluster
         while cluster.routing or cluster.outbox or cluster.dirty:
             waiting: list[RoutedInput] = []
@@ -266,9 +273,10 @@ class _Link(Leases):
 
     async def close(self) -> None:
         """Publish what is left, store the owned subnets, give up leases and presence."""
-        await self.round()
-        self.cluster.dirty.update(self.cluster.owned)
-        await self.flush()
+        async with self.rounds:
+            await self._round()
+            self.cluster.dirty.update(self.cluster.owned)
+            await self.flush()
         for subnet in list(self.cluster.owned):
             await self.release(keys=[_owner(subnet)], args=[self.me])
         await self.redis.delete([_alive(self.me)])
@@ -326,5 +334,9 @@ async def run_cluster(
             try:
                 yield
             finally:
+                # The tasks stop first (each stops where nothing is lost: an input is
+                # taken only once its owner is known, a failed flush puts its batch
+                # back); close() then routes and publishes what is left.
+                nursery.cancel_scope.cancel()
                 with trio.move_on_after(5.0, shield=True):
                     await link.close()
