@@ -1,6 +1,6 @@
 """The peers to offer a fresh link once our signaling session is back (sans-IO).
 
-docs/signaling-server.md, "An instance killed with SIGKILL": when a node's
+docs/signaling-server.md, "Faults": when a node's
 signaling session ends, its links still negotiating are dropped
 (:class:`~unisockets.protocol.negotiation_events.SignalingLost`: what they
 sent may have died with the server). The peer's side of such a link may
