@@ -21,17 +21,17 @@ from . import conftest
 from .conftest import open_mesh
 from .test_webrtc import HANG, A, B, _pipe_pair
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not native_available(), reason="the native extension is not built"),
-]
+pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(autouse=True)
-def native(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Make open_mesh open native transports."""
-    monkeypatch.setattr(conftest, "open_webrtc_transport", open_native_rtc_transport)
-    yield
+@pytest.fixture(autouse=True, params=["native", "aiortc"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Make open_mesh open native transports, or aiortc ones (the negotiation is shared)."""
+    if request.param == "native":
+        if not native_available():
+            pytest.skip("the native extension is not built")
+        monkeypatch.setattr(conftest, "open_webrtc_transport", open_native_rtc_transport)
+    yield request.param
 
 
 @pytest.mark.trio

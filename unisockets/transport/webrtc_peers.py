@@ -264,6 +264,11 @@ class WebRTCLinks(PeerTransport):
         # The peer's offer and the candidates queued behind it on the failed link.
         if self._closed:
             return
+        logger.debug(
+            "answering %s's offer on a fresh link (%d candidates carried over)",
+            link.peer_id,
+            len(candidates),
+        )
         fresh = self._start_link(link.peer_id, offer=False)
         fresh.post("offer", sdp)
         for candidate in candidates:
