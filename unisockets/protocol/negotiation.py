@@ -19,7 +19,11 @@ Decisions it owns:
   (:func:`~unisockets.protocol.peer_link.offer_wins`); the loser drops its
   peer connection and answers (:class:`MakeAnswer` with ``drop_pc``).
 - *Restart*: an offer on a link already negotiated means the peer started
-  over: the link fails (``replaced``) and a fresh link answers it (:class:`Restart`).
+  over: the link fails (``replaced``) and a fresh link answers it (:class:`Restart`),
+  with the candidates queued behind the offer. An offer still queued when the
+  link's peer connection closes, fails or times out (the peer's old one said
+  goodbye just before its new offer was handled) is the peer's new session
+  too: the link fails as ``replaced`` and a fresh link answers it the same way.
 - *Candidates*: the peer's wait until the remote description is set (at most
   :data:`MAX_PENDING_CANDIDATES`); bad ones, end-of-candidates and those of a
   session that no longer exists (a stale ``usernameFragment``) are skipped.
@@ -63,6 +67,7 @@ Decisions it owns:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from collections import deque
@@ -137,6 +142,9 @@ __all__ = [
 MAX_QUEUED_INPUTS: Final = 256
 #: Remote candidates kept while waiting for the remote description; more are dropped.
 MAX_PENDING_CANDIDATES: Final = 64
+#: The inputs whose failure is the peer connection's own end (it closed, failed or
+#: timed out): an offer still queued then is the peer's new session (*Restart*).
+_PEER_CONNECTION_ENDS: Final = (PcStateChanged, TimePasses)
 
 
 class NegotiationState(enum.Enum):
@@ -359,8 +367,35 @@ class Negotiation:
             raise TypeError(f"not a negotiation input: {event!r}")
         outputs = handler(self, event, now)
         if any(isinstance(output, Fail) for output in outputs):
+            if isinstance(event, _PEER_CONNECTION_ENDS):
+                outputs = self._carry_over(outputs)
             self._to_failed()
         return outputs
+
+    def _carry_over(self, outputs: list[Output]) -> list[Output]:
+        """Hand an offer still queued to a fresh link: this link fails as ``replaced``."""
+        restart = self._queued_restart(None)
+        if not restart:
+            return outputs
+        failed = [
+            dataclasses.replace(output, replaced=True) if isinstance(output, Fail) else output
+            for output in outputs
+        ]
+        return failed + restart
+
+    def _queued_restart(self, offer: str | None) -> list[Output]:
+        """A :class:`Restart` for the newest offer in the inbox (else ``offer``), if any.
+
+        It takes the candidates queued behind that offer along: they belong
+        to the peer's new session, and this link's inbox dies with it.
+        """
+        candidates: list[str] = []
+        for queued in self._inbox:
+            if isinstance(queued, OfferReceived):
+                offer, candidates = queued.sdp, []
+            elif isinstance(queued, CandidateReceived) and offer is not None:
+                candidates.append(queued.text)
+        return [] if offer is None else [Restart(offer, tuple(candidates))]
 
     def _to_failed(self) -> None:
         self.state = _S.FAILED
@@ -412,7 +447,7 @@ class Negotiation:
         assert isinstance(event, OfferReceived)
         return [
             Fail(f"{self.peer_id} renegotiated: it restarted the link", replaced=True),
-            Restart(event.sdp),
+            *self._queued_restart(event.sdp),
         ]
 
     def _answer_made(self, event: Input, now: float) -> list[Output]:

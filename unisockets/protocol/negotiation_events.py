@@ -367,9 +367,17 @@ class Fail:
 
 @dataclass(frozen=True, slots=True)
 class Restart:
-    """Answer ``offer`` with a fresh link to the same peer (this one failed, replaced)."""
+    """Answer ``offer`` with a fresh link to the same peer (this one failed, replaced).
+
+    Attributes:
+        offer: the peer's SDP offer.
+        candidates: the peer's candidates that were queued behind the offer
+            (JSON ``RTCIceCandidateInit`` strings, in order), for the fresh
+            link too: a trickling peer puts none in its SDP.
+    """
 
     offer: str
+    candidates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

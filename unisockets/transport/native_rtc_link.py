@@ -96,7 +96,8 @@ class NativePeerLink(NativeLinkEvents):
         consent: its ``lifetime`` is how long ICE may stay disconnected.
         on_incoming: called with each pipe the peer opens.
         on_failed: called once when the link fails.
-        on_restart: called with the peer's offer when it restarted the link.
+        on_restart: called with the peer's offer (and the candidates queued behind it)
+            when it restarted the link.
         idle_timeout: close the link once it carried no pipe this long (s); None: never.
         stun_servers: the (ip, port) of each STUN server to ask for a srflx candidate.
     """
@@ -112,7 +113,7 @@ class NativePeerLink(NativeLinkEvents):
         consent: ConsentPolicy,
         on_incoming: Callable[[PeerLink, DataChannelPipe], object],
         on_failed: Callable[[PeerLink, BaseException], object],
-        on_restart: Callable[[PeerLink, str], object],
+        on_restart: Callable[[PeerLink, str, tuple[str, ...]], object],
         idle_timeout: float | None = None,
         stun_servers: Sequence[tuple[str, int]] = (),
     ) -> None:

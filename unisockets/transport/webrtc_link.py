@@ -144,7 +144,7 @@ class PeerLink(PeerLinkBase):
         consent: ConsentPolicy,
         on_incoming: Callable[[PeerLink, DataChannelPipe], object],
         on_failed: Callable[[PeerLink, BaseException], object],
-        on_restart: Callable[[PeerLink, str], object],
+        on_restart: Callable[[PeerLink, str, tuple[str, ...]], object],
         idle_timeout: float | None = None,
     ) -> None:
         self.peer_id = peer_id
@@ -269,7 +269,7 @@ class PeerLink(PeerLinkBase):
                     text = f"{text}: {detail}" if text else detail
                 self.fail(trio.BrokenResourceError(text), replaced=output.replaced)
             elif isinstance(output, Restart):
-                self._on_restart(self, output.offer)
+                self._on_restart(self, output.offer, output.candidates)
             elif isinstance(output, SetKind):
                 if output.kind is PeerKind.MODERN:
                     self.idle.became_modern(trio.current_time())

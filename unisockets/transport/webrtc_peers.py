@@ -49,7 +49,7 @@ class _LinkOptions(TypedDict):
     consent: ConsentPolicy
     on_incoming: Callable[[PeerLink, DataChannelPipe], object]
     on_failed: Callable[[PeerLink, BaseException], object]
-    on_restart: Callable[[PeerLink, str], object]
+    on_restart: Callable[[PeerLink, str, tuple[str, ...]], object]
     idle_timeout: float | None
 
 
@@ -260,10 +260,19 @@ class WebRTCLinks(PeerTransport):
             link.peer_id, which=lambda pipe: newer is None or pipe not in newer.pipes
         )
 
-    def _link_restarted(self, link: PeerLink, sdp: str) -> None:
+    def _link_restarted(self, link: PeerLink, sdp: str, candidates: tuple[str, ...]) -> None:
+        # The peer's offer and the candidates queued behind it on the failed link.
         if self._closed:
             return
-        self._start_link(link.peer_id, offer=False).post("offer", sdp)
+        logger.debug(
+            "answering %s's offer on a fresh link (%d candidates carried over)",
+            link.peer_id,
+            len(candidates),
+        )
+        fresh = self._start_link(link.peer_id, offer=False)
+        fresh.post("offer", sdp)
+        for candidate in candidates:
+            fresh.post("candidate", candidate)
 
     def _fail_waiters(
         self, peer_id: str, error: BaseException, *, before: int | None = None
