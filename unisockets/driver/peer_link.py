@@ -324,7 +324,10 @@ class PeerLink(PeerConnectionEvents):
                     text = f"{text}: {detail}" if text else detail
                 self.fail(BrokenResourceError(text), replaced=output.replaced)
             elif isinstance(output, neg.Restart):
-                self._links._start(self.peer_id).post("offer", output.offer)
+                fresh = self._links._start(self.peer_id)
+                fresh.post("offer", output.offer)
+                for candidate in output.candidates:  # queued behind it: a trickling peer's
+                    fresh.post("candidate", candidate)
             elif isinstance(output, neg.SetKind):
                 logger.info("%s is a %s node (%s)", self.peer_id, output.kind.value, output.reason)
                 if output.kind is PeerKind.MODERN:
