@@ -11,7 +11,12 @@ the ratios printed under the table compare figures of the same run:
 - ``webrtc``: unisockets over WebRTC (``open_node(url)``, aiortc beneath);
 - ``native-rtc``: unisockets with ``open_node(..., webrtc_backend="native")``
   (``benchmarks.streams``' ``str0m`` backend), skipped as "not built" while
-  that parameter, that backend or the extension is missing.
+  that parameter, that backend or the extension is missing;
+- ``str0m``: raw str0m, two native transports
+  (``open_native_rtc_transport``) with this script's own signalling, no
+  signaling server (``benchmarks.raw_str0m``): bulk and RTT on loopback, and
+  the native backend's lossy figure (its candidates can be rewritten); no
+  set-up column (the ``native-rtc`` row has the node's).
 
 Workloads: *bulk*, ``--size`` MiB (64) one way in 16 KiB writes, MB/s; *RTT*,
 the echo of 100-byte messages, p50 and p99 over ``--count`` (2,000, after 200
@@ -57,7 +62,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from . import bulk, common, connect, lossy_relay, raw_aiortc, rtt, streams
+from . import bulk, common, connect, lossy_relay, raw_aiortc, raw_str0m, rtt, streams
 
 __all__ = ["ROWS", "Params", "Row", "RowSkipped", "register_row"]
 
@@ -278,6 +283,70 @@ async def _aiortc_lossy(p: Params) -> float:
             await pc.close()
 
 
+def _str0m_ready() -> None:
+    """Raises :class:`RowSkipped` when the native extension is not built."""
+    from unisockets.transport.native_rtc import native_available
+
+    if not native_available():
+        raise RowSkipped("not built: the unisockets._rtc extension is not installed")
+
+
+async def _str0m_bulk(p: Params, nbytes: int, rewrite: raw_str0m.Rewrite | None) -> float:
+    """MB/s of ``nbytes`` one way over a pipe of :func:`raw_str0m.open_remote_pair`."""
+    async with raw_str0m.open_remote_pair(rewrite) as transport:
+        pipe = await transport.open_pipe(raw_str0m.CHILD_ID, raw_str0m.LABEL)
+        await pipe.send_message(b"s" + nbytes.to_bytes(8, "big"))
+        payload = os.urandom(p.chunk)
+        started = common.now()
+        for offset in range(0, nbytes, p.chunk):
+            await pipe.send_message(payload[: min(p.chunk, nbytes - offset)])
+        await _bounded(pipe.receive_message(), "the sink's ack")
+        took = common.now() - started
+        await pipe.aclose()
+        return nbytes / took / common.MB
+
+
+async def _str0m_loopback(p: Params) -> dict[str, float]:
+    """Bulk and echo round trips of raw str0m on loopback (no relay)."""
+    values = {"bulk": await _str0m_bulk(p, p.bytes, None)}
+    async with raw_str0m.open_remote_pair() as transport:
+        pipe = await transport.open_pipe(raw_str0m.CHILD_ID, raw_str0m.LABEL)
+        await pipe.send_message(b"e")
+        message = os.urandom(p.size)
+        times = []
+        for i in range(p.warmup + p.count):
+            started = common.now()
+            await pipe.send_message(message)
+            await _bounded(pipe.receive_message(), "an echo")
+            if i >= p.warmup:
+                times.append(common.now() - started)
+        await pipe.aclose()
+    values["p50"] = 1e6 * common.median(times)
+    values["p99"] = 1e6 * common.percentile(times, 99)
+    return values
+
+
+async def _str0m_lossy(p: Params) -> float:
+    async with common.open_trio_child("benchmarks.lossy_relay", _relay_params(p)) as child:
+        await _bounded(child.receive(), "the relay to be ready")
+        relay = _RelayClient(child)
+        mbps = await _str0m_bulk(p, p.lossy_bytes, relay.rewrite)
+        _show_stats("str0m", await _bounded(relay.ask({"stats": True}), "the relay"))
+        return mbps
+
+
+def _str0m_row() -> tuple[Callable[[Params], dict[str, float]], Callable[[Params], float]]:
+    def loopback(p: Params) -> dict[str, float]:
+        _str0m_ready()
+        return dict(trio.run(_str0m_loopback, p))
+
+    def lossy(p: Params) -> float:
+        _str0m_ready()
+        return float(trio.run(_str0m_lossy, p))
+
+    return _unwrapped(loopback), _unwrapped(lossy)
+
+
 # ---- the node stacks -----------------------------------------------------------------------
 
 
@@ -459,6 +528,7 @@ register_row(
 )
 register_row("webrtc", "unisockets (aiortc)", _stream_row("webrtc"))
 register_row("native-rtc", "unisockets (native backend)", _native_rtc)
+register_row("str0m", "raw str0m (native transport)", *_str0m_row())
 
 
 # ---- the table -----------------------------------------------------------------------------

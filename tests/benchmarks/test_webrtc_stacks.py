@@ -34,6 +34,7 @@ ROW_LABELS = {
     "aiortc": "raw aiortc",
     "webrtc": "unisockets (aiortc)",
     "native-rtc": "unisockets (native backend)",
+    "str0m": "raw str0m (native transport)",
 }
 
 
@@ -70,8 +71,13 @@ def test_script_reports_every_row_with_ratios_and_a_lossy_column() -> None:
             assert "n/a" not in _row(result.stdout, ROW_LABELS[key]), output
     if native_available():  # the native core is built (cargo was there): its row is measured
         assert _row(result.stdout, ROW_LABELS["native-rtc"]).split().count("n/a") == 1, output
+        # raw str0m: no set-up cell, its lossy cell is the native backend's
+        assert _row(result.stdout, ROW_LABELS["str0m"]).split().count("n/a") == 1, output
+        lossy_ratio = r"lossy / trio TCP: .*raw str0m \(native transport\) [0-9.]+x"
+        assert no_tun or re.search(lossy_ratio, result.stdout), output
     else:
-        assert f"  skipped: {ROW_LABELS['native-rtc']} (not built" in result.stdout, output
+        for key in ("native-rtc", "str0m"):
+            assert f"  skipped: {ROW_LABELS[key]} (not built" in result.stdout, output
     assert "bulk / trio TCP: " in result.stdout, output
     assert no_tun or re.search(r"lossy / trio TCP: .*raw aiortc [0-9.]+x", result.stdout), output
 
